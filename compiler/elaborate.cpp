@@ -1,0 +1,540 @@
+// elaborate.cpp: from the AST of a network to the graph IR.
+//
+// Algorithm:
+// 1. Collect every block and network of every loaded file into one global table, rejecting
+//    duplicates and blocks that shadow a built-in layer; evaluate top-level lets.
+// 2. Pick the network (the only one in the main file, or --network) and bind its parameters:
+//    defaults, then -D overrides.
+// 3. Walk the network body as an interpreter would, carrying the current tensor. Layers append
+//    nodes; block calls bind arguments in a fresh scope whose `in` is the current shape; `seq`
+//    and block instances open a new naming module; residual/concat/add evaluate their bodies
+//    from the same input and join the results.
+// 4. Each statement that makes a layer or module takes the next position of its module; its name
+//    is its label or that position, so names equal PyTorch's state_dict keys.
+// 5. After an error the tensor becomes poison: later statements still check their arguments,
+//    but skip shape checks, so every independent error is reported once.
+// 6. Finally, warn about blocks and parameters of the main file that were never used.
+#include <algorithm>
+#include <cmath>
+
+#include "elaborator.h"
+
+namespace cnnc {
+
+void Elaborator::error(SourceLoc loc, const std::string& msg, const std::string& hint) {
+  Diagnostic d;
+  d.loc = loc;
+  d.message = msg;
+  d.hint = hint;
+  for (auto it = stack_.rbegin(); it != stack_.rend(); ++it)
+    d.notes.push_back("in block '" + it->decl->name + "' instantiated at " + sm_.where(it->site));
+  diags_.report(std::move(d));
+}
+
+void Elaborator::warning(SourceLoc loc, const std::string& msg, const std::string& hint) {
+  Diagnostic d;
+  d.severity = Severity::Warning;
+  d.loc = loc;
+  d.message = msg;
+  d.hint = hint;
+  diags_.report(std::move(d));
+}
+
+bool elaborate(const Program& prog, const SourceManager& sm, Diagnostics& diags, const ElabOptions& opts, Graph& out) {
+  Elaborator e(prog, sm, diags, opts);
+  return e.run(out);
+}
+
+void Elaborator::collectDecls() {
+  // Imports are loaded after their importer, so walking files backwards defines dependencies first.
+  for (auto it = prog_.files.rbegin(); it != prog_.files.rend(); ++it) {
+    for (const auto& d : (*it)->decls) {
+      if (isBuiltin(d->name) || d->name == "input") {
+        error(d->loc, std::string(d->kind == Decl::Block ? "block" : "network") + " '" + d->name + "' has the name of a built-in layer",
+              "rename it, e.g. '" + d->name + "_block'");
+        continue;
+      }
+      auto [pos, fresh] = decls_.emplace(d->name, d.get());
+      if (!fresh) {
+        Diagnostic dg;
+        dg.loc = d->loc;
+        dg.message = "redefinition of '" + d->name + "'";
+        dg.notes.push_back("previous definition at " + sm_.where(pos->second->loc));
+        diags_.report(dg);
+      }
+      std::set<std::string> seen;
+      for (const auto& p : d->params)
+        if (!seen.insert(p.name).second) error(p.loc, "parameter '" + p.name + "' is declared twice");
+    }
+    for (const auto& l : (*it)->lets) {
+      if (globals_.vars.count(l->name)) { error(l->loc, "redefinition of '" + l->name + "'"); continue; }
+      Value v = eval(*l->expr, globals_);
+      globals_.vars[l->name] = {v, l->loc, false, nullptr};
+    }
+  }
+}
+
+const Decl* Elaborator::chooseNetwork() {
+  const FileAst& main = *prog_.files[0];
+  std::vector<const Decl*> nets;
+  for (const auto& d : main.decls) if (d->kind == Decl::Network) nets.push_back(d.get());
+  const std::string& path = sm_.file(main.file).path;
+  if (!opts_.network.empty()) {
+    auto it = decls_.find(opts_.network);
+    if (it != decls_.end() && it->second->kind == Decl::Network) return it->second;
+    std::vector<std::string> names;
+    for (auto* n : nets) names.push_back(n->name);
+    std::string c = closest(opts_.network, names);
+    diags_.error({}, "no network named '" + opts_.network + "' in " + path, c.empty() ? "" : "did you mean '" + c + "'?");
+    return nullptr;
+  }
+  if (nets.size() == 1) return nets[0];
+  if (nets.empty()) {
+    bool blank = sm_.file(main.file).text.find_first_not_of(" \t\r\n") == std::string::npos;
+    diags_.error({main.file, 1, 1, 1}, blank ? "file is empty: expected a network" : "no network in this file",
+                 "declare one: network name(classes = 10) { input(3, 32, 32) ... }");
+    return nullptr;
+  }
+  std::string names;
+  for (auto* n : nets) names += (names.empty() ? "" : ", ") + n->name;
+  diags_.error({}, path + " declares several networks (" + names + ")", "pick one with --network NAME");
+  return nullptr;
+}
+
+// Parses a -D value: an integer, a float or a bool.
+static bool parseOverride(const std::string& text, Value& v) {
+  if (text == "true" || text == "false") { v = Value::ofBool(text == "true"); return true; }
+  char* end = nullptr;
+  errno = 0;
+  long long i = strtoll(text.c_str(), &end, 10);
+  if (!text.empty() && *end == 0 && errno == 0) { v = Value::ofInt(i); return true; }
+  double f = strtod(text.c_str(), &end);
+  if (!text.empty() && *end == 0 && std::isfinite(f)) { v = Value::ofFloat(f); return true; }
+  return false;
+}
+
+int Elaborator::newModule(const std::string& path, const std::string& kind, int parent) {
+  g_->modules.push_back({path, kind, parent});
+  return (int)g_->modules.size() - 1;
+}
+
+std::string Elaborator::uniqueName(const std::string& base) {
+  std::string n = base.empty() ? "node" : base;
+  if (nodeNames_.insert(n).second) return n;
+  for (int i = 2;; ++i) {
+    std::string c = n + "#" + std::to_string(i);
+    if (nodeNames_.insert(c).second) return c;
+  }
+}
+
+int Elaborator::addNode(OpKind op, const std::string& name, std::vector<int> inputs, Dims shape, SourceLoc loc, int module) {
+  Node n;
+  n.id = (int)g_->nodes.size();
+  n.op = op;
+  n.name = uniqueName(name);
+  n.inputs = std::move(inputs);
+  n.shape = std::move(shape);
+  n.loc = loc;
+  for (auto it = stack_.rbegin(); it != stack_.rend(); ++it) n.callStack.push_back(it->site);
+  n.module = module;
+  g_->nodes.push_back(std::move(n));
+  if ((int64_t)g_->nodes.size() > opts_.maxNodes && !aborted_) {
+    error(loc, "the network has more than " + std::to_string(opts_.maxNodes) + " layers", "check repetition counts and loops");
+    aborted_ = true;
+  }
+  return (int)g_->nodes.size() - 1;
+}
+
+bool Elaborator::run(Graph& g) {
+  g_ = &g;
+  collectDecls();
+  if (diags_.errors()) return false;
+  const Decl* net = chooseNetwork();
+  if (!net) return false;
+  usedDecls_.insert(net);
+  g.name = net->name;
+  g.file = sm_.file(prog_.files[0]->file).path;
+  newModule("", "network " + net->name, -1);
+
+  Scope scope;
+  scope.parent = nullptr;
+  for (const auto& p : net->params) {
+    Value v;
+    if (p.defaultValue) v = eval(*p.defaultValue, globals_);
+    else if (!opts_.overrides.count(p.name)) error(p.loc, "network parameter '" + p.name + "' has no default", "give it one, or pass -D " + p.name + "=VALUE");
+    scope.vars[p.name] = {v, p.loc, false, net};
+  }
+  for (const auto& [k, text] : opts_.overrides) {
+    auto it = scope.vars.find(k);
+    if (it == scope.vars.end()) {
+      std::vector<std::string> names;
+      for (const auto& p : net->params) names.push_back(p.name);
+      std::string c = closest(k, names);
+      diags_.error({}, "-D " + k + ": network '" + net->name + "' has no parameter '" + k + "'",
+                   c.empty() ? "its parameters are: " + [&] { std::string s; for (auto& n : names) s += (s.empty() ? "" : ", ") + n; return s.empty() ? std::string("(none)") : s; }()
+                             : "did you mean '" + c + "'?");
+      continue;
+    }
+    Value v;
+    if (!parseOverride(text, v)) { diags_.error({}, "-D " + k + "=" + text + ": the value must be an integer, a float, true or false"); continue; }
+    it->second.value = v;
+  }
+  if (diags_.errors()) return false;
+
+  // The first statement must be input(...).
+  const Body& b = net->body;
+  if (b.empty() || b[0]->kind != Stmt::Layer || b[0]->call.callee != "input") {
+    error(b.empty() ? net->loc : b[0]->loc, "a network must start with input(C, H, W)",
+          "e.g. input(3, 32, 32) for colour 32x32 images; the batch size is chosen at run time");
+    return false;
+  }
+  ModuleCtx top;
+  Tensor x = layer(b[0]->call, Tensor{}, scope, top, "input");
+  if (x.poison) return false;
+  scope.in = x.shape;
+  scope.hasIn = true;
+  Tensor y = x;
+  for (size_t i = 1; i < b.size() && !aborted_; ++i) y = stmt(*b[i], y, scope, top, Mode::Chain, nullptr);
+  g.output = y.poison ? -1 : y.node;
+  if (!diags_.errors()) warnUnused();
+  return diags_.errors() == 0 && g.output >= 0;
+}
+
+Tensor Elaborator::body(const Body& b, Tensor x, Scope& s, ModuleCtx& m, Mode mode, std::vector<Tensor>* branches) {
+  for (const auto& st : b) {
+    if (aborted_) break;
+    x = stmt(*st, x, s, m, mode, branches);
+  }
+  return x;
+}
+
+std::string Elaborator::segment(const Stmt& st, ModuleCtx& m, bool isModule, bool& ok) {
+  int index = m.counter++;
+  std::string seg = st.label.empty() ? std::to_string(index) : st.label;
+  ok = true;
+  if (!m.names.insert(seg).second && isModule) {
+    error(st.labelLoc.valid() ? st.labelLoc : st.loc,
+          "name '" + seg + "' is already used in " + (m.path.empty() ? "the network" : "module '" + m.path + "'"),
+          "give this statement another label");
+    ok = false;
+  }
+  return seg;
+}
+
+Tensor Elaborator::stmt(const Stmt& st, Tensor x, Scope& s, ModuleCtx& m, Mode mode, std::vector<Tensor>* branches) {
+  if (++steps_ > 10000000) {
+    if (!aborted_) error(st.loc, "elaboration takes more than 10,000,000 steps", "check loop and repetition counts");
+    aborted_ = true;
+    return x;
+  }
+  switch (st.kind) {
+    case Stmt::Let: {
+      if (s.vars.count(st.name)) { error(st.loc, "'" + st.name + "' is already defined in this scope"); return x; }
+      Value v = eval(*st.expr, s);
+      s.vars[st.name] = {v, st.loc, false, nullptr};
+      return x;
+    }
+    case Stmt::If: {
+      Value c = eval(*st.expr, s);
+      if (c.kind == Value::None) return Tensor{-1, {}, true};
+      if (c.kind != Value::Bool) {
+        error(st.expr->loc, std::string("condition must be a bool, got ") + kindName(c.kind) + " (" + valueStr(c) + ")",
+              "compare explicitly, e.g. 'if n != 0'");
+        return Tensor{-1, {}, true};
+      }
+      Scope inner;
+      inner.parent = &s;
+      return body(c.b ? st.body : st.body2, x, inner, m, mode, branches);
+    }
+    case Stmt::For: {
+      Value r = eval(*st.expr, s);
+      std::vector<Value> items;
+      if (r.kind == Value::Int) {
+        if (r.i < 0 || r.i > 100000) { error(st.expr->loc, "loop count " + valueStr(r) + " is out of range (0 to 100000)"); return Tensor{-1, {}, true}; }
+        for (int64_t i = 0; i < r.i; ++i) items.push_back(Value::ofInt(i));
+      } else if (r.kind == Value::List) {
+        items = r.list;
+      } else {
+        if (r.kind != Value::None) error(st.expr->loc, std::string("'for' needs a list or a count, got ") + kindName(r.kind));
+        return Tensor{-1, {}, true};
+      }
+      for (const auto& it : items) {
+        if (aborted_) break;
+        Scope inner;
+        inner.parent = &s;
+        inner.vars[st.name] = {it, st.loc, true, nullptr};
+        x = body(st.body, x, inner, m, mode, branches);
+      }
+      return x;
+    }
+    case Stmt::Residual: {
+      Scope a, b;
+      a.parent = b.parent = &s;
+      Tensor main = body(st.body, x, a, m, Mode::Chain, nullptr);
+      Tensor sc = st.hasShortcut ? body(st.body2, x, b, m, Mode::Chain, nullptr) : x;
+      Tensor out = join(OpKind::Add, {main, sc}, st.loc, m, true);
+      if (mode == Mode::Branch && branches) branches->push_back(out);
+      return mode == Mode::Branch ? x : out;
+    }
+    case Stmt::Concat:
+    case Stmt::Add: {
+      std::vector<Tensor> parts;
+      Scope inner;
+      inner.parent = &s;
+      body(st.body, x, inner, m, Mode::Branch, &parts);
+      const char* what = st.kind == Stmt::Concat ? "concat" : "add";
+      Tensor out;
+      if (parts.empty()) {
+        error(st.loc, std::string(what) + " has no branches", "put one layer, block or seq per branch inside the braces");
+        out = Tensor{-1, {}, true};
+      } else if (parts.size() == 1) {
+        out = parts[0];
+      } else {
+        out = join(st.kind == Stmt::Concat ? OpKind::Concat : OpKind::Add, parts, st.loc, m, false);
+      }
+      if (mode == Mode::Branch && branches) branches->push_back(out);
+      return mode == Mode::Branch ? x : out;
+    }
+    case Stmt::Use: {
+      bool bad = false;
+      const Decl* d = resolveBlock(st.call.callee, s, st.call.loc, bad);
+      if (!d) {
+        if (!bad) error(st.call.loc, "'use' needs a block; '" + st.call.callee + "' is " + (isBuiltin(st.call.callee) ? "a built-in layer" : "not defined"),
+                        isBuiltin(st.call.callee) ? "write the layer without 'use'" : "");
+        return Tensor{-1, {}, true};
+      }
+      Tensor out = callBlock(d, st.call, x, s, m, "", true);
+      if (mode == Mode::Branch && branches) branches->push_back(out);
+      return mode == Mode::Branch ? x : out;
+    }
+    case Stmt::Layer:
+    case Stmt::Seq: {
+      int64_t n = 1;
+      if (st.count) {
+        Value c = eval(*st.count, s);
+        if (c.kind == Value::None) return Tensor{-1, {}, true};
+        if (c.kind != Value::Int) { error(st.count->loc, std::string("repeat count must be an integer, got ") + kindName(c.kind)); return Tensor{-1, {}, true}; }
+        if (c.i < 0 || c.i > 10000) { error(st.count->loc, "repeat count " + std::to_string(c.i) + " is out of range (0 to 10000)"); return Tensor{-1, {}, true}; }
+        n = c.i;
+        if (!st.label.empty() && n != 1) {
+          error(st.labelLoc, "label '" + st.label + "' would name " + std::to_string(n) + " repeated layers",
+                "wrap the repetition in a labelled seq: " + st.label + ": seq { ... * " + std::to_string(n) + " }");
+          return Tensor{-1, {}, true};
+        }
+      }
+      Tensor cur = x;
+      for (int64_t i = 0; i < n && !aborted_; ++i) {
+        Tensor out = unit(st, mode == Mode::Branch ? x : cur, s, m);
+        if (mode == Mode::Branch && branches) branches->push_back(out);
+        else cur = out;
+      }
+      return cur;
+    }
+  }
+  return x;
+}
+
+const Decl* Elaborator::resolveBlock(const std::string& name, Scope& s, SourceLoc loc, bool& isError) {
+  isError = false;
+  for (Scope* sc = &s; sc; sc = sc->parent) {
+    auto it = sc->vars.find(name);
+    if (it != sc->vars.end()) {
+      Value v;
+      lookup(name, s, v);
+      if (v.kind == Value::Block) return v.block;
+      error(loc, "'" + name + "' is " + kindName(v.kind) + " (" + valueStr(v) + "), not a block or layer");
+      isError = true;
+      return nullptr;
+    }
+  }
+  auto it = decls_.find(name);
+  if (it == decls_.end()) return nullptr;
+  if (it->second->kind == Decl::Network) {
+    error(loc, "'" + name + "' is a network; only blocks can be instantiated", "move its body into a block and use it from both networks");
+    isError = true;
+    return nullptr;
+  }
+  usedDecls_.insert(it->second);
+  return it->second;
+}
+
+Tensor Elaborator::unit(const Stmt& st, Tensor x, Scope& s, ModuleCtx& m) {
+  if (st.kind == Stmt::Seq) {
+    bool ok;
+    std::string seg = segment(st, m, true, ok);
+    if (!ok) return Tensor{-1, {}, true};
+    ModuleCtx child;
+    child.path = m.path.empty() ? seg : m.path + "." + seg;
+    child.module = newModule(child.path, "seq", m.module);
+    Scope inner;
+    inner.parent = &s;
+    if (st.body.empty()) return x;
+    return body(st.body, x, inner, child, Mode::Chain, nullptr);
+  }
+  const Call& c = st.call;
+  if (c.callee == "input") {
+    error(c.loc, "input(...) may only be the first statement of a network");
+    return Tensor{-1, {}, true};
+  }
+  bool bad = false;
+  const Decl* d = resolveBlock(c.callee, s, c.loc, bad);
+  if (bad) return Tensor{-1, {}, true};
+  if (d) {
+    bool ok;
+    std::string seg = segment(st, m, true, ok);
+    if (!ok) return Tensor{-1, {}, true};
+    return callBlock(d, c, x, s, m, seg, false);
+  }
+  if (isBuiltin(c.callee)) {
+    bool ok;
+    std::string seg = segment(st, m, false, ok);
+    return layer(c, x, s, m, seg);
+  }
+  std::vector<std::string> names = builtinNames();
+  for (auto& kv : decls_) if (kv.second->kind == Decl::Block) names.push_back(kv.first);
+  for (Scope* sc = &s; sc; sc = sc->parent)
+    for (auto& kv : sc->vars) if (kv.second.value.kind == Value::Block) names.push_back(kv.first);
+  std::string best = closest(c.callee, names);
+  error(c.loc, "unknown layer or block '" + c.callee + "'",
+        best.empty() ? "built-in layers are listed in docs/language.md; blocks must be declared or imported" : "did you mean '" + best + "'?");
+  return Tensor{-1, {}, true};
+}
+
+bool Elaborator::bindParams(const Decl* d, const Call& c, Scope& caller, Scope& callee) {
+  bool ok = true;
+  size_t pos = 0;
+  bool sawKeyword = false;
+  std::map<std::string, const Arg*> given;
+  for (const auto& a : c.args) {
+    if (a.name.empty()) {
+      if (sawKeyword) { error(a.loc, "positional argument after a keyword argument"); ok = false; continue; }
+      if (pos >= d->params.size()) {
+        error(a.loc, "block '" + d->name + "' takes " + std::to_string(d->params.size()) + " argument" + (d->params.size() == 1 ? "" : "s") +
+                         ", but more were given");
+        ok = false;
+        continue;
+      }
+      given[d->params[pos++].name] = &a;
+    } else {
+      sawKeyword = true;
+      bool known = false;
+      for (const auto& p : d->params) known |= p.name == a.name;
+      if (!known) {
+        std::vector<std::string> names;
+        for (const auto& p : d->params) names.push_back(p.name);
+        std::string best = closest(a.name, names);
+        error(a.loc, "block '" + d->name + "' has no parameter '" + a.name + "'", best.empty() ? "" : "did you mean '" + best + "'?");
+        ok = false;
+        continue;
+      }
+      if (given.count(a.name)) { error(a.loc, "argument '" + a.name + "' is given twice"); ok = false; continue; }
+      given[a.name] = &a;
+    }
+  }
+  for (const auto& p : d->params) {
+    Value v;
+    auto it = given.find(p.name);
+    if (it != given.end()) {
+      v = eval(*it->second->value, caller);
+    } else if (p.defaultValue) {
+      v = eval(*p.defaultValue, callee);  // defaults may refer to earlier parameters and to 'in'
+    } else {
+      error(c.loc, "block '" + d->name + "' needs argument '" + p.name + "'", "declared at " + sm_.where(p.loc));
+      ok = false;
+      continue;
+    }
+    if (v.kind == Value::None) ok = false;
+    callee.vars[p.name] = {v, p.loc, false, d};
+  }
+  return ok;
+}
+
+Tensor Elaborator::callBlock(const Decl* d, const Call& c, Tensor x, Scope& s, ModuleCtx& m, const std::string& seg, bool splice) {
+  for (const auto& f : stack_)
+    if (f.decl == d) {
+      std::string chain;
+      for (const auto& g : stack_) chain += g.decl->name + " -> ";
+      error(c.loc, "block '" + d->name + "' instantiates itself: " + chain + d->name, "blocks cannot be recursive; use repetition or 'for'");
+      aborted_ = true;
+      return Tensor{-1, {}, true};
+    }
+  if ((int)stack_.size() >= opts_.maxBlockDepth) {
+    error(c.loc, "blocks nested more than " + std::to_string(opts_.maxBlockDepth) + " deep");
+    aborted_ = true;
+    return Tensor{-1, {}, true};
+  }
+  Scope callee;
+  callee.parent = &globals_;
+  callee.in = x.poison ? Dims{} : x.shape;
+  callee.hasIn = true;
+  stack_.push_back({d, c.loc});
+  bool ok = bindParams(d, c, s, callee);
+  Tensor out{-1, {}, true};
+  if (ok) {
+    if (splice) {
+      out = body(d->body, x, callee, m, Mode::Chain, nullptr);
+    } else {
+      ModuleCtx child;
+      child.path = m.path.empty() ? seg : m.path + "." + seg;
+      child.module = newModule(child.path, d->name, m.module);
+      out = body(d->body, x, callee, child, Mode::Chain, nullptr);
+    }
+  }
+  stack_.pop_back();
+  return out;
+}
+
+Tensor Elaborator::join(OpKind op, const std::vector<Tensor>& parts, SourceLoc loc, ModuleCtx& m, bool residual) {
+  for (const auto& p : parts) if (p.poison) return Tensor{-1, {}, true};
+  Dims shape = parts[0].shape;
+  std::vector<int> ins;
+  for (const auto& p : parts) ins.push_back(p.node);
+  if (op == OpKind::Add) {
+    for (size_t i = 1; i < parts.size(); ++i)
+      if (parts[i].shape != shape) {
+        const Dims& a = shape;
+        const Dims& b = parts[i].shape;
+        std::string hint;
+        if (residual && a.size() == 3 && b.size() == 3) {
+          int64_t stride = b[1] > a[1] && a[1] > 0 ? b[1] / a[1] : 1;
+          hint = "add a projection shortcut: shortcut { downsample: seq { conv(" + std::to_string(a[0]) + ", 1" +
+                 (stride > 1 ? ", stride=" + std::to_string(stride) : "") + ", bias=false); batchnorm } }";
+        } else {
+          hint = "every branch must produce the same shape";
+        }
+        error(loc, std::string(residual ? "residual add" : "add") + " of " + dimsStr(a) + " and " + dimsStr(b) + ": shapes differ", hint);
+        return Tensor{-1, {}, true};
+      }
+  } else {
+    int64_t c = 0;
+    for (size_t i = 0; i < parts.size(); ++i) {
+      const Dims& d = parts[i].shape;
+      if (d.size() != shape.size() || (d.size() == 3 && (d[1] != shape[1] || d[2] != shape[2]))) {
+        error(loc, "concat of " + dimsStr(shape) + " and " + dimsStr(d) + ": branches must agree in every dimension but channels",
+              "check the strides and padding of each branch so they keep the same height and width");
+        return Tensor{-1, {}, true};
+      }
+      c += d[0];
+    }
+    shape[0] = c;
+  }
+  std::string base = (m.path.empty() ? "" : m.path + ".") + opName(op);
+  int id = addNode(op, base, ins, shape, loc, m.module);
+  return Tensor{id, shape, false};
+}
+
+void Elaborator::warnUnused() {
+  int mainFile = prog_.files[0]->file;
+  for (const auto& d : prog_.files[0]->decls) {
+    if (d->file != mainFile) continue;
+    if (!usedDecls_.count(d.get())) {
+      warning(d->loc, "block '" + d->name + "' is never used");
+      continue;
+    }
+    for (const auto& p : d->params)
+      if (!usedParams_.count({d.get(), p.name}))
+        warning(p.loc, "parameter '" + p.name + "' of " + (d->kind == Decl::Block ? "block" : "network") + " '" + d->name + "' is never used");
+  }
+}
+
+}  // namespace cnnc

@@ -1,0 +1,24 @@
+// elaborate.h: the semantic pass. Runs the network's statements (blocks, repetition, conditions,
+// loops), resolves names, checks arguments and types, infers every tensor shape and produces the
+// graph IR with PyTorch state_dict names.
+#pragma once
+#include <map>
+#include <string>
+
+#include "diagnostics.h"
+#include "graph.h"
+#include "parser.h"
+
+namespace cnnc {
+
+struct ElabOptions {
+  std::string network;                          // empty: the only network of the main file
+  std::map<std::string, std::string> overrides;  // -D name=value for network parameters
+  int64_t maxNodes = 200000;
+  int maxBlockDepth = 64;
+};
+
+// Returns false when any error was reported; `out` is then incomplete.
+bool elaborate(const Program& prog, const SourceManager& sm, Diagnostics& diags, const ElabOptions& opts, Graph& out);
+
+}  // namespace cnnc

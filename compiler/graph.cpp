@@ -1,0 +1,152 @@
+// graph.cpp: graph IR helpers and its stable text form (`cnnc --emit=graph`).
+#include "graph.h"
+
+#include <sstream>
+
+namespace cnnc {
+
+const char* opName(OpKind k) {
+  switch (k) {
+    case OpKind::Input: return "input";
+    case OpKind::Conv: return "conv";
+    case OpKind::Linear: return "linear";
+    case OpKind::BatchNorm: return "batchnorm";
+    case OpKind::Relu: return "relu";
+    case OpKind::Tanh: return "tanh";
+    case OpKind::Sigmoid: return "sigmoid";
+    case OpKind::MaxPool: return "maxpool";
+    case OpKind::AvgPool: return "avgpool";
+    case OpKind::AdaptiveAvgPool: return "adaptiveavgpool";
+    case OpKind::Flatten: return "flatten";
+    case OpKind::Dropout: return "dropout";
+    case OpKind::LRN: return "lrn";
+    case OpKind::Softmax: return "softmax";
+    case OpKind::Concat: return "concat";
+    case OpKind::Add: return "add";
+  }
+  return "?";
+}
+
+std::string dimsStr(const Dims& d) {
+  std::string s = "[";
+  for (size_t i = 0; i < d.size(); ++i) s += (i ? "," : "") + std::to_string(d[i]);
+  return s + "]";
+}
+
+int64_t numel(const Dims& d) {
+  int64_t n = 1;
+  for (auto x : d) n *= x;
+  return n;
+}
+
+int64_t ParamInfo::numel() const { return cnnc::numel(shape); }
+
+int64_t Graph::totalParams() const {
+  int64_t n = 0;
+  for (const auto& p : params) if (p.trainable()) n += p.numel();
+  return n;
+}
+
+int64_t Graph::bufferElems() const {
+  int64_t n = 0;
+  for (const auto& p : params)
+    if (p.role == ParamRole::RunningMean || p.role == ParamRole::RunningVar) n += p.numel();
+  return n;
+}
+
+int64_t Graph::totalMacs() const {
+  int64_t n = 0;
+  for (const auto& nd : nodes) n += nd.macs;
+  return n;
+}
+
+int64_t Graph::activationBytes() const {
+  int64_t n = 0;
+  for (const auto& nd : nodes) n += numel(nd.shape) * 4;
+  return n;
+}
+
+std::string withCommas(int64_t v) {
+  std::string s = std::to_string(v < 0 ? -v : v);
+  std::string out;
+  int c = 0;
+  for (int i = (int)s.size() - 1; i >= 0; --i) {
+    out.insert(out.begin(), s[i]);
+    if (++c % 3 == 0 && i > 0) out.insert(out.begin(), ',');
+  }
+  return v < 0 ? "-" + out : out;
+}
+
+static std::string fmtDouble(double v) {
+  std::ostringstream ss;
+  ss << v;
+  return ss.str();
+}
+
+static std::string pair(const int64_t* p) {
+  return p[0] == p[1] ? std::to_string(p[0]) : "[" + std::to_string(p[0]) + "," + std::to_string(p[1]) + "]";
+}
+
+// The attributes that matter for an op, in a fixed order.
+static std::string attrStr(const Node& n) {
+  const Attrs& a = n.attrs;
+  std::string s;
+  auto add = [&](const std::string& k, const std::string& v) { s += (s.empty() ? "" : " ") + k + "=" + v; };
+  switch (n.op) {
+    case OpKind::Conv:
+      add("out", std::to_string(a.out)); add("kernel", pair(a.kernel)); add("stride", pair(a.stride));
+      add("padding", pair(a.pad)); add("dilation", pair(a.dilation)); add("groups", std::to_string(a.groups));
+      add("bias", a.bias ? "true" : "false");
+      break;
+    case OpKind::Linear:
+      add("out", std::to_string(a.out)); add("bias", a.bias ? "true" : "false");
+      break;
+    case OpKind::BatchNorm:
+      add("eps", fmtDouble(a.eps)); add("momentum", fmtDouble(a.momentum));
+      break;
+    case OpKind::MaxPool:
+    case OpKind::AvgPool:
+      add("kernel", pair(a.kernel)); add("stride", pair(a.stride)); add("padding", pair(a.pad));
+      if (n.op == OpKind::MaxPool) add("dilation", pair(a.dilation));
+      add("ceil", a.ceil ? "true" : "false");
+      if (n.op == OpKind::AvgPool) add("count_include_pad", a.countIncludePad ? "true" : "false");
+      break;
+    case OpKind::AdaptiveAvgPool: add("out", pair(a.outHW)); break;
+    case OpKind::Dropout: add("p", fmtDouble(a.p)); break;
+    case OpKind::LRN:
+      add("size", std::to_string(a.size)); add("alpha", fmtDouble(a.alpha)); add("beta", fmtDouble(a.beta));
+      add("k", fmtDouble(a.k));
+      break;
+    default: break;
+  }
+  return s;
+}
+
+std::string printGraph(const Graph& g, const SourceManager& sm) {
+  std::ostringstream o;
+  o << "graph " << g.name << " {\n";
+  for (const auto& n : g.nodes) {
+    o << "  %" << n.name << " = " << opName(n.op);
+    if (!n.inputs.empty()) {
+      o << "(";
+      for (size_t i = 0; i < n.inputs.size(); ++i) o << (i ? ", " : "") << "%" << g.nodes[n.inputs[i]].name;
+      o << ")";
+    }
+    std::string a = attrStr(n);
+    if (!a.empty()) o << " {" << a << "}";
+    o << " : " << dimsStr(n.shape);
+    if (n.loc.valid()) o << "  @" << sm.where(n.loc);
+    o << "\n";
+    for (int p : n.params) o << "    param " << g.params[p].name << " " << dimsStr(g.params[p].shape) << "\n";
+  }
+  o << "  return %" << g.nodes[g.output].name << "\n}\n";
+  return o.str();
+}
+
+std::string printParams(const Graph& g) {
+  std::string s;
+  for (const auto& p : g.params) s += p.name + (p.isInt64() ? " i64 " : " f32 ") + dimsStr(p.shape) + "\n";
+  return s;
+}
+
+}  // namespace cnnc

@@ -1,0 +1,97 @@
+// graph.h: the graph IR, the single input of code generation. Ops are typed, every tensor shape is
+// static (per image: [C,H,W] or [F]; the batch is left to run time) and every node keeps the source
+// location of the statement that made it plus the chain of block instantiations around it.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "source.h"
+
+namespace cnnc {
+
+enum class OpKind {
+  Input, Conv, Linear, BatchNorm, Relu, Tanh, Sigmoid, MaxPool, AvgPool, AdaptiveAvgPool,
+  Flatten, Dropout, LRN, Softmax, Concat, Add
+};
+
+const char* opName(OpKind k);
+
+using Dims = std::vector<int64_t>;
+std::string dimsStr(const Dims& d);  // "[64,56,56]"
+
+struct Attrs {
+  int64_t out = 0;                // conv/linear output channels or features
+  int64_t kernel[2] = {1, 1};
+  int64_t stride[2] = {1, 1};
+  int64_t pad[2] = {0, 0};
+  int64_t dilation[2] = {1, 1};
+  int64_t groups = 1;
+  bool bias = true;
+  bool ceil = false;              // pools
+  bool countIncludePad = true;    // avgpool
+  int64_t outHW[2] = {1, 1};      // adaptive pool
+  int64_t size = 0;               // lrn
+  double eps = 1e-5, momentum = 0.1;  // batchnorm
+  double p = 0.5;                 // dropout
+  double alpha = 1e-4, beta = 0.75, k = 1.0;  // lrn
+};
+
+enum class ParamRole { Weight, Bias, RunningMean, RunningVar, NumBatchesTracked };
+
+struct ParamInfo {
+  std::string name;   // state_dict key
+  Dims shape;
+  ParamRole role;
+  int node = -1;
+  bool trainable() const { return role == ParamRole::Weight || role == ParamRole::Bias; }
+  bool isInt64() const { return role == ParamRole::NumBatchesTracked; }
+  int64_t numel() const;
+};
+
+struct Node {
+  int id = -1;
+  OpKind op = OpKind::Input;
+  std::string name;               // dotted module path, unique in the graph
+  std::vector<int> inputs;
+  Dims shape;
+  Attrs attrs;
+  std::vector<int> params;        // indices into Graph::params
+  SourceLoc loc;
+  std::vector<SourceLoc> callStack;  // innermost instantiation site first
+  int module = 0;                 // index into Graph::modules
+  int64_t macs = 0;               // multiply-accumulates per image (conv, linear)
+};
+
+// A module: the network, a block instance or a seq; used to draw clusters and summaries.
+struct ModuleInfo {
+  std::string path;   // "" for the network itself
+  std::string kind;   // block name, "seq" or "network"
+  int parent = -1;
+};
+
+struct Graph {
+  std::string name;
+  std::string file;
+  std::vector<Node> nodes;        // in topological order; nodes[0] is the input
+  std::vector<ParamInfo> params;  // in state_dict order
+  std::vector<ModuleInfo> modules;
+  int output = -1;
+  std::vector<double> mean, std;  // input normalisation, may be empty
+
+  int64_t totalParams() const;     // trainable parameters
+  int64_t bufferElems() const;     // BN running mean + var
+  int64_t totalMacs() const;
+  int64_t activationBytes() const; // sum of all node outputs, batch 1, float32
+};
+
+int64_t numel(const Dims& d);
+
+// Text forms for tests and tools.
+std::string printGraph(const Graph& g, const SourceManager& sm);
+std::string printParams(const Graph& g);
+std::string printSummary(const Graph& g);
+std::string printDot(const Graph& g);
+std::string withCommas(int64_t v);
+
+}  // namespace cnnc

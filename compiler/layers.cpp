@@ -1,0 +1,412 @@
+// layers.cpp: the built-in layers. Each has a table of arguments (positional order, types,
+// defaults); binding checks them, then the layer's shape rule gives the output shape and its
+// parameters get their PyTorch names and shapes.
+#include <algorithm>
+#include <cmath>
+
+#include "elaborator.h"
+#include "shape_rules.h"
+
+namespace cnnc {
+namespace {
+
+enum class ArgType { Int, IntPair, Float, Bool, FloatList };
+
+struct ArgSpec {
+  const char* name;
+  ArgType type;
+  bool required;
+};
+
+struct LayerSpec {
+  const char* name;
+  OpKind op;
+  std::vector<ArgSpec> args;
+};
+
+// Limits on sizes: far above any real network, low enough that products cannot overflow.
+constexpr int64_t kMaxChannels = 1 << 24;
+constexpr int64_t kMaxSpatial = 1 << 20;
+constexpr int64_t kMaxWindow = 1 << 12;
+constexpr int64_t kMaxTensorElems = int64_t(1) << 36;
+
+const std::vector<LayerSpec>& specs() {
+  static const std::vector<LayerSpec> s = {
+      {"input", OpKind::Input, {{"c", ArgType::Int, true}, {"h", ArgType::Int, false}, {"w", ArgType::Int, false},
+                                {"mean", ArgType::FloatList, false}, {"std", ArgType::FloatList, false}}},
+      {"conv", OpKind::Conv, {{"out", ArgType::Int, true}, {"kernel", ArgType::IntPair, true}, {"stride", ArgType::IntPair, false},
+                              {"padding", ArgType::IntPair, false}, {"dilation", ArgType::IntPair, false}, {"groups", ArgType::Int, false},
+                              {"bias", ArgType::Bool, false}, {"in_channels", ArgType::Int, false}}},
+      {"linear", OpKind::Linear, {{"out", ArgType::Int, true}, {"bias", ArgType::Bool, false}, {"in_features", ArgType::Int, false}}},
+      {"batchnorm", OpKind::BatchNorm, {{"eps", ArgType::Float, false}, {"momentum", ArgType::Float, false}}},
+      {"relu", OpKind::Relu, {}},
+      {"tanh", OpKind::Tanh, {}},
+      {"sigmoid", OpKind::Sigmoid, {}},
+      {"softmax", OpKind::Softmax, {}},
+      {"flatten", OpKind::Flatten, {}},
+      {"identity", OpKind::Input, {}},  // no node: passes its input through
+      {"maxpool", OpKind::MaxPool, {{"kernel", ArgType::IntPair, true}, {"stride", ArgType::IntPair, false}, {"padding", ArgType::IntPair, false},
+                                    {"dilation", ArgType::IntPair, false}, {"ceil", ArgType::Bool, false}}},
+      {"avgpool", OpKind::AvgPool, {{"kernel", ArgType::IntPair, true}, {"stride", ArgType::IntPair, false}, {"padding", ArgType::IntPair, false},
+                                    {"ceil", ArgType::Bool, false}, {"count_include_pad", ArgType::Bool, false}}},
+      {"adaptiveavgpool", OpKind::AdaptiveAvgPool, {{"out", ArgType::IntPair, true}}},
+      {"globalavgpool", OpKind::AdaptiveAvgPool, {}},
+      {"dropout", OpKind::Dropout, {{"p", ArgType::Float, false}}},
+      {"lrn", OpKind::LRN, {{"size", ArgType::Int, true}, {"alpha", ArgType::Float, false}, {"beta", ArgType::Float, false}, {"k", ArgType::Float, false}}},
+  };
+  return s;
+}
+
+const LayerSpec* findSpec(const std::string& n) {
+  for (const auto& s : specs()) if (n == s.name) return &s;
+  return nullptr;
+}
+
+const char* typeName(ArgType t) {
+  switch (t) {
+    case ArgType::Int: return "an integer";
+    case ArgType::IntPair: return "an integer or a pair [h, w]";
+    case ArgType::Float: return "a number";
+    case ArgType::Bool: return "true or false";
+    case ArgType::FloatList: return "a list of numbers";
+  }
+  return "?";
+}
+
+}  // namespace
+
+bool Elaborator::isBuiltin(const std::string& name) const { return name != "input" && findSpec(name) != nullptr; }
+
+std::vector<std::string> Elaborator::builtinNames() const {
+  std::vector<std::string> v;
+  for (const auto& s : specs()) if (std::string(s.name) != "input") v.push_back(s.name);
+  return v;
+}
+
+// Arguments of one layer call after binding and type checks.
+struct BoundArgs {
+  std::map<std::string, Value> v;
+  std::map<std::string, SourceLoc> loc;
+  bool has(const char* n) const { return v.count(n) > 0; }
+};
+
+Tensor Elaborator::layer(const Call& c, Tensor x, Scope& s, ModuleCtx& m, const std::string& seg) {
+  const LayerSpec& spec = *findSpec(c.callee);
+  const Tensor poison{-1, {}, true};
+  BoundArgs a;
+  bool ok = true;
+  size_t pos = 0;
+  bool sawKeyword = false;
+  for (const auto& arg : c.args) {
+    const ArgSpec* as = nullptr;
+    if (arg.name.empty()) {
+      if (sawKeyword) { error(arg.loc, "positional argument after a keyword argument"); ok = false; continue; }
+      if (pos >= spec.args.size()) {
+        error(arg.loc, std::string(spec.name) + " takes at most " + std::to_string(spec.args.size()) + " argument" + (spec.args.size() == 1 ? "" : "s") +
+                           (spec.args.empty() ? "" : " (" + [&] { std::string l; for (auto& x : spec.args) l += (l.empty() ? "" : ", ") + std::string(x.name); return l; }() + ")"));
+        ok = false;
+        continue;
+      }
+      as = &spec.args[pos++];
+    } else {
+      sawKeyword = true;
+      for (const auto& x : spec.args) if (arg.name == x.name) as = &x;
+      if (!as) {
+        std::vector<std::string> names;
+        for (const auto& x : spec.args) names.push_back(x.name);
+        std::string best = closest(arg.name, names);
+        std::string list;
+        for (auto& n : names) list += (list.empty() ? "" : ", ") + n;
+        error(arg.loc, std::string(spec.name) + " has no argument '" + arg.name + "'",
+              !best.empty() ? "did you mean '" + best + "'?" : list.empty() ? std::string(spec.name) + " takes no arguments" : "its arguments are: " + list);
+        ok = false;
+        continue;
+      }
+      if (a.has(as->name)) { error(arg.loc, "argument '" + arg.name + "' is given twice"); ok = false; continue; }
+    }
+    Value v = eval(*arg.value, s);
+    if (v.kind == Value::None) { ok = false; continue; }
+    SourceLoc vloc = arg.value->loc;
+    bool typeOk = true;
+    switch (as->type) {
+      case ArgType::Int: typeOk = v.kind == Value::Int; break;
+      case ArgType::IntPair:
+        typeOk = v.kind == Value::Int || (v.kind == Value::List && v.list.size() == 2 && v.list[0].kind == Value::Int && v.list[1].kind == Value::Int);
+        break;
+      case ArgType::Float: typeOk = v.isNumber(); break;
+      case ArgType::Bool: typeOk = v.kind == Value::Bool; break;
+      case ArgType::FloatList:
+        typeOk = v.kind == Value::List;
+        for (auto& e : v.list) typeOk &= e.isNumber();
+        break;
+    }
+    if (!typeOk) {
+      error(vloc, "argument '" + std::string(as->name) + "' of " + spec.name + " must be " + typeName(as->type) + ", got " + kindName(v.kind) + " (" + valueStr(v) + ")");
+      ok = false;
+      continue;
+    }
+    a.v[as->name] = v;
+    a.loc[as->name] = vloc;
+  }
+  for (const auto& as : spec.args)
+    if (as.required && !a.has(as.name) && ok) {
+      std::string list;
+      for (const auto& x : spec.args) if (x.required) list += (list.empty() ? "" : ", ") + std::string(x.name);
+      error(c.loc, std::string(spec.name) + " needs argument '" + as.name + "'", std::string("e.g. ") + spec.name + "(" + list + ")");
+      ok = false;
+    }
+
+  auto getInt = [&](const char* n, int64_t def) { return a.has(n) ? a.v[n].i : def; };
+  auto getPair = [&](const char* n, int64_t def, int64_t out[2]) {
+    if (!a.has(n)) { out[0] = out[1] = def; return; }
+    const Value& v = a.v[n];
+    if (v.kind == Value::Int) out[0] = out[1] = v.i;
+    else { out[0] = v.list[0].i; out[1] = v.list[1].i; }
+  };
+  auto getFloat = [&](const char* n, double def) { return a.has(n) ? a.v[n].asDouble() : def; };
+  auto getBool = [&](const char* n, bool def) { return a.has(n) ? a.v[n].b : def; };
+  // Range check of one argument; reports at the argument.
+  auto inRange = [&](const char* n, int64_t lo, int64_t hi, const std::string& why = "") {
+    if (!a.has(n)) return true;
+    const Value& v = a.v[n];
+    std::vector<int64_t> xs = v.kind == Value::Int ? std::vector<int64_t>{v.i} : std::vector<int64_t>{v.list[0].i, v.list[1].i};
+    for (auto x : xs)
+      if (x < lo || x > hi) {
+        std::string msg = std::string(spec.name) + " " + n + " = " + std::to_string(x) + " is out of range";
+        msg += x < lo ? " (it must be at least " + std::to_string(lo) + ")" : " (the limit is " + std::to_string(hi) + ")";
+        error(a.loc[n], msg, why);
+        ok = false;
+        return false;
+      }
+    return true;
+  };
+
+  Attrs at;
+  switch (spec.op) {
+    case OpKind::Input:
+      if (c.callee == "input") {
+        inRange("c", 1, kMaxChannels);
+        inRange("h", 1, kMaxSpatial);
+        inRange("w", 1, kMaxSpatial);
+      }
+      break;
+    case OpKind::Conv:
+      inRange("out", 1, kMaxChannels, "a conv needs at least one output channel");
+      inRange("kernel", 1, kMaxWindow);
+      inRange("stride", 1, kMaxWindow);
+      inRange("padding", 0, kMaxWindow);
+      inRange("dilation", 1, kMaxWindow);
+      inRange("groups", 1, kMaxChannels);
+      at.out = getInt("out", 1);
+      getPair("kernel", 1, at.kernel);
+      getPair("stride", 1, at.stride);
+      getPair("padding", 0, at.pad);
+      getPair("dilation", 1, at.dilation);
+      at.groups = getInt("groups", 1);
+      at.bias = getBool("bias", true);
+      break;
+    case OpKind::Linear:
+      inRange("out", 1, kMaxChannels, "a linear layer needs at least one output feature");
+      at.out = getInt("out", 1);
+      at.bias = getBool("bias", true);
+      break;
+    case OpKind::BatchNorm:
+      at.eps = getFloat("eps", 1e-5);
+      at.momentum = getFloat("momentum", 0.1);
+      if (!(at.eps > 0 && at.eps < 1)) { error(a.loc["eps"], "batchnorm eps must be in (0, 1)"); ok = false; }
+      if (!(at.momentum >= 0 && at.momentum <= 1)) { error(a.loc["momentum"], "batchnorm momentum must be in [0, 1]"); ok = false; }
+      break;
+    case OpKind::MaxPool:
+    case OpKind::AvgPool:
+      inRange("kernel", 1, kMaxWindow);
+      inRange("stride", 1, kMaxWindow);
+      inRange("padding", 0, kMaxWindow);
+      inRange("dilation", 1, kMaxWindow);
+      getPair("kernel", 1, at.kernel);
+      if (a.has("stride")) getPair("stride", 1, at.stride);
+      else { at.stride[0] = at.kernel[0]; at.stride[1] = at.kernel[1]; }
+      getPair("padding", 0, at.pad);
+      getPair("dilation", 1, at.dilation);
+      at.ceil = getBool("ceil", false);
+      at.countIncludePad = getBool("count_include_pad", true);
+      if (ok)
+        for (int i = 0; i < 2; ++i)
+          if (at.pad[i] * 2 > at.dilation[i] * (at.kernel[i] - 1) + 1) {
+            error(a.loc["padding"], std::string(spec.name) + " padding " + std::to_string(at.pad[i]) + " is more than half of the kernel " + std::to_string(at.kernel[i]),
+                  "PyTorch requires padding <= kernel / 2");
+            ok = false;
+            break;
+          }
+      break;
+    case OpKind::AdaptiveAvgPool:
+      inRange("out", 1, kMaxSpatial);
+      getPair("out", 1, at.outHW);
+      break;
+    case OpKind::Dropout:
+      at.p = getFloat("p", 0.5);
+      if (!(at.p >= 0 && at.p <= 1)) { error(a.loc["p"], "dropout p = " + valueStr(a.v["p"]) + " must be between 0 and 1"); ok = false; }
+      break;
+    case OpKind::LRN:
+      inRange("size", 1, kMaxWindow);
+      at.size = getInt("size", 5);
+      at.alpha = getFloat("alpha", 1e-4);
+      at.beta = getFloat("beta", 0.75);
+      at.k = getFloat("k", 1.0);
+      break;
+    default: break;
+  }
+  if (!ok) return poison;
+
+  SourceLoc loc = c.loc;
+  std::string path = m.path.empty() ? seg : m.path + "." + seg;
+
+  if (c.callee == "input") {
+    Dims d{getInt("c", 1)};
+    if (a.has("h") != a.has("w")) { error(c.loc, "input needs both h and w, or neither (a flat input)"); return poison; }
+    if (a.has("h")) { d.push_back(getInt("h", 1)); d.push_back(getInt("w", 1)); }
+    int64_t n;
+    if (!mulOk(d[0], d.size() == 3 ? d[1] : 1, n) || !mulOk(n, d.size() == 3 ? d[2] : 1, n) || n > kMaxTensorElems) {
+      error(c.loc, "input " + dimsStr(d) + " is too large");
+      return poison;
+    }
+    for (const char* key : {"mean", "std"}) {
+      if (!a.has(key)) continue;
+      std::vector<double>& dst = std::string(key) == "mean" ? g_->mean : g_->std;
+      for (auto& e : a.v[key].list) dst.push_back(e.asDouble());
+      if ((int64_t)dst.size() != d[0]) {
+        error(a.loc[key], std::string(key) + " has " + std::to_string(dst.size()) + " values but the input has " + std::to_string(d[0]) + " channels");
+        return poison;
+      }
+      if (std::string(key) == "std")
+        for (double v : dst) if (!(v > 0)) { error(a.loc[key], "std values must be positive"); return poison; }
+    }
+    int id = addNode(OpKind::Input, "input", {}, d, loc, 0);
+    return Tensor{id, d, false};
+  }
+  if (c.callee == "identity") return x;
+  if (x.poison) return poison;
+
+  const Dims& in = x.shape;
+  Dims outShape;
+  auto needSpatial = [&]() {
+    if (in.size() == 3) return true;
+    error(loc, std::string(spec.name) + " needs a [C,H,W] input, got " + dimsStr(in),
+          "it comes after 'flatten' or a linear layer; move it before them");
+    return false;
+  };
+  auto spatialOut = [&](bool pool) -> bool {
+    outShape = {in[0], 0, 0};
+    for (int i = 0; i < 2; ++i) {
+      int64_t o = pool ? poolOutSize(in[1 + i], at.kernel[i], at.stride[i], at.pad[i], at.dilation[i], at.ceil)
+                       : convOutSize(in[1 + i], at.kernel[i], at.stride[i], at.pad[i], at.dilation[i]);
+      outShape[1 + i] = std::max<int64_t>(o, 0);
+    }
+    if (outShape[1] < 1 || outShape[2] < 1) {
+      Dims shown = outShape;
+      if (spec.op == OpKind::Conv) shown[0] = at.out;
+      error(loc, std::string(spec.name) + " output would be " + dimsStr(shown) + ": the input " + dimsStr(in) + " is smaller than the " +
+                     std::to_string(at.dilation[0] * (at.kernel[0] - 1) + 1) + "x" + std::to_string(at.dilation[1] * (at.kernel[1] - 1) + 1) + " window",
+            "use padding, a smaller kernel or stride, or a larger input");
+      return false;
+    }
+    return true;
+  };
+
+  int64_t macs = 0;
+  std::vector<std::pair<std::string, std::pair<Dims, ParamRole>>> params;
+  switch (spec.op) {
+    case OpKind::Conv: {
+      if (!needSpatial()) return poison;
+      if (a.has("in_channels") && getInt("in_channels", 0) != in[0]) {
+        error(a.loc["in_channels"], "conv expects " + std::to_string(getInt("in_channels", 0)) + " input channels (in_channels), but its input is " + dimsStr(in),
+              "set in_channels=" + std::to_string(in[0]) + ", or change the layers before it");
+        return poison;
+      }
+      if (in[0] % at.groups || at.out % at.groups) {
+        error(a.has("groups") ? a.loc["groups"] : loc, "conv groups = " + std::to_string(at.groups) + " must divide both the input channels (" +
+                                                           std::to_string(in[0]) + ") and the output channels (" + std::to_string(at.out) + ")");
+        return poison;
+      }
+      if (!spatialOut(false)) return poison;
+      outShape[0] = at.out;
+      int64_t w;
+      if (!mulOk(at.out, in[0] / at.groups, w) || !mulOk(w, at.kernel[0] * at.kernel[1], w) || w > kMaxTensorElems) {
+        error(loc, "conv weight [" + std::to_string(at.out) + "," + std::to_string(in[0] / at.groups) + "," + std::to_string(at.kernel[0]) + "," +
+                       std::to_string(at.kernel[1]) + "] is too large");
+        return poison;
+      }
+      params.push_back({"weight", {{at.out, in[0] / at.groups, at.kernel[0], at.kernel[1]}, ParamRole::Weight}});
+      if (at.bias) params.push_back({"bias", {{at.out}, ParamRole::Bias}});
+      int64_t o = numel(outShape);
+      if (!mulOk(o, in[0] / at.groups * at.kernel[0] * at.kernel[1], macs)) macs = INT64_MAX / 4;
+      break;
+    }
+    case OpKind::Linear: {
+      if (in.size() != 1) {
+        error(loc, "linear expects a flat input, got " + dimsStr(in), "insert 'flatten' before it; it would give [" + std::to_string(numel(in)) + "]");
+        return poison;
+      }
+      if (a.has("in_features") && getInt("in_features", 0) != in[0]) {
+        error(a.loc["in_features"], "linear expects " + std::to_string(getInt("in_features", 0)) + " input features (in_features), but its input is " + dimsStr(in),
+              "set in_features=" + std::to_string(in[0]) + ", or change the layers before it so they produce " + std::to_string(getInt("in_features", 0)));
+        return poison;
+      }
+      int64_t w;
+      if (!mulOk(at.out, in[0], w) || w > kMaxTensorElems) {
+        error(loc, "linear weight [" + std::to_string(at.out) + "," + std::to_string(in[0]) + "] is too large");
+        return poison;
+      }
+      outShape = {at.out};
+      params.push_back({"weight", {{at.out, in[0]}, ParamRole::Weight}});
+      if (at.bias) params.push_back({"bias", {{at.out}, ParamRole::Bias}});
+      macs = w;
+      break;
+    }
+    case OpKind::BatchNorm:
+      outShape = in;
+      params.push_back({"weight", {{in[0]}, ParamRole::Weight}});
+      params.push_back({"bias", {{in[0]}, ParamRole::Bias}});
+      params.push_back({"running_mean", {{in[0]}, ParamRole::RunningMean}});
+      params.push_back({"running_var", {{in[0]}, ParamRole::RunningVar}});
+      params.push_back({"num_batches_tracked", {{}, ParamRole::NumBatchesTracked}});
+      break;
+    case OpKind::MaxPool:
+    case OpKind::AvgPool:
+      if (!needSpatial() || !spatialOut(true)) return poison;
+      break;
+    case OpKind::AdaptiveAvgPool:
+      if (!needSpatial()) return poison;
+      outShape = {in[0], at.outHW[0], at.outHW[1]};
+      break;
+    case OpKind::LRN:
+      if (!needSpatial()) return poison;
+      outShape = in;
+      break;
+    case OpKind::Flatten:
+      outShape = {numel(in)};
+      break;
+    default:
+      outShape = in;
+      break;
+  }
+  int id = addNode(spec.op, path, {x.node}, outShape, loc, m.module);
+  Node& n = g_->nodes[id];
+  n.attrs = at;
+  n.macs = macs;
+  for (auto& [suffix, info] : params) {
+    ParamInfo p;
+    p.name = path + "." + suffix;
+    p.shape = info.first;
+    p.role = info.second;
+    p.node = id;
+    n.params.push_back((int)g_->params.size());
+    g_->params.push_back(std::move(p));
+  }
+  if (!params.empty() && n.name != path) {
+    error(c.loc, "name '" + path + "' is already used by another layer with parameters", "give this layer its own label");
+    return poison;
+  }
+  return Tensor{id, outShape, false};
+}
+
+}  // namespace cnnc

@@ -1,0 +1,516 @@
+// parser.cpp: the front of the front end.
+//
+// 1. The raw bytes are checked (size, NUL bytes, UTF-8) before ANTLR sees them, so binary
+//    garbage gets one precise error instead of hundreds of token errors.
+// 2. The ANTLR lexer tokenises; a pre-scan of the tokens bounds the nesting depth, since the
+//    generated recursive-descent parser would otherwise recurse once per open bracket.
+// 3. The ANTLR parser builds a parse tree; syntax errors go through our listener so that they
+//    print as `file:line:col: error:` with a caret.
+// 4. The parse tree is converted into the AST (ast.h), keeping a location on every node.
+// 5. loadProgram follows `import`s relative to the importing file, detecting cycles.
+#include "parser.h"
+
+#include <climits>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "CnnLexer.h"
+#include "CnnParser.h"
+#include "antlr4-runtime.h"
+
+namespace cnnc {
+namespace fs = std::filesystem;
+
+bool checkText(const std::string& text, size_t& badOffset, std::string& why) {
+  const unsigned char* s = (const unsigned char*)text.data();
+  size_t n = text.size();
+  for (size_t i = 0; i < n;) {
+    unsigned char c = s[i];
+    if (c == 0) { badOffset = i; why = "NUL byte: this looks like a binary file, not a .cnn source"; return false; }
+    if (c < 0x80) { ++i; continue; }
+    int len = (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
+    if (len == 0 || i + len > n) { badOffset = i; why = "invalid UTF-8 byte"; return false; }
+    uint32_t cp = c & (0xFF >> (len + 1));
+    for (int k = 1; k < len; ++k) {
+      if ((s[i + k] & 0xC0) != 0x80) { badOffset = i; why = "invalid UTF-8 sequence"; return false; }
+      cp = (cp << 6) | (s[i + k] & 0x3F);
+    }
+    bool overlong = (len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000);
+    if (overlong || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
+      badOffset = i; why = "invalid UTF-8 sequence"; return false;
+    }
+    i += len;
+  }
+  return true;
+}
+
+namespace {
+
+// Converts a byte offset into a 1-based line/column (columns count bytes, as clang does).
+SourceLoc locAtOffset(const SourceFile& f, int file, size_t off) {
+  SourceLoc l;
+  l.file = file;
+  size_t line = 0;
+  for (size_t i = 0; i < f.lineStarts.size() && f.lineStarts[i] <= off; ++i) line = i;
+  l.line = (int)line + 1;
+  l.col = (int)(off - f.lineStarts[line]) + 1;
+  return l;
+}
+
+std::string tokenDisplay(const std::string& t) {
+  if (t == "<EOF>") return "end of file";
+  std::string s = t.size() > 30 ? t.substr(0, 30) + "..." : t;
+  return "'" + s + "'";
+}
+
+// Reports ANTLR's syntax errors as compiler diagnostics.
+class ErrorListener : public antlr4::BaseErrorListener {
+public:
+  ErrorListener(int file, Diagnostics& d, antlr4::dfa::Vocabulary vocab) : file_(file), diags_(d), vocab_(vocab) {}
+
+  void syntaxError(antlr4::Recognizer*, antlr4::Token* tok, size_t line, size_t col,
+                   const std::string& msg, std::exception_ptr e) override {
+    SourceLoc loc{file_, (int)line, (int)col + 1, 1};
+    std::string text;
+    if (tok) {
+      text = tok->getText();
+      if (tok->getType() != antlr4::Token::EOF) loc.len = std::max<int>(1, std::min<int>(40, (int)text.size()));
+    }
+    std::string m;
+    std::string hint;
+    if (!tok) {
+      m = "unrecognised text: " + msg.substr(msg.find(':') == std::string::npos ? 0 : msg.find(':') + 2);
+    } else if (tok->getType() == CnnLexer::ERRCHAR) {
+      m = "stray character " + tokenDisplay(text) + " in program";
+    } else {
+      m = "unexpected " + tokenDisplay(text);
+      // ANTLR says "expecting {a, b, c}"; keep that list only while it is short enough to help.
+      auto p = msg.find("expecting ");
+      if (p != std::string::npos) {
+        std::string exp = msg.substr(p + 10);
+        size_t commas = std::count(exp.begin(), exp.end(), ',');
+        if (commas < 6) m += ", expected " + exp;
+      } else if (msg.find("missing ") == 0) {
+        m = msg;
+      } else if (msg.find("extraneous input") == 0) {
+        m = "unexpected " + tokenDisplay(text);
+      } else if (msg.find("no viable alternative") == 0) {
+        m = "syntax error at " + tokenDisplay(text);
+      }
+      if (text == "<EOF>") hint = "the file ends early: is a '}' or ')' missing?";
+    }
+    (void)e;
+    if (count_++ < 20) diags_.error(loc, m, hint);
+  }
+
+private:
+  int file_;
+  Diagnostics& diags_;
+  antlr4::dfa::Vocabulary vocab_;
+  int count_ = 0;
+};
+
+// Builds AST nodes from ANTLR contexts.
+class Builder {
+public:
+  Builder(int file, Diagnostics& d) : file_(file), diags_(d) {}
+
+  SourceLoc loc(antlr4::Token* t) const {
+    SourceLoc l{file_, (int)t->getLine(), (int)t->getCharPositionInLine() + 1, 1};
+    l.len = std::max<int>(1, (int)t->getText().size());
+    return l;
+  }
+  SourceLoc loc(antlr4::ParserRuleContext* c) const {
+    SourceLoc l = loc(c->getStart());
+    // Underline the whole construct when it sits on one line.
+    auto* stop = c->getStop();
+    if (stop && stop->getLine() == c->getStart()->getLine() && stop->getStopIndex() >= c->getStart()->getStartIndex())
+      l.len = (int)(stop->getStopIndex() - c->getStart()->getStartIndex() + 1);
+    return l;
+  }
+
+  std::unique_ptr<FileAst> file(CnnParser::FileContext* ctx) {
+    auto f = std::make_unique<FileAst>();
+    f->file = file_;
+    for (auto* im : ctx->importDecl()) {
+      Import i;
+      i.path = unquote(im->STRING()->getSymbol());
+      i.loc = loc(im->STRING()->getSymbol());
+      f->imports.push_back(std::move(i));
+    }
+    for (auto* td : ctx->topDecl()) {
+      if (td->blockDecl()) f->decls.push_back(decl(td->blockDecl()->ID()->getSymbol(), td->blockDecl()->paramList(), td->blockDecl()->body(), Decl::Block));
+      else if (td->networkDecl()) f->decls.push_back(decl(td->networkDecl()->ID()->getSymbol(), td->networkDecl()->paramList(), td->networkDecl()->body(), Decl::Network));
+      else if (td->letStmt()) f->lets.push_back(let(td->letStmt()));
+    }
+    return f;
+  }
+
+private:
+  std::unique_ptr<Decl> decl(antlr4::Token* name, CnnParser::ParamListContext* pl, CnnParser::BodyContext* b, Decl::Kind k) {
+    auto d = std::make_unique<Decl>();
+    d->kind = k;
+    d->name = name->getText();
+    d->loc = loc(name);
+    d->file = file_;
+    if (pl)
+      for (auto* p : pl->param()) {
+        Param prm;
+        prm.name = p->ID()->getText();
+        prm.loc = loc(p->ID()->getSymbol());
+        if (p->expr()) prm.defaultValue = expr(p->expr());
+        d->params.push_back(std::move(prm));
+      }
+    d->body = body(b);
+    return d;
+  }
+
+  Body body(CnnParser::BodyContext* b) {
+    Body out;
+    if (!b) return out;
+    for (auto* s : b->stmt())
+      if (auto st = stmt(s)) out.push_back(std::move(st));
+    return out;
+  }
+
+  StmtPtr let(CnnParser::LetStmtContext* c) {
+    auto s = std::make_unique<Stmt>();
+    s->kind = Stmt::Let;
+    s->loc = loc(c->ID()->getSymbol());
+    s->name = c->ID()->getText();
+    s->expr = expr(c->expr());
+    return s;
+  }
+
+  StmtPtr stmt(CnnParser::StmtContext* c) {
+    if (auto* x = dynamic_cast<CnnParser::StmtLetContext*>(c)) return let(x->letStmt());
+    auto s = std::make_unique<Stmt>();
+    s->loc = loc(c->getStart());
+    if (auto* x = dynamic_cast<CnnParser::StmtIfContext*>(c)) {
+      s->kind = Stmt::If;
+      s->expr = expr(x->expr());
+      s->body = body(x->body());
+      if (auto* e = x->elseClause()) {
+        s->hasElse = true;
+        s->body2Loc = loc(e->getStart());
+        if (e->body()) {
+          s->body2 = body(e->body());
+        } else if (e->ifChain) {
+          if (!dynamic_cast<CnnParser::StmtIfContext*>(e->ifChain)) {
+            diags_.error(loc(e->ifChain->getStart()), "expected '{' or 'if' after 'else'");
+          } else if (auto inner = stmt(e->ifChain)) {
+            s->body2.push_back(std::move(inner));
+          }
+        }
+      }
+    } else if (auto* x = dynamic_cast<CnnParser::StmtForContext*>(c)) {
+      s->kind = Stmt::For;
+      s->name = x->ID()->getText();
+      s->expr = expr(x->expr());
+      s->body = body(x->body());
+    } else if (auto* x = dynamic_cast<CnnParser::StmtResidualContext*>(c)) {
+      s->kind = Stmt::Residual;
+      s->body = body(x->body(0));
+      if (x->body().size() > 1) {
+        s->hasShortcut = true;
+        s->body2 = body(x->body(1));
+        s->body2Loc = loc(x->body(1)->getStart());
+      }
+    } else if (auto* x = dynamic_cast<CnnParser::StmtConcatContext*>(c)) {
+      s->kind = Stmt::Concat;
+      s->body = body(x->body());
+    } else if (auto* x = dynamic_cast<CnnParser::StmtAddContext*>(c)) {
+      s->kind = Stmt::Add;
+      s->body = body(x->body());
+    } else if (auto* x = dynamic_cast<CnnParser::StmtUseContext*>(c)) {
+      s->kind = Stmt::Use;
+      s->call = call(x->call());
+    } else if (auto* x = dynamic_cast<CnnParser::StmtUnitContext*>(c)) {
+      if (x->label) {
+        s->label = x->label->getText();
+        s->labelLoc = loc(x->label);
+      }
+      if (x->count) s->count = expr(x->count);
+      if (auto* sq = dynamic_cast<CnnParser::UnitSeqContext*>(x->unit())) {
+        s->kind = Stmt::Seq;
+        s->body = body(sq->body());
+        if (!x->label) s->loc = loc(sq->getStart());
+      } else if (auto* cl = dynamic_cast<CnnParser::UnitCallContext*>(x->unit())) {
+        s->kind = Stmt::Layer;
+        s->call = call(cl->call());
+        s->loc = s->call.loc;
+      } else {
+        return nullptr;  // a syntax error was reported already
+      }
+    } else {
+      return nullptr;
+    }
+    return s;
+  }
+
+  Call call(CnnParser::CallContext* c) {
+    Call out;
+    out.callee = c->ID()->getText();
+    out.loc = loc(c->ID()->getSymbol());
+    out.hasParens = c->children.size() > 1;
+    if (auto* al = c->argList())
+      for (auto* a : al->arg()) {
+        Arg arg;
+        if (a->ID()) {
+          arg.name = a->ID()->getText();
+          arg.loc = loc(a->ID()->getSymbol());
+        }
+        arg.value = expr(a->expr());
+        if (!a->ID() && arg.value) arg.loc = arg.value->loc;
+        out.args.push_back(std::move(arg));
+      }
+    return out;
+  }
+
+  ExprPtr make(Expr::Kind k, SourceLoc l) {
+    auto e = std::make_unique<Expr>();
+    e->kind = k;
+    e->loc = l;
+    return e;
+  }
+
+  ExprPtr expr(CnnParser::ExprContext* c) {
+    if (!c) return make(Expr::Int, {});
+    if (auto* x = dynamic_cast<CnnParser::ExprParenContext*>(c)) return expr(x->expr());
+    if (auto* x = dynamic_cast<CnnParser::ExprIntContext*>(c)) {
+      auto e = make(Expr::Int, loc(x->INT()->getSymbol()));
+      const std::string t = x->INT()->getText();
+      errno = 0;
+      char* end = nullptr;
+      long long v = strtoll(t.c_str(), &end, 10);
+      if (errno == ERANGE || v < 0) diags_.error(e->loc, "integer literal " + t + " is too large (the limit is 2^63-1)");
+      e->intValue = v;
+      return e;
+    }
+    if (auto* x = dynamic_cast<CnnParser::ExprFloatContext*>(c)) {
+      auto e = make(Expr::Float, loc(x->FLOAT()->getSymbol()));
+      e->floatValue = strtod(x->FLOAT()->getText().c_str(), nullptr);
+      if (!std::isfinite(e->floatValue)) diags_.error(e->loc, "float literal " + x->FLOAT()->getText() + " is out of range");
+      return e;
+    }
+    if (auto* x = dynamic_cast<CnnParser::ExprStringContext*>(c)) {
+      auto e = make(Expr::String, loc(x->STRING()->getSymbol()));
+      e->text = unquote(x->STRING()->getSymbol());
+      return e;
+    }
+    if (auto* x = dynamic_cast<CnnParser::ExprBoolContext*>(c)) {
+      auto e = make(Expr::Bool, loc(x));
+      e->boolValue = x->getText() == "true";
+      return e;
+    }
+    if (auto* x = dynamic_cast<CnnParser::ExprInContext*>(c)) return make(Expr::In, loc(x));
+    if (auto* x = dynamic_cast<CnnParser::ExprNameContext*>(c)) {
+      auto e = make(Expr::Name, loc(x->ID()->getSymbol()));
+      e->text = x->ID()->getText();
+      return e;
+    }
+    if (auto* x = dynamic_cast<CnnParser::ExprListContext*>(c)) {
+      auto e = make(Expr::List, loc(x->getStart()));
+      for (auto* k : x->expr()) e->kids.push_back(expr(k));
+      return e;
+    }
+    if (auto* x = dynamic_cast<CnnParser::ExprCallContext*>(c)) {
+      auto e = make(Expr::Call, loc(x->ID()->getSymbol()));
+      e->text = x->ID()->getText();
+      for (auto* k : x->expr()) e->kids.push_back(expr(k));
+      return e;
+    }
+    if (auto* x = dynamic_cast<CnnParser::ExprUnaryContext*>(c)) {
+      auto e = make(Expr::Unary, loc(x->op));
+      e->text = x->op->getText();
+      e->kids.push_back(expr(x->expr()));
+      return e;
+    }
+    if (auto* x = dynamic_cast<CnnParser::ExprBinaryContext*>(c)) {
+      auto e = make(Expr::Binary, loc(x->op));
+      e->text = x->op->getText();
+      e->kids.push_back(expr(x->expr(0)));
+      e->kids.push_back(expr(x->expr(1)));
+      return e;
+    }
+    if (auto* x = dynamic_cast<CnnParser::ExprCondContext*>(c)) {
+      auto e = make(Expr::Cond, loc(x));
+      for (auto* k : x->expr()) e->kids.push_back(expr(k));
+      return e;
+    }
+    if (auto* x = dynamic_cast<CnnParser::ExprIndexContext*>(c)) {
+      auto e = make(Expr::Index, loc(x->expr(1)));
+      e->kids.push_back(expr(x->expr(0)));
+      e->kids.push_back(expr(x->expr(1)));
+      return e;
+    }
+    if (auto* x = dynamic_cast<CnnParser::ExprMemberContext*>(c)) {
+      auto e = make(Expr::Member, loc(x->ID()->getSymbol()));
+      e->text = x->ID()->getText();
+      e->kids.push_back(expr(x->expr()));
+      return e;
+    }
+    return make(Expr::Int, loc(c));
+  }
+
+  std::string unquote(antlr4::Token* t) {
+    std::string s = t->getText();
+    if (s.size() < 2) return s;
+    std::string out;
+    for (size_t i = 1; i + 1 < s.size(); ++i) {
+      if (s[i] == '\\' && i + 2 < s.size()) {
+        char n = s[++i];
+        out += n == 'n' ? '\n' : n == 't' ? '\t' : n;
+      } else {
+        out += s[i];
+      }
+    }
+    return out;
+  }
+
+  int file_;
+  Diagnostics& diags_;
+};
+
+}  // namespace
+
+std::unique_ptr<FileAst> parseSource(int file, SourceManager& sm, Diagnostics& diags, const ParseLimits& limits) {
+  const SourceFile& src = sm.file(file);
+  if (src.text.size() > limits.maxFileBytes) {
+    diags.error({file, 1, 1, 1}, "file is " + std::to_string(src.text.size()) + " bytes; the limit for a .cnn source is " +
+                                     std::to_string(limits.maxFileBytes));
+    return nullptr;
+  }
+  size_t bad = 0;
+  std::string why;
+  if (!checkText(src.text, bad, why)) {
+    diags.error(locAtOffset(src, file, bad), why, "save the file as UTF-8 text");
+    return nullptr;
+  }
+  int errorsBefore = diags.errors();
+  antlr4::ANTLRInputStream input(src.text);
+  CnnLexer lexer(&input);
+  ErrorListener lexListener(file, diags, lexer.getVocabulary());
+  lexer.removeErrorListeners();
+  lexer.addErrorListener(&lexListener);
+  antlr4::CommonTokenStream tokens(&lexer);
+  tokens.fill();
+  if (tokens.size() > limits.maxTokens) {
+    diags.error({file, 1, 1, 1}, "file has " + std::to_string(tokens.size()) + " tokens; the limit is " + std::to_string(limits.maxTokens));
+    return nullptr;
+  }
+  // Bound nesting before the recursive parser sees it.
+  int depth = 0;
+  for (auto* t : tokens.getTokens()) {
+    std::string s = t->getText();
+    if (t->getType() == CnnLexer::EOF) break;
+    if (s == "(" || s == "[" || s == "{") {
+      if (++depth > limits.maxNesting) {
+        diags.error({file, (int)t->getLine(), (int)t->getCharPositionInLine() + 1, 1},
+                    "nesting is deeper than " + std::to_string(limits.maxNesting) + " levels",
+                    "split the expression or the body into named blocks or lets");
+        return nullptr;
+      }
+    } else if (s == ")" || s == "]" || s == "}") {
+      depth = std::max(0, depth - 1);
+    }
+  }
+  CnnParser parser(&tokens);
+  ErrorListener parseListener(file, diags, parser.getVocabulary());
+  parser.removeErrorListeners();
+  parser.addErrorListener(&parseListener);
+  CnnParser::FileContext* tree = parser.file();
+  if (diags.errors() > errorsBefore) return nullptr;
+  Builder b(file, diags);
+  auto ast = b.file(tree);
+  if (diags.errors() > errorsBefore) return nullptr;
+  return ast;
+}
+
+namespace {
+
+bool readFile(const std::string& path, std::string& out, std::string& err) {
+  std::error_code ec;
+  if (fs::is_directory(path, ec)) { err = "is a directory"; return false; }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) { err = std::strerror(errno); return false; }
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  out = ss.str();
+  return true;
+}
+
+struct Loader {
+  SourceManager& sm;
+  Diagnostics& diags;
+  const ParseLimits& limits;
+  Program& prog;
+  std::map<std::string, int> done;          // canonical path -> index in prog.files
+  std::vector<std::string> active;          // canonical paths being loaded (import chain)
+  std::vector<std::string> activeShown;     // the same, as spelled
+  bool ok = true;
+
+  void load(const std::string& shown, const std::string& canon, SourceLoc from) {
+    if (done.count(canon)) return;
+    for (size_t i = 0; i < active.size(); ++i)
+      if (active[i] == canon) {
+        std::string chain;
+        for (size_t k = i; k < activeShown.size(); ++k) chain += activeShown[k] + " -> ";
+        chain += shown;
+        diags.error(from, "import cycle: " + chain, "move the shared blocks into a file that imports neither");
+        ok = false;
+        return;
+      }
+    if (active.size() > 64) {
+      diags.error(from, "imports nested more than 64 deep");
+      ok = false;
+      return;
+    }
+    std::string text, err;
+    if (!readFile(shown, text, err)) {
+      if (from.valid()) diags.error(from, "cannot open imported file '" + shown + "': " + err,
+                                    "import paths are relative to the importing file");
+      else diags.error({}, "cannot open '" + shown + "': " + err);
+      ok = false;
+      return;
+    }
+    int id = sm.add(shown, std::move(text));
+    auto ast = parseSource(id, sm, diags, limits);
+    if (!ast) { ok = false; return; }
+    active.push_back(canon);
+    activeShown.push_back(shown);
+    size_t slot = prog.files.size();
+    done[canon] = (int)slot;
+    prog.files.push_back(nullptr);
+    for (const auto& im : ast->imports) {
+      fs::path base = fs::path(shown).parent_path();
+      fs::path p = base / im.path;
+      std::error_code ec;
+      fs::path c = fs::weakly_canonical(p, ec);
+      load(p.lexically_normal().string(), ec ? p.string() : c.string(), im.loc);
+    }
+    active.pop_back();
+    activeShown.pop_back();
+    prog.files[slot] = std::move(ast);
+  }
+};
+
+}  // namespace
+
+bool loadProgram(const std::string& path, SourceManager& sm, Diagnostics& diags, Program& out, const ParseLimits& limits) {
+  Loader l{sm, diags, limits, out, {}, {}, {}};
+  std::error_code ec;
+  fs::path c = fs::weakly_canonical(path, ec);
+  l.load(path, ec ? path : c.string(), {});
+  if (!l.ok) return false;
+  // Drop slots of files that failed (they were reported).
+  for (auto& f : out.files) if (!f) return false;
+  return true;
+}
+
+}  // namespace cnnc

@@ -1,0 +1,18 @@
+// shape_rules.h: output-size arithmetic of each op, exactly as PyTorch computes it. Pure functions,
+// so they are unit-tested on their own.
+#pragma once
+#include <cstdint>
+
+namespace cnnc {
+
+// Conv and floor-mode pooling: floor((in + 2p - d(k-1) - 1) / s) + 1. May return <= 0.
+int64_t convOutSize(int64_t in, int64_t kernel, int64_t stride, int64_t pad, int64_t dilation);
+
+// Pooling with PyTorch's ceil_mode rule: the last window must start inside the padded input.
+int64_t poolOutSize(int64_t in, int64_t kernel, int64_t stride, int64_t pad, int64_t dilation, bool ceil);
+
+// Checked arithmetic; false on overflow of int64.
+bool mulOk(int64_t a, int64_t b, int64_t& out);
+bool addOk(int64_t a, int64_t b, int64_t& out);
+
+}  // namespace cnnc

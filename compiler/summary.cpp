@@ -1,0 +1,50 @@
+// summary.cpp: `cnnc --summary`, a per-layer table like torchsummary's, then totals.
+#include <cstdio>
+#include <sstream>
+
+#include "graph.h"
+
+namespace cnnc {
+
+static std::string human(double v) {
+  char b[32];
+  if (v >= 1e9) snprintf(b, sizeof b, "%.2f G", v / 1e9);
+  else snprintf(b, sizeof b, "%.2f M", v / 1e6);
+  return b;
+}
+
+static std::string bytes(int64_t v) {
+  char b[32];
+  if (v >= (1 << 20)) snprintf(b, sizeof b, "%.2f MiB", v / 1048576.0);
+  else snprintf(b, sizeof b, "%.2f KiB", v / 1024.0);
+  return b;
+}
+
+std::string printSummary(const Graph& g) {
+  std::ostringstream o;
+  size_t w = 24;
+  for (const auto& n : g.nodes) w = std::max(w, n.name.size() + 2);
+  char line[512];
+  std::string rule(w + 62, '-');
+  o << "Network " << g.name << " (" << g.file << ")\n" << rule << "\n";
+  snprintf(line, sizeof line, "%-*s%-17s%-18s%13s%14s\n", (int)w, "Layer", "Op", "Output shape", "Params", "MACs");
+  o << line << rule << "\n";
+  for (const auto& n : g.nodes) {
+    int64_t p = 0;
+    for (int i : n.params) if (g.params[i].trainable()) p += g.params[i].numel();
+    snprintf(line, sizeof line, "%-*s%-17s%-18s%13s%14s\n", (int)w, n.name.c_str(), opName(n.op), dimsStr(n.shape).c_str(),
+             p ? withCommas(p).c_str() : "-", n.macs ? withCommas(n.macs).c_str() : "-");
+    o << line;
+  }
+  o << rule << "\n";
+  int64_t total = g.totalParams();
+  o << "Total params: " << withCommas(total) << "\n";
+  o << "Trainable params: " << withCommas(total) << "\n";
+  o << "BN buffers: " << withCommas(g.bufferElems()) << " (running mean and var)\n";
+  o << "MACs per image: " << withCommas(g.totalMacs()) << " (" << human((double)g.totalMacs()) << ")\n";
+  o << "Forward activations, batch 1: " << bytes(g.activationBytes()) << "\n";
+  o << "Parameter memory: " << bytes(total * 4) << "\n";
+  return o.str();
+}
+
+}  // namespace cnnc

@@ -1,0 +1,71 @@
+// Cnn.g4: the grammar of .cnn files, the network description language of cnnc.
+//
+// A file is a list of imports followed by block and network declarations. Statements inside a
+// body are separated by newlines or ';' (both optional: the grammar needs no separator). The
+// meaning of each construct is in docs/language.md; this file only fixes the syntax.
+grammar Cnn;
+
+file        : importDecl* topDecl* EOF ;
+importDecl  : 'import' STRING ';'? ;
+topDecl     : blockDecl | networkDecl | letStmt ;
+
+blockDecl   : 'block' ID '(' paramList? ')' body ;
+networkDecl : 'network' ID ('(' paramList? ')')? body ;
+paramList   : param (',' param)* ','? ;
+param       : ID ('=' expr)? ;
+
+body        : '{' stmt* '}' ;
+
+stmt
+    : letStmt                                              # stmtLet
+    | 'if' expr body elseClause?                           # stmtIf
+    | 'for' ID 'in' expr body                              # stmtFor
+    | 'residual' body ('shortcut' body)? ';'?              # stmtResidual
+    | 'concat' body ';'?                                   # stmtConcat
+    | 'add' body ';'?                                      # stmtAdd
+    | 'use' call ';'?                                      # stmtUse
+    | (label=ID ':')? unit ('*' count=expr)? ';'?          # stmtUnit
+    ;
+elseClause  : 'else' (body | ifChain=stmt) ;
+letStmt     : 'let' ID '=' expr ';'? ;
+
+unit        : 'seq' body                                   # unitSeq
+            | call                                         # unitCall
+            ;
+call        : ID ('(' argList? ')')? ;
+argList     : arg (',' arg)* ','? ;
+arg         : (ID '=')? expr ;
+
+expr
+    : '(' expr ')'                                         # exprParen
+    | expr '[' expr ']'                                    # exprIndex
+    | expr '.' ID                                          # exprMember
+    | op=('-' | '!') expr                                  # exprUnary
+    | expr op=('*' | '/' | '%') expr                       # exprBinary
+    | expr op=('+' | '-') expr                             # exprBinary
+    | expr op=('<' | '<=' | '>' | '>=') expr               # exprBinary
+    | expr op=('==' | '!=') expr                           # exprBinary
+    | expr op='&&' expr                                    # exprBinary
+    | expr op='||' expr                                    # exprBinary
+    | <assoc=right> expr '?' expr ':' expr                 # exprCond
+    | ID '(' (expr (',' expr)*)? ')'                       # exprCall
+    | '[' (expr (',' expr)* ','?)? ']'                     # exprList
+    | INT                                                  # exprInt
+    | FLOAT                                                # exprFloat
+    | STRING                                               # exprString
+    | ('true' | 'false')                                   # exprBool
+    | 'in'                                                 # exprIn
+    | ID                                                   # exprName
+    ;
+
+INT         : [0-9]+ ;
+FLOAT       : [0-9]+ '.' [0-9]* EXPONENT? | '.' [0-9]+ EXPONENT? | [0-9]+ EXPONENT ;
+fragment EXPONENT : [eE] [+-]? [0-9]+ ;
+STRING      : '"' (~["\\\r\n] | '\\' .)* '"' ;
+ID          : [a-zA-Z_] [a-zA-Z_0-9]* ;
+COMMENT     : '#' ~[\r\n]* -> skip ;
+LINE_COMMENT: '//' ~[\r\n]* -> skip ;
+BLOCK_COMMENT : '/*' .*? '*/' -> skip ;
+WS          : [ \t\r\n]+ -> skip ;
+// Any other character becomes a token the parser rejects, so the error points at it.
+ERRCHAR     : . ;

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs every Debian package cnnc needs to build and test. Idempotent: packages already present
+# are skipped, and apt-get runs only when something is missing.
+set -euo pipefail
+
+PACKAGES=(
+  build-essential cmake ninja-build pkg-config git
+  antlr4 libantlr4-runtime-dev          # grammar tool + C++ runtime
+  libcli11-dev                          # command-line parsing
+  libgtest-dev                          # unit tests
+  llvm-14-tools                         # lit + FileCheck for golden tests
+  clang-14 libclang-rt-14-dev           # libFuzzer and sanitizers
+  python3 python3-torch python3-torchvision  # numerical reference in tests only
+  graphviz                              # --emit=dot -o net.svg
+  dataset-fashion-mnist                 # the default training data set
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
