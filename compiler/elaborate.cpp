@@ -222,8 +222,8 @@ std::string Elaborator::segment(const Stmt& st, ModuleCtx& m, bool isModule, boo
 }
 
 Tensor Elaborator::stmt(const Stmt& st, Tensor x, Scope& s, ModuleCtx& m, Mode mode, std::vector<Tensor>* branches) {
-  if (++steps_ > 10000000) {
-    if (!aborted_) error(st.loc, "elaboration takes more than 10,000,000 steps", "check loop and repetition counts");
+  if (++steps_ > 1000000) {
+    if (!aborted_) error(st.loc, "elaboration takes more than 1,000,000 steps", "check loop and repetition counts");
     aborted_ = true;
     return x;
   }

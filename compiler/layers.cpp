@@ -102,8 +102,13 @@ Tensor Elaborator::layer(const Call& c, Tensor x, Scope& s, ModuleCtx& m, const 
     if (arg.name.empty()) {
       if (sawKeyword) { error(arg.loc, "positional argument after a keyword argument"); ok = false; continue; }
       if (pos >= spec.args.size()) {
-        error(arg.loc, std::string(spec.name) + " takes at most " + std::to_string(spec.args.size()) + " argument" + (spec.args.size() == 1 ? "" : "s") +
-                           (spec.args.empty() ? "" : " (" + [&] { std::string l; for (auto& x : spec.args) l += (l.empty() ? "" : ", ") + std::string(x.name); return l; }() + ")"));
+        std::string list;
+        for (const auto& x : spec.args) list += (list.empty() ? "" : ", ") + std::string(x.name);
+        if (spec.args.empty())
+          error(arg.loc, std::string(spec.name) + " takes no arguments", std::string("write it as '") + spec.name + "'");
+        else
+          error(arg.loc, std::string(spec.name) + " takes at most " + std::to_string(spec.args.size()) + " argument" +
+                             (spec.args.size() == 1 ? "" : "s") + " (" + list + ")");
         ok = false;
         continue;
       }
