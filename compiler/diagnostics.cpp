@@ -13,8 +13,7 @@ void Diagnostics::report(Diagnostic d) {
   auto key = std::make_tuple(d.loc.file, d.loc.line, d.loc.col, d.message);
   if (!seen_.insert(key).second) return;
   if (d.severity == Severity::Error) ++errors_; else ++warnings_;
-  std::string text = render(d);
-  fputs(text.c_str(), stderr);
+  if (print) fputs(render(d).c_str(), stderr);
   list_.push_back(std::move(d));
 }
 

@@ -42,6 +42,7 @@ public:
   bool warningsAsErrors = false;
   bool suppressWarnings = false;
   bool color = false;
+  bool print = true;  // false: collect only (the fuzzer and unit tests read all())
   std::string render(const Diagnostic& d) const;
 
 private:

@@ -12,6 +12,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   SourceManager sm;
   Diagnostics diags(sm);
   diags.suppressWarnings = true;
+  diags.print = false;
   int id = sm.add("fuzz.cnn", std::string(reinterpret_cast<const char*>(data), size));
   auto ast = parseSource(id, sm, diags);
   if (!ast) return 0;
