@@ -1,6 +1,7 @@
 // diagnostics.cpp: formatting and de-duplication of compiler messages.
 #include "diagnostics.h"
 
+#include <algorithm>
 #include <cstdio>
 
 namespace cnnc {
@@ -40,11 +41,20 @@ std::string Diagnostics::render(const Diagnostic& d) const {
   out += bold + d.message + reset + "\n";
   if (d.loc.valid()) {
     std::string line = sm_.lineText(d.loc.file, d.loc.line);
+    int col = d.loc.col;
+    // Very long lines (generated or hostile input) show a window around the column.
+    const int kWidth = 100;
+    if ((int)line.size() > kWidth + 20) {
+      int start = std::max(0, col - 1 - kWidth / 2);
+      std::string cut = line.substr(start, kWidth);
+      line = (start > 0 ? "..." : "") + cut + (start + kWidth < (int)line.size() ? "..." : "");
+      col = col - start + (start > 0 ? 3 : 0);
+    }
     std::string num = std::to_string(d.loc.line);
     out += " " + num + " | " + line + "\n";
     out += " " + std::string(num.size(), ' ') + " | ";
     // Keep tabs so the caret lines up under tab-indented source.
-    for (int i = 1; i < d.loc.col && i - 1 < (int)line.size(); ++i) out += line[i - 1] == '\t' ? '\t' : ' ';
+    for (int i = 1; i < col && i - 1 < (int)line.size(); ++i) out += line[i - 1] == '\t' ? '\t' : ' ';
     out += green;
     out += "^";
     for (int i = 1; i < d.loc.len && i < 80; ++i) out += '~';

@@ -233,7 +233,7 @@ private:
     } else if (auto* x = dynamic_cast<CnnParser::StmtUnitContext*>(c)) {
       if (x->label) {
         s->label = x->label->getText();
-        s->labelLoc = loc(x->label);
+        s->labelLoc = loc(x->label->getStart());
       }
       if (x->count) s->count = expr(x->count);
       if (auto* sq = dynamic_cast<CnnParser::UnitSeqContext*>(x->unit())) {

@@ -24,8 +24,11 @@ stmt
     | 'concat' body ';'?                                   # stmtConcat
     | 'add' body ';'?                                      # stmtAdd
     | 'use' call ';'?                                      # stmtUse
-    | (label=ID ':')? unit ('*' count=expr)? ';'?          # stmtUnit
+    | (label=labelName ':')? unit ('*' count=expr)? ';'?   # stmtUnit
     ;
+// A label is a module name; PyTorch models use words such as `shortcut` for modules, so the
+// construct keywords are allowed here (a following ':' tells them apart).
+labelName   : ID | 'shortcut' | 'residual' | 'concat' | 'add' | 'seq' | 'use' | 'in' ;
 elseClause  : 'else' (body | ifChain=stmt) ;
 letStmt     : 'let' ID '=' expr ';'? ;
 

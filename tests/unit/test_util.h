@@ -26,6 +26,7 @@ struct Compiled {
 inline std::unique_ptr<Compiled> compile(const std::string& text, ElabOptions opts = {}) {
   auto c = std::make_unique<Compiled>();
   c->diags = std::make_unique<Diagnostics>(c->sm);
+  c->diags->print = false;
   int id = c->sm.add("test.cnn", text);
   auto ast = parseSource(id, c->sm, *c->diags);
   if (!ast) return c;
