@@ -523,17 +523,49 @@ Tensor Elaborator::join(OpKind op, const std::vector<Tensor>& parts, SourceLoc l
   return Tensor{id, shape, false};
 }
 
+// Names a body refers to (callees and identifiers), to tell used blocks from unused ones
+// independently of which network was picked.
+static void collectRefs(const Expr* e, std::set<std::string>& refs) {
+  if (!e) return;
+  if (e->kind == Expr::Name) refs.insert(e->text);
+  for (const auto& k : e->kids) collectRefs(k.get(), refs);
+}
+
+static void collectRefs(const Body& b, std::set<std::string>& refs) {
+  for (const auto& s : b) {
+    if (s->kind == Stmt::Layer || s->kind == Stmt::Use) refs.insert(s->call.callee);
+    for (const auto& a : s->call.args) collectRefs(a.value.get(), refs);
+    collectRefs(s->expr.get(), refs);
+    collectRefs(s->count.get(), refs);
+    collectRefs(s->body, refs);
+    collectRefs(s->body2, refs);
+  }
+}
+
 void Elaborator::warnUnused() {
-  int mainFile = prog_.files[0]->file;
+  std::set<std::string> refs;
+  for (const auto& f : prog_.files) {
+    for (const auto& l : f->lets) collectRefs(l->expr.get(), refs);
+    for (const auto& d : f->decls) {
+      std::set<std::string> own;
+      collectRefs(d->body, own);
+      for (const auto& p : d->params) collectRefs(p.defaultValue.get(), own);
+      own.erase(d->name);  // a block naming itself does not make it used
+      refs.insert(own.begin(), own.end());
+    }
+  }
   for (const auto& d : prog_.files[0]->decls) {
-    if (d->file != mainFile) continue;
-    if (!usedDecls_.count(d.get())) {
+    bool isBlock = d->kind == Decl::Block;
+    if (isBlock && !refs.count(d->name)) {
       warning(d->loc, "block '" + d->name + "' is never used");
       continue;
     }
+    // Parameters are judged only where this compile ran the body: the chosen network and the
+    // blocks it instantiated.
+    if (!usedDecls_.count(d.get())) continue;
     for (const auto& p : d->params)
       if (!usedParams_.count({d.get(), p.name}))
-        warning(p.loc, "parameter '" + p.name + "' of " + (d->kind == Decl::Block ? "block" : "network") + " '" + d->name + "' is never used");
+        warning(p.loc, "parameter '" + p.name + "' of " + (isBlock ? "block" : "network") + " '" + d->name + "' is never used");
   }
 }
 

@@ -6,11 +6,12 @@
 
 namespace cnnc {
 
-static std::string human(double v) {
-  char b[32];
-  if (v >= 1e9) snprintf(b, sizeof b, "%.2f G", v / 1e9);
-  else snprintf(b, sizeof b, "%.2f M", v / 1e6);
-  return b;
+// Millions with two decimals and thousands separators, as REFERENCE.md quotes MACs: "15,470.26 M".
+static std::string millions(int64_t v) {
+  int64_t hundredths = (v + 5000) / 10000;
+  char frac[8];
+  snprintf(frac, sizeof frac, ".%02lld", (long long)(hundredths % 100));
+  return withCommas(hundredths / 100) + frac + " M";
 }
 
 static std::string bytes(int64_t v) {
@@ -40,8 +41,9 @@ std::string printSummary(const Graph& g) {
   int64_t total = g.totalParams();
   o << "Total params: " << withCommas(total) << "\n";
   o << "Trainable params: " << withCommas(total) << "\n";
-  o << "BN buffers: " << withCommas(g.bufferElems()) << " (running mean and var)\n";
-  o << "MACs per image: " << withCommas(g.totalMacs()) << " (" << human((double)g.totalMacs()) << ")\n";
+  o << "Non-trainable params: 0\n";
+  o << "BN buffers: " << withCommas(g.bufferElems()) << "\n";
+  o << "MACs per image: " << withCommas(g.totalMacs()) << " (" << millions(g.totalMacs()) << ")\n";
   o << "Forward activations, batch 1: " << bytes(g.activationBytes()) << "\n";
   o << "Parameter memory: " << bytes(total * 4) << "\n";
   return o.str();

@@ -18,8 +18,8 @@ body        : '{' stmt* '}' ;
 
 stmt
     : letStmt                                              # stmtLet
-    | 'if' expr body elseClause?                           # stmtIf
-    | 'for' ID 'in' expr body                              # stmtFor
+    | 'if' expr body elseClause? ';'?                      # stmtIf
+    | 'for' ID 'in' expr body ';'?                         # stmtFor
     | 'residual' body ('shortcut' body)? ';'?              # stmtResidual
     | 'concat' body ';'?                                   # stmtConcat
     | 'add' body ';'?                                      # stmtAdd
