@@ -1,0 +1,366 @@
+"""PyTorch reference models for cnnc's nets/*.cnn.
+
+Run with Debian's /usr/bin/python3 (torch 1.13, torchvision 0.14).
+
+    build(name)            -> torch.nn.Module (parameters on the 'meta' device: names, shapes and dtypes
+                              only, no memory and no random init; use build(name, meta=False) for real
+                              tensors)
+    input_shape(name)      -> (C, H, W)
+    count_macs(model, shape) -> multiply-accumulates per image (Conv2d and Linear only)
+    state_lines(model)     -> ["NAME DTYPE [d0,d1,...]", ...] in state_dict order (cnnc --emit=params format)
+    EXPECTED[name]         -> totals from /work/shared/REFERENCE.md (params, bn_buffers, macs_m where given)
+    NETS                   -> every name build() accepts
+
+Command line: reference_models.py [NAME ...] prints params, BN buffers, MACs and build time per net.
+"""
+
+import sys
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import torchvision
+from torch.overrides import TorchFunctionMode
+
+
+# --------------------------------------------------------------------------------------------------
+# Lesson networks (seed/000_6366b64f9fe8a508.txt), written out here.
+
+class LeNet5(nn.Module):
+    def __init__(self, num_classes=10):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 6, kernel_size=5)
+        self.conv2 = nn.Conv2d(6, 16, kernel_size=5)
+        self.pool = nn.AvgPool2d(2)
+        self.fc1 = nn.Linear(16 * 5 * 5, 120)
+        self.fc2 = nn.Linear(120, 84)
+        self.fc3 = nn.Linear(84, num_classes)
+
+    def forward(self, x):
+        x = self.pool(torch.tanh(self.conv1(x)))
+        x = self.pool(torch.tanh(self.conv2(x)))
+        x = torch.flatten(x, 1)
+        x = torch.tanh(self.fc1(x))
+        x = torch.tanh(self.fc2(x))
+        return self.fc3(x)
+
+
+class VGGBlock(nn.Module):
+    def __init__(self, in_c, out_c):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_c, out_c, kernel_size=3, padding=1)
+        self.bn1 = nn.BatchNorm2d(out_c)
+        self.conv2 = nn.Conv2d(out_c, out_c, kernel_size=3, padding=1)
+        self.bn2 = nn.BatchNorm2d(out_c)
+        self.pool = nn.MaxPool2d(2)
+
+    def forward(self, x):
+        x = F.relu(self.bn1(self.conv1(x)))
+        x = F.relu(self.bn2(self.conv2(x)))
+        return self.pool(x)
+
+
+class MiniVGG(nn.Module):
+    def __init__(self, num_classes=10):
+        super().__init__()
+        self.stack = nn.Sequential(VGGBlock(3, 32), VGGBlock(32, 64), VGGBlock(64, 128))
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(128, num_classes))
+
+    def forward(self, x):
+        return self.head(self.stack(x))
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, in_c, out_c, stride=1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_c, out_c, kernel_size=3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(out_c)
+        self.conv2 = nn.Conv2d(out_c, out_c, kernel_size=3, stride=1, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(out_c)
+        if stride != 1 or in_c != out_c:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(in_c, out_c, kernel_size=1, stride=stride, bias=False),
+                nn.BatchNorm2d(out_c),
+            )
+        else:
+            self.shortcut = nn.Identity()
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        out = out + self.shortcut(x)
+        return F.relu(out)
+
+
+class PlainBlock(nn.Module):
+    """Exercise 3: BasicBlock with the skip connection removed (no shortcut module, no add)."""
+
+    def __init__(self, in_c, out_c, stride=1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_c, out_c, kernel_size=3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(out_c)
+        self.conv2 = nn.Conv2d(out_c, out_c, kernel_size=3, stride=1, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(out_c)
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return F.relu(out)
+
+
+class Bottleneck(nn.Module):
+    """Exercise 2: 1x1 -> 3x3 (stride) -> 1x1 (x4), projection shortcut named `shortcut` like BasicBlock."""
+    expansion = 4
+
+    def __init__(self, in_c, planes, stride=1):
+        super().__init__()
+        out_c = planes * self.expansion
+        self.conv1 = nn.Conv2d(in_c, planes, kernel_size=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, kernel_size=3, stride=stride, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv3 = nn.Conv2d(planes, out_c, kernel_size=1, bias=False)
+        self.bn3 = nn.BatchNorm2d(out_c)
+        if stride != 1 or in_c != out_c:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(in_c, out_c, kernel_size=1, stride=stride, bias=False),
+                nn.BatchNorm2d(out_c),
+            )
+        else:
+            self.shortcut = nn.Identity()
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = F.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        return F.relu(out + self.shortcut(x))
+
+
+class TinyResNet(nn.Module):
+    def __init__(self, num_classes=10):
+        super().__init__()
+        self.stem = nn.Sequential(
+            nn.Conv2d(3, 32, kernel_size=3, stride=1, padding=1, bias=False),
+            nn.BatchNorm2d(32),
+            nn.ReLU(inplace=True),
+        )
+        self.layer1 = self._make_group(32, 32, num_blocks=2, stride=1)
+        self.layer2 = self._make_group(32, 64, num_blocks=2, stride=2)
+        self.layer3 = self._make_group(64, 128, num_blocks=2, stride=2)
+        self.layer4 = self._make_group(128, 256, num_blocks=2, stride=2)
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(256, num_classes))
+
+    def _make_group(self, in_c, out_c, num_blocks, stride):
+        blocks = [BasicBlock(in_c, out_c, stride=stride)]
+        for _ in range(num_blocks - 1):
+            blocks.append(BasicBlock(out_c, out_c, stride=1))
+        return nn.Sequential(*blocks)
+
+    def forward(self, x):
+        x = self.stem(x)
+        x = self.layer1(x)
+        x = self.layer2(x)
+        x = self.layer3(x)
+        x = self.layer4(x)
+        return self.head(x)
+
+
+class CifarResNet(nn.Module):
+    """Exercises 2 and 3: CIFAR-style ResNet (3x3 stride-1 stem, no max pool) of `block` units.
+
+    block(in_c, planes, stride) with attribute `expansion` (1 when absent)."""
+
+    def __init__(self, block, num_blocks, planes=(64, 128, 256, 512), num_classes=10):
+        super().__init__()
+        expansion = getattr(block, "expansion", 1)
+        self.stem = nn.Sequential(
+            nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=1, bias=False),
+            nn.BatchNorm2d(64),
+            nn.ReLU(inplace=True),
+        )
+        in_c = 64
+        for i, (p, n) in enumerate(zip(planes, num_blocks)):
+            stride = 1 if i == 0 else 2
+            blocks = []
+            for j in range(n):
+                blocks.append(block(in_c, p, stride if j == 0 else 1))
+                in_c = p * expansion
+            setattr(self, "layer%d" % (i + 1), nn.Sequential(*blocks))
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(in_c, num_classes))
+
+    def forward(self, x):
+        x = self.stem(x)
+        x = self.layer1(x)
+        x = self.layer2(x)
+        x = self.layer3(x)
+        x = self.layer4(x)
+        return self.head(x)
+
+
+# --------------------------------------------------------------------------------------------------
+# Registry.
+
+def _resnet18_transfer():
+    m = torchvision.models.resnet18()
+    m.fc = nn.Linear(512, 10)
+    return m
+
+
+_TV = torchvision.models
+_BUILDERS = {
+    "lenet5": LeNet5,
+    "minivgg": MiniVGG,
+    "tinyresnet": TinyResNet,
+    "alexnet": _TV.alexnet,
+    "vgg11": _TV.vgg11,
+    "vgg16": _TV.vgg16,
+    "vgg19": _TV.vgg19,
+    "googlenet": lambda: _TV.googlenet(aux_logits=False, init_weights=False),
+    "resnet18": _TV.resnet18,
+    "resnet34": _TV.resnet34,
+    "resnet50": _TV.resnet50,
+    "resnet101": _TV.resnet101,
+    "resnet152": _TV.resnet152,
+    "resnet18_transfer": _resnet18_transfer,
+    "resnet34_cifar": lambda: CifarResNet(BasicBlock, [3, 4, 6, 3]),
+    "plain34": lambda: CifarResNet(PlainBlock, [3, 4, 6, 3]),
+    "resnet50_cifar": lambda: CifarResNet(Bottleneck, [3, 4, 6, 3]),
+}
+NETS = list(_BUILDERS)
+
+_INPUT = {"lenet5": (1, 32, 32)}
+for _n in ("minivgg", "tinyresnet", "resnet34_cifar", "plain34", "resnet50_cifar"):
+    _INPUT[_n] = (3, 32, 32)
+
+# /work/shared/REFERENCE.md, "Parameter counts and MACs" (params exact; MACs in millions, 2 decimals).
+EXPECTED = {
+    "lenet5":     {"params": 61_706,      "bn_buffers": 0,       "macs_m": 0.42},
+    "minivgg":    {"params": 289_194,     "bn_buffers": 896,     "macs_m": 38.63},
+    "tinyresnet": {"params": 2_797_610,   "bn_buffers": 4_800,   "macs_m": 139.30},
+    "alexnet":    {"params": 61_100_840,  "bn_buffers": 0,       "macs_m": 714.19},
+    "vgg11":      {"params": 132_863_336, "bn_buffers": 0},
+    "vgg16":      {"params": 138_357_544, "bn_buffers": 0,       "macs_m": 15_470.26},
+    "vgg19":      {"params": 143_667_240, "bn_buffers": 0},
+    "googlenet":  {"params": 6_624_904,   "bn_buffers": 14_560,  "macs_m": 1_498.38},
+    "resnet18":   {"params": 11_689_512,  "bn_buffers": 9_600,   "macs_m": 1_814.07},
+    "resnet34":   {"params": 21_797_672,  "bn_buffers": 17_024,  "macs_m": 3_663.76},
+    "resnet50":   {"params": 25_557_032,  "bn_buffers": 53_120,  "macs_m": 4_089.18},
+    "resnet101":  {"params": 44_549_160,  "bn_buffers": 105_344},
+    "resnet152":  {"params": 60_192_808,  "bn_buffers": 151_424},
+}
+
+
+def input_shape(name):
+    """(C, H, W) of one image for net `name`."""
+    if name not in _BUILDERS:
+        raise KeyError("unknown net %r (known: %s)" % (name, ", ".join(NETS)))
+    return _INPUT.get(name, (3, 224, 224))
+
+
+# Factory functions that allocate a parameter's or buffer's storage; under _MetaMode they land on the
+# meta device (torch 1.13 has no `with torch.device('meta')`; this is what torch 2.0's DeviceContext does).
+_FACTORIES = {torch.empty, torch.zeros, torch.ones, torch.full, torch.tensor, torch.rand, torch.randn,
+              torch.arange, torch.eye}
+
+
+class _MetaMode(TorchFunctionMode):
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = dict(kwargs or {})
+        if func in _FACTORIES and kwargs.get("device") is None:
+            kwargs["device"] = "meta"
+        return func(*args, **kwargs)
+
+
+def build(name, meta=True):
+    """The reference module for `name`, in eval mode.
+
+    meta=True (default): every parameter and buffer lives on the meta device (no storage, init is a
+    no-op), which takes milliseconds even for VGG-19; state_dict names, shapes and dtypes and a shape-only
+    forward pass (count_macs) work as usual. meta=False builds ordinary randomly initialised CPU tensors."""
+    if name not in _BUILDERS:
+        raise KeyError("unknown net %r (known: %s)" % (name, ", ".join(NETS)))
+    if meta:
+        with _MetaMode():
+            m = _BUILDERS[name]()
+    else:
+        m = _BUILDERS[name]()
+    return m.eval()
+
+
+def count_macs(model, shape):
+    """Multiply-accumulates for one image of shape (C, H, W): forward hooks on Conv2d and Linear.
+
+    conv: output elements * in_channels/groups * kh * kw; linear: in_features * out_features per row."""
+    total = [0]
+
+    def conv_hook(mod, inp, out):
+        kh, kw = mod.kernel_size
+        total[0] += out.numel() * (mod.in_channels // mod.groups) * kh * kw
+
+    def linear_hook(mod, inp, out):
+        total[0] += (out.numel() // mod.out_features) * mod.in_features * mod.out_features
+
+    handles = []
+    for mod in model.modules():
+        if isinstance(mod, nn.Conv2d):
+            handles.append(mod.register_forward_hook(conv_hook))
+        elif isinstance(mod, nn.Linear):
+            handles.append(mod.register_forward_hook(linear_hook))
+    try:
+        p = next(iter(model.parameters()), None)
+        device = p.device if p is not None else torch.device("cpu")
+        with torch.no_grad():
+            model(torch.zeros((1,) + tuple(shape), device=device))
+    finally:
+        for h in handles:
+            h.remove()
+    return total[0]
+
+
+_DTYPES = {torch.float32: "f32", torch.int64: "i64", torch.float64: "f64", torch.float16: "f16",
+           torch.int32: "i32"}
+
+
+def dtype_name(dt):
+    return _DTYPES.get(dt, str(dt).replace("torch.", ""))
+
+
+def state_entries(model):
+    """[(name, dtype_str, [dims])] in state_dict order."""
+    return [(k, dtype_name(v.dtype), list(v.shape)) for k, v in model.state_dict().items()]
+
+
+def format_entry(name, dtype, shape):
+    return "%s %s [%s]" % (name, dtype, ",".join(str(d) for d in shape))
+
+
+def state_lines(model):
+    return [format_entry(*e) for e in state_entries(model)]
+
+
+def param_count(model):
+    return sum(p.numel() for p in model.parameters())
+
+
+def bn_buffer_count(model):
+    """Running mean + running var elements (num_batches_tracked excluded), as REFERENCE.md counts them."""
+    return sum(b.numel() for n, b in model.named_buffers()
+               if n.endswith("running_mean") or n.endswith("running_var"))
+
+
+def main(argv):
+    names = argv or NETS
+    torch.set_num_threads(2)
+    print("%-18s %13s %10s %18s %12s %7s" % ("net", "params", "BN buf", "MACs", "MACs (M)", "time"))
+    for n in names:
+        t = time.time()
+        m = build(n)
+        macs = count_macs(m, input_shape(n))
+        dt = time.time() - t
+        print("%-18s %13s %10s %18s %12s %6.2fs" % (n, "{:,}".format(param_count(m)),
+              "{:,}".format(bn_buffer_count(m)), "{:,}".format(macs), "{:,.2f}".format(macs / 1e6), dt))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
