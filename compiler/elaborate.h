@@ -4,6 +4,7 @@
 #pragma once
 #include <map>
 #include <string>
+#include <vector>
 
 #include "diagnostics.h"
 #include "graph.h"
@@ -14,6 +15,7 @@ namespace cnnc {
 struct ElabOptions {
   std::string network;                          // empty: the only network of the main file
   std::map<std::string, std::string> overrides;  // -D name=value for network parameters
+  std::vector<int64_t> inputShape;               // --input-shape: replaces input(...)'s C,H,W
   int64_t maxNodes = 200000;
   int maxBlockDepth = 64;
 };

@@ -269,6 +269,17 @@ Tensor Elaborator::layer(const Call& c, Tensor x, Scope& s, ModuleCtx& m, const 
     Dims d{getInt("c", 1)};
     if (a.has("h") != a.has("w")) { error(c.loc, "input needs both h and w, or neither (a flat input)"); return poison; }
     if (a.has("h")) { d.push_back(getInt("h", 1)); d.push_back(getInt("w", 1)); }
+    if (!opts_.inputShape.empty()) {
+      const Dims& o = opts_.inputShape;
+      if (o.size() != d.size() || o[0] != d[0]) {
+        diags_.error({}, "--input-shape " + dimsStr(o) + " does not fit input" + dimsStr(d) + " of " + g_->name + " (declared at " + sm_.where(c.loc) + ")",
+                     "keep the channel count and the rank; only the image size can change");
+        return poison;
+      }
+      for (auto v : o)
+        if (v < 1 || v > kMaxSpatial) { diags_.error({}, "--input-shape " + dimsStr(o) + ": sizes must be between 1 and " + std::to_string(kMaxSpatial)); return poison; }
+      d = o;
+    }
     int64_t n;
     if (!mulOk(d[0], d.size() == 3 ? d[1] : 1, n) || !mulOk(n, d.size() == 3 ? d[2] : 1, n) || n > kMaxTensorElems) {
       error(c.loc, "input " + dimsStr(d) + " is too large");

@@ -91,3 +91,15 @@ TEST(Elaborate, HugeLoopsAreBounded) {
   EXPECT_FALSE(c->ok);
   EXPECT_NE(c->messages().find("steps"), std::string::npos) << c->messages();
 }
+
+TEST(Elaborate, InputShapeOverride) {
+  ElabOptions o;
+  o.inputShape = {3, 45, 67};
+  auto c = test::compile("network n { input(3, 32, 32)\n c: conv(4, 3, stride=2) }", o);
+  ASSERT_TRUE(c->ok) << c->messages();
+  EXPECT_EQ(c->graph.nodes[c->graph.output].shape, (Dims{4, 22, 33}));
+  o.inputShape = {1, 45, 67};  // the channel count may not change
+  auto bad = test::compile("network n { input(3, 32, 32)\n c: conv(4, 3) }", o);
+  EXPECT_FALSE(bad->ok);
+  EXPECT_NE(bad->messages().find("does not fit"), std::string::npos) << bad->messages();
+}
