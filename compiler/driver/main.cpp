@@ -4,13 +4,17 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <sstream>
 
+#include "aot.h"
 #include "frontend.h"
+#include "plan.h"
 
 #ifndef CNNC_VERSION
 #define CNNC_VERSION "0.0.0"
@@ -67,19 +71,59 @@ bool renderDot(const std::string& dot, const std::string& path, const std::strin
   return true;
 }
 
+// Lowers the checked graph, compiles its kernels ahead of time and links the executable.
+int compileNetwork(FrontendResult& r, const std::string& output, const std::string& target, const std::string& cacheDir, int jobs, bool verbose) {
+  auto t0 = std::chrono::steady_clock::now();
+  codegen::AotOptions o;
+  o.target = target;
+  o.cacheDir = cacheDir;
+  o.jobs = jobs;
+  o.verbose = verbose;
+  std::string resolved, err;
+  if (!codegen::resolveTarget(target, resolved, err)) { fprintf(stderr, "cnnc: error: %s\n", err.c_str()); return 1; }
+  std::error_code ec;
+  fs::path dir = fs::path(output).parent_path();
+  if (!dir.empty() && !fs::is_directory(dir, ec)) {
+    fprintf(stderr, "cnnc: error: cannot write '%s': folder '%s' does not exist\n", output.c_str(), dir.c_str());
+    return 1;
+  }
+  if (access(dir.empty() ? "." : dir.c_str(), W_OK) != 0) {
+    fprintf(stderr, "cnnc: error: cannot write '%s': %s\n", output.c_str(), strerror(errno));
+    return 1;
+  }
+  codegen::Plan plan = codegen::buildInferencePlan(r.graph);
+  std::vector<std::string> objects;
+  codegen::AotStats st;
+  if (!codegen::compileKernels(plan, o, objects, st, err)) { fprintf(stderr, "cnnc: error: %s\n", err.c_str()); return 1; }
+  std::string json = codegen::planToJson(plan, r.graph, r.sm, resolved);
+  if (!codegen::linkExecutable(json, plan, objects, output, o, err)) { fprintf(stderr, "cnnc: error: %s\n", err.c_str()); return 1; }
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  fprintf(stderr, "cnnc: %s -> %s: %d kernels (%d compiled, %d cached), %zu calls, %.1f s\n", r.graph.name.c_str(), output.c_str(), st.kernels,
+          st.compiled, st.cached, plan.calls.size(), secs);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"cnnc: compiles .cnn network descriptions (see docs/language.md)", "cnnc"};
-  std::string input, emit, output, network, color = "auto";
+  std::string input, emit, output, network, color = "auto", target = "host", cacheDir;
+  int jobs = 0;
+  bool verbose = false;
   std::vector<std::string> defines;
   bool summary = false, noWarn = false, werror = false;
   app.add_option("file", input, "the .cnn source")->required();
-  app.add_option("--emit", emit, "print a stage instead of compiling: ast, graph, params or dot")
-      ->check(CLI::IsMember({"ast", "graph", "params", "dot"}));
+  app.add_option("--emit", emit, "print a stage instead of compiling: ast, graph, params, dot or plan")
+      ->check(CLI::IsMember({"ast", "graph", "params", "dot", "plan"}));
   app.add_flag("--summary", summary, "print a per-layer table with shapes, parameters and MACs");
-  app.add_option("-o,--output", output, "write the output here (with --emit=dot: .dot, .svg, .png or .pdf)");
+  app.add_option("-o,--output", output, "the executable to build (with --emit: where to write it; for dot: .dot, .svg, .png or .pdf)");
+  app.add_option("--target", target, "host (default) or a Halide target string, e.g. x86-64-linux-avx2");
+  app.add_option("--cache-dir", cacheDir, "compiled-kernel cache (default: $XDG_CACHE_HOME/cnnc)");
+  app.add_option("-j,--jobs", jobs, "parallel kernel compiles (default: number of cores)")->check(CLI::Range(1, 256));
+  app.add_flag("-v,--verbose", verbose, "show each kernel compile and the link command");
   app.add_option("-D,--define", defines, "override a network parameter: -D classes=10")->type_name("NAME=VALUE");
+  std::string inputShape;
+  app.add_option("--input-shape", inputShape, "compile for another input size, e.g. 3,160,160 (same channels)")->type_name("C,H,W");
   app.add_option("--network", network, "the network to compile when the file declares several");
   app.add_flag("-w", noWarn, "suppress warnings");
   app.add_flag("--Werror,-W", werror, "treat warnings as errors");
@@ -107,6 +151,19 @@ int main(int argc, char** argv) {
     fo.elab.overrides[d.substr(0, eq)] = d.substr(eq + 1);
   }
   fo.stopAfterParse = emit == "ast";
+  if (!inputShape.empty()) {
+    std::stringstream ss(inputShape);
+    std::string part;
+    while (std::getline(ss, part, ',')) {
+      char* end = nullptr;
+      long long v = strtoll(part.c_str(), &end, 10);
+      if (part.empty() || *end || v < 1) {
+        fprintf(stderr, "cnnc: error: --input-shape %s: expected positive integers C,H,W (or F)\n", inputShape.c_str());
+        return 2;
+      }
+      fo.elab.inputShape.push_back(v);
+    }
+  }
 
   FrontendResult r;
   runFrontend(input, fo, r);
@@ -127,10 +184,13 @@ int main(int argc, char** argv) {
     text = printDot(r.graph);
   } else if (summary) {
     text = printSummary(r.graph);
+  } else if (emit == "plan") {
+    codegen::Plan plan = codegen::buildInferencePlan(r.graph);
+    std::string tgt, err;
+    if (!codegen::resolveTarget(target, tgt, err)) { fprintf(stderr, "cnnc: error: %s\n", err.c_str()); return 1; }
+    text = codegen::planToText(plan, r.graph);
   } else if (!output.empty()) {
-    fprintf(stderr, "cnnc: error: code generation (-o without --emit) is not available in this version; it arrives with the Halide back end\n"
-                    "hint: use --summary, --emit=graph or --emit=dot -o net.svg\n");
-    return 1;
+    return compileNetwork(r, output, target, cacheDir, jobs, verbose);
   } else {
     return 0;  // checked, nothing else asked for
   }

@@ -1,0 +1,236 @@
+// aot.cpp: see aot.h.
+//
+// Kernels compile in forked worker processes: each compile is independent, a crash in one cannot
+// take the driver down, and no Halide state is shared between threads. Every object lands in the
+// cache under a key made of the kernel signature, the target, and the identity of this cnnc
+// binary (so a rebuilt compiler never reuses stale code).
+#include "aot.h"
+
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include "Halide.h"
+#include "lower.h"
+
+#ifndef CNNC_RUNTIME_LIB
+#define CNNC_RUNTIME_LIB ""
+#endif
+#ifndef CNNC_VERSION
+#define CNNC_VERSION "0.0.0"
+#endif
+
+namespace fs = std::filesystem;
+
+namespace cnnc::codegen {
+
+namespace {
+
+uint64_t fnv1a(const std::string& s) {
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : s) { h ^= c; h *= 1099511628211ull; }
+  return h;
+}
+
+std::string hex(uint64_t v) {
+  char b[20];
+  snprintf(b, sizeof b, "%016llx", (unsigned long long)v);
+  return b;
+}
+
+// Identity of this compiler build: version plus size and mtime of the running binary.
+std::string compilerStamp() {
+  static std::string stamp = [] {
+    struct stat st {};
+    std::string s = std::string(CNNC_VERSION) + " halide" + "14";
+    if (stat("/proc/self/exe", &st) == 0) s += " " + std::to_string(st.st_size) + " " + std::to_string((long long)st.st_mtime);
+    return s;
+  }();
+  return stamp;
+}
+
+std::string cacheRoot(const AotOptions& o) {
+  if (!o.cacheDir.empty()) return o.cacheDir;
+  if (const char* e = getenv("CNNC_CACHE_DIR"); e && *e) return e;
+  if (const char* x = getenv("XDG_CACHE_HOME"); x && *x) return std::string(x) + "/cnnc";
+  const char* home = getenv("HOME");
+  return std::string(home && *home ? home : "/tmp") + "/.cache/cnnc";
+}
+
+Halide::Target kernelTarget(const std::string& resolved) {
+  return Halide::Target(resolved).with_feature(Halide::Target::NoRuntime);
+}
+
+}  // namespace
+
+bool resolveTarget(const std::string& name, std::string& resolved, std::string& err) {
+  if (name == "host") {
+    resolved = Halide::get_host_target().to_string();
+    return true;
+  }
+  if (!Halide::Target::validate_target_string(name)) {
+    err = "unknown target '" + name + "': use 'host' or a Halide target string such as x86-64-linux-avx2 or x86-64-linux-avx512";
+    return false;
+  }
+  Halide::Target t(name);
+  if (t.arch != Halide::Target::X86) {
+    err = "target '" + name + "' is not supported yet: this version builds for x86-64 hosts only";
+    return false;
+  }
+  resolved = t.to_string();
+  return true;
+}
+
+bool compileKernels(const Plan& plan, const AotOptions& opts, std::vector<std::string>& objects, AotStats& stats, std::string& err) {
+  auto t0 = std::chrono::steady_clock::now();
+  std::string target;
+  if (!resolveTarget(opts.target, target, err)) return false;
+  std::string dir = cacheRoot(opts) + "/" + target;
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) { err = "cannot create the kernel cache '" + dir + "': " + ec.message(); return false; }
+
+  struct Job { const KernelSpec* spec; std::string path; };
+  std::vector<Job> todo;
+  for (const auto& s : plan.specs) {
+    std::string key = s.signature() + "|" + target + "|" + compilerStamp();
+    std::string path = dir + "/" + s.functionName() + "-" + hex(fnv1a(key)) + ".o";
+    objects.push_back(path);
+    stats.kernels++;
+    if (fs::exists(path)) stats.cached++;
+    else todo.push_back({&s, path});
+  }
+  std::string rtPath = dir + "/halide_runtime-" + hex(fnv1a(target + compilerStamp())) + ".o";
+  bool needRuntime = !fs::exists(rtPath);
+  objects.push_back(rtPath);
+
+  int jobs = opts.jobs > 0 ? opts.jobs : (int)std::max<long>(1, sysconf(_SC_NPROCESSORS_ONLN));
+  std::map<pid_t, std::string> running;  // pid -> what it compiles
+  size_t next = 0;
+  bool failed = false;
+  auto spawn = [&](std::function<void()> work, const std::string& what) {
+    fflush(nullptr);
+    pid_t pid = fork();
+    if (pid == 0) {
+      try {
+        work();
+        _exit(0);
+      } catch (const Halide::CompileError& e) {
+        fprintf(stderr, "cnnc: error: compiling %s: %s\n", what.c_str(), e.what());
+      } catch (const std::exception& e) {
+        fprintf(stderr, "cnnc: error: compiling %s: %s\n", what.c_str(), e.what());
+      }
+      _exit(1);
+    }
+    if (pid < 0) { err = std::string("fork failed: ") + strerror(errno); failed = true; return; }
+    running[pid] = what;
+  };
+  auto compileTo = [target](const std::string& path, std::function<void(const std::string&)> fn) {
+    std::string tmp = path + ".tmp." + std::to_string(getpid());
+    fn(tmp);
+    if (rename(tmp.c_str(), path.c_str()) != 0) throw std::runtime_error("cannot write " + path + ": " + strerror(errno));
+  };
+  if (needRuntime)
+    spawn([&] {
+      compileTo(rtPath, [&](const std::string& tmp) { Halide::compile_standalone_runtime(tmp, Halide::Target(target)); });
+    }, "the Halide runtime");
+  while (!failed && (next < todo.size() || !running.empty())) {
+    while (!failed && next < todo.size() && (int)running.size() < jobs) {
+      const Job j = todo[next++];
+      spawn([&, j] {
+        compileTo(j.path, [&](const std::string& tmp) {
+          Lowered l = lowerKernel(*j.spec);
+          l.pipeline.compile_to_object(tmp, l.args, j.spec->functionName(), kernelTarget(target));
+        });
+      }, j.spec->functionName() + " (" + j.spec->signature() + ")");
+      if (opts.verbose) fprintf(stderr, "cnnc: compiling %s\n", j.spec->signature().c_str());
+    }
+    if (running.empty()) break;
+    int status = 0;
+    pid_t pid = wait(&status);
+    if (pid < 0) { err = std::string("wait failed: ") + strerror(errno); failed = true; break; }
+    std::string what = running[pid];
+    running.erase(pid);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+      err = "kernel compile failed: " + what;
+      failed = true;
+    } else if (what != "the Halide runtime") {
+      stats.compiled++;
+    }
+  }
+  for (auto& [pid, what] : running) waitpid(pid, nullptr, 0);
+  stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return !failed;
+}
+
+bool linkExecutable(const std::string& planJson, const Plan& plan, const std::vector<std::string>& objects, const std::string& output,
+                    const AotOptions& opts, std::string& err) {
+  std::string runtimeLib = getenv("CNNC_RUNTIME_LIB") ? getenv("CNNC_RUNTIME_LIB") : CNNC_RUNTIME_LIB;
+  if (runtimeLib.empty() || !fs::exists(runtimeLib)) {
+    err = "the cnnc runtime library was not found at '" + runtimeLib + "': rebuild cnnc, or set CNNC_RUNTIME_LIB";
+    return false;
+  }
+  const char* cxx = getenv("CXX") ? getenv("CXX") : "c++";
+  std::string probe = std::string("command -v ") + cxx + " >/dev/null 2>&1";
+  if (system(probe.c_str()) != 0) {
+    err = std::string("no C++ linker: '") + cxx + "' was not found; install g++ (apt-get install g++) or set CXX";
+    return false;
+  }
+  char tmpl[] = "/tmp/cnnc-link-XXXXXX";
+  if (!mkdtemp(tmpl)) { err = std::string("cannot create a temporary folder: ") + strerror(errno); return false; }
+  std::string work = tmpl;
+  std::ostringstream glue;
+  glue << "// Generated by cnnc: the kernel table and the plan of this network.\n"
+       << "#include <cstddef>\nextern \"C\" {\n";
+  for (const auto& s : plan.specs) glue << "int " << s.functionName() << "_argv(void**);\n";
+  glue << "}\nnamespace cnnc::rt {\nstruct KernelEntry { const char* name; int (*fn)(void**); };\n"
+       << "extern const KernelEntry kKernels[] = {\n";
+  for (const auto& s : plan.specs) glue << "  {\"" << s.functionName() << "\", " << s.functionName() << "_argv},\n";
+  glue << "};\nextern const int kNumKernels = " << plan.specs.size() << ";\n"
+       << "extern const unsigned char kPlanJson[] = {";
+  for (size_t i = 0; i < planJson.size(); ++i) glue << (i % 32 == 0 ? "\n" : "") << (int)(unsigned char)planJson[i] << ",";
+  glue << "0};\nextern const size_t kPlanJsonSize = " << planJson.size() << ";\n}\n";
+  std::string gluePath = work + "/glue.cpp";
+  {
+    std::ofstream f(gluePath);
+    f << glue.str();
+    if (!f) { err = "cannot write " + gluePath; fs::remove_all(work); return false; }
+  }
+  std::string tmpOut = output + ".tmp." + std::to_string(getpid());
+  std::string cmd = std::string(cxx) + " -O1 -o '" + tmpOut + "' '" + gluePath + "'";
+  for (const auto& o : objects) cmd += " '" + o + "'";
+  cmd += " '" + runtimeLib + "' -lpthread -ldl 2>" + work + "/link.log";
+  if (opts.verbose) fprintf(stderr, "cnnc: %s\n", cmd.c_str());
+  int rc = system(cmd.c_str());
+  if (rc != 0) {
+    std::ifstream log(work + "/link.log");
+    std::stringstream ss;
+    ss << log.rdbuf();
+    std::string text = ss.str();
+    unlink(tmpOut.c_str());
+    if (text.find("cannot open output file") != std::string::npos || text.find("Permission denied") != std::string::npos)
+      err = "cannot write '" + output + "': the folder is missing or not writable";
+    else
+      err = "linking failed:\n" + text.substr(0, 4000);
+    fs::remove_all(work);
+    return false;
+  }
+  fs::remove_all(work);
+  if (rename(tmpOut.c_str(), output.c_str()) != 0) {
+    err = "cannot write '" + output + "': " + strerror(errno);
+    unlink(tmpOut.c_str());
+    return false;
+  }
+  return true;
+}
+
+}  // namespace cnnc::codegen

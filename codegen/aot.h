@@ -1,0 +1,35 @@
+// aot.h: ahead-of-time compilation of a plan's kernels to object files (cached on disk, compiled
+// in parallel), one shared Halide runtime per target, and the final link into an executable.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "graph.h"
+#include "plan.h"
+
+namespace cnnc::codegen {
+
+struct AotOptions {
+  std::string target = "host";  // "host" or a Halide target string
+  std::string cacheDir;          // empty: $CNNC_CACHE_DIR, $XDG_CACHE_HOME/cnnc or ~/.cache/cnnc
+  int jobs = 0;                  // parallel kernel compiles; 0: number of cores
+  bool verbose = false;
+};
+
+struct AotStats {
+  int kernels = 0, cached = 0, compiled = 0;
+  double seconds = 0;
+};
+
+// Resolves "host" and validates the string; returns false with `err` for an unknown target.
+bool resolveTarget(const std::string& name, std::string& resolved, std::string& err);
+
+// Compiles every kernel of `plan` (or finds it in the cache) plus the Halide runtime.
+bool compileKernels(const Plan& plan, const AotOptions& opts, std::vector<std::string>& objects, AotStats& stats, std::string& err);
+
+// Writes the glue source (kernel table + embedded plan) and links everything into `output`,
+// atomically: a failed link leaves no file at `output`.
+bool linkExecutable(const std::string& planJson, const Plan& plan, const std::vector<std::string>& objects, const std::string& output,
+                    const AotOptions& opts, std::string& err);
+
+}  // namespace cnnc::codegen

@@ -1,0 +1,77 @@
+// kernel.cpp: kernel identity (signature, function name).
+#include "kernel.h"
+
+#include <cstdio>
+#include <sstream>
+
+namespace cnnc::codegen {
+
+const char* kernelKindName(KernelKind k) {
+  switch (k) {
+    case KernelKind::Conv: return "conv";
+    case KernelKind::Linear: return "linear";
+    case KernelKind::Affine: return "affine";
+    case KernelKind::Activation: return "act";
+    case KernelKind::Add: return "add";
+    case KernelKind::MaxPool: return "maxpool";
+    case KernelKind::AvgPool: return "avgpool";
+    case KernelKind::AdaptiveAvgPool: return "adaptavg";
+    case KernelKind::LRN: return "lrn";
+    case KernelKind::Softmax: return "softmax";
+    case KernelKind::Concat: return "concat";
+  }
+  return "?";
+}
+
+const char* actName(Act a) {
+  switch (a) {
+    case Act::None: return "none";
+    case Act::Relu: return "relu";
+    case Act::Tanh: return "tanh";
+    case Act::Sigmoid: return "sigmoid";
+  }
+  return "?";
+}
+
+std::string KernelSpec::signature() const {
+  std::ostringstream o;
+  const Attrs& a = attrs;
+  o << kernelKindName(kind) << " in=" << dimsStr(in);
+  for (const auto& e : extraIns) o << "+" << dimsStr(e);
+  o << " out=" << dimsStr(out) << " act=" << actName(act);
+  switch (kind) {
+    case KernelKind::Conv:
+      o << " k=" << a.kernel[0] << "x" << a.kernel[1] << " s=" << a.stride[0] << "x" << a.stride[1] << " p=" << a.pad[0] << "x"
+        << a.pad[1] << " d=" << a.dilation[0] << "x" << a.dilation[1] << " g=" << a.groups << " res=" << residual;
+      break;
+    case KernelKind::MaxPool:
+    case KernelKind::AvgPool:
+      o << " k=" << a.kernel[0] << "x" << a.kernel[1] << " s=" << a.stride[0] << "x" << a.stride[1] << " p=" << a.pad[0] << "x"
+        << a.pad[1] << " d=" << a.dilation[0] << "x" << a.dilation[1] << " ceil=" << a.ceil << " cip=" << a.countIncludePad;
+      break;
+    case KernelKind::LRN: {
+      char b[128];
+      snprintf(b, sizeof b, " size=%lld alpha=%.9g beta=%.9g k=%.9g", (long long)a.size, a.alpha, a.beta, a.k);
+      o << b;
+      break;
+    }
+    default: break;
+  }
+  o << " | " << schedule.str();
+  return o.str();
+}
+
+// FNV-1a, 64-bit: stable across runs and platforms, unlike std::hash.
+static uint64_t fnv1a(const std::string& s) {
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : s) { h ^= c; h *= 1099511628211ull; }
+  return h;
+}
+
+std::string KernelSpec::functionName() const {
+  char b[64];
+  snprintf(b, sizeof b, "k_%s_%016llx", kernelKindName(kind), (unsigned long long)fnv1a(signature()));
+  return b;
+}
+
+}  // namespace cnnc::codegen

@@ -1,0 +1,309 @@
+// lower.cpp: the algorithm of each kernel kind in Halide, followed by its default schedule.
+#include "lower.h"
+
+#include <limits>
+
+namespace cnnc::codegen {
+
+using namespace Halide;
+
+namespace {
+
+// Declares a dense row-major layout with static extents `d` (outermost first, as PyTorch writes
+// shapes). With `batch`, one more outer dimension of free extent holds the images.
+template <typename T>
+void declareDense(T&& b, const Dims& d, bool batch = true) {
+  int rank = (int)d.size();
+  int64_t stride = 1;
+  for (int i = 0; i < rank; ++i) {
+    int64_t extent = d[rank - 1 - i];
+    b.dim(i).set_bounds(0, (int)extent).set_stride((int)stride);
+    stride *= extent;
+  }
+  if (batch) b.dim(rank).set_min(0).set_stride((int)stride);
+}
+
+ImageParam tensorParam(const std::string& name, const Dims& d) {
+  ImageParam p(Float(32), (int)d.size() + 1, name);
+  declareDense(p, d);
+  return p;
+}
+
+Expr applyAct(Expr v, Act a) {
+  switch (a) {
+    case Act::Relu: return max(v, 0.0f);
+    case Act::Tanh: return tanh(v);
+    case Act::Sigmoid: return 1.0f / (1.0f + exp(-v));
+    default: return v;
+  }
+}
+
+struct Vars {
+  Var x{"x"}, y{"y"}, c{"c"}, n{"n"}, f{"f"}, cn{"cn"};
+};
+
+// Spatial outputs: parallel over (channel, batch), vectorised along the row.
+void scheduleSpatial(Func out, const KernelSpec& k, Vars& v) {
+  out.fuse(v.c, v.n, v.cn).parallel(v.cn);
+  if (k.schedule.vec > 1) out.vectorize(v.x, k.schedule.vec);
+}
+
+void scheduleFlat(Func out, const KernelSpec& k, Vars& v) {
+  if (k.schedule.vec > 1) out.vectorize(v.f, k.schedule.vec);
+  out.parallel(v.n);
+}
+
+Lowered finish(Func out, const KernelSpec& k, std::vector<Argument> args) {
+  declareDense(out.output_buffer(), k.out);
+  return {Pipeline(out), std::move(args)};
+}
+
+Lowered conv(const KernelSpec& k) {
+  Vars v;
+  const Attrs& a = k.attrs;
+  int64_t C = k.in[0], H = k.in[1], W = k.in[2], O = k.out[0];
+  int64_t cig = C / a.groups, cog = O / a.groups;
+  ImageParam in = tensorParam("input", k.in);
+  ImageParam w(Float(32), 4, "weight");
+  declareDense(w, {O, cig, a.kernel[0], a.kernel[1]}, false);
+  ImageParam b(Float(32), 1, "bias");
+  declareDense(b, {O}, false);
+  std::vector<Argument> args{in, w, b};
+  Func src("src");
+  if (a.pad[0] || a.pad[1]) src = BoundaryConditions::constant_exterior(in, 0.0f, {{0, (int)W}, {0, (int)H}});
+  else src(v.x, v.y, v.c, v.n) = in(v.x, v.y, v.c, v.n);
+  RDom r(0, (int)a.kernel[1], 0, (int)a.kernel[0], 0, (int)cig, "r");
+  Expr g = a.groups == 1 ? Expr(0) : v.c / (int)cog;
+  Func acc("conv_acc");
+  acc(v.x, v.y, v.c, v.n) = b(v.c);
+  acc(v.x, v.y, v.c, v.n) += w(r.x, r.y, r.z, v.c) *
+      src(v.x * (int)a.stride[1] + r.x * (int)a.dilation[1] - (int)a.pad[1], v.y * (int)a.stride[0] + r.y * (int)a.dilation[0] - (int)a.pad[0],
+          g * (int)cig + r.z, v.n);
+  Expr val = acc(v.x, v.y, v.c, v.n);
+  ImageParam res;
+  if (k.residual) {
+    res = tensorParam("residual", k.out);
+    args.push_back(res);
+    val = val + res(v.x, v.y, v.c, v.n);
+  }
+  Func out("conv_out");
+  out(v.x, v.y, v.c, v.n) = applyAct(val, k.act);
+  // Schedule: a register tile of `vec` columns x `tileC` output channels. Each input vector
+  // loaded for a tap feeds tileC FMAs (weights broadcast), and the tileC accumulators stay in
+  // vector registers for the whole reduction over input channels and taps. The output splits
+  // shift inwards at the right and bottom edges (rows and channel counts need only be at least
+  // one tile), so the accumulator tile always has exactly the tile's extent.
+  const Schedule& sc = k.schedule;
+  Var xo("xo"), xi("xi"), co("co"), ci("ci"), t("t");
+  out.split(v.x, xo, xi, sc.vec).split(v.c, co, ci, sc.tileC).reorder(xi, ci, xo, v.y, co, v.n).fuse(co, v.n, t).parallel(t);
+  if (sc.vec > 1) out.vectorize(xi);
+  out.unroll(ci);
+  acc.compute_at(out, xo);
+  if (sc.vec > 1) acc.vectorize(v.x);
+  acc.unroll(v.c);
+  acc.update().reorder(v.x, v.c, r.x, r.y, r.z, v.y, v.n);
+  if (sc.vec > 1) acc.update().vectorize(v.x);
+  acc.update().unroll(v.c);
+  return finish(out, k, args);
+}
+
+Lowered linear(const KernelSpec& k) {
+  Vars v;
+  int64_t F = k.in[0], O = k.out[0];
+  ImageParam in = tensorParam("input", k.in);
+  ImageParam w(Float(32), 2, "weight");
+  declareDense(w, {O, F}, false);
+  ImageParam b(Float(32), 1, "bias");
+  declareDense(b, {O}, false);
+  RDom r(0, (int)F, "r");
+  Func dot("dot");
+  dot(v.f, v.n) = b(v.f);
+  dot(v.f, v.n) += w(r, v.f) * in(r, v.n);
+  Func out("linear_out");
+  out(v.f, v.n) = applyAct(dot(v.f, v.n), k.act);
+  // Blocks of outputs run in parallel; each output's dot product walks its weight row
+  // contiguously. (Fusing f and n here would make bounds inference compute every output per
+  // iteration.)
+  Var fo("fo"), fi("fi");
+  int blk = (int)std::min<int64_t>(16, O);
+  out.split(v.f, fo, fi, blk).reorder(fi, fo, v.n).parallel(fo);
+  dot.compute_at(out, fo);
+  dot.update().reorder(r, v.f, v.n);
+  return finish(out, k, {in, w, b});
+}
+
+Lowered affine(const KernelSpec& k) {
+  Vars v;
+  ImageParam in = tensorParam("input", k.in);
+  ImageParam sc(Float(32), 1, "scale"), sh(Float(32), 1, "shift");
+  declareDense(sc, {k.in[0]}, false);
+  declareDense(sh, {k.in[0]}, false);
+  Func out("affine_out");
+  if (k.in.size() == 3) {
+    out(v.x, v.y, v.c, v.n) = applyAct(in(v.x, v.y, v.c, v.n) * sc(v.c) + sh(v.c), k.act);
+    scheduleSpatial(out, k, v);
+  } else {
+    out(v.f, v.n) = applyAct(in(v.f, v.n) * sc(v.f) + sh(v.f), k.act);
+    scheduleFlat(out, k, v);
+  }
+  return finish(out, k, {in, sc, sh});
+}
+
+// Elementwise kernels over any rank: activation alone, or a two-input add.
+Lowered elementwise(const KernelSpec& k) {
+  Vars v;
+  ImageParam a = tensorParam("a", k.in);
+  std::vector<Argument> args{a};
+  bool spatial = k.in.size() == 3;
+  std::vector<Var> idx = spatial ? std::vector<Var>{v.x, v.y, v.c, v.n} : std::vector<Var>{v.f, v.n};
+  std::vector<Expr> ix(idx.begin(), idx.end());
+  Expr val = a(ix);
+  if (k.kind == KernelKind::Add) {
+    ImageParam b = tensorParam("b", k.extraIns[0]);
+    args.push_back(b);
+    val = val + b(ix);
+  }
+  Func out(k.kind == KernelKind::Add ? "add_out" : "act_out");
+  out(idx) = applyAct(val, k.act);
+  if (spatial) scheduleSpatial(out, k, v);
+  else scheduleFlat(out, k, v);
+  return finish(out, k, args);
+}
+
+Lowered pool(const KernelSpec& k) {
+  Vars v;
+  const Attrs& a = k.attrs;
+  int64_t H = k.in[1], W = k.in[2];
+  ImageParam in = tensorParam("input", k.in);
+  Func out(k.kind == KernelKind::MaxPool ? "maxpool_out" : "avgpool_out");
+  RDom r(0, (int)a.kernel[1], 0, (int)a.kernel[0], "r");
+  Expr x0 = v.x * (int)a.stride[1] - (int)a.pad[1], y0 = v.y * (int)a.stride[0] - (int)a.pad[0];
+  if (k.kind == KernelKind::MaxPool) {
+    Func src = BoundaryConditions::constant_exterior(in, -std::numeric_limits<float>::infinity(), {{0, (int)W}, {0, (int)H}});
+    out(v.x, v.y, v.c, v.n) = maximum(src(x0 + r.x * (int)a.dilation[1], y0 + r.y * (int)a.dilation[0], v.c, v.n));
+  } else {
+    // PyTorch's divisor: the window clipped to the padded input (count_include_pad) or to the input.
+    Func src = BoundaryConditions::constant_exterior(in, 0.0f, {{0, (int)W}, {0, (int)H}});
+    Expr x1 = min(x0 + (int)a.kernel[1], (int)(W + a.pad[1])), y1 = min(y0 + (int)a.kernel[0], (int)(H + a.pad[0]));
+    Expr padded = (x1 - x0) * (y1 - y0);
+    Expr inside = (min(x1, (int)W) - max(x0, 0)) * (min(y1, (int)H) - max(y0, 0));
+    Expr div = a.countIncludePad ? padded : inside;
+    out(v.x, v.y, v.c, v.n) = sum(src(x0 + r.x, y0 + r.y, v.c, v.n)) / cast<float>(div);
+  }
+  scheduleSpatial(out, k, v);
+  return finish(out, k, {in});
+}
+
+Lowered adaptiveAvg(const KernelSpec& k) {
+  Vars v;
+  int64_t H = k.in[1], W = k.in[2], OH = k.out[1], OW = k.out[2];
+  ImageParam in = tensorParam("input", k.in);
+  Expr y0 = (v.y * (int)H) / (int)OH, y1 = ((v.y + 1) * (int)H + (int)OH - 1) / (int)OH;
+  Expr x0 = (v.x * (int)W) / (int)OW, x1 = ((v.x + 1) * (int)W + (int)OW - 1) / (int)OW;
+  int kh = (int)((H + OH - 1) / OH + 1), kw = (int)((W + OW - 1) / OW + 1);
+  RDom r(0, std::min<int>(kw, (int)W), 0, std::min<int>(kh, (int)H), "r");
+  Expr xs = min(x0 + r.x, (int)W - 1), ys = min(y0 + r.y, (int)H - 1);
+  Expr inWin = x0 + r.x < x1 && y0 + r.y < y1;
+  Func out("adaptiveavg_out");
+  out(v.x, v.y, v.c, v.n) = sum(select(inWin, in(xs, ys, v.c, v.n), 0.0f)) / cast<float>((x1 - x0) * (y1 - y0));
+  out.fuse(v.c, v.n, v.cn).parallel(v.cn, 16);
+  return finish(out, k, {in});
+}
+
+Lowered lrn(const KernelSpec& k) {
+  Vars v;
+  const Attrs& a = k.attrs;
+  int64_t C = k.in[0];
+  ImageParam in = tensorParam("input", k.in);
+  RDom r(0, (int)a.size, "r");
+  Expr cc = v.c - (int)(a.size / 2) + r;
+  Expr val = in(v.x, v.y, clamp(cc, 0, (int)C - 1), v.n);
+  Func sq("lrn_sq");
+  sq(v.x, v.y, v.c, v.n) = sum(select(cc >= 0 && cc < (int)C, val * val, 0.0f));
+  Func out("lrn_out");
+  Expr div = pow((float)a.k + (float)(a.alpha / a.size) * sq(v.x, v.y, v.c, v.n), (float)a.beta);
+  out(v.x, v.y, v.c, v.n) = in(v.x, v.y, v.c, v.n) / div;
+  scheduleSpatial(out, k, v);
+  return finish(out, k, {in});
+}
+
+Lowered softmax(const KernelSpec& k) {
+  Vars v;
+  ImageParam in = tensorParam("input", k.in);
+  Func out("softmax_out"), mx("softmax_max"), e("softmax_exp"), s("softmax_sum");
+  RDom r(0, (int)k.in[0], "r");
+  if (k.in.size() == 1) {
+    mx(v.n) = maximum(in(r, v.n));
+    e(v.f, v.n) = exp(in(v.f, v.n) - mx(v.n));
+    s(v.n) = sum(e(r, v.n));
+    out(v.f, v.n) = e(v.f, v.n) / s(v.n);
+    out.parallel(v.n);
+    mx.compute_at(out, v.n);
+    e.compute_at(out, v.n);
+    s.compute_at(out, v.n);
+  } else {
+    mx(v.x, v.y, v.n) = maximum(in(v.x, v.y, r, v.n));
+    e(v.x, v.y, v.c, v.n) = exp(in(v.x, v.y, v.c, v.n) - mx(v.x, v.y, v.n));
+    s(v.x, v.y, v.n) = sum(e(v.x, v.y, r, v.n));
+    out(v.x, v.y, v.c, v.n) = e(v.x, v.y, v.c, v.n) / s(v.x, v.y, v.n);
+    out.parallel(v.n);
+    mx.compute_at(out, v.n);
+    e.compute_at(out, v.n);
+    s.compute_at(out, v.n);
+  }
+  return finish(out, k, {in});
+}
+
+Lowered concat(const KernelSpec& k) {
+  Vars v;
+  std::vector<Dims> shapes{k.in};
+  shapes.insert(shapes.end(), k.extraIns.begin(), k.extraIns.end());
+  std::vector<ImageParam> ins;
+  std::vector<Argument> args;
+  for (size_t i = 0; i < shapes.size(); ++i) {
+    ins.push_back(tensorParam("in" + std::to_string(i), shapes[i]));
+    args.push_back(ins.back());
+  }
+  bool spatial = k.in.size() == 3;
+  Var ch = spatial ? v.c : v.f;
+  // Walk the inputs backwards so the first matching range wins in the select chain.
+  int64_t total = 0;
+  std::vector<int64_t> starts;
+  for (const auto& s : shapes) { starts.push_back(total); total += s[0]; }
+  Expr val = 0.0f;
+  for (int i = (int)shapes.size() - 1; i >= 0; --i) {
+    Expr local = clamp(ch - (int)starts[i], 0, (int)shapes[i][0] - 1);
+    Expr pick = spatial ? ins[i](v.x, v.y, local, v.n) : ins[i](local, v.n);
+    val = i == (int)shapes.size() - 1 ? pick : select(ch < (int)(starts[i] + shapes[i][0]), pick, val);
+  }
+  Func out("concat_out");
+  if (spatial) {
+    out(v.x, v.y, v.c, v.n) = val;
+    scheduleSpatial(out, k, v);
+  } else {
+    out(v.f, v.n) = val;
+    out.parallel(v.n);
+  }
+  return finish(out, k, args);
+}
+
+}  // namespace
+
+Lowered lowerKernel(const KernelSpec& k) {
+  switch (k.kind) {
+    case KernelKind::Conv: return conv(k);
+    case KernelKind::Linear: return linear(k);
+    case KernelKind::Affine: return affine(k);
+    case KernelKind::Activation:
+    case KernelKind::Add: return elementwise(k);
+    case KernelKind::MaxPool:
+    case KernelKind::AvgPool: return pool(k);
+    case KernelKind::AdaptiveAvgPool: return adaptiveAvg(k);
+    case KernelKind::LRN: return lrn(k);
+    case KernelKind::Softmax: return softmax(k);
+    case KernelKind::Concat: return concat(k);
+  }
+  throw std::runtime_error("unknown kernel kind");
+}
+
+}  // namespace cnnc::codegen

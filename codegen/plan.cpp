@@ -1,0 +1,402 @@
+// plan.cpp: from the graph IR to an inference plan.
+//
+// 1. Count consumers of every node (the graph output counts as one).
+// 2. Walk nodes in order. A conv starts a group and absorbs, while each has a single consumer,
+//    a following batchnorm (folded into the conv's weights at load), an add (as a fused residual
+//    input) and an activation. A linear absorbs an activation. A lone batchnorm becomes a
+//    per-channel affine kernel, a lone add an add kernel; flatten, dropout and identity become
+//    views of their input's storage.
+// 3. A group runs at the position of its last node, so operands it reads (a residual computed by
+//    a projection shortcut after the main path) already exist.
+// 4. Identical kernel specs are stored once: ResNet's repeated blocks share compiled code.
+// 5. Storage slots get live intervals over the kernel sequence; a greedy best-fit places larger
+//    slots first at the lowest offset that overlaps no live slot. Offsets are rounded up to 16 floats so
+//    every tensor starts on a 64-byte boundary at any batch size.
+#include "plan.h"
+
+#include <algorithm>
+#include <functional>
+#include <map>
+#include <nlohmann/json.hpp>
+
+namespace cnnc::codegen {
+
+namespace {
+
+Act actOf(OpKind k) {
+  switch (k) {
+    case OpKind::Relu: return Act::Relu;
+    case OpKind::Tanh: return Act::Tanh;
+    case OpKind::Sigmoid: return Act::Sigmoid;
+    default: return Act::None;
+  }
+}
+
+struct Builder {
+  const Graph& g;
+  Plan p;
+  std::vector<int> consumers;
+  std::vector<std::vector<int>> users;
+  std::vector<int> tensorOf;  // node -> ActTensor
+  std::map<std::string, int> specIndex;
+  std::map<int, std::function<void()>> deferred;  // tail node -> emission of its group
+
+  explicit Builder(const Graph& graph) : g(graph) {
+    consumers.assign(g.nodes.size(), 0);
+    users.resize(g.nodes.size());
+    tensorOf.assign(g.nodes.size(), -1);
+    for (const auto& n : g.nodes)
+      for (int i : n.inputs) { consumers[i]++; users[i].push_back(n.id); }
+    consumers[g.output]++;
+  }
+
+  // The single consumer of node `id`, or -1.
+  int soleUser(int id) const { return consumers[id] == 1 && users[id].size() == 1 ? users[id][0] : -1; }
+
+  int newTensor(const Dims& shape, const std::string& name, int storage = -1) {
+    if (storage < 0) {
+      p.storages.push_back({numel(shape), 0, 0, 0});
+      storage = (int)p.storages.size() - 1;
+    }
+    p.acts.push_back({shape, storage, name});
+    return (int)p.acts.size() - 1;
+  }
+
+  int param(const Node& n, ParamRole role) const {
+    for (int i : n.params) if (g.params[i].role == role) return i;
+    return -1;
+  }
+
+  int constParam(int paramIdx) {
+    ConstTensor c;
+    c.kind = ConstTensor::Param;
+    c.param = paramIdx;
+    c.shape = g.params[paramIdx].shape;
+    p.consts.push_back(c);
+    return (int)p.consts.size() - 1;
+  }
+
+  int addSpec(KernelSpec s) {
+    s.schedule = defaultSchedule(s);
+    std::string sig = s.signature();
+    auto it = specIndex.find(sig);
+    if (it != specIndex.end()) return it->second;
+    p.specs.push_back(s);
+    specIndex[sig] = (int)p.specs.size() - 1;
+    return (int)p.specs.size() - 1;
+  }
+
+  void emit(KernelSpec s, std::vector<KernelArg> args, const Node& last, const std::string& label) {
+    int t = newTensor(last.shape, last.name);
+    tensorOf[last.id] = t;
+    args.push_back({false, t});
+    p.calls.push_back({addSpec(std::move(s)), std::move(args), label, last.id});
+  }
+
+  KernelArg act(int node) const { return {false, tensorOf[node]}; }
+
+  // Absorbs a single-consumer activation after `cur`; returns the new tail.
+  int absorbAct(int cur, KernelSpec& s, std::string& label, std::vector<bool>& done) {
+    int u = soleUser(cur);
+    if (u >= 0 && actOf(g.nodes[u].op) != Act::None) {
+      s.act = actOf(g.nodes[u].op);
+      label += "+" + g.nodes[u].name;
+      done[u] = true;
+      return u;
+    }
+    return cur;
+  }
+
+  void run() {
+    std::vector<bool> done(g.nodes.size(), false);
+    for (const auto& n : g.nodes) {
+      auto d = deferred.find(n.id);
+      if (d != deferred.end()) d->second();
+      if (done[n.id]) continue;
+      done[n.id] = true;
+      const Dims& in = n.inputs.empty() ? n.shape : g.nodes[n.inputs[0]].shape;
+      KernelSpec s;
+      s.in = in;
+      s.out = n.shape;
+      s.attrs = n.attrs;
+      std::string label = n.name;
+      switch (n.op) {
+        case OpKind::Input:
+          tensorOf[n.id] = newTensor(n.shape, n.name);
+          p.input = tensorOf[n.id];
+          break;
+        case OpKind::Flatten:
+        case OpKind::Dropout:  // inference: identity
+          tensorOf[n.id] = newTensor(n.shape, n.name, p.acts[tensorOf[n.inputs[0]]].storage);
+          break;
+        case OpKind::Conv: {
+          s.kind = KernelKind::Conv;
+          int w = param(n, ParamRole::Weight), b = param(n, ParamRole::Bias);
+          int cur = n.id;
+          int wc, bc;
+          int u = soleUser(cur);
+          if (u >= 0 && g.nodes[u].op == OpKind::BatchNorm) {
+            const Node& bn = g.nodes[u];
+            ConstTensor fw;
+            fw.kind = ConstTensor::FoldConvBN;
+            fw.shape = g.params[w].shape;
+            fw.convW = w; fw.convB = b;
+            fw.bnW = param(bn, ParamRole::Weight); fw.bnB = param(bn, ParamRole::Bias);
+            fw.bnMean = param(bn, ParamRole::RunningMean); fw.bnVar = param(bn, ParamRole::RunningVar);
+            fw.eps = bn.attrs.eps;
+            ConstTensor fb = fw;
+            fb.foldBias = true;
+            fb.shape = {n.attrs.out};
+            p.consts.push_back(fw);
+            wc = (int)p.consts.size() - 1;
+            p.consts.push_back(fb);
+            bc = (int)p.consts.size() - 1;
+            done[u] = true;
+            label += "+" + bn.name;
+            cur = u;
+          } else {
+            wc = constParam(w);
+            if (b >= 0) bc = constParam(b);
+            else {
+              ConstTensor z;
+              z.kind = ConstTensor::Zeros;
+              z.shape = {n.attrs.out};
+              p.consts.push_back(z);
+              bc = (int)p.consts.size() - 1;
+            }
+          }
+          std::vector<KernelArg> args{act(n.inputs[0]), {true, wc}, {true, bc}};
+          u = soleUser(cur);
+          if (u >= 0 && !done[u] && g.nodes[u].op == OpKind::Add && g.nodes[u].inputs.size() == 2) {  // one conv per add
+            const Node& add = g.nodes[u];
+            int other = add.inputs[0] == cur ? add.inputs[1] : add.inputs[0];
+            if (other != cur) {  // add(x, x) stays a separate kernel
+              s.residual = true;
+              s.extraIns = {g.nodes[other].shape};
+              args.push_back({false, -1 - other});  // resolved below, at the group's tail
+              done[u] = true;
+              label += "+" + add.name;
+              cur = u;
+            }
+          }
+          cur = absorbAct(cur, s, label, done);
+          // The group runs at its tail, where a residual operand computed after the conv (a
+          // projection shortcut) exists.
+          int tail = cur;
+          deferred[tail] = [this, s, args, tail, label]() mutable {
+            for (auto& a : args)
+              if (!a.isConst && a.id < 0) a.id = tensorOf[-1 - a.id];
+            s.out = g.nodes[tail].shape;
+            emit(s, args, g.nodes[tail], label);
+          };
+          if (tail == n.id) {
+            deferred[tail]();
+            deferred.erase(tail);
+          }
+          break;
+        }
+        case OpKind::Linear: {
+          s.kind = KernelKind::Linear;
+          int w = param(n, ParamRole::Weight), b = param(n, ParamRole::Bias);
+          int bc;
+          if (b >= 0) bc = constParam(b);
+          else {
+            ConstTensor z;
+            z.kind = ConstTensor::Zeros;
+            z.shape = {n.attrs.out};
+            p.consts.push_back(z);
+            bc = (int)p.consts.size() - 1;
+          }
+          std::vector<KernelArg> args{act(n.inputs[0]), {true, constParam(w)}, {true, bc}};
+          int cur = absorbAct(n.id, s, label, done);
+          emit(s, args, g.nodes[cur], label);
+          break;
+        }
+        case OpKind::BatchNorm: {
+          s.kind = KernelKind::Affine;
+          ConstTensor sc;
+          sc.kind = ConstTensor::BNScale;
+          sc.shape = {n.shape[0]};
+          sc.bnW = param(n, ParamRole::Weight); sc.bnB = param(n, ParamRole::Bias);
+          sc.bnMean = param(n, ParamRole::RunningMean); sc.bnVar = param(n, ParamRole::RunningVar);
+          sc.eps = n.attrs.eps;
+          ConstTensor sh = sc;
+          sh.kind = ConstTensor::BNShift;
+          p.consts.push_back(sc);
+          p.consts.push_back(sh);
+          int ci = (int)p.consts.size();
+          std::vector<KernelArg> args{act(n.inputs[0]), {true, ci - 2}, {true, ci - 1}};
+          int cur = absorbAct(n.id, s, label, done);
+          emit(s, args, g.nodes[cur], label);
+          break;
+        }
+        case OpKind::Add: {
+          // Sum of N inputs as a chain of two-input adds; the activation goes on the last.
+          int acc = n.inputs[0];
+          for (size_t i = 1; i < n.inputs.size(); ++i) {
+            KernelSpec a;
+            a.kind = KernelKind::Add;
+            a.in = n.shape;
+            a.extraIns = {n.shape};
+            a.out = n.shape;
+            std::vector<KernelArg> args{act(acc), act(n.inputs[i])};
+            if (i + 1 < n.inputs.size()) {
+              int t = newTensor(n.shape, n.name);
+              args.push_back({false, t});
+              p.calls.push_back({addSpec(a), args, label, n.id});
+              tensorOf[n.id] = t;
+              acc = n.id;
+            } else {
+              int cur = absorbAct(n.id, a, label, done);
+              emit(a, args, g.nodes[cur], label);
+            }
+          }
+          break;
+        }
+        case OpKind::Relu:
+        case OpKind::Tanh:
+        case OpKind::Sigmoid:
+          s.kind = KernelKind::Activation;
+          s.act = actOf(n.op);
+          emit(s, {act(n.inputs[0])}, n, label);
+          break;
+        case OpKind::MaxPool:
+        case OpKind::AvgPool:
+        case OpKind::AdaptiveAvgPool:
+        case OpKind::LRN:
+        case OpKind::Softmax: {
+          s.kind = n.op == OpKind::MaxPool ? KernelKind::MaxPool : n.op == OpKind::AvgPool ? KernelKind::AvgPool
+                 : n.op == OpKind::AdaptiveAvgPool ? KernelKind::AdaptiveAvgPool : n.op == OpKind::LRN ? KernelKind::LRN : KernelKind::Softmax;
+          emit(s, {act(n.inputs[0])}, n, label);
+          break;
+        }
+        case OpKind::Concat: {
+          s.kind = KernelKind::Concat;
+          std::vector<KernelArg> args;
+          for (size_t i = 0; i < n.inputs.size(); ++i) {
+            args.push_back(act(n.inputs[i]));
+            if (i) s.extraIns.push_back(g.nodes[n.inputs[i]].shape);
+          }
+          emit(s, args, n, label);
+          break;
+        }
+      }
+    }
+    p.output = tensorOf[g.output];
+  }
+
+  void planMemory() {
+    // Live intervals: a storage lives from the kernel that writes it to the last kernel reading it.
+    for (auto& s : p.storages) { s.firstUse = INT32_MAX; s.lastUse = -1; }
+    p.storages[p.acts[p.input].storage].firstUse = -1;
+    for (int k = 0; k < (int)p.calls.size(); ++k)
+      for (size_t a = 0; a < p.calls[k].args.size(); ++a) {
+        const KernelArg& arg = p.calls[k].args[a];
+        if (arg.isConst) continue;
+        Storage& s = p.storages[p.acts[arg.id].storage];
+        s.firstUse = std::min(s.firstUse, k);
+        s.lastUse = std::max(s.lastUse, k);
+      }
+    Storage& out = p.storages[p.acts[p.output].storage];
+    out.lastUse = (int)p.calls.size();
+    std::vector<int> order(p.storages.size());
+    for (size_t i = 0; i < order.size(); ++i) order[i] = (int)i;
+    std::sort(order.begin(), order.end(), [&](int a, int b) { return p.storages[a].size > p.storages[b].size; });
+    std::vector<int> placed;
+    int64_t top = 0;
+    for (int i : order) {
+      Storage& s = p.storages[i];
+      int64_t size = (s.size + 15) / 16 * 16;
+      // Candidate offsets: 0 and the end of every placed slot whose lifetime overlaps.
+      std::vector<std::pair<int64_t, int64_t>> busy;
+      for (int j : placed) {
+        const Storage& o = p.storages[j];
+        if (o.lastUse < s.firstUse || s.lastUse < o.firstUse) continue;
+        busy.push_back({o.offset, o.offset + (o.size + 15) / 16 * 16});
+      }
+      std::sort(busy.begin(), busy.end());
+      int64_t off = 0;
+      for (auto& [b, e] : busy) {
+        if (off + size <= b) break;
+        off = std::max(off, e);
+      }
+      s.offset = off;
+      top = std::max(top, off + size);
+      placed.push_back(i);
+    }
+    p.arenaPerImage = top;
+  }
+};
+
+}  // namespace
+
+Plan buildInferencePlan(const Graph& g) {
+  Builder b(g);
+  b.run();
+  b.planMemory();
+  return std::move(b.p);
+}
+
+std::string planToText(const Plan& p, const Graph& g) {
+  std::string s = "plan " + g.name + ": " + std::to_string(p.specs.size()) + " kernels, " + std::to_string(p.calls.size()) + " calls, arena " +
+                  std::to_string(p.arenaPerImage) + " floats per image\n";
+  for (const auto& c : p.calls) {
+    const ActTensor& out = p.acts[c.args.back().id];
+    s += "  " + c.label + " = " + p.specs[c.spec].functionName() + " -> " + dimsStr(out.shape) + " @" + std::to_string(p.storages[out.storage].offset) + "\n";
+    s += "    " + p.specs[c.spec].signature() + "\n";
+  }
+  return s;
+}
+
+std::string planToJson(const Plan& p, const Graph& g, const SourceManager& sm, const std::string& target) {
+  using nlohmann::json;
+  json j;
+  j["format"] = "cnnc-plan-1";
+  j["net"] = g.name;
+  j["source"] = g.file;
+  j["target"] = target;
+  j["mean"] = g.mean;
+  j["std"] = g.std;
+  j["arena_per_image"] = p.arenaPerImage;
+  j["input"] = p.input;
+  j["output"] = p.output;
+  json params = json::array();
+  for (const auto& prm : g.params) {
+    const Node& n = g.nodes[prm.node];
+    int64_t fanIn = 1;
+    if (n.op == OpKind::Conv) fanIn = g.params[n.params[0]].shape[1] * n.attrs.kernel[0] * n.attrs.kernel[1];
+    else if (n.op == OpKind::Linear) fanIn = g.params[n.params[0]].shape[1];
+    const char* role = prm.role == ParamRole::Weight ? "weight" : prm.role == ParamRole::Bias ? "bias"
+                     : prm.role == ParamRole::RunningMean ? "running_mean" : prm.role == ParamRole::RunningVar ? "running_var" : "num_batches_tracked";
+    params.push_back({{"name", prm.name}, {"shape", prm.shape}, {"dtype", prm.isInt64() ? "I64" : "F32"}, {"role", role},
+                      {"op", opName(n.op)}, {"fan_in", fanIn}, {"where", sm.where(n.loc)}});
+  }
+  j["params"] = params;
+  json acts = json::array();
+  for (const auto& a : p.acts) acts.push_back({{"shape", a.shape}, {"storage", a.storage}, {"name", a.name}});
+  j["acts"] = acts;
+  json st = json::array();
+  for (const auto& s : p.storages) st.push_back({{"offset", s.offset}, {"size", s.size}});
+  j["storages"] = st;
+  json consts = json::array();
+  for (const auto& c : p.consts) {
+    const char* kind = c.kind == ConstTensor::Param ? "param" : c.kind == ConstTensor::FoldConvBN ? (c.foldBias ? "fold_bias" : "fold_weight")
+                     : c.kind == ConstTensor::BNScale ? "bn_scale" : c.kind == ConstTensor::BNShift ? "bn_shift" : "zeros";
+    consts.push_back({{"kind", kind}, {"shape", c.shape}, {"param", c.param}, {"conv_w", c.convW}, {"conv_b", c.convB}, {"bn_w", c.bnW},
+                      {"bn_b", c.bnB}, {"bn_mean", c.bnMean}, {"bn_var", c.bnVar}, {"eps", c.eps}});
+  }
+  j["consts"] = consts;
+  json kernels = json::array();
+  for (const auto& s : p.specs) kernels.push_back({{"fn", s.functionName()}, {"signature", s.signature()}});
+  j["kernels"] = kernels;
+  json calls = json::array();
+  for (const auto& c : p.calls) {
+    json args = json::array();
+    for (const auto& a : c.args) args.push_back({{"const", a.isConst}, {"id", a.id}});
+    calls.push_back({{"kernel", c.spec}, {"args", args}, {"label", c.label}});
+  }
+  j["calls"] = calls;
+  return j.dump();
+}
+
+}  // namespace cnnc::codegen

@@ -1,0 +1,69 @@
+// plan.h: the execution plan of a network: fused kernels in order, activation tensors placed in
+// one arena, and constants derived from the weights (BN folded into convs). It is what the runtime
+// executes; it travels inside the produced executable as JSON (planToJson).
+#pragma once
+#include <string>
+#include <vector>
+
+#include "graph.h"
+#include "kernel.h"
+
+namespace cnnc::codegen {
+
+// An activation tensor: a view (shape) of a storage slot in the arena.
+struct ActTensor {
+  Dims shape;        // per image
+  int storage = -1;
+  std::string name;  // graph node that produced it
+};
+
+// A slot of the arena, in floats per image (the runtime multiplies by the batch size).
+struct Storage {
+  int64_t size = 0;
+  int64_t offset = 0;
+  int firstUse = 0, lastUse = 0;  // kernel indices (-1: before the first kernel)
+};
+
+// A constant kernel argument, computed from the weights at load time.
+struct ConstTensor {
+  enum Kind { Param, FoldConvBN, BNScale, BNShift, Zeros } kind = Param;
+  Dims shape;
+  int param = -1;                  // Param: index into Graph::params
+  int convW = -1, convB = -1;      // FoldConvBN: conv weight and bias (-1: none)
+  int bnW = -1, bnB = -1, bnMean = -1, bnVar = -1;  // FoldConvBN, BNScale, BNShift
+  double eps = 1e-5;
+  bool foldBias = false;           // FoldConvBN: this constant is the folded bias (else the weight)
+};
+
+struct KernelArg {
+  bool isConst = false;
+  int id = -1;  // ActTensor or ConstTensor index
+};
+
+struct KernelCall {
+  int spec = -1;                 // index into Plan::specs
+  std::vector<KernelArg> args;   // inputs, constants, then the output (last)
+  std::string label;             // the graph nodes it covers, for info and profiles
+  int node = -1;                 // the graph node whose output it writes
+};
+
+struct Plan {
+  std::vector<KernelSpec> specs;  // unique kernels
+  std::vector<KernelCall> calls;
+  std::vector<ActTensor> acts;
+  std::vector<Storage> storages;
+  std::vector<ConstTensor> consts;
+  int input = -1, output = -1;    // ActTensor indices
+  int64_t arenaPerImage = 0;      // floats
+};
+
+// Groups the graph into kernels (conv+BN+add+activation fused, BN folded for inference), then
+// plans memory. Never fails on a graph that elaboration accepted.
+Plan buildInferencePlan(const Graph& g);
+
+// Readable form for tests (`cnnc --emit=plan`).
+std::string planToText(const Plan& p, const Graph& g);
+
+std::string planToJson(const Plan& p, const Graph& g, const SourceManager& sm, const std::string& target);
+
+}  // namespace cnnc::codegen

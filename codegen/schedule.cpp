@@ -1,0 +1,35 @@
+// schedule.cpp: default schedules. Vector width: AVX-512 holds 16 floats, but rows of 7 or 14
+// (ResNet's late layers) waste most of a 16-wide vector, so the width is the largest of 16/8/4
+// that the row fills. Parallelism: batch x channels gives both cores work even at batch 1.
+#include "schedule.h"
+
+#include <algorithm>
+
+#include "kernel.h"
+
+namespace cnnc::codegen {
+
+std::string Schedule::str() const {
+  return "vec=" + std::to_string(vec) + " tileC=" + std::to_string(tileC) + " par=" + std::to_string(parallelBatch);
+}
+
+static int widthFor(int64_t extent) {
+  if (extent >= 16) return 16;
+  if (extent >= 8) return 8;
+  if (extent >= 4) return 4;
+  return 1;
+}
+
+Schedule defaultSchedule(const KernelSpec& k) {
+  Schedule s;
+  int64_t inner = k.out.size() == 3 ? k.out[2] : k.out[0];
+  s.vec = widthFor(inner);
+  // Conv: up to 8 output channels share each input vector; 8 accumulators + input + weights fit
+  // easily in AVX-512's 32 (or AVX2's 16) vector registers.
+  s.tileC = 1;
+  if (k.kind == KernelKind::Conv) s.tileC = (int)std::min<int64_t>(8, k.out[0]);
+  s.parallelBatch = 1;
+  return s;
+}
+
+}  // namespace cnnc::codegen

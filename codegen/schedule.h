@@ -1,0 +1,21 @@
+// schedule.h: schedules as data. A kernel's loop structure is chosen from these few numbers, so a
+// tuner only has to swap parameters; the defaults come from defaultSchedule().
+#pragma once
+#include <string>
+
+namespace cnnc::codegen {
+
+struct KernelSpec;
+
+struct Schedule {
+  int vec = 8;          // vector width over the innermost output dimension (x, or features)
+  int tileC = 1;        // output channels per register tile (conv), unrolled
+  int parallelBatch = 1;  // 1: parallel over batch x channels; 0: over channels only
+  std::string str() const;  // "vec=8 tileC=1 par=1"
+};
+
+// The default schedule of a kernel: vectorised over x (or features) and parallel over batch and
+// channels, with widths chosen so that no vector is wider than the dimension it covers.
+Schedule defaultSchedule(const KernelSpec& k);
+
+}  // namespace cnnc::codegen

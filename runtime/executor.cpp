@@ -1,0 +1,125 @@
+// executor.cpp: see executor.h.
+#include "executor.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <mutex>
+
+namespace cnnc::rt {
+
+namespace {
+std::mutex gErrMu;
+std::string gHalideError;
+}  // namespace
+
+std::string lastHalideError() {
+  std::lock_guard<std::mutex> l(gErrMu);
+  return gHalideError;
+}
+
+}  // namespace cnnc::rt
+
+namespace cnnc::rt {
+
+// Kernel assertion failures become the caller's error message instead of text printed from
+// inside a kernel.
+static void onHalideError(void*, const char* msg) {
+  std::lock_guard<std::mutex> l(gErrMu);
+  gHalideError = msg ? msg : "";
+}
+
+bool Executor::init(const Plan& p, const KernelEntry* table, int count, std::string& err) {
+  halide_set_error_handler(onHalideError);
+  plan_ = &p;
+  fns_.clear();
+  for (const auto& k : p.kernels) {
+    int (*fn)(void**) = nullptr;
+    for (int i = 0; i < count; ++i)
+      if (k.fn == table[i].name) fn = table[i].fn;
+    if (!fn) { err = "kernel " + k.fn + " is missing from this executable"; return false; }
+    fns_.push_back(fn);
+  }
+  return true;
+}
+
+void Executor::setWeights(const Weights& w) { consts_ = deriveConsts(*plan_, w); }
+
+bool Executor::reserve(int64_t n, std::string& err) {
+  if (n <= 0) { err = "batch size must be at least 1"; return false; }
+  double bytes = (double)plan_->arenaPerImage * 4.0 * (double)n;
+  double avail = (double)sysconf(_SC_AVPHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
+  long pages = sysconf(_SC_PHYS_PAGES);
+  double total = (double)pages * (double)sysconf(_SC_PAGESIZE);
+  if (bytes > total * 0.9 || (avail > 0 && bytes > avail * 2)) {
+    char b[256];
+    snprintf(b, sizeof b, "batch %lld needs %.1f GiB of activations, more than this machine can give (%.1f GiB free); use a smaller batch",
+             (long long)n, bytes / (1 << 30), avail / (1 << 30));
+    err = b;
+    return false;
+  }
+  return true;
+}
+
+void Executor::makeBuffer(Buf& buf, float* data, const Dims& shape, int64_t n) {
+  int rank = (int)shape.size() + (n > 0 ? 1 : 0);
+  int64_t stride = 1;
+  for (int i = 0; i < (int)shape.size(); ++i) {
+    int64_t e = shape[shape.size() - 1 - i];
+    buf.dims[i] = {0, (int32_t)e, (int32_t)stride, 0};
+    stride *= e;
+  }
+  if (n > 0) buf.dims[shape.size()] = {0, (int32_t)n, (int32_t)stride, 0};
+  memset(&buf.b, 0, sizeof buf.b);
+  buf.b.host = reinterpret_cast<uint8_t*>(data);
+  buf.b.type = halide_type_t(halide_type_float, 32);
+  buf.b.dimensions = rank;
+  buf.b.dim = buf.dims;
+}
+
+bool Executor::run(const float* input, int64_t n, std::vector<float>& output, std::string& err) {
+  const Plan& p = *plan_;
+  if (n != batch_) {
+    if (!reserve(n, err)) return false;
+    arena_.assign((size_t)(p.arenaPerImage * n), 0.0f);
+    batch_ = n;
+    callBufs_.assign(p.calls.size(), {});
+    for (size_t c = 0; c < p.calls.size(); ++c) {
+      const CallSpec& call = p.calls[c];
+      callBufs_[c].resize(call.args.size());
+      for (size_t a = 0; a < call.args.size(); ++a) {
+        const CallArg& arg = call.args[a];
+        Buf& b = callBufs_[c][a];
+        if (arg.isConst) {
+          makeBuffer(b, consts_[arg.id].data(), p.consts[arg.id].shape, 0);
+        } else {
+          const ActSpec& t = p.acts[arg.id];
+          makeBuffer(b, arena_.data() + p.storages[t.storage].offset * n, t.shape, n);
+        }
+      }
+    }
+  }
+  const ActSpec& in = p.acts[p.input];
+  size_t inCount = (size_t)(numel(in.shape) * n);
+  memcpy(arena_.data() + p.storages[in.storage].offset * n, input, inCount * sizeof(float));
+  std::vector<void*> argv;
+  if (profile) callMs.assign(p.calls.size(), 0.0);
+  for (size_t c = 0; c < p.calls.size(); ++c) {
+    argv.clear();
+    for (auto& b : callBufs_[c]) argv.push_back(&b.b);
+    auto t0 = std::chrono::steady_clock::now();
+    int rc = fns_[p.calls[c].kernel](argv.data());
+    if (profile) callMs[c] = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    if (rc != 0) {
+      err = "kernel for " + p.calls[c].label + " failed (" + std::to_string(rc) + "): " + lastHalideError();
+      return false;
+    }
+  }
+  const ActSpec& out = p.acts[p.output];
+  const float* src = arena_.data() + p.storages[out.storage].offset * n;
+  output.assign(src, src + numel(out.shape) * n);
+  return true;
+}
+
+}  // namespace cnnc::rt

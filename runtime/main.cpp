@@ -1,0 +1,261 @@
+// main.cpp (runtime): the command line of every executable cnnc produces.
+//
+//   X info | infer | predict | bench | export-weights   (each has --help)
+// Exit status: 0 success, 1 a runtime error (bad weights, input, image, memory), 2 bad command line.
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <numeric>
+#include <random>
+#include <thread>
+
+#include "HalideRuntime.h"
+#include "executor.h"
+#include "image.h"
+#include "safetensors.h"
+#include "weights.h"
+
+namespace cnnc::rt {
+extern const KernelEntry kKernels[];
+extern const int kNumKernels;
+extern const unsigned char kPlanJson[];
+extern const size_t kPlanJsonSize;
+}  // namespace cnnc::rt
+
+using namespace cnnc::rt;
+
+namespace {
+
+int fail(const std::string& msg) {
+  fprintf(stderr, "error: %s\n", msg.c_str());
+  return 1;
+}
+
+std::string human(double bytes) {
+  char b[32];
+  if (bytes >= 1 << 30) snprintf(b, sizeof b, "%.2f GiB", bytes / (1 << 30));
+  else if (bytes >= 1 << 20) snprintf(b, sizeof b, "%.2f MiB", bytes / (1 << 20));
+  else snprintf(b, sizeof b, "%.1f KiB", bytes / 1024);
+  return b;
+}
+
+bool getWeights(const Plan& p, const std::string& path, uint64_t seed, Weights& w, std::string& err) {
+  if (path.empty()) {
+    initWeights(p, seed, w);
+    return true;
+  }
+  return loadWeights(p, path, w, err);
+}
+
+int cmdInfo(const Plan& p) {
+  int64_t params = 0;
+  for (const auto& ps : p.params)
+    if (ps.role == "weight" || ps.role == "bias") params += numel(ps.shape);
+  printf("network   %s (from %s)\n", p.net.c_str(), p.source.c_str());
+  printf("target    %s\n", p.target.c_str());
+  printf("input     [N,%s]  output [N,%s]\n", dimsStr(p.inputShape()).substr(1, dimsStr(p.inputShape()).size() - 2).c_str(),
+         dimsStr(p.outputShape()).substr(1, dimsStr(p.outputShape()).size() - 2).c_str());
+  printf("params    %lld in %zu tensors\n", (long long)params, p.params.size());
+  int64_t naive = 0;
+  for (const auto& a : p.acts) naive += numel(a.shape);
+  printf("memory    arena %s per image (%s without sharing), %zu slots\n", human(p.arenaPerImage * 4.0).c_str(), human(naive * 4.0).c_str(),
+         p.storages.size());
+  printf("kernels   %zu distinct, %zu calls\n", p.kernels.size(), p.calls.size());
+  for (size_t i = 0; i < p.calls.size(); ++i) {
+    const CallSpec& c = p.calls[i];
+    const ActSpec& out = p.acts[c.args.back().id];
+    printf("  %3zu  %-44s %-22s @%lld  %s\n", i, c.label.c_str(), dimsStr(out.shape).c_str(),
+           (long long)p.storages[out.storage].offset, p.kernels[c.kernel].fn.c_str());
+  }
+  return 0;
+}
+
+int cmdInfer(const Plan& p, Executor& ex, const std::string& weights, const std::string& inPath, const std::string& outPath) {
+  std::string err;
+  Weights w;
+  if (!loadWeights(p, weights, w, err)) return fail(err);
+  SafeTensors st;
+  if (!st.load(inPath, err)) return fail(err);
+  const TensorView* t = st.find("input");
+  if (!t) return fail(inPath + ": no tensor named 'input' (expected F32 [N," + dimsStr(p.inputShape()).substr(1));
+  Dims want = p.inputShape();
+  Dims got(t->shape.begin(), t->shape.end());
+  if (t->dtype != DType::F32) return fail(inPath + ": tensor 'input' is " + dtypeName(t->dtype) + ", expected F32");
+  if (got.size() != want.size() + 1 || !std::equal(want.begin(), want.end(), got.begin() + 1) || got[0] < 1)
+    return fail(inPath + ": tensor 'input' has shape " + dimsStr(got) + ", but " + p.net + " takes [N," + dimsStr(want).substr(1));
+  int64_t n = got[0];
+  if (!ex.reserve(n, err)) return fail(err);
+  ex.setWeights(w);
+  std::vector<float> out;
+  if (!ex.run(reinterpret_cast<const float*>(t->data), n, out, err)) return fail(err);
+  Dims oshape{n};
+  for (auto d : p.outputShape()) oshape.push_back(d);
+  if (!writeSafeTensors(outPath, {{"output", DType::F32, oshape, out.data(), out.size() * sizeof(float)}}, {}, err)) return fail(err);
+  return 0;
+}
+
+int cmdPredict(const Plan& p, Executor& ex, const std::string& weights, const std::string& labelsPath, int top, std::vector<double> mean,
+               std::vector<double> stdv, const std::vector<std::string>& images) {
+  std::string err;
+  const Dims& in = p.inputShape();
+  if (in.size() != 3) return fail("network " + p.net + " takes a flat input, not images");
+  if (mean.empty()) mean = p.mean;
+  if (stdv.empty()) stdv = p.std;
+  if ((!mean.empty() && (int64_t)mean.size() != in[0]) || (!stdv.empty() && (int64_t)stdv.size() != in[0]))
+    return fail("--mean and --std need " + std::to_string(in[0]) + " values, one per input channel");
+  std::vector<std::string> labels;
+  if (!labelsPath.empty()) {
+    std::ifstream f(labelsPath);
+    if (!f) return fail("cannot read labels file '" + labelsPath + "'");
+    for (std::string line; std::getline(f, line);) labels.push_back(line);
+  }
+  // Decode every image before the weights and the arena are touched.
+  std::vector<float> batch;
+  for (const auto& path : images) {
+    std::vector<float> one;
+    if (!loadImage(path, (int)in[0], (int)in[1], (int)in[2], mean, stdv, one, err)) return fail(err);
+    batch.insert(batch.end(), one.begin(), one.end());
+  }
+  Weights w;
+  if (!loadWeights(p, weights, w, err)) return fail(err);
+  ex.setWeights(w);
+  std::vector<float> out;
+  if (!ex.run(batch.data(), (int64_t)images.size(), out, err)) return fail(err);
+  size_t k = numel(p.outputShape());
+  for (size_t i = 0; i < images.size(); ++i) {
+    const float* o = out.data() + i * k;
+    float m = *std::max_element(o, o + k);
+    std::vector<double> prob(k);
+    double s = 0;
+    for (size_t j = 0; j < k; ++j) s += prob[j] = std::exp((double)o[j] - m);
+    std::vector<size_t> idx(k);
+    std::iota(idx.begin(), idx.end(), 0);
+    size_t shown = std::min<size_t>(std::max(top, 1), k);
+    std::partial_sort(idx.begin(), idx.begin() + shown, idx.end(), [&](size_t a, size_t b) { return prob[a] > prob[b]; });
+    printf("%s\n", images[i].c_str());
+    for (size_t r = 0; r < shown; ++r) {
+      size_t j = idx[r];
+      std::string name = j < labels.size() ? labels[j] : "class " + std::to_string(j);
+      printf("  %zu. %-24s %6.2f%%\n", r + 1, name.c_str(), 100.0 * prob[j] / s);
+    }
+  }
+  return 0;
+}
+
+int cmdBench(const Plan& p, Executor& ex, const std::string& weights, int batch, int warmup, int iters, bool json, int threads, bool profile) {
+  std::string err;
+  if (batch < 1 || iters < 1 || warmup < 0) return fail("--batch and --iters must be at least 1, --warmup at least 0");
+  if (!ex.reserve(batch, err)) return fail(err);
+  Weights w;
+  if (!getWeights(p, weights, 0, w, err)) return fail(err);
+  ex.setWeights(w);
+  std::vector<float> input((size_t)(numel(p.inputShape()) * batch));
+  std::mt19937 rng(0);
+  std::normal_distribution<float> nd;
+  for (auto& x : input) x = nd(rng);
+  std::vector<float> out;
+  std::vector<double> ms;
+  for (int i = 0; i < warmup + iters; ++i) {
+    auto t0 = std::chrono::steady_clock::now();
+    if (!ex.run(input.data(), batch, out, err)) return fail(err);
+    double dt = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    if (i >= warmup) ms.push_back(dt);
+  }
+  if (profile) {
+    // One more run with per-call timing, so the profile does not disturb the timed runs.
+    ex.profile = true;
+    if (!ex.run(input.data(), batch, out, err)) return fail(err);
+    ex.profile = false;
+    double total = 0;
+    for (double t : ex.callMs) total += t;
+    fprintf(json ? stderr : stdout, "profile (one run, %.3f ms):\n", total);
+    for (size_t c = 0; c < p.calls.size(); ++c)
+      fprintf(json ? stderr : stdout, "  %9.3f ms %5.1f%%  %s\n", ex.callMs[c], 100 * ex.callMs[c] / total, p.calls[c].label.c_str());
+  }
+  std::sort(ms.begin(), ms.end());
+  double median = ms.size() % 2 ? ms[ms.size() / 2] : (ms[ms.size() / 2 - 1] + ms[ms.size() / 2]) / 2;
+  if (json) {
+    printf("{\"net\": \"%s\", \"mode\": \"infer\", \"batch\": %d, \"threads\": %d, \"iters\": %d, \"median_ms\": %.4f, \"min_ms\": %.4f, "
+           "\"max_ms\": %.4f, \"images_per_s\": %.2f, \"target\": \"%s\"}\n",
+           p.net.c_str(), batch, threads, iters, median, ms.front(), ms.back(), batch * 1000.0 / median, p.target.c_str());
+  } else {
+    printf("%s inference, batch %d, %d threads, %d iterations after %d warm-up\n", p.net.c_str(), batch, threads, iters, warmup);
+    printf("  median %.3f ms   min %.3f ms   max %.3f ms   %.1f images/s\n", median, ms.front(), ms.back(), batch * 1000.0 / median);
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Plan plan;
+  std::string err;
+  if (!parsePlan(reinterpret_cast<const char*>(kPlanJson), kPlanJsonSize, plan, err)) return fail(err);
+  Executor ex;
+  if (!ex.init(plan, kKernels, kNumKernels, err)) return fail(err);
+
+  CLI::App app{plan.net + ": a network compiled by cnnc from " + plan.source, argv[0]};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", plan.net + " built by cnnc for " + plan.target);
+  int threads = (int)std::max(1u, std::thread::hardware_concurrency());
+  app.add_option("--threads", threads, "worker threads (default: all cores)")->check(CLI::Range(1, 1024));
+
+  auto* info = app.add_subcommand("info", "network summary, target, kernels and memory plan");
+
+  auto* infer = app.add_subcommand("infer", "run the tensor 'input' of a safetensors file and write 'output'");
+  std::string weights, inPath, outPath;
+  infer->add_option("--weights", weights, "weights (safetensors, PyTorch state_dict names)")->required();
+  infer->add_option("--input", inPath, "safetensors file with tensor 'input' [N,C,H,W] float32")->required();
+  infer->add_option("--output", outPath, "where to write tensor 'output'")->required();
+
+  auto* predict = app.add_subcommand("predict", "classify PNG or JPEG images");
+  std::string labels;
+  int top = 5;
+  std::vector<double> mean, stdv;
+  std::vector<std::string> images;
+  predict->add_option("--weights", weights, "weights (safetensors)")->required();
+  predict->add_option("--labels", labels, "text file, one class name per line");
+  predict->add_option("--top", top, "how many classes to show")->check(CLI::Range(1, 1000000));
+  predict->add_option("--mean", mean, "per-channel mean (default: from the .cnn input)");
+  predict->add_option("--std", stdv, "per-channel std (default: from the .cnn input)");
+  predict->add_option("images", images, "image files")->required();
+
+  auto* bench = app.add_subcommand("bench", "inference latency and throughput");
+  int batch = 1, warmup = 3, iters = 10;
+  bool json = false;
+  bench->add_option("--batch", batch, "images per run");
+  bench->add_option("--warmup", warmup, "untimed runs first");
+  bench->add_option("--iters", iters, "timed runs");
+  bench->add_flag("--json", json, "one JSON object: net, mode, batch, threads, median_ms, min_ms, ...");
+  bench->add_option("--weights", weights, "weights (default: PyTorch-style random init)");
+  bool profile = false;
+  bench->add_flag("--profile", profile, "print the time of every kernel call");
+
+  auto* exportW = app.add_subcommand("export-weights", "write the initial weights (PyTorch's default init)");
+  std::string exportPath;
+  uint64_t seed = 0;
+  exportW->add_option("output", exportPath, "safetensors file to write")->required();
+  exportW->add_option("--seed", seed, "random seed");
+
+  app.footer("Exit status: 0 success, 1 runtime error, 2 bad command line.");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;
+  }
+  halide_set_num_threads(threads);
+  if (*info) return cmdInfo(plan);
+  if (*infer) return cmdInfer(plan, ex, weights, inPath, outPath);
+  if (*predict) return cmdPredict(plan, ex, weights, labels, top, mean, stdv, images);
+  if (*bench) return cmdBench(plan, ex, weights, batch, warmup, iters, json, threads, profile);
+  if (*exportW) {
+    Weights w;
+    initWeights(plan, seed, w);
+    if (!saveWeights(plan, w, exportPath, err)) return fail(err);
+    return 0;
+  }
+  return 2;
+}

@@ -1,0 +1,51 @@
+// plan.h (runtime): the execution plan embedded in an executable by cnnc, parsed at start-up.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace cnnc::rt {
+
+using Dims = std::vector<int64_t>;
+int64_t numel(const Dims& d);
+std::string dimsStr(const Dims& d);
+
+struct ParamSpec {
+  std::string name, dtype, role, op, where;  // where: "file.cnn:line:col" of the declaring layer
+  Dims shape;
+  int64_t fanIn = 1;
+};
+
+struct ActSpec { Dims shape; int storage; std::string name; };
+struct StorageSpec { int64_t offset, size; };
+
+struct ConstSpec {
+  std::string kind;  // param, fold_weight, fold_bias, bn_scale, bn_shift, zeros
+  Dims shape;
+  int param = -1, convW = -1, convB = -1, bnW = -1, bnB = -1, bnMean = -1, bnVar = -1;
+  double eps = 1e-5;
+};
+
+struct CallArg { bool isConst; int id; };
+struct CallSpec { int kernel; std::vector<CallArg> args; std::string label; };
+struct KernelSpecRt { std::string fn, signature; };
+
+struct Plan {
+  std::string net, source, target;
+  std::vector<double> mean, std;
+  int64_t arenaPerImage = 0;
+  int input = -1, output = -1;
+  std::vector<ParamSpec> params;
+  std::vector<ActSpec> acts;
+  std::vector<StorageSpec> storages;
+  std::vector<ConstSpec> consts;
+  std::vector<KernelSpecRt> kernels;
+  std::vector<CallSpec> calls;
+  const Dims& inputShape() const { return acts[input].shape; }
+  const Dims& outputShape() const { return acts[output].shape; }
+};
+
+// Parses the embedded JSON; false with `err` if it is malformed (a build problem, not user input).
+bool parsePlan(const char* json, size_t size, Plan& out, std::string& err);
+
+}  // namespace cnnc::rt

@@ -1,0 +1,124 @@
+// weights.cpp: see weights.h.
+#include "weights.h"
+
+#include <cmath>
+#include <map>
+#include <random>
+#include <set>
+
+#include "safetensors.h"
+
+namespace cnnc::rt {
+
+void initWeights(const Plan& p, uint64_t seed, Weights& w) {
+  std::mt19937_64 rng(seed);
+  w.f32.assign(p.params.size(), {});
+  w.i64.assign(p.params.size(), 0);
+  for (size_t i = 0; i < p.params.size(); ++i) {
+    const ParamSpec& ps = p.params[i];
+    if (ps.dtype == "I64") continue;
+    std::vector<float>& v = w.f32[i];
+    v.assign(numel(ps.shape), 0.0f);
+    if (ps.op == "batchnorm") {
+      if (ps.role == "weight" || ps.role == "running_var") std::fill(v.begin(), v.end(), 1.0f);
+      continue;
+    }
+    double bound = 1.0 / std::sqrt((double)std::max<int64_t>(1, ps.fanIn));
+    std::uniform_real_distribution<double> u(-bound, bound);
+    for (auto& x : v) x = (float)u(rng);
+  }
+}
+
+bool loadWeights(const Plan& p, const std::string& path, Weights& w, std::string& err) {
+  SafeTensors st;
+  if (!st.load(path, err)) return false;
+  std::vector<std::string> problems;
+  std::set<std::string> expected;
+  Weights out;
+  out.f32.assign(p.params.size(), {});
+  out.i64.assign(p.params.size(), 0);
+  for (size_t i = 0; i < p.params.size(); ++i) {
+    const ParamSpec& ps = p.params[i];
+    expected.insert(ps.name);
+    const TensorView* t = st.find(ps.name);
+    std::string decl = " (declared at " + ps.where + ")";
+    if (!t) { problems.push_back("missing tensor '" + ps.name + "' " + dimsStr(ps.shape) + decl); continue; }
+    if (Dims(t->shape.begin(), t->shape.end()) != ps.shape) {
+      problems.push_back("tensor '" + ps.name + "' has shape " + dimsStr(Dims(t->shape.begin(), t->shape.end())) + " in the file, but the network needs " +
+                         dimsStr(ps.shape) + decl);
+      continue;
+    }
+    if (ps.dtype == "I64") {
+      if (t->dtype != DType::I64) { problems.push_back("tensor '" + ps.name + "' is " + dtypeName(t->dtype) + ", expected I64" + decl); continue; }
+      int64_t v;
+      memcpy(&v, t->data, sizeof v);
+      out.i64[i] = v;
+      continue;
+    }
+    if (t->dtype != DType::F32) { problems.push_back("tensor '" + ps.name + "' is " + dtypeName(t->dtype) + ", expected F32" + decl); continue; }
+    std::vector<float>& v = out.f32[i];
+    v.resize(numel(ps.shape));
+    memcpy(v.data(), t->data, v.size() * sizeof(float));
+    for (float x : v)
+      if (!std::isfinite(x)) { problems.push_back("tensor '" + ps.name + "' contains NaN or Inf" + decl); break; }
+  }
+  for (const auto& t : st.tensors())
+    if (!expected.count(t.name)) problems.push_back("unexpected tensor '" + t.name + "': network " + p.net + " has no such parameter");
+  if (!problems.empty()) {
+    err = path + ": the weights do not match network " + p.net + " (" + p.source + "):";
+    size_t shown = 0;
+    for (const auto& m : problems) {
+      if (++shown > 20) { err += "\n  ... and " + std::to_string(problems.size() - 20) + " more"; break; }
+      err += "\n  " + m;
+    }
+    return false;
+  }
+  w = std::move(out);
+  return true;
+}
+
+bool saveWeights(const Plan& p, const Weights& w, const std::string& path, std::string& err) {
+  std::vector<TensorOut> ts;
+  for (size_t i = 0; i < p.params.size(); ++i) {
+    const ParamSpec& ps = p.params[i];
+    if (ps.dtype == "I64") ts.push_back({ps.name, DType::I64, ps.shape, &w.i64[i], sizeof(int64_t)});
+    else ts.push_back({ps.name, DType::F32, ps.shape, w.f32[i].data(), w.f32[i].size() * sizeof(float)});
+  }
+  return writeSafeTensors(path, ts, {{"format", "pt"}, {"cnnc.net", p.net}}, err);
+}
+
+std::vector<std::vector<float>> deriveConsts(const Plan& p, const Weights& w) {
+  std::vector<std::vector<float>> out(p.consts.size());
+  for (size_t i = 0; i < p.consts.size(); ++i) {
+    const ConstSpec& c = p.consts[i];
+    std::vector<float>& v = out[i];
+    if (c.kind == "param") { v = w.f32[c.param]; continue; }
+    if (c.kind == "zeros") { v.assign(numel(c.shape), 0.0f); continue; }
+    // BN in inference: y = (x - mean) * gamma / sqrt(var + eps) + beta = x * scale + shift.
+    const auto& g = w.f32[c.bnW];
+    const auto& b = w.f32[c.bnB];
+    const auto& m = w.f32[c.bnMean];
+    const auto& var = w.f32[c.bnVar];
+    size_t C = g.size();
+    std::vector<double> scale(C), shift(C);
+    for (size_t k = 0; k < C; ++k) {
+      scale[k] = g[k] / std::sqrt((double)var[k] + c.eps);
+      shift[k] = b[k] - m[k] * scale[k];
+    }
+    if (c.kind == "bn_scale") { v.assign(scale.begin(), scale.end()); continue; }
+    if (c.kind == "bn_shift") { v.assign(shift.begin(), shift.end()); continue; }
+    if (c.kind == "fold_weight") {
+      v = w.f32[c.convW];
+      size_t per = v.size() / C;
+      for (size_t k = 0; k < C; ++k)
+        for (size_t j = 0; j < per; ++j) v[k * per + j] = (float)(v[k * per + j] * scale[k]);
+      continue;
+    }
+    // fold_bias: conv bias (or 0) scaled, plus the BN shift.
+    v.resize(C);
+    for (size_t k = 0; k < C; ++k) v[k] = (float)((c.convB >= 0 ? w.f32[c.convB][k] : 0.0) * scale[k] + shift[k]);
+  }
+  return out;
+}
+
+}  // namespace cnnc::rt

@@ -1,0 +1,31 @@
+// weights.h: a network's parameters in memory: default initialisation (PyTorch's rules), strict
+// loading from safetensors with PyTorch state_dict names, saving, and the constants the kernels
+// take (BN folded into conv weights).
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "plan.h"
+
+namespace cnnc::rt {
+
+struct Weights {
+  std::vector<std::vector<float>> f32;  // per plan param; empty for int64 params
+  std::vector<int64_t> i64;             // per plan param; num_batches_tracked
+};
+
+// PyTorch's defaults: conv/linear weight and bias ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)) (kaiming_uniform
+// with a = sqrt(5)); BN weight 1, bias 0, running mean 0, running var 1.
+void initWeights(const Plan& p, uint64_t seed, Weights& w);
+
+// Loads every parameter; any missing, extra, wrongly typed or wrongly shaped tensor is an error
+// naming the tensor and the .cnn line that declares it. Nothing is loaded partially.
+bool loadWeights(const Plan& p, const std::string& path, Weights& w, std::string& err);
+
+bool saveWeights(const Plan& p, const Weights& w, const std::string& path, std::string& err);
+
+// The kernels' constant arguments, in plan order.
+std::vector<std::vector<float>> deriveConsts(const Plan& p, const Weights& w);
+
+}  // namespace cnnc::rt

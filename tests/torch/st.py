@@ -1,0 +1,43 @@
+"""Minimal safetensors reader and writer for the tests (Debian 12 has no safetensors package).
+
+Format: 8-byte little-endian header length N, N bytes of JSON, then the data (row-major, little-endian).
+"""
+import json
+import struct
+
+import numpy as np
+
+_DT = {"F32": np.float32, "F64": np.float64, "I64": np.int64, "I32": np.int32, "U8": np.uint8}
+_NAME = {np.dtype(v): k for k, v in _DT.items()}
+
+
+def save(path, tensors, metadata=None):
+    """tensors: dict name -> numpy array (or torch tensor); written in insertion order."""
+    header, blobs, off = {}, [], 0
+    for name, t in tensors.items():
+        a = t.detach().cpu().numpy() if hasattr(t, "detach") else np.asarray(t)
+        a = a.copy(order="C")  # np.ascontiguousarray would turn a 0-d array into shape [1]
+        b = a.tobytes()
+        header[name] = {"dtype": _NAME[a.dtype], "shape": list(a.shape), "data_offsets": [off, off + len(b)]}
+        blobs.append(b)
+        off += len(b)
+    if metadata:
+        header["__metadata__"] = metadata
+    h = json.dumps(header).encode()
+    h += b" " * (-len(h) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
+
+
+def load(path):
+    with open(path, "rb") as f:
+        data = f.read()
+    n = struct.unpack("<Q", data[:8])[0]
+    header = json.loads(data[8:8 + n])
+    out = {}
+    for name, e in header.items():
+        if name == "__metadata__":
+            continue
+        b, end = e["data_offsets"]
+        out[name] = np.frombuffer(data[8 + n + b:8 + n + end], dtype=_DT[e["dtype"]]).reshape(e["shape"])
+    return out
