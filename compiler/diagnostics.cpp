@@ -1,6 +1,8 @@
 // diagnostics.cpp: formatting and de-duplication of compiler messages.
 #include "diagnostics.h"
 
+#include "parser.h"
+
 #include <algorithm>
 #include <cstdio>
 
@@ -41,6 +43,15 @@ std::string Diagnostics::render(const Diagnostic& d) const {
   out += bold + d.message + reset + "\n";
   if (d.loc.valid()) {
     std::string line = sm_.lineText(d.loc.file, d.loc.line);
+    // Control characters and bytes of broken UTF-8 would garble the terminal (a NUL would even
+    // cut the message short): show them as '?', one per byte, so the caret stays aligned.
+    size_t badAt = 0;
+    std::string why;
+    bool utf8 = checkText(line, badAt, why);
+    for (char& ch : line) {
+      unsigned char u = (unsigned char)ch;
+      if ((u < 0x20 && ch != '\t') || u == 0x7f || (!utf8 && u >= 0x80)) ch = '?';
+    }
     int col = d.loc.col;
     // Very long lines (generated or hostile input) show a window around the column.
     const int kWidth = 100;

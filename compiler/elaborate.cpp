@@ -107,7 +107,11 @@ static bool parseOverride(const std::string& text, Value& v) {
   char* end = nullptr;
   errno = 0;
   long long i = strtoll(text.c_str(), &end, 10);
-  if (!text.empty() && *end == 0 && errno == 0) { v = Value::ofInt(i); return true; }
+  if (!text.empty() && *end == 0) {
+    if (errno == ERANGE) return false;  // an integer, but too large: not a float in disguise
+    v = Value::ofInt(i);
+    return true;
+  }
   double f = strtod(text.c_str(), &end);
   if (!text.empty() && *end == 0 && std::isfinite(f)) { v = Value::ofFloat(f); return true; }
   return false;
@@ -176,7 +180,10 @@ bool Elaborator::run(Graph& g) {
       continue;
     }
     Value v;
-    if (!parseOverride(text, v)) { diags_.error({}, "-D " + k + "=" + text + ": the value must be an integer, a float, true or false"); continue; }
+    if (!parseOverride(text, v)) {
+      diags_.error({}, "-D " + k + "=" + text + ": the value must be an integer (at most 2^63-1), a float, true or false");
+      continue;
+    }
     it->second.value = v;
   }
   if (diags_.errors()) return false;
@@ -212,7 +219,8 @@ std::string Elaborator::segment(const Stmt& st, ModuleCtx& m, bool isModule, boo
   int index = m.counter++;
   std::string seg = st.label.empty() ? std::to_string(index) : st.label;
   ok = true;
-  if (!m.names.insert(seg).second && isModule) {
+  // A label names one module or layer of its parent, as an attribute does in PyTorch.
+  if (!m.names.insert(seg).second && (isModule || !st.label.empty())) {
     error(st.labelLoc.valid() ? st.labelLoc : st.loc,
           "name '" + seg + "' is already used in " + (m.path.empty() ? "the network" : "module '" + m.path + "'"),
           "give this statement another label");
@@ -388,6 +396,7 @@ Tensor Elaborator::unit(const Stmt& st, Tensor x, Scope& s, ModuleCtx& m) {
   if (isBuiltin(c.callee)) {
     bool ok;
     std::string seg = segment(st, m, false, ok);
+    if (!ok) return Tensor{-1, {}, true};
     return layer(c, x, s, m, seg);
   }
   std::vector<std::string> names = builtinNames();
@@ -439,7 +448,8 @@ bool Elaborator::bindParams(const Decl* d, const Call& c, Scope& caller, Scope& 
     } else if (p.defaultValue) {
       v = eval(*p.defaultValue, callee);  // defaults may refer to earlier parameters and to 'in'
     } else {
-      error(c.loc, "block '" + d->name + "' needs argument '" + p.name + "'", "declared at " + sm_.where(p.loc));
+      // After a misspelt keyword the missing argument is most likely that one: say it once.
+      if (ok) error(c.loc, "block '" + d->name + "' needs argument '" + p.name + "'", "declared at " + sm_.where(p.loc));
       ok = false;
       continue;
     }
@@ -467,8 +477,9 @@ Tensor Elaborator::callBlock(const Decl* d, const Call& c, Tensor x, Scope& s, M
   callee.parent = &globals_;
   callee.in = x.poison ? Dims{} : x.shape;
   callee.hasIn = true;
-  stack_.push_back({d, c.loc});
+  // Argument errors belong to the call site, so they are reported before entering the block.
   bool ok = bindParams(d, c, s, callee);
+  stack_.push_back({d, c.loc});
   Tensor out{-1, {}, true};
   if (ok) {
     if (splice) {

@@ -179,7 +179,7 @@ Tensor Elaborator::layer(const Call& c, Tensor x, Scope& s, ModuleCtx& m, const 
       if (x < lo || x > hi) {
         std::string msg = std::string(spec.name) + " " + n + " = " + std::to_string(x) + " is out of range";
         msg += x < lo ? " (it must be at least " + std::to_string(lo) + ")" : " (the limit is " + std::to_string(hi) + ")";
-        error(a.loc[n], msg, why);
+        error(a.loc[n], msg, x < lo ? why : "");
         ok = false;
         return false;
       }

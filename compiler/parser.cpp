@@ -85,6 +85,12 @@ public:
     std::string hint;
     if (!tok) {
       m = "unrecognised text: " + msg.substr(msg.find(':') == std::string::npos ? 0 : msg.find(':') + 2);
+    } else if (tok->getType() == CnnLexer::UNTERMINATED_COMMENT) {
+      m = "unterminated comment: '/*' has no matching '*/'";
+      loc.len = 2;
+    } else if (tok->getType() == CnnLexer::UNTERMINATED_STRING) {
+      m = "unterminated string: the closing '\"' is missing";
+      loc.len = 1;
     } else if (tok->getType() == CnnLexer::ERRCHAR) {
       m = "stray character " + tokenDisplay(text) + " in program";
     } else {
@@ -105,10 +111,29 @@ public:
       if (text == "<EOF>") hint = "the file ends early: is a '}' or ')' missing?";
     }
     (void)e;
-    if (count_++ < 20) diags_.error(loc, m, hint);
+    if (count_++ < 20) diags_.error(loc, readable(m), hint);
   }
 
 private:
+  // ANTLR speaks in token names (ID, INT, ...); users should read words. Quoted text is the
+  // user's own and stays as it is.
+  static std::string readable(std::string m) {
+    static const std::pair<std::string, std::string> names[] = {
+        {"ID", "a name"}, {"INT", "an integer"}, {"FLOAT", "a number"}, {"STRING", "a string"}};
+    for (const auto& [from, to] : names)
+      for (size_t p = 0; (p = m.find(from, p)) != std::string::npos;) {
+        auto wordChar = [&](size_t i) { return isalnum((unsigned char)m[i]) || m[i] == '_' || m[i] == '\''; };
+        bool whole = (p == 0 || !wordChar(p - 1)) && (p + from.size() >= m.size() || !wordChar(p + from.size()));
+        if (whole) m.replace(p, from.size(), to), p += to.size();
+        else p += from.size();
+      }
+    if (m.compare(0, 8, "missing ") == 0) {  // "missing X at 'y'" -> "expected X before 'y'"
+      auto at = m.find(" at ");
+      if (at != std::string::npos) m = "expected " + m.substr(8, at - 8) + " before " + m.substr(at + 4);
+    }
+    return m;
+  }
+
   int file_;
   Diagnostics& diags_;
   antlr4::dfa::Vocabulary vocab_;
@@ -456,7 +481,8 @@ struct Loader {
   bool ok = true;
 
   void load(const std::string& shown, const std::string& canon, SourceLoc from) {
-    if (done.count(canon)) return;
+    // A file still on the import chain is "done" already (its slot is reserved), so look for a
+    // cycle first.
     for (size_t i = 0; i < active.size(); ++i)
       if (active[i] == canon) {
         std::string chain;
@@ -466,6 +492,7 @@ struct Loader {
         ok = false;
         return;
       }
+    if (done.count(canon)) return;
     if (active.size() > 64) {
       diags.error(from, "imports nested more than 64 deep");
       ok = false;

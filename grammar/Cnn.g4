@@ -65,10 +65,13 @@ INT         : [0-9]+ ;
 FLOAT       : [0-9]+ '.' [0-9]* EXPONENT? | '.' [0-9]+ EXPONENT? | [0-9]+ EXPONENT ;
 fragment EXPONENT : [eE] [+-]? [0-9]+ ;
 STRING      : '"' (~["\\\r\n] | '\\' .)* '"' ;
+// Unterminated forms become tokens of their own so the error can say what is wrong.
+UNTERMINATED_STRING : '"' (~["\\\r\n] | '\\' .)* ;
 ID          : [a-zA-Z_] [a-zA-Z_0-9]* ;
 COMMENT     : '#' ~[\r\n]* -> skip ;
 LINE_COMMENT: '//' ~[\r\n]* -> skip ;
 BLOCK_COMMENT : '/*' .*? '*/' -> skip ;
+UNTERMINATED_COMMENT : '/*' ( ~[*] | '*'+ ~[*/] )* '*'* EOF ;
 WS          : [ \t\r\n]+ -> skip ;
 // Any other character becomes a token the parser rejects, so the error points at it.
 ERRCHAR     : . ;

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -130,8 +131,13 @@ int main(int argc, char** argv) {
   app.add_option("--color", color, "colour diagnostics: auto, always or never")->check(CLI::IsMember({"auto", "always", "never"}));
   app.set_version_flag("--version", std::string("cnnc ") + CNNC_VERSION + " (ANTLR 4 front end)");
   app.footer("Exit status: 0 success, 1 errors in the input, 2 bad command line.\nExample: cnnc nets/resnet18.cnn --summary");
+  // Accept the gcc/clang spelling -Werror, which CLI11 would read as -W -e -r -r -o -r.
+  std::vector<std::string> args(argv + 1, argv + argc);
+  for (auto& a : args)
+    if (a == "-Werror") a = "--Werror";
+  std::reverse(args.begin(), args.end());
   try {
-    app.parse(argc, argv);
+    app.parse(args);
   } catch (const CLI::ParseError& e) {
     int rc = app.exit(e);
     return rc == 0 ? 0 : 2;
