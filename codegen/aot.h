@@ -32,4 +32,9 @@ bool compileKernels(const Plan& plan, const AotOptions& opts, std::vector<std::s
 bool linkExecutable(const std::string& planJson, const Plan& plan, const std::vector<std::string>& objects, const std::string& output,
                     const AotOptions& opts, std::string& err);
 
+// `--emit=lib`: writes DIR/lib<net>.a (kernels, Halide runtime, cnnc runtime, C API) and
+// DIR/<net>.h (the C API of runtime/capi.h).
+bool buildLibrary(const std::string& planJson, const Plan& plan, const std::vector<std::string>& objects, const std::string& outDir,
+                  const std::string& netName, const AotOptions& opts, std::string& err);
+
 }  // namespace cnnc::codegen

@@ -73,7 +73,8 @@ bool renderDot(const std::string& dot, const std::string& path, const std::strin
 }
 
 // Lowers the checked graph, compiles its kernels ahead of time and links the executable.
-int compileNetwork(FrontendResult& r, const std::string& output, const std::string& target, const std::string& cacheDir, int jobs, bool verbose) {
+int compileNetwork(FrontendResult& r, const std::string& output, const std::string& target, const std::string& cacheDir, int jobs, bool verbose,
+                   bool asLibrary) {
   auto t0 = std::chrono::steady_clock::now();
   codegen::AotOptions o;
   o.target = target;
@@ -83,7 +84,8 @@ int compileNetwork(FrontendResult& r, const std::string& output, const std::stri
   std::string resolved, err;
   if (!codegen::resolveTarget(target, resolved, err)) { fprintf(stderr, "cnnc: error: %s\n", err.c_str()); return 1; }
   std::error_code ec;
-  fs::path dir = fs::path(output).parent_path();
+  fs::path dir = asLibrary ? fs::path(output) : fs::path(output).parent_path();
+  if (asLibrary) fs::create_directories(dir, ec);
   if (!dir.empty() && !fs::is_directory(dir, ec)) {
     fprintf(stderr, "cnnc: error: cannot write '%s': folder '%s' does not exist\n", output.c_str(), dir.c_str());
     return 1;
@@ -97,7 +99,9 @@ int compileNetwork(FrontendResult& r, const std::string& output, const std::stri
   codegen::AotStats st;
   if (!codegen::compileKernels(plan, o, objects, st, err)) { fprintf(stderr, "cnnc: error: %s\n", err.c_str()); return 1; }
   std::string json = codegen::planToJson(plan, r.graph, r.sm, resolved);
-  if (!codegen::linkExecutable(json, plan, objects, output, o, err)) { fprintf(stderr, "cnnc: error: %s\n", err.c_str()); return 1; }
+  bool ok = asLibrary ? codegen::buildLibrary(json, plan, objects, output, r.graph.name, o, err)
+                      : codegen::linkExecutable(json, plan, objects, output, o, err);
+  if (!ok) { fprintf(stderr, "cnnc: error: %s\n", err.c_str()); return 1; }
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   fprintf(stderr, "cnnc: %s -> %s: %d kernels (%d compiled, %d cached), %zu calls, %.1f s\n", r.graph.name.c_str(), output.c_str(), st.kernels,
           st.compiled, st.cached, plan.calls.size(), secs);
@@ -114,8 +118,8 @@ int main(int argc, char** argv) {
   std::vector<std::string> defines;
   bool summary = false, noWarn = false, werror = false;
   app.add_option("file", input, "the .cnn source")->required();
-  app.add_option("--emit", emit, "print a stage instead of compiling: ast, graph, params, dot or plan")
-      ->check(CLI::IsMember({"ast", "graph", "params", "dot", "plan"}));
+  app.add_option("--emit", emit, "print a stage instead of compiling (ast, graph, params, dot, plan), or lib: a static library + C header in the -o folder")
+      ->check(CLI::IsMember({"ast", "graph", "params", "dot", "plan", "lib"}));
   app.add_flag("--summary", summary, "print a per-layer table with shapes, parameters and MACs");
   app.add_option("-o,--output", output, "the executable to build (with --emit: where to write it; for dot: .dot, .svg, .png or .pdf)");
   app.add_option("--target", target, "host (default) or a Halide target string, e.g. x86-64-linux-avx2");
@@ -195,8 +199,11 @@ int main(int argc, char** argv) {
     std::string tgt, err;
     if (!codegen::resolveTarget(target, tgt, err)) { fprintf(stderr, "cnnc: error: %s\n", err.c_str()); return 1; }
     text = codegen::planToText(plan, r.graph);
+  } else if (emit == "lib") {
+    if (output.empty()) { fprintf(stderr, "cnnc: error: --emit=lib needs -o FOLDER\n"); return 2; }
+    return compileNetwork(r, output, target, cacheDir, jobs, verbose, true);
   } else if (!output.empty()) {
-    return compileNetwork(r, output, target, cacheDir, jobs, verbose);
+    return compileNetwork(r, output, target, cacheDir, jobs, verbose, false);
   } else {
     return 0;  // checked, nothing else asked for
   }
