@@ -1,0 +1,112 @@
+#!/usr/bin/env python3
+"""Bad input to cnnc's code generator and to a produced executable: every case must fail with
+exit status 1 (2 for a bad command line), a message that names the problem, and no crash; and
+no half-written output may be left behind.
+
+Usage: check_errors.py CNNC NETS_DIR KERNEL_CACHE
+"""
+import os
+import struct
+import subprocess
+import sys
+import tempfile
+import zlib
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "torch"))
+import numpy as np  # noqa: E402
+import st  # noqa: E402
+
+failures = []
+
+
+def run(cmd, env=None):
+    e = dict(os.environ)
+    e.update(env or {})
+    return subprocess.run(cmd, capture_output=True, text=True, env=e, timeout=300)
+
+
+def expect(name, r, code, *needles):
+    msg = r.stderr + r.stdout
+    ok = r.returncode == code and all(n in msg for n in needles)
+    print(f"{'ok  ' if ok else 'FAIL'} {name}: exit {r.returncode}")
+    if not ok:
+        print(f"     expected exit {code} and {needles!r}\n     got: {msg.strip()[:600]}")
+        failures.append(name)
+
+
+def png(path, w, h, grey):
+    """A minimal 8-bit greyscale PNG (no PIL needed)."""
+    raw = b"".join(b"\0" + bytes(grey[y * w:(y + 1) * w]) for y in range(h))
+    def chunk(t, d):
+        return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xFFFFFFFF)
+    data = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0)) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+def main():
+    cnnc, nets, cache = sys.argv[1], sys.argv[2], sys.argv[3]
+    with tempfile.TemporaryDirectory() as d:
+        exe = os.path.join(d, "lenet5")
+        r = run([cnnc, f"{nets}/lenet5.cnn", "-o", exe, "--cache-dir", cache])
+        expect("compile lenet5", r, 0, "lenet5")
+        if r.returncode:
+            return 1
+        # --- compiler ---
+        expect("unknown target", run([cnnc, f"{nets}/lenet5.cnn", "-o", f"{d}/x", "--target", "z80-cpm"]), 1, "unknown target 'z80-cpm'")
+        expect("missing output folder", run([cnnc, f"{nets}/lenet5.cnn", "-o", f"{d}/no/such/x"]), 1, "does not exist")
+        expect("missing linker", run([cnnc, f"{nets}/lenet5.cnn", "-o", f"{d}/nolink", "--cache-dir", cache], {"CXX": "/nonexistent/c++"}), 1, "no C++ linker")
+        leftovers = [f for f in os.listdir(d) if f.startswith("nolink")]
+        ok = not leftovers
+        print(f"{'ok  ' if ok else 'FAIL'} no half-written executable: {leftovers}")
+        if not ok:
+            failures.append("leftovers")
+        # --- weights ---
+        w = os.path.join(d, "w.safetensors")
+        expect("export-weights", run([exe, "export-weights", w, "--seed", "3"]), 0)
+        good = st.load(w)
+        t = dict(good)
+        del t["fc2.bias"]
+        t["fc9.weight"] = np.zeros((2, 2), np.float32)
+        t["conv1.weight"] = np.zeros((6, 1, 3, 3), np.float32)
+        st.save(f"{d}/bad.safetensors", t)
+        x = np.random.default_rng(0).standard_normal((2, 1, 32, 32)).astype(np.float32)
+        st.save(f"{d}/in.safetensors", {"input": x})
+        r = run([exe, "infer", "--weights", f"{d}/bad.safetensors", "--input", f"{d}/in.safetensors", "--output", f"{d}/out.safetensors"])
+        expect("mismatched weights name every tensor and line", r, 1, "missing tensor 'fc2.bias' [84]", "nets/lenet5.cnn:", "unexpected tensor 'fc9.weight'",
+               "tensor 'conv1.weight' has shape [6,1,3,3] in the file, but the network needs [6,1,5,5]")
+        ok = not os.path.exists(f"{d}/out.safetensors")
+        print(f"{'ok  ' if ok else 'FAIL'} nothing ran with partial weights")
+        if not ok:
+            failures.append("partial")
+        blob = open(w, "rb").read()
+        open(f"{d}/trunc.safetensors", "wb").write(blob[: len(blob) - 100])
+        expect("truncated weights", run([exe, "infer", "--weights", f"{d}/trunc.safetensors", "--input", f"{d}/in.safetensors", "--output", f"{d}/o"]), 1, "trunc.safetensors")
+        open(f"{d}/junk.safetensors", "wb").write(b"\xff" * 64)
+        expect("garbage weights", run([exe, "infer", "--weights", f"{d}/junk.safetensors", "--input", f"{d}/in.safetensors", "--output", f"{d}/o"]), 1, "junk.safetensors")
+        # --- input ---
+        st.save(f"{d}/in3.safetensors", {"input": np.zeros((2, 3, 32, 32), np.float32)})
+        expect("wrong input shape", run([exe, "infer", "--weights", w, "--input", f"{d}/in3.safetensors", "--output", f"{d}/o"]), 1,
+               "has shape [2,3,32,32], but lenet5 takes [N,1,32,32]")
+        st.save(f"{d}/noinput.safetensors", {"x": np.zeros((1, 1, 32, 32), np.float32)})
+        expect("no 'input' tensor", run([exe, "infer", "--weights", w, "--input", f"{d}/noinput.safetensors", "--output", f"{d}/o"]), 1, "no tensor named 'input'")
+        expect("batch too large for memory", run([exe, "bench", "--batch", "2000000000"]), 1, "use a smaller batch")
+        expect("unwritable output", run([exe, "infer", "--weights", w, "--input", f"{d}/in.safetensors", "--output", f"{d}/no/dir/o.safetensors"]), 1, "cannot write")
+        # --- predict ---
+        open(f"{d}/broken.png", "wb").write(b"\x89PNG\r\n\x1a\nnot really")
+        expect("unreadable image", run([exe, "predict", "--weights", w, f"{d}/broken.png"]), 1, "cannot read image")
+        expect("missing image", run([exe, "predict", "--weights", w, f"{d}/nope.png"]), 1, "cannot read image")
+        png(f"{d}/img.png", 28, 28, [(x * 9) % 256 for x in range(28 * 28)])
+        open(f"{d}/labels.txt", "w").write("\n".join(f"label{i}" for i in range(10)) + "\n")
+        r = run([exe, "predict", "--weights", w, "--labels", f"{d}/labels.txt", "--top", "3", f"{d}/img.png"])
+        expect("predict a PNG", r, 0, "1. label", "3. label")
+        # --- command line ---
+        expect("unknown subcommand", run([exe, "frobnicate"]), 2)
+        expect("infer without --weights", run([exe, "infer", "--input", "a", "--output", "b"]), 2, "--weights")
+        expect("--help", run([exe, "infer", "--help"]), 0, "--weights")
+    print(f"{0 if failures else 1} passed, {1 if failures else 0} failed")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
