@@ -50,6 +50,7 @@ def main():
     ap.add_argument("--net", required=True)
     ap.add_argument("--batches", default="1,3")
     ap.add_argument("--shape", default="", help="input C,H,W if not the net's default")
+    ap.add_argument("--via-pth", action="store_true", help="hand the weights over as torch.save + scripts/pth2safetensors.py")
     args = ap.parse_args()
     torch.manual_seed(0)
     torch.set_num_threads(2)
@@ -60,7 +61,12 @@ def main():
     ok = True
     with tempfile.TemporaryDirectory() as d:
         wpath = os.path.join(d, "w.safetensors")
-        st.save(wpath, model.state_dict())
+        if args.via_pth:
+            torch.save(model.state_dict(), os.path.join(d, "w.pth"))
+            conv = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts", "pth2safetensors.py")
+            subprocess.run([sys.executable, conv, os.path.join(d, "w.pth"), wpath], check=True, capture_output=True)
+        else:
+            st.save(wpath, model.state_dict())
         for b in [int(x) for x in args.batches.split(",")]:
             x = torch.randn((b,) + shape, generator=gen)
             with torch.no_grad():
