@@ -25,16 +25,17 @@ struct AotStats {
 bool resolveTarget(const std::string& name, std::string& resolved, std::string& err);
 
 // Compiles every kernel of `plan` (or finds it in the cache) plus the Halide runtime.
-bool compileKernels(const Plan& plan, const AotOptions& opts, std::vector<std::string>& objects, AotStats& stats, std::string& err);
+bool compileKernels(const std::vector<KernelSpec>& specs, const AotOptions& opts, std::vector<std::string>& objects, AotStats& stats, std::string& err);
 
 // Writes the glue source (kernel table + embedded plan) and links everything into `output`,
 // atomically: a failed link leaves no file at `output`.
-bool linkExecutable(const std::string& planJson, const Plan& plan, const std::vector<std::string>& objects, const std::string& output,
-                    const AotOptions& opts, std::string& err);
+// `trainJson` may be empty (the network cannot be trained); `specs` covers both plans.
+bool linkExecutable(const std::string& planJson, const std::string& trainJson, const std::vector<KernelSpec>& specs,
+                    const std::vector<std::string>& objects, const std::string& output, const AotOptions& opts, std::string& err);
 
 // `--emit=lib`: writes DIR/lib<net>.a (kernels, Halide runtime, cnnc runtime, C API) and
 // DIR/<net>.h (the C API of runtime/capi.h).
-bool buildLibrary(const std::string& planJson, const Plan& plan, const std::vector<std::string>& objects, const std::string& outDir,
+bool buildLibrary(const std::string& planJson, const std::vector<KernelSpec>& specs, const std::vector<std::string>& objects, const std::string& outDir,
                   const std::string& netName, const AotOptions& opts, std::string& err);
 
 }  // namespace cnnc::codegen

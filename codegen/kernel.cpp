@@ -19,8 +19,40 @@ const char* kernelKindName(KernelKind k) {
     case KernelKind::LRN: return "lrn";
     case KernelKind::Softmax: return "softmax";
     case KernelKind::Concat: return "concat";
+    case KernelKind::BNStats: return "bnstats";
+    case KernelKind::BNApply: return "bnapply";
+    case KernelKind::BNBackParams: return "bnbackparams";
+    case KernelKind::BNBackData: return "bnbackdata";
+    case KernelKind::ConvBackData: return "convbackdata";
+    case KernelKind::ConvBackWeight: return "convbackweight";
+    case KernelKind::BiasGrad: return "biasgrad";
+    case KernelKind::LinearBackData: return "linearbackdata";
+    case KernelKind::LinearBackWeight: return "linearbackweight";
+    case KernelKind::ActGrad: return "actgrad";
+    case KernelKind::MaxPoolBack: return "maxpoolback";
+    case KernelKind::AvgPoolBack: return "avgpoolback";
+    case KernelKind::AdaptiveAvgBack: return "adaptavgback";
+    case KernelKind::SoftmaxBack: return "softmaxback";
+    case KernelKind::Slice: return "slice";
+    case KernelKind::DropoutFwd: return "dropout";
+    case KernelKind::DropoutBack: return "dropoutback";
+    case KernelKind::CELoss: return "celoss";
+    case KernelKind::CEGrad: return "cegrad";
   }
   return "?";
+}
+
+bool outputIsBatched(KernelKind k) {
+  switch (k) {
+    case KernelKind::BNStats:
+    case KernelKind::BNBackParams:
+    case KernelKind::ConvBackWeight:
+    case KernelKind::BiasGrad:
+    case KernelKind::LinearBackWeight:
+      return false;
+    default:
+      return true;
+  }
 }
 
 const char* actName(Act a) {
@@ -44,8 +76,25 @@ std::string KernelSpec::signature() const {
       o << " k=" << a.kernel[0] << "x" << a.kernel[1] << " s=" << a.stride[0] << "x" << a.stride[1] << " p=" << a.pad[0] << "x"
         << a.pad[1] << " d=" << a.dilation[0] << "x" << a.dilation[1] << " g=" << a.groups << " res=" << residual;
       break;
+    case KernelKind::ConvBackData:
+    case KernelKind::ConvBackWeight:
+      o << " k=" << a.kernel[0] << "x" << a.kernel[1] << " s=" << a.stride[0] << "x" << a.stride[1] << " p=" << a.pad[0] << "x"
+        << a.pad[1] << " d=" << a.dilation[0] << "x" << a.dilation[1] << " g=" << a.groups;
+      break;
+    case KernelKind::Slice: o << " start=" << a.size; break;
+    case KernelKind::DropoutFwd:
+    case KernelKind::DropoutBack: o << " p=" << a.p; break;
+    case KernelKind::BNApply:
+    case KernelKind::BNBackData: {
+      char b[64];
+      snprintf(b, sizeof b, " eps=%.9g", a.eps);
+      o << b;
+      break;
+    }
     case KernelKind::MaxPool:
     case KernelKind::AvgPool:
+    case KernelKind::MaxPoolBack:
+    case KernelKind::AvgPoolBack:
       o << " k=" << a.kernel[0] << "x" << a.kernel[1] << " s=" << a.stride[0] << "x" << a.stride[1] << " p=" << a.pad[0] << "x"
         << a.pad[1] << " d=" << a.dilation[0] << "x" << a.dilation[1] << " ceil=" << a.ceil << " cip=" << a.countIncludePad;
       break;

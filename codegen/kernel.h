@@ -19,7 +19,30 @@ enum class KernelKind {
   Add,           // elementwise sum of two tensors [+ activation]
   MaxPool, AvgPool, AdaptiveAvgPool, LRN, Softmax,
   Concat,        // channel concatenation of 2..N inputs
+  // Training (forward in training mode, then backward). Shapes in comments are per image.
+  BNStats,       // x[C,H,W] -> stats[2,C]: batch mean and biased variance (not batched)
+  BNApply,       // x, stats, gamma, beta -> y [+ activation]
+  BNBackParams,  // dy, x, stats -> [2,C]: dgamma, dbeta (not batched)
+  BNBackData,    // dy, x, stats, gamma, dparams -> dx
+  ConvBackData,  // dy[O,Ho,Wo], w -> dx[C,H,W]
+  ConvBackWeight,// dy, x -> dw[O,C/g,kh,kw] (not batched)
+  BiasGrad,      // dy -> db[C] (sum over batch and space; not batched)
+  LinearBackData,   // dy[O], w -> dx[F]
+  LinearBackWeight, // dy, x -> dw[O,F] (not batched)
+  ActGrad,       // dy, y -> dx through the activation `act`
+  MaxPoolBack,   // dy, x -> dx
+  AvgPoolBack,   // dy -> dx
+  AdaptiveAvgBack, // dy -> dx
+  SoftmaxBack,   // dy, y -> dx
+  Slice,         // dy[Ctot,...] -> dx: channels [attrs.size, attrs.size + out[0])
+  DropoutFwd,    // x, seed(i32[2]) -> y
+  DropoutBack,   // dy, seed -> dx
+  CELoss,        // logits[K], labels[1] (class index as float), eps[1] -> loss[1]
+  CEGrad,        // logits, labels, eps -> dlogits[K] (mean over the batch)
 };
+
+// Kernels whose output has no batch dimension (reductions over the batch).
+bool outputIsBatched(KernelKind k);
 
 enum class Act { None, Relu, Tanh, Sigmoid };
 

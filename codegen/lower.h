@@ -15,5 +15,7 @@ struct Lowered {
 };
 
 Lowered lowerKernel(const KernelSpec& k);
+// The training kinds (lower_train.cpp).
+Lowered lowerTrainingKernel(const KernelSpec& k);
 
 }  // namespace cnnc::codegen

@@ -285,55 +285,60 @@ struct Builder {
     p.output = tensorOf[g.output];
   }
 
-  void planMemory() {
-    // Live intervals: a storage lives from the kernel that writes it to the last kernel reading it.
-    for (auto& s : p.storages) { s.firstUse = INT32_MAX; s.lastUse = -1; }
-    p.storages[p.acts[p.input].storage].firstUse = -1;
-    for (int k = 0; k < (int)p.calls.size(); ++k)
-      for (size_t a = 0; a < p.calls[k].args.size(); ++a) {
-        const KernelArg& arg = p.calls[k].args[a];
-        if (arg.isConst) continue;
-        Storage& s = p.storages[p.acts[arg.id].storage];
-        s.firstUse = std::min(s.firstUse, k);
-        s.lastUse = std::max(s.lastUse, k);
-      }
-    Storage& out = p.storages[p.acts[p.output].storage];
-    out.lastUse = (int)p.calls.size();
-    std::vector<int> order(p.storages.size());
-    for (size_t i = 0; i < order.size(); ++i) order[i] = (int)i;
-    std::sort(order.begin(), order.end(), [&](int a, int b) { return p.storages[a].size > p.storages[b].size; });
-    std::vector<int> placed;
-    int64_t top = 0;
-    for (int i : order) {
-      Storage& s = p.storages[i];
-      int64_t size = (s.size + 15) / 16 * 16;
-      // Candidate offsets: 0 and the end of every placed slot whose lifetime overlaps.
-      std::vector<std::pair<int64_t, int64_t>> busy;
-      for (int j : placed) {
-        const Storage& o = p.storages[j];
-        if (o.lastUse < s.firstUse || s.lastUse < o.firstUse) continue;
-        busy.push_back({o.offset, o.offset + (o.size + 15) / 16 * 16});
-      }
-      std::sort(busy.begin(), busy.end());
-      int64_t off = 0;
-      for (auto& [b, e] : busy) {
-        if (off + size <= b) break;
-        off = std::max(off, e);
-      }
-      s.offset = off;
-      top = std::max(top, off + size);
-      placed.push_back(i);
-    }
-    p.arenaPerImage = top;
-  }
 };
 
 }  // namespace
 
+void planMemory(Plan& p) {
+  // Live intervals: a storage lives from the kernel that writes it to the last kernel reading it.
+  for (auto& s : p.storages) { s.firstUse = INT32_MAX; s.lastUse = -1; }
+  p.storages[p.acts[p.input].storage].firstUse = -1;
+  for (int k = 0; k < (int)p.calls.size(); ++k)
+    for (size_t a = 0; a < p.calls[k].args.size(); ++a) {
+      const KernelArg& arg = p.calls[k].args[a];
+      if (arg.isConst) continue;
+      Storage& s = p.storages[p.acts[arg.id].storage];
+      s.firstUse = std::min(s.firstUse, k);
+      s.lastUse = std::max(s.lastUse, k);
+    }
+  Storage& out = p.storages[p.acts[p.output].storage];
+  out.lastUse = (int)p.calls.size();
+  for (int t : p.pinned) {
+    p.storages[p.acts[t].storage].firstUse = -1;
+    p.storages[p.acts[t].storage].lastUse = (int)p.calls.size();
+  }
+  std::vector<int> order(p.storages.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = (int)i;
+  std::sort(order.begin(), order.end(), [&](int a, int b) { return p.storages[a].size > p.storages[b].size; });
+  std::vector<int> placed;
+  int64_t top = 0;
+  for (int i : order) {
+    Storage& s = p.storages[i];
+    int64_t size = (s.size + 15) / 16 * 16;
+    // Candidate offsets: 0 and the end of every placed slot whose lifetime overlaps.
+    std::vector<std::pair<int64_t, int64_t>> busy;
+    for (int j : placed) {
+      const Storage& o = p.storages[j];
+      if (o.lastUse < s.firstUse || s.lastUse < o.firstUse) continue;
+      busy.push_back({o.offset, o.offset + (o.size + 15) / 16 * 16});
+    }
+    std::sort(busy.begin(), busy.end());
+    int64_t off = 0;
+    for (auto& [b, e] : busy) {
+      if (off + size <= b) break;
+      off = std::max(off, e);
+    }
+    s.offset = off;
+    top = std::max(top, off + size);
+    placed.push_back(i);
+  }
+  p.arenaPerImage = top;
+}
+
 Plan buildInferencePlan(const Graph& g) {
   Builder b(g);
   b.run();
-  b.planMemory();
+  planMemory(b.p);
   return std::move(b.p);
 }
 
@@ -380,8 +385,8 @@ std::string planToJson(const Plan& p, const Graph& g, const SourceManager& sm, c
   j["storages"] = st;
   json consts = json::array();
   for (const auto& c : p.consts) {
-    const char* kind = c.kind == ConstTensor::Param ? "param" : c.kind == ConstTensor::FoldConvBN ? (c.foldBias ? "fold_bias" : "fold_weight")
-                     : c.kind == ConstTensor::BNScale ? "bn_scale" : c.kind == ConstTensor::BNShift ? "bn_shift" : "zeros";
+    static const char* names[] = {"param", "fold", "bn_scale", "bn_shift", "zeros", "param_ref", "grad", "stats", "dparams", "eps", "seed"};
+    std::string kind = c.kind == ConstTensor::FoldConvBN ? (c.foldBias ? "fold_bias" : "fold_weight") : names[c.kind];
     consts.push_back({{"kind", kind}, {"shape", c.shape}, {"param", c.param}, {"conv_w", c.convW}, {"conv_b", c.convB}, {"bn_w", c.bnW},
                       {"bn_b", c.bnB}, {"bn_mean", c.bnMean}, {"bn_var", c.bnVar}, {"eps", c.eps}});
   }

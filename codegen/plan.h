@@ -26,7 +26,10 @@ struct Storage {
 
 // A constant kernel argument, computed from the weights at load time.
 struct ConstTensor {
-  enum Kind { Param, FoldConvBN, BNScale, BNShift, Zeros } kind = Param;
+  // Inference: Param (a copy of a parameter), FoldConvBN, BNScale, BNShift, Zeros.
+  // Training: ParamRef (the live parameter, updated in place), Grad (gradient of `param`),
+  // Stats and DParams ([2,C] per batch norm), Eps (label smoothing, [1]), Seed (int32 [2]).
+  enum Kind { Param, FoldConvBN, BNScale, BNShift, Zeros, ParamRef, Grad, Stats, DParams, Eps, Seed } kind = Param;
   Dims shape;
   int param = -1;                  // Param: index into Graph::params
   int convW = -1, convB = -1;      // FoldConvBN: conv weight and bias (-1: none)
@@ -55,11 +58,15 @@ struct Plan {
   std::vector<ConstTensor> consts;
   int input = -1, output = -1;    // ActTensor indices
   int64_t arenaPerImage = 0;      // floats
+  std::vector<int> pinned;        // ActTensors the runtime reads or writes around the calls: live throughout
 };
 
 // Groups the graph into kernels (conv+BN+add+activation fused, BN folded for inference), then
 // plans memory. Never fails on a graph that elaboration accepted.
 Plan buildInferencePlan(const Graph& g);
+
+// Places storages in the arena by their live intervals over `p.calls` (see plan.cpp, step 5).
+void planMemory(Plan& p);
 
 // Readable form for tests (`cnnc --emit=plan`).
 std::string planToText(const Plan& p, const Graph& g);

@@ -27,7 +27,7 @@ Schedule defaultSchedule(const KernelSpec& k) {
   // Conv: up to 8 output channels share each input vector; 8 accumulators + input + weights fit
   // easily in AVX-512's 32 (or AVX2's 16) vector registers.
   s.tileC = 1;
-  if (k.kind == KernelKind::Conv) s.tileC = (int)std::min<int64_t>(8, k.out[0]);
+  if (k.kind == KernelKind::Conv || k.kind == KernelKind::ConvBackData) s.tileC = (int)std::min<int64_t>(8, k.out[0]);
   s.parallelBatch = 1;
   return s;
 }

@@ -44,7 +44,21 @@ bool Executor::init(const Plan& p, const KernelEntry* table, int count, std::str
   return true;
 }
 
-void Executor::setWeights(const Weights& w) { consts_ = deriveConsts(*plan_, w); }
+void Executor::setWeights(const Weights& w) {
+  consts_ = deriveConsts(*plan_, w);
+  constPtr_.clear();
+  for (auto& c : consts_) constPtr_.push_back(c.data());
+  constInt_.assign(consts_.size(), false);
+  batch_ = 0;  // buffers point at the old constants: rebuild them
+}
+
+void Executor::bindConstants(std::vector<void*> ptrs, std::vector<bool> isInt) {
+  constPtr_ = std::move(ptrs);
+  constInt_ = std::move(isInt);
+  batch_ = 0;
+}
+
+float* Executor::tensorData(int t, int64_t n) { return arena_.data() + plan_->storages[plan_->acts[t].storage].offset * n; }
 
 bool Executor::reserve(int64_t n, std::string& err) {
   if (n <= 0) { err = "batch size must be at least 1"; return false; }
@@ -62,7 +76,7 @@ bool Executor::reserve(int64_t n, std::string& err) {
   return true;
 }
 
-void Executor::makeBuffer(Buf& buf, float* data, const Dims& shape, int64_t n) {
+void Executor::makeBuffer(Buf& buf, void* data, const Dims& shape, int64_t n, bool isInt) {
   int rank = (int)shape.size() + (n > 0 ? 1 : 0);
   int64_t stride = 1;
   for (int i = 0; i < (int)shape.size(); ++i) {
@@ -73,36 +87,33 @@ void Executor::makeBuffer(Buf& buf, float* data, const Dims& shape, int64_t n) {
   if (n > 0) buf.dims[shape.size()] = {0, (int32_t)n, (int32_t)stride, 0};
   memset(&buf.b, 0, sizeof buf.b);
   buf.b.host = reinterpret_cast<uint8_t*>(data);
-  buf.b.type = halide_type_t(halide_type_float, 32);
+  buf.b.type = isInt ? halide_type_t(halide_type_int, 32) : halide_type_t(halide_type_float, 32);
   buf.b.dimensions = rank;
   buf.b.dim = buf.dims;
 }
 
-bool Executor::run(const float* input, int64_t n, std::vector<float>& output, std::string& err) {
+bool Executor::prepare(int64_t n, std::string& err) {
   const Plan& p = *plan_;
-  if (n != batch_) {
-    if (!reserve(n, err)) return false;
-    arena_.assign((size_t)(p.arenaPerImage * n), 0.0f);
-    batch_ = n;
-    callBufs_.assign(p.calls.size(), {});
-    for (size_t c = 0; c < p.calls.size(); ++c) {
-      const CallSpec& call = p.calls[c];
-      callBufs_[c].resize(call.args.size());
-      for (size_t a = 0; a < call.args.size(); ++a) {
-        const CallArg& arg = call.args[a];
-        Buf& b = callBufs_[c][a];
-        if (arg.isConst) {
-          makeBuffer(b, consts_[arg.id].data(), p.consts[arg.id].shape, 0);
-        } else {
-          const ActSpec& t = p.acts[arg.id];
-          makeBuffer(b, arena_.data() + p.storages[t.storage].offset * n, t.shape, n);
-        }
-      }
+  if (n == batch_) return true;
+  if (!reserve(n, err)) return false;
+  arena_.assign((size_t)(p.arenaPerImage * n), 0.0f);
+  batch_ = n;
+  callBufs_.assign(p.calls.size(), {});
+  for (size_t c = 0; c < p.calls.size(); ++c) {
+    const CallSpec& call = p.calls[c];
+    callBufs_[c].resize(call.args.size());
+    for (size_t a = 0; a < call.args.size(); ++a) {
+      const CallArg& arg = call.args[a];
+      Buf& b = callBufs_[c][a];
+      if (arg.isConst) makeBuffer(b, constPtr_[arg.id], p.consts[arg.id].shape, 0, constInt_[arg.id]);
+      else makeBuffer(b, tensorData(arg.id, n), p.acts[arg.id].shape, n);
     }
   }
-  const ActSpec& in = p.acts[p.input];
-  size_t inCount = (size_t)(numel(in.shape) * n);
-  memcpy(arena_.data() + p.storages[in.storage].offset * n, input, inCount * sizeof(float));
+  return true;
+}
+
+bool Executor::runCalls(int64_t n, std::string& err) {
+  const Plan& p = *plan_;
   std::vector<void*> argv;
   if (profile) callMs.assign(p.calls.size(), 0.0);
   for (size_t c = 0; c < p.calls.size(); ++c) {
@@ -116,9 +127,17 @@ bool Executor::run(const float* input, int64_t n, std::vector<float>& output, st
       return false;
     }
   }
-  const ActSpec& out = p.acts[p.output];
-  const float* src = arena_.data() + p.storages[out.storage].offset * n;
-  output.assign(src, src + numel(out.shape) * n);
+  (void)n;
+  return true;
+}
+
+bool Executor::run(const float* input, int64_t n, std::vector<float>& output, std::string& err) {
+  const Plan& p = *plan_;
+  if (!prepare(n, err)) return false;
+  memcpy(tensorData(p.input, n), input, (size_t)(numel(p.inputShape()) * n) * sizeof(float));
+  if (!runCalls(n, err)) return false;
+  const float* src = tensorData(p.output, n);
+  output.assign(src, src + numel(p.outputShape()) * n);
   return true;
 }
 

@@ -16,11 +16,20 @@ class Executor {
 public:
   // Binds the plan's kernels to the compiled functions; false if the tables disagree.
   bool init(const Plan& p, const KernelEntry* table, int count, std::string& err);
+  // Inference: constants derived from (copies of) the weights.
   void setWeights(const Weights& w);
+  // Training: constants point into live storage (parameters, gradients, statistics); `ptrs[i]`
+  // for constant i, `isInt[i]` when it holds int32.
+  void bindConstants(std::vector<void*> ptrs, std::vector<bool> isInt);
   // Checks that a batch of `n` fits in memory before allocating anything.
   bool reserve(int64_t n, std::string& err);
   // input: n images in the plan's input shape (NCHW); output: n x output shape.
   bool run(const float* input, int64_t n, std::vector<float>& output, std::string& err);
+  // Training: runs every call with inputs and labels already placed; see train.cpp.
+  bool runCalls(int64_t n, std::string& err);
+  // The arena storage of activation tensor `t` for a batch of `n` (valid after prepare(n)).
+  float* tensorData(int t, int64_t n);
+  bool prepare(int64_t n, std::string& err);
   size_t arenaBytes(int64_t n) const { return (size_t)(plan_->arenaPerImage * n) * sizeof(float); }
   const Plan& plan() const { return *plan_; }
   // Per-call wall time of the last run, in ms, when profiling is on.
@@ -32,11 +41,13 @@ private:
     halide_buffer_t b{};
     halide_dimension_t dims[5]{};
   };
-  void makeBuffer(Buf& buf, float* data, const Dims& shape, int64_t n);
+  void makeBuffer(Buf& buf, void* data, const Dims& shape, int64_t n, bool isInt = false);
 
   const Plan* plan_ = nullptr;
   std::vector<int (*)(void**)> fns_;
-  std::vector<std::vector<float>> consts_;
+  std::vector<std::vector<float>> consts_;  // owned constants (inference)
+  std::vector<void*> constPtr_;
+  std::vector<bool> constInt_;
   std::vector<float> arena_;
   int64_t batch_ = 0;
   std::vector<std::vector<Buf>> callBufs_;  // per call, per argument

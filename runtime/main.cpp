@@ -16,6 +16,7 @@
 #include "executor.h"
 #include "image.h"
 #include "safetensors.h"
+#include "train.h"
 #include "weights.h"
 
 namespace cnnc::rt {
@@ -23,6 +24,8 @@ extern const KernelEntry kKernels[];
 extern const int kNumKernels;
 extern const unsigned char kPlanJson[];
 extern const size_t kPlanJsonSize;
+extern const unsigned char kTrainPlanJson[];
+extern const size_t kTrainPlanJsonSize;
 }  // namespace cnnc::rt
 
 using namespace cnnc::rt;
@@ -188,6 +191,66 @@ int cmdBench(const Plan& p, Executor& ex, const std::string& weights, int batch,
   return 0;
 }
 
+// Reads tensor `name` of a safetensors file as int64 class labels (I64, I32 or integral F32).
+bool readLabels(const SafeTensors& st, const std::string& path, int64_t n, std::vector<int64_t>& out, std::string& err) {
+  const TensorView* t = st.find("labels");
+  if (!t) { err = path + ": no tensor named 'labels'"; return false; }
+  Dims shape(t->shape.begin(), t->shape.end());
+  if (shape != Dims{n}) { err = path + ": tensor 'labels' has shape " + dimsStr(shape) + ", expected [" + std::to_string(n) + "] (one per image)"; return false; }
+  out.resize(n);
+  for (int64_t i = 0; i < n; ++i) {
+    if (t->dtype == DType::I64) memcpy(&out[i], t->data + 8 * i, 8);
+    else if (t->dtype == DType::I32) { int32_t v; memcpy(&v, t->data + 4 * i, 4); out[i] = v; }
+    else if (t->dtype == DType::F32) {
+      float v;
+      memcpy(&v, t->data + 4 * i, 4);
+      if (v != std::floor(v)) { err = path + ": label " + std::to_string(i) + " is not a whole number"; return false; }
+      out[i] = (int64_t)v;
+    } else { err = path + ": tensor 'labels' must be I64, I32 or F32"; return false; }
+  }
+  return true;
+}
+
+int cmdStep(const Plan& trainPlan, const std::string& weights, const std::string& inPath, const std::string& labelsPath, double lr,
+            double smoothing, uint64_t seed, const std::string& outPath) {
+  std::string err;
+  if (trainPlan.mode != "train") return fail("this network cannot be trained yet (it has an op without a backward kernel)");
+  Weights w;
+  if (!loadWeights(trainPlan, weights, w, err)) return fail(err);
+  SafeTensors in, lab;
+  if (!in.load(inPath, err) || !lab.load(labelsPath, err)) return fail(err);
+  const TensorView* t = in.find("input");
+  if (!t) return fail(inPath + ": no tensor named 'input'");
+  Dims want = trainPlan.inputShape();
+  Dims got(t->shape.begin(), t->shape.end());
+  if (t->dtype != DType::F32 || got.size() != want.size() + 1 || !std::equal(want.begin(), want.end(), got.begin() + 1) || got[0] < 1)
+    return fail(inPath + ": tensor 'input' must be F32 [N," + dimsStr(want).substr(1) + ", got " + dtypeName(t->dtype) + " " + dimsStr(got));
+  int64_t n = got[0];
+  std::vector<int64_t> labels;
+  if (!readLabels(lab, labelsPath, n, labels, err)) return fail(err);
+  Trainer tr;
+  if (!tr.init(trainPlan, kKernels, kNumKernels, w, err)) return fail(err);
+  tr.labelSmoothing = smoothing;
+  double loss = 0;
+  if (!tr.step(reinterpret_cast<const float*>(t->data), labels.data(), n, seed, loss, err)) return fail(err);
+  sgdUpdate(trainPlan, w, tr.grads(), lr);
+  std::vector<TensorOut> out;
+  float lossF = (float)loss;
+  out.push_back({"loss", DType::F32, {}, &lossF, sizeof(float)});
+  for (size_t i = 0; i < trainPlan.params.size(); ++i) {
+    const ParamSpec& ps = trainPlan.params[i];
+    if (!tr.grad(i).empty()) out.push_back({"grad." + ps.name, DType::F32, ps.shape, tr.grad(i).data(), tr.grad(i).size() * sizeof(float)});
+  }
+  for (size_t i = 0; i < trainPlan.params.size(); ++i) {
+    const ParamSpec& ps = trainPlan.params[i];
+    if (ps.dtype == "I64") out.push_back({ps.name, DType::I64, ps.shape, &w.i64[i], sizeof(int64_t)});
+    else out.push_back({ps.name, DType::F32, ps.shape, w.f32[i].data(), w.f32[i].size() * sizeof(float)});
+  }
+  if (!writeSafeTensors(outPath, out, {{"cnnc.step", "sgd"}}, err)) return fail(err);
+  printf("loss %.6f\n", loss);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -196,6 +259,8 @@ int main(int argc, char** argv) {
   if (!parsePlan(reinterpret_cast<const char*>(kPlanJson), kPlanJsonSize, plan, err)) return fail(err);
   Executor ex;
   if (!ex.init(plan, kKernels, kNumKernels, err)) return fail(err);
+  Plan trainPlan;
+  if (kTrainPlanJsonSize > 0 && !parsePlan(reinterpret_cast<const char*>(kTrainPlanJson), kTrainPlanJsonSize, trainPlan, err)) return fail(err);
 
   CLI::App app{plan.net + ": a network compiled by cnnc from " + plan.source, argv[0]};
   app.require_subcommand(1);
@@ -240,6 +305,18 @@ int main(int argc, char** argv) {
   exportW->add_option("output", exportPath, "safetensors file to write")->required();
   exportW->add_option("--seed", seed, "random seed");
 
+  auto* stepCmd = app.add_subcommand("step", "one training step (plain SGD): writes the loss, every gradient and the updated weights");
+  std::string labelsPath;
+  double lr = 0.01, smoothing = 0.0;
+  uint64_t stepSeed = 0;
+  stepCmd->add_option("--weights", weights, "weights (safetensors)")->required();
+  stepCmd->add_option("--input", inPath, "safetensors file with tensor 'input' [N,C,H,W]")->required();
+  stepCmd->add_option("--labels", labelsPath, "safetensors file with tensor 'labels' [N] (class indices)")->required();
+  stepCmd->add_option("--lr", lr, "learning rate")->required();
+  stepCmd->add_option("--output", outPath, "where to write loss, grad.<param> and the updated parameters")->required();
+  stepCmd->add_option("--label-smoothing", smoothing, "cross-entropy label smoothing")->check(CLI::Range(0.0, 1.0));
+  stepCmd->add_option("--seed", stepSeed, "dropout seed");
+
   app.footer("Exit status: 0 success, 1 runtime error, 2 bad command line.");
   try {
     app.parse(argc, argv);
@@ -251,6 +328,7 @@ int main(int argc, char** argv) {
   if (*infer) return cmdInfer(plan, ex, weights, inPath, outPath);
   if (*predict) return cmdPredict(plan, ex, weights, labels, top, mean, stdv, images);
   if (*bench) return cmdBench(plan, ex, weights, batch, warmup, iters, json, threads, profile);
+  if (*stepCmd) return cmdStep(trainPlan, weights, inPath, labelsPath, lr, smoothing, stepSeed, outPath);
   if (*exportW) {
     Weights w;
     initWeights(plan, seed, w);

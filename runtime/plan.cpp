@@ -40,6 +40,14 @@ bool parsePlan(const char* text, size_t size, Plan& p, std::string& err) {
       for (auto& a : x["args"]) c.args.push_back({a["const"], a["id"]});
       p.calls.push_back(std::move(c));
     }
+    if (j.value("mode", "infer") == "train") {
+      p.mode = "train";
+      p.labels = j["labels"]; p.loss = j["loss"]; p.eps = j["eps"]; p.forwardCalls = j["forward_calls"];
+      p.paramGrad = j["param_grad"].get<std::vector<int>>();
+      p.seeds = j["seeds"].get<std::vector<int>>();
+      for (auto& b : j["bns"])
+        p.bns.push_back({b["stats"], b["dparams"], b["gamma"], b["beta"], b["mean"], b["var"], b["tracked"], b["momentum"], b["elems_per_image"]});
+    }
   } catch (const std::exception& e) {
     err = std::string("embedded plan is malformed: ") + e.what();
     return false;

@@ -30,8 +30,19 @@ struct CallArg { bool isConst; int id; };
 struct CallSpec { int kernel; std::vector<CallArg> args; std::string label; };
 struct KernelSpecRt { std::string fn, signature; };
 
+struct BNSpec {
+  int stats, dparams, gamma, beta, mean, var, tracked;
+  double momentum;
+  int64_t elemsPerImage;
+};
+
 struct Plan {
   std::string net, source, target;
+  // Training plans only (mode == "train"): see codegen/train_plan.h.
+  std::string mode = "infer";
+  int labels = -1, loss = -1, eps = -1, forwardCalls = 0;
+  std::vector<int> paramGrad, seeds;
+  std::vector<BNSpec> bns;
   std::vector<double> mean, std;
   int64_t arenaPerImage = 0;
   int input = -1, output = -1;

@@ -11,11 +11,13 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <set>
 #include <sstream>
 
 #include "aot.h"
 #include "frontend.h"
 #include "plan.h"
+#include "train_plan.h"
 
 #ifndef CNNC_VERSION
 #define CNNC_VERSION "0.0.0"
@@ -95,12 +97,28 @@ int compileNetwork(FrontendResult& r, const std::string& output, const std::stri
     return 1;
   }
   codegen::Plan plan = codegen::buildInferencePlan(r.graph);
+  std::vector<codegen::KernelSpec> specs = plan.specs;
+  std::string trainJson;
+  if (!asLibrary) {
+    // Executables also carry a training step when every op of the net has a backward kernel.
+    codegen::TrainPlan tp;
+    std::string why;
+    if (codegen::buildTrainingPlan(r.graph, tp, why)) {
+      trainJson = codegen::trainPlanToJson(tp, r.graph, r.sm, resolved);
+      std::set<std::string> seen;
+      for (const auto& s : specs) seen.insert(s.functionName());
+      for (const auto& s : tp.plan.specs)
+        if (seen.insert(s.functionName()).second) specs.push_back(s);
+    } else if (verbose) {
+      fprintf(stderr, "cnnc: no training step: %s\n", why.c_str());
+    }
+  }
   std::vector<std::string> objects;
   codegen::AotStats st;
-  if (!codegen::compileKernels(plan, o, objects, st, err)) { fprintf(stderr, "cnnc: error: %s\n", err.c_str()); return 1; }
+  if (!codegen::compileKernels(specs, o, objects, st, err)) { fprintf(stderr, "cnnc: error: %s\n", err.c_str()); return 1; }
   std::string json = codegen::planToJson(plan, r.graph, r.sm, resolved);
-  bool ok = asLibrary ? codegen::buildLibrary(json, plan, objects, output, r.graph.name, o, err)
-                      : codegen::linkExecutable(json, plan, objects, output, o, err);
+  bool ok = asLibrary ? codegen::buildLibrary(json, specs, objects, output, r.graph.name, o, err)
+                      : codegen::linkExecutable(json, trainJson, specs, objects, output, o, err);
   if (!ok) { fprintf(stderr, "cnnc: error: %s\n", err.c_str()); return 1; }
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   fprintf(stderr, "cnnc: %s -> %s: %d kernels (%d compiled, %d cached), %zu calls, %.1f s\n", r.graph.name.c_str(), output.c_str(), st.kernels,

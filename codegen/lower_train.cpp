@@ -1,0 +1,448 @@
+// lower_train.cpp: training kernels: batch-statistics batch norm, and the backward pass of every
+// op, each gradient written by hand (REFERENCE.md: Halide's autodiff ran 10-30x below forward
+// speed here, and left a stride-2 conv's input gradient as a serial scatter). Scatters are
+// turned into gathers: each input element sums the outputs whose windows cover it.
+#include <limits>
+
+#include "lower_util.h"
+
+namespace cnnc::codegen {
+
+namespace {
+
+// A fixed-size parameter tensor (no batch dimension), dims outermost first.
+ImageParam fixedParam(const std::string& name, const Dims& d, Type t = Float(32)) {
+  ImageParam p(t, (int)d.size(), name);
+  declareDense(p, d, false);
+  return p;
+}
+
+Expr actDerivFromOutput(Expr y, Act a) {
+  switch (a) {
+    case Act::Relu: return select(y > 0.0f, 1.0f, 0.0f);
+    case Act::Tanh: return 1.0f - y * y;
+    case Act::Sigmoid: return y * (1.0f - y);
+    default: return Expr(1.0f);
+  }
+}
+
+// BN over [C,H,W] or [F]: M = batch x H x W elements per channel.
+Expr elemsPerChannel(const ImageParam& x, const Dims& d) {
+  Expr n = x.dim((int)d.size()).extent();
+  return cast<float>(d.size() == 3 ? n * (int)(d[1] * d[2]) : n);
+}
+
+Lowered bnStats(const KernelSpec& k) {
+  Vars v;
+  const Dims& d = k.in;
+  ImageParam x = tensorParam("x", d);
+  Func out("bn_stats");
+  Expr M = elemsPerChannel(x, d);
+  Func mean("bn_mean"), var("bn_var");
+  if (d.size() == 3) {
+    RDom r(0, (int)d[2], 0, (int)d[1], 0, x.dim(3).extent(), "r");
+    mean(v.c) = sum(x(r.x, r.y, v.c, r.z)) / M;
+    Expr dv = x(r.x, r.y, v.c, r.z) - mean(v.c);
+    var(v.c) = sum(dv * dv) / M;
+  } else {
+    RDom r(0, x.dim(1).extent(), "r");
+    mean(v.c) = sum(x(v.c, r)) / M;
+    Expr dv = x(v.c, r) - mean(v.c);
+    var(v.c) = sum(dv * dv) / M;
+  }
+  Var which("which");
+  out(v.c, which) = select(which == 0, mean(v.c), var(v.c));
+  mean.compute_at(out, v.c);
+  var.compute_at(out, v.c);
+  out.reorder(which, v.c).bound(which, 0, 2).unroll(which).parallel(v.c);
+  Dims od{2, d[0]};
+  declareDense(out.output_buffer(), od, false);
+  return {Pipeline(out), {x}};
+}
+
+Lowered bnApply(const KernelSpec& k) {
+  Vars v;
+  const Dims& d = k.in;
+  int64_t C = d[0];
+  ImageParam x = tensorParam("x", d), st = fixedParam("stats", {2, C}), g = fixedParam("gamma", {C}), b = fixedParam("beta", {C});
+  Func out("bn_apply");
+  auto norm = [&](Expr xv, Expr c) { return (xv - st(c, 0)) / sqrt(st(c, 1) + (float)k.attrs.eps) * g(c) + b(c); };
+  if (d.size() == 3) {
+    out(v.x, v.y, v.c, v.n) = applyAct(norm(x(v.x, v.y, v.c, v.n), v.c), k.act);
+    scheduleSpatial(out, k, v);
+  } else {
+    out(v.f, v.n) = applyAct(norm(x(v.f, v.n), v.f), k.act);
+    scheduleFlat(out, k, v);
+  }
+  return finish(out, k, {x, st, g, b});
+}
+
+Lowered bnBackParams(const KernelSpec& k) {
+  Vars v;
+  const Dims& d = k.in;
+  int64_t C = d[0];
+  ImageParam dy = tensorParam("dy", d), x = tensorParam("x", d), st = fixedParam("stats", {2, C});
+  Expr eps = (float)k.attrs.eps;
+  Func dg("bn_dgamma"), db("bn_dbeta"), out("bn_dparams");
+  if (d.size() == 3) {
+    RDom r(0, (int)d[2], 0, (int)d[1], 0, x.dim(3).extent(), "r");
+    Expr xhat = (x(r.x, r.y, v.c, r.z) - st(v.c, 0)) / sqrt(st(v.c, 1) + eps);
+    dg(v.c) = sum(dy(r.x, r.y, v.c, r.z) * xhat);
+    db(v.c) = sum(dy(r.x, r.y, v.c, r.z));
+  } else {
+    RDom r(0, x.dim(1).extent(), "r");
+    Expr xhat = (x(v.c, r) - st(v.c, 0)) / sqrt(st(v.c, 1) + eps);
+    dg(v.c) = sum(dy(v.c, r) * xhat);
+    db(v.c) = sum(dy(v.c, r));
+  }
+  Var which("which");
+  out(v.c, which) = select(which == 0, dg(v.c), db(v.c));
+  dg.compute_at(out, v.c);
+  db.compute_at(out, v.c);
+  out.reorder(which, v.c).bound(which, 0, 2).unroll(which).parallel(v.c);
+  declareDense(out.output_buffer(), Dims{2, C}, false);
+  return {Pipeline(out), {dy, x, st}};
+}
+
+// dx = gamma * invstd / M * (M dy - dbeta - xhat dgamma), the batch-statistics BN gradient.
+Lowered bnBackData(const KernelSpec& k) {
+  Vars v;
+  const Dims& d = k.in;
+  int64_t C = d[0];
+  ImageParam dy = tensorParam("dy", d), x = tensorParam("x", d), st = fixedParam("stats", {2, C}), g = fixedParam("gamma", {C}),
+             dp = fixedParam("dparams", {2, C});
+  Expr M = elemsPerChannel(x, d);
+  Expr eps = (float)k.attrs.eps;
+  auto grad = [&](Expr dyv, Expr xv, Expr c) {
+    Expr invstd = 1.0f / sqrt(st(c, 1) + eps);
+    Expr xhat = (xv - st(c, 0)) * invstd;
+    return g(c) * invstd / M * (M * dyv - dp(c, 1) - xhat * dp(c, 0));
+  };
+  Func out("bn_dx");
+  if (d.size() == 3) {
+    out(v.x, v.y, v.c, v.n) = grad(dy(v.x, v.y, v.c, v.n), x(v.x, v.y, v.c, v.n), v.c);
+    scheduleSpatial(out, k, v);
+  } else {
+    out(v.f, v.n) = grad(dy(v.f, v.n), x(v.f, v.n), v.f);
+    scheduleFlat(out, k, v);
+  }
+  return finish(out, k, {dy, x, st, g, dp});
+}
+
+// Input gradient of a conv as a gather: input pixel (x, y) receives dy at every output position
+// whose tap (kx, ky) lands on it: ox * s = x + p - kx * d, when that division is exact.
+Lowered convBackData(const KernelSpec& k) {
+  Vars v;
+  const Attrs& a = k.attrs;
+  const Dims& dyd = k.in;   // [O,Ho,Wo]
+  const Dims& dxd = k.out;  // [C,H,W]
+  int64_t O = dyd[0], Ho = dyd[1], Wo = dyd[2], C = dxd[0];
+  int64_t cig = C / a.groups, cog = O / a.groups;
+  ImageParam dy = tensorParam("dy", dyd);
+  ImageParam w = fixedParam("weight", {O, cig, a.kernel[0], a.kernel[1]});
+  RDom r(0, (int)a.kernel[1], 0, (int)a.kernel[0], 0, (int)cog, "r");
+  Expr g = a.groups == 1 ? Expr(0) : v.c / (int)cig;
+  Expr co = g * (int)cog + r.z;
+  Expr tx = v.x + (int)a.pad[1] - r.x * (int)a.dilation[1];
+  Expr ty = v.y + (int)a.pad[0] - r.y * (int)a.dilation[0];
+  int sx = (int)a.stride[1], sy = (int)a.stride[0];
+  Expr ox = tx / sx, oy = ty / sy;  // Halide division floors, so negative tx fails the range test
+  Expr valid = tx >= 0 && ty >= 0 && ox < (int)Wo && oy < (int)Ho;
+  if (sx > 1) valid = valid && tx % sx == 0;
+  if (sy > 1) valid = valid && ty % sy == 0;
+  Expr val = dy(clamp(ox, 0, (int)Wo - 1), clamp(oy, 0, (int)Ho - 1), co, v.n) * w(r.x, r.y, v.c % (int)cig, co);
+  Func acc("convbd_acc"), out("conv_dx");
+  acc(v.x, v.y, v.c, v.n) = 0.0f;
+  acc(v.x, v.y, v.c, v.n) += select(valid, val, 0.0f);
+  out(v.x, v.y, v.c, v.n) = acc(v.x, v.y, v.c, v.n);
+  const Schedule& sc = k.schedule;
+  Var xo("xo"), xi("xi"), cO("co"), ci("ci"), t("t");
+  int tc = (int)std::min<int64_t>(sc.tileC, C);
+  out.split(v.x, xo, xi, sc.vec).split(v.c, cO, ci, tc).reorder(xi, ci, xo, v.y, cO, v.n).fuse(cO, v.n, t).parallel(t);
+  if (sc.vec > 1) out.vectorize(xi);
+  out.unroll(ci);
+  acc.compute_at(out, xo);
+  if (sc.vec > 1) acc.vectorize(v.x);
+  acc.unroll(v.c);
+  acc.update().reorder(v.x, v.c, r.x, r.y, r.z, v.y, v.n);
+  if (sc.vec > 1) acc.update().vectorize(v.x);
+  acc.update().unroll(v.c);
+  return finish(out, k, {dy, w});
+}
+
+// dw[co, ci, ky, kx] = sum over batch and output positions of dy * the input pixel under the tap.
+Lowered convBackWeight(const KernelSpec& k) {
+  Vars v;
+  const Attrs& a = k.attrs;
+  const Dims& xd = k.in;         // [C,H,W]
+  const Dims& dyd = k.extraIns[0];  // [O,Ho,Wo]
+  int64_t C = xd[0], H = xd[1], W = xd[2], O = dyd[0];
+  int64_t cig = C / a.groups, cog = O / a.groups;
+  ImageParam dy = tensorParam("dy", dyd), x = tensorParam("x", xd);
+  Func src("convbw_src");
+  if (a.pad[0] || a.pad[1]) src = BoundaryConditions::constant_exterior(x, 0.0f, {{0, (int)W}, {0, (int)H}});
+  else src(v.x, v.y, v.c, v.n) = x(v.x, v.y, v.c, v.n);
+  Var kx("kx"), ky("ky"), ci("ci"), co("co");
+  RDom r(0, (int)dyd[2], 0, (int)dyd[1], 0, dy.dim(3).extent(), "r");
+  Expr g = a.groups == 1 ? Expr(0) : co / (int)cog;
+  Func acc("convbw_acc"), out("conv_dw");
+  acc(kx, ky, ci, co) = 0.0f;
+  acc(kx, ky, ci, co) += dy(r.x, r.y, co, r.z) *
+      src(r.x * (int)a.stride[1] + kx * (int)a.dilation[1] - (int)a.pad[1], r.y * (int)a.stride[0] + ky * (int)a.dilation[0] - (int)a.pad[0],
+          g * (int)cig + ci, r.z);
+  out(kx, ky, ci, co) = acc(kx, ky, ci, co);
+  // Each task owns one output channel's weights: no two threads write the same gradient.
+  out.parallel(co);
+  acc.compute_at(out, co);
+  acc.update().reorder(kx, ky, ci, r.x, r.y, r.z);
+  declareDense(out.output_buffer(), Dims{O, cig, a.kernel[0], a.kernel[1]}, false);
+  return {Pipeline(out), {dy, x}};
+}
+
+Lowered biasGrad(const KernelSpec& k) {
+  Vars v;
+  const Dims& d = k.in;
+  ImageParam dy = tensorParam("dy", d);
+  Func out("bias_grad");
+  if (d.size() == 3) {
+    RDom r(0, (int)d[2], 0, (int)d[1], 0, dy.dim(3).extent(), "r");
+    out(v.c) = sum(dy(r.x, r.y, v.c, r.z));
+  } else {
+    RDom r(0, dy.dim(1).extent(), "r");
+    out(v.c) = sum(dy(v.c, r));
+  }
+  out.parallel(v.c);
+  declareDense(out.output_buffer(), Dims{d[0]}, false);
+  return {Pipeline(out), {dy}};
+}
+
+Lowered linearBackData(const KernelSpec& k) {
+  Vars v;
+  int64_t O = k.in[0], F = k.out[0];
+  ImageParam dy = tensorParam("dy", k.in), w = fixedParam("weight", {O, F});
+  RDom r(0, (int)O, "r");
+  Func out("linear_dx");
+  out(v.f, v.n) = sum(w(v.f, r) * dy(r, v.n));
+  Var fo("fo"), fi("fi");
+  int vec = F >= 16 ? 16 : 1;
+  out.split(v.f, fo, fi, vec).vectorize(fi).parallel(fo);
+  return finish(out, k, {dy, w});
+}
+
+Lowered linearBackWeight(const KernelSpec& k) {
+  Vars v;
+  const Dims& xd = k.in;          // [F]
+  const Dims& dyd = k.extraIns[0]; // [O]
+  int64_t F = xd[0], O = dyd[0];
+  ImageParam dy = tensorParam("dy", dyd), x = tensorParam("x", xd);
+  RDom r(0, x.dim(1).extent(), "r");
+  Var o("o");
+  Func out("linear_dw");
+  out(v.f, o) = sum(dy(o, r) * x(v.f, r));
+  int vec = F >= 16 ? 16 : 1;
+  Var fo("fo"), fi("fi");
+  out.split(v.f, fo, fi, vec).vectorize(fi).parallel(o);
+  declareDense(out.output_buffer(), Dims{O, F}, false);
+  return {Pipeline(out), {dy, x}};
+}
+
+// Elementwise kernels with two batched inputs of the output's shape.
+Lowered elementwise2(const KernelSpec& k, const char* a, const char* b, const char* name, std::function<Expr(Expr, Expr)> f) {
+  Vars v;
+  ImageParam pa = tensorParam(a, k.out), pb = tensorParam(b, k.out);
+  bool spatial = k.out.size() == 3;
+  std::vector<Var> idx = spatial ? std::vector<Var>{v.x, v.y, v.c, v.n} : std::vector<Var>{v.f, v.n};
+  std::vector<Expr> ix(idx.begin(), idx.end());
+  Func out(name);
+  out(idx) = f(pa(ix), pb(ix));
+  if (spatial) scheduleSpatial(out, k, v);
+  else scheduleFlat(out, k, v);
+  return finish(out, k, {pa, pb});
+}
+
+Lowered poolBack(const KernelSpec& k) {
+  Vars v;
+  const Attrs& a = k.attrs;
+  const Dims& dyd = k.in;  // [C,Ho,Wo]
+  const Dims& dxd = k.out; // [C,H,W]
+  int64_t Ho = dyd[1], Wo = dyd[2], H = dxd[1], W = dxd[2];
+  ImageParam dy = tensorParam("dy", dyd);
+  std::vector<Argument> args{dy};
+  int sx = (int)a.stride[1], sy = (int)a.stride[0];
+  RDom r(0, (int)a.kernel[1], 0, (int)a.kernel[0], "r");
+  Expr tx = v.x + (int)a.pad[1] - r.x * (int)a.dilation[1], ty = v.y + (int)a.pad[0] - r.y * (int)a.dilation[0];
+  Expr ox = tx / sx, oy = ty / sy;
+  Expr valid = tx >= 0 && ty >= 0 && ox < (int)Wo && oy < (int)Ho;
+  if (sx > 1) valid = valid && tx % sx == 0;
+  if (sy > 1) valid = valid && ty % sy == 0;
+  Expr cx = clamp(ox, 0, (int)Wo - 1), cy = clamp(oy, 0, (int)Ho - 1);
+  Func out(k.kind == KernelKind::MaxPoolBack ? "maxpool_dx" : "avgpool_dx");
+  if (k.kind == KernelKind::MaxPoolBack) {
+    // The window's first maximum in scan order (rows, then columns) gets the gradient, as in PyTorch.
+    ImageParam x = tensorParam("x", dxd);
+    args.push_back(x);
+    Func src = BoundaryConditions::constant_exterior(x, -std::numeric_limits<float>::infinity(), {{0, (int)W}, {0, (int)H}});
+    RDom q(0, (int)a.kernel[1], 0, (int)a.kernel[0], "q");
+    Func am("maxpool_argmax");
+    Var px("px"), py("py");
+    Tuple best = argmax(q, src(px * sx - (int)a.pad[1] + q.x * (int)a.dilation[1], py * sy - (int)a.pad[0] + q.y * (int)a.dilation[0], v.c, v.n));
+    am(px, py, v.c, v.n) = best[0] + best[1] * (int)a.kernel[1];
+    am.compute_root().parallel(v.n);
+    out(v.x, v.y, v.c, v.n) = sum(select(valid && am(cx, cy, v.c, v.n) == r.x + r.y * (int)a.kernel[1], dy(cx, cy, v.c, v.n), 0.0f));
+  } else {
+    Expr x0 = cx * sx - (int)a.pad[1], y0 = cy * sy - (int)a.pad[0];
+    Expr x1 = min(x0 + (int)a.kernel[1], (int)(W + a.pad[1])), y1 = min(y0 + (int)a.kernel[0], (int)(H + a.pad[0]));
+    Expr padded = (x1 - x0) * (y1 - y0);
+    Expr inside = (min(x1, (int)W) - max(x0, 0)) * (min(y1, (int)H) - max(y0, 0));
+    Expr div = a.countIncludePad ? padded : inside;
+    out(v.x, v.y, v.c, v.n) = sum(select(valid, dy(cx, cy, v.c, v.n) / cast<float>(div), 0.0f));
+  }
+  scheduleSpatial(out, k, v);
+  return finish(out, k, args);
+}
+
+Lowered adaptiveAvgBack(const KernelSpec& k) {
+  Vars v;
+  const Dims& dyd = k.in;
+  const Dims& dxd = k.out;
+  int64_t OH = dyd[1], OW = dyd[2], H = dxd[1], W = dxd[2];
+  ImageParam dy = tensorParam("dy", dyd);
+  // Output windows containing row y start at most 1 + OH / H positions before floor(y * OH / H).
+  int cy = (int)((OH + H - 1) / H + 2), cx = (int)((OW + W - 1) / W + 2);
+  RDom r(0, cx, 0, cy, "r");
+  Expr oy = clamp(v.y * (int)OH / (int)H - 1 + r.y, 0, (int)OH - 1), ox = clamp(v.x * (int)OW / (int)W - 1 + r.x, 0, (int)OW - 1);
+  Expr rawy = v.y * (int)OH / (int)H - 1 + r.y, rawx = v.x * (int)OW / (int)W - 1 + r.x;
+  Expr y0 = (oy * (int)H) / (int)OH, y1 = ((oy + 1) * (int)H + (int)OH - 1) / (int)OH;
+  Expr x0 = (ox * (int)W) / (int)OW, x1 = ((ox + 1) * (int)W + (int)OW - 1) / (int)OW;
+  Expr inside = rawy == oy && rawx == ox && v.y >= y0 && v.y < y1 && v.x >= x0 && v.x < x1;
+  Func out("adaptiveavg_dx");
+  out(v.x, v.y, v.c, v.n) = sum(select(inside, dy(ox, oy, v.c, v.n) / cast<float>((x1 - x0) * (y1 - y0)), 0.0f));
+  scheduleSpatial(out, k, v);
+  return finish(out, k, {dy});
+}
+
+Lowered softmaxBack(const KernelSpec& k) {
+  Vars v;
+  const Dims& d = k.out;
+  ImageParam dy = tensorParam("dy", d), y = tensorParam("y", d);
+  RDom r(0, (int)d[0], "r");
+  Func dot("softmax_dot"), out("softmax_dx");
+  if (d.size() == 1) {
+    dot(v.n) = sum(dy(r, v.n) * y(r, v.n));
+    out(v.f, v.n) = y(v.f, v.n) * (dy(v.f, v.n) - dot(v.n));
+    dot.compute_at(out, v.n);
+    out.parallel(v.n);
+  } else {
+    dot(v.x, v.y, v.n) = sum(dy(v.x, v.y, r, v.n) * y(v.x, v.y, r, v.n));
+    out(v.x, v.y, v.c, v.n) = y(v.x, v.y, v.c, v.n) * (dy(v.x, v.y, v.c, v.n) - dot(v.x, v.y, v.n));
+    dot.compute_at(out, v.n);
+    out.parallel(v.n);
+  }
+  return finish(out, k, {dy, y});
+}
+
+Lowered slice(const KernelSpec& k) {
+  Vars v;
+  ImageParam dy = tensorParam("dy", k.in);
+  int start = (int)k.attrs.size;
+  Func out("slice");
+  if (k.out.size() == 3) {
+    out(v.x, v.y, v.c, v.n) = dy(v.x, v.y, v.c + start, v.n);
+    scheduleSpatial(out, k, v);
+  } else {
+    out(v.f, v.n) = dy(v.f + start, v.n);
+    scheduleFlat(out, k, v);
+  }
+  return finish(out, k, {dy});
+}
+
+// Dropout mask from a counter-based hash of (seed, element index): the same mask in forward and
+// backward, and the same for a resumed run, with no mask stored.
+Expr keepMask(Expr idx, const ImageParam& seed, float p) {
+  auto u32 = [](uint32_t v) { return Halide::Internal::UIntImm::make(UInt(32), v); };
+  Expr h = (cast<uint32_t>(idx) * u32(0x9E3779B1u)) ^ cast<uint32_t>(seed(0)) ^ (cast<uint32_t>(seed(1)) * u32(0x85EBCA6Bu));
+  h = (h ^ (h >> 16)) * u32(0x7FEB352Du);
+  h = (h ^ (h >> 15)) * u32(0x846CA68Bu);
+  h = h ^ (h >> 16);
+  Expr u = cast<float>(h >> 8) * (1.0f / 16777216.0f);
+  return select(u >= p, 1.0f / (1.0f - p), 0.0f);
+}
+
+Lowered dropout(const KernelSpec& k) {
+  Vars v;
+  const Dims& d = k.out;
+  ImageParam in = tensorParam(k.kind == KernelKind::DropoutFwd ? "x" : "dy", d);
+  ImageParam seed = fixedParam("seed", {2}, Int(32));
+  float p = (float)k.attrs.p;
+  Func out(k.kind == KernelKind::DropoutFwd ? "dropout" : "dropout_dx");
+  if (d.size() == 3) {
+    Expr idx = ((v.n * (int)d[0] + v.c) * (int)d[1] + v.y) * (int)d[2] + v.x;
+    out(v.x, v.y, v.c, v.n) = p >= 1.0f ? Expr(0.0f) : in(v.x, v.y, v.c, v.n) * keepMask(idx, seed, p);
+    scheduleSpatial(out, k, v);
+  } else {
+    Expr idx = v.n * (int)d[0] + v.f;
+    out(v.f, v.n) = p >= 1.0f ? Expr(0.0f) : in(v.f, v.n) * keepMask(idx, seed, p);
+    scheduleFlat(out, k, v);
+  }
+  return finish(out, k, {in, seed});
+}
+
+// Cross-entropy with label smoothing eps over K classes, mean over the batch:
+// loss_n = -sum_k t_k log softmax(z)_k with t = (1 - eps) onehot(label) + eps / K.
+Lowered crossEntropy(const KernelSpec& k) {
+  Vars v;
+  int64_t K = k.in[0];
+  ImageParam z = tensorParam("logits", k.in), lab = tensorParam("labels", {1}), eps = fixedParam("eps", {1});
+  RDom r(0, (int)K, "r");
+  Func mx("ce_max"), lse("ce_lse"), out(k.kind == KernelKind::CELoss ? "ce_loss" : "ce_grad");
+  mx(v.n) = maximum(z(r, v.n));
+  lse(v.n) = log(sum(exp(z(r, v.n) - mx(v.n)))) + mx(v.n);
+  Expr label = cast<int>(lab(0, v.n));
+  Expr e = eps(0);
+  if (k.kind == KernelKind::CELoss) {
+    Expr nll = lse(v.n) - z(clamp(label, 0, (int)K - 1), v.n);
+    Expr smooth = lse(v.n) - sum(z(r, v.n)) / (float)K;
+    out(v.f, v.n) = (1.0f - e) * nll + e * smooth;
+    mx.compute_at(out, v.n);
+    lse.compute_at(out, v.n);
+  } else {
+    Expr n = cast<float>(z.dim(1).extent());
+    Expr target = select(v.f == label, 1.0f - e, 0.0f) + e / (float)K;
+    out(v.f, v.n) = (exp(z(v.f, v.n) - lse(v.n)) - target) / n;
+    mx.compute_at(out, v.n);
+    lse.compute_at(out, v.n);
+    out.parallel(v.n);
+  }
+  return finish(out, k, {z, lab, eps});
+}
+
+}  // namespace
+
+Lowered lowerTrainingKernel(const KernelSpec& k) {
+  switch (k.kind) {
+    case KernelKind::BNStats: return bnStats(k);
+    case KernelKind::BNApply: return bnApply(k);
+    case KernelKind::BNBackParams: return bnBackParams(k);
+    case KernelKind::BNBackData: return bnBackData(k);
+    case KernelKind::ConvBackData: return convBackData(k);
+    case KernelKind::ConvBackWeight: return convBackWeight(k);
+    case KernelKind::BiasGrad: return biasGrad(k);
+    case KernelKind::LinearBackData: return linearBackData(k);
+    case KernelKind::LinearBackWeight: return linearBackWeight(k);
+    case KernelKind::ActGrad:
+      return elementwise2(k, "dy", "y", "act_dx", [a = k.act](Expr dy, Expr y) { return dy * actDerivFromOutput(y, a); });
+    case KernelKind::MaxPoolBack:
+    case KernelKind::AvgPoolBack: return poolBack(k);
+    case KernelKind::AdaptiveAvgBack: return adaptiveAvgBack(k);
+    case KernelKind::SoftmaxBack: return softmaxBack(k);
+    case KernelKind::Slice: return slice(k);
+    case KernelKind::DropoutFwd:
+    case KernelKind::DropoutBack: return dropout(k);
+    case KernelKind::CELoss:
+    case KernelKind::CEGrad: return crossEntropy(k);
+    default: break;
+  }
+  throw std::runtime_error(std::string("no lowering for kernel kind ") + kernelKindName(k.kind));
+}
+
+}  // namespace cnnc::codegen

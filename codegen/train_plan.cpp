@@ -1,0 +1,440 @@
+// train_plan.cpp: from the graph IR to a training-step plan.
+//
+// 1. Forward, in node order, in training mode: a conv or linear absorbs a following activation
+//    (not a batch norm: its batch statistics are needed on their own); a batch norm becomes
+//    BNStats + BNApply (absorbing an activation); dropout draws its mask from a per-step seed;
+//    flatten is a view. Every kernel is a "group" whose tail node carries the output.
+// 2. The loss: cross-entropy (with label smoothing) of the flat output against the labels.
+// 3. Backward, in reverse node order. The gradient of a node is the sum of the contributions of
+//    its consumers (a residual input gets two). A group first goes back through its fused
+//    activation (using the saved output), then through its op: data gradient for its input
+//    (skipped for the network input), weight and bias gradients into per-parameter buffers.
+// 4. Memory is planned over the whole sequence, so saved activations live exactly until their
+//    backward kernel has read them.
+#include "train_plan.h"
+
+#include <functional>
+#include <map>
+#include <nlohmann/json.hpp>
+
+namespace cnnc::codegen {
+
+namespace {
+
+Act actOf(OpKind k) {
+  switch (k) {
+    case OpKind::Relu: return Act::Relu;
+    case OpKind::Tanh: return Act::Tanh;
+    case OpKind::Sigmoid: return Act::Sigmoid;
+    default: return Act::None;
+  }
+}
+
+struct Group {
+  OpKind op;
+  int head = -1, tail = -1;
+  Act act = Act::None;
+  int stats = -1, seed = -1;
+  int out = -1;  // ActTensor of the tail's output
+};
+
+struct TBuilder {
+  const Graph& g;
+  TrainPlan& tp;
+  Plan& p;
+  std::vector<int> consumers;
+  std::vector<std::vector<int>> users;
+  std::vector<int> tensorOf, groupOfTail, paramRefs;
+  std::vector<bool> isAlias;
+  std::vector<Group> groups;
+  std::vector<std::vector<int>> contrib;
+  std::map<std::string, int> specIndex;
+
+  TBuilder(const Graph& graph, TrainPlan& t) : g(graph), tp(t), p(t.plan) {
+    size_t n = g.nodes.size();
+    consumers.assign(n, 0);
+    users.resize(n);
+    tensorOf.assign(n, -1);
+    groupOfTail.assign(n, -1);
+    isAlias.assign(n, false);
+    contrib.resize(n);
+    for (const auto& nd : g.nodes)
+      for (int i : nd.inputs) { consumers[i]++; users[i].push_back(nd.id); }
+    consumers[g.output]++;
+    paramRefs.assign(g.params.size(), -1);
+    tp.paramGrad.assign(g.params.size(), -1);
+  }
+
+  int soleUser(int id) const { return consumers[id] == 1 && users[id].size() == 1 ? users[id][0] : -1; }
+
+  int newTensor(const Dims& shape, const std::string& name, int storage = -1) {
+    if (storage < 0) {
+      p.storages.push_back({numel(shape), 0, 0, 0});
+      storage = (int)p.storages.size() - 1;
+    }
+    p.acts.push_back({shape, storage, name});
+    return (int)p.acts.size() - 1;
+  }
+
+  int newConst(ConstTensor c) {
+    p.consts.push_back(c);
+    return (int)p.consts.size() - 1;
+  }
+
+  int paramRef(int idx) {
+    if (paramRefs[idx] < 0) {
+      ConstTensor c;
+      c.kind = ConstTensor::ParamRef;
+      c.param = idx;
+      c.shape = g.params[idx].shape;
+      paramRefs[idx] = newConst(c);
+    }
+    return paramRefs[idx];
+  }
+
+  int gradOfParam(int idx) {
+    if (tp.paramGrad[idx] < 0) {
+      ConstTensor c;
+      c.kind = ConstTensor::Grad;
+      c.param = idx;
+      c.shape = g.params[idx].shape;
+      tp.paramGrad[idx] = newConst(c);
+    }
+    return tp.paramGrad[idx];
+  }
+
+  int zeros(int64_t n) {
+    ConstTensor z;
+    z.kind = ConstTensor::Zeros;
+    z.shape = {n};
+    return newConst(z);
+  }
+
+  int param(const Node& n, ParamRole role) const {
+    for (int i : n.params) if (g.params[i].role == role) return i;
+    return -1;
+  }
+
+  // Emits one kernel call; `args` ends with the output. Returns nothing: the caller knows the output.
+  void call(KernelSpec s, std::vector<KernelArg> args, const std::string& label, int node) {
+    s.schedule = defaultSchedule(s);
+    std::string sig = s.signature();
+    auto it = specIndex.find(sig);
+    int idx;
+    if (it != specIndex.end()) idx = it->second;
+    else {
+      p.specs.push_back(s);
+      idx = specIndex[sig] = (int)p.specs.size() - 1;
+    }
+    p.calls.push_back({idx, std::move(args), label, node});
+  }
+
+  KernelSpec spec(KernelKind k, Dims in, Dims out, const Attrs& a = Attrs(), Act act = Act::None) {
+    KernelSpec s;
+    s.kind = k;
+    s.in = std::move(in);
+    s.out = std::move(out);
+    s.attrs = a;
+    s.act = act;
+    return s;
+  }
+
+  KernelArg act(int t) const { return {false, t}; }
+  KernelArg cst(int c) const { return {true, c}; }
+
+  // A group's output tensor, its tail absorbing a single following activation.
+  int finishGroup(Group gr, std::string& label, bool allowAct, std::vector<bool>& done) {
+    int u = soleUser(gr.head);
+    if (allowAct && u >= 0 && !done[u] && actOf(g.nodes[u].op) != Act::None) {
+      gr.act = actOf(g.nodes[u].op);
+      gr.tail = u;
+      done[u] = true;
+      label += "+" + g.nodes[u].name;
+    } else {
+      gr.tail = gr.head;
+    }
+    gr.out = newTensor(g.nodes[gr.tail].shape, g.nodes[gr.tail].name);
+    tensorOf[gr.tail] = gr.out;
+    groupOfTail[gr.tail] = (int)groups.size();
+    groups.push_back(gr);
+    return gr.out;
+  }
+
+  bool forward(std::string& err) {
+    std::vector<bool> done(g.nodes.size(), false);
+    for (const auto& n : g.nodes) {
+      if (done[n.id]) continue;
+      done[n.id] = true;
+      int x = n.inputs.empty() ? -1 : tensorOf[n.inputs[0]];
+      const Dims& in = n.inputs.empty() ? n.shape : g.nodes[n.inputs[0]].shape;
+      std::string label = n.name;
+      Group gr;
+      gr.op = n.op;
+      gr.head = n.id;
+      switch (n.op) {
+        case OpKind::Input:
+          tensorOf[n.id] = p.input = newTensor(n.shape, n.name);
+          break;
+        case OpKind::Flatten:
+          tensorOf[n.id] = newTensor(n.shape, n.name, p.acts[x].storage);
+          isAlias[n.id] = true;
+          break;
+        case OpKind::Dropout: {
+          if (n.attrs.p == 0) {
+            tensorOf[n.id] = newTensor(n.shape, n.name, p.acts[x].storage);
+            isAlias[n.id] = true;
+            break;
+          }
+          ConstTensor sd;
+          sd.kind = ConstTensor::Seed;
+          sd.shape = {2};
+          gr.seed = newConst(sd);
+          tp.seeds.push_back(gr.seed);
+          int y = finishGroup(gr, label, false, done);
+          call(spec(KernelKind::DropoutFwd, n.shape, n.shape, n.attrs), {act(x), cst(groups.back().seed), act(y)}, label, n.id);
+          break;
+        }
+        case OpKind::Conv:
+        case OpKind::Linear: {
+          int w = param(n, ParamRole::Weight), b = param(n, ParamRole::Bias);
+          int bc = b >= 0 ? paramRef(b) : zeros(n.attrs.out);
+          std::vector<KernelArg> args{act(x), cst(paramRef(w)), cst(bc)};
+          int y = finishGroup(gr, label, true, done);
+          args.push_back(act(y));
+          call(spec(n.op == OpKind::Conv ? KernelKind::Conv : KernelKind::Linear, in, n.shape, n.attrs, groups.back().act), args, label, n.id);
+          break;
+        }
+        case OpKind::BatchNorm: {
+          BNInfo bi;
+          bi.node = n.id;
+          ConstTensor st;
+          st.kind = ConstTensor::Stats;
+          st.shape = {2, n.shape[0]};
+          bi.stats = gr.stats = newConst(st);
+          st.kind = ConstTensor::DParams;
+          bi.dparams = newConst(st);
+          bi.gamma = param(n, ParamRole::Weight); bi.beta = param(n, ParamRole::Bias);
+          bi.mean = param(n, ParamRole::RunningMean); bi.var = param(n, ParamRole::RunningVar);
+          bi.tracked = param(n, ParamRole::NumBatchesTracked);
+          bi.momentum = n.attrs.momentum;
+          bi.elemsPerImage = n.shape.size() == 3 ? n.shape[1] * n.shape[2] : 1;
+          tp.bns.push_back(bi);
+          call(spec(KernelKind::BNStats, in, {2, n.shape[0]}, n.attrs), {act(x), cst(gr.stats)}, n.name + ".stats", n.id);
+          int y = finishGroup(gr, label, true, done);
+          call(spec(KernelKind::BNApply, in, n.shape, n.attrs, groups.back().act),
+               {act(x), cst(gr.stats), cst(paramRef(bi.gamma)), cst(paramRef(bi.beta)), act(y)}, label, n.id);
+          break;
+        }
+        case OpKind::Relu:
+        case OpKind::Tanh:
+        case OpKind::Sigmoid: {
+          gr.act = actOf(n.op);
+          gr.tail = n.id;
+          gr.out = tensorOf[n.id] = newTensor(n.shape, n.name);
+          groupOfTail[n.id] = (int)groups.size();
+          groups.push_back(gr);
+          call(spec(KernelKind::Activation, n.shape, n.shape, n.attrs, gr.act), {act(x), act(gr.out)}, label, n.id);
+          break;
+        }
+        case OpKind::Add: {
+          int acc = x;
+          for (size_t i = 1; i < n.inputs.size(); ++i) {
+            bool last = i + 1 == n.inputs.size();
+            KernelSpec s = spec(KernelKind::Add, n.shape, n.shape, n.attrs);
+            s.extraIns = {n.shape};
+            int y;
+            if (last) {
+              y = finishGroup(gr, label, true, done);
+              s.act = groups.back().act;
+            } else {
+              y = newTensor(n.shape, n.name);
+            }
+            call(s, {act(acc), act(tensorOf[n.inputs[i]]), act(y)}, label, n.id);
+            acc = y;
+          }
+          break;
+        }
+        case OpKind::MaxPool:
+        case OpKind::AvgPool:
+        case OpKind::AdaptiveAvgPool:
+        case OpKind::Softmax: {
+          KernelKind k = n.op == OpKind::MaxPool ? KernelKind::MaxPool : n.op == OpKind::AvgPool ? KernelKind::AvgPool
+                       : n.op == OpKind::AdaptiveAvgPool ? KernelKind::AdaptiveAvgPool : KernelKind::Softmax;
+          int y = finishGroup(gr, label, false, done);
+          call(spec(k, in, n.shape, n.attrs), {act(x), act(y)}, label, n.id);
+          break;
+        }
+        case OpKind::Concat: {
+          KernelSpec s = spec(KernelKind::Concat, in, n.shape, n.attrs);
+          std::vector<KernelArg> args;
+          for (size_t i = 0; i < n.inputs.size(); ++i) {
+            args.push_back(act(tensorOf[n.inputs[i]]));
+            if (i) s.extraIns.push_back(g.nodes[n.inputs[i]].shape);
+          }
+          int y = finishGroup(gr, label, false, done);
+          args.push_back(act(y));
+          call(s, args, label, n.id);
+          break;
+        }
+        case OpKind::LRN:
+          err = "training through lrn ('" + n.name + "') is not supported yet: it has no backward kernel";
+          return false;
+      }
+    }
+    return true;
+  }
+
+  // The gradient of node m's output: the sum of its consumers' contributions (or -1: none).
+  int gradOf(int m) {
+    auto& c = contrib[m];
+    if (c.empty()) return -1;
+    int acc = c[0];
+    const Dims& shape = g.nodes[m].shape;
+    for (size_t i = 1; i < c.size(); ++i) {
+      int t = newTensor(shape, g.nodes[m].name + ".grad");
+      KernelSpec s = spec(KernelKind::Add, shape, shape);
+      s.extraIns = {shape};
+      call(s, {act(acc), act(c[i]), act(t)}, "d" + g.nodes[m].name + " (sum)", m);
+      acc = t;
+    }
+    c = {acc};
+    return acc;
+  }
+
+  bool needsGrad(int node) const { return g.nodes[node].op != OpKind::Input; }
+
+  void backward() {
+    for (int m = (int)g.nodes.size() - 1; m >= 0; --m) {
+      const Node& n = g.nodes[m];
+      if (isAlias[m]) {
+        int d = gradOf(m);
+        if (d >= 0 && needsGrad(n.inputs[0]))
+          contrib[n.inputs[0]].push_back(newTensor(g.nodes[n.inputs[0]].shape, "d" + n.name, p.acts[d].storage));
+        continue;
+      }
+      if (groupOfTail[m] < 0) continue;
+      const Group& gr = groups[groupOfTail[m]];
+      int dOut = gradOf(m);
+      if (dOut < 0) continue;
+      const Node& head = g.nodes[gr.head];
+      std::string dl = "d" + head.name;
+      int dPre = dOut;
+      if (gr.act != Act::None) {
+        dPre = newTensor(head.shape, head.name + ".dpre");
+        call(spec(KernelKind::ActGrad, head.shape, head.shape, head.attrs, gr.act), {act(dOut), act(gr.out), act(dPre)}, dl + " (activation)", m);
+      }
+      if (head.op == OpKind::Relu || head.op == OpKind::Tanh || head.op == OpKind::Sigmoid) {
+        if (needsGrad(head.inputs[0])) contrib[head.inputs[0]].push_back(dPre);
+        continue;
+      }
+      int xin = head.inputs.empty() ? -1 : head.inputs[0];
+      int x = xin >= 0 ? tensorOf[xin] : -1;
+      const Dims& inShape = xin >= 0 ? g.nodes[xin].shape : head.shape;
+      auto giveInput = [&](KernelKind k, std::vector<KernelArg> args, const Attrs& a) {
+        if (!needsGrad(xin)) return;
+        int dx = newTensor(inShape, "d" + g.nodes[xin].name);
+        args.push_back(act(dx));
+        call(spec(k, head.shape, inShape, a), args, dl + " (input)", m);
+        contrib[xin].push_back(dx);
+      };
+      switch (head.op) {
+        case OpKind::Conv:
+        case OpKind::Linear: {
+          bool conv = head.op == OpKind::Conv;
+          int w = param(head, ParamRole::Weight), b = param(head, ParamRole::Bias);
+          giveInput(conv ? KernelKind::ConvBackData : KernelKind::LinearBackData, {act(dPre), cst(paramRef(w))}, head.attrs);
+          KernelSpec sw = spec(conv ? KernelKind::ConvBackWeight : KernelKind::LinearBackWeight, inShape, g.params[w].shape, head.attrs);
+          sw.extraIns = {head.shape};
+          call(sw, {act(dPre), act(x), cst(gradOfParam(w))}, dl + " (weight)", m);
+          if (b >= 0) call(spec(KernelKind::BiasGrad, head.shape, {head.shape[0]}), {act(dPre), cst(gradOfParam(b))}, dl + " (bias)", m);
+          break;
+        }
+        case OpKind::BatchNorm: {
+          const BNInfo* bi = nullptr;
+          for (const auto& b : tp.bns) if (b.node == head.id) bi = &b;
+          call(spec(KernelKind::BNBackParams, inShape, {2, inShape[0]}, head.attrs), {act(dPre), act(x), cst(gr.stats), cst(bi->dparams)},
+               dl + " (gamma, beta)", m);
+          giveInput(KernelKind::BNBackData, {act(dPre), act(x), cst(gr.stats), cst(paramRef(bi->gamma)), cst(bi->dparams)}, head.attrs);
+          // The kernel takes the input shape as its `in`.
+          p.specs[p.calls.back().spec].in = inShape;
+          break;
+        }
+        case OpKind::Add:
+          for (int i : head.inputs)
+            if (needsGrad(i)) contrib[i].push_back(dPre);
+          break;
+        case OpKind::MaxPool: giveInput(KernelKind::MaxPoolBack, {act(dPre), act(x)}, head.attrs); break;
+        case OpKind::AvgPool: giveInput(KernelKind::AvgPoolBack, {act(dPre)}, head.attrs); break;
+        case OpKind::AdaptiveAvgPool: giveInput(KernelKind::AdaptiveAvgBack, {act(dPre)}, head.attrs); break;
+        case OpKind::Softmax: giveInput(KernelKind::SoftmaxBack, {act(dPre), act(gr.out)}, head.attrs); break;
+        case OpKind::Dropout: giveInput(KernelKind::DropoutBack, {act(dPre), cst(gr.seed)}, head.attrs); break;
+        case OpKind::Concat: {
+          int64_t start = 0;
+          for (int i : head.inputs) {
+            const Dims& s = g.nodes[i].shape;
+            if (needsGrad(i)) {
+              Attrs a;
+              a.size = start;
+              int dx = newTensor(s, "d" + g.nodes[i].name);
+              call(spec(KernelKind::Slice, head.shape, s, a), {act(dPre), act(dx)}, dl + " (slice)", m);
+              contrib[i].push_back(dx);
+            }
+            start += s[0];
+          }
+          break;
+        }
+        default: break;
+      }
+    }
+  }
+};
+
+}  // namespace
+
+bool buildTrainingPlan(const Graph& g, TrainPlan& tp, std::string& err) {
+  const Node& outNode = g.nodes[g.output];
+  if (outNode.shape.size() != 1) {
+    err = "the network's output " + dimsStr(outNode.shape) + " is not a vector of class scores; training needs [K] (end with flatten and linear)";
+    return false;
+  }
+  TBuilder b(g, tp);
+  if (!b.forward(err)) return false;
+  Plan& p = tp.plan;
+  int logits = b.tensorOf[g.output];
+  int64_t K = outNode.shape[0];
+  tp.labels = b.newTensor({1}, "labels");
+  tp.loss = b.newTensor({1}, "loss");
+  ConstTensor e;
+  e.kind = ConstTensor::Eps;
+  e.shape = {1};
+  tp.eps = b.newConst(e);
+  b.call(b.spec(KernelKind::CELoss, {K}, {1}), {b.act(logits), b.act(tp.labels), b.cst(tp.eps), b.act(tp.loss)}, "loss", g.output);
+  tp.forwardCalls = (int)p.calls.size();
+  int dlogits = b.newTensor({K}, "dlogits");
+  b.call(b.spec(KernelKind::CEGrad, {K}, {K}), {b.act(logits), b.act(tp.labels), b.cst(tp.eps), b.act(dlogits)}, "dloss", g.output);
+  b.contrib[g.output].push_back(dlogits);
+  b.backward();
+  p.output = logits;
+  p.pinned = {tp.labels, tp.loss};  // written before and read after the calls by the runtime
+  planMemory(p);
+  return true;
+}
+
+std::string trainPlanToJson(const TrainPlan& tp, const Graph& g, const SourceManager& sm, const std::string& target) {
+  nlohmann::json j = nlohmann::json::parse(planToJson(tp.plan, g, sm, target));
+  j["mode"] = "train";
+  j["labels"] = tp.labels;
+  j["loss"] = tp.loss;
+  j["eps"] = tp.eps;
+  j["param_grad"] = tp.paramGrad;
+  j["forward_calls"] = tp.forwardCalls;
+  nlohmann::json bns = nlohmann::json::array();
+  for (const auto& b : tp.bns)
+    bns.push_back({{"stats", b.stats}, {"dparams", b.dparams}, {"gamma", b.gamma}, {"beta", b.beta}, {"mean", b.mean}, {"var", b.var},
+                   {"tracked", b.tracked}, {"momentum", b.momentum}, {"elems_per_image", b.elemsPerImage}});
+  j["bns"] = bns;
+  j["seeds"] = tp.seeds;
+  return j.dump();
+}
+
+}  // namespace cnnc::codegen
