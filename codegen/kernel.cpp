@@ -85,6 +85,7 @@ std::string KernelSpec::signature() const {
     case KernelKind::DropoutFwd:
     case KernelKind::DropoutBack: o << " p=" << a.p; break;
     case KernelKind::BNApply:
+    case KernelKind::BNBackParams:
     case KernelKind::BNBackData: {
       char b[64];
       snprintf(b, sizeof b, " eps=%.9g", a.eps);

@@ -335,6 +335,41 @@ void planMemory(Plan& p) {
   p.arenaPerImage = top;
 }
 
+std::string verifyPlan(const Plan& p) {
+  // Every activation a call touches must not share arena bytes with another storage that is
+  // live at that call.
+  std::vector<std::pair<int, int>> live(p.storages.size(), {INT32_MAX, -1});
+  for (int k = 0; k < (int)p.calls.size(); ++k)
+    for (const auto& a : p.calls[k].args)
+      if (!a.isConst) {
+        auto& l = live[p.acts[a.id].storage];
+        l.first = std::min(l.first, k);
+        l.second = std::max(l.second, k);
+      }
+  for (size_t i = 0; i < p.storages.size(); ++i)
+    for (size_t j = i + 1; j < p.storages.size(); ++j) {
+      const Storage &a = p.storages[i], &b = p.storages[j];
+      // Independent of planMemory's own bookkeeping: intervals recomputed from the calls, widened
+      // for the input, the output and pinned tensors, which the runtime touches around the calls.
+      auto span = [&](size_t s) {
+        auto l = live[s];
+        bool around = (int)s == p.acts[p.input].storage || (int)s == p.acts[p.output].storage;
+        for (int t : p.pinned) around |= (int)s == p.acts[t].storage;
+        if ((int)s == p.acts[p.input].storage) l.first = -1;
+        if (around && (int)s != p.acts[p.input].storage) l.second = (int)p.calls.size();
+        if (around) { l.first = std::min(l.first, -1 + ((int)s == p.acts[p.input].storage ? 0 : 1) * 0); }
+        return l;
+      };
+      auto sa = span(i), sb = span(j);
+      bool timeOverlap = !(sa.second < sb.first || sb.second < sa.first) && sa.second >= 0 && sb.second >= 0;
+      bool spaceOverlap = a.offset < b.offset + b.size && b.offset < a.offset + a.size;
+      if (timeOverlap && spaceOverlap && a.size && b.size)
+        return "storages " + std::to_string(i) + " and " + std::to_string(j) + " overlap in time [" + std::to_string(sa.first) + "," +
+               std::to_string(sa.second) + "]/[" + std::to_string(sb.first) + "," + std::to_string(sb.second) + "] and space";
+    }
+  return "";
+}
+
 Plan buildInferencePlan(const Graph& g) {
   Builder b(g);
   b.run();
@@ -346,8 +381,10 @@ std::string planToText(const Plan& p, const Graph& g) {
   std::string s = "plan " + g.name + ": " + std::to_string(p.specs.size()) + " kernels, " + std::to_string(p.calls.size()) + " calls, arena " +
                   std::to_string(p.arenaPerImage) + " floats per image\n";
   for (const auto& c : p.calls) {
-    const ActTensor& out = p.acts[c.args.back().id];
-    s += "  " + c.label + " = " + p.specs[c.spec].functionName() + " -> " + dimsStr(out.shape) + " @" + std::to_string(p.storages[out.storage].offset) + "\n";
+    const KernelArg& o = c.args.back();
+    std::string where = o.isConst ? "const " + std::to_string(o.id)
+                                  : dimsStr(p.acts[o.id].shape) + " @" + std::to_string(p.storages[p.acts[o.id].storage].offset);
+    s += "  " + c.label + " = " + p.specs[c.spec].functionName() + " -> " + where + "\n";
     s += "    " + p.specs[c.spec].signature() + "\n";
   }
   return s;

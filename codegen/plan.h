@@ -68,6 +68,9 @@ Plan buildInferencePlan(const Graph& g);
 // Places storages in the arena by their live intervals over `p.calls` (see plan.cpp, step 5).
 void planMemory(Plan& p);
 
+// "" when no two storages that are live at the same call share arena space; else what overlaps.
+std::string verifyPlan(const Plan& p);
+
 // Readable form for tests (`cnnc --emit=plan`).
 std::string planToText(const Plan& p, const Graph& g);
 

@@ -31,6 +31,7 @@ static void onHalideError(void*, const char* msg) {
 }
 
 bool Executor::init(const Plan& p, const KernelEntry* table, int count, std::string& err) {
+  dumpDir_ = getenv("CNNC_DUMP_DIR");
   halide_set_error_handler(onHalideError);
   plan_ = &p;
   fns_.clear();
@@ -112,6 +113,18 @@ bool Executor::prepare(int64_t n, std::string& err) {
   return true;
 }
 
+// Debugging aid: CNNC_DUMP_DIR=folder writes every call's output (raw float32) as it is produced.
+void Executor::dumpCall(size_t c, int64_t n) {
+  const CallArg& o = plan_->calls[c].args.back();
+  size_t count = o.isConst ? (size_t)numel(plan_->consts[o.id].shape) : (size_t)(numel(plan_->acts[o.id].shape) * n);
+  const void* data = o.isConst ? constPtr_[o.id] : (const void*)tensorData(o.id, n);
+  std::string name = std::string(dumpDir_) + "/" + std::to_string(c) + ".bin";
+  if (FILE* f = fopen(name.c_str(), "wb")) {
+    fwrite(data, 4, count, f);
+    fclose(f);
+  }
+}
+
 bool Executor::runCalls(int64_t n, std::string& err) {
   const Plan& p = *plan_;
   std::vector<void*> argv;
@@ -126,8 +139,8 @@ bool Executor::runCalls(int64_t n, std::string& err) {
       err = "kernel for " + p.calls[c].label + " failed (" + std::to_string(rc) + "): " + lastHalideError();
       return false;
     }
+    if (dumpDir_) dumpCall(c, n);
   }
-  (void)n;
   return true;
 }
 

@@ -43,6 +43,8 @@ private:
   };
   void makeBuffer(Buf& buf, void* data, const Dims& shape, int64_t n, bool isInt = false);
 
+  void dumpCall(size_t c, int64_t n);
+  const char* dumpDir_ = nullptr;
   const Plan* plan_ = nullptr;
   std::vector<int (*)(void**)> fns_;
   std::vector<std::vector<float>> consts_;  // owned constants (inference)

@@ -137,7 +137,7 @@ int main(int argc, char** argv) {
   bool summary = false, noWarn = false, werror = false;
   app.add_option("file", input, "the .cnn source")->required();
   app.add_option("--emit", emit, "print a stage instead of compiling (ast, graph, params, dot, plan), or lib: a static library + C header in the -o folder")
-      ->check(CLI::IsMember({"ast", "graph", "params", "dot", "plan", "lib"}));
+      ->check(CLI::IsMember({"ast", "graph", "params", "dot", "plan", "train-plan", "lib"}));
   app.add_flag("--summary", summary, "print a per-layer table with shapes, parameters and MACs");
   app.add_option("-o,--output", output, "the executable to build (with --emit: where to write it; for dot: .dot, .svg, .png or .pdf)");
   app.add_option("--target", target, "host (default) or a Halide target string, e.g. x86-64-linux-avx2");
@@ -217,6 +217,13 @@ int main(int argc, char** argv) {
     std::string tgt, err;
     if (!codegen::resolveTarget(target, tgt, err)) { fprintf(stderr, "cnnc: error: %s\n", err.c_str()); return 1; }
     text = codegen::planToText(plan, r.graph);
+  } else if (emit == "train-plan") {
+    codegen::TrainPlan tp;
+    std::string err;
+    if (!codegen::buildTrainingPlan(r.graph, tp, err)) { fprintf(stderr, "cnnc: error: %s\n", err.c_str()); return 1; }
+    text = codegen::planToText(tp.plan, r.graph);
+    std::string bad = codegen::verifyPlan(tp.plan);
+    if (!bad.empty()) text += "memory plan error: " + bad + "\n";
   } else if (emit == "lib") {
     if (output.empty()) { fprintf(stderr, "cnnc: error: --emit=lib needs -o FOLDER\n"); return 2; }
     return compileNetwork(r, output, target, cacheDir, jobs, verbose, true);

@@ -25,10 +25,15 @@ import st  # noqa: E402
 TOL = 1e-4
 
 
-def randomize(model, gen):
-    """Random weights with BN statistics far from the identity, so folding is really exercised."""
+def randomize(model, gen, bn_shift=0.0):
+    """Random weights with BN statistics far from the identity, so folding is really exercised.
+
+    bn_shift moves every BN beta up: training-step tests use it so that few ReLU outputs are
+    exactly zero, since a max-pool window whose top two values are within rounding of each other
+    (typically a zero and a tiny positive) routes its whole gradient by a coin flip."""
     with torch.no_grad():
-        for name, t in model.state_dict().items():
+        sd = model.state_dict()
+        for name, t in sd.items():
             if t.dtype != torch.float32:
                 continue
             if name.endswith("running_var"):
@@ -38,7 +43,7 @@ def randomize(model, gen):
             elif name.endswith("weight") and t.dim() == 1:  # BN gamma
                 t.copy_(torch.rand(t.shape, generator=gen) + 0.5)
             elif name.endswith("bias") and t.dim() == 1:
-                t.copy_(torch.randn(t.shape, generator=gen) * 0.1)
+                t.copy_(torch.randn(t.shape, generator=gen) * 0.1 + (bn_shift if name.replace("bias", "running_var") in sd else 0.0))
             else:
                 fan_in = t[0].numel() if t.dim() > 1 else t.numel()
                 t.copy_(torch.randn(t.shape, generator=gen) * (2.0 / fan_in) ** 0.5)

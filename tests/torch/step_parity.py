@@ -3,12 +3,15 @@
 
 From the same weights (random, with non-trivial BN statistics) and the same batch, both compute
 the cross-entropy loss, every parameter gradient, the SGD-updated parameters and the BN running
-statistics (train mode). Tolerances, per tensor:
-  loss, parameters, buffers:  max |cnnc - torch| <= 1e-4 * (1 + max |torch|)
-  gradients:                  max |cnnc - torch| <= 1e-3 * max |torch| + 1e-6
-Gradients are sums over batch x space of products, accumulated in another order than oneDNN's;
-float32 reordering error grows with the number of terms, so gradients are held to 0.1% of their
-own scale (an error in any kernel, e.g. a wrong tap or a missing term, is far larger than that).
+statistics (train mode). The reference is PyTorch in float64 ("truth"); PyTorch in float32 is run
+too, to measure how well-conditioned the step is. Per tensor, with ref = float64 PyTorch:
+  bound = 1e-4 * (1 + max |ref|)            for the loss, parameters and buffers
+  bound = 1e-3 * max |ref| + 1e-6           for gradients
+  pass if  max |cnnc - ref| <= max(bound, 4 * max |torch32 - ref|)
+The second term matters for deep plain nets with batch-statistics BN on tiny maps (plain34,
+ResNet-34 on 32x32 at batch 2), where PyTorch's own float32 gradients miss the float64 ones by
+up to 40x the fixed bound: there cnnc must be as accurate as PyTorch, within a factor 4. A wrong
+kernel (a missing tap, a wrong stride) is off by orders of magnitude more.
 
 Usage: step_parity.py --exe BUILT_NET --net NAME [--batch 4] [--shape C,H,W] [--lr 0.1]
 """
@@ -27,6 +30,47 @@ import reference_models  # noqa: E402
 import st  # noqa: E402
 
 
+M32 = 0xFFFFFFFF
+
+
+def dropout_mask(shape, p, s0, s1):
+    """cnnc's dropout mask (codegen/lower_train.cpp keepMask): a hash of the NCHW flat index."""
+    idx = np.arange(int(np.prod(shape)), dtype=np.uint64)
+    h = ((idx * 0x9E3779B1) & M32) ^ np.uint64(s0) ^ np.uint64((s1 * 0x85EBCA6B) & M32)
+    h = (((h ^ (h >> np.uint64(16))) * 0x7FEB352D) & M32)
+    h = (((h ^ (h >> np.uint64(15))) * 0x846CA68B) & M32)
+    h = h ^ (h >> np.uint64(16))
+    u = (h >> np.uint64(8)).astype(np.float32) * np.float32(1.0 / 16777216.0)
+    scale = np.float32(1.0) / (np.float32(1.0) - np.float32(p))
+    return torch.from_numpy(np.where(u >= np.float32(p), scale, np.float32(0.0)).astype(np.float32).reshape(shape))
+
+
+class SameMaskDropout(torch.nn.Module):
+    """Applies the mask cnnc draws for dropout layer k at step seed `seed` (runtime/train.cpp)."""
+
+    def __init__(self, p, k, seed):
+        super().__init__()
+        s = (seed * 0x9E3779B97F4A7C15 + (k + 1) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
+        self.p, self.s0, self.s1 = p, s & 0x7FFFFFFF, (s >> 32) & 0x7FFFFFFF
+
+    def forward(self, x):
+        if self.p == 0:
+            return x
+        return x * dropout_mask(tuple(x.shape), self.p, self.s0, self.s1).to(x.dtype)
+
+
+def replace_dropout(model, seed):
+    """Swaps every nn.Dropout (in forward order, as cnnc numbers them) for SameMaskDropout."""
+    k = 0
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, torch.nn.Dropout):
+                p = child.p
+                setattr(parent, name, SameMaskDropout(p, k, seed))
+                if p > 0:
+                    k += 1
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--exe", required=True)
@@ -35,15 +79,14 @@ def main():
     ap.add_argument("--shape", default="")
     ap.add_argument("--lr", type=float, default=0.1)
     ap.add_argument("--label-smoothing", type=float, default=0.0)
+    ap.add_argument("--seed", type=int, default=5, help="dropout seed of the step")
     args = ap.parse_args()
     torch.manual_seed(0)
     torch.set_num_threads(2)
     gen = torch.Generator().manual_seed(99)
     model = reference_models.build(args.net, meta=False)
-    parity.randomize(model, gen)
-    for m in model.modules():  # dropout masks cannot be shared with PyTorch's RNG: compare without
-        if isinstance(m, torch.nn.Dropout):
-            m.p = 0.0
+    parity.randomize(model, gen, bn_shift=0.5)
+    replace_dropout(model, args.seed)
     model.train()
     shape = tuple(int(v) for v in args.shape.split(",")) if args.shape else reference_models.input_shape(args.net)
     x = torch.randn((args.batch,) + shape, generator=gen)
@@ -57,23 +100,31 @@ def main():
         st.save(f"{d}/in.safetensors", {"input": x})
         st.save(f"{d}/labels.safetensors", {"labels": labels})
         r = subprocess.run([args.exe, "step", "--weights", f"{d}/w.safetensors", "--input", f"{d}/in.safetensors", "--labels",
-                            f"{d}/labels.safetensors", "--lr", str(args.lr), "--label-smoothing", str(args.label_smoothing),
+                            f"{d}/labels.safetensors", "--lr", str(args.lr), "--label-smoothing", str(args.label_smoothing), "--seed", str(args.seed),
                             "--output", f"{d}/out.safetensors"], capture_output=True, text=True)
         if r.returncode != 0:
             print(f"FAIL {args.net}: step exited {r.returncode}\n{r.stderr}")
             print("0 passed, 1 failed")
             return 1
         got = st.load(f"{d}/out.safetensors")
-    loss = torch.nn.functional.cross_entropy(model(x), labels, label_smoothing=args.label_smoothing)
-    loss.backward()
-    ref = {"loss": loss.detach().numpy()}
-    for name, p in model.named_parameters():
-        ref["grad." + name] = p.grad.numpy().copy()
-    with torch.no_grad():
-        for p in model.parameters():
-            p -= args.lr * p.grad
-    for name, t in model.state_dict().items():
-        ref[name] = t.numpy().copy()
+    import copy
+
+    def reference(m, xx):
+        out = torch.nn.functional.cross_entropy(m(xx), labels, label_smoothing=args.label_smoothing)
+        out.backward()
+        r = {"loss": out.detach().double().numpy()}
+        for name, p in m.named_parameters():
+            r["grad." + name] = p.grad.double().numpy().copy()
+        with torch.no_grad():
+            for p in m.parameters():
+                p -= args.lr * p.grad
+        for name, t in m.state_dict().items():
+            r[name] = t.numpy().astype(np.float64) if t.dtype != torch.int64 else t.numpy().copy()
+        return r
+
+    model64 = copy.deepcopy(model).double()
+    ref32 = reference(model, x)
+    ref = reference(model64, x.double())
     worst = (0.0, "")
     for name, want in ref.items():
         if name not in got:
@@ -87,9 +138,10 @@ def main():
             continue
         diff = float(np.max(np.abs(have.astype(np.float64) - want.astype(np.float64)))) if want.size else 0.0
         scale = float(np.max(np.abs(want))) if want.size else 0.0
-        bound = 1e-3 * scale + 1e-6 if name.startswith("grad.") else 1e-4 * (1 + scale)
+        torch_err = float(np.max(np.abs(ref32[name].astype(np.float64) - want.astype(np.float64)))) if want.size else 0.0
+        bound = max(1e-3 * scale + 1e-6 if name.startswith("grad.") else 1e-4 * (1 + scale), 4 * torch_err)
         if diff > bound:
-            print(f"FAIL {name}: max abs diff {diff:.3e} > {bound:.3e} (max |torch| {scale:.3e})")
+            print(f"FAIL {name}: max abs diff {diff:.3e} > {bound:.3e} (max |ref| {scale:.3e}, torch float32 off by {torch_err:.3e})")
             ok = False
         ratio = diff / bound if bound else 0
         if ratio >= worst[0]:
