@@ -336,36 +336,36 @@ void planMemory(Plan& p) {
 }
 
 std::string verifyPlan(const Plan& p) {
-  // Every activation a call touches must not share arena bytes with another storage that is
-  // live at that call.
+  // Live intervals recomputed from the calls, independently of planMemory's bookkeeping. The input,
+  // the output and pinned tensors are touched by the runtime around the calls: live throughout.
+  const int end = (int)p.calls.size();
   std::vector<std::pair<int, int>> live(p.storages.size(), {INT32_MAX, -1});
-  for (int k = 0; k < (int)p.calls.size(); ++k)
+  for (int k = 0; k < end; ++k)
     for (const auto& a : p.calls[k].args)
       if (!a.isConst) {
         auto& l = live[p.acts[a.id].storage];
         l.first = std::min(l.first, k);
         l.second = std::max(l.second, k);
       }
+  auto widen = [&](int t, bool before, bool after) {
+    auto& l = live[p.acts[t].storage];
+    if (before) l.first = -1;
+    if (after) l.second = end;
+    l.second = std::max(l.second, l.first);
+  };
+  widen(p.input, true, false);
+  widen(p.output, false, true);
+  for (int t : p.pinned) widen(t, true, true);
   for (size_t i = 0; i < p.storages.size(); ++i)
     for (size_t j = i + 1; j < p.storages.size(); ++j) {
       const Storage &a = p.storages[i], &b = p.storages[j];
-      // Independent of planMemory's own bookkeeping: intervals recomputed from the calls, widened
-      // for the input, the output and pinned tensors, which the runtime touches around the calls.
-      auto span = [&](size_t s) {
-        auto l = live[s];
-        bool around = (int)s == p.acts[p.input].storage || (int)s == p.acts[p.output].storage;
-        for (int t : p.pinned) around |= (int)s == p.acts[t].storage;
-        if ((int)s == p.acts[p.input].storage) l.first = -1;
-        if (around && (int)s != p.acts[p.input].storage) l.second = (int)p.calls.size();
-        if (around) { l.first = std::min(l.first, -1 + ((int)s == p.acts[p.input].storage ? 0 : 1) * 0); }
-        return l;
-      };
-      auto sa = span(i), sb = span(j);
-      bool timeOverlap = !(sa.second < sb.first || sb.second < sa.first) && sa.second >= 0 && sb.second >= 0;
+      auto sa = live[i], sb = live[j];
+      if (sa.second < 0 || sb.second < 0 || !a.size || !b.size) continue;  // never touched
+      bool timeOverlap = !(sa.second < sb.first || sb.second < sa.first);
       bool spaceOverlap = a.offset < b.offset + b.size && b.offset < a.offset + a.size;
-      if (timeOverlap && spaceOverlap && a.size && b.size)
-        return "storages " + std::to_string(i) + " and " + std::to_string(j) + " overlap in time [" + std::to_string(sa.first) + "," +
-               std::to_string(sa.second) + "]/[" + std::to_string(sb.first) + "," + std::to_string(sb.second) + "] and space";
+      if (timeOverlap && spaceOverlap)
+        return "storages " + std::to_string(i) + " and " + std::to_string(j) + " are live together ([" + std::to_string(sa.first) + "," +
+               std::to_string(sa.second) + "] and [" + std::to_string(sb.first) + "," + std::to_string(sb.second) + "]) and share arena space";
     }
   return "";
 }
