@@ -42,6 +42,15 @@ const char* kernelKindName(KernelKind k) {
   return "?";
 }
 
+Act actOfOp(OpKind k) {
+  switch (k) {
+    case OpKind::Relu: return Act::Relu;
+    case OpKind::Tanh: return Act::Tanh;
+    case OpKind::Sigmoid: return Act::Sigmoid;
+    default: return Act::None;
+  }
+}
+
 bool outputIsBatched(KernelKind k) {
   switch (k) {
     case KernelKind::BNStats:

@@ -47,6 +47,8 @@ bool outputIsBatched(KernelKind k);
 enum class Act { None, Relu, Tanh, Sigmoid };
 
 const char* kernelKindName(KernelKind k);
+// The activation an op applies (Act::None for ops that are not activations).
+Act actOfOp(OpKind k);
 const char* actName(Act a);
 
 struct KernelSpec {

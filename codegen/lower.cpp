@@ -41,22 +41,7 @@ Lowered conv(const KernelSpec& k) {
   }
   Func out("conv_out");
   out(v.x, v.y, v.c, v.n) = applyAct(val, k.act);
-  // Schedule: a register tile of `vec` columns x `tileC` output channels. Each input vector
-  // loaded for a tap feeds tileC FMAs (weights broadcast), and the tileC accumulators stay in
-  // vector registers for the whole reduction over input channels and taps. The output splits
-  // shift inwards at the right and bottom edges (rows and channel counts need only be at least
-  // one tile), so the accumulator tile always has exactly the tile's extent.
-  const Schedule& sc = k.schedule;
-  Var xo("xo"), xi("xi"), co("co"), ci("ci"), t("t");
-  out.split(v.x, xo, xi, sc.vec).split(v.c, co, ci, sc.tileC).reorder(xi, ci, xo, v.y, co, v.n).fuse(co, v.n, t).parallel(t);
-  if (sc.vec > 1) out.vectorize(xi);
-  out.unroll(ci);
-  acc.compute_at(out, xo);
-  if (sc.vec > 1) acc.vectorize(v.x);
-  acc.unroll(v.c);
-  acc.update().reorder(v.x, v.c, r.x, r.y, r.z, v.y, v.n);
-  if (sc.vec > 1) acc.update().vectorize(v.x);
-  acc.update().unroll(v.c);
+  scheduleConvTile(out, acc, r, k.schedule, (int)k.out[0], v);
   return finish(out, k, args);
 }
 

@@ -155,18 +155,7 @@ Lowered convBackData(const KernelSpec& k) {
   acc(v.x, v.y, v.c, v.n) = 0.0f;
   acc(v.x, v.y, v.c, v.n) += select(valid, val, 0.0f);
   out(v.x, v.y, v.c, v.n) = acc(v.x, v.y, v.c, v.n);
-  const Schedule& sc = k.schedule;
-  Var xo("xo"), xi("xi"), cO("co"), ci("ci"), t("t");
-  int tc = (int)std::min<int64_t>(sc.tileC, C);
-  out.split(v.x, xo, xi, sc.vec).split(v.c, cO, ci, tc).reorder(xi, ci, xo, v.y, cO, v.n).fuse(cO, v.n, t).parallel(t);
-  if (sc.vec > 1) out.vectorize(xi);
-  out.unroll(ci);
-  acc.compute_at(out, xo);
-  if (sc.vec > 1) acc.vectorize(v.x);
-  acc.unroll(v.c);
-  acc.update().reorder(v.x, v.c, r.x, r.y, r.z, v.y, v.n);
-  if (sc.vec > 1) acc.update().vectorize(v.x);
-  acc.update().unroll(v.c);
+  scheduleConvTile(out, acc, r, k.schedule, (int)C, v);
   return finish(out, k, {dy, w});
 }
 

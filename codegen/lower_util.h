@@ -1,5 +1,7 @@
 // lower_util.h: helpers shared by the forward (lower.cpp) and training (lower_train.cpp) kernels.
 #pragma once
+#include <algorithm>
+
 #include "lower.h"
 
 namespace cnnc::codegen {
@@ -47,6 +49,26 @@ inline void scheduleSpatial(Func out, const KernelSpec& k, Vars& v) {
 inline void scheduleFlat(Func out, const KernelSpec& k, Vars& v) {
   if (k.schedule.vec > 1) out.vectorize(v.f, k.schedule.vec);
   out.parallel(v.n);
+}
+
+// Schedule of direct convolutions (forward and input gradient): a register tile of `vec`
+// columns x `tileC` output channels. Each input vector loaded for a tap feeds tileC FMAs (weights
+// broadcast), and the tileC accumulators stay in vector registers for the whole reduction over
+// input channels and taps. The output splits shift inwards at the right and bottom edges (rows and
+// channel counts need only be at least one tile), so the accumulator tile always has exactly the
+// tile's extent.
+inline void scheduleConvTile(Func out, Func acc, RDom r, const Schedule& sc, int channels, Vars& v) {
+  Var xo("xo"), xi("xi"), co("co"), ci("ci"), t("t");
+  int tc = std::min(sc.tileC, channels);
+  out.split(v.x, xo, xi, sc.vec).split(v.c, co, ci, tc).reorder(xi, ci, xo, v.y, co, v.n).fuse(co, v.n, t).parallel(t);
+  if (sc.vec > 1) out.vectorize(xi);
+  out.unroll(ci);
+  acc.compute_at(out, xo);
+  if (sc.vec > 1) acc.vectorize(v.x);
+  acc.unroll(v.c);
+  acc.update().reorder(v.x, v.c, r.x, r.y, r.z, v.y, v.n);
+  if (sc.vec > 1) acc.update().vectorize(v.x);
+  acc.update().unroll(v.c);
 }
 
 inline Lowered finish(Func out, const KernelSpec& k, std::vector<Argument> args) {

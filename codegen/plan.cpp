@@ -23,15 +23,6 @@ namespace cnnc::codegen {
 
 namespace {
 
-Act actOf(OpKind k) {
-  switch (k) {
-    case OpKind::Relu: return Act::Relu;
-    case OpKind::Tanh: return Act::Tanh;
-    case OpKind::Sigmoid: return Act::Sigmoid;
-    default: return Act::None;
-  }
-}
-
 struct Builder {
   const Graph& g;
   Plan p;
@@ -76,6 +67,15 @@ struct Builder {
     return (int)p.consts.size() - 1;
   }
 
+  // A bias of zeros, for convs and linears declared without one.
+  int zeros(int64_t n) {
+    ConstTensor z;
+    z.kind = ConstTensor::Zeros;
+    z.shape = {n};
+    p.consts.push_back(z);
+    return (int)p.consts.size() - 1;
+  }
+
   int addSpec(KernelSpec s) {
     s.schedule = defaultSchedule(s);
     std::string sig = s.signature();
@@ -98,8 +98,8 @@ struct Builder {
   // Absorbs a single-consumer activation after `cur`; returns the new tail.
   int absorbAct(int cur, KernelSpec& s, std::string& label, std::vector<bool>& done) {
     int u = soleUser(cur);
-    if (u >= 0 && actOf(g.nodes[u].op) != Act::None) {
-      s.act = actOf(g.nodes[u].op);
+    if (u >= 0 && actOfOp(g.nodes[u].op) != Act::None) {
+      s.act = actOfOp(g.nodes[u].op);
       label += "+" + g.nodes[u].name;
       done[u] = true;
       return u;
@@ -157,13 +157,7 @@ struct Builder {
           } else {
             wc = constParam(w);
             if (b >= 0) bc = constParam(b);
-            else {
-              ConstTensor z;
-              z.kind = ConstTensor::Zeros;
-              z.shape = {n.attrs.out};
-              p.consts.push_back(z);
-              bc = (int)p.consts.size() - 1;
-            }
+            else bc = zeros(n.attrs.out);
           }
           std::vector<KernelArg> args{act(n.inputs[0]), {true, wc}, {true, bc}};
           u = soleUser(cur);
@@ -200,13 +194,7 @@ struct Builder {
           int w = param(n, ParamRole::Weight), b = param(n, ParamRole::Bias);
           int bc;
           if (b >= 0) bc = constParam(b);
-          else {
-            ConstTensor z;
-            z.kind = ConstTensor::Zeros;
-            z.shape = {n.attrs.out};
-            p.consts.push_back(z);
-            bc = (int)p.consts.size() - 1;
-          }
+          else bc = zeros(n.attrs.out);
           std::vector<KernelArg> args{act(n.inputs[0]), {true, constParam(w)}, {true, bc}};
           int cur = absorbAct(n.id, s, label, done);
           emit(s, args, g.nodes[cur], label);
@@ -257,7 +245,7 @@ struct Builder {
         case OpKind::Tanh:
         case OpKind::Sigmoid:
           s.kind = KernelKind::Activation;
-          s.act = actOf(n.op);
+          s.act = actOfOp(n.op);
           emit(s, {act(n.inputs[0])}, n, label);
           break;
         case OpKind::MaxPool:

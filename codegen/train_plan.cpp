@@ -21,15 +21,6 @@ namespace cnnc::codegen {
 
 namespace {
 
-Act actOf(OpKind k) {
-  switch (k) {
-    case OpKind::Relu: return Act::Relu;
-    case OpKind::Tanh: return Act::Tanh;
-    case OpKind::Sigmoid: return Act::Sigmoid;
-    default: return Act::None;
-  }
-}
-
 struct Group {
   OpKind op;
   int head = -1, tail = -1;
@@ -145,8 +136,8 @@ struct TBuilder {
   // A group's output tensor, its tail absorbing a single following activation.
   int finishGroup(Group gr, std::string& label, bool allowAct, std::vector<bool>& done) {
     int u = soleUser(gr.head);
-    if (allowAct && u >= 0 && !done[u] && actOf(g.nodes[u].op) != Act::None) {
-      gr.act = actOf(g.nodes[u].op);
+    if (allowAct && u >= 0 && !done[u] && actOfOp(g.nodes[u].op) != Act::None) {
+      gr.act = actOfOp(g.nodes[u].op);
       gr.tail = u;
       done[u] = true;
       label += "+" + g.nodes[u].name;
@@ -228,7 +219,7 @@ struct TBuilder {
         case OpKind::Relu:
         case OpKind::Tanh:
         case OpKind::Sigmoid: {
-          gr.act = actOf(n.op);
+          gr.act = actOfOp(n.op);
           gr.tail = n.id;
           gr.out = tensorOf[n.id] = newTensor(n.shape, n.name);
           groupOfTail[n.id] = (int)groups.size();
