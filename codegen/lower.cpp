@@ -144,7 +144,7 @@ Lowered adaptiveAvg(const KernelSpec& k) {
   Expr inWin = x0 + r.x < x1 && y0 + r.y < y1;
   Func out("adaptiveavg_out");
   out(v.x, v.y, v.c, v.n) = sum(select(inWin, in(xs, ys, v.c, v.n), 0.0f)) / cast<float>((x1 - x0) * (y1 - y0));
-  out.fuse(v.c, v.n, v.cn).parallel(v.cn, 16);
+  out.fuse(v.c, v.n, v.cn).parallel(v.cn);
   return finish(out, k, {in});
 }
 
