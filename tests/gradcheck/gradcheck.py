@@ -1,0 +1,103 @@
+#!/usr/bin/env python3
+"""Finite-difference gradient checks of every backward kernel, independent of PyTorch.
+
+For each op, a tiny network around it is compiled with cnnc. `X step --lr 0` gives the loss and the
+analytic gradients; the loss at w +/- h for sampled weights gives central differences. Caffe's
+rule, as GradientChecker applies it: |analytic - numeric| <= 1e-2 * max(|analytic|, |numeric|, 0.1).
+Float32 losses carry ~1e-7 relative noise, so h = 1e-3 keeps the numeric estimate good to ~1e-3
+of the 0.1 floor, and a step that small rarely crosses a kink of relu or max pooling.
+Networks keep away from kinks (smooth activations where the op allows) so that the difference
+quotient is a derivative.
+
+Usage: gradcheck.py CNNC KERNEL_CACHE
+"""
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "torch"))
+import st  # noqa: E402
+
+CASES = {
+    "conv_strided_padded": ("input(3, 9, 7)", "c: conv(4, 3, stride=2, padding=1); tanh; flatten; fc: linear(5)"),
+    "conv_grouped_dilated": ("input(4, 9, 9)", "c: conv(6, 3, dilation=2, groups=2, padding=2); sigmoid; flatten; fc: linear(5)"),
+    "conv_rect_kernel": ("input(2, 8, 10)", "c: conv(3, [3, 1], stride=[1, 2], padding=[1, 0]); tanh; flatten; fc: linear(4)"),
+    "linear_tanh": ("input(12)", "a: linear(7); tanh; b: linear(5)"),
+    "batchnorm_2d": ("input(3, 6, 6)", "c: conv(4, 3); bn: batchnorm; tanh; flatten; fc: linear(5)"),
+    "batchnorm_1d": ("input(10)", "a: linear(8); bn: batchnorm; sigmoid; b: linear(4)"),
+    "maxpool_ceil": ("input(2, 7, 7)", "c: conv(3, 1); maxpool(3, stride=2, ceil=true); flatten; fc: linear(4)"),
+    "avgpool_pad": ("input(2, 8, 8)", "c: conv(3, 1); avgpool(3, stride=2, padding=1, count_include_pad=false); flatten; fc: linear(4)"),
+    "adaptive_avgpool": ("input(2, 7, 5)", "c: conv(3, 1); adaptiveavgpool([3, 2]); flatten; fc: linear(4)"),
+    "residual": ("input(3, 5, 5)", "c: conv(3, 3, padding=1); residual { d: conv(3, 3, padding=1); tanh }; sigmoid; flatten; fc: linear(4)"),
+    "relu": ("input(8)", "a: linear(6); relu; b: linear(4)"),
+    "concat": ("input(2, 5, 5)", "concat { a: conv(2, 1); b: conv(3, 3, padding=1) }; tanh; flatten; fc: linear(4)"),
+    "dropout": ("input(10)", "a: linear(8); tanh; dropout(0.5); b: linear(4)"),
+    "softmax_layer": ("input(6)", "a: linear(5); softmax; b: linear(4)"),
+}
+
+
+def run(cmd):
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError(" ".join(cmd) + "\n" + r.stderr)
+    return r
+
+
+def main():
+    cnnc, cache = sys.argv[1], sys.argv[2]
+    rng = np.random.default_rng(0)
+    failures = 0
+    with tempfile.TemporaryDirectory() as d:
+        for name, (inp, body) in CASES.items():
+            src = f"{d}/{name}.cnn"
+            with open(src, "w") as f:
+                f.write(f"network t_{name} {{\n  {inp}\n  {body}\n}}\n")
+            exe = f"{d}/{name}"
+            run([cnnc, src, "-o", exe, "--cache-dir", cache])
+            w0 = f"{d}/{name}.w"
+            run([exe, "export-weights", w0, "--seed", "1"])
+            weights = st.load(w0)
+            shape = [int(v) for v in inp[inp.index("(") + 1:-1].split(",")]
+            x = rng.standard_normal([3] + shape).astype(np.float32)
+            st.save(f"{d}/x", {"input": x})
+            k = weights[[n for n in weights if n.endswith(".weight")][-1]].shape[0]
+            st.save(f"{d}/y", {"labels": rng.integers(0, k, 3)})
+
+            def loss(wts):
+                st.save(f"{d}/wp", wts)
+                run([exe, "step", "--weights", f"{d}/wp", "--input", f"{d}/x", "--labels", f"{d}/y", "--lr", "0", "--output", f"{d}/o", "--seed", "3"])
+                return st.load(f"{d}/o")
+
+            base = loss(weights)
+            worst = 0.0
+            checked = 0
+            for pname, arr in weights.items():
+                if "grad." + pname not in base:
+                    continue
+                flat = arr.reshape(-1)
+                for i in rng.choice(flat.size, size=min(4, flat.size), replace=False):
+                    h = 1e-3
+                    plus, minus = dict(weights), dict(weights)
+                    p, m = flat.copy(), flat.copy()
+                    p[i] += h
+                    m[i] -= h
+                    plus[pname], minus[pname] = p.reshape(arr.shape), m.reshape(arr.shape)
+                    numeric = (float(loss(plus)["loss"]) - float(loss(minus)["loss"])) / (2 * h)
+                    analytic = float(base["grad." + pname].reshape(-1)[i])
+                    scale = max(abs(analytic), abs(numeric), 0.1)
+                    ratio = abs(analytic - numeric) / (1e-2 * scale)
+                    worst = max(worst, ratio)
+                    checked += 1
+                    if ratio > 1:
+                        failures += 1
+                        print(f"FAIL {name} {pname}[{i}]: analytic {analytic:.6g} numeric {numeric:.6g}")
+            print(f"{'ok  ' if worst <= 1 else 'FAIL'} {name}: {checked} weights, worst error {worst:.2f} of the allowed")
+    print(f"{len(CASES) if failures == 0 else 0} passed, {failures} failed")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
