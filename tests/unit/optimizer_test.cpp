@@ -1,6 +1,8 @@
-// Optimizers against torch.optim trajectories (tests/unit/optim_ref.json, written by
+// Optimizers and LR schedules against torch.optim trajectories (tests/unit/optim_ref.json, written by
 // tests/torch/optim_ref.py with PyTorch 1.13). Tolerance: 1e-6 * (1 + |ref|) per value over 5 steps.
 #include "optimizer.h"
+
+#include "lr_schedule.h"
 
 #include <gtest/gtest.h>
 
@@ -74,4 +76,23 @@ TEST(Optimizer, RejectsInvalidSettings) {
   c = OptimizerConfig();
   c.kind = "rmsprop";
   EXPECT_FALSE(validateOptimizer(c, err));
+}
+
+// LR schedules against torch.optim.lr_scheduler over 30 epochs (tests/unit/lr_ref.json).
+TEST(LrSchedule, MatchesTorchSchedulers) {
+  std::ifstream f(CNNC_SOURCE_DIR "/tests/unit/lr_ref.json");
+  auto ref = nlohmann::json::parse(f);
+  std::map<std::string, LrSchedule> cases;
+  LrSchedule s;
+  s.lr = 0.1;
+  s.kind = "step"; s.stepSize = 10; s.gamma = 0.1; cases["step"] = s;
+  s = LrSchedule(); s.lr = 0.1; s.kind = "multistep"; s.milestones = {5, 15}; s.gamma = 0.5; cases["multistep"] = s;
+  s = LrSchedule(); s.lr = 0.1; s.kind = "cosine"; s.tMax = 30; s.etaMin = 1e-4; cases["cosine"] = s;
+  s = LrSchedule(); s.lr = 0.1; s.kind = "cosine"; s.tMax = 27; s.etaMin = 1e-4; s.warmup = 3; s.warmupStart = 0.1; cases["warmup_cosine"] = s;
+  for (auto& [name, sched] : cases) {
+    std::string err;
+    ASSERT_TRUE(sched.validate(err)) << err;
+    auto want = ref[name].get<std::vector<double>>();
+    for (size_t e = 0; e < want.size(); ++e) EXPECT_NEAR(sched.at((int)e), want[e], 1e-9 * (1 + want[e])) << name << " epoch " << e;
+  }
 }
