@@ -7,6 +7,8 @@ PACKAGES=(
   build-essential cmake ninja-build pkg-config git
   antlr4 libantlr4-runtime-dev          # grammar tool + C++ runtime
   libcli11-dev                          # command-line parsing
+  nlohmann-json3-dev zlib1g-dev libstb-dev   # plan/weights JSON, gzip data sets, image decoding
+  libhalide14-0-dev                     # kernels
   libgtest-dev                          # unit tests
   llvm-14-tools                         # lit + FileCheck for golden tests
   clang-14 libclang-rt-14-dev           # libFuzzer and sanitizers
