@@ -1,6 +1,6 @@
 /* main.c: a C program embedding a network built with `cnnc NET.cnn --emit=lib -o DIR`.
  *
- *   cc -I DIR main.c -L DIR -l<net> -lstdc++ -lpthread -ldl -lm -DNET_HEADER='"<net>.h"' -o example
+ *   cc -I DIR main.c -L DIR -l<net> -lstdc++ -lz -lpthread -ldl -lm -DNET_HEADER='"<net>.h"' -o example
  *   ./example WEIGHTS.safetensors BATCH > output.txt
  *
  * It feeds BATCH images whose pixels are sin(0.01 i) and prints the outputs, one value a line. */

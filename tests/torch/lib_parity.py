@@ -35,7 +35,7 @@ def main():
     with tempfile.TemporaryDirectory() as d:
         exe = os.path.join(d, "example")
         cmd = ["cc", "-O1", "-I", args.lib_dir, os.path.join(HERE, "..", "lib_example", "main.c"), "-L", args.lib_dir,
-               "-l" + args.net, "-lstdc++", "-lpthread", "-ldl", "-lm", f'-DNET_HEADER="{args.net}.h"', "-o", exe]
+               "-l" + args.net, "-lstdc++", "-lz", "-lpthread", "-ldl", "-lm", f'-DNET_HEADER="{args.net}.h"', "-o", exe]
         r = subprocess.run(cmd, capture_output=True, text=True)
         if r.returncode != 0:
             print("FAIL: the example does not build:\n" + " ".join(cmd) + "\n" + r.stderr)

@@ -1,0 +1,78 @@
+// dataset.h: labelled image data sets in memory and the batches a training step takes.
+//
+// Formats: IDX (MNIST, Fashion-MNIST; gzip or plain) and CIFAR-10 binary. Images are kept as
+// uint8 CHW; a batch is made by preparing each image for the network's input (zero-pad or bilinear
+// resize, grey to 3 channels, [0,1] scaling, per-channel normalisation) plus optional augmentation
+// (random crop after padding, horizontal flip), all drawn from a seeded generator per (epoch, index)
+// so that any batch of any epoch can be rebuilt exactly: this is what makes resume exact.
+#pragma once
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace cnnc::rt {
+
+struct Dataset {
+  int64_t count = 0;
+  int channels = 1, height = 0, width = 0;
+  std::vector<uint8_t> pixels;   // count x C x H x W
+  std::vector<int64_t> labels;   // count
+  int classes = 10;
+  std::vector<std::string> classNames;
+};
+
+bool loadIdx(const std::string& imagesPath, const std::string& labelsPath, Dataset& out, std::string& err);
+bool loadCifar10(const std::vector<std::string>& files, Dataset& out, std::string& err);
+// The Debian package's files: /usr/share/datasets/fashion-mnist/{train,t10k}-*.gz
+bool loadFashionMnist(const std::string& root, bool train, Dataset& out, std::string& err);
+
+struct Preprocess {
+  int C = 1, H = 28, W = 28;          // the network's input
+  bool resize = false;                // false: centre with zero padding (source must fit)
+  std::vector<double> mean, std;      // per channel, after scaling to [0,1]
+  int cropPad = 0;                    // augmentation: pad by this much, then random crop
+  bool flip = false;                  // augmentation: random horizontal flip
+};
+
+// Checks that images of `d` can become the network's input.
+bool checkFits(const Dataset& d, const Preprocess& p, std::string& err);
+
+// Writes image i of `d` into out (C*H*W floats), with augmentation from `seed` when `augment`.
+void prepareImage(const Dataset& d, int64_t i, const Preprocess& p, bool augment, uint64_t seed, float* out);
+
+// The order of epoch e: a Fisher-Yates shuffle from a generator seeded by (seed, e).
+std::vector<int64_t> epochOrder(int64_t count, uint64_t seed, int64_t epoch, bool shuffle);
+
+// Batches of one epoch, prepared on a background thread while the caller trains on the previous one.
+class BatchLoader {
+public:
+  BatchLoader(const Dataset& d, Preprocess p, int64_t batch, bool shuffle, bool augment, bool dropLast, uint64_t seed);
+  ~BatchLoader();
+  int64_t batchesPerEpoch() const;
+  // Starts epoch `epoch` at batch `first` (for resume).
+  void start(int64_t epoch, int64_t first = 0);
+  // Blocks until the next batch is ready; false at the end of the epoch.
+  bool next(std::vector<float>& images, std::vector<int64_t>& labels);
+
+private:
+  void produce(int64_t b, std::vector<float>& img, std::vector<int64_t>& lab);
+  void stop();
+  const Dataset& d_;
+  Preprocess p_;
+  int64_t batch_;
+  bool shuffle_, augment_, dropLast_;
+  uint64_t seed_;
+  int64_t epoch_ = 0, nextBatch_ = 0, end_ = 0;
+  std::vector<int64_t> order_;
+  std::thread worker_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool ready_ = false, quit_ = false;
+  std::vector<float> bufImg_;
+  std::vector<int64_t> bufLab_;
+};
+
+}  // namespace cnnc::rt
