@@ -17,6 +17,7 @@
 #include "image.h"
 #include "safetensors.h"
 #include "train.h"
+#include "train_loop.h"
 #include "weights.h"
 
 namespace cnnc::rt {
@@ -317,7 +318,41 @@ int main(int argc, char** argv) {
   stepCmd->add_option("--label-smoothing", smoothing, "cross-entropy label smoothing")->check(CLI::Range(0.0, 1.0));
   stepCmd->add_option("--seed", stepSeed, "dropout seed");
 
-  app.footer("Exit status: 0 success, 1 runtime error, 2 bad command line.");
+  auto* trainCmd = app.add_subcommand("train", "train on a data set: progress bar, per-epoch log and curves, checkpoints");
+  TrainOptions to;
+  std::string schedule = "constant", milestones;
+  trainCmd->add_option("--data", to.data, "fashion-mnist (default), or a folder of IDX or CIFAR-10 binary files");
+  trainCmd->add_option("--format", to.format, "auto, idx or cifar")->check(CLI::IsMember({"auto", "idx", "cifar"}));
+  trainCmd->add_option("--epochs", to.epochs, "epochs")->check(CLI::Range(1, 100000));
+  trainCmd->add_option("--batch", to.batch, "images per step")->check(CLI::Range(1, 1 << 20));
+  trainCmd->add_option("--lr", to.schedule.lr, "learning rate");
+  trainCmd->add_option("--optimizer", to.optim.kind, "sgd, adam or adamw")->check(CLI::IsMember({"sgd", "adam", "adamw"}));
+  trainCmd->add_option("--momentum", to.optim.momentum, "SGD momentum");
+  trainCmd->add_flag("--nesterov", to.optim.nesterov, "Nesterov momentum");
+  trainCmd->add_option("--weight-decay", to.optim.weightDecay, "L2 (sgd, adam) or decoupled (adamw) weight decay");
+  trainCmd->add_option("--schedule", to.schedule.kind, "constant, step, multistep or cosine")->check(CLI::IsMember({"constant", "step", "multistep", "cosine"}));
+  trainCmd->add_option("--step-size", to.schedule.stepSize, "epochs between decays (step)");
+  trainCmd->add_option("--gamma", to.schedule.gamma, "decay factor (step, multistep)");
+  trainCmd->add_option("--milestones", to.schedule.milestones, "epochs of decay (multistep)");
+  trainCmd->add_option("--warmup", to.schedule.warmup, "epochs of linear warmup from 0.1 x lr");
+  trainCmd->add_option("--label-smoothing", to.labelSmoothing, "cross-entropy label smoothing")->check(CLI::Range(0.0, 1.0));
+  trainCmd->add_flag("--augment", to.augment, "random crop with padding (and flip for colour images)");
+  trainCmd->add_flag("--resize", to.resize, "resize images to the input size instead of zero-padding them");
+  trainCmd->add_option("--seed", to.seed, "seed of initialisation, shuffling, augmentation and dropout");
+  trainCmd->add_option("--out", to.out, "run folder: log.jsonl, curves.svg, checkpoint.safetensors, weights.safetensors");
+  trainCmd->add_flag("--resume", to.resume, "continue the run in --out from its last checkpoint");
+  trainCmd->add_option("--init", to.init, "start from these weights (safetensors) instead of a random init");
+
+  auto* evalCmd = app.add_subcommand("eval", "test-set loss and accuracy");
+  std::string evalData = "fashion-mnist", evalFormat = "auto";
+  bool evalJson = false, evalResize = false;
+  evalCmd->add_option("--weights", weights, "weights (safetensors)")->required();
+  evalCmd->add_option("--data", evalData, "fashion-mnist (default), or a folder of IDX or CIFAR-10 binary files");
+  evalCmd->add_option("--format", evalFormat, "auto, idx or cifar")->check(CLI::IsMember({"auto", "idx", "cifar"}));
+  evalCmd->add_flag("--json", evalJson, "one JSON object with loss and accuracy");
+  evalCmd->add_flag("--resize", evalResize, "resize images instead of zero-padding them");
+
+  app.footer("Exit status: 0 success, 1 runtime error, 2 bad command line, 130 interrupted (checkpoint saved).");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -328,6 +363,11 @@ int main(int argc, char** argv) {
   if (*infer) return cmdInfer(plan, ex, weights, inPath, outPath);
   if (*predict) return cmdPredict(plan, ex, weights, labels, top, mean, stdv, images);
   if (*bench) return cmdBench(plan, ex, weights, batch, warmup, iters, json, threads, profile);
+  if (*trainCmd) {
+    to.schedule.tMax = to.epochs - to.schedule.warmup;
+    return runTrain(plan, trainPlan, kKernels, kNumKernels, to);
+  }
+  if (*evalCmd) return runEval(plan, kKernels, kNumKernels, weights, evalData, evalFormat, evalJson, evalResize);
   if (*stepCmd) return cmdStep(trainPlan, weights, inPath, labelsPath, lr, smoothing, stepSeed, outPath);
   if (*exportW) {
     Weights w;

@@ -1,0 +1,283 @@
+// train_loop.cpp: see train_loop.h.
+#include "train_loop.h"
+
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+
+#include "checkpoint.h"
+#include "curves.h"
+#include "progress.h"
+#include "train.h"
+
+namespace cnnc::rt {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::atomic<bool> gStop{false};
+void onSignal(int) { gStop = true; }
+
+int fail(const std::string& m) {
+  fprintf(stderr, "error: %s\n", m.c_str());
+  return 1;
+}
+
+Preprocess preprocessFor(const Plan& p, bool augment, bool resize, const Dataset& d) {
+  Preprocess pre;
+  const Dims& in = p.inputShape();
+  pre.C = (int)in[0];
+  pre.H = (int)in[1];
+  pre.W = (int)in[2];
+  pre.resize = resize;
+  pre.mean = p.mean;
+  pre.std = p.std;
+  if (augment) {
+    pre.cropPad = std::max(2, pre.H / 8);
+    pre.flip = d.channels == 3;  // mirror colour photos; clothes and digits keep their side
+  }
+  return pre;
+}
+
+struct EvalResult {
+  double loss = 0, accuracy = 0;
+};
+
+// Inference-mode loss and accuracy over a whole split (BN running statistics, no dropout).
+bool evaluate(const Plan& p, Executor& ex, const Dataset& d, const Preprocess& pre, int64_t batch, EvalResult& r, std::string& err) {
+  BatchLoader loader(d, pre, batch, false, false, false, 0);
+  loader.start(0);
+  std::vector<float> img, out;
+  std::vector<int64_t> lab;
+  double loss = 0;
+  int64_t correct = 0, seen = 0;
+  int64_t K = numel(p.outputShape());
+  while (loader.next(img, lab)) {
+    int64_t n = (int64_t)lab.size();
+    if (!ex.run(img.data(), n, out, err)) return false;
+    for (int64_t i = 0; i < n; ++i) {
+      const float* z = out.data() + i * K;
+      float m = *std::max_element(z, z + K);
+      double s = 0;
+      for (int64_t k = 0; k < K; ++k) s += std::exp((double)z[k] - m);
+      loss += std::log(s) + m - z[lab[i]];
+      correct += (std::max_element(z, z + K) - z) == lab[i];
+    }
+    seen += n;
+  }
+  r.loss = loss / std::max<int64_t>(1, seen);
+  r.accuracy = (double)correct / std::max<int64_t>(1, seen);
+  return true;
+}
+
+std::string jnum(double v) {
+  // %.17g: resumed runs must continue the same sums bit for bit.
+  if (std::isfinite(v) && v != 0 && std::fabs(v) > 1e6) {}
+  char b[32];
+  snprintf(b, sizeof b, "%.17g", v);
+  return std::isfinite(v) ? b : "null";
+}
+
+}  // namespace
+
+bool loadSplit(const std::string& data, const std::string& format, bool train, Dataset& out, std::string& err) {
+  if (data == "fashion-mnist") return loadFashionMnist("/usr/share/datasets/fashion-mnist", train, out, err);
+  std::string fmt = format;
+  if (fmt == "auto") fmt = fs::exists(data + "/test_batch.bin") || fs::exists(data + "/data_batch_1.bin") ? "cifar" : "idx";
+  if (fmt == "cifar") {
+    std::vector<std::string> files;
+    if (train)
+      for (int i = 1; i <= 5; ++i)
+        if (fs::exists(data + "/data_batch_" + std::to_string(i) + ".bin")) files.push_back(data + "/data_batch_" + std::to_string(i) + ".bin");
+    if (!train) files.push_back(data + "/test_batch.bin");
+    if (files.empty()) { err = data + ": no data_batch_N.bin files (CIFAR-10 binary format)"; return false; }
+    return loadCifar10(files, out, err);
+  }
+  if (fmt != "idx") { err = "unknown data format '" + format + "': use idx or cifar"; return false; }
+  std::string pre = data + "/" + (train ? "train" : "t10k");
+  auto pick = [&](const std::string& base) { return fs::exists(base + ".gz") ? base + ".gz" : base; };
+  return loadIdx(pick(pre + "-images-idx3-ubyte"), pick(pre + "-labels-idx1-ubyte"), out, err);
+}
+
+int runEval(const Plan& infer, const KernelEntry* table, int count, const std::string& weights, const std::string& data, const std::string& format,
+            bool json, bool resize) {
+  std::string err;
+  Dataset test;
+  if (!loadSplit(data, format, false, test, err)) return fail(err);
+  Preprocess pre = preprocessFor(infer, false, resize, test);
+  if (!checkFits(test, pre, err)) return fail(err);
+  Weights w;
+  if (!loadWeights(infer, weights, w, err)) return fail(err);
+  Executor ex;
+  if (!ex.init(infer, table, count, err)) return fail(err);
+  ex.setWeights(w);
+  EvalResult r;
+  if (!evaluate(infer, ex, test, pre, 500, r, err)) return fail(err);
+  if (json) printf("{\"net\": \"%s\", \"images\": %lld, \"loss\": %s, \"accuracy\": %s}\n", infer.net.c_str(), (long long)test.count, jnum(r.loss).c_str(), jnum(r.accuracy).c_str());
+  else printf("%s: %lld test images, loss %.4f, accuracy %.2f%%\n", infer.net.c_str(), (long long)test.count, r.loss, 100 * r.accuracy);
+  return 0;
+}
+
+int runTrain(const Plan& infer, const Plan& tplan, const KernelEntry* table, int count, const TrainOptions& o) {
+  std::string err;
+  if (tplan.mode != "train") return fail("network " + infer.net + " cannot be trained yet (an op has no backward kernel)");
+  if (!validateOptimizer(o.optim, err) || !o.schedule.validate(err)) return fail(err);
+  if (o.epochs < 1 || o.batch < 1) return fail("--epochs and --batch must be at least 1");
+  Dataset train, test;
+  if (!loadSplit(o.data, o.format, true, train, err) || !loadSplit(o.data, o.format, false, test, err)) return fail(err);
+  int64_t K = numel(infer.outputShape());
+  for (const Dataset* d : {&train, &test})
+    for (int64_t i = 0; i < d->count; ++i)
+      if (d->labels[i] >= K) return fail("label " + std::to_string(d->labels[i]) + " of image " + std::to_string(i) + " does not fit the network's " + std::to_string(K) + " classes");
+  Preprocess pre = preprocessFor(infer, o.augment, o.resize, train);
+  if (!checkFits(train, pre, err)) return fail(err);
+  std::error_code ec;
+  fs::create_directories(o.out, ec);
+  if (ec) return fail("cannot create '" + o.out + "': " + ec.message());
+
+  Weights w;
+  Optimizer opt(o.optim);
+  int64_t startEpoch = 0, startBatch = 0, step = 0, resumedSeen = 0;
+  double resumedLossSum = 0;
+  std::vector<std::string> history;
+  if (o.resume) {
+    CheckpointState cs;
+    bool prev = false;
+    if (!loadCheckpoint(o.out, tplan, w, cs, prev, err)) return fail(err);
+    if (prev) fprintf(stderr, "warning: the latest checkpoint was unreadable; resuming from the previous one\n");
+    startEpoch = std::stoll(cs.meta["epoch"]);
+    resumedLossSum = std::stod(cs.meta.count("loss_sum") ? cs.meta["loss_sum"] : "0");
+    resumedSeen = std::stoll(cs.meta.count("seen") ? cs.meta["seen"] : "0");
+    startBatch = std::stoll(cs.meta["batch"]);
+    step = std::stoll(cs.meta["step"]);
+    if (cs.meta["seed"] != std::to_string(o.seed)) return fail("the checkpoint was trained with --seed " + cs.meta["seed"] + "; resume with the same seed");
+    if (!opt.loadState(cs.extra, std::stoll(cs.meta["optim_steps"]), err)) return fail(err);
+    std::ifstream log(o.out + "/log.jsonl");
+    for (std::string line; std::getline(log, line);) history.push_back(line);
+    fprintf(stderr, "resuming %s at epoch %lld, batch %lld\n", infer.net.c_str(), (long long)startEpoch + 1, (long long)startBatch);
+  } else if (!o.init.empty()) {
+    if (!loadWeights(tplan, o.init, w, err)) return fail(err);
+  } else {
+    initWeights(tplan, o.seed, w);
+  }
+
+  Trainer tr;
+  if (!tr.init(tplan, table, count, w, err)) return fail(err);
+  tr.labelSmoothing = o.labelSmoothing;
+  Executor evalEx;
+  if (!evalEx.init(infer, table, count, err)) return fail(err);
+  BatchLoader loader(train, pre, o.batch, true, o.augment, true, o.seed);
+  if (loader.batchesPerEpoch() < 1) return fail("the training set has fewer images than one batch");
+  Preprocess evalPre = preprocessFor(infer, false, o.resize, test);
+
+  signal(SIGINT, onSignal);
+  signal(SIGTERM, onSignal);
+  // Tests interrupt at an exact step, as a Ctrl-C there would.
+  const char* stopAt = getenv("CNNC_INTERRUPT_AT_STEP");
+  int64_t interruptStep = stopAt ? atoll(stopAt) : -1;
+  double lossSum = 0;
+  int64_t seen = 0;
+  auto save = [&](int64_t epoch, int64_t batch) {
+    CheckpointState cs;
+    cs.extra = opt.state();
+    cs.meta = {{"epoch", std::to_string(epoch)}, {"batch", std::to_string(batch)}, {"step", std::to_string(step)},
+               {"seed", std::to_string(o.seed)}, {"optim_steps", std::to_string(opt.steps())},
+               {"loss_sum", jnum(batch ? lossSum : 0)}, {"seen", std::to_string(batch ? seen : 0)}};
+    std::string e;
+    if (!saveCheckpoint(o.out, tplan, w, cs, e)) {
+      fprintf(stderr, "error: %s\n(the previous checkpoint in %s is intact)\n", e.c_str(), o.out.c_str());
+      return false;
+    }
+    return true;
+  };
+
+  std::vector<double> trLoss, teLoss, trAcc, teAcc;
+  for (const auto& line : history) {
+    auto num = [&](const std::string& key) {
+      auto p = line.find("\"" + key + "\": ");
+      return p == std::string::npos ? NAN : atof(line.c_str() + p + key.size() + 4);
+    };
+    trLoss.push_back(num("train_loss")); teLoss.push_back(num("test_loss"));
+    trAcc.push_back(num("train_accuracy")); teAcc.push_back(num("test_accuracy"));
+  }
+  std::vector<float> img;
+  std::vector<int64_t> lab;
+  for (int64_t epoch = startEpoch; epoch < o.epochs; ++epoch) {
+    double lr = o.schedule.at((int)epoch);
+    loader.start(epoch, epoch == startEpoch ? startBatch : 0);
+    Progress bar("epoch " + std::to_string(epoch + 1) + "/" + std::to_string(o.epochs), loader.batchesPerEpoch() * o.batch);
+    lossSum = epoch == startEpoch ? resumedLossSum : 0;
+    seen = epoch == startEpoch ? resumedSeen : 0;
+    auto t0 = std::chrono::steady_clock::now();
+    for (int64_t b = epoch == startEpoch ? startBatch : 0; loader.next(img, lab); ++b) {
+      double loss = 0;
+      if (!tr.step(img.data(), lab.data(), (int64_t)lab.size(), o.seed * 1000003ull + (uint64_t)step, loss, err)) return fail(err);
+      if (!std::isfinite(loss)) {
+        fprintf(stderr, "\nerror: the loss became %s at step %lld (epoch %lld, batch %lld); the last good checkpoint in %s is kept\n"
+                        "hint: lower --lr, add warmup (--warmup 2), or check the inputs for NaN\n",
+                std::isnan(loss) ? "NaN" : "infinite", (long long)step, (long long)epoch + 1, (long long)b, o.out.c_str());
+        return 1;
+      }
+      for (size_t i = 0; i < tplan.params.size(); ++i)
+        if (!tr.grad(i).empty()) opt.update(tplan.params[i].name, w.f32[i], tr.grad(i), lr);
+      opt.finishStep();
+      ++step;
+      lossSum += loss * lab.size();
+      seen += (int64_t)lab.size();
+      char extra[64];
+      snprintf(extra, sizeof extra, "loss %.4f  lr %.3g", lossSum / seen, lr);
+      bar.update((b + 1) * o.batch, extra);
+      if (step == interruptStep) gStop = true;
+      if (gStop) {
+        fprintf(stderr, "\ninterrupted: saving a checkpoint at epoch %lld, batch %lld\n", (long long)epoch + 1, (long long)b + 1);
+        if (!save(epoch, b + 1)) return 1;
+        fprintf(stderr, "resume with: %s train ... --out %s --resume\n", infer.net.c_str(), o.out.c_str());
+        return 130;
+      }
+    }
+    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    evalEx.setWeights(w);
+    EvalResult trainEval, testEval;
+    if (!evaluate(infer, evalEx, test, evalPre, o.evalBatch, testEval, err)) return fail(err);
+    trainEval.loss = lossSum / std::max<int64_t>(1, seen);
+    // Training accuracy on a 10,000-image sample in inference mode keeps epochs short.
+    Dataset sample = train;
+    if (sample.count > 10000) {
+      sample.count = 10000;
+      sample.labels.resize(10000);
+      sample.pixels.resize((size_t)10000 * train.channels * train.height * train.width);
+    }
+    EvalResult sampleEval;
+    if (!evaluate(infer, evalEx, sample, evalPre, o.evalBatch, sampleEval, err)) return fail(err);
+    bar.finish("loss " + jnum(trainEval.loss));
+    fprintf(stderr, "epoch %lld: train loss %.4f acc %.2f%% | test loss %.4f acc %.2f%% | %.1f s, %.0f img/s\n", (long long)epoch + 1,
+            trainEval.loss, 100 * sampleEval.accuracy, testEval.loss, 100 * testEval.accuracy, secs, seen / secs);
+    trLoss.push_back(trainEval.loss); teLoss.push_back(testEval.loss);
+    trAcc.push_back(sampleEval.accuracy); teAcc.push_back(testEval.accuracy);
+    std::string line = "{\"epoch\": " + std::to_string(epoch + 1) + ", \"lr\": " + jnum(lr) + ", \"train_loss\": " + jnum(trainEval.loss) +
+                       ", \"train_accuracy\": " + jnum(sampleEval.accuracy) + ", \"test_loss\": " + jnum(testEval.loss) +
+                       ", \"test_accuracy\": " + jnum(testEval.accuracy) + ", \"seconds\": " + jnum(secs) + "}";
+    {
+      std::ofstream log(o.out + "/log.jsonl", std::ios::app);
+      log << line << "\n";
+      if (!log) return fail("cannot write " + o.out + "/log.jsonl");
+    }
+    Panel lossPanel{"loss", "cross-entropy", {{"train", trLoss, "#2563eb"}, {"test", teLoss, "#d97706", true}}};
+    Panel accPanel{"accuracy", "fraction correct", {{"train", trAcc, "#2563eb"}, {"test", teAcc, "#d97706", true}}};
+    std::ofstream(o.out + "/curves.svg") << renderCurves(infer.net + " on " + o.data, {lossPanel, accPanel});
+    if (!save(epoch + 1, 0)) return 1;
+  }
+  if (!saveWeights(tplan, w, o.out + "/weights.safetensors", err)) return fail(err);
+  printf("%s: test accuracy %.2f%% after %d epochs (log: %s/log.jsonl, curves: %s/curves.svg, weights: %s/weights.safetensors)\n",
+         infer.net.c_str(), 100 * teAcc.back(), o.epochs, o.out.c_str(), o.out.c_str(), o.out.c_str());
+  return 0;
+}
+
+}  // namespace cnnc::rt

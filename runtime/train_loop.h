@@ -1,0 +1,34 @@
+// train_loop.h: `X train` and `X eval`: epochs over a data set with an optimizer and an LR schedule,
+// a progress bar, per-epoch train/test loss and accuracy in DIR/log.jsonl, curves in DIR/curves.svg,
+// and checkpoints at every epoch end and on SIGINT/SIGTERM (resumable to the exact batch).
+#pragma once
+#include <string>
+
+#include "dataset.h"
+#include "executor.h"
+#include "lr_schedule.h"
+#include "optimizer.h"
+#include "plan.h"
+
+namespace cnnc::rt {
+
+struct TrainOptions {
+  std::string data = "fashion-mnist", format = "auto", out = "run", init;
+  int epochs = 10;
+  int64_t batch = 128;
+  OptimizerConfig optim;
+  LrSchedule schedule;
+  double labelSmoothing = 0;
+  uint64_t seed = 0;
+  bool resume = false, augment = false, resize = false;
+  int evalBatch = 500;
+};
+
+// Loads the train or test split named by `data` ("fashion-mnist", or a folder of IDX or CIFAR-10 files).
+bool loadSplit(const std::string& data, const std::string& format, bool train, Dataset& out, std::string& err);
+
+int runTrain(const Plan& infer, const Plan& train, const KernelEntry* table, int count, const TrainOptions& o);
+int runEval(const Plan& infer, const KernelEntry* table, int count, const std::string& weights, const std::string& data,
+            const std::string& format, bool json, bool resize);
+
+}  // namespace cnnc::rt
