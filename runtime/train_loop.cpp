@@ -139,6 +139,8 @@ int runTrain(const Plan& infer, const Plan& tplan, const KernelEntry* table, int
   Preprocess pre = preprocessFor(infer, o.augment, o.resize, train);
   if (!checkFits(train, pre, err)) return fail(err);
   std::error_code ec;
+  if (!o.resume && (fs::exists(checkpointPath(o.out)) || fs::exists(o.out + "/log.jsonl")))
+    return fail(o.out + " already holds a training run: continue it with --resume, or choose another --out (nothing was overwritten)");
   fs::create_directories(o.out, ec);
   if (ec) return fail("cannot create '" + o.out + "': " + ec.message());
 

@@ -2,7 +2,8 @@
 """`X train` end to end on a 3,000-image slice of Fashion-MNIST:
 - it learns (test accuracy above 70% after 3 epochs, far above the 10% of chance);
 - it writes log.jsonl (one line per epoch), curves.svg and weights.safetensors, and `X eval` agrees;
-- a run interrupted mid-epoch (as by Ctrl-C) and resumed ends with byte-identical weights.
+- a run interrupted mid-epoch (as by Ctrl-C) and resumed ends with byte-identical weights;
+- a new run into an existing run folder, or resuming another network's checkpoint, is refused.
 
 Usage: train_resume.py CNNC NETS_DIR KERNEL_CACHE
 """
@@ -55,6 +56,9 @@ def main():
         lb = open(f"{d}/b/log.jsonl").read()
         strip = lambda s: [{k: v for k, v in json.loads(x).items() if k != "seconds"} for x in s.splitlines()]
         ok &= strip(la) == strip(lb)
+        # A second run into the same folder is refused: nothing is overwritten.
+        r = subprocess.run([exe] + args + ["--out", f"{d}/a"], capture_output=True, text=True)
+        ok &= r.returncode == 1 and "already holds a training run" in r.stderr
         # A checkpoint of another network is refused by name.
         mini = f"{d}/minivgg"
         subprocess.run([cnnc, f"{nets}/minivgg.cnn", "-o", mini, "--cache-dir", cache], check=True, capture_output=True)
