@@ -326,7 +326,7 @@ int main(int argc, char** argv) {
   trainCmd->add_option("--epochs", to.epochs, "epochs")->check(CLI::Range(1, 100000));
   trainCmd->add_option("--batch", to.batch, "images per step")->check(CLI::Range(1, 1 << 20));
   trainCmd->add_option("--lr", to.schedule.lr, "learning rate");
-  trainCmd->add_option("--optimizer", to.optim.kind, "sgd, adam or adamw")->check(CLI::IsMember({"sgd", "adam", "adamw"}));
+  trainCmd->add_option("--optimizer", to.optimizer, "sgd, adam or adamw")->check(CLI::IsMember({"sgd", "adam", "adamw"}));
   trainCmd->add_option("--momentum", to.optim.momentum, "SGD momentum");
   trainCmd->add_flag("--nesterov", to.optim.nesterov, "Nesterov momentum");
   trainCmd->add_option("--weight-decay", to.optim.weightDecay, "L2 (sgd, adam) or decoupled (adamw) weight decay");

@@ -128,7 +128,8 @@ int runEval(const Plan& infer, const KernelEntry* table, int count, const std::s
 int runTrain(const Plan& infer, const Plan& tplan, const KernelEntry* table, int count, const TrainOptions& o) {
   std::string err;
   if (tplan.mode != "train") return fail("network " + infer.net + " cannot be trained yet (an op has no backward kernel)");
-  if (!validateOptimizer(o.optim, err) || !o.schedule.validate(err)) return fail(err);
+  OptimConfig oc = o.optim;
+  if (!parseOptimKind(o.optimizer, oc.kind, err) || !validateOptimConfig(oc, err) || !o.schedule.validate(err)) return fail(err);
   if (o.epochs < 1 || o.batch < 1) return fail("--epochs and --batch must be at least 1");
   Dataset train, test;
   if (!loadSplit(o.data, o.format, true, train, err) || !loadSplit(o.data, o.format, false, test, err)) return fail(err);
@@ -145,7 +146,8 @@ int runTrain(const Plan& infer, const Plan& tplan, const KernelEntry* table, int
   if (ec) return fail("cannot create '" + o.out + "': " + ec.message());
 
   Weights w;
-  Optimizer opt(o.optim);
+  Optim opt;
+  std::map<std::string, std::vector<float>> optimState;
   int64_t startEpoch = 0, startBatch = 0, step = 0, resumedSeen = 0;
   double resumedLossSum = 0;
   std::vector<std::string> history;
@@ -160,7 +162,7 @@ int runTrain(const Plan& infer, const Plan& tplan, const KernelEntry* table, int
     startBatch = std::stoll(cs.meta["batch"]);
     step = std::stoll(cs.meta["step"]);
     if (cs.meta["seed"] != std::to_string(o.seed)) return fail("the checkpoint was trained with --seed " + cs.meta["seed"] + "; resume with the same seed");
-    if (!opt.loadState(cs.extra, std::stoll(cs.meta["optim_steps"]), err)) return fail(err);
+    optimState = cs.extra;
     std::ifstream log(o.out + "/log.jsonl");
     for (std::string line; std::getline(log, line);) history.push_back(line);
     fprintf(stderr, "resuming %s at epoch %lld, batch %lld\n", infer.net.c_str(), (long long)startEpoch + 1, (long long)startBatch);
@@ -172,6 +174,11 @@ int runTrain(const Plan& infer, const Plan& tplan, const KernelEntry* table, int
 
   Trainer tr;
   if (!tr.init(tplan, table, count, w, err)) return fail(err);
+  std::vector<OptimParam> params;
+  for (size_t i = 0; i < tplan.params.size(); ++i)
+    if (!tr.grad(i).empty()) params.push_back({tplan.params[i].name, &w.f32[i], &tr.grad(i), true});
+  if (!opt.init(oc, params, err)) return fail(err);
+  if (o.resume && !opt.loadState(optimState, err)) return fail("the checkpoint's optimizer state does not fit --optimizer " + o.optimizer + ": " + err);
   tr.labelSmoothing = o.labelSmoothing;
   Executor evalEx;
   if (!evalEx.init(infer, table, count, err)) return fail(err);
@@ -188,9 +195,9 @@ int runTrain(const Plan& infer, const Plan& tplan, const KernelEntry* table, int
   int64_t seen = 0;
   auto save = [&](int64_t epoch, int64_t batch) {
     CheckpointState cs;
-    cs.extra = opt.state();
+    opt.state(cs.extra);
     cs.meta = {{"epoch", std::to_string(epoch)}, {"batch", std::to_string(batch)}, {"step", std::to_string(step)},
-               {"seed", std::to_string(o.seed)}, {"optim_steps", std::to_string(opt.steps())},
+               {"seed", std::to_string(o.seed)},
                {"loss_sum", jnum(batch ? lossSum : 0)}, {"seen", std::to_string(batch ? seen : 0)}};
     std::string e;
     if (!saveCheckpoint(o.out, tplan, w, cs, e)) {
@@ -227,9 +234,7 @@ int runTrain(const Plan& infer, const Plan& tplan, const KernelEntry* table, int
                 std::isnan(loss) ? "NaN" : "infinite", (long long)step, (long long)epoch + 1, (long long)b, o.out.c_str());
         return 1;
       }
-      for (size_t i = 0; i < tplan.params.size(); ++i)
-        if (!tr.grad(i).empty()) opt.update(tplan.params[i].name, w.f32[i], tr.grad(i), lr);
-      opt.finishStep();
+      if (!opt.step(lr, err)) return fail(err);
       ++step;
       lossSum += loss * lab.size();
       seen += (int64_t)lab.size();

@@ -7,7 +7,7 @@
 #include "dataset.h"
 #include "executor.h"
 #include "lr_schedule.h"
-#include "optimizer.h"
+#include "optim.h"
 #include "plan.h"
 
 namespace cnnc::rt {
@@ -16,7 +16,8 @@ struct TrainOptions {
   std::string data = "fashion-mnist", format = "auto", out = "run", init;
   int epochs = 10;
   int64_t batch = 128;
-  OptimizerConfig optim;
+  std::string optimizer = "sgd";
+  OptimConfig optim;
   LrSchedule schedule;
   double labelSmoothing = 0;
   uint64_t seed = 0;
