@@ -44,14 +44,7 @@ struct Builder {
   // The single consumer of node `id`, or -1.
   int soleUser(int id) const { return consumers[id] == 1 && users[id].size() == 1 ? users[id][0] : -1; }
 
-  int newTensor(const Dims& shape, const std::string& name, int storage = -1) {
-    if (storage < 0) {
-      p.storages.push_back({numel(shape), 0, 0, 0});
-      storage = (int)p.storages.size() - 1;
-    }
-    p.acts.push_back({shape, storage, name});
-    return (int)p.acts.size() - 1;
-  }
+  int newTensor(const Dims& shape, const std::string& name, int storage = -1) { return addActTensor(p, shape, name, storage); }
 
   int param(const Node& n, ParamRole role) const {
     for (int i : n.params) if (g.params[i].role == role) return i;
@@ -76,15 +69,8 @@ struct Builder {
     return (int)p.consts.size() - 1;
   }
 
-  int addSpec(KernelSpec s) {
-    s.schedule = defaultSchedule(s);
-    std::string sig = s.signature();
-    auto it = specIndex.find(sig);
-    if (it != specIndex.end()) return it->second;
-    p.specs.push_back(s);
-    specIndex[sig] = (int)p.specs.size() - 1;
-    return (int)p.specs.size() - 1;
-  }
+  int addSpec(KernelSpec s) { return internSpec(p, std::move(s), specIndex); }
+
 
   void emit(KernelSpec s, std::vector<KernelArg> args, const Node& last, const std::string& label) {
     int t = newTensor(last.shape, last.name);
@@ -276,6 +262,24 @@ struct Builder {
 };
 
 }  // namespace
+
+int addActTensor(Plan& p, const Dims& shape, const std::string& name, int storage) {
+  if (storage < 0) {
+    p.storages.push_back({numel(shape), 0, 0, 0});
+    storage = (int)p.storages.size() - 1;
+  }
+  p.acts.push_back({shape, storage, name});
+  return (int)p.acts.size() - 1;
+}
+
+int internSpec(Plan& p, KernelSpec s, std::map<std::string, int>& index) {
+  s.schedule = defaultSchedule(s);
+  std::string sig = s.signature();
+  auto it = index.find(sig);
+  if (it != index.end()) return it->second;
+  p.specs.push_back(std::move(s));
+  return index[sig] = (int)p.specs.size() - 1;
+}
 
 void planMemory(Plan& p) {
   // Live intervals: a storage lives from the kernel that writes it to the last kernel reading it.

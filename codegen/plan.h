@@ -2,6 +2,7 @@
 // one arena, and constants derived from the weights (BN folded into convs). It is what the runtime
 // executes; it travels inside the produced executable as JSON (planToJson).
 #pragma once
+#include <map>
 #include <string>
 #include <vector>
 
@@ -60,6 +61,13 @@ struct Plan {
   int64_t arenaPerImage = 0;      // floats
   std::vector<int> pinned;        // ActTensors the runtime reads or writes around the calls: live throughout
 };
+
+// Appends an activation tensor, in a new storage slot unless `storage` is given; returns its index.
+int addActTensor(Plan& p, const Dims& shape, const std::string& name, int storage = -1);
+
+// The index of kernel `s` (given its default schedule) in p.specs, added unless an identical
+// kernel is there already; `index` maps signatures to indices.
+int internSpec(Plan& p, KernelSpec s, std::map<std::string, int>& index);
 
 // Groups the graph into kernels (conv+BN+add+activation fused, BN folded for inference), then
 // plans memory. Never fails on a graph that elaboration accepted.

@@ -58,14 +58,7 @@ struct TBuilder {
 
   int soleUser(int id) const { return consumers[id] == 1 && users[id].size() == 1 ? users[id][0] : -1; }
 
-  int newTensor(const Dims& shape, const std::string& name, int storage = -1) {
-    if (storage < 0) {
-      p.storages.push_back({numel(shape), 0, 0, 0});
-      storage = (int)p.storages.size() - 1;
-    }
-    p.acts.push_back({shape, storage, name});
-    return (int)p.acts.size() - 1;
-  }
+  int newTensor(const Dims& shape, const std::string& name, int storage = -1) { return addActTensor(p, shape, name, storage); }
 
   int newConst(ConstTensor c) {
     p.consts.push_back(c);
@@ -108,16 +101,7 @@ struct TBuilder {
 
   // Emits one kernel call; `args` ends with the output. Returns nothing: the caller knows the output.
   void call(KernelSpec s, std::vector<KernelArg> args, const std::string& label, int node) {
-    s.schedule = defaultSchedule(s);
-    std::string sig = s.signature();
-    auto it = specIndex.find(sig);
-    int idx;
-    if (it != specIndex.end()) idx = it->second;
-    else {
-      p.specs.push_back(s);
-      idx = specIndex[sig] = (int)p.specs.size() - 1;
-    }
-    p.calls.push_back({idx, std::move(args), label, node});
+    p.calls.push_back({internSpec(p, std::move(s), specIndex), std::move(args), label, node});
   }
 
   KernelSpec spec(KernelKind k, Dims in, Dims out, const Attrs& a = Attrs(), Act act = Act::None) {
