@@ -129,6 +129,24 @@ Lowered bnBackData(const KernelSpec& k) {
   return finish(out, k, {dy, x, st, g, dp});
 }
 
+// The output position whose window tap (r.x, r.y) lands on input pixel (x, y):
+// o * stride = x + pad - tap * dilation, valid when that division is exact and o is in range.
+// `ox`, `oy` are clamped, so they can index dy whatever `valid` says.
+struct TapSource {
+  Expr ox, oy, valid;
+};
+
+TapSource tapSource(Vars& v, const RDom& r, const Attrs& a, int64_t Ho, int64_t Wo) {
+  Expr tx = v.x + (int)a.pad[1] - r.x * (int)a.dilation[1];
+  Expr ty = v.y + (int)a.pad[0] - r.y * (int)a.dilation[0];
+  int sx = (int)a.stride[1], sy = (int)a.stride[0];
+  Expr ox = tx / sx, oy = ty / sy;  // Halide division floors, so negative tx fails the range test
+  Expr valid = tx >= 0 && ty >= 0 && ox < (int)Wo && oy < (int)Ho;
+  if (sx > 1) valid = valid && tx % sx == 0;
+  if (sy > 1) valid = valid && ty % sy == 0;
+  return {clamp(ox, 0, (int)Wo - 1), clamp(oy, 0, (int)Ho - 1), valid};
+}
+
 // Input gradient of a conv as a gather: input pixel (x, y) receives dy at every output position
 // whose tap (kx, ky) lands on it: ox * s = x + p - kx * d, when that division is exact.
 Lowered convBackData(const KernelSpec& k) {
@@ -143,14 +161,9 @@ Lowered convBackData(const KernelSpec& k) {
   RDom r(0, (int)a.kernel[1], 0, (int)a.kernel[0], 0, (int)cog, "r");
   Expr g = a.groups == 1 ? Expr(0) : v.c / (int)cig;
   Expr co = g * (int)cog + r.z;
-  Expr tx = v.x + (int)a.pad[1] - r.x * (int)a.dilation[1];
-  Expr ty = v.y + (int)a.pad[0] - r.y * (int)a.dilation[0];
-  int sx = (int)a.stride[1], sy = (int)a.stride[0];
-  Expr ox = tx / sx, oy = ty / sy;  // Halide division floors, so negative tx fails the range test
-  Expr valid = tx >= 0 && ty >= 0 && ox < (int)Wo && oy < (int)Ho;
-  if (sx > 1) valid = valid && tx % sx == 0;
-  if (sy > 1) valid = valid && ty % sy == 0;
-  Expr val = dy(clamp(ox, 0, (int)Wo - 1), clamp(oy, 0, (int)Ho - 1), co, v.n) * w(r.x, r.y, v.c % (int)cig, co);
+  TapSource t = tapSource(v, r, a, Ho, Wo);
+  Expr valid = t.valid;
+  Expr val = dy(t.ox, t.oy, co, v.n) * w(r.x, r.y, v.c % (int)cig, co);
   Func acc("convbd_acc"), out("conv_dx");
   acc(v.x, v.y, v.c, v.n) = 0.0f;
   acc(v.x, v.y, v.c, v.n) += select(valid, val, 0.0f);
@@ -259,12 +272,8 @@ Lowered poolBack(const KernelSpec& k) {
   std::vector<Argument> args{dy};
   int sx = (int)a.stride[1], sy = (int)a.stride[0];
   RDom r(0, (int)a.kernel[1], 0, (int)a.kernel[0], "r");
-  Expr tx = v.x + (int)a.pad[1] - r.x * (int)a.dilation[1], ty = v.y + (int)a.pad[0] - r.y * (int)a.dilation[0];
-  Expr ox = tx / sx, oy = ty / sy;
-  Expr valid = tx >= 0 && ty >= 0 && ox < (int)Wo && oy < (int)Ho;
-  if (sx > 1) valid = valid && tx % sx == 0;
-  if (sy > 1) valid = valid && ty % sy == 0;
-  Expr cx = clamp(ox, 0, (int)Wo - 1), cy = clamp(oy, 0, (int)Ho - 1);
+  TapSource t = tapSource(v, r, a, Ho, Wo);
+  Expr valid = t.valid, cx = t.ox, cy = t.oy;
   Func out(k.kind == KernelKind::MaxPoolBack ? "maxpool_dx" : "avgpool_dx");
   if (k.kind == KernelKind::MaxPoolBack) {
     // The window's first maximum in scan order (rows, then columns) gets the gradient, as in PyTorch.
