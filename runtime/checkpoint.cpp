@@ -52,33 +52,10 @@ static bool loadOne(const std::string& path, const Plan& p, Weights& w, Checkpoi
           " executable, or start a new run in another folder";
     return false;
   }
-  Weights out;
-  out.f32.assign(p.params.size(), {});
-  out.i64.assign(p.params.size(), 0);
-  for (size_t i = 0; i < p.params.size(); ++i) {
-    const ParamSpec& ps = p.params[i];
-    const TensorView* t = st.find(ps.name);
-    if (!t || Dims(t->shape.begin(), t->shape.end()) != ps.shape || t->dtype != (ps.dtype == "I64" ? DType::I64 : DType::F32)) {
-      err = path + ": tensor '" + ps.name + "' is missing or has another shape or type than network " + p.net + " declares at " + ps.where;
-      return false;
-    }
-    if (ps.dtype == "I64") memcpy(&out.i64[i], t->data, sizeof(int64_t));
-    else {
-      out.f32[i].resize(numel(ps.shape));
-      memcpy(out.f32[i].data(), t->data, out.f32[i].size() * sizeof(float));
-    }
-  }
   CheckpointState cs;
   cs.meta = st.metadata();
-  for (const auto& t : st.tensors()) {
-    bool isParam = false;
-    for (const auto& ps : p.params) isParam |= ps.name == t.name;
-    if (isParam) continue;
-    if (t.dtype != DType::F32) { err = path + ": extra tensor '" + t.name + "' must be F32"; return false; }
-    std::vector<float> v(t.bytes / sizeof(float));
-    memcpy(v.data(), t.data, t.bytes);
-    cs.extra[t.name] = std::move(v);
-  }
+  Weights out;
+  if (!weightsFromTensors(p, st, path, out, &cs.extra, err)) return false;
   w = std::move(out);
   s = std::move(cs);
   return true;

@@ -78,8 +78,7 @@ bool evaluate(const Plan& p, Executor& ex, const Dataset& d, const Preprocess& p
 }
 
 std::string jnum(double v) {
-  // %.17g: resumed runs must continue the same sums bit for bit.
-  if (std::isfinite(v) && v != 0 && std::fabs(v) > 1e6) {}
+  // %.17g: a resumed run continues its loss sum from this text, bit for bit.
   char b[32];
   snprintf(b, sizeof b, "%.17g", v);
   return std::isfinite(v) ? b : "null";

@@ -32,6 +32,11 @@ void initWeights(const Plan& p, uint64_t seed, Weights& w) {
 bool loadWeights(const Plan& p, const std::string& path, Weights& w, std::string& err) {
   SafeTensors st;
   if (!st.load(path, err)) return false;
+  return weightsFromTensors(p, st, path, w, nullptr, err);
+}
+
+bool weightsFromTensors(const Plan& p, const SafeTensors& st, const std::string& path, Weights& w,
+                        std::map<std::string, std::vector<float>>* extra, std::string& err) {
   std::vector<std::string> problems;
   std::set<std::string> expected;
   Weights out;
@@ -62,8 +67,18 @@ bool loadWeights(const Plan& p, const std::string& path, Weights& w, std::string
     for (float x : v)
       if (!std::isfinite(x)) { problems.push_back("tensor '" + ps.name + "' contains NaN or Inf" + decl); break; }
   }
-  for (const auto& t : st.tensors())
-    if (!expected.count(t.name)) problems.push_back("unexpected tensor '" + t.name + "': network " + p.net + " has no such parameter");
+  for (const auto& t : st.tensors()) {
+    if (expected.count(t.name)) continue;
+    if (!extra) {
+      problems.push_back("unexpected tensor '" + t.name + "': network " + p.net + " has no such parameter");
+    } else if (t.dtype != DType::F32) {
+      problems.push_back("extra tensor '" + t.name + "' must be F32");
+    } else {
+      std::vector<float>& v = (*extra)[t.name];
+      v.resize(t.bytes / sizeof(float));
+      memcpy(v.data(), t.data, t.bytes);
+    }
+  }
   if (!problems.empty()) {
     err = path + ": the weights do not match network " + p.net + " (" + p.source + "):";
     size_t shown = 0;

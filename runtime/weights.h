@@ -3,6 +3,7 @@
 // take (BN folded into conv weights).
 #pragma once
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -22,6 +23,12 @@ void initWeights(const Plan& p, uint64_t seed, Weights& w);
 // Loads every parameter; any missing, extra, wrongly typed or wrongly shaped tensor is an error
 // naming the tensor and the .cnn line that declares it. Nothing is loaded partially.
 bool loadWeights(const Plan& p, const std::string& path, Weights& w, std::string& err);
+
+// The same checks on tensors already read. With `extra`, tensors that are not parameters (e.g. a
+// checkpoint's optimizer state, F32) are returned there instead of being errors.
+class SafeTensors;
+bool weightsFromTensors(const Plan& p, const SafeTensors& st, const std::string& path, Weights& w,
+                        std::map<std::string, std::vector<float>>* extra, std::string& err);
 
 bool saveWeights(const Plan& p, const Weights& w, const std::string& path, std::string& err);
 
