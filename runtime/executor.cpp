@@ -86,7 +86,7 @@ void Executor::makeBuffer(Buf& buf, void* data, const Dims& shape, int64_t n, bo
     stride *= e;
   }
   if (n > 0) buf.dims[shape.size()] = {0, (int32_t)n, (int32_t)stride, 0};
-  memset(&buf.b, 0, sizeof buf.b);
+  buf.b = halide_buffer_t{};
   buf.b.host = reinterpret_cast<uint8_t*>(data);
   buf.b.type = isInt ? halide_type_t(halide_type_int, 32) : halide_type_t(halide_type_float, 32);
   buf.b.dimensions = rank;
