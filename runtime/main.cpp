@@ -54,6 +54,22 @@ bool getWeights(const Plan& p, const std::string& path, uint64_t seed, Weights& 
   return loadWeights(p, path, w, err);
 }
 
+// The F32 tensor 'input' [N, C, H, W] of a safetensors file, checked against the plan's input;
+// null with `err` when it is missing or does not fit.
+const float* inputBatch(const SafeTensors& st, const std::string& path, const Plan& p, int64_t& n, std::string& err) {
+  const TensorView* t = st.find("input");
+  Dims want = p.inputShape();
+  if (!t) { err = path + ": no tensor named 'input' (expected F32 [N," + dimsStr(want).substr(1) + ")"; return nullptr; }
+  Dims got(t->shape.begin(), t->shape.end());
+  if (t->dtype != DType::F32) { err = path + ": tensor 'input' is " + dtypeName(t->dtype) + ", expected F32"; return nullptr; }
+  if (got.size() != want.size() + 1 || !std::equal(want.begin(), want.end(), got.begin() + 1) || got[0] < 1) {
+    err = path + ": tensor 'input' has shape " + dimsStr(got) + ", but " + p.net + " takes [N," + dimsStr(want).substr(1);
+    return nullptr;
+  }
+  n = got[0];
+  return reinterpret_cast<const float*>(t->data);
+}
+
 int cmdInfo(const Plan& p) {
   int64_t params = 0;
   for (const auto& ps : p.params)
@@ -83,18 +99,13 @@ int cmdInfer(const Plan& p, Executor& ex, const std::string& weights, const std:
   if (!loadWeights(p, weights, w, err)) return fail(err);
   SafeTensors st;
   if (!st.load(inPath, err)) return fail(err);
-  const TensorView* t = st.find("input");
-  if (!t) return fail(inPath + ": no tensor named 'input' (expected F32 [N," + dimsStr(p.inputShape()).substr(1));
-  Dims want = p.inputShape();
-  Dims got(t->shape.begin(), t->shape.end());
-  if (t->dtype != DType::F32) return fail(inPath + ": tensor 'input' is " + dtypeName(t->dtype) + ", expected F32");
-  if (got.size() != want.size() + 1 || !std::equal(want.begin(), want.end(), got.begin() + 1) || got[0] < 1)
-    return fail(inPath + ": tensor 'input' has shape " + dimsStr(got) + ", but " + p.net + " takes [N," + dimsStr(want).substr(1));
-  int64_t n = got[0];
+  int64_t n = 0;
+  const float* input = inputBatch(st, inPath, p, n, err);
+  if (!input) return fail(err);
   if (!ex.reserve(n, err)) return fail(err);
   ex.setWeights(w);
   std::vector<float> out;
-  if (!ex.run(reinterpret_cast<const float*>(t->data), n, out, err)) return fail(err);
+  if (!ex.run(input, n, out, err)) return fail(err);
   Dims oshape{n};
   for (auto d : p.outputShape()) oshape.push_back(d);
   if (!writeSafeTensors(outPath, {{"output", DType::F32, oshape, out.data(), out.size() * sizeof(float)}}, {}, err)) return fail(err);
@@ -220,20 +231,16 @@ int cmdStep(const Plan& trainPlan, const std::string& weights, const std::string
   if (!loadWeights(trainPlan, weights, w, err)) return fail(err);
   SafeTensors in, lab;
   if (!in.load(inPath, err) || !lab.load(labelsPath, err)) return fail(err);
-  const TensorView* t = in.find("input");
-  if (!t) return fail(inPath + ": no tensor named 'input'");
-  Dims want = trainPlan.inputShape();
-  Dims got(t->shape.begin(), t->shape.end());
-  if (t->dtype != DType::F32 || got.size() != want.size() + 1 || !std::equal(want.begin(), want.end(), got.begin() + 1) || got[0] < 1)
-    return fail(inPath + ": tensor 'input' must be F32 [N," + dimsStr(want).substr(1) + ", got " + dtypeName(t->dtype) + " " + dimsStr(got));
-  int64_t n = got[0];
+  int64_t n = 0;
+  const float* input = inputBatch(in, inPath, trainPlan, n, err);
+  if (!input) return fail(err);
   std::vector<int64_t> labels;
   if (!readLabels(lab, labelsPath, n, labels, err)) return fail(err);
   Trainer tr;
   if (!tr.init(trainPlan, kKernels, kNumKernels, w, err)) return fail(err);
   tr.labelSmoothing = smoothing;
   double loss = 0;
-  if (!tr.step(reinterpret_cast<const float*>(t->data), labels.data(), n, seed, loss, err)) return fail(err);
+  if (!tr.step(input, labels.data(), n, seed, loss, err)) return fail(err);
   sgdUpdate(trainPlan, w, tr.grads(), lr);
   std::vector<TensorOut> out;
   float lossF = (float)loss;
