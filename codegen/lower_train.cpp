@@ -172,8 +172,9 @@ Lowered convBackData(const KernelSpec& k) {
   return finish(out, k, {dy, w});
 }
 
-// dw[co, ci, ky, kx] = sum over batch and output positions of dy * the input pixel under the tap.
-Lowered convBackWeight(const KernelSpec& k) {
+// Grouped convs: dw[co, ci, ky, kx] = sum over batch and output positions of dy * the input pixel
+// under the tap, one task per output channel (a lane-varying group would make the tiled form gather).
+Lowered convBackWeightGrouped(const KernelSpec& k) {
   Vars v;
   const Attrs& a = k.attrs;
   const Dims& xd = k.in;         // [C,H,W]
@@ -198,6 +199,73 @@ Lowered convBackWeight(const KernelSpec& k) {
   acc.compute_at(out, co);
   acc.update().reorder(kx, ky, ci, r.x, r.y, r.z);
   declareDense(out.output_buffer(), Dims{O, cig, a.kernel[0], a.kernel[1]}, false);
+  return {Pipeline(out), {dy, x}};
+}
+
+// Weight gradient of an ungrouped conv, dw[co, ci, ky, kx] = sum over n, oy, ox of
+// dy[n, co, oy, ox] * x[n, ci, oy*s + ky*d - p, ox*s + kx*d - p]. The algorithm:
+//  1. Per image, dy is transposed to channels-innermost (dyT) and x padded once (xpad), so the
+//     reduction reads one contiguous vector of output channels and broadcasts one input pixel per tap.
+//  2. A register tile `part` holds (cv x vec output channels) x (kx, ky, ci taps); it sums over the
+//     image's output positions, then is added to a partial of its batch chunk.
+//  3. The batch is cut into up to 8 chunks (rfactor), each a parallel task with its own partial, so no
+//     two threads write one gradient; the partials are summed at the end and transposed to PyTorch's
+//     [O, C, kh, kw] layout.
+// The cost of steps 1 and 3 is O(O + C) per pixel against O(O x C x taps) for step 2.
+Lowered convBackWeight(const KernelSpec& k) {
+  const Attrs& a = k.attrs;
+  if (a.groups != 1) return convBackWeightGrouped(k);
+  const Dims& xd = k.in;            // [C,H,W]
+  const Dims& dyd = k.extraIns[0];  // [O,Ho,Wo]
+  int C = (int)xd[0], H = (int)xd[1], W = (int)xd[2], O = (int)dyd[0], Ho = (int)dyd[1], Wo = (int)dyd[2];
+  int kh = (int)a.kernel[0], kw = (int)a.kernel[1];
+  ImageParam dy = tensorParam("dy", dyd), x = tensorParam("x", xd);
+  Var co("co"), kx("kx"), ky("ky"), ci("ci"), ox("ox"), oy("oy"), n("n"), xx("xx"), yy("yy"), c("c"), u("u");
+  Func dyT("convbw_dyT"), xpad("convbw_xpad"), part("convbw_part"), sum("convbw_sum"), out("conv_dw");
+  dyT(co, ox, oy, n) = dy(ox, oy, clamp(co, 0, O - 1), n);  // clamped: tiles round O up
+  Func xin = BoundaryConditions::constant_exterior(x, 0.0f, {{0, W}, {0, H}});
+  xpad(xx, yy, c, n) = xin(xx - (int)a.pad[1], yy - (int)a.pad[0], c, n);
+  RDom rp(0, Wo, 0, Ho, "rp");
+  part(co, kx, ky, ci, n) = 0.0f;
+  part(co, kx, ky, ci, n) += dyT(co, rp.x, rp.y, n) *
+      xpad(rp.x * (int)a.stride[1] + kx * (int)a.dilation[1], rp.y * (int)a.stride[0] + ky * (int)a.dilation[0], ci, n);
+  Expr N = dy.dim(3).extent();
+  RDom rn(0, N, "rn");
+  sum(co, kx, ky, ci) = 0.0f;
+  sum(co, kx, ky, ci) += part(co, kx, ky, ci, rn);
+  out(kx, ky, ci, co) = sum(co, kx, ky, ci);
+
+  // Tile: at most ~24 accumulators of AVX-512's 32 registers, leaving room for the dy vectors and
+  // the broadcast pixel. 3x3: 2 vectors x 9 taps; 1x1: 2 vectors x 8 input channels.
+  int vec = O >= 16 ? 16 : O >= 8 ? 8 : 4;
+  int cv = O >= 2 * vec ? 2 : 1;
+  int kyt = cv * kw * kh <= 24 ? kh : 1;
+  int cit = 1;
+  for (int t : {8, 4, 2})
+    if (C % t == 0 && cv * kw * kyt * t <= 24) { cit = t; break; }
+  int T = vec * cv;
+  RVar no("no"), ni("ni");
+  sum.update().split(rn, no, ni, (N + 7) / 8, TailStrategy::GuardWithIf);
+  Func chunk = sum.update().rfactor(no, u);
+  Var coo("coo"), coi("coi"), kyo("kyo"), kyi("kyi"), cio("cio"), cii("cii"), cv_("cvv"), cl("cl");
+  chunk.compute_root().vectorize(co, vec, TailStrategy::RoundUp);
+  chunk.update()
+      .split(co, coo, coi, T, TailStrategy::RoundUp)
+      .split(ky, kyo, kyi, kyt)
+      .split(ci, cio, cii, cit)
+      .reorder(coi, kx, kyi, cii, coo, kyo, cio, ni, u)
+      .vectorize(coi, vec)
+      .parallel(u);
+  part.compute_at(chunk, coo);
+  part.split(co, cv_, cl, vec).vectorize(cl).unroll(cv_).unroll(kx).unroll(ky).unroll(ci);
+  part.update().split(co, cv_, cl, vec).reorder(cl, cv_, kx, ky, ci, rp.x, rp.y)
+      .vectorize(cl).unroll(cv_).unroll(kx).unroll(ky).unroll(ci);
+  dyT.compute_at(chunk, ni);
+  xpad.compute_at(chunk, ni);
+  sum.compute_root().vectorize(co, vec, TailStrategy::RoundUp);
+  sum.update().vectorize(co, vec, TailStrategy::RoundUp);
+  out.parallel(co);
+  declareDense(out.output_buffer(), Dims{O, C, kh, kw}, false);
   return {Pipeline(out), {dy, x}};
 }
 
