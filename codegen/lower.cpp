@@ -41,7 +41,7 @@ Lowered conv(const KernelSpec& k) {
   }
   Func out("conv_out");
   out(v.x, v.y, v.c, v.n) = applyAct(val, k.act);
-  scheduleConvTile(out, acc, r, k.schedule, (int)k.out[0], v);
+  scheduleConvTile(out, acc, r, k.schedule, (int)k.out[0], v, a.pad[0] || a.pad[1] ? src : Func());
   return finish(out, k, args);
 }
 

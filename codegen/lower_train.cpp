@@ -161,14 +161,22 @@ Lowered convBackData(const KernelSpec& k) {
   RDom r(0, (int)a.kernel[1], 0, (int)a.kernel[0], 0, (int)cog, "r");
   Expr g = a.groups == 1 ? Expr(0) : v.c / (int)cig;
   Expr co = g * (int)cog + r.z;
-  TapSource t = tapSource(v, r, a, Ho, Wo);
-  Expr valid = t.valid;
-  Expr val = dy(t.ox, t.oy, co, v.n) * w(r.x, r.y, v.c % (int)cig, co);
-  Func acc("convbd_acc"), out("conv_dx");
+  Func acc("convbd_acc"), out("conv_dx"), dyz("convbd_dyz");
   acc(v.x, v.y, v.c, v.n) = 0.0f;
-  acc(v.x, v.y, v.c, v.n) += select(valid, val, 0.0f);
+  // dy is zero-extended and, for strides above 1, zero-upsampled (dy[oy, ox] lands at (oy*s, ox*s)),
+  // then materialised per image: the input gradient becomes a stride-1 conv with the flipped kernel
+  // whose every tap is a dense vector load. Upsampling wastes (s*s - 1)/(s*s) of the FMAs; a gather
+  // of single floats under a per-lane test, the alternative, was 5-10x slower here.
+  int sx = (int)a.stride[1], sy = (int)a.stride[0];
+  Var ux("ux"), uy("uy"), uc("uc"), un("un");
+  Expr inside = ux >= 0 && uy >= 0 && ux < (int)Wo * sx && uy < (int)Ho * sy;
+  if (sx > 1) inside = inside && ux % sx == 0;
+  if (sy > 1) inside = inside && uy % sy == 0;
+  dyz(ux, uy, uc, un) = select(inside, dy(clamp(ux / sx, 0, (int)Wo - 1), clamp(uy / sy, 0, (int)Ho - 1), uc, un), 0.0f);
+  acc(v.x, v.y, v.c, v.n) += dyz(v.x + (int)a.pad[1] - r.x * (int)a.dilation[1], v.y + (int)a.pad[0] - r.y * (int)a.dilation[0], co, v.n) *
+                             w(r.x, r.y, v.c % (int)cig, co);
   out(v.x, v.y, v.c, v.n) = acc(v.x, v.y, v.c, v.n);
-  scheduleConvTile(out, acc, r, k.schedule, (int)C, v);
+  scheduleConvTile(out, acc, r, k.schedule, (int)C, v, dyz);
   return finish(out, k, {dy, w});
 }
 

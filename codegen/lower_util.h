@@ -51,24 +51,38 @@ inline void scheduleFlat(Func out, const KernelSpec& k, Vars& v) {
   out.parallel(v.n);
 }
 
-// Schedule of direct convolutions (forward and input gradient): a register tile of `vec`
-// columns x `tileC` output channels. Each input vector loaded for a tap feeds tileC FMAs (weights
-// broadcast), and the tileC accumulators stay in vector registers for the whole reduction over
-// input channels and taps. The output splits shift inwards at the right and bottom edges (rows and
-// channel counts need only be at least one tile), so the accumulator tile always has exactly the
-// tile's extent.
-inline void scheduleConvTile(Func out, Func acc, RDom r, const Schedule& sc, int channels, Vars& v) {
-  Var xo("xo"), xi("xi"), co("co"), ci("ci"), t("t");
+// Schedule of direct convolutions (forward and input gradient): a register tile of
+// (tileX vectors of `vec` columns) x tileY rows x tileC output channels. Each input vector loaded
+// for a tap feeds tileC FMAs (weights broadcast), each weight broadcast feeds tileX x tileY, and the
+// accumulators stay in vector registers for the whole reduction over input channels and taps. The
+// splits shift inwards at the right and bottom edges (the output needs only be at least one tile),
+// so the accumulator tile always has exactly the tile's extent.
+inline void scheduleConvTile(Func out, Func acc, RDom r, const Schedule& sc, int channels, Vars& v, Func padded = Func()) {
+  Var xo("xo"), xi("xi"), xv("xv"), yo("yo"), yi("yi"), co("co"), ci("ci");
   int tc = std::min(sc.tileC, channels);
-  out.split(v.x, xo, xi, sc.vec).split(v.c, co, ci, tc).reorder(xi, ci, xo, v.y, co, v.n).fuse(co, v.n, t).parallel(t);
+  out.split(v.x, xo, xi, sc.vec * sc.tileX).split(v.y, yo, yi, sc.tileY).split(v.c, co, ci, tc)
+      .reorder(xi, yi, ci, xo, yo, co, v.n);
+  out.split(xi, xv, xi, sc.vec).reorder(xi, xv, yi, ci);
   if (sc.vec > 1) out.vectorize(xi);
-  out.unroll(ci);
+  out.unroll(xv).unroll(yi).unroll(ci);
+  // The zero-padded source is copied once per image: read in place, the border test turns every
+  // vector load of the reduction into a gather of single floats.
+  if (padded.defined()) {
+    padded.compute_at(out, v.n);
+    if (sc.vec > 1) padded.vectorize(padded.args()[0], sc.vec);
+  }
+  // Large batches: one image per task (the padded copy stays in its thread's cache); small ones:
+  // the output channel tiles of an image in parallel.
+  out.specialize(out.output_buffer().dim(3).extent() >= 8).parallel(v.n);
+  out.parallel(co);
   acc.compute_at(out, xo);
-  if (sc.vec > 1) acc.vectorize(v.x);
-  acc.unroll(v.c);
-  acc.update().reorder(v.x, v.c, r.x, r.y, r.z, v.y, v.n);
-  if (sc.vec > 1) acc.update().vectorize(v.x);
-  acc.update().unroll(v.c);
+  Var ax("ax"), axv("axv");
+  acc.split(v.x, axv, ax, sc.vec).reorder(ax, axv, v.y, v.c);
+  if (sc.vec > 1) acc.vectorize(ax);
+  acc.unroll(axv).unroll(v.y).unroll(v.c);
+  acc.update().split(v.x, axv, ax, sc.vec).reorder(ax, axv, v.y, v.c, r.x, r.y, r.z, v.n);
+  if (sc.vec > 1) acc.update().vectorize(ax);
+  acc.update().unroll(axv).unroll(v.y).unroll(v.c);
 }
 
 inline Lowered finish(Func out, const KernelSpec& k, std::vector<Argument> args) {

@@ -10,7 +10,9 @@
 namespace cnnc::codegen {
 
 std::string Schedule::str() const {
-  return "vec=" + std::to_string(vec) + " tileC=" + std::to_string(tileC) + " par=" + std::to_string(parallelBatch);
+  std::string t = "vec=" + std::to_string(vec) + " tileC=" + std::to_string(tileC) + " par=" + std::to_string(parallelBatch);
+  if (tileX != 1 || tileY != 1) t += " tile=" + std::to_string(tileX) + "x" + std::to_string(tileY);
+  return t;
 }
 
 static int widthFor(int64_t extent) {
@@ -27,7 +29,12 @@ Schedule defaultSchedule(const KernelSpec& k) {
   // Conv: up to 8 output channels share each input vector; 8 accumulators + input + weights fit
   // easily in AVX-512's 32 (or AVX2's 16) vector registers.
   s.tileC = 1;
-  if (k.kind == KernelKind::Conv || k.kind == KernelKind::ConvBackData) s.tileC = (int)std::min<int64_t>(8, k.out[0]);
+  if (k.kind == KernelKind::Conv || k.kind == KernelKind::ConvBackData) {
+    s.tileC = (int)std::min<int64_t>(8, k.out[0]);
+    int64_t W = k.out[2], H = k.out[1];
+    if (W >= 2 * s.vec) s.tileX = 2;
+    else if (H >= 2) s.tileY = (int)std::min<int64_t>(H, s.vec <= 4 ? 3 : 2);
+  }
   s.parallelBatch = 1;
   return s;
 }

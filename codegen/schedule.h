@@ -10,8 +10,10 @@ struct KernelSpec;
 struct Schedule {
   int vec = 8;          // vector width over the innermost output dimension (x, or features)
   int tileC = 1;        // output channels per register tile (conv), unrolled
+  int tileX = 1;        // vectors along x per register tile (conv)
+  int tileY = 1;        // rows per register tile (conv)
   int parallelBatch = 1;  // 1: parallel over batch x channels; 0: over channels only
-  std::string str() const;  // "vec=8 tileC=1 par=1"
+  std::string str() const;  // "vec=8 tileC=1 par=1", plus "tile=XxY" when not 1x1
 };
 
 // The default schedule of a kernel: vectorised over x (or features) and parallel over batch and
