@@ -14,6 +14,7 @@
 
 #include "HalideRuntime.h"
 #include "executor.h"
+#include "optim.h"
 #include "image.h"
 #include "safetensors.h"
 #include "train.h"
@@ -160,6 +161,32 @@ int cmdPredict(const Plan& p, Executor& ex, const std::string& weights, const st
   return 0;
 }
 
+// Median of a list of timings (sorted in place).
+double medianOf(std::vector<double>& ms) {
+  std::sort(ms.begin(), ms.end());
+  return ms.size() % 2 ? ms[ms.size() / 2] : (ms[ms.size() / 2 - 1] + ms[ms.size() / 2]) / 2;
+}
+
+// Per-call times of one profiled run, then the same summed per kernel label prefix (the op kind),
+// so a person sees both the slowest calls and which kind of kernel dominates.
+void printProfile(const Plan& p, const std::vector<double>& callMs, FILE* f) {
+  double total = 0;
+  for (double t : callMs) total += t;
+  fprintf(f, "profile (one run, %.3f ms):\n", total);
+  std::vector<std::pair<std::string, double>> kinds;
+  for (size_t c = 0; c < p.calls.size(); ++c) {
+    fprintf(f, "  %9.3f ms %5.1f%%  %s\n", callMs[c], 100 * callMs[c] / total, p.calls[c].label.c_str());
+    std::string kind = p.kernels[p.calls[c].kernel].fn;
+    kind = kind.substr(0, kind.rfind('_'));  // drop the signature hash
+    auto it = std::find_if(kinds.begin(), kinds.end(), [&](auto& k) { return k.first == kind; });
+    if (it == kinds.end()) kinds.push_back({kind, callMs[c]});
+    else it->second += callMs[c];
+  }
+  std::sort(kinds.begin(), kinds.end(), [](auto& a, auto& b) { return a.second > b.second; });
+  fprintf(f, "by kernel kind:\n");
+  for (auto& k : kinds) fprintf(f, "  %9.3f ms %5.1f%%  %s\n", k.second, 100 * k.second / total, k.first.c_str());
+}
+
 int cmdBench(const Plan& p, Executor& ex, const std::string& weights, int batch, int warmup, int iters, bool json, int threads, bool profile) {
   std::string err;
   if (batch < 1 || iters < 1 || warmup < 0) return fail("--batch and --iters must be at least 1, --warmup at least 0");
@@ -184,20 +211,62 @@ int cmdBench(const Plan& p, Executor& ex, const std::string& weights, int batch,
     ex.profile = true;
     if (!ex.run(input.data(), batch, out, err)) return fail(err);
     ex.profile = false;
-    double total = 0;
-    for (double t : ex.callMs) total += t;
-    fprintf(json ? stderr : stdout, "profile (one run, %.3f ms):\n", total);
-    for (size_t c = 0; c < p.calls.size(); ++c)
-      fprintf(json ? stderr : stdout, "  %9.3f ms %5.1f%%  %s\n", ex.callMs[c], 100 * ex.callMs[c] / total, p.calls[c].label.c_str());
+    printProfile(p, ex.callMs, json ? stderr : stdout);
   }
-  std::sort(ms.begin(), ms.end());
-  double median = ms.size() % 2 ? ms[ms.size() / 2] : (ms[ms.size() / 2 - 1] + ms[ms.size() / 2]) / 2;
+  double median = medianOf(ms);
   if (json) {
     printf("{\"net\": \"%s\", \"mode\": \"infer\", \"batch\": %d, \"threads\": %d, \"iters\": %d, \"median_ms\": %.4f, \"min_ms\": %.4f, "
            "\"max_ms\": %.4f, \"images_per_s\": %.2f, \"target\": \"%s\"}\n",
            p.net.c_str(), batch, threads, iters, median, ms.front(), ms.back(), batch * 1000.0 / median, p.target.c_str());
   } else {
     printf("%s inference, batch %d, %d threads, %d iterations after %d warm-up\n", p.net.c_str(), batch, threads, iters, warmup);
+    printf("  median %.3f ms   min %.3f ms   max %.3f ms   %.1f images/s\n", median, ms.front(), ms.back(), batch * 1000.0 / median);
+  }
+  return 0;
+}
+
+// `bench --train`: forward, backward and an SGD-momentum update on random data, timed per step.
+int cmdBenchTrain(const Plan& tp, const std::string& weights, int batch, int warmup, int iters, bool json, int threads, bool profile) {
+  std::string err;
+  if (tp.mode != "train") return fail("this network cannot be trained yet (it has an op without a backward kernel)");
+  if (batch < 1 || iters < 1 || warmup < 0) return fail("--batch and --iters must be at least 1, --warmup at least 0");
+  Weights w;
+  if (!getWeights(tp, weights, 0, w, err)) return fail(err);
+  Trainer tr;
+  if (!tr.init(tp, kKernels, kNumKernels, w, err)) return fail(err);
+  if (!tr.executor().reserve(batch, err)) return fail(err);
+  OptimConfig oc;
+  oc.momentum = 0.9;
+  std::vector<OptimParam> params;
+  for (size_t i = 0; i < tp.params.size(); ++i)
+    if (!tr.grad(i).empty()) params.push_back({tp.params[i].name, &w.f32[i], &tr.grad(i), true});
+  Optim opt;
+  if (!opt.init(oc, params, err)) return fail(err);
+  std::vector<float> input((size_t)(numel(tp.inputShape()) * batch));
+  std::vector<int64_t> labels(batch);
+  std::mt19937 rng(0);
+  std::normal_distribution<float> nd;
+  for (auto& x : input) x = nd(rng);
+  int64_t K = numel(tp.outputShape());
+  for (int i = 0; i < batch; ++i) labels[i] = i % K;
+  std::vector<double> ms;
+  double loss = 0;
+  for (int i = 0; i < warmup + iters + (profile ? 1 : 0); ++i) {
+    bool prof = profile && i == warmup + iters;  // an extra run, so profiling does not disturb the timed ones
+    tr.executor().profile = prof;
+    auto t0 = std::chrono::steady_clock::now();
+    if (!tr.step(input.data(), labels.data(), batch, (uint64_t)i, loss, err) || !opt.step(0.01, err)) return fail(err);
+    double dt = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    if (i >= warmup && !prof) ms.push_back(dt);
+  }
+  if (profile) printProfile(tp, tr.executor().callMs, json ? stderr : stdout);
+  double median = medianOf(ms);
+  if (json) {
+    printf("{\"net\": \"%s\", \"mode\": \"train\", \"batch\": %d, \"threads\": %d, \"iters\": %d, \"median_ms\": %.4f, \"min_ms\": %.4f, "
+           "\"max_ms\": %.4f, \"images_per_s\": %.2f, \"target\": \"%s\"}\n",
+           tp.net.c_str(), batch, threads, iters, median, ms.front(), ms.back(), batch * 1000.0 / median, tp.target.c_str());
+  } else {
+    printf("%s training step (SGD momentum), batch %d, %d threads, %d iterations after %d warm-up\n", tp.net.c_str(), batch, threads, iters, warmup);
     printf("  median %.3f ms   min %.3f ms   max %.3f ms   %.1f images/s\n", median, ms.front(), ms.back(), batch * 1000.0 / median);
   }
   return 0;
@@ -306,6 +375,8 @@ int main(int argc, char** argv) {
   bench->add_option("--weights", weights, "weights (default: PyTorch-style random init)");
   bool profile = false;
   bench->add_flag("--profile", profile, "print the time of every kernel call");
+  bool benchTrain = false;
+  bench->add_flag("--train", benchTrain, "time a training step (forward, backward, SGD momentum update) instead");
 
   auto* exportW = app.add_subcommand("export-weights", "write the initial weights (PyTorch's default init)");
   std::string exportPath;
@@ -369,6 +440,7 @@ int main(int argc, char** argv) {
   if (*info) return cmdInfo(plan);
   if (*infer) return cmdInfer(plan, ex, weights, inPath, outPath);
   if (*predict) return cmdPredict(plan, ex, weights, labels, top, mean, stdv, images);
+  if (*bench && benchTrain) return cmdBenchTrain(trainPlan, weights, batch, warmup, iters, json, threads, profile);
   if (*bench) return cmdBench(plan, ex, weights, batch, warmup, iters, json, threads, profile);
   if (*trainCmd) {
     to.schedule.tMax = to.epochs - to.schedule.warmup;

@@ -1,0 +1,221 @@
+#!/usr/bin/env python3
+"""cnnc against PyTorch on this machine: one command, side by side, medians and ratios.
+
+Every case runs the cnnc-built executable (`X bench [--train] --json`) and the same network in
+PyTorch (Debian's 1.13 with oneDNN, torch.set_num_threads equal to cnnc's threads) on the same
+input size and batch, interleaved over several rounds so that both see the same machine state.
+The ratio is PyTorch's median / cnnc's median: above 1 means cnnc is faster. Also measured: cold
+and warm compile time of each net (`cnnc NET.cnn -o X` with an empty and a filled kernel cache) and
+the peak RSS of both for TinyResNet training and ResNet-18 inference.
+
+Usage (from the repository root, after scripts/build.sh):
+    /usr/bin/python3 bench/run.py                 # every case; writes BENCHMARKS.md
+    /usr/bin/python3 bench/run.py --quick         # fewer rounds and cases, prints only
+    /usr/bin/python3 bench/run.py --cases tinyresnet,lenet5 --no-write
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests", "torch"))
+
+# (net, mode, batch): the cases issue 5 names.
+CASES = [
+    ("resnet18", "infer", 1), ("resnet18", "infer", 8), ("tinyresnet", "infer", 128), ("minivgg", "infer", 128),
+    ("googlenet", "infer", 1), ("vgg16", "infer", 1), ("resnet50", "infer", 1),
+    ("lenet5", "train", 128), ("minivgg", "train", 128), ("tinyresnet", "train", 128), ("resnet18", "train", 8),
+]
+QUICK = [("resnet18", "infer", 1), ("tinyresnet", "infer", 128), ("lenet5", "train", 128), ("minivgg", "train", 128),
+         ("tinyresnet", "train", 128)]
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def run_child(cmd):
+    """Runs cmd; returns its stdout, or raises with its stderr."""
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    if p.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({p.returncode}): {p.stderr.strip()[-2000:]}")
+    return p.stdout
+
+
+def peak_rss_mib(cmd):
+    """Peak RSS of one child process, from wait4's rusage (KiB on Linux)."""
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, ru = os.wait4(p.pid, 0)
+    if status != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed: {p.stderr.read().decode()[-2000:]}")
+    return ru.ru_maxrss / 1024.0
+
+
+class Torch:
+    """The PyTorch side, in this process: models built once, timed per iteration."""
+
+    def __init__(self, threads):
+        import torch
+        import reference_models
+        self.torch, self.ref = torch, reference_models
+        torch.set_num_threads(threads)
+        self.models = {}
+
+    def setup(self, net, mode, batch):
+        torch = self.torch
+        key = (net, mode, batch)
+        if key not in self.models:
+            torch.manual_seed(0)
+            m = self.ref.build(net, meta=False)
+            c, h, w = self.ref.input_shape(net)
+            x = torch.randn(batch, c, h, w)
+            k = m(x[:1]).shape[1] if mode == "train" else 0
+            y = torch.arange(batch) % max(k, 1)
+            opt = torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9) if mode == "train" else None
+            m.train(mode == "train")
+            self.models[key] = (m, x, y, opt)
+        return self.models[key]
+
+    def time(self, net, mode, batch, warmup, iters):
+        torch = self.torch
+        m, x, y, opt = self.setup(net, mode, batch)
+        ms = []
+        for i in range(warmup + iters):
+            t0 = time.perf_counter()
+            if mode == "train":
+                opt.zero_grad(set_to_none=True)
+                loss = torch.nn.functional.cross_entropy(m(x), y)
+                loss.backward()
+                opt.step()
+            else:
+                with torch.no_grad():
+                    m(x)
+            dt = (time.perf_counter() - t0) * 1000
+            if i >= warmup:
+                ms.append(dt)
+        return ms
+
+
+def cnnc_time(exe, mode, batch, warmup, iters, threads):
+    cmd = [exe, "--threads", str(threads), "bench", "--json", "--batch", str(batch), "--warmup", str(warmup), "--iters", str(iters)]
+    if mode == "train":
+        cmd.append("--train")
+    out = run_child(cmd)
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def compile_net(cnnc, net, out, cache):
+    t0 = time.perf_counter()
+    subprocess.run([cnnc, os.path.join(ROOT, "nets", net + ".cnn"), "-o", out, "--cache-dir", cache], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return time.perf_counter() - t0
+
+
+def machine():
+    cpu = "unknown CPU"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--cnnc", default=os.path.join(ROOT, "build", "cnnc"))
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--rounds", type=int, default=5, help="interleaved rounds per case")
+    ap.add_argument("--iters", type=int, default=3, help="timed iterations per round and side")
+    ap.add_argument("--quick", action="store_true", help="fewer cases and rounds; does not write BENCHMARKS.md")
+    ap.add_argument("--cases", help="comma-separated net names to keep")
+    ap.add_argument("--no-write", action="store_true", help="print only")
+    ap.add_argument("--no-compile", action="store_true", help="skip the cold/warm compile timing")
+    ap.add_argument("--out", default=os.path.join(ROOT, "BENCHMARKS.md"))
+    a = ap.parse_args()
+    if not os.path.exists(a.cnnc):
+        sys.exit(f"error: {a.cnnc} not found: run scripts/build.sh first")
+    cases = QUICK if a.quick else CASES
+    if a.quick:
+        a.rounds, a.no_write = min(a.rounds, 3), True
+    if a.cases:
+        keep = set(a.cases.split(","))
+        cases = [c for c in cases if c[0] in keep]
+    work = tempfile.mkdtemp(prefix="cnnc-bench-")
+    cache = os.path.join(work, "cache")
+    torch_side = Torch(a.threads)
+    nets = sorted({c[0] for c in cases})
+    exes, compile_rows = {}, []
+    for net in nets:
+        exe = os.path.join(work, net)
+        cold = compile_net(a.cnnc, net, exe, os.path.join(work, "cold-" + net))
+        warm = compile_net(a.cnnc, net, exe, os.path.join(work, "cold-" + net)) if not a.no_compile else float("nan")
+        exes[net] = exe
+        compile_rows.append((net, cold, warm))
+        log(f"compiled {net}: cold {cold:.1f} s, warm {warm:.2f} s")
+    rows = []
+    for net, mode, batch in cases:
+        c_ms, t_ms = [], []
+        torch_side.setup(net, mode, batch)
+        for r in range(a.rounds):
+            res = cnnc_time(exes[net], mode, batch, 1, a.iters, a.threads)
+            c_ms.append(res["median_ms"])
+            t_ms.append(statistics.median(torch_side.time(net, mode, batch, 1, a.iters)))
+        c, t = statistics.median(c_ms), statistics.median(t_ms)
+        rows.append((net, mode, batch, c, t, t / c))
+        log(f"{net:>10} {mode:5} batch {batch:3}: cnnc {c:9.2f} ms  PyTorch {t:9.2f} ms  ratio {t / c:5.2f}")
+    rss = []
+    if not a.quick and any(c[0] == "tinyresnet" for c in cases):
+        helper = os.path.join(ROOT, "bench", "torch_rss.py")
+        for net, mode, batch in (("tinyresnet", "train", 128), ("resnet18", "infer", 1)):
+            if net not in exes:
+                continue
+            cm = peak_rss_mib([exes[net], "--threads", str(a.threads), "bench", "--batch", str(batch), "--iters", "2", "--warmup", "1"] +
+                              (["--train"] if mode == "train" else []))
+            tm = peak_rss_mib(["/usr/bin/python3", helper, net, mode, str(batch), str(a.threads)])
+            rss.append((net, mode, batch, cm, tm))
+            log(f"peak RSS {net} {mode} batch {batch}: cnnc {cm:.0f} MiB, PyTorch {tm:.0f} MiB ({cm / tm:.2f}x)")
+    shutil.rmtree(work, ignore_errors=True)
+    text = report(a, rows, compile_rows, rss)
+    print(text)
+    if not a.no_write:
+        with open(a.out, "w") as f:
+            f.write(text)
+        log(f"wrote {a.out}")
+
+
+def report(a, rows, compile_rows, rss):
+    import torch
+    now = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
+    lines = ["# Benchmarks", "",
+             f"Measured {now} on {machine()}, {a.threads} threads for both sides; PyTorch {torch.__version__} "
+             f"(oneDNN). Written by `bench/run.py`: {a.rounds} interleaved rounds of {a.iters} timed iterations "
+             "(after one warm-up) per side; each number is the median of the per-round medians. "
+             "Ratio = PyTorch / cnnc (above 1: cnnc is faster). Training steps are forward, backward and an "
+             "SGD-momentum update, cross-entropy loss.", "",
+             "| net | mode | batch | cnnc ms | PyTorch ms | ratio |", "|---|---|---:|---:|---:|---:|"]
+    for net, mode, batch, c, t, r in rows:
+        lines.append(f"| {net} | {mode} | {batch} | {c:.2f} | {t:.2f} | {r:.2f} |")
+    if compile_rows:
+        lines += ["", "Compile time (`cnnc NET.cnn -o X`): cold = empty kernel cache, warm = cache filled.", "",
+                  "| net | cold s | warm s |", "|---|---:|---:|"]
+        lines += [f"| {n} | {c:.1f} | {w:.2f} |" for n, c, w in compile_rows]
+    if rss:
+        lines += ["", "Peak RSS (whole process; PyTorch's includes importing torch):", "",
+                  "| net | mode | batch | cnnc MiB | PyTorch MiB | cnnc / PyTorch |", "|---|---|---:|---:|---:|---:|"]
+        lines += [f"| {n} | {m} | {b} | {c:.0f} | {t:.0f} | {c / t:.2f} |" for n, m, b, c, t in rss]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
