@@ -61,10 +61,12 @@ Lowered linear(const KernelSpec& k) {
   out(v.f, v.n) = applyAct(dot(v.f, v.n), k.act);
   // Blocks of outputs run in parallel; each output's dot product walks its weight row
   // contiguously. (Fusing f and n here would make bounds inference compute every output per
-  // iteration.)
+  // iteration.) The last block is guarded, not shifted inwards: shifted blocks overlap, two threads
+  // then write the overlap, and LLVM may sum a dot product in another order in each block, so the
+  // result depended on which thread wrote last (seen as 1-ulp differences between runs).
   Var fo("fo"), fi("fi");
   int blk = (int)std::min<int64_t>(16, O);
-  out.split(v.f, fo, fi, blk).reorder(fi, fo, v.n).parallel(fo);
+  out.split(v.f, fo, fi, blk, TailStrategy::GuardWithIf).reorder(fi, fo, v.n).parallel(fo);
   dot.compute_at(out, fo);
   dot.update().reorder(r, v.f, v.n);
   return finish(out, k, {in, w, b});
