@@ -1,10 +1,11 @@
 // dataset.h: labelled image data sets in memory and the batches a training step takes.
 //
-// Formats: IDX (MNIST, Fashion-MNIST; gzip or plain) and CIFAR-10 binary. Images are kept as
-// uint8 CHW; a batch is made by preparing each image for the network's input (zero-pad or bilinear
-// resize, grey to 3 channels, [0,1] scaling, per-channel normalisation) plus optional augmentation
-// (random crop after padding, horizontal flip), all drawn from a seeded generator per (epoch, index)
-// so that any batch of any epoch can be rebuilt exactly: this is what makes resume exact.
+// Formats: IDX (MNIST, Fashion-MNIST; gzip or plain), CIFAR-10 binary, and a folder with one
+// subfolder of PNG/JPEG images per class. Images are kept as uint8 CHW; a batch is made by
+// preparing each image for the network's input (zero-pad or bilinear resize, grey to 3 channels,
+// [0,1] scaling, per-channel normalisation) plus optional augmentation (random crop after padding,
+// horizontal flip), all drawn from a seeded generator per (epoch, index) so that any batch of any
+// epoch can be rebuilt exactly: this is what makes resume exact.
 #pragma once
 #include <condition_variable>
 #include <cstdint>
@@ -28,6 +29,22 @@ bool loadIdx(const std::string& imagesPath, const std::string& labelsPath, Datas
 bool loadCifar10(const std::vector<std::string>& files, Dataset& out, std::string& err);
 // The Debian package's files: /usr/share/datasets/fashion-mnist/{train,t10k}-*.gz
 bool loadFashionMnist(const std::string& root, bool train, Dataset& out, std::string& err);
+
+// Folder format (dataset_folder.cpp): root/<class>/<image>.{png,jpg,jpeg}, extensions in any case.
+// Classes are the non-hidden subfolders in sorted byte order (labels 0..K-1, classNames = folder
+// names); images are taken in sorted order within each class; other files are ignored.
+// channels: 0 = as the first image (grey -> 1, colour -> 3, alpha dropped), or 1 or 3 to convert.
+// height x width: 0 x 0 = the first image's size; images of another size are bilinearly resized
+// (half-pixel centres, as image.cpp). Errors name the path: root missing or not a folder, no class
+// subfolders, a class folder without images, an unreadable, corrupt or too large image.
+bool loadFolder(const std::string& root, int channels, int height, int width, Dataset& out, std::string& err);
+// What loadFolder(root, 0, 0, 0) would take without decoding every image: the class names and the
+// first image's channels and size (so a test split can be made to match its train split).
+bool probeFolder(const std::string& root, std::vector<std::string>& classNames, int& channels, int& height, int& width, std::string& err);
+// One split of `data`/train and `data`/test (or `data`/val), each with class subfolders. train/ fixes the
+// classes, channels and size (as loadFolder(root, 0, 0, 0)); test/ must have the same class names (the
+// message lists both) and is converted to the train split's channels and size, so both fit a net alike.
+bool loadFolderSplit(const std::string& data, bool train, Dataset& out, std::string& err);
 
 struct Preprocess {
   int C = 1, H = 28, W = 28;          // the network's input
