@@ -130,6 +130,7 @@ bool Executor::runCalls(int64_t n, std::string& err) {
   std::vector<void*> argv;
   if (profile) callMs.assign(p.calls.size(), 0.0);
   for (size_t c = 0; c < p.calls.size(); ++c) {
+    if (!active.empty() && !active[c]) continue;
     argv.clear();
     for (auto& b : callBufs_[c]) argv.push_back(&b.b);
     auto t0 = std::chrono::steady_clock::now();

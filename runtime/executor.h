@@ -32,6 +32,8 @@ public:
   bool prepare(int64_t n, std::string& err);
   size_t arenaBytes(int64_t n) const { return (size_t)(plan_->arenaPerImage * n) * sizeof(float); }
   const Plan& plan() const { return *plan_; }
+  // Training with frozen parameters: active[c] false skips call c (empty: every call runs).
+  std::vector<bool> active;
   // Per-call wall time of the last run, in ms, when profiling is on.
   bool profile = false;
   std::vector<double> callMs;

@@ -293,9 +293,11 @@ bool readLabels(const SafeTensors& st, const std::string& path, int64_t n, std::
 }
 
 int cmdStep(const Plan& trainPlan, const std::string& weights, const std::string& inPath, const std::string& labelsPath, double lr,
-            double smoothing, uint64_t seed, const std::string& outPath) {
+            double smoothing, uint64_t seed, const std::string& outPath, const std::vector<std::string>& freeze) {
   std::string err;
   if (trainPlan.mode != "train") return fail("this network cannot be trained yet (it has an op without a backward kernel)");
+  std::vector<bool> frozen;
+  if (!freeze.empty() && !resolveFreeze(trainPlan, freeze, frozen, err)) return fail(err);
   Weights w;
   if (!loadWeights(trainPlan, weights, w, err)) return fail(err);
   SafeTensors in, lab;
@@ -306,7 +308,8 @@ int cmdStep(const Plan& trainPlan, const std::string& weights, const std::string
   std::vector<int64_t> labels;
   if (!readLabels(lab, labelsPath, n, labels, err)) return fail(err);
   Trainer tr;
-  if (!tr.init(trainPlan, kKernels, kNumKernels, w, err)) return fail(err);
+  if (!tr.init(trainPlan, kKernels, kNumKernels, w, err, frozen)) return fail(err);
+  if (!frozen.empty()) fprintf(stderr, "%s\n", freezeSummary(trainPlan, frozen).c_str());
   tr.labelSmoothing = smoothing;
   double loss = 0;
   if (!tr.step(input, labels.data(), n, seed, loss, err)) return fail(err);
@@ -395,12 +398,14 @@ int main(int argc, char** argv) {
   stepCmd->add_option("--output", outPath, "where to write loss, grad.<param> and the updated parameters")->required();
   stepCmd->add_option("--label-smoothing", smoothing, "cross-entropy label smoothing")->check(CLI::Range(0.0, 1.0));
   stepCmd->add_option("--seed", stepSeed, "dropout seed");
+  std::vector<std::string> stepFreeze;
+  stepCmd->add_option("--freeze", stepFreeze, "freeze the parameters under these layer names: no grad.<name>, unchanged weights");
 
   auto* trainCmd = app.add_subcommand("train", "train on a data set: progress bar, per-epoch log and curves, checkpoints");
   TrainOptions to;
   std::string schedule = "constant", milestones;
-  trainCmd->add_option("--data", to.data, "fashion-mnist (default), or a folder of IDX or CIFAR-10 binary files");
-  trainCmd->add_option("--format", to.format, "auto, idx or cifar")->check(CLI::IsMember({"auto", "idx", "cifar"}));
+  trainCmd->add_option("--data", to.data, "fashion-mnist (default), or a folder holding IDX files, CIFAR-10 binary batches, or train/ and test/ with one subfolder of PNG/JPEG images per class");
+  trainCmd->add_option("--format", to.format, "auto, idx, cifar or folder")->check(CLI::IsMember({"auto", "idx", "cifar", "folder"}));
   trainCmd->add_option("--epochs", to.epochs, "epochs")->check(CLI::Range(1, 100000));
   trainCmd->add_option("--batch", to.batch, "images per step")->check(CLI::Range(1, 1 << 20));
   trainCmd->add_option("--lr", to.schedule.lr, "learning rate");
@@ -419,14 +424,17 @@ int main(int argc, char** argv) {
   trainCmd->add_option("--seed", to.seed, "seed of initialisation, shuffling, augmentation and dropout");
   trainCmd->add_option("--out", to.out, "run folder: log.jsonl, curves.svg, checkpoint.safetensors, weights.safetensors");
   trainCmd->add_flag("--resume", to.resume, "continue the run in --out from its last checkpoint");
-  trainCmd->add_option("--init", to.init, "start from these weights (safetensors) instead of a random init");
+  auto* initOpt = trainCmd->add_option("--init", to.init, "start from these weights (safetensors): tensors that match by name and shape are loaded, others ignored");
+  trainCmd->add_flag("--reinit-mismatched", to.reinitMismatched, "with --init: re-initialise at random the parameters the file lacks or shapes differently (e.g. a new head)")
+      ->needs(initOpt);
+  trainCmd->add_option("--freeze", to.freeze, "train only the rest: parameters under these layer names (e.g. conv1 bn1 layer1) get no gradient and no update");
 
   auto* evalCmd = app.add_subcommand("eval", "test-set loss and accuracy");
   std::string evalData = "fashion-mnist", evalFormat = "auto";
   bool evalJson = false, evalResize = false;
   evalCmd->add_option("--weights", weights, "weights (safetensors)")->required();
-  evalCmd->add_option("--data", evalData, "fashion-mnist (default), or a folder of IDX or CIFAR-10 binary files");
-  evalCmd->add_option("--format", evalFormat, "auto, idx or cifar")->check(CLI::IsMember({"auto", "idx", "cifar"}));
+  evalCmd->add_option("--data", evalData, "fashion-mnist (default), or a folder holding IDX files, CIFAR-10 binary batches, or train/ and test/ with one subfolder of PNG/JPEG images per class");
+  evalCmd->add_option("--format", evalFormat, "auto, idx, cifar or folder")->check(CLI::IsMember({"auto", "idx", "cifar", "folder"}));
   evalCmd->add_flag("--json", evalJson, "one JSON object with loss and accuracy");
   evalCmd->add_flag("--resize", evalResize, "resize images instead of zero-padding them");
 
@@ -447,7 +455,7 @@ int main(int argc, char** argv) {
     return runTrain(plan, trainPlan, kKernels, kNumKernels, to);
   }
   if (*evalCmd) return runEval(plan, kKernels, kNumKernels, weights, evalData, evalFormat, evalJson, evalResize);
-  if (*stepCmd) return cmdStep(trainPlan, weights, inPath, labelsPath, lr, smoothing, stepSeed, outPath);
+  if (*stepCmd) return cmdStep(trainPlan, weights, inPath, labelsPath, lr, smoothing, stepSeed, outPath, stepFreeze);
   if (*exportW) {
     Weights w;
     initWeights(plan, seed, w);

@@ -1,19 +1,109 @@
 // train.cpp: see train.h.
 #include "train.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
 namespace cnnc::rt {
 
-bool Trainer::init(const Plan& p, const KernelEntry* table, int count, Weights& w, std::string& err) {
+namespace {
+
+bool isTrainable(const ParamSpec& ps) { return ps.role == "weight" || ps.role == "bias"; }
+
+// `name` is `prefix` or lies under it: "layer1" covers "layer1.0.conv1.weight", not "layer10.x".
+bool under(const std::string& name, const std::string& prefix) {
+  if (prefix.empty()) return true;
+  return name.size() >= prefix.size() && name.compare(0, prefix.size(), prefix) == 0 && (name.size() == prefix.size() || name[prefix.size()] == '.');
+}
+
+std::string joinList(const std::vector<std::string>& names, size_t most = 12) {
+  std::string s;
+  for (size_t i = 0; i < names.size() && i < most; ++i) s += (i ? ", " : "") + names[i];
+  if (names.size() > most) s += ", ... (" + std::to_string(names.size() - most) + " more)";
+  return s;
+}
+
+}  // namespace
+
+bool resolveFreeze(const Plan& p, const std::vector<std::string>& prefixes, std::vector<bool>& frozen, std::string& err) {
+  frozen.assign(p.params.size(), false);
+  for (const std::string& given : prefixes) {
+    std::string pre = given;
+    while (!pre.empty() && pre.back() == '.') pre.pop_back();
+    if (pre.empty()) { err = "--freeze needs layer names (e.g. conv1 or layer1.0), not '" + given + "'"; return false; }
+    bool any = false;
+    for (size_t i = 0; i < p.params.size(); ++i)
+      if (isTrainable(p.params[i]) && under(p.params[i].name, pre)) frozen[i] = any = true;
+    if (any) continue;
+    // List what exists at the deepest level of the prefix that does exist: "layer1.9" shows
+    // layer1.0, layer1.1; "nosuchlayer" shows the top-level layers.
+    std::string parent = pre;
+    std::vector<std::string> choices;
+    do {
+      size_t dot = parent.rfind('.');
+      parent = dot == std::string::npos ? "" : parent.substr(0, dot);
+      for (const auto& ps : p.params) {
+        if (!isTrainable(ps) || !under(ps.name, parent)) continue;
+        size_t from = parent.empty() ? 0 : parent.size() + 1;
+        size_t end = ps.name.find('.', from);
+        std::string c = ps.name.substr(0, end);
+        if (c != parent && std::find(choices.begin(), choices.end(), c) == choices.end()) choices.push_back(c);
+      }
+    } while (choices.empty() && !parent.empty());
+    err = "--freeze '" + given + "' matches no parameter of network " + p.net + "; " +
+          (parent.empty() ? "its layers are: " : "'" + parent + "' has: ") + joinList(choices);
+    return false;
+  }
+  bool anyLeft = false;
+  for (size_t i = 0; i < p.params.size(); ++i) anyLeft |= isTrainable(p.params[i]) && !frozen[i];
+  if (!anyLeft) { err = "--freeze leaves nothing to train: every weight and bias of network " + p.net + " is frozen"; return false; }
+  return true;
+}
+
+std::vector<bool> neededCalls(const Plan& p, const std::vector<bool>& frozen) {
+  std::vector<bool> need(p.calls.size(), true);
+  if (p.mode != "train" || std::find(frozen.begin(), frozen.end(), true) == frozen.end()) return need;
+  std::vector<bool> constNeeded(p.consts.size(), false), storageNeeded(p.storages.size(), false);
+  for (size_t i = 0; i < p.params.size() && i < p.paramGrad.size(); ++i)
+    if (!frozen[i] && p.paramGrad[i] >= 0) constNeeded[p.paramGrad[i]] = true;
+  for (const auto& b : p.bns)
+    if (!frozen[b.gamma] || !frozen[b.beta]) constNeeded[b.dparams] = true;
+  auto needed = [&](const CallArg& a) -> std::vector<bool>::reference {
+    return a.isConst ? constNeeded[a.id] : storageNeeded[p.acts[a.id].storage];
+  };
+  for (int c = (int)p.calls.size() - 1; c >= p.forwardCalls; --c) {
+    const CallSpec& call = p.calls[c];
+    need[c] = needed(call.args.back());
+    if (need[c])
+      for (const CallArg& a : call.args) needed(a) = true;
+  }
+  return need;
+}
+
+std::string freezeSummary(const Plan& p, const std::vector<bool>& frozen) {
+  int tensors = 0;
+  int64_t params = 0;
+  for (size_t i = 0; i < p.params.size() && i < frozen.size(); ++i)
+    if (frozen[i]) { ++tensors; params += numel(p.params[i].shape); }
+  std::vector<bool> need = neededCalls(p, frozen);
+  int run = 0, total = (int)p.calls.size() - p.forwardCalls;
+  for (size_t c = p.forwardCalls; c < need.size(); ++c) run += need[c];
+  return "frozen: " + std::to_string(tensors) + (tensors == 1 ? " tensor (" : " tensors (") + std::to_string(params) + " parameters); backward calls: " + std::to_string(run) +
+         " of " + std::to_string(total) + " run";
+}
+
+bool Trainer::init(const Plan& p, const KernelEntry* table, int count, Weights& w, std::string& err, const std::vector<bool>& frozen) {
   if (p.mode != "train") { err = "this executable has no training plan"; return false; }
+  if (!frozen.empty() && frozen.size() != p.params.size()) { err = "internal error: frozen mask of the wrong size"; return false; }
   plan_ = &p;
   w_ = &w;
   if (!ex_.init(p, table, count, err)) return false;
+  ex_.active.clear();
+  if (!frozen.empty()) ex_.active = neededCalls(p, frozen);
   grads_.assign(p.params.size(), {});
   for (size_t i = 0; i < p.params.size(); ++i)
-    if (p.params[i].role == "weight" || p.params[i].role == "bias") grads_[i].assign(numel(p.params[i].shape), 0.0f);
+    if (isTrainable(p.params[i]) && (frozen.empty() || !frozen[i])) grads_[i].assign(numel(p.params[i].shape), 0.0f);
   owned_.assign(p.consts.size(), {});
   seeds_.assign(p.consts.size(), {});
   std::vector<void*> ptrs(p.consts.size(), nullptr);
@@ -21,7 +111,7 @@ bool Trainer::init(const Plan& p, const KernelEntry* table, int count, Weights& 
   for (size_t i = 0; i < p.consts.size(); ++i) {
     const ConstSpec& c = p.consts[i];
     if (c.kind == "param_ref") ptrs[i] = w.f32[c.param].data();
-    else if (c.kind == "grad") ptrs[i] = grads_[c.param].data();
+    else if (c.kind == "grad" && !grads_[c.param].empty()) ptrs[i] = grads_[c.param].data();
     else if (c.kind == "seed") {
       seeds_[i].assign(2, 0);
       ptrs[i] = seeds_[i].data();
@@ -65,8 +155,8 @@ bool Trainer::step(const float* input, const int64_t* labels, int64_t n, uint64_
     const std::vector<float>& dp = owned_[b.dparams];
     const std::vector<float>& st = owned_[b.stats];
     size_t C = dp.size() / 2;
-    std::copy(dp.begin(), dp.begin() + C, grads_[b.gamma].begin());
-    std::copy(dp.begin() + C, dp.end(), grads_[b.beta].begin());
+    if (!grads_[b.gamma].empty()) std::copy(dp.begin(), dp.begin() + C, grads_[b.gamma].begin());  // empty: frozen
+    if (!grads_[b.beta].empty()) std::copy(dp.begin() + C, dp.end(), grads_[b.beta].begin());
     double M = (double)b.elemsPerImage * (double)n;
     double unbias = M > 1 ? M / (M - 1) : 1.0;
     std::vector<float>& rm = w_->f32[b.mean];

@@ -84,12 +84,68 @@ std::string jnum(double v) {
   return std::isfinite(v) ? b : "null";
 }
 
+// The layouts `--format auto` recognises, listed when a folder fits none of them.
+const char* kLayouts =
+    "IDX files ({train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]), CIFAR-10 binary batches (data_batch_1.bin ... "
+    "data_batch_5.bin, test_batch.bin), or train/ and test/ (or val/) folders with one subfolder of PNG/JPEG images per class";
+
+// Whether `data` holds IDX files, plain or gzip, of either split.
+bool hasIdx(const std::string& data) {
+  std::error_code ec;
+  for (const char* base : {"/train-images-idx3-ubyte", "/t10k-images-idx3-ubyte"})
+    if (fs::exists(data + base, ec) || fs::exists(data + base + ".gz", ec)) return true;
+  return false;
+}
+
+// `auto`: guessed from the file names, in a fixed order, so one folder always means one format.
+bool detectFormat(const std::string& data, std::string& fmt, std::string& err) {
+  std::error_code ec;
+  if (hasIdx(data)) fmt = "idx";
+  else if (fs::exists(data + "/test_batch.bin", ec) || fs::exists(data + "/data_batch_1.bin", ec)) fmt = "cifar";
+  else if (fs::is_directory(data + "/train", ec)) fmt = "folder";
+  else {
+    err = "cannot tell the format of data folder '" + data + "': expected " + kLayouts + " (or give --format)";
+    return false;
+  }
+  return true;
+}
+
+// Every label must index one of the net's K outputs; a data set with more classes than that is
+// named with both counts, since the fix is in the .cnn file (or the data), not in the images.
+bool checkLabels(const Dataset& d, int64_t K, const std::string& net, std::string& err) {
+  if ((int64_t)d.classNames.size() > K) {
+    err = "the data set has " + std::to_string(d.classNames.size()) + " classes but network " + net + " has " + std::to_string(K) +
+          " outputs: give its last layer " + std::to_string(d.classNames.size()) + " outputs, or use at most " + std::to_string(K) + " classes";
+    return false;
+  }
+  for (int64_t i = 0; i < d.count; ++i)
+    if (d.labels[i] < 0 || d.labels[i] >= K) {
+      err = "label " + std::to_string(d.labels[i]) + " of image " + std::to_string(i) + " does not fit the network's " + std::to_string(K) + " classes";
+      return false;
+    }
+  return true;
+}
+
 }  // namespace
 
 bool loadSplit(const std::string& data, const std::string& format, bool train, Dataset& out, std::string& err) {
-  if (data == "fashion-mnist") return loadFashionMnist("/usr/share/datasets/fashion-mnist", train, out, err);
+  if (format != "auto" && format != "idx" && format != "cifar" && format != "folder") {
+    err = "unknown data format '" + format + "': use auto, idx, cifar or folder";
+    return false;
+  }
+  if (data == "fashion-mnist") {
+    if (format != "auto" && format != "idx") { err = "--data fashion-mnist is IDX data, not " + format + ": drop --format or give a folder with --data"; return false; }
+    return loadFashionMnist("/usr/share/datasets/fashion-mnist", train, out, err);
+  }
+  std::error_code ec;
+  if (!fs::exists(data, ec)) {
+    err = "data folder '" + data + "' does not exist: give --data fashion-mnist or a folder holding " + kLayouts;
+    return false;
+  }
+  if (!fs::is_directory(data, ec)) { err = "--data '" + data + "' is a file: give the folder that holds the data set"; return false; }
   std::string fmt = format;
-  if (fmt == "auto") fmt = fs::exists(data + "/test_batch.bin") || fs::exists(data + "/data_batch_1.bin") ? "cifar" : "idx";
+  if (fmt == "auto" && !detectFormat(data, fmt, err)) return false;
+  if (fmt == "folder") return loadFolderSplit(data, train, out, err);
   if (fmt == "cifar") {
     std::vector<std::string> files;
     if (train)
@@ -99,7 +155,6 @@ bool loadSplit(const std::string& data, const std::string& format, bool train, D
     if (files.empty()) { err = data + ": no data_batch_N.bin files (CIFAR-10 binary format)"; return false; }
     return loadCifar10(files, out, err);
   }
-  if (fmt != "idx") { err = "unknown data format '" + format + "': use idx or cifar"; return false; }
   std::string pre = data + "/" + (train ? "train" : "t10k");
   auto pick = [&](const std::string& base) { return fs::exists(base + ".gz") ? base + ".gz" : base; };
   return loadIdx(pick(pre + "-images-idx3-ubyte"), pick(pre + "-labels-idx1-ubyte"), out, err);
@@ -109,7 +164,7 @@ int runEval(const Plan& infer, const KernelEntry* table, int count, const std::s
             bool json, bool resize) {
   std::string err;
   Dataset test;
-  if (!loadSplit(data, format, false, test, err)) return fail(err);
+  if (!loadSplit(data, format, false, test, err) || !checkLabels(test, numel(infer.outputShape()), infer.net, err)) return fail(err);
   Preprocess pre = preprocessFor(infer, false, resize, test);
   if (!checkFits(test, pre, err)) return fail(err);
   Weights w;
@@ -130,12 +185,21 @@ int runTrain(const Plan& infer, const Plan& tplan, const KernelEntry* table, int
   OptimConfig oc = o.optim;
   if (!parseOptimKind(o.optimizer, oc.kind, err) || !validateOptimConfig(oc, err) || !o.schedule.validate(err)) return fail(err);
   if (o.epochs < 1 || o.batch < 1) return fail("--epochs and --batch must be at least 1");
+  // Transfer learning: a bad --freeze is reported before the data set is read.
+  std::vector<bool> frozen;
+  std::string freezeKey;  // recorded in checkpoints: a resumed run must freeze the same tensors
+  if (!o.freeze.empty()) {
+    if (!resolveFreeze(tplan, o.freeze, frozen, err)) return fail(err);
+    std::vector<std::string> sorted = o.freeze;  // the same prefixes in any order are the same run
+    std::sort(sorted.begin(), sorted.end());
+    sorted.erase(std::unique(sorted.begin(), sorted.end()), sorted.end());
+    for (const auto& f : sorted) freezeKey += (freezeKey.empty() ? "" : " ") + f;
+  }
   Dataset train, test;
   if (!loadSplit(o.data, o.format, true, train, err) || !loadSplit(o.data, o.format, false, test, err)) return fail(err);
   int64_t K = numel(infer.outputShape());
   for (const Dataset* d : {&train, &test})
-    for (int64_t i = 0; i < d->count; ++i)
-      if (d->labels[i] >= K) return fail("label " + std::to_string(d->labels[i]) + " of image " + std::to_string(i) + " does not fit the network's " + std::to_string(K) + " classes");
+    if (!checkLabels(*d, K, infer.net, err)) return fail(err);
   Preprocess pre = preprocessFor(infer, o.augment, o.resize, train);
   if (!checkFits(train, pre, err)) return fail(err);
   std::error_code ec;
@@ -161,18 +225,28 @@ int runTrain(const Plan& infer, const Plan& tplan, const KernelEntry* table, int
     startBatch = std::stoll(cs.meta["batch"]);
     step = std::stoll(cs.meta["step"]);
     if (cs.meta["seed"] != std::to_string(o.seed)) return fail("the checkpoint was trained with --seed " + cs.meta["seed"] + "; resume with the same seed");
+    std::string was = cs.meta.count("freeze") ? cs.meta["freeze"] : "";
+    if (was != freezeKey)
+      return fail(was.empty() ? "the checkpoint was trained without --freeze; resume without it"
+                              : "the checkpoint was trained with --freeze " + was + "; resume with the same --freeze");
     optimState = cs.extra;
     std::ifstream log(o.out + "/log.jsonl");
     for (std::string line; std::getline(log, line);) history.push_back(line);
     fprintf(stderr, "resuming %s at epoch %lld, batch %lld\n", infer.net.c_str(), (long long)startEpoch + 1, (long long)startBatch);
   } else if (!o.init.empty()) {
-    if (!loadWeights(tplan, o.init, w, err)) return fail(err);
+    std::vector<bool> reinit;
+    std::vector<std::string> notes;
+    if (!loadWeightsForTransfer(tplan, o.init, o.reinitMismatched, o.seed, w, reinit, notes, err)) return fail(err);
+    for (const auto& n : notes) fprintf(stderr, "note: %s\n", n.c_str());
+    for (size_t i = 0; i < frozen.size(); ++i)
+      if (frozen[i] && reinit[i]) fprintf(stderr, "warning: '%s' is frozen but was re-initialised at random: it will stay random\n", tplan.params[i].name.c_str());
   } else {
     initWeights(tplan, o.seed, w);
   }
 
   Trainer tr;
-  if (!tr.init(tplan, table, count, w, err)) return fail(err);
+  if (!tr.init(tplan, table, count, w, err, frozen)) return fail(err);
+  if (!frozen.empty()) fprintf(stderr, "%s\n", freezeSummary(tplan, frozen).c_str());
   std::vector<OptimParam> params;
   for (size_t i = 0; i < tplan.params.size(); ++i)
     if (!tr.grad(i).empty()) params.push_back({tplan.params[i].name, &w.f32[i], &tr.grad(i), true});
@@ -196,7 +270,7 @@ int runTrain(const Plan& infer, const Plan& tplan, const KernelEntry* table, int
     CheckpointState cs;
     opt.state(cs.extra);
     cs.meta = {{"epoch", std::to_string(epoch)}, {"batch", std::to_string(batch)}, {"step", std::to_string(step)},
-               {"seed", std::to_string(o.seed)},
+               {"seed", std::to_string(o.seed)}, {"freeze", freezeKey},
                {"loss_sum", jnum(batch ? lossSum : 0)}, {"seen", std::to_string(batch ? seen : 0)}};
     std::string e;
     if (!saveCheckpoint(o.out, tplan, w, cs, e)) {

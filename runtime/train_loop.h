@@ -3,6 +3,7 @@
 // and checkpoints at every epoch end and on SIGINT/SIGTERM (resumable to the exact batch).
 #pragma once
 #include <string>
+#include <vector>
 
 #include "dataset.h"
 #include "executor.h"
@@ -22,10 +23,15 @@ struct TrainOptions {
   double labelSmoothing = 0;
   uint64_t seed = 0;
   bool resume = false, augment = false, resize = false;
+  // Transfer learning: --init loads what matches (see loadWeightsForTransfer); --reinit-mismatched
+  // re-initialises what does not; --freeze PREFIX... trains only the rest (see resolveFreeze).
+  bool reinitMismatched = false;
+  std::vector<std::string> freeze;
   int evalBatch = 500;
 };
 
-// Loads the train or test split named by `data` ("fashion-mnist", or a folder of IDX or CIFAR-10 files).
+// Loads the train or test split named by `data` ("fashion-mnist", or a folder of IDX files, CIFAR-10
+// batches, or train/ and test/ with one subfolder of images per class); `format` auto, idx, cifar or folder.
 bool loadSplit(const std::string& data, const std::string& format, bool train, Dataset& out, std::string& err);
 
 int runTrain(const Plan& infer, const Plan& train, const KernelEntry* table, int count, const TrainOptions& o);

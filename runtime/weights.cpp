@@ -2,6 +2,7 @@
 #include "weights.h"
 
 #include <cmath>
+#include <cstring>
 #include <map>
 #include <random>
 #include <set>
@@ -33,6 +34,105 @@ bool loadWeights(const Plan& p, const std::string& path, Weights& w, std::string
   SafeTensors st;
   if (!st.load(path, err)) return false;
   return weightsFromTensors(p, st, path, w, nullptr, err);
+}
+
+namespace {
+
+std::string layerOf(const std::string& name) {
+  size_t d = name.rfind('.');
+  return d == std::string::npos ? name : name.substr(0, d);
+}
+
+std::string joinNames(const std::vector<std::string>& names, size_t most) {
+  std::string s;
+  for (size_t i = 0; i < names.size() && i < most; ++i) s += (i ? ", " : "") + names[i];
+  if (names.size() > most) s += ", ... (" + std::to_string(names.size() - most) + " more)";
+  return s;
+}
+
+}  // namespace
+
+bool loadWeightsForTransfer(const Plan& p, const std::string& path, bool reinitMismatched, uint64_t seed, Weights& w,
+                            std::vector<bool>& reinitialised, std::vector<std::string>& notes, std::string& err) {
+  SafeTensors st;
+  if (!st.load(path, err)) return false;
+  Weights out;
+  initWeights(p, seed, out);  // what a re-initialised tensor gets: the same values as a run from scratch
+  reinitialised.assign(p.params.size(), false);
+  std::vector<std::string> hard, mismatched, layers, paramNames;
+  std::map<std::string, std::vector<std::string>> perLayer;
+  std::set<std::string> known;
+  size_t matched = 0;
+  for (size_t i = 0; i < p.params.size(); ++i) {
+    const ParamSpec& ps = p.params[i];
+    known.insert(ps.name);
+    paramNames.push_back(ps.name);
+    const TensorView* t = st.find(ps.name);
+    std::string decl = " (declared at " + ps.where + ")";
+    Dims fileShape = t ? Dims(t->shape.begin(), t->shape.end()) : Dims{};
+    if (t && fileShape == ps.shape) {
+      ++matched;
+      if (ps.dtype == "I64") {
+        if (t->dtype != DType::I64) { hard.push_back("tensor '" + ps.name + "' is " + dtypeName(t->dtype) + ", expected I64" + decl); continue; }
+        memcpy(&out.i64[i], t->data, sizeof(int64_t));
+        continue;
+      }
+      if (t->dtype != DType::F32) { hard.push_back("tensor '" + ps.name + "' is " + dtypeName(t->dtype) + ", expected F32" + decl); continue; }
+      std::vector<float>& v = out.f32[i];
+      memcpy(v.data(), t->data, v.size() * sizeof(float));
+      for (float x : v)
+        if (!std::isfinite(x)) { hard.push_back("tensor '" + ps.name + "' contains NaN or Inf" + decl); break; }
+      continue;
+    }
+    reinitialised[i] = true;
+    mismatched.push_back(t ? "'" + ps.name + "': the network needs " + dimsStr(ps.shape) + ", the file has " + dimsStr(fileShape) + decl
+                           : "'" + ps.name + "' " + dimsStr(ps.shape) + ": missing from the file" + decl);
+    std::string layer = layerOf(ps.name);
+    if (!perLayer.count(layer)) layers.push_back(layer);
+    perLayer[layer].push_back(ps.name + " " + dimsStr(ps.shape) + (t ? " (file: " + dimsStr(fileShape) + ")" : " (missing)"));
+  }
+  std::vector<std::string> ignored, fileNames;
+  for (const auto& t : st.tensors()) {
+    fileNames.push_back(t.name);
+    if (!known.count(t.name)) ignored.push_back(t.name);
+  }
+  auto listed = [](const std::vector<std::string>& lines) {
+    std::string s;
+    for (size_t k = 0; k < lines.size(); ++k) {
+      if (k == 20) { s += "\n  ... and " + std::to_string(lines.size() - 20) + " more"; break; }
+      s += "\n  " + lines[k];
+    }
+    return s;
+  };
+  if (matched == 0) {
+    err = path + ": none of its " + std::to_string(fileNames.size()) + " tensors matches a parameter of network " + p.net + " (" + p.source +
+          ") by name and shape: is it the right file?\n  the file has: " + (fileNames.empty() ? std::string("(nothing)") : joinNames(fileNames, 6)) +
+          "\n  the network has: " + joinNames(paramNames, 6);
+    return false;
+  }
+  if (!hard.empty()) {
+    err = path + ": the weights do not fit network " + p.net + " (" + p.source + "):" + listed(hard);
+    return false;
+  }
+  if (!mismatched.empty() && !reinitMismatched) {
+    err = path + ": " + std::to_string(mismatched.size()) + " tensor" + (mismatched.size() == 1 ? "" : "s") + " of network " + p.net + " (" + p.source +
+          ") " + (mismatched.size() == 1 ? "is" : "are") + " missing from the file or shaped differently, in layer" + (layers.size() == 1 ? " " : "s ") +
+          joinNames(layers, 12) + ":" + listed(mismatched) +
+          "\npass --reinit-mismatched to re-initialise " + (mismatched.size() == 1 ? "it" : "them") + " at random (from --seed), e.g. for a new classification head";
+    return false;
+  }
+  notes.push_back("loaded " + std::to_string(matched) + " of " + std::to_string(p.params.size()) + " tensors of network " + p.net + " from " + path);
+  if (!ignored.empty())
+    notes.push_back("ignored " + std::to_string(ignored.size()) + " tensor" + (ignored.size() == 1 ? "" : "s") + " of " + path + " that network " + p.net +
+                    " does not have: " + joinNames(ignored, 8));
+  for (size_t k = 0; k < layers.size(); ++k) {
+    if (k == 20) { notes.push_back("... and " + std::to_string(layers.size() - 20) + " more re-initialised layers"); break; }
+    std::string s;
+    for (const auto& t : perLayer[layers[k]]) s += (s.empty() ? "" : ", ") + t;
+    notes.push_back("re-initialised layer '" + layers[k] + "' at random (--reinit-mismatched, --seed " + std::to_string(seed) + "): " + s);
+  }
+  w = std::move(out);
+  return true;
 }
 
 bool weightsFromTensors(const Plan& p, const SafeTensors& st, const std::string& path, Weights& w,

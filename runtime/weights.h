@@ -24,6 +24,17 @@ void initWeights(const Plan& p, uint64_t seed, Weights& w);
 // naming the tensor and the .cnn line that declares it. Nothing is loaded partially.
 bool loadWeights(const Plan& p, const std::string& path, Weights& w, std::string& err);
 
+// Transfer learning (`train --init`): loads the parameters and BN buffers that the file has under the
+// same name and shape, and ignores the file's other tensors (one line in `notes`, e.g. an ImageNet
+// head 'fc.weight' the network names differently). A parameter the file lacks or shapes differently
+// is an error that lists each one (name, the network's shape, the file's shape or "missing", the
+// .cnn line) and suggests --reinit-mismatched; with `reinitMismatched` those get initWeights' values
+// for `seed` instead and `notes` names each re-initialised layer. A wrong dtype or a NaN is always
+// an error, and so is a file of which no tensor matches (the wrong file). `reinitialised` marks the
+// parameters that did not come from the file.
+bool loadWeightsForTransfer(const Plan& p, const std::string& path, bool reinitMismatched, uint64_t seed, Weights& w,
+                            std::vector<bool>& reinitialised, std::vector<std::string>& notes, std::string& err);
+
 // The same checks on tensors already read. With `extra`, tensors that are not parameters (e.g. a
 // checkpoint's optimizer state, F32) are returned there instead of being errors.
 class SafeTensors;

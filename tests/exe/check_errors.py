@@ -100,6 +100,33 @@ def main():
         open(f"{d}/labels.txt", "w").write("\n".join(f"label{i}" for i in range(10)) + "\n")
         r = run([exe, "predict", "--weights", w, "--labels", f"{d}/labels.txt", "--top", "3", f"{d}/img.png"])
         expect("predict a PNG", r, 0, "1. label", "3. label")
+        # --- folder data: train/ and test/ with one subfolder of PNG images per class ---
+        def folder_set(root, train_classes, test_classes, per=3):
+            for split, classes in (("train", train_classes), ("test", test_classes)):
+                for k, c in enumerate(classes):
+                    os.makedirs(f"{root}/{split}/{c}", exist_ok=True)
+                    for i in range(per):
+                        png(f"{root}/{split}/{c}/{i}.png", 28, 28, [(x * (k + 2) + i * 17) % 256 for x in range(28 * 28)])
+        folder_set(f"{d}/fold", ["a", "b"], ["a", "b"])
+        r = run([exe, "train", "--data", f"{d}/fold", "--format", "folder", "--epochs", "1", "--batch", "2", "--out", f"{d}/frun"])
+        expect("train on a folder data set", r, 0, "test accuracy")
+        r = run([exe, "eval", "--weights", f"{d}/frun/weights.safetensors", "--data", f"{d}/fold"])
+        expect("eval on a folder data set (format detected)", r, 0, "6 test images")
+        expect("missing --data folder", run([exe, "eval", "--weights", w, "--data", f"{d}/nowhere"]), 1,
+               f"data folder '{d}/nowhere' does not exist")
+        os.makedirs(f"{d}/emptydata")
+        expect("unknown data layout", run([exe, "eval", "--weights", w, "--data", f"{d}/emptydata"]), 1,
+               "cannot tell the format", "IDX files", "CIFAR-10 binary batches", "train/ and test/")
+        folder_set(f"{d}/mism", ["a", "b"], ["a", "c"], per=1)
+        expect("train and test classes differ", run([exe, "eval", "--weights", w, "--data", f"{d}/mism"]), 1,
+               f"the classes of {d}/mism/test (a, c) differ from those of {d}/mism/train (a, b)")
+        folder_set(f"{d}/twelve", [f"c{k:02d}" for k in range(12)], [f"c{k:02d}" for k in range(12)], per=1)
+        expect("more classes than outputs", run([exe, "train", "--data", f"{d}/twelve", "--epochs", "1", "--out", f"{d}/trun"]), 1,
+               "the data set has 12 classes but network lenet5 has 10 outputs")
+        folder_set(f"{d}/corrupt", ["a", "b"], ["a", "b"], per=1)
+        open(f"{d}/corrupt/train/b/0.png", "wb").write(b"\x89PNG\r\n\x1a\ngarbage")
+        expect("corrupt image in a folder data set", run([exe, "train", "--data", f"{d}/corrupt", "--epochs", "1", "--out", f"{d}/crun"]), 1,
+               f"cannot read image '{d}/corrupt/train/b/0.png'")
         # --- command line ---
         expect("unknown subcommand", run([exe, "frobnicate"]), 2)
         expect("infer without --weights", run([exe, "infer", "--input", "a", "--output", "b"]), 2, "--weights")
