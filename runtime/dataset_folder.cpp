@@ -11,6 +11,7 @@
 #include <memory>
 
 #include "dataset.h"
+#include "image.h"
 
 namespace fs = std::filesystem;
 
@@ -127,38 +128,6 @@ bool checkImageSize(const std::string& path, int w, int h, std::string& err) {
   return false;
 }
 
-// stb_image 2.27 (Debian 12's libstb) writes past its Huffman arrays when a DHT table declares more
-// than 256 codes (nothings/stb#1289, fixed in 2.28). This walks the markers as stb reads them (junk
-// and fill bytes skipped, segments by their length, entropy-coded data byte by byte) and checks
-// every DHT segment stb could process, so such a file is refused before stb sees it.
-bool jpegHuffmanTablesFit(const std::vector<uint8_t>& b) {
-  auto at = [&](size_t i) -> size_t { return i < b.size() ? b[i] : 0; };  // stb reads zeros past the end
-  size_t i = 0;
-  while (i < b.size()) {
-    if (b[i++] != 0xFF) continue;
-    while (i < b.size() && b[i] == 0xFF) ++i;
-    if (i >= b.size()) break;
-    uint8_t m = b[i++];
-    if (m == 0x00 || m == 0x01 || (m >= 0xD0 && m <= 0xD8)) continue;  // stuffed byte, TEM, RSTn, SOI: no length
-    if (m == 0xD9) break;                                             // EOI: stb reads no further
-    size_t len = at(i) << 8 | at(i + 1);
-    if (m == 0xC4) {
-      // As stb's DHT loop: tables of 1 + 16 + n bytes while the segment length lasts.
-      long left = (long)len - 2;
-      for (size_t p = i + 2; left > 0;) {
-        size_t q = at(p), n = 0;
-        if ((q >> 4) > 1 || (q & 15) > 3) break;  // stb stops at this error
-        for (int k = 1; k <= 16; ++k) n += at(p + k);
-        if (n > 256) return false;
-        p += 17 + n;
-        left -= (long)(17 + n);
-      }
-    }
-    i += std::max<size_t>(len, 2);
-  }
-  return true;
-}
-
 // The header only: size and colour channels, refused if stb could not read the file safely or the
 // image is too large, before any pixel memory is allocated.
 bool readHeader(const std::string& path, const std::vector<uint8_t>& bytes, int& w, int& h, int& comp, std::string& err) {
@@ -237,6 +206,39 @@ std::string joinNames(const std::vector<std::string>& names, size_t most = 12) {
 }
 
 }  // namespace
+
+// stb_image 2.27 (Debian 12's libstb) writes past its Huffman arrays when a DHT table declares more
+// than 256 codes (nothings/stb#1289, fixed in 2.28). This walks the markers as stb reads them (junk
+// and fill bytes skipped, segments by their length, entropy-coded data byte by byte) and checks
+// every DHT segment stb could process, so such a file is refused before stb sees it.
+bool jpegHuffmanTablesFit(const std::vector<uint8_t>& b) {
+  auto at = [&](size_t i) -> size_t { return i < b.size() ? b[i] : 0; };  // stb reads zeros past the end
+  size_t i = 0;
+  while (i < b.size()) {
+    if (b[i++] != 0xFF) continue;
+    while (i < b.size() && b[i] == 0xFF) ++i;
+    if (i >= b.size()) break;
+    uint8_t m = b[i++];
+    if (m == 0x00 || m == 0x01 || (m >= 0xD0 && m <= 0xD8)) continue;  // stuffed byte, TEM, RSTn, SOI: no length
+    if (m == 0xD9) break;                                             // EOI: stb reads no further
+    size_t len = at(i) << 8 | at(i + 1);
+    if (m == 0xC4) {
+      // As stb's DHT loop: tables of 1 + 16 + n bytes while the segment length lasts.
+      long left = (long)len - 2;
+      for (size_t p = i + 2; left > 0;) {
+        size_t q = at(p), n = 0;
+        if ((q >> 4) > 1 || (q & 15) > 3) break;  // stb stops at this error
+        for (int k = 1; k <= 16; ++k) n += at(p + k);
+        if (n > 256) return false;
+        p += 17 + n;
+        left -= (long)(17 + n);
+      }
+    }
+    i += std::max<size_t>(len, 2);
+  }
+  return true;
+}
+
 
 bool loadFolder(const std::string& root, int channels, int height, int width, Dataset& out, std::string& err) {
   if (!checkTarget(channels, height, width, err)) return false;

@@ -2,6 +2,8 @@
 #include "image.h"
 
 #include <cmath>
+#include <fstream>
+#include <iterator>
 
 #define STB_IMAGE_IMPLEMENTATION
 #define STBI_ONLY_PNG
@@ -14,7 +16,17 @@ namespace cnnc::rt {
 bool loadImage(const std::string& path, int C, int H, int W, const std::vector<double>& mean, const std::vector<double>& std,
                std::vector<float>& out, std::string& err) {
   int w = 0, h = 0, c = 0;
-  unsigned char* px = stbi_load(path.c_str(), &w, &h, &c, 0);
+  std::ifstream f(path, std::ios::binary);
+  std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  if (!f.good() && !f.eof()) {
+    err = "cannot read image '" + path + "'";
+    return false;
+  }
+  if (!bytes.empty() && bytes[0] == 0xFF && !jpegHuffmanTablesFit(bytes)) {
+    err = "cannot read image '" + path + "': corrupt JPEG (a Huffman table declares more than 256 codes)";
+    return false;
+  }
+  unsigned char* px = bytes.size() > (size_t)INT32_MAX ? nullptr : stbi_load_from_memory(bytes.data(), (int)bytes.size(), &w, &h, &c, 0);
   if (!px) {
     err = "cannot read image '" + path + "': " + stbi_failure_reason();
     return false;

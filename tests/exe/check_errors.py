@@ -96,6 +96,10 @@ def main():
         open(f"{d}/broken.png", "wb").write(b"\x89PNG\r\n\x1a\nnot really")
         expect("unreadable image", run([exe, "predict", "--weights", w, f"{d}/broken.png"]), 1, "cannot read image")
         expect("missing image", run([exe, "predict", "--weights", w, f"{d}/nope.png"]), 1, "cannot read image")
+        # A JPEG whose Huffman table declares 510 codes: stb 2.27 would write past its arrays.
+        dht = bytes([0xFF, 0xD8, 0xFF, 0xC4]) + (2 + 17 + 510).to_bytes(2, "big") + bytes([0x00, 255, 255] + [0] * 14) + bytes(510)
+        open(f"{d}/dht.jpg", "wb").write(dht + bytes([0xFF, 0xD9]))
+        expect("corrupt JPEG Huffman table", run([exe, "predict", "--weights", w, f"{d}/dht.jpg"]), 1, "corrupt JPEG (a Huffman table declares more than 256 codes)")
         png(f"{d}/img.png", 28, 28, [(x * 9) % 256 for x in range(28 * 28)])
         open(f"{d}/labels.txt", "w").write("\n".join(f"label{i}" for i in range(10)) + "\n")
         r = run([exe, "predict", "--weights", w, "--labels", f"{d}/labels.txt", "--top", "3", f"{d}/img.png"])
