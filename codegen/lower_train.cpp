@@ -2,6 +2,7 @@
 // op, each gradient written by hand (REFERENCE.md: Halide's autodiff ran 10-30x below forward
 // speed here, and left a stride-2 conv's input gradient as a serial scatter). Scatters are
 // turned into gathers: each input element sums the outputs whose windows cover it.
+#include <functional>
 #include <limits>
 
 #include "lower_util.h"
@@ -32,6 +33,27 @@ Expr elemsPerChannel(const ImageParam& x, const Dims& d) {
   return cast<float>(d.size() == 3 ? n * (int)(d[1] * d[2]) : n);
 }
 
+// Per-channel sum over (x, y, n) of body(x, y, n), for channel c. A plain sum is one scalar chain of
+// dependent adds (latency-bound: BN statistics took ~4x a full pass over memory); here `vec` partial
+// sums run along x as one vector (rfactor), added up at the end. The result is computed at `at`.
+Func channelSum(const std::string& name, const std::function<Expr(Expr, Expr, Expr)>& body, Var c, int W, int H, Expr N, Func at) {
+  RDom r(0, W, 0, H, 0, N, name + "_r");
+  Func s(name);
+  s(c) = 0.0f;
+  s(c) += body(r.x, r.y, r.z);
+  int vec = W % 16 == 0 ? 16 : W % 8 == 0 ? 8 : W % 4 == 0 ? 4 : 1;
+  s.compute_at(at, c);
+  if (vec > 1) {
+    RVar rxo("rxo"), rxi("rxi");
+    Var u("u");
+    s.update().split(r.x, rxo, rxi, vec);
+    Func part = s.update().rfactor(rxi, u);
+    part.compute_at(at, c).vectorize(u);
+    part.update().vectorize(u);
+  }
+  return s;
+}
+
 Lowered bnStats(const KernelSpec& k) {
   Vars v;
   const Dims& d = k.in;
@@ -40,10 +62,12 @@ Lowered bnStats(const KernelSpec& k) {
   Expr M = elemsPerChannel(x, d);
   Func mean("bn_mean"), var("bn_var");
   if (d.size() == 3) {
-    RDom r(0, (int)d[2], 0, (int)d[1], 0, x.dim(3).extent(), "r");
-    mean(v.c) = sum(x(r.x, r.y, v.c, r.z)) / M;
-    Expr dv = x(r.x, r.y, v.c, r.z) - mean(v.c);
-    var(v.c) = sum(dv * dv) / M;
+    int W = (int)d[2], H = (int)d[1];
+    Expr N = x.dim(3).extent();
+    Func s1 = channelSum("bn_sum", [&](Expr xx, Expr yy, Expr nn) { return x(xx, yy, v.c, nn); }, v.c, W, H, N, out);
+    mean(v.c) = s1(v.c) / M;
+    Func s2 = channelSum("bn_sqsum", [&](Expr xx, Expr yy, Expr nn) { Expr dv = x(xx, yy, v.c, nn) - mean(v.c); return dv * dv; }, v.c, W, H, N, out);
+    var(v.c) = s2(v.c) / M;
   } else {
     RDom r(0, x.dim(1).extent(), "r");
     mean(v.c) = sum(x(v.c, r)) / M;
@@ -85,10 +109,14 @@ Lowered bnBackParams(const KernelSpec& k) {
   Expr eps = (float)k.attrs.eps;
   Func dg("bn_dgamma"), db("bn_dbeta"), out("bn_dparams");
   if (d.size() == 3) {
-    RDom r(0, (int)d[2], 0, (int)d[1], 0, x.dim(3).extent(), "r");
-    Expr xhat = (x(r.x, r.y, v.c, r.z) - st(v.c, 0)) / sqrt(st(v.c, 1) + eps);
-    dg(v.c) = sum(dy(r.x, r.y, v.c, r.z) * xhat);
-    db(v.c) = sum(dy(r.x, r.y, v.c, r.z));
+    int W = (int)d[2], H = (int)d[1];
+    Expr N = x.dim(3).extent();
+    Expr invstd = 1.0f / sqrt(st(v.c, 1) + eps);
+    Func sg = channelSum("bn_dgamma_sum", [&](Expr xx, Expr yy, Expr nn) { return dy(xx, yy, v.c, nn) * ((x(xx, yy, v.c, nn) - st(v.c, 0)) * invstd); },
+                         v.c, W, H, N, out);
+    Func sb = channelSum("bn_dbeta_sum", [&](Expr xx, Expr yy, Expr nn) { return dy(xx, yy, v.c, nn); }, v.c, W, H, N, out);
+    dg(v.c) = sg(v.c);
+    db(v.c) = sb(v.c);
   } else {
     RDom r(0, x.dim(1).extent(), "r");
     Expr xhat = (x(v.c, r) - st(v.c, 0)) / sqrt(st(v.c, 1) + eps);
