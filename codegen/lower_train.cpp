@@ -311,8 +311,8 @@ Lowered biasGrad(const KernelSpec& k) {
   ImageParam dy = tensorParam("dy", d);
   Func out("bias_grad");
   if (d.size() == 3) {
-    RDom r(0, (int)d[2], 0, (int)d[1], 0, dy.dim(3).extent(), "r");
-    out(v.c) = sum(dy(r.x, r.y, v.c, r.z));
+    Func s = channelSum("bias_sum", [&](Expr xx, Expr yy, Expr nn) { return dy(xx, yy, v.c, nn); }, v.c, (int)d[2], (int)d[1], dy.dim(3).extent(), out);
+    out(v.c) = s(v.c);
   } else {
     RDom r(0, dy.dim(1).extent(), "r");
     out(v.c) = sum(dy(v.c, r));
