@@ -52,9 +52,12 @@ struct Vars {
 };
 
 // Spatial outputs: parallel over (channel, batch), vectorised along the row.
+// At batch 8 and above the tasks are whole images: one task per (channel, image) plane was 4096
+// tasks of 4 KiB for MiniVGG's first block, and the per-task cost outweighed the work.
 inline void scheduleSpatial(Func out, const KernelSpec& k, Vars& v) {
-  out.fuse(v.c, v.n, v.cn).parallel(v.cn);
   if (k.schedule.vec > 1) out.vectorize(v.x, k.schedule.vec);
+  out.specialize(out.output_buffer().dim(3).extent() >= 8).parallel(v.n);
+  out.fuse(v.c, v.n, v.cn).parallel(v.cn);
 }
 
 inline void scheduleFlat(Func out, const KernelSpec& k, Vars& v) {
