@@ -33,6 +33,7 @@ const char* kernelKindName(KernelKind k) {
     case KernelKind::AvgPoolBack: return "avgpoolback";
     case KernelKind::AdaptiveAvgBack: return "adaptavgback";
     case KernelKind::SoftmaxBack: return "softmaxback";
+    case KernelKind::LrnBack: return "lrnback";
     case KernelKind::Slice: return "slice";
     case KernelKind::DropoutFwd: return "dropout";
     case KernelKind::DropoutBack: return "dropoutback";
@@ -108,7 +109,8 @@ std::string KernelSpec::signature() const {
       o << " k=" << a.kernel[0] << "x" << a.kernel[1] << " s=" << a.stride[0] << "x" << a.stride[1] << " p=" << a.pad[0] << "x"
         << a.pad[1] << " d=" << a.dilation[0] << "x" << a.dilation[1] << " ceil=" << a.ceil << " cip=" << a.countIncludePad;
       break;
-    case KernelKind::LRN: {
+    case KernelKind::LRN:
+    case KernelKind::LrnBack: {
       char b[128];
       snprintf(b, sizeof b, " size=%lld alpha=%.9g beta=%.9g k=%.9g", (long long)a.size, a.alpha, a.beta, a.k);
       o << b;

@@ -34,6 +34,7 @@ enum class KernelKind {
   AvgPoolBack,   // dy -> dx
   AdaptiveAvgBack, // dy -> dx
   SoftmaxBack,   // dy, y -> dx
+  LrnBack,       // dy, x -> dx (x: the lrn's input; the window sums are recomputed)
   Slice,         // dy[Ctot,...] -> dx: channels [attrs.size, attrs.size + out[0])
   DropoutFwd,    // x, seed(i32[2]) -> y
   DropoutBack,   // dy, seed -> dx

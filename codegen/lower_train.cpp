@@ -457,6 +457,42 @@ Lowered softmaxBack(const KernelSpec& k) {
   return finish(out, k, {dy, y});
 }
 
+// Local response normalisation (PyTorch's LocalResponseNorm): b_c = a_c * s_c^-beta with
+// s_c = k + alpha/n * sum of a^2 over the channel window [c - n/2, c + (n-1)/2] (zero outside).
+// Its input gradient, as a gather over the channels whose windows hold channel c, [c - (n-1)/2, c + n/2]:
+//   dx_c = dy_c * s_c^-beta - 2 alpha beta / n * a_c * sum_{c'} dy_c' * a_c' * s_c'^(-beta-1).
+// s, s^-beta and the summand t are computed per row for a block of channels plus its halo, so each
+// pow runs about once per element instead of n times.
+Lowered lrnBack(const KernelSpec& k) {
+  Vars v;
+  const Attrs& a = k.attrs;
+  const Dims& d = k.out;  // [C,H,W]
+  int C = (int)d[0], n = (int)a.size;
+  ImageParam dy = tensorParam("dy", d), x = tensorParam("x", d);
+  RDom r(0, n, "r");
+  Expr cc = v.c - n / 2 + r;
+  Expr xc = x(v.x, v.y, clamp(cc, 0, C - 1), v.n);
+  Func s("lrn_s"), p("lrn_p"), t("lrn_t"), out("lrn_dx");
+  s(v.x, v.y, v.c, v.n) = (float)a.k + (float)(a.alpha / n) * sum(select(cc >= 0 && cc < C, xc * xc, 0.0f));
+  p(v.x, v.y, v.c, v.n) = pow(s(v.x, v.y, v.c, v.n), -(float)a.beta);
+  t(v.x, v.y, v.c, v.n) = dy(v.x, v.y, v.c, v.n) * x(v.x, v.y, v.c, v.n) * p(v.x, v.y, v.c, v.n) / s(v.x, v.y, v.c, v.n);
+  RDom q(0, n, "q");
+  Expr co = v.c - (n - 1) / 2 + q;
+  Expr back = sum(select(co >= 0 && co < C, t(v.x, v.y, clamp(co, 0, C - 1), v.n), 0.0f));
+  out(v.x, v.y, v.c, v.n) = dy(v.x, v.y, v.c, v.n) * p(v.x, v.y, v.c, v.n) - (float)(2.0 * a.alpha * a.beta / n) * x(v.x, v.y, v.c, v.n) * back;
+  // Parallel over (channel block, image) like scheduleSpatial's (channel, image), vectorised along x.
+  Var cb("cb"), ci("ci"), cbn("cbn");
+  int blk = std::min(C, 16);
+  out.split(v.c, cb, ci, blk, TailStrategy::GuardWithIf).reorder(v.x, ci, v.y, cb, v.n).fuse(cb, v.n, cbn).parallel(cbn);
+  int vec = k.schedule.vec;
+  if (vec > 1) out.vectorize(v.x, vec);
+  for (Func f : {s, p, t}) {
+    f.compute_at(out, v.y);
+    if (vec > 1) f.vectorize(v.x, vec);
+  }
+  return finish(out, k, {dy, x});
+}
+
 Lowered slice(const KernelSpec& k) {
   Vars v;
   ImageParam dy = tensorParam("dy", k.in);
@@ -551,6 +587,7 @@ Lowered lowerTrainingKernel(const KernelSpec& k) {
     case KernelKind::AvgPoolBack: return poolBack(k);
     case KernelKind::AdaptiveAvgBack: return adaptiveAvgBack(k);
     case KernelKind::SoftmaxBack: return softmaxBack(k);
+    case KernelKind::LrnBack: return lrnBack(k);
     case KernelKind::Slice: return slice(k);
     case KernelKind::DropoutFwd:
     case KernelKind::DropoutBack: return dropout(k);

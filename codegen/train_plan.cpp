@@ -232,9 +232,10 @@ struct TBuilder {
         case OpKind::MaxPool:
         case OpKind::AvgPool:
         case OpKind::AdaptiveAvgPool:
+        case OpKind::LRN:
         case OpKind::Softmax: {
           KernelKind k = n.op == OpKind::MaxPool ? KernelKind::MaxPool : n.op == OpKind::AvgPool ? KernelKind::AvgPool
-                       : n.op == OpKind::AdaptiveAvgPool ? KernelKind::AdaptiveAvgPool : KernelKind::Softmax;
+                       : n.op == OpKind::AdaptiveAvgPool ? KernelKind::AdaptiveAvgPool : n.op == OpKind::LRN ? KernelKind::LRN : KernelKind::Softmax;
           int y = finishGroup(gr, label, false, done);
           call(spec(k, in, n.shape, n.attrs), {act(x), act(y)}, label, n.id);
           break;
@@ -251,9 +252,6 @@ struct TBuilder {
           call(s, args, label, n.id);
           break;
         }
-        case OpKind::LRN:
-          err = "training through lrn ('" + n.name + "') is not supported yet: it has no backward kernel";
-          return false;
       }
     }
     return true;
@@ -342,6 +340,7 @@ struct TBuilder {
         case OpKind::AvgPool: giveInput(KernelKind::AvgPoolBack, {act(dPre)}, head.attrs); break;
         case OpKind::AdaptiveAvgPool: giveInput(KernelKind::AdaptiveAvgBack, {act(dPre)}, head.attrs); break;
         case OpKind::Softmax: giveInput(KernelKind::SoftmaxBack, {act(dPre), act(gr.out)}, head.attrs); break;
+        case OpKind::LRN: giveInput(KernelKind::LrnBack, {act(dPre), act(x)}, head.attrs); break;
         case OpKind::Dropout: giveInput(KernelKind::DropoutBack, {act(dPre), cst(gr.seed)}, head.attrs); break;
         case OpKind::Concat: {
           int64_t start = 0;

@@ -36,6 +36,8 @@ CASES = {
     "concat": ("input(2, 5, 5)", "concat { a: conv(2, 1); b: conv(3, 3, padding=1) }; tanh; flatten; fc: linear(4)"),
     "dropout": ("input(10)", "a: linear(8); tanh; dropout(0.5); b: linear(4)"),
     "softmax_layer": ("input(6)", "a: linear(5); softmax; b: linear(4)"),
+    "lrn_odd_window": ("input(2, 5, 6)", "c: conv(7, 3, padding=1); tanh; lrn(3, alpha=2.0, beta=0.75, k=1.0); flatten; fc: linear(4)"),
+    "lrn_even_window": ("input(2, 4, 5)", "c: conv(5, 1); tanh; lrn(4, alpha=1.5, beta=0.6, k=0.5); flatten; fc: linear(4)"),
 }
 
 

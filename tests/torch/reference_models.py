@@ -198,6 +198,21 @@ class CifarResNet(nn.Module):
         return self.head(x)
 
 
+class LrnNet(nn.Module):
+    """tests/torch/lrn_net.cnn (not a net of nets/): conv, relu, LocalResponseNorm, max pool, linear."""
+
+    def __init__(self, num_classes=10):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 20, kernel_size=3, padding=1)
+        self.lrn = nn.LocalResponseNorm(5, alpha=1.0, beta=0.75, k=2.0)
+        self.pool = nn.MaxPool2d(2)
+        self.fc = nn.Linear(20 * 7 * 6, num_classes)
+
+    def forward(self, x):
+        x = self.pool(self.lrn(F.relu(self.conv1(x))))
+        return self.fc(torch.flatten(x, 1))
+
+
 # --------------------------------------------------------------------------------------------------
 # Registry.
 
@@ -226,10 +241,11 @@ _BUILDERS = {
     "resnet34_cifar": lambda: CifarResNet(BasicBlock, [3, 4, 6, 3]),
     "plain34": lambda: CifarResNet(PlainBlock, [3, 4, 6, 3]),
     "resnet50_cifar": lambda: CifarResNet(Bottleneck, [3, 4, 6, 3]),
+    "lrn_net": LrnNet,
 }
 NETS = list(_BUILDERS)
 
-_INPUT = {"lenet5": (1, 32, 32)}
+_INPUT = {"lenet5": (1, 32, 32), "lrn_net": (3, 14, 13)}
 for _n in ("minivgg", "tinyresnet", "resnet34_cifar", "plain34", "resnet50_cifar"):
     _INPUT[_n] = (3, 32, 32)
 
