@@ -28,8 +28,8 @@ struct TrainPlan {
   int forwardCalls = 0;      // calls [0, forwardCalls) are the forward pass
 };
 
-// Fails (with `err`) for a graph that cannot be trained yet: an op without a backward kernel,
-// or an output that is not a flat vector of class scores.
+// Fails (with `err`) for a graph that cannot be trained: an output that is not a flat vector of
+// class scores. (Every op has a backward kernel.)
 bool buildTrainingPlan(const Graph& g, TrainPlan& out, std::string& err);
 
 std::string trainPlanToJson(const TrainPlan& tp, const Graph& g, const SourceManager& sm, const std::string& target);

@@ -228,7 +228,7 @@ int cmdBench(const Plan& p, Executor& ex, const std::string& weights, int batch,
 // `bench --train`: forward, backward and an SGD-momentum update on random data, timed per step.
 int cmdBenchTrain(const Plan& tp, const std::string& weights, int batch, int warmup, int iters, bool json, int threads, bool profile) {
   std::string err;
-  if (tp.mode != "train") return fail("this network cannot be trained yet (it has an op without a backward kernel)");
+  if (tp.mode != "train") return fail("this executable has no training step: its network does not end in a vector of class scores");
   if (batch < 1 || iters < 1 || warmup < 0) return fail("--batch and --iters must be at least 1, --warmup at least 0");
   Weights w;
   if (!getWeights(tp, weights, 0, w, err)) return fail(err);
@@ -295,7 +295,7 @@ bool readLabels(const SafeTensors& st, const std::string& path, int64_t n, std::
 int cmdStep(const Plan& trainPlan, const std::string& weights, const std::string& inPath, const std::string& labelsPath, double lr,
             double smoothing, uint64_t seed, const std::string& outPath, const std::vector<std::string>& freeze) {
   std::string err;
-  if (trainPlan.mode != "train") return fail("this network cannot be trained yet (it has an op without a backward kernel)");
+  if (trainPlan.mode != "train") return fail("this executable has no training step: its network does not end in a vector of class scores");
   std::vector<bool> frozen;
   if (!freeze.empty() && !resolveFreeze(trainPlan, freeze, frozen, err)) return fail(err);
   Weights w;
@@ -427,6 +427,13 @@ int main(int argc, char** argv) {
   auto* initOpt = trainCmd->add_option("--init", to.init, "start from these weights (safetensors): tensors that match by name and shape are loaded, others ignored");
   trainCmd->add_flag("--reinit-mismatched", to.reinitMismatched, "with --init: re-initialise at random the parameters the file lacks or shapes differently (e.g. a new head)")
       ->needs(initOpt);
+  trainCmd->add_option("--limit", to.limit, "train on the first N images of the training split only (in file order); the test split is unchanged")
+      ->type_name("N")
+      ->check(CLI::Validator([](std::string& v) {  // not a number: left to CLI11's conversion error
+        char* end = nullptr;
+        long long n = strtoll(v.c_str(), &end, 10);
+        return end != v.c_str() && !*end && n < 1 ? "got " + v + ", but it must be at least 1 (the number of training images to use)" : std::string();
+      }, ""));
   trainCmd->add_option("--freeze", to.freeze, "train only the rest: parameters under these layer names (e.g. conv1 bn1 layer1) get no gradient and no update");
 
   auto* evalCmd = app.add_subcommand("eval", "test-set loss and accuracy");

@@ -181,10 +181,11 @@ int runEval(const Plan& infer, const KernelEntry* table, int count, const std::s
 
 int runTrain(const Plan& infer, const Plan& tplan, const KernelEntry* table, int count, const TrainOptions& o) {
   std::string err;
-  if (tplan.mode != "train") return fail("network " + infer.net + " cannot be trained yet (an op has no backward kernel)");
+  if (tplan.mode != "train") return fail("network " + infer.net + " has no training step: it does not end in a vector of class scores");
   OptimConfig oc = o.optim;
   if (!parseOptimKind(o.optimizer, oc.kind, err) || !validateOptimConfig(oc, err) || !o.schedule.validate(err)) return fail(err);
   if (o.epochs < 1 || o.batch < 1) return fail("--epochs and --batch must be at least 1");
+  if (o.limit < 0) return fail("--limit must be at least 1");
   // Transfer learning: a bad --freeze is reported before the data set is read.
   std::vector<bool> frozen;
   std::string freezeKey;  // recorded in checkpoints: a resumed run must freeze the same tensors
@@ -197,6 +198,17 @@ int runTrain(const Plan& infer, const Plan& tplan, const KernelEntry* table, int
   }
   Dataset train, test;
   if (!loadSplit(o.data, o.format, true, train, err) || !loadSplit(o.data, o.format, false, test, err)) return fail(err);
+  std::string limitKey = o.limit > 0 ? std::to_string(o.limit) : "";  // recorded in checkpoints, as --freeze
+  if (o.limit > 0) {
+    int64_t all = train.count;
+    if (o.limit < all) {
+      train.count = o.limit;
+      train.labels.resize((size_t)o.limit);
+      train.pixels.resize((size_t)o.limit * train.channels * train.height * train.width);
+    }
+    fprintf(stderr, "--limit %lld: training on %lld of the %lld training images; the test split keeps all %lld\n", (long long)o.limit,
+            (long long)train.count, (long long)all, (long long)test.count);
+  }
   int64_t K = numel(infer.outputShape());
   for (const Dataset* d : {&train, &test})
     if (!checkLabels(*d, K, infer.net, err)) return fail(err);
@@ -229,6 +241,10 @@ int runTrain(const Plan& infer, const Plan& tplan, const KernelEntry* table, int
     if (was != freezeKey)
       return fail(was.empty() ? "the checkpoint was trained without --freeze; resume without it"
                               : "the checkpoint was trained with --freeze " + was + "; resume with the same --freeze");
+    std::string wasLimit = cs.meta.count("limit") ? cs.meta["limit"] : "";
+    if (wasLimit != limitKey)
+      return fail(wasLimit.empty() ? "the checkpoint was trained without --limit; resume without it"
+                                   : "the checkpoint was trained with --limit " + wasLimit + "; resume with the same --limit");
     optimState = cs.extra;
     std::ifstream log(o.out + "/log.jsonl");
     for (std::string line; std::getline(log, line);) history.push_back(line);
@@ -270,7 +286,7 @@ int runTrain(const Plan& infer, const Plan& tplan, const KernelEntry* table, int
     CheckpointState cs;
     opt.state(cs.extra);
     cs.meta = {{"epoch", std::to_string(epoch)}, {"batch", std::to_string(batch)}, {"step", std::to_string(step)},
-               {"seed", std::to_string(o.seed)}, {"freeze", freezeKey},
+               {"seed", std::to_string(o.seed)}, {"freeze", freezeKey}, {"limit", limitKey},
                {"loss_sum", jnum(batch ? lossSum : 0)}, {"seen", std::to_string(batch ? seen : 0)}};
     std::string e;
     if (!saveCheckpoint(o.out, tplan, w, cs, e)) {

@@ -27,6 +27,9 @@ struct TrainOptions {
   // re-initialises what does not; --freeze PREFIX... trains only the rest (see resolveFreeze).
   bool reinitMismatched = false;
   std::vector<std::string> freeze;
+  // --limit N: train on the first N images of the training split only (0: all of them); the test split is
+  // unchanged. Recorded in checkpoints: a resumed run must give the same --limit.
+  int64_t limit = 0;
   int evalBatch = 500;
 };
 

@@ -16,6 +16,7 @@
 
 #include "aot.h"
 #include "frontend.h"
+#include "plot.h"
 #include "plan.h"
 #include "train_plan.h"
 
@@ -100,7 +101,7 @@ int compileNetwork(FrontendResult& r, const std::string& output, const std::stri
   std::vector<codegen::KernelSpec> specs = plan.specs;
   std::string trainJson;
   if (!asLibrary) {
-    // Executables also carry a training step when every op of the net has a backward kernel.
+    // Executables also carry a training step when the net ends in class scores.
     codegen::TrainPlan tp;
     std::string why;
     if (codegen::buildTrainingPlan(r.graph, tp, why)) {
@@ -109,8 +110,8 @@ int compileNetwork(FrontendResult& r, const std::string& output, const std::stri
       for (const auto& s : specs) seen.insert(s.functionName());
       for (const auto& s : tp.plan.specs)
         if (seen.insert(s.functionName()).second) specs.push_back(s);
-    } else if (verbose) {
-      fprintf(stderr, "cnnc: no training step: %s\n", why.c_str());
+    } else {
+      fprintf(stderr, "cnnc: note: the executable infers but cannot train: %s\n", why.c_str());
     }
   }
   std::vector<std::string> objects;
@@ -129,6 +130,8 @@ int compileNetwork(FrontendResult& r, const std::string& output, const std::stri
 }  // namespace
 
 int main(int argc, char** argv) {
+  // `cnnc plot LOG...` has its own command line (the main one requires a .cnn file).
+  if (argc > 1 && strcmp(argv[1], "plot") == 0) return runPlot(argc, argv);
   CLI::App app{"cnnc: compiles .cnn network descriptions (see docs/language.md)", "cnnc"};
   std::string input, emit, output, network, color = "auto", target = "host", cacheDir;
   int jobs = 0;
@@ -152,7 +155,8 @@ int main(int argc, char** argv) {
   app.add_flag("--Werror,-W", werror, "treat warnings as errors");
   app.add_option("--color", color, "colour diagnostics: auto, always or never")->check(CLI::IsMember({"auto", "always", "never"}));
   app.set_version_flag("--version", std::string("cnnc ") + CNNC_VERSION + " (ANTLR 4 front end)");
-  app.footer("Exit status: 0 success, 1 errors in the input, 2 bad command line.\nExample: cnnc nets/resnet18.cnn --summary");
+  app.footer("Exit status: 0 success, 1 errors in the input, 2 bad command line.\nExample: cnnc nets/resnet18.cnn --summary\n"
+             "Training curves: cnnc plot RUN1/log.jsonl RUN2/log.jsonl... -o OUT.svg draws several runs in one picture (cnnc plot --help)");
   // Accept the gcc/clang spelling -Werror, which CLI11 would read as -W -e -r -r -o -r.
   std::vector<std::string> args(argv + 1, argv + argc);
   for (auto& a : args)

@@ -114,6 +114,14 @@ def main():
         folder_set(f"{d}/fold", ["a", "b"], ["a", "b"])
         r = run([exe, "train", "--data", f"{d}/fold", "--format", "folder", "--epochs", "1", "--batch", "2", "--out", f"{d}/frun"])
         expect("train on a folder data set", r, 0, "test accuracy")
+        # --limit N trains on the first N training images only (the test split stays whole), and a resumed
+        # run must give the same --limit.
+        r = run([exe, "train", "--data", f"{d}/fold", "--limit", "4", "--epochs", "1", "--batch", "2", "--out", f"{d}/lrun"])
+        expect("train --limit 4", r, 0, "--limit 4: training on 4 of the 6 training images; the test split keeps all 6", "4/4")
+        expect("resume without the checkpoint's --limit", run([exe, "train", "--data", f"{d}/fold", "--epochs", "1", "--batch", "2", "--out", f"{d}/lrun", "--resume"]), 1,
+               "the checkpoint was trained with --limit 4; resume with the same --limit")
+        expect("train --limit 0", run([exe, "train", "--data", f"{d}/fold", "--limit", "0", "--out", f"{d}/l0run"]), 2,
+               "--limit", "got 0, but it must be at least 1 (the number of training images to use)")
         r = run([exe, "eval", "--weights", f"{d}/frun/weights.safetensors", "--data", f"{d}/fold"])
         expect("eval on a folder data set (format detected)", r, 0, "6 test images")
         expect("missing --data folder", run([exe, "eval", "--weights", w, "--data", f"{d}/nowhere"]), 1,
