@@ -3,13 +3,18 @@
 - it learns (test accuracy above 70% after 3 epochs, far above the 10% of chance);
 - it writes log.jsonl (one line per epoch), curves.svg and weights.safetensors, and `X eval` agrees;
 - a run interrupted mid-epoch (as by Ctrl-C) and resumed ends with byte-identical weights;
-- a new run into an existing run folder, or resuming another network's checkpoint, is refused.
+- a new run into an existing run folder, or resuming another network's checkpoint, is refused;
+- a full disk while checkpointing (a file-size limit: every write past 64 KiB fails) stops the run with an
+  error and leaves the previous checkpoint as it was, and resuming from it later ends as an
+  uninterrupted run does.
 
 Usage: train_resume.py CNNC NETS_DIR KERNEL_CACHE
 """
 import gzip
 import json
 import os
+import resource
+import signal
 import struct
 import subprocess
 import sys
@@ -65,8 +70,37 @@ def main():
         r = subprocess.run([mini, "train", "--data", d, "--epochs", "4", "--out", f"{d}/a", "--resume", "--resize"], capture_output=True, text=True)
         print("other net's checkpoint:", r.stderr.strip().splitlines()[0] if r.stderr.strip() else "(no message)")
         ok &= r.returncode == 1 and "checkpoint of network 'lenet5'" in r.stderr
+        ok &= full_disk(exe, d)
     print("1 passed, 0 failed" if ok else "0 passed, 1 failed")
     return 0 if ok else 1
+
+
+def small_disk():
+    """In the child: writes past 64 KiB fail with EFBIG (SIGXFSZ ignored) as on a full disk."""
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (64 << 10, 64 << 10))
+
+
+def full_disk(exe, d):
+    args = ["train", "--data", d, "--batch", "32", "--lr", "0.05", "--momentum", "0.9", "--seed", "3"]
+    ref = subprocess.run([exe] + args + ["--epochs", "2", "--out", f"{d}/full_ref"], capture_output=True, text=True)
+    one = subprocess.run([exe] + args + ["--epochs", "1", "--out", f"{d}/full"], capture_output=True, text=True)
+    if ref.returncode != 0 or one.returncode != 0:
+        print("FAIL full disk: setup runs failed:\n" + ref.stderr[-1000:] + one.stderr[-1000:])
+        return False
+    before = open(f"{d}/full/checkpoint.safetensors", "rb").read()
+    r = subprocess.run([exe] + args + ["--epochs", "2", "--out", f"{d}/full", "--resume"], capture_output=True, text=True,
+                       preexec_fn=small_disk)
+    last = r.stderr.strip().splitlines()[-1] if r.stderr.strip() else "(no message)"
+    print(f"full disk at the epoch-2 checkpoint: exit {r.returncode}, {last}")
+    ok = r.returncode == 1 and "checkpoint" in r.stderr
+    ok &= open(f"{d}/full/checkpoint.safetensors", "rb").read() == before
+    ok &= not [f for f in os.listdir(f"{d}/full") if ".tmp" in f]
+    r = subprocess.run([exe] + args + ["--epochs", "2", "--out", f"{d}/full", "--resume"], capture_output=True, text=True)
+    same = r.returncode == 0 and open(f"{d}/full/weights.safetensors", "rb").read() == open(f"{d}/full_ref/weights.safetensors", "rb").read()
+    print(f"previous checkpoint intact: {ok}; resumed with space again: exit {r.returncode}, weights "
+          f"{'identical' if same else 'DIFFERENT'} to an uninterrupted 2-epoch run")
+    return ok and same
 
 
 if __name__ == "__main__":
