@@ -50,13 +50,22 @@ def run_child(cmd):
     return p.stdout
 
 
+# Measures from a small fresh interpreter: a child's ru_maxrss starts at its parent's RSS at fork, and
+# this process holds torch (about 1.7 GiB), which then showed as every child's peak.
+_RSS_LAUNCHER = """
+import os, subprocess, sys
+p = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+_, status, ru = os.wait4(p.pid, 0)
+if status != 0:
+    sys.exit(p.stderr.read().decode()[-2000:] or "failed")
+print(ru.ru_maxrss)
+"""
+
+
 def peak_rss_mib(cmd):
     """Peak RSS of one child process, from wait4's rusage (KiB on Linux)."""
-    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, ru = os.wait4(p.pid, 0)
-    if status != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed: {p.stderr.read().decode()[-2000:]}")
-    return ru.ru_maxrss / 1024.0
+    out = run_child(["/usr/bin/python3", "-c", _RSS_LAUNCHER] + cmd)
+    return int(out.strip()) / 1024.0
 
 
 class Torch:
