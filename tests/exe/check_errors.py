@@ -16,22 +16,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import numpy as np  # noqa: E402
 import st  # noqa: E402
 
-failures = []
-
-
-def run(cmd, env=None):
-    e = dict(os.environ)
-    e.update(env or {})
-    return subprocess.run(cmd, capture_output=True, text=True, env=e, timeout=300)
-
-
-def expect(name, r, code, *needles):
-    msg = r.stderr + r.stdout
-    ok = r.returncode == code and all(n in msg for n in needles)
-    print(f"{'ok  ' if ok else 'FAIL'} {name}: exit {r.returncode}")
-    if not ok:
-        print(f"     expected exit {code} and {needles!r}\n     got: {msg.strip()[:600]}")
-        failures.append(name)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from cli import check, expect, failures, run  # noqa: E402,F401
 
 
 def png(path, w, h, grey):

@@ -23,19 +23,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import numpy as np  # noqa: E402
 import st  # noqa: E402
 
-failures = []
-
-
-def run(cmd, env=None):
-    e = dict(os.environ)
-    e.update(env or {})
-    return subprocess.run(cmd, capture_output=True, text=True, env=e, timeout=300)
-
-
-def check(name, ok, detail=""):
-    print(f"{'ok  ' if ok else 'FAIL'} {name}{': ' + detail if detail else ''}")
-    if not ok:
-        failures.append(name)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from cli import check, expect, failures, run  # noqa: E402,F401
 
 
 def expect(name, r, code, *needles):
