@@ -29,7 +29,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 import parity  # noqa: E402
 import reference_models  # noqa: E402
 import st  # noqa: E402
-from step_parity import replace_dropout  # noqa: E402
+from step_parity import compare, replace_dropout  # noqa: E402
 
 
 def is_frozen(name, prefixes):
@@ -83,7 +83,6 @@ def scenario(args, model, x, labels, prefixes, d):
 
     ref32 = reference(copy.deepcopy(model), x)
     ref = reference(copy.deepcopy(model).double(), x.double())
-    worst = (0.0, "")
     for name in frozen_names:
         if "grad." + name in got:
             print(f"FAIL [{tag}]: cnnc wrote grad.{name} for a frozen parameter")
@@ -91,29 +90,11 @@ def scenario(args, model, x, labels, prefixes, d):
         if got[name].tobytes() != given[name].tobytes():
             print(f"FAIL [{tag}]: frozen {name} changed (max diff {np.max(np.abs(got[name] - given[name])):.3e})")
             ok = False
-    for name, want in ref.items():
-        if name not in got:
-            print(f"FAIL [{tag}]: {name} missing from cnnc's output")
-            ok = False
-            continue
-        have = got[name]
-        if have.shape != want.shape:
-            print(f"FAIL [{tag}]: {name}: shape {have.shape}, torch {want.shape}")
-            ok = False
-            continue
-        diff = float(np.max(np.abs(have.astype(np.float64) - want.astype(np.float64)))) if want.size else 0.0
-        scale = float(np.max(np.abs(want))) if want.size else 0.0
-        torch_err = float(np.max(np.abs(ref32[name].astype(np.float64) - want.astype(np.float64)))) if want.size else 0.0
-        bound = max(1e-3 * scale + 1e-6 if name.startswith("grad.") else 1e-4 * (1 + scale), 4 * torch_err)
-        if diff > bound:
-            print(f"FAIL [{tag}]: {name}: max abs diff {diff:.3e} > {bound:.3e} (max |ref| {scale:.3e}, torch float32 off by {torch_err:.3e})")
-            ok = False
-        ratio = diff / bound if bound else 0
-        if ratio >= worst[0]:
-            worst = (ratio, f"{name}: {diff:.3e} of {bound:.3e}")
+    cmp_ok, closest = compare(got, ref, ref32, tag)
+    ok &= cmp_ok
     ngrad = sum(1 for k_ in ref if k_.startswith("grad."))
     print(f"{'ok  ' if ok else 'FAIL'} [{tag}]: frozen {n} tensor{'s' if n != 1 else ''} ({mm} parameters), backward calls {k} of {t} run ({t - k} skipped); "
-          f"{ngrad} gradients and {len(ref) - ngrad} other tensors compared, closest to its bound: {worst[1]}")
+          f"{ngrad} gradients and {len(ref) - ngrad} other tensors compared, closest to its bound: {closest}")
     return ok
 
 

@@ -71,6 +71,33 @@ def replace_dropout(model, seed):
                     k += 1
 
 
+def compare(got, ref, ref32, tag=""):
+    """Each tensor of `ref` (float64 PyTorch) against cnnc's `got`: within max(fixed bound, 4 x float32
+    PyTorch's own error `ref32`). Returns (ok, text naming the tensor closest to its bound)."""
+    ok, worst, pre = True, (0.0, ""), f"[{tag}]: " if tag else ""
+    for name, want in ref.items():
+        if name not in got:
+            print(f"FAIL {pre}{name} missing from cnnc's output")
+            ok = False
+            continue
+        have = got[name]
+        if have.shape != want.shape:
+            print(f"FAIL {pre}{name}: shape {have.shape}, torch {want.shape}")
+            ok = False
+            continue
+        diff = float(np.max(np.abs(have.astype(np.float64) - want.astype(np.float64)))) if want.size else 0.0
+        scale = float(np.max(np.abs(want))) if want.size else 0.0
+        torch_err = float(np.max(np.abs(ref32[name].astype(np.float64) - want.astype(np.float64)))) if want.size else 0.0
+        bound = max(1e-3 * scale + 1e-6 if name.startswith("grad.") else 1e-4 * (1 + scale), 4 * torch_err)
+        if diff > bound:
+            print(f"FAIL {pre}{name}: max abs diff {diff:.3e} > {bound:.3e} (max |ref| {scale:.3e}, torch float32 off by {torch_err:.3e})")
+            ok = False
+        ratio = diff / bound if bound else 0
+        if ratio >= worst[0]:
+            worst = (ratio, f"{name}: {diff:.3e} of {bound:.3e}")
+    return ok, worst[1]
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--exe", required=True)
@@ -125,29 +152,10 @@ def main():
     model64 = copy.deepcopy(model).double()
     ref32 = reference(model, x)
     ref = reference(model64, x.double())
-    worst = (0.0, "")
-    for name, want in ref.items():
-        if name not in got:
-            print(f"FAIL {name}: missing from cnnc's output")
-            ok = False
-            continue
-        have = got[name]
-        if have.shape != want.shape:
-            print(f"FAIL {name}: shape {have.shape}, torch {want.shape}")
-            ok = False
-            continue
-        diff = float(np.max(np.abs(have.astype(np.float64) - want.astype(np.float64)))) if want.size else 0.0
-        scale = float(np.max(np.abs(want))) if want.size else 0.0
-        torch_err = float(np.max(np.abs(ref32[name].astype(np.float64) - want.astype(np.float64)))) if want.size else 0.0
-        bound = max(1e-3 * scale + 1e-6 if name.startswith("grad.") else 1e-4 * (1 + scale), 4 * torch_err)
-        if diff > bound:
-            print(f"FAIL {name}: max abs diff {diff:.3e} > {bound:.3e} (max |ref| {scale:.3e}, torch float32 off by {torch_err:.3e})")
-            ok = False
-        ratio = diff / bound if bound else 0
-        if ratio >= worst[0]:
-            worst = (ratio, f"{name}: {diff:.3e} of {bound:.3e}")
+    cmp_ok, closest = compare(got, ref, ref32)
+    ok &= cmp_ok
     print(f"{'ok' if ok else 'FAIL'} {args.net} step, batch {args.batch}: loss {float(got['loss']):.6f} (torch {float(ref['loss']):.6f}); "
-          f"{len(ref)} tensors compared, closest to its bound: {worst[1]}")
+          f"{len(ref)} tensors compared, closest to its bound: {closest}")
     print("1 passed, 0 failed" if ok else "0 passed, 1 failed")
     return 0 if ok else 1
 
