@@ -33,27 +33,6 @@ Expr elemsPerChannel(const ImageParam& x, const Dims& d) {
   return cast<float>(d.size() == 3 ? n * (int)(d[1] * d[2]) : n);
 }
 
-// Per-channel sum over (x, y, n) of body(x, y, n), for channel c. A plain sum is one scalar chain of
-// dependent adds (latency-bound: BN statistics took ~4x a full pass over memory); here `vec` partial
-// sums run along x as one vector (rfactor), added up at the end. The result is computed at `at`.
-Func channelSum(const std::string& name, const std::function<Expr(Expr, Expr, Expr)>& body, Var c, int W, int H, Expr N, Func at) {
-  RDom r(0, W, 0, H, 0, N, name + "_r");
-  Func s(name);
-  s(c) = 0.0f;
-  s(c) += body(r.x, r.y, r.z);
-  int vec = W % 16 == 0 ? 16 : W % 8 == 0 ? 8 : W % 4 == 0 ? 4 : 1;
-  s.compute_at(at, c);
-  if (vec > 1) {
-    RVar rxo("rxo"), rxi("rxi");
-    Var u("u");
-    s.update().split(r.x, rxo, rxi, vec);
-    Func part = s.update().rfactor(rxi, u);
-    part.compute_at(at, c).vectorize(u);
-    part.update().vectorize(u);
-  }
-  return s;
-}
-
 Lowered bnStats(const KernelSpec& k) {
   Vars v;
   const Dims& d = k.in;
@@ -62,12 +41,10 @@ Lowered bnStats(const KernelSpec& k) {
   Expr M = elemsPerChannel(x, d);
   Func mean("bn_mean"), var("bn_var");
   if (d.size() == 3) {
-    int W = (int)d[2], H = (int)d[1];
-    Expr N = x.dim(3).extent();
-    Func s1 = channelSum("bn_sum", [&](Expr xx, Expr yy, Expr nn) { return x(xx, yy, v.c, nn); }, v.c, W, H, N, out);
-    mean(v.c) = s1(v.c) / M;
-    Func s2 = channelSum("bn_sqsum", [&](Expr xx, Expr yy, Expr nn) { Expr dv = x(xx, yy, v.c, nn) - mean(v.c); return dv * dv; }, v.c, W, H, N, out);
-    var(v.c) = s2(v.c) / M;
+    RDom r(0, (int)d[2], 0, (int)d[1], 0, x.dim(3).extent(), "r");
+    mean(v.c) = sum(x(r.x, r.y, v.c, r.z)) / M;
+    Expr dv = x(r.x, r.y, v.c, r.z) - mean(v.c);
+    var(v.c) = sum(dv * dv) / M;
   } else {
     RDom r(0, x.dim(1).extent(), "r");
     mean(v.c) = sum(x(v.c, r)) / M;
@@ -89,15 +66,8 @@ Lowered bnApply(const KernelSpec& k) {
   const Dims& d = k.in;
   int64_t C = d[0];
   ImageParam x = tensorParam("x", d), st = fixedParam("stats", {2, C}), g = fixedParam("gamma", {C}), b = fixedParam("beta", {C});
-  // Per-channel scale and shift first: inline, every element paid a square root and a division.
-  Func scale("bn_scale"), shift("bn_shift");
-  Var ch("ch");
-  scale(ch) = g(ch) / sqrt(st(ch, 1) + (float)k.attrs.eps);
-  shift(ch) = b(ch) - st(ch, 0) * scale(ch);
-  scale.compute_root();
-  shift.compute_root();
   Func out("bn_apply");
-  auto norm = [&](Expr xv, Expr c) { return xv * scale(c) + shift(c); };
+  auto norm = [&](Expr xv, Expr c) { return (xv - st(c, 0)) / sqrt(st(c, 1) + (float)k.attrs.eps) * g(c) + b(c); };
   if (d.size() == 3) {
     out(v.x, v.y, v.c, v.n) = applyAct(norm(x(v.x, v.y, v.c, v.n), v.c), k.act);
     scheduleSpatial(out, k, v);
@@ -116,14 +86,10 @@ Lowered bnBackParams(const KernelSpec& k) {
   Expr eps = (float)k.attrs.eps;
   Func dg("bn_dgamma"), db("bn_dbeta"), out("bn_dparams");
   if (d.size() == 3) {
-    int W = (int)d[2], H = (int)d[1];
-    Expr N = x.dim(3).extent();
-    Expr invstd = 1.0f / sqrt(st(v.c, 1) + eps);
-    Func sg = channelSum("bn_dgamma_sum", [&](Expr xx, Expr yy, Expr nn) { return dy(xx, yy, v.c, nn) * ((x(xx, yy, v.c, nn) - st(v.c, 0)) * invstd); },
-                         v.c, W, H, N, out);
-    Func sb = channelSum("bn_dbeta_sum", [&](Expr xx, Expr yy, Expr nn) { return dy(xx, yy, v.c, nn); }, v.c, W, H, N, out);
-    dg(v.c) = sg(v.c);
-    db(v.c) = sb(v.c);
+    RDom r(0, (int)d[2], 0, (int)d[1], 0, x.dim(3).extent(), "r");
+    Expr xhat = (x(r.x, r.y, v.c, r.z) - st(v.c, 0)) / sqrt(st(v.c, 1) + eps);
+    dg(v.c) = sum(dy(r.x, r.y, v.c, r.z) * xhat);
+    db(v.c) = sum(dy(r.x, r.y, v.c, r.z));
   } else {
     RDom r(0, x.dim(1).extent(), "r");
     Expr xhat = (x(v.c, r) - st(v.c, 0)) / sqrt(st(v.c, 1) + eps);
@@ -148,18 +114,11 @@ Lowered bnBackData(const KernelSpec& k) {
              dp = fixedParam("dparams", {2, C});
   Expr M = elemsPerChannel(x, d);
   Expr eps = (float)k.attrs.eps;
-  // dx = A dy + B (x - mean) + D with per-channel A = gamma invstd, B = -A invstd dgamma / M,
-  // D = -A dbeta / M, computed once per call instead of a square root and divisions per element.
-  Func cA("bn_dx_a"), cB("bn_dx_b"), cD("bn_dx_d");
-  Var ch("ch");
-  Expr invstd = 1.0f / sqrt(st(ch, 1) + eps);
-  cA(ch) = g(ch) * invstd;
-  cB(ch) = -cA(ch) * invstd * dp(ch, 0) / M;
-  cD(ch) = -cA(ch) * dp(ch, 1) / M;
-  cA.compute_root();
-  cB.compute_root();
-  cD.compute_root();
-  auto grad = [&](Expr dyv, Expr xv, Expr c) { return cA(c) * dyv + cB(c) * (xv - st(c, 0)) + cD(c); };
+  auto grad = [&](Expr dyv, Expr xv, Expr c) {
+    Expr invstd = 1.0f / sqrt(st(c, 1) + eps);
+    Expr xhat = (xv - st(c, 0)) * invstd;
+    return g(c) * invstd / M * (M * dyv - dp(c, 1) - xhat * dp(c, 0));
+  };
   Func out("bn_dx");
   if (d.size() == 3) {
     out(v.x, v.y, v.c, v.n) = grad(dy(v.x, v.y, v.c, v.n), x(v.x, v.y, v.c, v.n), v.c);
@@ -325,8 +284,8 @@ Lowered biasGrad(const KernelSpec& k) {
   ImageParam dy = tensorParam("dy", d);
   Func out("bias_grad");
   if (d.size() == 3) {
-    Func s = channelSum("bias_sum", [&](Expr xx, Expr yy, Expr nn) { return dy(xx, yy, v.c, nn); }, v.c, (int)d[2], (int)d[1], dy.dim(3).extent(), out);
-    out(v.c) = s(v.c);
+    RDom r(0, (int)d[2], 0, (int)d[1], 0, dy.dim(3).extent(), "r");
+    out(v.c) = sum(dy(r.x, r.y, v.c, r.z));
   } else {
     RDom r(0, dy.dim(1).extent(), "r");
     out(v.c) = sum(dy(v.c, r));
