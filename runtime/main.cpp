@@ -187,6 +187,20 @@ void printProfile(const Plan& p, const std::vector<double>& callMs, FILE* f) {
   for (auto& k : kinds) fprintf(f, "  %9.3f ms %5.1f%%  %s\n", k.second, 100 * k.second / total, k.first.c_str());
 }
 
+// The result line(s) of `bench` and `bench --train`: one JSON object, or two lines for a person.
+void printBenchResult(const Plan& p, const char* mode, const char* what, int batch, int threads, int warmup, std::vector<double>& ms, bool json) {
+  double median = medianOf(ms);
+  int iters = (int)ms.size();
+  if (json) {
+    printf("{\"net\": \"%s\", \"mode\": \"%s\", \"batch\": %d, \"threads\": %d, \"iters\": %d, \"median_ms\": %.4f, \"min_ms\": %.4f, "
+           "\"max_ms\": %.4f, \"images_per_s\": %.2f, \"target\": \"%s\"}\n",
+           p.net.c_str(), mode, batch, threads, iters, median, ms.front(), ms.back(), batch * 1000.0 / median, p.target.c_str());
+  } else {
+    printf("%s %s, batch %d, %d threads, %d iterations after %d warm-up\n", p.net.c_str(), what, batch, threads, iters, warmup);
+    printf("  median %.3f ms   min %.3f ms   max %.3f ms   %.1f images/s\n", median, ms.front(), ms.back(), batch * 1000.0 / median);
+  }
+}
+
 int cmdBench(const Plan& p, Executor& ex, const std::string& weights, int batch, int warmup, int iters, bool json, int threads, bool profile) {
   std::string err;
   if (batch < 1 || iters < 1 || warmup < 0) return fail("--batch and --iters must be at least 1, --warmup at least 0");
@@ -213,15 +227,7 @@ int cmdBench(const Plan& p, Executor& ex, const std::string& weights, int batch,
     ex.profile = false;
     printProfile(p, ex.callMs, json ? stderr : stdout);
   }
-  double median = medianOf(ms);
-  if (json) {
-    printf("{\"net\": \"%s\", \"mode\": \"infer\", \"batch\": %d, \"threads\": %d, \"iters\": %d, \"median_ms\": %.4f, \"min_ms\": %.4f, "
-           "\"max_ms\": %.4f, \"images_per_s\": %.2f, \"target\": \"%s\"}\n",
-           p.net.c_str(), batch, threads, iters, median, ms.front(), ms.back(), batch * 1000.0 / median, p.target.c_str());
-  } else {
-    printf("%s inference, batch %d, %d threads, %d iterations after %d warm-up\n", p.net.c_str(), batch, threads, iters, warmup);
-    printf("  median %.3f ms   min %.3f ms   max %.3f ms   %.1f images/s\n", median, ms.front(), ms.back(), batch * 1000.0 / median);
-  }
+  printBenchResult(p, "infer", "inference", batch, threads, warmup, ms, json);
   return 0;
 }
 
@@ -260,15 +266,7 @@ int cmdBenchTrain(const Plan& tp, const std::string& weights, int batch, int war
     if (i >= warmup && !prof) ms.push_back(dt);
   }
   if (profile) printProfile(tp, tr.executor().callMs, json ? stderr : stdout);
-  double median = medianOf(ms);
-  if (json) {
-    printf("{\"net\": \"%s\", \"mode\": \"train\", \"batch\": %d, \"threads\": %d, \"iters\": %d, \"median_ms\": %.4f, \"min_ms\": %.4f, "
-           "\"max_ms\": %.4f, \"images_per_s\": %.2f, \"target\": \"%s\"}\n",
-           tp.net.c_str(), batch, threads, iters, median, ms.front(), ms.back(), batch * 1000.0 / median, tp.target.c_str());
-  } else {
-    printf("%s training step (SGD momentum), batch %d, %d threads, %d iterations after %d warm-up\n", tp.net.c_str(), batch, threads, iters, warmup);
-    printf("  median %.3f ms   min %.3f ms   max %.3f ms   %.1f images/s\n", median, ms.front(), ms.back(), batch * 1000.0 / median);
-  }
+  printBenchResult(tp, "train", "training step (SGD momentum)", batch, threads, warmup, ms, json);
   return 0;
 }
 
