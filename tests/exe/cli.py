@@ -1,5 +1,7 @@
 """Shared by the command-line tests in tests/exe: run a command, record named failures."""
+import gzip
 import os
+import struct
 import subprocess
 
 failures = []
@@ -27,3 +29,13 @@ def expect(name, r, code, *needles):
     if not ok:
         print(f"     expected exit {code} and {needles!r}\n     got: {msg.strip()[:600]}")
         failures.append(name)
+
+
+def write_fashion_slice(folder, counts):
+    """The first counts[split] images of Fashion-MNIST's train and t10k splits as plain IDX files in folder."""
+    src = "/usr/share/datasets/fashion-mnist/"
+    for split, n in counts.items():
+        im = gzip.open(src + f"{split}-images-idx3-ubyte.gz").read()
+        lb = gzip.open(src + f"{split}-labels-idx1-ubyte.gz").read()
+        open(f"{folder}/{split}-images-idx3-ubyte", "wb").write(struct.pack(">IIII", 0x803, n, 28, 28) + im[16:16 + n * 784])
+        open(f"{folder}/{split}-labels-idx1-ubyte", "wb").write(struct.pack(">II", 0x801, n) + lb[8:8 + n])

@@ -10,27 +10,23 @@
 
 Usage: train_resume.py CNNC NETS_DIR KERNEL_CACHE
 """
-import gzip
 import json
 import os
 import resource
 import signal
-import struct
 import subprocess
 import sys
 import tempfile
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from cli import write_fashion_slice  # noqa: E402
+
 
 def main():
     cnnc, nets, cache = sys.argv[1:4]
-    src = "/usr/share/datasets/fashion-mnist/"
     ok = True
     with tempfile.TemporaryDirectory() as d:
-        for split, n in [("train", 3000), ("t10k", 1000)]:
-            im = gzip.open(src + f"{split}-images-idx3-ubyte.gz").read()
-            lb = gzip.open(src + f"{split}-labels-idx1-ubyte.gz").read()
-            open(f"{d}/{split}-images-idx3-ubyte", "wb").write(struct.pack(">IIII", 0x803, n, 28, 28) + im[16:16 + n * 784])
-            open(f"{d}/{split}-labels-idx1-ubyte", "wb").write(struct.pack(">II", 0x801, n) + lb[8:8 + n])
+        write_fashion_slice(d, {"train": 3000, "t10k": 1000})
         exe = f"{d}/lenet5"
         subprocess.run([cnnc, f"{nets}/lenet5.cnn", "-o", exe, "--cache-dir", cache], check=True, capture_output=True)
         args = ["train", "--data", d, "--epochs", "3", "--batch", "32", "--lr", "0.05", "--momentum", "0.9", "--seed", "7"]

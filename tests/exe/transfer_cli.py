@@ -12,9 +12,7 @@ Fashion-MNIST):
 
 Usage: transfer_cli.py CNNC NETS_DIR KERNEL_CACHE
 """
-import gzip
 import os
-import struct
 import subprocess
 import sys
 import tempfile
@@ -24,7 +22,7 @@ import numpy as np  # noqa: E402
 import st  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cli import check, expect, failures, run  # noqa: E402,F401
+from cli import check, expect, failures, run, write_fashion_slice  # noqa: E402,F401
 
 
 def expect(name, r, code, *needles):
@@ -37,15 +35,10 @@ def expect(name, r, code, *needles):
 
 def main():
     cnnc, nets, cache = sys.argv[1:4]
-    src = "/usr/share/datasets/fashion-mnist/"
     with tempfile.TemporaryDirectory() as d:
         data = f"{d}/data"
         os.mkdir(data)
-        for split, n in [("train", 256), ("t10k", 64)]:
-            im = gzip.open(src + f"{split}-images-idx3-ubyte.gz").read()
-            lb = gzip.open(src + f"{split}-labels-idx1-ubyte.gz").read()
-            open(f"{data}/{split}-images-idx3-ubyte", "wb").write(struct.pack(">IIII", 0x803, n, 28, 28) + im[16:16 + n * 784])
-            open(f"{data}/{split}-labels-idx1-ubyte", "wb").write(struct.pack(">II", 0x801, n) + lb[8:8 + n])
+        write_fashion_slice(data, {"train": 256, "t10k": 64})
         exe = f"{d}/lenet5"
         r = run([cnnc, f"{nets}/lenet5.cnn", "-o", exe, "--cache-dir", cache])
         expect("compile lenet5", r, 0, "lenet5")
