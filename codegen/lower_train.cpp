@@ -148,8 +148,8 @@ TapSource tapSource(Vars& v, const RDom& r, const Attrs& a, int64_t Ho, int64_t 
   return {clamp(ox, 0, (int)Wo - 1), clamp(oy, 0, (int)Ho - 1), valid};
 }
 
-// Input gradient of a conv as a gather: input pixel (x, y) receives dy at every output position
-// whose tap (kx, ky) lands on it: ox * s = x + p - kx * d, when that division is exact.
+// Input gradient of a conv: input pixel (x, y) receives dy at every output position whose tap
+// (kx, ky) lands on it, ox * s = x + p - kx * d; computed as a stride-1 conv over upsampled dy.
 Lowered convBackData(const KernelSpec& k) {
   Vars v;
   const Attrs& a = k.attrs;
