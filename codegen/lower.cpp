@@ -29,7 +29,12 @@ Lowered conv(const KernelSpec& k) {
   Expr g = a.groups == 1 ? Expr(0) : v.c / (int)cog;
   Func acc("conv_acc");
   acc(v.x, v.y, v.c, v.n) = b(v.c);
-  acc(v.x, v.y, v.c, v.n) += w(r.x, r.y, r.z, v.c) *
+  // With channel vectors the weights are read through a copy with output channels innermost.
+  Func wt("weight_t");
+  Var tc("tc"), tx("tx"), ty("ty"), tz("tz");
+  wt(tc, tx, ty, tz) = w(tx, ty, tz, tc);
+  Expr wv = k.schedule.chanVec ? wt(v.c, r.x, r.y, r.z) : w(r.x, r.y, r.z, v.c);
+  acc(v.x, v.y, v.c, v.n) += wv *
       src(v.x * (int)a.stride[1] + r.x * (int)a.dilation[1] - (int)a.pad[1], v.y * (int)a.stride[0] + r.y * (int)a.dilation[0] - (int)a.pad[0],
           g * (int)cig + r.z, v.n);
   Expr val = acc(v.x, v.y, v.c, v.n);
@@ -41,7 +46,8 @@ Lowered conv(const KernelSpec& k) {
   }
   Func out("conv_out");
   out(v.x, v.y, v.c, v.n) = applyAct(val, k.act);
-  scheduleConvTile(out, acc, r, k.schedule, (int)k.out[0], v, a.pad[0] || a.pad[1] ? src : Func());
+  if (k.schedule.chanVec) scheduleConvChannels(out, acc, wt, r, k.schedule, v, a.pad[0] || a.pad[1] ? src : Func());
+  else scheduleConvTile(out, acc, r, k.schedule, (int)k.out[0], v, a.pad[0] || a.pad[1] ? src : Func());
   return finish(out, k, args);
 }
 

@@ -99,6 +99,30 @@ inline void scheduleConvTile(Func out, Func acc, RDom r, const Schedule& sc, int
   acc.update().unroll(axv).unroll(v.y).unroll(v.c);
 }
 
+// Schedule of direct convolutions with small rows (sc.chanVec > 0): vectors run along output
+// channels. A tile is chanVec vectors of `vec` channels x tileX x tileY pixels, so each tap loads
+// chanVec weight vectors (from `wt`, the weights with output channels innermost) and broadcasts
+// one source float per pixel into tileX * tileY * chanVec FMAs. Accumulators are stored channels
+// innermost; the tile is written back transposed to the CHW output, a small cost next to the
+// reduction (C x taps steps). `wt` is transposed once per call, before the parallel loop.
+inline void scheduleConvChannels(Func out, Func acc, Func wt, RDom r, const Schedule& sc, Vars& v, Func padded = Func()) {
+  Var xo("xo"), xi("xi"), yo("yo"), yi("yi"), co("co"), ci("ci"), cv("cv"), cl("cl");
+  int tc = sc.vec * sc.chanVec;
+  out.split(v.x, xo, xi, sc.tileX).split(v.y, yo, yi, sc.tileY).split(v.c, co, ci, tc)
+      .reorder(xi, yi, ci, xo, yo, co, v.n);
+  if (sc.tileX >= 4) out.vectorize(xi);
+  out.unroll(yi);
+  if (padded.defined()) padded.compute_at(out, v.n);
+  out.specialize(out.output_buffer().dim(3).extent() >= 8).parallel(v.n);
+  out.parallel(co);
+  wt.compute_root();
+  wt.parallel(wt.args()[3]).vectorize(wt.args()[0], sc.vec);
+  acc.compute_at(out, xo).reorder_storage(v.c, v.x, v.y, v.n);
+  acc.split(v.c, cv, cl, sc.vec).reorder(cl, cv, v.x, v.y).vectorize(cl).unroll(cv).unroll(v.x).unroll(v.y);
+  acc.update().split(v.c, cv, cl, sc.vec).reorder(cl, cv, v.x, v.y, r.x, r.y, r.z, v.n)
+      .vectorize(cl).unroll(cv).unroll(v.x).unroll(v.y);
+}
+
 inline Lowered finish(Func out, const KernelSpec& k, std::vector<Argument> args) {
   declareDense(out.output_buffer(), k.out, outputIsBatched(k.kind));
   return {Pipeline(out), std::move(args)};

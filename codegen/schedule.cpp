@@ -12,6 +12,7 @@ namespace cnnc::codegen {
 std::string Schedule::str() const {
   std::string t = "vec=" + std::to_string(vec) + " tileC=" + std::to_string(tileC) + " par=" + std::to_string(parallelBatch);
   if (tileX != 1 || tileY != 1) t += " tile=" + std::to_string(tileX) + "x" + std::to_string(tileY);
+  if (chanVec) t += " cvec=" + std::to_string(chanVec);
   return t;
 }
 
@@ -32,6 +33,21 @@ Schedule defaultSchedule(const KernelSpec& k) {
   if (k.kind == KernelKind::Conv || k.kind == KernelKind::ConvBackData) {
     s.tileC = (int)std::min<int64_t>(8, k.out[0]);
     int64_t W = k.out[2], H = k.out[1];
+    // Rows narrower than a full vector (ResNet's 7x7 and 14x14, TinyResNet's 4x4 and 8x8) would
+    // leave lanes idle: vectorise over 16 output channels instead, two vectors per tile, and tile
+    // the pixels so that tileX * tileY * 2 accumulators stay within 32 registers with room for the
+    // weight vectors.
+    if (W < 16 && k.attrs.groups == 1 && k.out[0] % 16 == 0) {
+      s.vec = 16;
+      s.chanVec = (int)std::min<int64_t>(2, k.out[0] / 16);
+      s.tileC = 1;
+      s.tileX = (int)(W <= 8 ? W : W % 7 == 0 ? 7 : 8);
+      // Rows per tile: at most 14 pixels, and a divisor of H so that no tile overlaps another.
+      s.tileY = 1;
+      for (int t = (int)std::min<int64_t>(H, 14 / s.tileX); t > 1; --t)
+        if (H % t == 0) { s.tileY = t; break; }
+      return s;
+    }
     if (W >= 2 * s.vec) s.tileX = 2;
     else if (H >= 2) s.tileY = (int)std::min<int64_t>(H, s.vec <= 4 ? 3 : 2);
   }

@@ -13,7 +13,10 @@ struct Schedule {
   int tileX = 1;        // vectors along x per register tile (conv)
   int tileY = 1;        // rows per register tile (conv)
   int parallelBatch = 1;  // 1: parallel over batch x channels; 0: over channels only
-  std::string str() const;  // "vec=8 tileC=1 par=1", plus "tile=XxY" when not 1x1
+  // Conv with small rows: vectors run along output channels instead of x (chanVec vectors of `vec`
+  // channels per tile, tileX x tileY pixels); 0 keeps vectors along x.
+  int chanVec = 0;
+  std::string str() const;  // "vec=8 tileC=1 par=1", plus "tile=XxY" when not 1x1, "cvec=N" when set
 };
 
 // The default schedule of a kernel: vectorised over x (or features) and parallel over batch and
