@@ -29,6 +29,10 @@
 #define CNNC_CAPI_LIB ""
 #define CNNC_CAPI_HEADER ""
 #endif
+#ifndef CNNC_RUNTIME_AARCH64_LIB
+#define CNNC_RUNTIME_AARCH64_LIB ""
+#define CNNC_CAPI_AARCH64_LIB ""
+#endif
 #ifndef CNNC_VERSION
 #define CNNC_VERSION "0.0.0"
 #endif
@@ -82,12 +86,14 @@ bool resolveTarget(const std::string& name, std::string& resolved, std::string& 
     return true;
   }
   if (!Halide::Target::validate_target_string(name)) {
-    err = "unknown target '" + name + "': use 'host' or a Halide target string such as x86-64-linux-avx2 or x86-64-linux-avx512";
+    err = "unknown target '" + name + "': use 'host' or a Halide target string such as x86-64-linux-avx2, x86-64-linux-avx512 or arm-64-linux";
     return false;
   }
   Halide::Target t(name);
-  if (t.arch != Halide::Target::X86) {
-    err = "target '" + name + "' is not supported yet: this version builds for x86-64 hosts only";
+  bool x86 = t.arch == Halide::Target::X86 && t.bits == 64;
+  bool arm = t.arch == Halide::Target::ARM && t.bits == 64 && t.os == Halide::Target::Linux;
+  if (!x86 && !arm) {
+    err = "target '" + name + "' is not supported: cnnc builds for x86-64 (host, x86-64-linux-avx2, ...) and arm-64-linux";
     return false;
   }
   resolved = t.to_string();
@@ -227,23 +233,53 @@ bool findCxx(std::string& cxx, std::string& err) {
   return true;
 }
 
+// What links for a target: the C++ driver, the archiver and cnnc's runtime archives. aarch64 uses
+// Debian's cross toolchain and links statically (the result runs on any aarch64 Linux).
+struct Toolchain {
+  std::string cxx, ar, runtimeLib, capiLib, linkFlags;
+};
+
+bool toolchainFor(const AotOptions& opts, Toolchain& tc, std::string& err) {
+  std::string target;
+  if (!resolveTarget(opts.target, target, err)) return false;
+  if (target.rfind("arm-", 0) != 0) {
+    tc.runtimeLib = getenv("CNNC_RUNTIME_LIB") ? getenv("CNNC_RUNTIME_LIB") : CNNC_RUNTIME_LIB;
+    tc.capiLib = getenv("CNNC_CAPI_LIB") ? getenv("CNNC_CAPI_LIB") : CNNC_CAPI_LIB;
+    tc.ar = "ar";
+    tc.linkFlags = "-lz -lpthread -ldl";
+    return findCxx(tc.cxx, err);
+  }
+  const char* hint = "install the aarch64 cross toolchain (apt-get install g++-aarch64-linux-gnu zlib1g-dev:arm64, after "
+                     "dpkg --add-architecture arm64) and rebuild cnnc";
+  tc.runtimeLib = CNNC_RUNTIME_AARCH64_LIB;
+  tc.capiLib = CNNC_CAPI_AARCH64_LIB;
+  tc.cxx = "aarch64-linux-gnu-g++";
+  tc.ar = "aarch64-linux-gnu-ar";
+  tc.linkFlags = "-static -lz -lpthread";
+  if (tc.runtimeLib.empty() || system(("command -v " + tc.cxx + " >/dev/null 2>&1").c_str()) != 0) {
+    err = "target '" + target + "' needs the aarch64 runtime, which this cnnc was built without: " + hint;
+    return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 bool linkExecutable(const std::string& planJson, const std::string& trainJson, const std::vector<KernelSpec>& specs,
                     const std::vector<std::string>& objects, const std::string& output, const AotOptions& opts, std::string& err) {
-  std::string runtimeLib = getenv("CNNC_RUNTIME_LIB") ? getenv("CNNC_RUNTIME_LIB") : CNNC_RUNTIME_LIB;
+  Toolchain tc;
+  if (!toolchainFor(opts, tc, err)) return false;
+  const std::string& runtimeLib = tc.runtimeLib;
   if (runtimeLib.empty() || !fs::exists(runtimeLib)) {
     err = "the cnnc runtime library was not found at '" + runtimeLib + "': rebuild cnnc, or set CNNC_RUNTIME_LIB";
     return false;
   }
-  std::string cxx;
-  if (!findCxx(cxx, err)) return false;
   std::string work, gluePath;
   if (!writeGlue(planJson, trainJson, specs, work, gluePath, err)) return false;
   std::string tmpOut = output + ".tmp." + std::to_string(getpid());
-  std::string cmd = cxx + " -O1 -o '" + tmpOut + "' '" + gluePath + "'";
+  std::string cmd = tc.cxx + " -O1 -o '" + tmpOut + "' '" + gluePath + "'";
   for (const auto& o : objects) cmd += " '" + o + "'";
-  cmd += " '" + runtimeLib + "' -lz -lpthread -ldl";
+  cmd += " '" + runtimeLib + "' " + tc.linkFlags;
   if (opts.verbose) fprintf(stderr, "cnnc: %s\n", cmd.c_str());
   std::string text;
   if (!runLogged(cmd, work, text)) {
@@ -270,21 +306,21 @@ namespace cnnc::codegen {
 
 bool buildLibrary(const std::string& planJson, const std::vector<KernelSpec>& specs, const std::vector<std::string>& objects, const std::string& outDir,
                   const std::string& netName, const AotOptions& opts, std::string& err) {
-  std::string capiLib = getenv("CNNC_CAPI_LIB") ? getenv("CNNC_CAPI_LIB") : CNNC_CAPI_LIB;
+  Toolchain tc;
+  if (!toolchainFor(opts, tc, err)) return false;
+  const std::string& capiLib = tc.capiLib;
   std::string capiHeader = CNNC_CAPI_HEADER;
   if (!fs::exists(capiLib) || !fs::exists(capiHeader)) {
     err = "the cnnc C API library was not found at '" + capiLib + "': rebuild cnnc, or set CNNC_CAPI_LIB";
     return false;
   }
-  std::string cxx;
-  if (!findCxx(cxx, err)) return false;
   std::error_code ec;
   fs::create_directories(outDir, ec);
   if (ec || access(outDir.c_str(), W_OK) != 0) { err = "cannot write to '" + outDir + "': " + (ec ? ec.message() : strerror(errno)); return false; }
   std::string work, gluePath;
   if (!writeGlue(planJson, "", specs, work, gluePath, err)) return false;
   std::string log;
-  if (!runLogged(cxx + " -O1 -fPIC -c '" + gluePath + "' -o '" + work + "/glue.o'", work, log)) {
+  if (!runLogged(tc.cxx + " -O1 -fPIC -c '" + gluePath + "' -o '" + work + "/glue.o'", work, log)) {
     err = "compiling the glue failed:\n" + log;
     fs::remove_all(work);
     return false;
@@ -297,7 +333,7 @@ bool buildLibrary(const std::string& planJson, const std::vector<KernelSpec>& sp
   for (const auto& o : objects) mri << "ADDMOD " << o << "\n";
   mri << "SAVE\nEND\n";
   mri.close();
-  if (!runLogged("ar -M < '" + work + "/lib.mri'", work, log)) {
+  if (!runLogged(tc.ar + " -M < '" + work + "/lib.mri'", work, log)) {
     err = "creating the archive failed (is binutils' ar installed?):\n" + log;
     fs::remove_all(work);
     return false;

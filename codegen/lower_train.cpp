@@ -252,7 +252,8 @@ Lowered convBackWeight(const KernelSpec& k) {
 
   // Tile: at most ~24 accumulators of AVX-512's 32 registers, leaving room for the dy vectors and
   // the broadcast pixel. 3x3: 2 vectors x 9 taps; 1x1: 2 vectors x 8 input channels.
-  int vec = O >= 16 ? 16 : O >= 8 ? 8 : 4;
+  // On NEON (4 lanes) a vector is one 4-float register, so the same count of vectors fits.
+  int vec = k.schedule.lanes < 16 ? 4 : O >= 16 ? 16 : O >= 8 ? 8 : 4;
   int cv = O >= 2 * vec ? 2 : 1;
   int kyt = cv * kw * kh <= 24 ? kh : 1;
   int cit = 1;

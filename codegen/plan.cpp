@@ -281,6 +281,11 @@ int internSpec(Plan& p, KernelSpec s, std::map<std::string, int>& index) {
   return index[sig] = (int)p.specs.size() - 1;
 }
 
+void applyTargetSchedules(Plan& p, const std::string& target) {
+  int lanes = lanesOf(target);
+  for (auto& s : p.specs) s.schedule = defaultSchedule(s, lanes);
+}
+
 void planMemory(Plan& p) {
   // Live intervals: a storage lives from the kernel that writes it to the last kernel reading it.
   for (auto& s : p.storages) { s.firstUse = INT32_MAX; s.lastUse = -1; }

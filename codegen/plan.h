@@ -82,6 +82,10 @@ std::string verifyPlan(const Plan& p);
 // Readable form for tests (`cnnc --emit=plan`).
 std::string planToText(const Plan& p, const Graph& g);
 
+// Re-derives every kernel's default schedule for a resolved target (vector registers differ
+// between x86 and NEON). Call before planToJson: kernel names depend on the schedule.
+void applyTargetSchedules(Plan& p, const std::string& target);
+
 std::string planToJson(const Plan& p, const Graph& g, const SourceManager& sm, const std::string& target);
 
 }  // namespace cnnc::codegen

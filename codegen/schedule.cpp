@@ -13,38 +13,47 @@ std::string Schedule::str() const {
   std::string t = "vec=" + std::to_string(vec) + " tileC=" + std::to_string(tileC) + " par=" + std::to_string(parallelBatch);
   if (tileX != 1 || tileY != 1) t += " tile=" + std::to_string(tileX) + "x" + std::to_string(tileY);
   if (chanVec) t += " cvec=" + std::to_string(chanVec);
+  if (lanes != 16) t += " lanes=" + std::to_string(lanes);
   return t;
 }
 
-static int widthFor(int64_t extent) {
-  if (extent >= 16) return 16;
+int lanesOf(const std::string& target) { return target.rfind("arm-", 0) == 0 ? 4 : 16; }
+
+// Vectors are at most two registers wide on NEON (one x86 register elsewhere).
+static int widthFor(int64_t extent, int lanes) {
+  if (extent >= 16 && lanes >= 8) return 16;
   if (extent >= 8) return 8;
   if (extent >= 4) return 4;
   return 1;
 }
 
-Schedule defaultSchedule(const KernelSpec& k) {
+Schedule defaultSchedule(const KernelSpec& k, int lanes) {
   Schedule s;
+  s.lanes = lanes;
   int64_t inner = k.out.size() == 3 ? k.out[2] : k.out[0];
-  s.vec = widthFor(inner);
+  s.vec = widthFor(inner, lanes);
+  int regsPerVec = std::max(1, s.vec / lanes);
   // Conv: up to 8 output channels share each input vector; 8 accumulators + input + weights fit
   // easily in AVX-512's 32 (or AVX2's 16) vector registers.
   s.tileC = 1;
   if (k.kind == KernelKind::Conv || k.kind == KernelKind::ConvBackData) {
-    s.tileC = (int)std::min<int64_t>(8, k.out[0]);
+    // NEON: 8-float vectors take two registers, so half the channels keep the tile in 32.
+    s.tileC = (int)std::min<int64_t>(8 / regsPerVec, k.out[0]);
     int64_t W = k.out[2], H = k.out[1];
     // Rows narrower than a full vector (ResNet's 7x7 and 14x14, TinyResNet's 4x4 and 8x8) would
     // leave lanes idle: vectorise over 16 output channels instead, two vectors per tile, and tile
     // the pixels so that tileX * tileY * 2 accumulators stay within 32 registers with room for the
     // weight vectors.
     if (W < 16 && k.attrs.groups == 1 && k.out[0] % 16 == 0) {
-      s.vec = 16;
-      s.chanVec = (int)std::min<int64_t>(2, k.out[0] / 16);
+      // x86: 2 vectors of 16 channels x up to 14 pixels; NEON: 4 vectors of 4 x up to 7 pixels.
+      s.vec = lanes;
+      s.chanVec = (int)std::min<int64_t>(lanes == 16 ? 2 : 4, k.out[0] / lanes);
       s.tileC = 1;
-      s.tileX = (int)(W <= 8 ? W : W % 7 == 0 ? 7 : 8);
-      // Rows per tile: at most 14 pixels, and a divisor of H so that no tile overlaps another.
+      int maxPixels = lanes == 16 ? 14 : 28 / s.chanVec;
+      s.tileX = (int)(W <= maxPixels ? W : W % 7 == 0 ? 7 : std::min(8, maxPixels));
+      // Rows per tile: at most maxPixels pixels, and a divisor of H so that no tile overlaps another.
       s.tileY = 1;
-      for (int t = (int)std::min<int64_t>(H, 14 / s.tileX); t > 1; --t)
+      for (int t = (int)std::min<int64_t>(H, maxPixels / s.tileX); t > 1; --t)
         if (H % t == 0) { s.tileY = t; break; }
       return s;
     }

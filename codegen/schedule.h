@@ -16,11 +16,18 @@ struct Schedule {
   // Conv with small rows: vectors run along output channels instead of x (chanVec vectors of `vec`
   // channels per tile, tileX x tileY pixels); 0 keeps vectors along x.
   int chanVec = 0;
-  std::string str() const;  // "vec=8 tileC=1 par=1", plus "tile=XxY" when not 1x1, "cvec=N" when set
+  // Floats per vector register of the target: 16 on x86 (AVX-512; AVX2 splits each vector in
+  // two), 4 on ARM NEON. Tiles are sized so their accumulators fit 32 such registers.
+  int lanes = 16;
+  std::string str() const;  // "vec=8 tileC=1 par=1", plus "tile=XxY" when not 1x1, "cvec=N", "lanes=N" when set
 };
 
 // The default schedule of a kernel: vectorised over x (or features) and parallel over batch and
 // channels, with widths chosen so that no vector is wider than the dimension it covers.
-Schedule defaultSchedule(const KernelSpec& k);
+// `lanes` is Schedule::lanes of the target (lanesOf).
+Schedule defaultSchedule(const KernelSpec& k, int lanes = 16);
+
+// Floats per vector register of a resolved Halide target string: 4 for arm, else 16.
+int lanesOf(const std::string& target);
 
 }  // namespace cnnc::codegen

@@ -15,7 +15,14 @@ PACKAGES=(
   python3 python3-torch python3-torchvision  # numerical reference in tests only
   graphviz                              # --emit=dot -o net.svg
   dataset-fashion-mnist                 # the default training data set
+  g++-aarch64-linux-gnu zlib1g-dev:arm64 qemu-user   # --target arm-64-linux, tested under qemu
 )
+
+# zlib1g-dev:arm64 (the static zlib of aarch64 executables) is a multiarch package.
+if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+  [ "$(id -u)" -ne 0 ] && SUDO=sudo || SUDO=""
+  $SUDO dpkg --add-architecture arm64
+fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -98,6 +98,7 @@ int compileNetwork(FrontendResult& r, const std::string& output, const std::stri
     return 1;
   }
   codegen::Plan plan = codegen::buildInferencePlan(r.graph);
+  codegen::applyTargetSchedules(plan, resolved);
   std::vector<codegen::KernelSpec> specs = plan.specs;
   std::string trainJson;
   if (!asLibrary) {
@@ -105,6 +106,7 @@ int compileNetwork(FrontendResult& r, const std::string& output, const std::stri
     codegen::TrainPlan tp;
     std::string why;
     if (codegen::buildTrainingPlan(r.graph, tp, why)) {
+      codegen::applyTargetSchedules(tp.plan, resolved);
       trainJson = codegen::trainPlanToJson(tp, r.graph, r.sm, resolved);
       std::set<std::string> seen;
       for (const auto& s : specs) seen.insert(s.functionName());
@@ -143,7 +145,7 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"ast", "graph", "params", "dot", "plan", "train-plan", "lib"}));
   app.add_flag("--summary", summary, "print a per-layer table with shapes, parameters and MACs");
   app.add_option("-o,--output", output, "the executable to build (with --emit: where to write it; for dot: .dot, .svg, .png or .pdf)");
-  app.add_option("--target", target, "host (default) or a Halide target string, e.g. x86-64-linux-avx2");
+  app.add_option("--target", target, "host (default) or a Halide target string, e.g. x86-64-linux-avx2 or arm-64-linux (aarch64, cross-compiled)");
   app.add_option("--cache-dir", cacheDir, "compiled-kernel cache (default: $XDG_CACHE_HOME/cnnc)");
   app.add_option("-j,--jobs", jobs, "parallel kernel compiles (default: number of cores)")->check(CLI::Range(1, 256));
   app.add_flag("-v,--verbose", verbose, "show each kernel compile and the link command");

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The --emit=lib bundle: build tests/lib_example/main.c against it, run it, compare with PyTorch.
 
-Usage: lib_parity.py --lib-dir DIR --net NAME
+Usage: lib_parity.py --lib-dir DIR --net NAME [--cc aarch64-linux-gnu-gcc --static --runner qemu-aarch64]
 Tolerance as in parity.py: max |c - torch| <= 1e-4 * (1 + max |torch|).
 """
 import argparse
@@ -26,6 +26,9 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--lib-dir", required=True)
     ap.add_argument("--net", required=True)
+    ap.add_argument("--cc", default="cc", help="C compiler of the board project (a cross compiler for another target)")
+    ap.add_argument("--static", action="store_true", help="link the example statically")
+    ap.add_argument("--runner", default="", help="command that runs the example, e.g. qemu-aarch64")
     args = ap.parse_args()
     torch.set_num_threads(2)
     model = reference_models.build(args.net, meta=False).eval()
@@ -34,7 +37,7 @@ def main():
     batch = 2
     with tempfile.TemporaryDirectory() as d:
         exe = os.path.join(d, "example")
-        cmd = ["cc", "-O1", "-I", args.lib_dir, os.path.join(HERE, "..", "lib_example", "main.c"), "-L", args.lib_dir,
+        cmd = [args.cc, "-O1"] + (["-static"] if args.static else []) + [ "-I", args.lib_dir, os.path.join(HERE, "..", "lib_example", "main.c"), "-L", args.lib_dir,
                "-l" + args.net, "-lstdc++", "-lz", "-lpthread", "-ldl", "-lm", f'-DNET_HEADER="{args.net}.h"', "-o", exe]
         r = subprocess.run(cmd, capture_output=True, text=True)
         if r.returncode != 0:
@@ -42,7 +45,7 @@ def main():
             return 1
         w = os.path.join(d, "w.safetensors")
         st.save(w, model.state_dict())
-        r = subprocess.run([exe, w, str(batch)], capture_output=True, text=True)
+        r = subprocess.run(([args.runner] if args.runner else []) + [exe, w, str(batch)], capture_output=True, text=True)
         if r.returncode != 0:
             print("FAIL: the example failed:\n" + r.stderr)
             return 1

@@ -54,6 +54,7 @@ def main():
     ap.add_argument("--exe", required=True)
     ap.add_argument("--net", required=True)
     ap.add_argument("--batches", default="1,3")
+    ap.add_argument("--runner", default="", help="command that runs the executable, e.g. qemu-aarch64 for an aarch64 build")
     ap.add_argument("--shape", default="", help="input C,H,W if not the net's default")
     ap.add_argument("--via-pth", action="store_true", help="hand the weights over as torch.save + scripts/pth2safetensors.py")
     args = ap.parse_args()
@@ -78,7 +79,7 @@ def main():
                 ref = model(x).numpy()
             ipath, opath = os.path.join(d, "in.safetensors"), os.path.join(d, "out.safetensors")
             st.save(ipath, {"input": x})
-            r = subprocess.run([args.exe, "infer", "--weights", wpath, "--input", ipath, "--output", opath], capture_output=True, text=True)
+            r = subprocess.run(([args.runner] if args.runner else []) + [args.exe, "infer", "--weights", wpath, "--input", ipath, "--output", opath], capture_output=True, text=True)
             if r.returncode != 0:
                 print(f"FAIL {args.net} batch {b}: exit {r.returncode}\n{r.stderr}")
                 ok = False

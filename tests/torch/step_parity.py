@@ -103,6 +103,7 @@ def main():
     ap.add_argument("--exe", required=True)
     ap.add_argument("--net", required=True)
     ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--runner", default="", help="command that runs the executable, e.g. qemu-aarch64 for an aarch64 build")
     ap.add_argument("--shape", default="")
     ap.add_argument("--lr", type=float, default=0.1)
     ap.add_argument("--label-smoothing", type=float, default=0.0)
@@ -126,7 +127,7 @@ def main():
         st.save(f"{d}/w.safetensors", model.state_dict())
         st.save(f"{d}/in.safetensors", {"input": x})
         st.save(f"{d}/labels.safetensors", {"labels": labels})
-        r = subprocess.run([args.exe, "step", "--weights", f"{d}/w.safetensors", "--input", f"{d}/in.safetensors", "--labels",
+        r = subprocess.run(([args.runner] if args.runner else []) + [args.exe, "step", "--weights", f"{d}/w.safetensors", "--input", f"{d}/in.safetensors", "--labels",
                             f"{d}/labels.safetensors", "--lr", str(args.lr), "--label-smoothing", str(args.label_smoothing), "--seed", str(args.seed),
                             "--output", f"{d}/out.safetensors"], capture_output=True, text=True)
         if r.returncode != 0:
