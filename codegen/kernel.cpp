@@ -84,7 +84,7 @@ std::string KernelSpec::signature() const {
   switch (kind) {
     case KernelKind::Conv:
       o << " k=" << a.kernel[0] << "x" << a.kernel[1] << " s=" << a.stride[0] << "x" << a.stride[1] << " p=" << a.pad[0] << "x"
-        << a.pad[1] << " d=" << a.dilation[0] << "x" << a.dilation[1] << " g=" << a.groups << " res=" << residual;
+        << a.pad[1] << " d=" << a.dilation[0] << "x" << a.dilation[1] << " g=" << a.groups << " res=" << residual << (packedWeights ? " packed" : "");
       break;
     case KernelKind::ConvBackData:
     case KernelKind::ConvBackWeight:

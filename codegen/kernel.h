@@ -60,6 +60,7 @@ struct KernelSpec {
   Attrs attrs;                 // op attributes (kernel, stride, ...)
   Act act = Act::None;
   bool residual = false;       // Conv: adds a tensor of the output's shape before the activation
+  bool packedWeights = false;  // Conv (inference): weights arrive as [C/g,kh,kw,O], packed at load
   Schedule schedule;
 
   // Canonical text of everything above: the identity of the generated code.

@@ -17,8 +17,11 @@ Lowered conv(const KernelSpec& k) {
   int64_t C = k.in[0], H = k.in[1], W = k.in[2], O = k.out[0];
   int64_t cig = C / a.groups, cog = O / a.groups;
   ImageParam in = tensorParam("input", k.in);
-  ImageParam w(Float(32), 4, "weight");
-  declareDense(w, {O, cig, a.kernel[0], a.kernel[1]}, false);
+  // Inference convs with channel vectors take their weights packed at load ([O/T,C,kh,kw,T]).
+  int T = k.schedule.vec * k.schedule.chanVec;
+  ImageParam w(Float(32), k.packedWeights ? 5 : 4, "weight");
+  if (k.packedWeights) declareDense(w, {O / T, cig, a.kernel[0], a.kernel[1], T}, false);
+  else declareDense(w, {O, cig, a.kernel[0], a.kernel[1]}, false);
   ImageParam b(Float(32), 1, "bias");
   declareDense(b, {O}, false);
   std::vector<Argument> args{in, w, b};
@@ -29,10 +32,14 @@ Lowered conv(const KernelSpec& k) {
   Expr g = a.groups == 1 ? Expr(0) : v.c / (int)cog;
   Func acc("conv_acc");
   acc(v.x, v.y, v.c, v.n) = b(v.c);
-  // With channel vectors the weights are read through a copy with output channels innermost.
-  Func wt("weight_t");
-  Var tc("tc"), tx("tx"), ty("ty"), tz("tz");
-  wt(tc, tx, ty, tz) = w(tx, ty, tz, tc);
+  // With channel vectors the weights are read in blocks of T output channels: packed at load
+  // (inference), or copied once per call (training, where weights change every step).
+  Func wcopy("weight_blocked"), wt;
+  if (k.schedule.chanVec) {
+    Var cl("cl"), tx("tx"), ty("ty"), tz("tz"), cb("cb");
+    if (!k.packedWeights) wcopy(cl, tx, ty, tz, cb) = w(tx, ty, tz, cb * T + cl);
+    wt = blockedWeights(k.packedWeights ? Func(w) : wcopy, T);
+  }
   Expr wv = k.schedule.chanVec ? wt(v.c, r.x, r.y, r.z) : w(r.x, r.y, r.z, v.c);
   acc(v.x, v.y, v.c, v.n) += wv *
       src(v.x * (int)a.stride[1] + r.x * (int)a.dilation[1] - (int)a.pad[1], v.y * (int)a.stride[0] + r.y * (int)a.dilation[0] - (int)a.pad[0],
@@ -46,7 +53,7 @@ Lowered conv(const KernelSpec& k) {
   }
   Func out("conv_out");
   out(v.x, v.y, v.c, v.n) = applyAct(val, k.act);
-  if (k.schedule.chanVec) scheduleConvChannels(out, acc, wt, r, k.schedule, v, a.pad[0] || a.pad[1] ? src : Func());
+  if (k.schedule.chanVec) scheduleConvChannels(out, acc, k.packedWeights ? Func() : wcopy, r, k.schedule, v, a.pad[0] || a.pad[1] ? src : Func());
   else scheduleConvTile(out, acc, r, k.schedule, (int)k.out[0], v, a.pad[0] || a.pad[1] ? src : Func());
   return finish(out, k, args);
 }

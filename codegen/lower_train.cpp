@@ -174,15 +174,20 @@ Lowered convBackData(const KernelSpec& k) {
   if (sx > 1) inside = inside && ux % sx == 0;
   if (sy > 1) inside = inside && uy % sy == 0;
   dyz(ux, uy, uc, un) = select(inside, dy(clamp(ux / sx, 0, (int)Wo - 1), clamp(uy / sy, 0, (int)Ho - 1), uc, un), 0.0f);
-  // With channel vectors the weights are read through a copy with input channels innermost.
-  Func wt("weight_t");
-  Var tc("tc"), tx("tx"), ty("ty"), tz("tz");
-  wt(tc, tx, ty, tz) = w(tx, ty, tc, tz);
+  // With channel vectors the weights are read through a copy in blocks of T input channels.
+  Func wcopy("weight_blocked"), wt;
   Expr cl = a.groups == 1 ? Expr(v.c) : v.c % (int)cig;
-  Expr wv = k.schedule.chanVec ? wt(cl, r.x, r.y, co) : w(r.x, r.y, cl, co);
+  Expr wv = w(r.x, r.y, cl, co);
+  if (k.schedule.chanVec) {
+    int T = k.schedule.vec * k.schedule.chanVec;
+    Var bl("bl"), tx("tx"), ty("ty"), tz("tz"), cb("cb");
+    wcopy(bl, tx, ty, tz, cb) = w(tx, ty, cb * T + bl, tz);
+    wt = blockedWeights(wcopy, T);
+    wv = wt(v.c, r.x, r.y, co);
+  }
   acc(v.x, v.y, v.c, v.n) += dyz(v.x + (int)a.pad[1] - r.x * (int)a.dilation[1], v.y + (int)a.pad[0] - r.y * (int)a.dilation[0], co, v.n) * wv;
   out(v.x, v.y, v.c, v.n) = acc(v.x, v.y, v.c, v.n);
-  if (k.schedule.chanVec) scheduleConvChannels(out, acc, wt, r, k.schedule, v, dyz);
+  if (k.schedule.chanVec) scheduleConvChannels(out, acc, wcopy, r, k.schedule, v, dyz);
   else scheduleConvTile(out, acc, r, k.schedule, (int)C, v, dyz);
   return finish(out, k, {dy, w});
 }

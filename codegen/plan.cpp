@@ -286,6 +286,18 @@ void applyTargetSchedules(Plan& p, const std::string& target) {
   for (auto& s : p.specs) s.schedule = defaultSchedule(s, lanes);
 }
 
+void packConvWeights(Plan& p) {
+  for (auto& s : p.specs) s.packedWeights = s.kind == KernelKind::Conv && s.schedule.chanVec > 0;
+  for (const auto& c : p.calls)
+    if (p.specs[c.spec].packedWeights) {
+      ConstTensor& w = p.consts[c.args.at(1).id];
+      if (w.pack) continue;  // a weight shared by two calls is packed once
+      w.pack = true;
+      int64_t T = p.specs[c.spec].schedule.vec * p.specs[c.spec].schedule.chanVec;
+      w.shape = {w.shape[0] / T, w.shape[1], w.shape[2], w.shape[3], T};  // [O,C,kh,kw] -> [O/T,C,kh,kw,T]
+    }
+}
+
 void planMemory(Plan& p) {
   // Live intervals: a storage lives from the kernel that writes it to the last kernel reading it.
   for (auto& s : p.storages) { s.firstUse = INT32_MAX; s.lastUse = -1; }
@@ -422,7 +434,7 @@ std::string planToJson(const Plan& p, const Graph& g, const SourceManager& sm, c
     static const char* names[] = {"param", "fold", "bn_scale", "bn_shift", "zeros", "param_ref", "grad", "stats", "dparams", "eps", "seed"};
     std::string kind = c.kind == ConstTensor::FoldConvBN ? (c.foldBias ? "fold_bias" : "fold_weight") : names[c.kind];
     consts.push_back({{"kind", kind}, {"shape", c.shape}, {"param", c.param}, {"conv_w", c.convW}, {"conv_b", c.convB}, {"bn_w", c.bnW},
-                      {"bn_b", c.bnB}, {"bn_mean", c.bnMean}, {"bn_var", c.bnVar}, {"eps", c.eps}});
+                      {"bn_b", c.bnB}, {"bn_mean", c.bnMean}, {"bn_var", c.bnVar}, {"eps", c.eps}, {"pack", c.pack}});
   }
   j["consts"] = consts;
   json kernels = json::array();

@@ -37,6 +37,7 @@ struct ConstTensor {
   int bnW = -1, bnB = -1, bnMean = -1, bnVar = -1;  // FoldConvBN, BNScale, BNShift
   double eps = 1e-5;
   bool foldBias = false;           // FoldConvBN: this constant is the folded bias (else the weight)
+  bool pack = false;               // conv weight stored in blocks of T output channels: `shape` is [O/T,C,kh,kw,T]
 };
 
 struct KernelArg {
@@ -85,6 +86,11 @@ std::string planToText(const Plan& p, const Graph& g);
 // Re-derives every kernel's default schedule for a resolved target (vector registers differ
 // between x86 and NEON). Call before planToJson: kernel names depend on the schedule.
 void applyTargetSchedules(Plan& p, const std::string& target);
+
+// Inference: convs that vectorise over output channels get their weights packed once at load
+// (output channels innermost), instead of transposing them in every call. Call after
+// applyTargetSchedules.
+void packConvWeights(Plan& p);
 
 std::string planToJson(const Plan& p, const Graph& g, const SourceManager& sm, const std::string& target);
 

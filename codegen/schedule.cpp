@@ -47,11 +47,15 @@ Schedule defaultSchedule(const KernelSpec& k, int lanes) {
     if (W < 16 && k.attrs.groups == 1 && k.out[0] % 16 == 0) {
       // x86: 2 vectors of 16 channels x up to 14 pixels; NEON: 4 vectors of 4 x up to 7 pixels.
       s.vec = lanes;
-      s.chanVec = (int)std::min<int64_t>(lanes == 16 ? 2 : 4, k.out[0] / lanes);
+      s.chanVec = lanes == 16 ? 2 : 4;
+      while (k.out[0] % (s.vec * s.chanVec)) s.chanVec /= 2;  // blocks of vec * chanVec channels tile the output
       s.tileC = 1;
       int maxPixels = lanes == 16 ? 14 : 28 / s.chanVec;
-      s.tileX = (int)(W <= maxPixels ? W : W % 7 == 0 ? 7 : std::min(8, maxPixels));
-      // Rows per tile: at most maxPixels pixels, and a divisor of H so that no tile overlaps another.
+      // Columns and rows per tile: divisors of W and H (the accumulator's update loops have no
+      // tail), at most maxPixels pixels in all.
+      s.tileX = 1;
+      for (int t = (int)std::min<int64_t>(W, maxPixels); t > 1; --t)
+        if (W % t == 0) { s.tileX = t; break; }
       s.tileY = 1;
       for (int t = (int)std::min<int64_t>(H, maxPixels / s.tileX); t > 1; --t)
         if (H % t == 0) { s.tileY = t; break; }

@@ -31,7 +31,7 @@ bool parsePlan(const char* text, size_t size, Plan& p, std::string& err) {
     for (auto& x : j["acts"]) p.acts.push_back({x["shape"].get<Dims>(), x["storage"], x["name"]});
     for (auto& x : j["storages"]) p.storages.push_back({x["offset"], x["size"]});
     for (auto& x : j["consts"])
-      p.consts.push_back({x["kind"], x["shape"].get<Dims>(), x["param"], x["conv_w"], x["conv_b"], x["bn_w"], x["bn_b"], x["bn_mean"], x["bn_var"], x["eps"]});
+      p.consts.push_back({x["kind"], x["shape"].get<Dims>(), x["param"], x["conv_w"], x["conv_b"], x["bn_w"], x["bn_b"], x["bn_mean"], x["bn_var"], x["eps"], x.value("pack", false)});
     for (auto& x : j["kernels"]) p.kernels.push_back({x["fn"], x["signature"]});
     for (auto& x : j["calls"]) {
       CallSpec c;

@@ -24,6 +24,7 @@ struct ConstSpec {
   Dims shape;
   int param = -1, convW = -1, convB = -1, bnW = -1, bnB = -1, bnMean = -1, bnVar = -1;
   double eps = 1e-5;
+  bool pack = false;  // conv weight [O,C,kh,kw] stored in blocks of T output channels: `shape` = [O/T,C,kh,kw,T]
 };
 
 struct CallArg { bool isConst; int id; };

@@ -202,7 +202,28 @@ bool saveWeights(const Plan& p, const Weights& w, const std::string& path, std::
   return writeSafeTensors(path, ts, {{"format", "pt"}, {"cnnc.net", p.net}}, err);
 }
 
+// [O, rest] -> [O/T, rest, T]: a conv weight in blocks of T output channels, each block with its
+// channels innermost (the layout the channel-vectorised conv kernels read).
+static void packBlocked(std::vector<float>& v, const Dims& packed) {
+  int64_t T = packed.back(), O = packed.front() * T;
+  int64_t rest = (int64_t)v.size() / O;
+  std::vector<float> t(v.size());
+  for (int64_t o = 0; o < O; ++o)
+    for (int64_t j = 0; j < rest; ++j) t[(o / T) * rest * T + j * T + o % T] = v[o * rest + j];
+  v.swap(t);
+}
+
+static std::vector<std::vector<float>> deriveUnpacked(const Plan& p, const Weights& w);
+
 std::vector<std::vector<float>> deriveConsts(const Plan& p, const Weights& w) {
+  std::vector<std::vector<float>> out = deriveUnpacked(p, w);
+  for (size_t i = 0; i < p.consts.size(); ++i)
+    if (p.consts[i].pack) packBlocked(out[i], p.consts[i].shape);
+  return out;
+}
+
+// The constants in their natural layout ([O,C,kh,kw] for conv weights).
+static std::vector<std::vector<float>> deriveUnpacked(const Plan& p, const Weights& w) {
   std::vector<std::vector<float>> out(p.consts.size());
   for (size_t i = 0; i < p.consts.size(); ++i) {
     const ConstSpec& c = p.consts[i];

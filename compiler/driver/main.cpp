@@ -99,6 +99,7 @@ int compileNetwork(FrontendResult& r, const std::string& output, const std::stri
   }
   codegen::Plan plan = codegen::buildInferencePlan(r.graph);
   codegen::applyTargetSchedules(plan, resolved);
+  codegen::packConvWeights(plan);
   std::vector<codegen::KernelSpec> specs = plan.specs;
   std::string trainJson;
   if (!asLibrary) {
