@@ -88,8 +88,12 @@ Lowered bnBackParams(const KernelSpec& k) {
   if (d.size() == 3) {
     RDom r(0, (int)d[2], 0, (int)d[1], 0, x.dim(3).extent(), "r");
     Expr xhat = (x(r.x, r.y, v.c, r.z) - st(v.c, 0)) / sqrt(st(v.c, 1) + eps);
-    dg(v.c) = sum(dy(r.x, r.y, v.c, r.z) * xhat);
-    db(v.c) = sum(dy(r.x, r.y, v.c, r.z));
+    dg(v.c) = 0.0f;
+    dg(v.c) += dy(r.x, r.y, v.c, r.z) * xhat;
+    db(v.c) = 0.0f;
+    db(v.c) += dy(r.x, r.y, v.c, r.z);
+    laneSum(dg, r, (int)d[2]);
+    laneSum(db, r, (int)d[2]);
   } else {
     RDom r(0, x.dim(1).extent(), "r");
     Expr xhat = (x(v.c, r) - st(v.c, 0)) / sqrt(st(v.c, 1) + eps);
@@ -297,7 +301,10 @@ Lowered biasGrad(const KernelSpec& k) {
   Func out("bias_grad");
   if (d.size() == 3) {
     RDom r(0, (int)d[2], 0, (int)d[1], 0, dy.dim(3).extent(), "r");
-    out(v.c) = sum(dy(r.x, r.y, v.c, r.z));
+    out(v.c) = 0.0f;
+    out(v.c) += dy(r.x, r.y, v.c, r.z);
+    laneSum(out, r, (int)d[2]);
+    out.update().parallel(v.c);
   } else {
     RDom r(0, dy.dim(1).extent(), "r");
     out(v.c) = sum(dy(v.c, r));
