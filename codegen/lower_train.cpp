@@ -319,11 +319,20 @@ Lowered linearBackData(const KernelSpec& k) {
   int64_t O = k.in[0], F = k.out[0];
   ImageParam dy = tensorParam("dy", k.in), w = fixedParam("weight", {O, F});
   RDom r(0, (int)O, "r");
-  Func out("linear_dx");
-  out(v.f, v.n) = sum(w(v.f, r) * dy(r, v.n));
-  Var fo("fo"), fi("fi");
+  Func acc("linear_dx_acc"), out("linear_dx");
+  acc(v.f, v.n) = 0.0f;
+  acc(v.f, v.n) += w(v.f, r) * dy(r, v.n);
+  out(v.f, v.n) = acc(v.f, v.n);
+  Var fo("fo"), fi("fi"), no("no"), ni("ni");
   int vec = F >= 16 ? 16 : 1;
+  // Batches of 8 and more: a register tile of one vector of inputs x 8 images, so each weight
+  // vector feeds 8 FMAs and 8 independent sums hide the FMA latency (one sum at a time waited 4
+  // cycles per step: LeNet-5's fc1 input gradient took 0.9 ms). Each sum still runs over r in order.
+  Expr N = out.output_buffer().dim(1).extent();
+  out.specialize(N >= 8).split(v.f, fo, fi, vec).split(v.n, no, ni, 8).reorder(fi, ni, fo, no).vectorize(fi).unroll(ni).parallel(no);
   out.split(v.f, fo, fi, vec).vectorize(fi).parallel(fo);
+  acc.compute_at(out, fo).vectorize(v.f, vec).unroll(v.n);
+  acc.update().reorder(v.f, v.n, r).vectorize(v.f, vec).unroll(v.n);
   return finish(out, k, {dy, w});
 }
 
