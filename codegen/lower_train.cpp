@@ -78,11 +78,30 @@ Lowered bnApply(const KernelSpec& k) {
   return finish(out, k, {x, st, g, b});
 }
 
+// BN backward kernels with a fused activation (k.act set) take the activation's output y after dy
+// and apply the activation's gradient inline: the separate ActGrad kernel read and wrote a whole
+// tensor for what is one multiply per element here. Appends y to `args`.
+Func actBackInline(ImageParam dy, const KernelSpec& k, std::vector<Argument>& args) {
+  if (k.act == Act::None) return Func(dy);
+  ImageParam y = tensorParam("y", k.in);
+  args.push_back(y);
+  Func f("bn_dy_act");
+  std::vector<Var> idx;
+  for (int i = 0; i < dy.dimensions(); ++i) idx.push_back(Var("i" + std::to_string(i)));
+  std::vector<Expr> ix(idx.begin(), idx.end());
+  f(idx) = dy(ix) * actDerivFromOutput(y(ix), k.act);
+  return f;
+}
+
 Lowered bnBackParams(const KernelSpec& k) {
   Vars v;
   const Dims& d = k.in;
   int64_t C = d[0];
-  ImageParam dy = tensorParam("dy", d), x = tensorParam("x", d), st = fixedParam("stats", {2, C});
+  ImageParam dyIn = tensorParam("dy", d), x = tensorParam("x", d), st = fixedParam("stats", {2, C});
+  std::vector<Argument> args{dyIn};
+  Func dy = actBackInline(dyIn, k, args);
+  args.push_back(x);
+  args.push_back(st);
   Expr eps = (float)k.attrs.eps;
   Func dg("bn_dgamma"), db("bn_dbeta"), out("bn_dparams");
   if (d.size() == 3) {
@@ -106,7 +125,7 @@ Lowered bnBackParams(const KernelSpec& k) {
   db.compute_at(out, v.c);
   out.reorder(which, v.c).bound(which, 0, 2).unroll(which).parallel(v.c);
   declareDense(out.output_buffer(), Dims{2, C}, false);
-  return {Pipeline(out), {dy, x, st}};
+  return {Pipeline(out), args};
 }
 
 // dx = gamma * invstd / M * (M dy - dbeta - xhat dgamma), the batch-statistics BN gradient.
@@ -114,8 +133,11 @@ Lowered bnBackData(const KernelSpec& k) {
   Vars v;
   const Dims& d = k.in;
   int64_t C = d[0];
-  ImageParam dy = tensorParam("dy", d), x = tensorParam("x", d), st = fixedParam("stats", {2, C}), g = fixedParam("gamma", {C}),
+  ImageParam dyIn = tensorParam("dy", d), x = tensorParam("x", d), st = fixedParam("stats", {2, C}), g = fixedParam("gamma", {C}),
              dp = fixedParam("dparams", {2, C});
+  std::vector<Argument> args{dyIn};
+  Func dy = actBackInline(dyIn, k, args);
+  for (Argument a : {Argument(x), Argument(st), Argument(g), Argument(dp)}) args.push_back(a);
   Expr M = elemsPerChannel(x, d);
   Expr eps = (float)k.attrs.eps;
   auto grad = [&](Expr dyv, Expr xv, Expr c) {
@@ -131,7 +153,7 @@ Lowered bnBackData(const KernelSpec& k) {
     out(v.f, v.n) = grad(dy(v.f, v.n), x(v.f, v.n), v.f);
     scheduleFlat(out, k, v);
   }
-  return finish(out, k, {dy, x, st, g, dp});
+  return finish(out, k, args);
 }
 
 // The output position whose window tap (r.x, r.y) lands on input pixel (x, y):

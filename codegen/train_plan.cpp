@@ -292,7 +292,9 @@ struct TBuilder {
       const Node& head = g.nodes[gr.head];
       std::string dl = "d" + head.name;
       int dPre = dOut;
-      if (gr.act != Act::None) {
+      // A batch norm's fused activation is differentiated inside its backward kernels.
+      bool actInBN = gr.act != Act::None && head.op == OpKind::BatchNorm;
+      if (gr.act != Act::None && !actInBN) {
         dPre = newTensor(head.shape, head.name + ".dpre");
         call(spec(KernelKind::ActGrad, head.shape, head.shape, head.attrs, gr.act), {act(dOut), act(gr.out), act(dPre)}, dl + " (activation)", m);
       }
@@ -325,11 +327,20 @@ struct TBuilder {
         case OpKind::BatchNorm: {
           const BNInfo* bi = nullptr;
           for (const auto& b : tp.bns) if (b.node == head.id) bi = &b;
-          call(spec(KernelKind::BNBackParams, inShape, {2, inShape[0]}, head.attrs), {act(dPre), act(x), cst(gr.stats), cst(bi->dparams)},
-               dl + " (gamma, beta)", m);
-          giveInput(KernelKind::BNBackData, {act(dPre), act(x), cst(gr.stats), cst(paramRef(bi->gamma)), cst(bi->dparams)}, head.attrs);
-          // The kernel takes the input shape as its `in`.
-          p.specs[p.calls.back().spec].in = inShape;
+          // With a fused activation both kernels take dy and the activation's output y.
+          std::vector<KernelArg> dys{act(dPre)};
+          if (actInBN) dys.push_back(act(gr.out));
+          auto with = [&](std::vector<KernelArg> rest) { rest.insert(rest.begin(), dys.begin(), dys.end()); return rest; };
+          KernelSpec sp = spec(KernelKind::BNBackParams, inShape, {2, inShape[0]}, head.attrs, actInBN ? gr.act : Act::None);
+          call(sp, with({act(x), cst(gr.stats), cst(bi->dparams)}), dl + " (gamma, beta)", m);
+          if (needsGrad(xin)) {
+            int dx = newTensor(inShape, "d" + g.nodes[xin].name);
+            KernelSpec sd = spec(KernelKind::BNBackData, inShape, inShape, head.attrs, actInBN ? gr.act : Act::None);
+            std::vector<KernelArg> args = with({act(x), cst(gr.stats), cst(paramRef(bi->gamma)), cst(bi->dparams)});
+            args.push_back(act(dx));
+            call(sd, args, dl + " (input)", m);
+            contrib[xin].push_back(dx);
+          }
           break;
         }
         case OpKind::Add:
