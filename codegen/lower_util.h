@@ -113,7 +113,7 @@ inline Func blockedWeights(Func w5, int T) {
 
 // Schedule of direct convolutions with small rows (sc.chanVec > 0): vectors run along output
 // channels. For each image and block of T = vec x chanVec channels, the accumulators of the whole
-// image live in a small buffer (at most 14x14xT floats). The reduction over input channels runs
+// image live in a small buffer (W x H x T floats, W below 16). The reduction over input channels runs
 // in chunks whose weights fit in L1 (about 16 KiB); within a chunk each register tile of
 // tileX x tileY pixels x chanVec vectors sums over the chunk's taps: each tap loads chanVec
 // weight vectors and broadcasts one source float per pixel into tileX * tileY * chanVec FMAs.
