@@ -50,7 +50,7 @@ Schedule defaultSchedule(const KernelSpec& k, int lanes) {
       s.chanVec = lanes == 16 ? 2 : 4;
       while (k.out[0] % (s.vec * s.chanVec)) s.chanVec /= 2;  // blocks of vec * chanVec channels tile the output
       s.tileC = 1;
-      int maxPixels = lanes == 16 ? 14 : 28 / s.chanVec;
+      int maxPixels = lanes == 16 ? 8 : 28 / s.chanVec;
       // Columns and rows per tile: divisors of W and H (the accumulator's update loops have no
       // tail), at most maxPixels pixels in all.
       s.tileX = 1;
