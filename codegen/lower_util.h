@@ -71,7 +71,9 @@ inline void scheduleFlat(Func out, const KernelSpec& k, Vars& v) {
 // accumulators stay in vector registers for the whole reduction over input channels and taps. The
 // splits shift inwards at the right and bottom edges (the output needs only be at least one tile),
 // so the accumulator tile always has exactly the tile's extent.
-inline void scheduleConvTile(Func out, Func acc, RDom r, const Schedule& sc, int channels, Vars& v, Func padded = Func()) {
+// With `inner`, `out` is not the pipeline's output but one stage computed per image by it (the
+// phases of a strided input gradient): no padded source, no batch-parallel specialisation.
+inline void scheduleConvTile(Func out, Func acc, RDom r, const Schedule& sc, int channels, Vars& v, Func padded = Func(), bool inner = false) {
   Var xo("xo"), xi("xi"), xv("xv"), yo("yo"), yi("yi"), co("co"), ci("ci");
   int tc = std::min(sc.tileC, channels);
   out.split(v.x, xo, xi, sc.vec * sc.tileX).split(v.y, yo, yi, sc.tileY).split(v.c, co, ci, tc)
@@ -87,7 +89,7 @@ inline void scheduleConvTile(Func out, Func acc, RDom r, const Schedule& sc, int
   }
   // Large batches: one image per task (the padded copy stays in its thread's cache); small ones:
   // the output channel tiles of an image in parallel.
-  out.specialize(out.output_buffer().dim(3).extent() >= 8).parallel(v.n);
+  if (!inner) out.specialize(out.output_buffer().dim(3).extent() >= 8).parallel(v.n);
   out.parallel(co);
   acc.compute_at(out, xo);
   Var ax("ax"), axv("axv");
@@ -120,14 +122,15 @@ inline Func blockedWeights(Func w5, int T) {
 // (Without chunks every tile streamed all of the block's weights: ResNet-18's 7x7 layers read
 // 9.4 MiB seven times per image and ran at a quarter of the 56x56 layers' rate.)
 // `wcopy`, when defined, is the blocked copy of the weights made once per call.
-inline void scheduleConvChannels(Func out, Func acc, Func wcopy, RDom r, const Schedule& sc, Vars& v, Func padded = Func()) {
+// `inner` as for scheduleConvTile.
+inline void scheduleConvChannels(Func out, Func acc, Func wcopy, RDom r, const Schedule& sc, Vars& v, Func padded = Func(), bool inner = false) {
   Var co("co"), ci("ci"), cv("cv"), cl("cl"), xo("xo"), xi("xi"), yo("yo"), yi("yi");
   RVar rzo("rzo"), rzi("rzi");
   int T = sc.vec * sc.chanVec;
   out.split(v.c, co, ci, T).reorder(v.x, v.y, ci, co, v.n);
   if (sc.tileX >= 4) out.vectorize(v.x, 4, TailStrategy::GuardWithIf);
   if (padded.defined()) padded.compute_at(out, v.n);
-  out.specialize(out.output_buffer().dim(3).extent() >= 8).parallel(v.n);
+  if (!inner) out.specialize(out.output_buffer().dim(3).extent() >= 8).parallel(v.n);
   out.parallel(co);
   if (wcopy.defined()) wcopy.compute_root().parallel(wcopy.args()[4]).vectorize(wcopy.args()[0], sc.vec);
   auto extent = [](RVar rv) { const int64_t* e = Internal::as_const_int(rv.extent()); return e ? (int)*e : 1; };

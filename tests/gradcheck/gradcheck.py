@@ -23,6 +23,13 @@ import st  # noqa: E402
 
 CASES = {
     "conv_strided_padded": ("input(3, 9, 7)", "c: conv(4, 3, stride=2, padding=1); tanh; flatten; fc: linear(5)"),
+    # Strided convs after a first layer, so their input gradients (split by phase) are checked too:
+    # channel-vector phases with odd sizes, vectors along x, mixed strides with a phase no tap
+    # reaches, and a 1x1 stride-2 conv whose odd pixels get no gradient.
+    "conv_strided_mid_chanvec": ("input(2, 9, 7)", "a: conv(16, 1); tanh; c: conv(4, 3, stride=2, padding=1); tanh; flatten; fc: linear(5)"),
+    "conv_strided_mid_wide": ("input(2, 6, 17)", "a: conv(3, 1); tanh; c: conv(4, 3, stride=2, padding=1); tanh; flatten; fc: linear(5)"),
+    "conv_stride3_rect_mid": ("input(2, 11, 10)", "a: conv(3, 1); tanh; c: conv(4, [2, 4], stride=[3, 2], padding=[1, 0]); tanh; flatten; fc: linear(5)"),
+    "conv_1x1_stride2_mid": ("input(2, 7, 6)", "a: conv(3, 1); tanh; c: conv(4, 1, stride=2); tanh; flatten; fc: linear(4)"),
     "conv_grouped_dilated": ("input(4, 9, 9)", "c: conv(6, 3, dilation=2, groups=2, padding=2); sigmoid; flatten; fc: linear(5)"),
     "conv_rect_kernel": ("input(2, 8, 10)", "c: conv(3, [3, 1], stride=[1, 2], padding=[1, 0]); tanh; flatten; fc: linear(4)"),
     "linear_tanh": ("input(12)", "a: linear(7); tanh; b: linear(5)"),
