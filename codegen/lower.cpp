@@ -2,6 +2,7 @@
 #include "lower.h"
 
 #include "lower_util.h"
+#include "winograd.h"
 
 #include <limits>
 
@@ -12,6 +13,7 @@ using namespace Halide;
 namespace {
 
 Lowered conv(const KernelSpec& k) {
+  if (k.schedule.winograd) return convWinograd(k);
   Vars v;
   const Attrs& a = k.attrs;
   int64_t C = k.in[0], H = k.in[1], W = k.in[2], O = k.out[0];

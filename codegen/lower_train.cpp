@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "lower_util.h"
+#include "winograd.h"
 
 namespace cnnc::codegen {
 
@@ -270,6 +271,7 @@ Lowered convBackDataPhases(const KernelSpec& k) {
 // Strided convs without dilation take convBackDataPhases instead.
 Lowered convBackData(const KernelSpec& k) {
   const Attrs& a = k.attrs;
+  if (k.schedule.winograd) return convWinograd(k);
   if ((a.stride[0] > 1 || a.stride[1] > 1) && a.dilation[0] == 1 && a.dilation[1] == 1) return convBackDataPhases(k);
   Vars v;
   const Dims& dyd = k.in;   // [O,Ho,Wo]

@@ -19,7 +19,11 @@ struct Schedule {
   // Floats per vector register of the target: 16 on x86 (AVX-512; AVX2 splits each vector in
   // two), 4 on ARM NEON. Tiles are sized so their accumulators fit 32 such registers.
   int lanes = 16;
-  std::string str() const;  // "vec=8 tileC=1 par=1", plus "tile=XxY" when not 1x1, "cvec=N", "lanes=N" when set
+  // 3x3 stride-1 conv as Winograd F(m x m, 3x3) with m = winograd (2 or 4; winograd.cpp); 0 keeps
+  // the direct form. Then vec runs along tiles, tileX is vectors of tiles per register tile, tileC
+  // the output channels, and tileY the tile rows of one parallel task.
+  int winograd = 0;
+  std::string str() const;  // "vec=8 tileC=1 par=1", plus "tile=XxY" when not 1x1, "cvec=N", "lanes=N", "wino=N" when set
 };
 
 // The default schedule of a kernel: vectorised over x (or features) and parallel over batch and

@@ -1,0 +1,144 @@
+// winograd.cpp: 3x3 stride-1 convolutions by Winograd's minimal filtering F(m x m, 3x3)
+// (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks", 2016). An m x m output tile
+// is A^T [(G g G^T) . (B^T d B)] A over the (m+2) x (m+2) input patch d that covers it: (m+2)^2
+// multiplies per tile and channel pair where the direct form needs 9 m^2 (16 against 36 for m = 2).
+// The algorithm:
+//  1. U(o, c, e) = G g G^T: the (m+2)^2 transformed taps of each filter, once per call.
+//  2. Per block of tile rows of one image: V(tx, ty, c, e) = B^T d B for every tile and input
+//     channel, e = ex + (m+2) ey indexing the transformed patch.
+//  3. M(tx, ty, o, e) = sum over c of U(o, c, e) V(tx, ty, c, e): (m+2)^2 independent matrix
+//     products, each in register tiles of up to 2 vectors of tiles x tileC output channels.
+//  4. Y = A^T M A + bias per output channel, then the residual and the activation, written out.
+// m = 2 is the default: its transforms are adds only and it stays within 1e-6 of the direct sum
+// in float32; m = 4 saves more multiplies but its constants (up to 8 and 1/24) lose about 10x more.
+#include "winograd.h"
+
+#include "lower_util.h"
+
+namespace cnnc::codegen {
+
+namespace {
+
+using namespace Halide;
+
+// The transform matrices, row-major: B^T is a x a, G is a x 3, A^T is m x a, with a = m + 2.
+const float kBT2[] = {1, 0, -1, 0, 0, 1, 1, 0, 0, -1, 1, 0, 0, 1, 0, -1};
+const float kG2[] = {1, 0, 0, .5f, .5f, .5f, .5f, -.5f, .5f, 0, 0, 1};
+const float kAT2[] = {1, 1, 1, 0, 0, 1, -1, -1};
+const float kBT4[] = {4, 0, -5, 0, 1, 0, 0, -4, -4, 1, 1, 0, 0, 4, -4, -1, 1, 0,
+                      0, -2, -1, 2, 1, 0, 0, 2, -1, -2, 1, 0, 0, 4, 0, -5, 0, 1};
+const float kG4[] = {1.f / 4, 0, 0, -1.f / 6, -1.f / 6, -1.f / 6, -1.f / 6, 1.f / 6, -1.f / 6,
+                     1.f / 24, 1.f / 12, 1.f / 6, 1.f / 24, -1.f / 12, 1.f / 6, 0, 0, 1};
+const float kAT4[] = {1, 1, 1, 1, 1, 0, 0, 1, -1, 2, -2, 0, 0, 1, 1, 4, 4, 0, 0, 1, -1, 8, -8, 1};
+
+struct Transform {
+  int m, a;
+  const float *BT, *G, *AT;
+};
+
+Transform transformFor(int m) { return m == 4 ? Transform{4, 6, kBT4, kG4, kAT4} : Transform{2, 4, kBT2, kG2, kAT2}; }
+
+// coef * v, without the multiply for +-1.
+Expr scaled(float coef, Expr v) { return coef == 1 ? v : coef == -1 ? -v : v * coef; }
+
+// select(e == 0, xs[0], e == 1, xs[1], ...): with e unrolled, each iteration keeps one arm.
+Expr selectOver(Expr e, const std::vector<Expr>& xs) {
+  Expr r = xs.back();
+  for (int i = (int)xs.size() - 2; i >= 0; --i) r = select(e == i, xs[i], r);
+  return r;
+}
+
+// sum over (i, j) of L[p][i] L[q][j] f(i, j) for each output (p, q), p fastest: the 2-D transform
+// L f L^T with the zero coefficients dropped. L has `rows` rows of `cols` entries.
+std::vector<Expr> transform2d(const float* L, int rows, int cols, const std::function<Expr(int, int)>& f) {
+  std::vector<Expr> out;
+  for (int q = 0; q < rows; ++q)
+    for (int p = 0; p < rows; ++p) {
+      Expr s;
+      for (int j = 0; j < cols; ++j)
+        for (int i = 0; i < cols; ++i) {
+          float k = L[p * cols + i] * L[q * cols + j];
+          if (k == 0) continue;
+          Expr t = scaled(k, f(i, j));
+          s = s.defined() ? s + t : t;
+        }
+      out.push_back(s.defined() ? s : Expr(0.0f));
+    }
+  return out;
+}
+
+}  // namespace
+
+bool winogradApplies(const KernelSpec& k) {
+  const Attrs& a = k.attrs;
+  return (k.kind == KernelKind::Conv || k.kind == KernelKind::ConvBackData) && a.kernel[0] == 3 && a.kernel[1] == 3 && a.stride[0] == 1 && a.stride[1] == 1 &&
+         a.dilation[0] == 1 && a.dilation[1] == 1 && a.groups == 1 && a.pad[0] == 1 && a.pad[1] == 1 && k.in[1] == k.out[1] &&
+         k.in[2] == k.out[2];
+}
+
+Lowered convWinograd(const KernelSpec& k) {
+  Vars v;
+  const Schedule& sc = k.schedule;
+  Transform t = transformFor(sc.winograd);
+  int m = t.m, a = t.a;
+  // The input gradient is the same conv of dy with each filter turned by 180 degrees and the
+  // channel roles swapped: dx[c] = sum over o of dy[o] (x) w[o, c] flipped; it has no bias.
+  bool backData = k.kind == KernelKind::ConvBackData;
+  int C = (int)k.in[0], H = (int)k.in[1], W = (int)k.in[2], O = (int)k.out[0];
+  ImageParam in = tensorParam(backData ? "dy" : "input", k.in);
+  ImageParam w(Float(32), 4, "weight");
+  declareDense(w, backData ? Dims{C, O, 3, 3} : Dims{O, C, 3, 3}, false);
+  ImageParam b(Float(32), 1, "bias");
+  declareDense(b, {O}, false);
+  std::vector<Argument> args{in, w};
+  if (!backData) args.push_back(b);
+  auto tap = [&](int i, int j, Expr ci, Expr co) { return backData ? w(2 - i, 2 - j, co, ci) : w(i, j, ci, co); };
+  Var tx("tx"), ty("ty"), e("e"), o("o"), c("c"), dx("dx"), dy("dy");
+  int TW = (W + m - 1) / m, TWp = (TW + sc.vec - 1) / sc.vec * sc.vec;  // tiles per row, in whole vectors
+
+  Func src("wino_src");  // the input shifted by the padding of 1, zero outside
+  src(v.x, v.y, v.c, v.n) = BoundaryConditions::constant_exterior(in, 0.0f, {{0, W}, {0, H}})(v.x - 1, v.y - 1, v.c, v.n);
+  Func U("wino_u"), V("wino_v"), Macc("wino_macc"), M("wino_m"), Y("wino_y");
+  U(o, c, e) = selectOver(e, transform2d(t.G, a, 3, [&](int i, int j) { return tap(i, j, c, o); }));
+  V(tx, ty, c, e, v.n) = selectOver(e, transform2d(t.BT, a, a, [&](int i, int j) { return src(tx * m + i, ty * m + j, c, v.n); }));
+  RDom r(0, C, "r");
+  Macc(tx, ty, o, e, v.n) = 0.0f;
+  Macc(tx, ty, o, e, v.n) += U(o, r, e) * V(tx, ty, r, e, v.n);
+  M(tx, ty, o, e, v.n) = Macc(tx, ty, o, e, v.n);
+  std::vector<Expr> ys = transform2d(t.AT, m, a, [&](int i, int j) { return M(tx, ty, o, i + a * j, v.n); });
+  if (!backData)
+    for (Expr& y : ys) y = y + b(o);
+  Y(tx, dx, ty, dy, o, v.n) = selectOver(dx + m * dy, ys);
+  Expr val = Y(v.x / m, v.x % m, v.y / m, v.y % m, v.c, v.n);
+  if (k.residual) {
+    ImageParam res = tensorParam("residual", k.out);
+    args.push_back(res);
+    val = val + res(v.x, v.y, v.c, v.n);
+  }
+  Func out(backData ? "conv_dx" : "conv_out");
+  out(v.x, v.y, v.c, v.n) = applyAct(val, k.act);
+
+  // Schedule. Tasks are blocks of tileY tile rows of one image (batch 1 still has H / (m tileY)
+  // of them); a block's V and M (tileY x TWp tiles x channels x a^2) stay in L2. The matrix
+  // products run along tiles: each V vector of `vec` tiles feeds tileC FMAs with U broadcast, each
+  // U broadcast feeds tileX vectors. Y is stored [ty][dy][tx][dx], so the output reads it as rows.
+  Var yo("yo"), yi("yi"), blk("blk"), txo("txo"), txi("txi"), oo("oo"), oi("oi");
+  int rows = m * sc.tileY;
+  out.split(v.y, yo, yi, rows, TailStrategy::GuardWithIf).reorder(v.x, yi, v.c, yo, v.n).fuse(yo, v.n, blk).parallel(blk);
+  out.vectorize(v.x, std::min(16, sc.vec * 2), TailStrategy::GuardWithIf);
+  src.compute_at(out, blk).vectorize(v.x, sc.vec, TailStrategy::GuardWithIf);
+  U.compute_root().vectorize(o, std::min(16, O), TailStrategy::GuardWithIf).unroll(e).parallel(c);
+  V.compute_at(out, blk).bound(tx, 0, TWp).reorder(tx, e, c, ty, v.n).vectorize(tx, sc.vec).unroll(e);
+  int tc = std::min(sc.tileC, O);
+  M.compute_at(out, blk).bound(tx, 0, TWp).bound(o, 0, O)
+      .split(tx, txo, txi, sc.vec * sc.tileX).split(o, oo, oi, tc)
+      .reorder(txi, oi, txo, oo, ty, e, v.n).vectorize(txi, sc.vec).unroll(oi);
+  Var av("av"), ai("ai");
+  Macc.compute_at(M, txo).split(tx, av, ai, sc.vec).reorder(ai, av, o).vectorize(ai).unroll(av).unroll(o);
+  Macc.update().split(tx, av, ai, sc.vec).reorder(ai, av, o, r, ty, e, v.n).vectorize(ai).unroll(av).unroll(o);
+  Y.compute_at(out, blk).bound(tx, 0, TWp).reorder_storage(dx, tx, dy, ty, o, v.n)
+      .reorder(tx, dx, dy, ty, o, v.n).vectorize(tx, sc.vec).unroll(dx).unroll(dy);
+  return finish(out, k, args);
+}
+
+}  // namespace cnnc::codegen
