@@ -109,7 +109,7 @@ bool compileKernels(const std::vector<KernelSpec>& specs, const AotOptions& opts
   fs::create_directories(dir, ec);
   if (ec) { err = "cannot create the kernel cache '" + dir + "': " + ec.message(); return false; }
 
-  struct Job { const KernelSpec* spec; std::string path; };
+  struct Job { const KernelSpec* spec; std::string path; size_t index; };
   std::vector<Job> todo;
   for (const auto& s : specs) {
     std::string key = s.signature() + "|" + target + "|" + compilerStamp();
@@ -117,7 +117,7 @@ bool compileKernels(const std::vector<KernelSpec>& specs, const AotOptions& opts
     objects.push_back(path);
     stats.kernels++;
     if (fs::exists(path)) stats.cached++;
-    else todo.push_back({&s, path});
+    else todo.push_back({&s, path, objects.size() - 1});
   }
   std::string rtPath = dir + "/halide_runtime-" + hex(fnv1a(target + compilerStamp())) + ".o";
   bool needRuntime = !fs::exists(rtPath);
@@ -125,12 +125,14 @@ bool compileKernels(const std::vector<KernelSpec>& specs, const AotOptions& opts
 
   int jobs = opts.jobs > 0 ? opts.jobs : (int)std::max<long>(1, sysconf(_SC_NPROCESSORS_ONLN));
   std::map<pid_t, std::string> running;  // pid -> what it compiles
+  std::map<pid_t, size_t> objectOf;       // pid -> index in `objects` of the kernel it compiles
   size_t next = 0;
   bool failed = false;
   auto spawn = [&](std::function<void()> work, const std::string& what) {
     fflush(nullptr);
     pid_t pid = fork();
     if (pid == 0) {
+      if (opts.keepGoing && !opts.verbose && !freopen("/dev/null", "w", stderr)) _exit(1);  // a rejected candidate is expected
       try {
         work();
         _exit(0);
@@ -141,8 +143,9 @@ bool compileKernels(const std::vector<KernelSpec>& specs, const AotOptions& opts
       }
       _exit(1);
     }
-    if (pid < 0) { err = std::string("fork failed: ") + strerror(errno); failed = true; return; }
+    if (pid < 0) { err = std::string("fork failed: ") + strerror(errno); failed = true; return (pid_t)0; }
     running[pid] = what;
+    return pid;
   };
   auto compileTo = [target](const std::string& path, std::function<void(const std::string&)> fn) {
     std::string tmp = path + ".tmp." + std::to_string(getpid());
@@ -156,12 +159,13 @@ bool compileKernels(const std::vector<KernelSpec>& specs, const AotOptions& opts
   while (!failed && (next < todo.size() || !running.empty())) {
     while (!failed && next < todo.size() && (int)running.size() < jobs) {
       const Job j = todo[next++];
-      spawn([&, j] {
+      pid_t pid = spawn([&, j] {
         compileTo(j.path, [&](const std::string& tmp) {
           Lowered l = lowerKernel(*j.spec);
           l.pipeline.compile_to_object(tmp, l.args, j.spec->functionName(), kernelTarget(target));
         });
       }, j.spec->functionName() + " (" + j.spec->signature() + ")");
+      if (pid > 0) objectOf[pid] = j.index;
       if (opts.verbose) fprintf(stderr, "cnnc: compiling %s\n", j.spec->signature().c_str());
     }
     if (running.empty()) break;
@@ -171,8 +175,12 @@ bool compileKernels(const std::vector<KernelSpec>& specs, const AotOptions& opts
     std::string what = running[pid];
     running.erase(pid);
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-      err = "kernel compile failed: " + what;
-      failed = true;
+      if (opts.keepGoing && objectOf.count(pid)) {
+        objects[objectOf[pid]].clear();
+      } else {
+        err = "kernel compile failed: " + what;
+        failed = true;
+      }
     } else if (what != "the Halide runtime") {
       stats.compiled++;
     }
@@ -264,6 +272,8 @@ bool toolchainFor(const AotOptions& opts, Toolchain& tc, std::string& err) {
 }
 
 }  // namespace
+
+bool hostCxx(std::string& cxx, std::string& err) { return findCxx(cxx, err); }
 
 bool linkExecutable(const std::string& planJson, const std::string& trainJson, const std::vector<KernelSpec>& specs,
                     const std::vector<std::string>& objects, const std::string& output, const AotOptions& opts, std::string& err) {

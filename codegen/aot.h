@@ -14,6 +14,9 @@ struct AotOptions {
   std::string cacheDir;          // empty: $CNNC_CACHE_DIR, $XDG_CACHE_HOME/cnnc or ~/.cache/cnnc
   int jobs = 0;                  // parallel kernel compiles; 0: number of cores
   bool verbose = false;
+  // Tuning: a kernel that fails to compile leaves an empty path in `objects` instead of failing
+  // the whole call (a schedule candidate Halide rejects is skipped, not fatal).
+  bool keepGoing = false;
 };
 
 struct AotStats {
@@ -23,6 +26,9 @@ struct AotStats {
 
 // Resolves "host" and validates the string; returns false with `err` for an unknown target.
 bool resolveTarget(const std::string& name, std::string& resolved, std::string& err);
+
+// The host C++ compiler driver ($CXX or c++); false with `err` saying what to install.
+bool hostCxx(std::string& cxx, std::string& err);
 
 // Compiles every kernel of `plan` (or finds it in the cache) plus the Halide runtime.
 bool compileKernels(const std::vector<KernelSpec>& specs, const AotOptions& opts, std::vector<std::string>& objects, AotStats& stats, std::string& err);

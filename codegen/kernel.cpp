@@ -75,6 +75,13 @@ const char* actName(Act a) {
   return "?";
 }
 
+std::string KernelSpec::key() const {
+  KernelSpec k = *this;
+  k.packedWeights = false;
+  std::string s = k.signature();
+  return s.substr(0, s.find(" | "));
+}
+
 std::string KernelSpec::signature() const {
   std::ostringstream o;
   const Attrs& a = attrs;

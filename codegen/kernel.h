@@ -65,6 +65,8 @@ struct KernelSpec {
 
   // Canonical text of everything above: the identity of the generated code.
   std::string signature() const;
+  // The kernel without its schedule or weight packing: what a tuning record is keyed by.
+  std::string key() const;
   // A short stable name for the compiled function: "k_conv_" + hash of the signature.
   std::string functionName() const;
 };

@@ -19,6 +19,8 @@
 #include "plot.h"
 #include "plan.h"
 #include "train_plan.h"
+#include "tune_cmd.h"
+#include "tuning_db.h"
 
 #ifndef CNNC_VERSION
 #define CNNC_VERSION "0.0.0"
@@ -77,7 +79,7 @@ bool renderDot(const std::string& dot, const std::string& path, const std::strin
 
 // Lowers the checked graph, compiles its kernels ahead of time and links the executable.
 int compileNetwork(FrontendResult& r, const std::string& output, const std::string& target, const std::string& cacheDir, int jobs, bool verbose,
-                   bool asLibrary) {
+                   bool asLibrary, const std::string& tuningDb) {
   auto t0 = std::chrono::steady_clock::now();
   codegen::AotOptions o;
   o.target = target;
@@ -97,8 +99,20 @@ int compileNetwork(FrontendResult& r, const std::string& output, const std::stri
     fprintf(stderr, "cnnc: error: cannot write '%s': %s\n", output.c_str(), strerror(errno));
     return 1;
   }
+  // Tuned schedules (`cnnc tune`) replace the defaults of the kernels the database knows.
+  codegen::TuningDb db;
+  if (tuningDb != "none") {
+    std::vector<std::string> warnings;
+    if (!codegen::readTuningDb(tuningDb, CNNC_VERSION, db, err, warnings)) {
+      fprintf(stderr, "cnnc: error: %s (or compile with --tuning-db none)\n", err.c_str());
+      return 1;
+    }
+    for (const auto& w : warnings) fprintf(stderr, "cnnc: warning: %s\n", w.c_str());
+  }
+  int tuned = 0;
   codegen::Plan plan = codegen::buildInferencePlan(r.graph);
   codegen::applyTargetSchedules(plan, resolved);
+  tuned += codegen::applyTuning(plan.specs, resolved, db);
   codegen::packConvWeights(plan);
   std::vector<codegen::KernelSpec> specs = plan.specs;
   std::string trainJson;
@@ -108,6 +122,7 @@ int compileNetwork(FrontendResult& r, const std::string& output, const std::stri
     std::string why;
     if (codegen::buildTrainingPlan(r.graph, tp, why)) {
       codegen::applyTargetSchedules(tp.plan, resolved);
+      tuned += codegen::applyTuning(tp.plan.specs, resolved, db);
       trainJson = codegen::trainPlanToJson(tp, r.graph, r.sm, resolved);
       std::set<std::string> seen;
       for (const auto& s : specs) seen.insert(s.functionName());
@@ -125,8 +140,9 @@ int compileNetwork(FrontendResult& r, const std::string& output, const std::stri
                       : codegen::linkExecutable(json, trainJson, specs, objects, output, o, err);
   if (!ok) { fprintf(stderr, "cnnc: error: %s\n", err.c_str()); return 1; }
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  fprintf(stderr, "cnnc: %s -> %s: %d kernels (%d compiled, %d cached), %zu calls, %.1f s\n", r.graph.name.c_str(), output.c_str(), st.kernels,
-          st.compiled, st.cached, plan.calls.size(), secs);
+  std::string tunedNote = tuned ? ", " + std::to_string(tuned) + " tuned" : "";
+  fprintf(stderr, "cnnc: %s -> %s: %d kernels (%d compiled, %d cached%s), %zu calls, %.1f s\n", r.graph.name.c_str(), output.c_str(), st.kernels,
+          st.compiled, st.cached, tunedNote.c_str(), plan.calls.size(), secs);
   return 0;
 }
 
@@ -135,8 +151,9 @@ int compileNetwork(FrontendResult& r, const std::string& output, const std::stri
 int main(int argc, char** argv) {
   // `cnnc plot LOG...` has its own command line (the main one requires a .cnn file).
   if (argc > 1 && strcmp(argv[1], "plot") == 0) return runPlot(argc, argv);
+  if (argc > 1 && strcmp(argv[1], "tune") == 0) return runTune(argc, argv);
   CLI::App app{"cnnc: compiles .cnn network descriptions (see docs/language.md)", "cnnc"};
-  std::string input, emit, output, network, color = "auto", target = "host", cacheDir;
+  std::string input, emit, output, network, color = "auto", target = "host", cacheDir, tuningDb = codegen::defaultTuningDbPath();
   int jobs = 0;
   bool verbose = false;
   std::vector<std::string> defines;
@@ -148,6 +165,7 @@ int main(int argc, char** argv) {
   app.add_option("-o,--output", output, "the executable to build (with --emit: where to write it; for dot: .dot, .svg, .png or .pdf)");
   app.add_option("--target", target, "host (default) or a Halide target string, e.g. x86-64-linux-avx2 or arm-64-linux (aarch64, cross-compiled)");
   app.add_option("--cache-dir", cacheDir, "compiled-kernel cache (default: $XDG_CACHE_HOME/cnnc)");
+  app.add_option("--tuning-db", tuningDb, "schedules measured by `cnnc tune` (default: $CNNC_TUNING_DB or ~/.cache/cnnc/tuning.jsonl; none: defaults only)");
   app.add_option("-j,--jobs", jobs, "parallel kernel compiles (default: number of cores)")->check(CLI::Range(1, 256));
   app.add_flag("-v,--verbose", verbose, "show each kernel compile and the link command");
   app.add_option("-D,--define", defines, "override a network parameter: -D classes=10")->type_name("NAME=VALUE");
@@ -159,7 +177,8 @@ int main(int argc, char** argv) {
   app.add_option("--color", color, "colour diagnostics: auto, always or never")->check(CLI::IsMember({"auto", "always", "never"}));
   app.set_version_flag("--version", std::string("cnnc ") + CNNC_VERSION + " (ANTLR 4 front end)");
   app.footer("Exit status: 0 success, 1 errors in the input, 2 bad command line.\nExample: cnnc nets/resnet18.cnn --summary\n"
-             "Training curves: cnnc plot RUN1/log.jsonl RUN2/log.jsonl... -o OUT.svg draws several runs in one picture (cnnc plot --help)");
+             "Training curves: cnnc plot RUN1/log.jsonl RUN2/log.jsonl... -o OUT.svg draws several runs in one picture (cnnc plot --help)\n"
+             "Tuning: cnnc tune NET.cnn --budget 10m measures schedules for this machine (cnnc tune --help)");
   // Accept the gcc/clang spelling -Werror, which CLI11 would read as -W -e -r -r -o -r.
   std::vector<std::string> args(argv + 1, argv + argc);
   for (auto& a : args)
@@ -233,9 +252,9 @@ int main(int argc, char** argv) {
     if (!bad.empty()) text += "memory plan error: " + bad + "\n";
   } else if (emit == "lib") {
     if (output.empty()) { fprintf(stderr, "cnnc: error: --emit=lib needs -o FOLDER\n"); return 2; }
-    return compileNetwork(r, output, target, cacheDir, jobs, verbose, true);
+    return compileNetwork(r, output, target, cacheDir, jobs, verbose, true, tuningDb);
   } else if (!output.empty()) {
-    return compileNetwork(r, output, target, cacheDir, jobs, verbose, false);
+    return compileNetwork(r, output, target, cacheDir, jobs, verbose, false, tuningDb);
   } else {
     return 0;  // checked, nothing else asked for
   }

@@ -1,0 +1,417 @@
+// tune.cpp: the schedule search of `cnnc tune` (tune.h). The algorithm:
+//  1. Every kernel's default schedule is compiled and timed first: it is always a candidate (so a
+//     tuned compile is never slower than an untuned one beyond noise), and default time x calls per
+//     run is the kernel's weight.
+//  2. Kernels are tuned heaviest first. Each gets the remaining budget in proportion to its weight
+//     among the kernels left, so time a light kernel does not use flows on to the next.
+//  3. Candidates (scheduleCandidates) are compiled in parallel batches through the kernel cache
+//     (a rejected schedule is skipped), linked into shared objects against one Halide runtime, and
+//     timed serially in this process: a warm-up call, then the median of up to 7 calls. A candidate
+//     whose warm-up takes 5x the best so far is not timed further.
+//  4. A candidate's output must match the default's (max difference within 1e-4 of the output's
+//     magnitude): a schedule that computes something else is rejected, never recorded.
+//  5. Each timed candidate is appended to the database at once (fsync), so a tune killed at any
+//     moment keeps everything it measured; candidates the database holds are not measured again.
+#include "tune.h"
+
+#include <dlfcn.h>
+#include <unistd.h>
+
+#include <HalideBuffer.h>
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <ctime>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <random>
+#include <set>
+
+#include "aot.h"
+#include "schedule.h"
+#include "tuning_db.h"
+#include "winograd.h"
+
+namespace cnnc::codegen {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+bool tunable(const KernelSpec& k) {
+  if (k.attrs.groups != 1) return false;
+  if (k.kind == KernelKind::Conv) return true;
+  // Strided input gradients are split by phase, each phase with its own derived schedule.
+  return k.kind == KernelKind::ConvBackData && k.attrs.stride[0] == 1 && k.attrs.stride[1] == 1;
+}
+
+std::vector<Schedule> scheduleCandidates(const KernelSpec& k) {
+  const Schedule d = k.schedule;
+  int lanes = d.lanes, W = (int)k.out[2], H = (int)k.out[1], O = (int)k.out[0];
+  std::vector<Schedule> out{d};
+  std::set<std::string> seen{d.str()};
+  auto add = [&](Schedule s) {
+    s.lanes = lanes;
+    if (seen.insert(s.str()).second) out.push_back(s);
+  };
+  // Vectors along x: tileX vectors x tileY rows x tileC channels of accumulators (<= 24 registers).
+  for (int vec : {16, 8, 4}) {
+    if (vec > W || (lanes < 16 && vec > 8)) continue;
+    int regs = std::max(1, vec / lanes);
+    for (int tx : {1, 2})
+      for (int ty : {1, 2, 3, 4})
+        for (int tc : {4, 8, 12, 16})
+          if (vec * tx <= W && ty <= H && tc <= O && tx * ty * tc * regs <= 24) {
+            Schedule s;
+            s.vec = vec, s.tileX = tx, s.tileY = ty, s.tileC = tc;
+            add(s);
+          }
+  }
+  // Vectors along channels: chanVec vectors x tileX x tileY pixels, tiles dividing the image.
+  for (int cv : {1, 2, 4}) {
+    if (O % (lanes * cv) || (lanes == 16 && cv > 2)) continue;
+    for (int tx = 1; tx <= std::min(W, 14); ++tx)
+      for (int ty = 1; ty <= std::min(H, 8); ++ty)
+        if (W % tx == 0 && H % ty == 0 && tx * ty <= 16 && tx * ty * cv <= 28) {
+          Schedule s;
+          s.vec = lanes, s.chanVec = cv, s.tileX = tx, s.tileY = ty, s.tileC = 1;
+          add(s);
+        }
+  }
+  // Winograd F(2x2, 3x3): vectors along 2x2 tiles.
+  int TW = (W + 1) / 2;
+  if (winogradApplies(k) && lanes == 16 && TW >= 8) {
+    int vec = TW >= 16 ? 16 : 8;
+    int TWp = (TW + vec - 1) / vec * vec;
+    for (int tx : {1, 2})
+      for (int tc : {6, 8, 12})
+        for (int ty : {1, 2, 4})
+          if (vec * tx <= TWp && tx * tc <= 24 && tc <= O) {
+            Schedule s;
+            s.winograd = 2, s.vec = vec, s.tileX = tx, s.tileC = tc, s.tileY = ty;
+            add(s);
+          }
+  }
+  // Default first, the rest in a fixed pseudo-random order, so a short budget samples every family.
+  std::mt19937 rng(12345);
+  std::shuffle(out.begin() + 1, out.end(), rng);
+  return out;
+}
+
+namespace {
+
+using KernelFn = int (*)(void**);
+
+// The buffers of one call at `batch` images, in argument order, the output last.
+struct CallBuffers {
+  std::vector<Halide::Runtime::Buffer<float>> bufs;
+};
+
+// Halide shapes (innermost first) of an image tensor [C,H,W] at `batch`.
+std::vector<int> imageShape(const Dims& d, int batch) {
+  std::vector<int> s;
+  for (int i = (int)d.size() - 1; i >= 0; --i) s.push_back((int)d[i]);
+  s.push_back(batch);
+  return s;
+}
+
+// Random inputs for `k` with its weights unpacked ([O, C/g, kh, kw]); every candidate of the
+// kernel runs on these, so their outputs can be compared.
+CallBuffers canonicalInputs(const KernelSpec& k, int batch) {
+  CallBuffers c;
+  std::mt19937 rng(7);
+  auto filled = [&](const std::vector<int>& shape, float scale) {
+    Halide::Runtime::Buffer<float> b(shape);
+    std::uniform_real_distribution<float> u(-scale, scale);
+    b.for_each_value([&](float& v) { v = u(rng); });
+    return b;
+  };
+  const Attrs& a = k.attrs;
+  int kh = (int)a.kernel[0], kw = (int)a.kernel[1];
+  bool fwd = k.kind == KernelKind::Conv;
+  int O = fwd ? (int)k.out[0] : (int)k.in[0], C = fwd ? (int)k.in[0] : (int)k.out[0], cig = C / (int)a.groups;
+  c.bufs.push_back(filled(imageShape(k.in, batch), 1.0f));
+  c.bufs.push_back(filled({kw, kh, cig, O}, 1.0f / std::sqrt((float)((fwd ? cig : O) * kh * kw))));
+  if (fwd) c.bufs.push_back(filled({O}, 0.1f));
+  if (fwd && k.residual) c.bufs.push_back(filled(imageShape(k.out, batch), 1.0f));
+  return c;
+}
+
+// The arguments of candidate `k` on `in`: weights packed when it takes them packed
+// ([O/T, C, kh, kw, T], as ConstTensor::pack lays them out at load), and a fresh output.
+CallBuffers callBuffers(const KernelSpec& k, const CallBuffers& in, int batch) {
+  CallBuffers c = in;
+  if (k.packedWeights) {
+    const auto& w = in.bufs[1];
+    int T = k.schedule.vec * k.schedule.chanVec, kw = w.dim(0).extent(), kh = w.dim(1).extent(), C = w.dim(2).extent(), O = w.dim(3).extent();
+    Halide::Runtime::Buffer<float> p(std::vector<int>{T, kw, kh, C, O / T});
+    p.for_each_element([&](const int* i) { p(i) = w(i[1], i[2], i[3], i[4] * T + i[0]); });
+    c.bufs[1] = p;
+  }
+  c.bufs.emplace_back(imageShape(k.out, batch));
+  return c;
+}
+
+double maxAbsDiff(const Halide::Runtime::Buffer<float>& a, const Halide::Runtime::Buffer<float>& b, double& scale) {
+  double d = 0;
+  scale = 0;
+  const float* pa = a.data();
+  const float* pb = b.data();
+  for (size_t i = 0; i < a.number_of_elements(); ++i) {
+    d = std::max(d, (double)std::fabs(pa[i] - pb[i]));
+    scale = std::max(scale, (double)std::fabs(pa[i]));
+  }
+  return std::isnan(d) ? INFINITY : d;
+}
+
+// A compiled candidate loaded into this process.
+struct Loaded {
+  void* handle = nullptr;
+  KernelFn fn = nullptr;
+  ~Loaded() {
+    if (handle) dlclose(handle);
+  }
+};
+
+std::string isoNow() {
+  char b[32];
+  time_t t = time(nullptr);
+  strftime(b, sizeof b, "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
+  return b;
+}
+
+std::string shortName(const KernelSpec& k) {
+  std::string s = k.key();
+  return s.size() > 70 ? s.substr(0, 67) + "..." : s;
+}
+
+class Tuner {
+public:
+  Tuner(const TuneOptions& o) : o_(o) {}
+
+  bool run(const std::vector<TuneKernel>& kernels, std::string& err);
+
+private:
+  const TuneOptions& o_;
+  std::string work_, cxx_;
+  TuningDb db_;
+  std::set<std::pair<std::string, std::string>> measured_;  // (key, schedule) in the database
+
+  bool setup(std::string& err);
+  bool load(const std::string& object, const KernelSpec& k, Loaded& l, std::string& err);
+  // Times `l` on `c`; the first call's output is left in c's output buffer.
+  double time(const Loaded& l, CallBuffers& c, double giveUpMs);
+};
+
+bool Tuner::setup(std::string& err) {
+  std::vector<std::string> warnings;
+  if (!readTuningDb(o_.dbPath, o_.version, db_, err, warnings)) return false;
+  for (const auto& w : warnings) fprintf(stderr, "cnnc: warning: %s\n", w.c_str());
+  for (const auto& r : db_.records)
+    if (r.version == o_.version && r.target == o_.target) measured_.insert({r.kernel, r.schedule.str()});
+  if (!hostCxx(cxx_, err)) return false;
+  char tmpl[] = "/tmp/cnnc-tune-XXXXXX";
+  if (!mkdtemp(tmpl)) { err = std::string("cannot create a temporary folder: ") + strerror(errno); return false; }
+  work_ = tmpl;
+  // One Halide runtime for every candidate, loaded globally so the candidates bind to it.
+  AotOptions ao;
+  ao.target = o_.target;
+  ao.cacheDir = o_.cacheDir;
+  std::vector<std::string> objects;
+  AotStats st;
+  if (!compileKernels({}, ao, objects, st, err)) return false;
+  std::string so = work_ + "/halide_runtime.so";
+  std::string cmd = cxx_ + " -shared -o '" + so + "' '" + objects.back() + "' -ldl -lpthread";
+  if (system(cmd.c_str()) != 0) { err = "cannot link the Halide runtime for timing: " + cmd; return false; }
+  if (!dlopen(so.c_str(), RTLD_NOW | RTLD_GLOBAL)) { err = std::string("cannot load the Halide runtime: ") + dlerror(); return false; }
+  return true;
+}
+
+bool Tuner::load(const std::string& object, const KernelSpec& k, Loaded& l, std::string& err) {
+  std::string so = work_ + "/" + k.functionName() + ".so";
+  std::string cmd = cxx_ + " -shared -o '" + so + "' '" + object + "' 2>/dev/null";
+  if (system(cmd.c_str()) != 0) { err = "link failed"; return false; }
+  l.handle = dlopen(so.c_str(), RTLD_NOW | RTLD_LOCAL);
+  unlink(so.c_str());
+  if (!l.handle) { err = dlerror(); return false; }
+  l.fn = (KernelFn)dlsym(l.handle, (k.functionName() + "_argv").c_str());
+  if (!l.fn) { err = "no entry point"; return false; }
+  return true;
+}
+
+double Tuner::time(const Loaded& l, CallBuffers& c, double giveUpMs) {
+  std::vector<void*> args;
+  for (auto& b : c.bufs) args.push_back(b.raw_buffer());
+  auto once = [&] {
+    auto t0 = Clock::now();
+    int rc = l.fn(args.data());
+    double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+    return rc == 0 ? ms : -1.0;
+  };
+  double first = once();
+  if (first < 0) return -1;
+  if (first > giveUpMs) return first;
+  std::vector<double> ts;
+  double total = 0;
+  while (ts.size() < 7 && (ts.size() < 3 || total < 500)) {
+    double t = once();
+    if (t < 0) return -1;
+    ts.push_back(t);
+    total += t;
+  }
+  std::sort(ts.begin(), ts.end());
+  return ts[ts.size() / 2];
+}
+
+bool Tuner::run(const std::vector<TuneKernel>& kernels, std::string& err) {
+  auto start = Clock::now();
+  if (!setup(err)) return false;
+  double spent = 0;
+  if (o_.resume)
+    for (const auto& r : db_.records)
+      if (r.net == o_.net && r.target == o_.target && r.version == o_.version) spent += r.tuneSeconds;
+  double budget = o_.budgetSeconds - spent;
+  if (o_.resume) fprintf(stderr, "cnnc tune: resuming %s: %.0f s of the budget spent earlier, %.0f s left\n", o_.net.c_str(), spent, std::max(0.0, budget));
+  auto elapsed = [&] { return std::chrono::duration<double>(Clock::now() - start).count(); };
+
+  AotOptions ao;
+  ao.target = o_.target;
+  ao.cacheDir = o_.cacheDir;
+  ao.jobs = o_.jobs;
+  ao.keepGoing = true;
+  int jobs = o_.jobs > 0 ? o_.jobs : (int)std::max<long>(1, sysconf(_SC_NPROCESSORS_ONLN));
+
+  struct State {
+    const TuneKernel* k;
+    double defaultMs = 0, bestMs = 0;
+    int measured = 0;
+    std::unique_ptr<CallBuffers> inputs, ref;  // the kernel's inputs; the default's call (its output last)
+  };
+  std::vector<State> st;
+  for (const auto& k : kernels)
+    if (tunable(k.spec)) {
+      st.emplace_back();
+      st.back().k = &k;
+    }
+  if (st.empty()) { fprintf(stderr, "cnnc tune: no tunable kernels (convolutions) in %s\n", o_.net.c_str()); return true; }
+
+  // Appends one measured candidate; false stops the tune (the database cannot be written).
+  auto record = [&](const KernelSpec& s, double ms, double cost) {
+    TuningRecord r;
+    r.kernel = s.key(), r.target = o_.target, r.schedule = s.schedule, r.medianMs = ms, r.batch = o_.batch;
+    r.version = o_.version, r.date = isoNow(), r.net = o_.net, r.tuneSeconds = cost;
+    measured_.insert({r.kernel, r.schedule.str()});
+    return appendTuningRecord(o_.dbPath, r, err);
+  };
+
+  // 1. Defaults: compiled together, then timed one by one.
+  fprintf(stderr, "cnnc tune: %s: %zu tunable kernels, budget %.0f s, batch %d, target %s\n", o_.net.c_str(), st.size(), budget, o_.batch,
+          o_.target.c_str());
+  // The kernel with schedule `sc`, its weights packed as the compiled net would pass them.
+  auto withSchedule = [](const TuneKernel& k, const Schedule& sc) {
+    KernelSpec c = k.spec;
+    c.schedule = sc;
+    c.packedWeights = k.inference && c.kind == KernelKind::Conv && sc.chanVec > 0;
+    return c;
+  };
+  std::vector<KernelSpec> defaults;
+  for (auto& s : st) defaults.push_back(withSchedule(*s.k, s.k->spec.schedule));
+  std::vector<std::string> objects;
+  AotStats as;
+  auto t0 = Clock::now();
+  if (!compileKernels(defaults, ao, objects, as, err)) return false;
+  double compileCost = std::chrono::duration<double>(Clock::now() - t0).count() / std::max<size_t>(1, st.size());
+  for (size_t i = 0; i < st.size(); ++i) {
+    const KernelSpec& k = defaults[i];
+    if (objects[i].empty()) { err = "the default schedule of " + k.signature() + " did not compile"; return false; }
+    auto t1 = Clock::now();
+    Loaded l;
+    if (!load(objects[i], k, l, err)) { err = "cannot load " + k.functionName() + ": " + err; return false; }
+    st[i].inputs = std::make_unique<CallBuffers>(canonicalInputs(k, o_.batch));
+    st[i].ref = std::make_unique<CallBuffers>(callBuffers(k, *st[i].inputs, o_.batch));
+    double ms = time(l, *st[i].ref, INFINITY);
+    if (ms < 0) { err = "the default schedule of " + k.signature() + " failed when run"; return false; }
+    st[i].defaultMs = st[i].bestMs = ms;
+    double cost = compileCost + std::chrono::duration<double>(Clock::now() - t1).count();
+    if (!measured_.count({k.key(), k.schedule.str()}) && !record(k, ms, cost)) return false;
+    // The fastest already on record for this kernel (an earlier tune, another net).
+    auto it = db_.best.find({k.key(), o_.target});
+    if (it != db_.best.end()) st[i].bestMs = std::min(ms, it->second.medianMs * 1.0);
+  }
+
+  // 2. Heaviest first; each kernel's share of what is left.
+  std::vector<State*> order;
+  for (auto& s : st) order.push_back(&s);
+  std::stable_sort(order.begin(), order.end(), [](State* a, State* b) { return a->defaultMs * a->k->calls > b->defaultMs * b->k->calls; });
+  double weightLeft = 0;
+  for (auto* s : order) weightLeft += s->defaultMs * s->k->calls;
+  int done = 0;
+  for (auto* s : order) {
+    const KernelSpec& base = s->k->spec;
+    double weight = s->defaultMs * s->k->calls;
+    double left = budget - elapsed();
+    double mine = left > 0 ? left * weight / std::max(weightLeft, 1e-9) : 0;
+    weightLeft -= weight;
+    auto kStart = Clock::now();
+    auto kElapsed = [&] { return std::chrono::duration<double>(Clock::now() - kStart).count(); };
+    std::vector<KernelSpec> todo;
+    for (const Schedule& sc : scheduleCandidates(base)) {
+      KernelSpec c = withSchedule(*s->k, sc);
+      if (!measured_.count({c.key(), sc.str()})) todo.push_back(c);
+    }
+    size_t next = 0;
+    while (next < todo.size() && kElapsed() < mine && elapsed() < budget) {
+      std::vector<KernelSpec> batch(todo.begin() + next, todo.begin() + std::min(todo.size(), next + (size_t)jobs));
+      next += batch.size();
+      std::vector<std::string> objs;
+      auto tc = Clock::now();
+      if (!compileKernels(batch, ao, objs, as, err)) return false;
+      double cc = std::chrono::duration<double>(Clock::now() - tc).count() / batch.size();
+      for (size_t j = 0; j < batch.size(); ++j) {
+        if (objs[j].empty()) continue;  // Halide rejected this schedule
+        auto t1 = Clock::now();
+        Loaded l;
+        std::string why;
+        if (!load(objs[j], batch[j], l, why)) continue;
+        CallBuffers c = callBuffers(batch[j], *s->inputs, o_.batch);
+        double ms = time(l, c, 5 * s->bestMs);
+        if (ms < 0) continue;
+        double scale = 0, d = maxAbsDiff(s->ref->bufs.back(), c.bufs.back(), scale);
+        if (!(d <= 1e-4 * std::max(1.0, scale))) {
+          fprintf(stderr, "cnnc tune: warning: rejected %s [%s]: its output differs from the default's by %.3g\n", shortName(batch[j]).c_str(),
+                  batch[j].schedule.str().c_str(), d);
+          continue;
+        }
+        s->measured++;
+        s->bestMs = std::min(s->bestMs, ms);
+        if (!record(batch[j], ms, cc + std::chrono::duration<double>(Clock::now() - t1).count())) return false;
+      }
+    }
+    ++done;
+    if (o_.progress) o_.progress(done, (int)order.size(), s->defaultMs / s->bestMs, std::max(0.0, budget - elapsed()));
+    if (o_.verbose)
+      fprintf(stderr, "cnnc tune: %-70s x%d  default %.3f ms  best %.3f ms  (%.2fx, %d new candidates)\n", shortName(base).c_str(), s->k->calls,
+              s->defaultMs, s->bestMs, s->defaultMs / s->bestMs, s->measured);
+  }
+
+  // Summary: the net's time in these kernels, default against best.
+  double def = 0, best = 0;
+  int newRecords = 0;
+  for (auto& s : st) { def += s.defaultMs * s.k->calls; best += s.bestMs * s.k->calls; newRecords += s.measured; }
+  fprintf(stderr, "cnnc tune: %s: %d candidates measured in %.0f s; tuned kernels %.2f ms -> %.2f ms per run (%.2fx); database %s\n",
+          o_.net.c_str(), newRecords, elapsed(), def, best, def / std::max(best, 1e-9), o_.dbPath.c_str());
+  std::error_code ec;
+  fs::remove_all(work_, ec);
+  return true;
+}
+
+}  // namespace
+
+bool tuneKernels(const std::vector<TuneKernel>& kernels, const TuneOptions& o, std::string& err) {
+  Tuner t(o);
+  return t.run(kernels, err);
+}
+
+}  // namespace cnnc::codegen

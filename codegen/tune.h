@@ -1,0 +1,48 @@
+// tune.h: `cnnc tune`: measures schedule candidates of a net's kernels on this machine and appends
+// what it measured to the tuning database (tuning_db.h).
+#pragma once
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "kernel.h"
+
+namespace cnnc::codegen {
+
+struct TuneOptions {
+  std::string target;    // resolved Halide target
+  std::string dbPath;    // tuning database
+  std::string cacheDir;  // compiled-kernel cache (candidates are cached like any kernel)
+  std::string net;       // label of this tune in the records, e.g. "resnet18/infer"
+  std::string version;   // cnnc version, stamped on records
+  double budgetSeconds = 600;
+  bool resume = false;   // subtract the time earlier records of `net` spent from the budget
+  int batch = 1;         // images per measured call
+  int jobs = 0;          // parallel candidate compiles; 0: number of cores
+  bool verbose = false;
+  // Called after each kernel: kernels done, total, best speedup of that kernel, budget seconds left.
+  std::function<void(int, int, double, double)> progress;
+};
+
+// A distinct kernel of the net and how often one run of the net calls it.
+struct TuneKernel {
+  KernelSpec spec;
+  int calls = 1;
+  bool inference = false;  // from the inference plan, whose channel-vector convs take weights packed at load
+};
+
+// Whether cnnc has schedule choices for this kernel kind (convolutions and their input gradients;
+// the other kinds have one sensible schedule and are not measured).
+bool tunable(const KernelSpec& k);
+
+// The schedules tried for `k`, the default (defaultSchedule) first. Every candidate keeps the
+// register tile within the target's 32 vector registers.
+std::vector<Schedule> scheduleCandidates(const KernelSpec& k);
+
+// Tunes each kernel within the budget, heaviest first (default time x calls), skipping candidates
+// the database already holds for this target. Each measured candidate is appended to the database
+// as soon as it is timed. Prints a progress line and a summary on stderr. False with `err` only for
+// failures that stop the tune (an unwritable database, a target that cannot be timed here).
+bool tuneKernels(const std::vector<TuneKernel>& kernels, const TuneOptions& o, std::string& err);
+
+}  // namespace cnnc::codegen

@@ -1,0 +1,160 @@
+// tune_cmd.cpp: `cnnc tune FILE.cnn`: the command line of the schedule tuner (codegen/tune.h).
+#include "tune_cmd.h"
+
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <sstream>
+
+#include "Halide.h"
+#include "aot.h"
+#include "frontend.h"
+#include "plan.h"
+#include "../../runtime/progress.h"  // by path: runtime/ also has a plan.h
+#include "train_plan.h"
+#include "tune.h"
+#include "tuning_db.h"
+
+#ifndef CNNC_VERSION
+#define CNNC_VERSION "0.0.0"
+#endif
+
+namespace cnnc {
+
+namespace {
+
+// "10m", "90s", "1h" or plain seconds; -1 when malformed.
+double parseDuration(const std::string& s) {
+  char* end = nullptr;
+  double v = strtod(s.c_str(), &end);
+  if (end == s.c_str() || v <= 0) return -1;
+  std::string unit(end);
+  if (unit.empty() || unit == "s") return v;
+  if (unit == "m" || unit == "min") return v * 60;
+  if (unit == "h") return v * 3600;
+  return -1;
+}
+
+// The distinct kernels of `plan` with the number of calls each gets per run.
+void collect(const codegen::Plan& plan, bool inference, std::vector<codegen::TuneKernel>& out, std::map<std::string, size_t>& index) {
+  for (const auto& c : plan.calls) {
+    const codegen::KernelSpec& s = plan.specs[c.spec];
+    auto key = s.signature() + (inference ? " infer" : " train");
+    auto it = index.find(key);
+    if (it != index.end()) { out[it->second].calls++; continue; }
+    index[key] = out.size();
+    out.push_back({s, 1, inference});
+  }
+}
+
+}  // namespace
+
+int runTune(int argc, char** argv) {
+  CLI::App app{"cnnc tune: measures schedule candidates of a net's kernels on this machine and records them in the tuning database; "
+               "later compiles of any net with the same kernels use the fastest",
+               "cnnc tune"};
+  std::string input, target = "host", budgetText = "10m", db = codegen::defaultTuningDbPath(), cacheDir, network, inputShape;
+  bool train = false, resume = false, verbose = false;
+  int batch = 0, jobs = 0;
+  std::vector<std::string> defines;
+  app.add_option("file", input, "the .cnn source")->required();
+  app.add_option("--target", target, "host (default); other targets cannot be timed on this machine");
+  app.add_option("--budget", budgetText, "time to spend: 10m (default), 90s, 1h");
+  app.add_option("--db", db, "the tuning database (default: $CNNC_TUNING_DB or ~/.cache/cnnc/tuning.jsonl)");
+  app.add_flag("--train", train, "tune the training kernels (forward and backward) instead of inference");
+  app.add_flag("--resume", resume, "continue an earlier tune of this net within what is left of its budget");
+  app.add_option("--batch", batch, "images per timed call (default: 1 for inference, 32 with --train)")->check(CLI::Range(1, 4096));
+  app.add_option("--cache-dir", cacheDir, "compiled-kernel cache (default: $XDG_CACHE_HOME/cnnc)");
+  app.add_option("-j,--jobs", jobs, "parallel candidate compiles (default: number of cores)")->check(CLI::Range(1, 256));
+  app.add_option("-D,--define", defines, "override a network parameter: -D classes=10")->type_name("NAME=VALUE");
+  app.add_option("--input-shape", inputShape, "tune for another input size, e.g. 3,160,160")->type_name("C,H,W");
+  app.add_option("--network", network, "the network to tune when the file declares several");
+  app.add_flag("-v,--verbose", verbose, "print each kernel's default and best time");
+  app.footer("Exit status: 0 success, 1 errors, 2 bad command line.\nExample: cnnc tune nets/resnet18.cnn --budget 10m && cnnc nets/resnet18.cnn -o resnet18");
+  try {
+    app.parse(argc - 1, argv + 1);
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);
+    return rc == 0 ? 0 : 2;
+  }
+  double budget = parseDuration(budgetText);
+  if (budget <= 0) {
+    fprintf(stderr, "cnnc: error: --budget %s: expected a duration such as 10m, 90s or 1h\n", budgetText.c_str());
+    return 2;
+  }
+  std::string resolved, err;
+  if (!codegen::resolveTarget(target, resolved, err)) { fprintf(stderr, "cnnc: error: %s\n", err.c_str()); return 1; }
+  Halide::Target t(resolved), host = Halide::get_host_target();
+  if (t.arch != host.arch || t.bits != host.bits || t.os != host.os) {
+    fprintf(stderr,
+            "cnnc: error: cannot time target '%s' on this machine (%s): tune on a machine of that target and share its database "
+            "(databases concatenate)\n",
+            resolved.c_str(), host.to_string().c_str());
+    return 1;
+  }
+
+  FrontendOptions fo;
+  fo.elab.network = network;
+  fo.color = isatty(2) && getenv("NO_COLOR") == nullptr;
+  for (const auto& d : defines) {
+    auto eq = d.find('=');
+    if (eq == std::string::npos || eq == 0) { fprintf(stderr, "cnnc: error: -D %s: expected NAME=VALUE\n", d.c_str()); return 2; }
+    fo.elab.overrides[d.substr(0, eq)] = d.substr(eq + 1);
+  }
+  if (!inputShape.empty()) {
+    std::stringstream ss(inputShape);
+    std::string part;
+    while (std::getline(ss, part, ',')) {
+      char* end = nullptr;
+      long long v = strtoll(part.c_str(), &end, 10);
+      if (part.empty() || *end || v < 1) { fprintf(stderr, "cnnc: error: --input-shape %s: expected positive integers C,H,W\n", inputShape.c_str()); return 2; }
+      fo.elab.inputShape.push_back(v);
+    }
+  }
+  FrontendResult r;
+  runFrontend(input, fo, r);
+  if (!r.ok) return 1;
+
+  std::vector<codegen::TuneKernel> kernels;
+  std::map<std::string, size_t> index;
+  if (train) {
+    codegen::TrainPlan tp;
+    if (!codegen::buildTrainingPlan(r.graph, tp, err)) { fprintf(stderr, "cnnc: error: %s cannot be trained: %s\n", input.c_str(), err.c_str()); return 1; }
+    codegen::applyTargetSchedules(tp.plan, resolved);
+    collect(tp.plan, false, kernels, index);
+  } else {
+    codegen::Plan plan = codegen::buildInferencePlan(r.graph);
+    codegen::applyTargetSchedules(plan, resolved);
+    collect(plan, true, kernels, index);
+  }
+
+  codegen::TuneOptions o;
+  o.target = resolved;
+  o.dbPath = db;
+  o.cacheDir = cacheDir;
+  o.net = r.graph.name + (train ? "/train" : "/infer");
+  o.version = CNNC_VERSION;
+  o.budgetSeconds = budget;
+  o.resume = resume;
+  o.batch = batch > 0 ? batch : train ? 32 : 1;
+  o.jobs = jobs;
+  o.verbose = verbose;
+  rt::Progress bar("tune " + o.net, 1, "kernel");
+  bool barStarted = false;
+  o.progress = [&](int done, int total, double speedup, double left) {
+    if (!barStarted) { bar = rt::Progress("tune " + o.net, total, "kernel"); barStarted = true; }
+    char extra[96];
+    snprintf(extra, sizeof extra, "last %.2fx, budget left %s", speedup, rt::formatDuration(left).c_str());
+    bar.update(done, extra);
+  };
+  if (!codegen::tuneKernels(kernels, o, err)) {
+    fprintf(stderr, "cnnc: error: %s\n", err.c_str());
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace cnnc

@@ -1,0 +1,113 @@
+#!/usr/bin/env python3
+"""`cnnc tune` end to end on a small net (timings are not checked, only what they produce):
+- a tune writes a database whose every line is a record of this net's kernels, the default
+  schedule of each kernel among them;
+- a compile with that database reports its tuned kernels, and the executable runs;
+- a tune killed with SIGKILL keeps every record it had written, and `--resume` continues within
+  what is left of the budget without losing or rewriting any of them;
+- bad flags, an untimeable target and a corrupt database are errors that say what to do.
+
+Usage: tune_cli.py CNNC KERNEL_CACHE
+"""
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from cli import check, expect, failures, run  # noqa: E402
+
+NET = """network tune_small {
+  input(16, 12, 12)
+  a: conv(32, 3, padding=1)
+  relu
+  b: conv(32, 3, padding=1)
+  relu
+  flatten
+  fc: linear(10)
+}
+"""
+
+
+def records(path):
+    """The parsed lines of a database; a line that does not parse is returned as None."""
+    out = []
+    with open(path) as f:
+        for line in f:
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                out.append(None)
+    return out
+
+
+def main():
+    cnnc, cache = sys.argv[1:3]
+    with tempfile.TemporaryDirectory() as d:
+        src, db = f"{d}/tune_small.cnn", f"{d}/tuning.jsonl"
+        with open(src, "w") as f:
+            f.write(NET)
+        base = [cnnc, "tune", src, "--db", db, "--cache-dir", cache]
+
+        r = run(base + ["--budget", "8s"])
+        expect("tune writes a database", r, 0, "tune_small/infer", "candidates measured")
+        recs = records(db) if os.path.exists(db) else []
+        check("every line is a record", recs and all(x is not None for x in recs), f"{len(recs)} lines")
+        kernels = {x["kernel"] for x in recs if x}
+        check("records cover both convs", len(kernels) == 2, f"{sorted(kernels)}")
+        check("records name the tune and the batch", all(x["net"] == "tune_small/infer" and x["batch"] == 1 for x in recs if x))
+
+        exe = f"{d}/tuned"
+        r = run([cnnc, src, "-o", exe, "--cache-dir", cache, "--tuning-db", db])
+        # Both convs, in the inference plan and in the training step's forward pass (same kernels).
+        expect("compile with the database", r, 0, "4 tuned")
+        r = run([exe, "bench", "--iters", "1", "--warmup", "0"])
+        expect("tuned executable runs", r, 0, "median")
+        r = run([cnnc, src, "-o", f"{d}/plain", "--cache-dir", cache, "--tuning-db", "none"])
+        check("--tuning-db none compiles untuned", r.returncode == 0 and "tuned" not in r.stderr, r.stderr.strip()[-200:])
+
+        # Kill a tune once it has written records, then resume it.
+        kdb = f"{d}/killed.jsonl"
+        p = subprocess.Popen(base[:3] + ["--db", kdb, "--cache-dir", cache, "--budget", "20s", "--batch", "2"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 60
+        while time.time() < deadline and (not os.path.exists(kdb) or len(open(kdb).read().splitlines()) < 4):
+            time.sleep(0.05)
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+        before = open(kdb).read() if os.path.exists(kdb) else ""
+        whole = before[:before.rfind("\n") + 1]  # a record cut mid-write is not a record
+        check("killed tune kept its records", whole.count("\n") >= 4, f"{whole.count(chr(10))} records")
+        r = run(base[:3] + ["--db", kdb, "--cache-dir", cache, "--budget", "20s", "--batch", "2", "--resume"])
+        expect("resume runs", r, 0, "resuming tune_small/infer", "s left")
+        after = open(kdb).read()
+        check("resume lost no record", after.startswith(whole), f"{len(whole)} bytes before, {len(after)} after")
+        recs = records(kdb)
+        check("resumed database parses", all(x is not None for x in recs), f"{len(recs)} lines")
+        sched = [json.dumps([x["kernel"], x["schedule"]], sort_keys=True) for x in recs if x]
+        check("no candidate measured twice", len(sched) == len(set(sched)), f"{len(sched)} records, {len(set(sched))} distinct")
+
+        # Errors.
+        expect("bad budget", run(base + ["--budget", "soon"]), 2, "--budget soon: expected a duration such as 10m")
+        expect("untimeable target", run(base + ["--target", "arm-64-linux"]), 1, "cannot time target 'arm-64-linux", "share its database")
+        bad = f"{d}/bad.jsonl"
+        with open(bad, "w") as f:
+            f.write(open(db).readline())
+            f.write('{"v": 1, "kernel": "conv", oops\n')
+        r = run([cnnc, src, "-o", f"{d}/x", "--cache-dir", cache, "--tuning-db", bad])
+        expect("corrupt database", r, 1, f"{bad}:2: bad tuning record: not a JSON object", "--tuning-db none")
+        edited = f"{d}/edited.jsonl"
+        line = open(db).readline().replace('"tileC":', '"tileC":1', 1)
+        with open(edited, "w") as f:
+            f.write(line)
+        r = run([cnnc, src, "-o", f"{d}/x", "--cache-dir", cache, "--tuning-db", edited])
+        expect("hand-edited record", r, 1, f"{edited}:1: bad tuning record:")
+    print(f"{len(failures)} failed" if failures else "all passed")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,248 @@
+// The tuning database: round trip, the fastest record wins, and every kind of bad record is
+// rejected with a message naming its line (corrupt, hand-edited, another format version), while a
+// torn last line (a tune killed mid-write) is skipped with a warning and cut off by the next append.
+// Also the schedule candidates of `cnnc tune`.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "schedule.h"
+#include "tune.h"
+#include "tuning_db.h"
+#include "winograd.h"
+
+using namespace cnnc::codegen;
+
+namespace {
+
+std::string tempPath() {
+  char tmpl[] = "/tmp/cnnc-tuning-test-XXXXXX";
+  int fd = mkstemp(tmpl);
+  close(fd);
+  unlink(tmpl);
+  return tmpl;
+}
+
+TuningRecord rec(const std::string& kernel, double ms, int tileC = 8) {
+  TuningRecord r;
+  r.kernel = kernel;
+  r.target = "x86-64-linux-avx512";
+  r.schedule.vec = 16;
+  r.schedule.tileC = tileC;
+  r.medianMs = ms;
+  r.version = "1.0";
+  r.date = "2026-11-27T10:00:00Z";
+  r.net = "t/infer";
+  r.tuneSeconds = 0.5;
+  return r;
+}
+
+std::string slurp(const std::string& p) {
+  std::ifstream f(p);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+void spit(const std::string& p, const std::string& text) { std::ofstream(p) << text; }
+
+bool read(const std::string& p, TuningDb& db, std::string& err, std::vector<std::string>& warnings, const std::string& version = "1.0") {
+  return readTuningDb(p, version, db, err, warnings);
+}
+
+TEST(TuningDb, MissingFileIsEmpty) {
+  TuningDb db;
+  std::string err;
+  std::vector<std::string> w;
+  EXPECT_TRUE(read("/nonexistent/tuning.jsonl", db, err, w)) << err;
+  EXPECT_TRUE(db.records.empty());
+}
+
+TEST(TuningDb, RoundTripAndFastestWins) {
+  std::string p = tempPath(), err;
+  ASSERT_TRUE(appendTuningRecord(p, rec("conv a", 2.0, 8), err)) << err;
+  ASSERT_TRUE(appendTuningRecord(p, rec("conv a", 1.5, 12), err)) << err;
+  ASSERT_TRUE(appendTuningRecord(p, rec("conv b", 3.0, 4), err)) << err;
+  TuningDb db;
+  std::vector<std::string> w;
+  ASSERT_TRUE(read(p, db, err, w)) << err;
+  EXPECT_TRUE(w.empty());
+  ASSERT_EQ(db.records.size(), 3u);
+  auto best = db.best.at({"conv a", "x86-64-linux-avx512"});
+  EXPECT_DOUBLE_EQ(best.medianMs, 1.5);
+  EXPECT_EQ(best.schedule.tileC, 12);
+  EXPECT_EQ(best.net, "t/infer");
+  unlink(p.c_str());
+}
+
+TEST(TuningDb, ConcatenatedDatabasesAreADatabase) {
+  std::string a = tempPath(), b = tempPath(), err;
+  ASSERT_TRUE(appendTuningRecord(a, rec("conv a", 2.0), err));
+  ASSERT_TRUE(appendTuningRecord(b, rec("conv a", 1.0, 16), err));
+  spit(a, slurp(a) + slurp(b));
+  TuningDb db;
+  std::vector<std::string> w;
+  ASSERT_TRUE(read(a, db, err, w)) << err;
+  EXPECT_EQ(db.records.size(), 2u);
+  EXPECT_EQ(db.best.at({"conv a", "x86-64-linux-avx512"}).schedule.tileC, 16);
+  unlink(a.c_str());
+  unlink(b.c_str());
+}
+
+TEST(TuningDb, RejectsCorruptLineWithItsNumber) {
+  std::string p = tempPath(), err;
+  ASSERT_TRUE(appendTuningRecord(p, rec("conv a", 2.0), err));
+  spit(p, slurp(p) + "{\"v\":1, this is not json\n");
+  ASSERT_TRUE(appendTuningRecord(p, rec("conv b", 2.0), err));
+  TuningDb db;
+  std::vector<std::string> w;
+  EXPECT_FALSE(read(p, db, err, w));
+  EXPECT_NE(err.find(p + ":2: bad tuning record: not a JSON object"), std::string::npos) << err;
+  EXPECT_NE(err.find("run `cnnc tune` again"), std::string::npos) << err;
+  unlink(p.c_str());
+}
+
+TEST(TuningDb, RejectsHandEditedRecord) {
+  std::string p = tempPath(), err;
+  ASSERT_TRUE(appendTuningRecord(p, rec("conv a", 2.0), err));
+  std::string text = slurp(p);
+  size_t at = text.find("\"median_ms\":2");
+  ASSERT_NE(at, std::string::npos);
+  text.replace(at, 13, "\"median_ms\":1");  // a faster time typed in by hand
+  spit(p, text);
+  TuningDb db;
+  std::vector<std::string> w;
+  EXPECT_FALSE(read(p, db, err, w));
+  EXPECT_NE(err.find(":1: bad tuning record: checksum mismatch"), std::string::npos) << err;
+  unlink(p.c_str());
+}
+
+TEST(TuningDb, RejectsAnotherFormatVersion) {
+  std::string p = tempPath(), err;
+  ASSERT_TRUE(appendTuningRecord(p, rec("conv a", 2.0), err));
+  std::string text = slurp(p);
+  size_t at = text.find("\"v\":1");
+  ASSERT_NE(at, std::string::npos);
+  text.replace(at, 5, "\"v\":7");
+  spit(p, text);
+  TuningDb db;
+  std::vector<std::string> w;
+  EXPECT_FALSE(read(p, db, err, w));
+  EXPECT_NE(err.find("record format 7, this cnnc reads format 1"), std::string::npos) << err;
+  unlink(p.c_str());
+}
+
+TEST(TuningDb, RejectsMissingAndOutOfRangeFields) {
+  std::string p = tempPath(), err;
+  spit(p, "{\"v\":1,\"sum\":\"0\"}\n");
+  TuningDb db;
+  std::vector<std::string> w;
+  EXPECT_FALSE(read(p, db, err, w));
+  EXPECT_NE(err.find("field 'kernel' missing or not a string"), std::string::npos) << err;
+  std::string line = recordToLine(rec("conv a", 2.0));
+  size_t at = line.find("\"tileC\":8");
+  ASSERT_NE(at, std::string::npos);
+  line.replace(at, 9, "\"tileC\":999");
+  spit(p, line + "\n");
+  TuningDb db2;
+  EXPECT_FALSE(read(p, db2, err, w));
+  EXPECT_NE(err.find("field 'tileC' out of range (999)"), std::string::npos) << err;
+  unlink(p.c_str());
+}
+
+TEST(TuningDb, OtherCnncVersionIsIgnoredWithAWarning) {
+  std::string p = tempPath(), err;
+  ASSERT_TRUE(appendTuningRecord(p, rec("conv a", 2.0), err));
+  TuningDb db;
+  std::vector<std::string> w;
+  ASSERT_TRUE(read(p, db, err, w, "2.0")) << err;
+  EXPECT_TRUE(db.best.empty());
+  EXPECT_EQ(db.otherVersion, 1);
+  ASSERT_EQ(w.size(), 1u);
+  EXPECT_NE(w[0].find("ignoring 1 record(s) measured by another cnnc version"), std::string::npos) << w[0];
+  unlink(p.c_str());
+}
+
+TEST(TuningDb, TornLastLineIsSkippedThenCutOffByTheNextAppend) {
+  std::string p = tempPath(), err;
+  ASSERT_TRUE(appendTuningRecord(p, rec("conv a", 2.0), err));
+  std::string whole = recordToLine(rec("conv b", 1.0));
+  spit(p, slurp(p) + whole.substr(0, whole.size() / 2));  // killed mid-write
+  TuningDb db;
+  std::vector<std::string> w;
+  ASSERT_TRUE(read(p, db, err, w)) << err;
+  EXPECT_EQ(db.records.size(), 1u);
+  ASSERT_EQ(w.size(), 1u);
+  EXPECT_NE(w[0].find(":2: skipping an incomplete last record"), std::string::npos) << w[0];
+  ASSERT_TRUE(appendTuningRecord(p, rec("conv c", 3.0), err)) << err;
+  TuningDb db2;
+  std::vector<std::string> w2;
+  ASSERT_TRUE(read(p, db2, err, w2)) << err;
+  EXPECT_TRUE(w2.empty());
+  ASSERT_EQ(db2.records.size(), 2u);
+  EXPECT_EQ(db2.records[1].kernel, "conv c");
+  unlink(p.c_str());
+}
+
+TEST(TuningDb, ApplyReplacesScheduleOfKnownKernelsOnly) {
+  KernelSpec a;
+  a.kind = KernelKind::Conv;
+  a.in = {16, 8, 8};
+  a.out = {16, 8, 8};
+  a.attrs.kernel[0] = a.attrs.kernel[1] = 3;
+  a.attrs.pad[0] = a.attrs.pad[1] = 1;
+  a.schedule = defaultSchedule(a);
+  KernelSpec b = a;
+  b.out = {32, 8, 8};
+  b.schedule = defaultSchedule(b);
+  TuningDb db;
+  TuningRecord r = rec(a.key(), 1.0, 5);
+  db.best[{a.key(), r.target}] = r;
+  std::vector<KernelSpec> specs{a, b};
+  EXPECT_EQ(applyTuning(specs, r.target, db), 1);
+  EXPECT_EQ(specs[0].schedule.tileC, 5);
+  EXPECT_EQ(specs[1].schedule.str(), b.schedule.str());
+  EXPECT_EQ(applyTuning(specs, "arm-64-linux", db), 0);  // records are per target
+}
+
+TEST(TuneCandidates, DefaultFirstAllDistinctRegisterTilesFit) {
+  KernelSpec k;
+  k.kind = KernelKind::Conv;
+  k.in = {64, 56, 56};
+  k.out = {64, 56, 56};
+  k.attrs.kernel[0] = k.attrs.kernel[1] = 3;
+  k.attrs.pad[0] = k.attrs.pad[1] = 1;
+  k.schedule = defaultSchedule(k);
+  ASSERT_TRUE(tunable(k));
+  auto cs = scheduleCandidates(k);
+  ASSERT_GT(cs.size(), 10u);
+  EXPECT_EQ(cs[0].str(), k.schedule.str());
+  std::set<std::string> seen;
+  bool wino = false, chan = false;
+  for (const auto& s : cs) {
+    EXPECT_TRUE(seen.insert(s.str()).second) << s.str();
+    if (s.winograd) {
+      wino = true;
+      EXPECT_LE(s.tileX * s.tileC, 24) << s.str();
+    } else if (s.chanVec) {
+      chan = true;
+      EXPECT_LE(s.tileX * s.tileY * s.chanVec, 28) << s.str();
+      EXPECT_EQ(56 % s.tileX, 0) << s.str();
+    } else {
+      EXPECT_LE(s.tileX * s.tileY * s.tileC, 24) << s.str();
+    }
+  }
+  EXPECT_TRUE(wino);
+  EXPECT_TRUE(chan);
+  // A strided input gradient is split by phase with derived schedules: nothing to tune.
+  KernelSpec d = k;
+  d.kind = KernelKind::ConvBackData;
+  d.attrs.stride[0] = d.attrs.stride[1] = 2;
+  EXPECT_FALSE(tunable(d));
+}
+
+}  // namespace
