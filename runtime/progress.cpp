@@ -29,9 +29,13 @@ std::string Progress::line(int64_t done, double secs, const std::string& extra) 
   bar += std::string(width - filled, '.');
   double rate = secs > 0 ? done / secs : 0;
   double eta = rate > 0 ? (total_ - done) / rate : NAN;
+  // Slow work (a kernel tuned per minute) reads better as seconds per item than as 0 items/s.
+  char r[64];
+  if (rate >= 1 || rate == 0) snprintf(r, sizeof r, "%.0f %s/s", rate, unit_);
+  else snprintf(r, sizeof r, "%.1f s/%s", 1 / rate, unit_);
   char b[256];
-  snprintf(b, sizeof b, "%s [%s] %3d%% %lld/%lld  %.0f %s/s  %s  ETA %s", title_.c_str(), bar.c_str(), (int)(frac * 100),
-           (long long)done, (long long)total_, rate, unit_, extra.c_str(), formatDuration(eta).c_str());
+  snprintf(b, sizeof b, "%s [%s] %3d%% %lld/%lld  %s  %s  ETA %s", title_.c_str(), bar.c_str(), (int)(frac * 100), (long long)done,
+           (long long)total_, r, extra.c_str(), formatDuration(eta).c_str());
   return b;
 }
 

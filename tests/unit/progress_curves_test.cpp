@@ -16,6 +16,11 @@ TEST(Progress, LineShowsRateAndEta) {
   EXPECT_NE(l.find("125 img/s"), std::string::npos) << l;
   EXPECT_NE(l.find("loss 0.5000"), std::string::npos) << l;
   EXPECT_NE(l.find("ETA 0:06"), std::string::npos) << l;  // 750 images at 125/s
+  // Below one item per second the rate reads as seconds per item.
+  Progress slow("tune", 10, "kernel", stderr);
+  std::string s = slow.line(2, 50.0, "");
+  EXPECT_NE(s.find("25.0 s/kernel"), std::string::npos) << s;
+  EXPECT_NE(s.find("ETA 3:20"), std::string::npos) << s;  // 8 kernels at 25 s
   EXPECT_EQ(formatDuration(3725), "1:02:05");
   EXPECT_EQ(formatDuration(NAN), "--:--");
 }
