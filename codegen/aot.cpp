@@ -241,11 +241,7 @@ bool findCxx(std::string& cxx, std::string& err) {
   return true;
 }
 
-// What links for a target: the C++ driver, the archiver and cnnc's runtime archives. aarch64 uses
-// Debian's cross toolchain and links statically (the result runs on any aarch64 Linux).
-struct Toolchain {
-  std::string cxx, ar, runtimeLib, capiLib, linkFlags;
-};
+}  // namespace
 
 bool toolchainFor(const AotOptions& opts, Toolchain& tc, std::string& err) {
   std::string target;
@@ -270,8 +266,6 @@ bool toolchainFor(const AotOptions& opts, Toolchain& tc, std::string& err) {
   }
   return true;
 }
-
-}  // namespace
 
 bool hostCxx(std::string& cxx, std::string& err) { return findCxx(cxx, err); }
 

@@ -27,6 +27,15 @@ struct AotStats {
 // Resolves "host" and validates the string; returns false with `err` for an unknown target.
 bool resolveTarget(const std::string& name, std::string& resolved, std::string& err);
 
+// What links for a target: the C++ driver, the archiver and cnnc's runtime archives. aarch64 uses
+// Debian's cross toolchain and links statically (the result runs on any aarch64 Linux).
+struct Toolchain {
+  std::string cxx, ar, runtimeLib, capiLib, linkFlags;
+};
+
+// The toolchain of opts.target; false with `err` saying what to install.
+bool toolchainFor(const AotOptions& opts, Toolchain& tc, std::string& err);
+
 // The host C++ compiler driver ($CXX or c++); false with `err` saying what to install.
 bool hostCxx(std::string& cxx, std::string& err);
 

@@ -20,6 +20,12 @@ struct TuneOptions {
   int batch = 1;         // images per measured call
   int jobs = 0;          // parallel candidate compiles; 0: number of cores
   bool verbose = false;
+  // Remote measurement: a command template run once per candidate. `{exe}` is replaced by the
+  // path of a static measurement executable built for the target (its arguments follow `{exe}`, or
+  // go where `{args}` stands); the command must run it on the target and relay its one line of JSON
+  // on stdout. Examples: "qemu-aarch64 {exe}" (plumbing only: qemu timings mean nothing),
+  // "scp -q {exe} board:/tmp/m && ssh board /tmp/m {args}". Empty: time in this process.
+  std::string remote;
   // Called after each kernel: kernels done, total, best speedup of that kernel, budget seconds left.
   std::function<void(int, int, double, double)> progress;
 };

@@ -56,7 +56,7 @@ int runTune(int argc, char** argv) {
   CLI::App app{"cnnc tune: measures schedule candidates of a net's kernels on this machine and records them in the tuning database; "
                "later compiles of any net with the same kernels use the fastest",
                "cnnc tune"};
-  std::string input, target = "host", budgetText = "10m", db = codegen::defaultTuningDbPath(), cacheDir, network, inputShape;
+  std::string input, target = "host", budgetText = "10m", db = codegen::defaultTuningDbPath(), cacheDir, network, inputShape, remote;
   bool train = false, resume = false, verbose = false;
   int batch = 0, jobs = 0;
   std::vector<std::string> defines;
@@ -73,6 +73,9 @@ int runTune(int argc, char** argv) {
   app.add_option("--input-shape", inputShape, "tune for another input size, e.g. 3,160,160")->type_name("C,H,W");
   app.add_option("--network", network, "the network to tune when the file declares several");
   app.add_flag("-v,--verbose", verbose, "print each kernel's default and best time");
+  app.add_option("--remote", remote,
+                 "run each measurement through this command: {exe} is a static measurement program built for the target, e.g. "
+                 "'scp -q {exe} board:/tmp/m && ssh board /tmp/m {args}' or 'qemu-aarch64 {exe}' (plumbing only: qemu timings mean nothing)");
   app.footer("Exit status: 0 success, 1 errors, 2 bad command line.\nExample: cnnc tune nets/resnet18.cnn --budget 10m && cnnc nets/resnet18.cnn -o resnet18");
   try {
     app.parse(argc - 1, argv + 1);
@@ -88,12 +91,16 @@ int runTune(int argc, char** argv) {
   std::string resolved, err;
   if (!codegen::resolveTarget(target, resolved, err)) { fprintf(stderr, "cnnc: error: %s\n", err.c_str()); return 1; }
   Halide::Target t(resolved), host = Halide::get_host_target();
-  if (t.arch != host.arch || t.bits != host.bits || t.os != host.os) {
+  if (remote.empty() && (t.arch != host.arch || t.bits != host.bits || t.os != host.os)) {
     fprintf(stderr,
-            "cnnc: error: cannot time target '%s' on this machine (%s): tune on a machine of that target and share its database "
-            "(databases concatenate)\n",
+            "cnnc: error: cannot time target '%s' on this machine (%s): give --remote 'CMD {exe}' to run the measurements on a "
+            "device of that target, or tune on one and share its database (databases concatenate)\n",
             resolved.c_str(), host.to_string().c_str());
     return 1;
+  }
+  if (!remote.empty() && remote.find("{exe}") == std::string::npos) {
+    fprintf(stderr, "cnnc: error: --remote '%s': the command must contain {exe}, e.g. --remote 'qemu-aarch64 {exe}'\n", remote.c_str());
+    return 2;
   }
 
   FrontendOptions fo;
@@ -142,12 +149,14 @@ int runTune(int argc, char** argv) {
   o.batch = batch > 0 ? batch : train ? 32 : 1;
   o.jobs = jobs;
   o.verbose = verbose;
+  o.remote = remote;
   rt::Progress bar("tune " + o.net, 1, "kernel");
   bool barStarted = false;
   o.progress = [&](int done, int total, double speedup, double left) {
     if (!barStarted) { bar = rt::Progress("tune " + o.net, total, "kernel"); barStarted = true; }
+    if (done == 0) return;  // the bar's clock starts now
     char extra[96];
-    snprintf(extra, sizeof extra, "last %.2fx, budget left %s", speedup, rt::formatDuration(left).c_str());
+    snprintf(extra, sizeof extra, "last kernel %.2fx, budget left %s", speedup, rt::formatDuration(left).c_str());
     bar.update(done, extra);
   };
   if (!codegen::tuneKernels(kernels, o, err)) {

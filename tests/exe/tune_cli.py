@@ -5,9 +5,12 @@
 - a compile with that database reports its tuned kernels, and the executable runs;
 - a tune killed with SIGKILL keeps every record it had written, and `--resume` continues within
   what is left of the budget without losing or rewriting any of them;
-- bad flags, an untimeable target and a corrupt database are errors that say what to do.
+- bad flags, an untimeable target and a corrupt database are errors that say what to do;
+- remote measurement (--remote 'CMD {exe}'): the measurement program runs natively through the
+  command, and for arm-64-linux under qemu-aarch64 when QEMU is given (plumbing only: qemu timings
+  mean nothing); a failing command is an error naming it.
 
-Usage: tune_cli.py CNNC KERNEL_CACHE
+Usage: tune_cli.py CNNC KERNEL_CACHE [QEMU_AARCH64|none]
 """
 import json
 import os
@@ -46,6 +49,7 @@ def records(path):
 
 def main():
     cnnc, cache = sys.argv[1:3]
+    qemu = sys.argv[3] if len(sys.argv) > 3 and sys.argv[3] != "none" else None
     with tempfile.TemporaryDirectory() as d:
         src, db = f"{d}/tune_small.cnn", f"{d}/tuning.jsonl"
         with open(src, "w") as f:
@@ -90,9 +94,29 @@ def main():
         sched = [json.dumps([x["kernel"], x["schedule"]], sort_keys=True) for x in recs if x]
         check("no candidate measured twice", len(sched) == len(set(sched)), f"{len(sched)} records, {len(set(sched))} distinct")
 
+        # Remote measurement: the same candidates through a command.
+        rdb = f"{d}/remote.jsonl"
+        r = run([cnnc, "tune", src, "--db", rdb, "--cache-dir", cache, "--budget", "4s", "--remote", "{exe}"])
+        expect("remote measurement, run natively", r, 0, "candidates measured")
+        recs = records(rdb) if os.path.exists(rdb) else []
+        check("remote records", len(recs) >= 2 and all(x and x["median_ms"] > 0 for x in recs), f"{len(recs)} lines")
+        if qemu:
+            adb = f"{d}/arm.jsonl"
+            r = run([cnnc, "tune", src, "--db", adb, "--cache-dir", cache, "--budget", "20s", "--target", "arm-64-linux", "--remote",
+                     f"{qemu} {{exe}}"])
+            expect("remote measurement of arm-64-linux under qemu", r, 0, "candidates measured")
+            recs = records(adb) if os.path.exists(adb) else []
+            check("arm records are keyed by their target", len(recs) >= 2 and all(x and x["target"].startswith("arm-64-linux") for x in recs),
+                  f"{len(recs)} lines")
+        else:
+            print("skip arm-64-linux remote measurement: no aarch64 toolchain or qemu-aarch64")
+        expect("failing remote command", run(base + ["--budget", "4s", "--remote", "false {exe}"]), 1,
+               "cannot time the default schedule", "the remote command failed")
+        expect("remote without {exe}", run(base + ["--remote", "ssh board"]), 2, "the command must contain {exe}")
+
         # Errors.
         expect("bad budget", run(base + ["--budget", "soon"]), 2, "--budget soon: expected a duration such as 10m")
-        expect("untimeable target", run(base + ["--target", "arm-64-linux"]), 1, "cannot time target 'arm-64-linux", "share its database")
+        expect("untimeable target", run(base + ["--target", "arm-64-linux"]), 1, "cannot time target 'arm-64-linux", "--remote")
         bad = f"{d}/bad.jsonl"
         with open(bad, "w") as f:
             f.write(open(db).readline())
