@@ -20,6 +20,8 @@ import sys
 import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+from sections import replace_section  # noqa: E402
 PEAK_PER_CORE = 114.0  # GFLOP/s, REFERENCE.md (fallback)
 
 
@@ -61,11 +63,12 @@ def main():
     ap.add_argument("--runs", type=int, default=7)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--write", action="store_true")
+    ap.add_argument("--tuning-db", default="none", help="compile with this tuning database (default: none, the default schedules)")
     a = ap.parse_args()
     calls = conv_calls(a.cnnc, a.net)
     with tempfile.TemporaryDirectory() as d:
         exe = os.path.join(d, a.net)
-        subprocess.run([a.cnnc, os.path.join(ROOT, "nets", a.net + ".cnn"), "-o", exe], check=True, capture_output=True)
+        subprocess.run([a.cnnc, os.path.join(ROOT, "nets", a.net + ".cnn"), "-o", exe, "--tuning-db", a.tuning_db], check=True, capture_output=True)
         times = {}
         for _ in range(a.runs):
             out = subprocess.run([exe, "--threads", str(a.threads), "bench", "--profile", "--batch", str(a.batch), "--iters", "1", "--warmup", "1"],
@@ -93,11 +96,7 @@ def main():
     print(text)
     if a.write:
         path = os.path.join(ROOT, "BENCHMARKS.md")
-        old = open(path).read() if os.path.exists(path) else "# Benchmarks\n"
-        cut = old.find("## Conv shapes")
-        old = old if cut < 0 else old[:cut]
-        with open(path, "w") as f:
-            f.write(old.rstrip("\n") + "\n\n" + text)
+        replace_section(path, text)
         print(f"wrote {path}", file=sys.stderr)
 
 

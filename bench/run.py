@@ -6,7 +6,8 @@ PyTorch (Debian's 1.13 with oneDNN, torch.set_num_threads equal to cnnc's thread
 input size and batch, interleaved over several rounds so that both see the same machine state.
 The ratio is PyTorch's median / cnnc's median: above 1 means cnnc is faster. Also measured: cold
 and warm compile time of each net (`cnnc NET.cnn -o X` with an empty and a filled kernel cache) and
-the peak RSS of both for TinyResNet training and ResNet-18 inference.
+the peak RSS of both for TinyResNet training and ResNet-18 inference. Nets compile with the default
+schedules (`--tuning-db none`); bench/tuned.py measures what a tuning database changes.
 
 Usage (from the repository root, after scripts/build.sh):
     /usr/bin/python3 bench/run.py                 # every case; writes BENCHMARKS.md
@@ -27,6 +28,8 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "torch"))
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+from sections import keep_sections  # noqa: E402
 
 # (net, mode, batch): the cases issue 5 names.
 CASES = [
@@ -121,9 +124,9 @@ def cnnc_time(exe, mode, batch, warmup, iters, threads):
     return json.loads(out.strip().splitlines()[-1])
 
 
-def compile_net(cnnc, net, out, cache):
+def compile_net(cnnc, net, out, cache, tuning_db="none"):
     t0 = time.perf_counter()
-    subprocess.run([cnnc, os.path.join(ROOT, "nets", net + ".cnn"), "-o", out, "--cache-dir", cache], check=True,
+    subprocess.run([cnnc, os.path.join(ROOT, "nets", net + ".cnn"), "-o", out, "--cache-dir", cache, "--tuning-db", tuning_db], check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     return time.perf_counter() - t0
 
@@ -198,8 +201,7 @@ def main():
     text = report(a, rows, compile_rows, rss)
     print(text)
     if not a.no_write:
-        with open(a.out, "w") as f:
-            f.write(text)
+        keep_sections(a.out, text)  # the sections other scripts wrote stay
         log(f"wrote {a.out}")
 
 

@@ -1,0 +1,71 @@
+#!/usr/bin/env python3
+"""Tuned against untuned cnnc, side by side: what a tuning database (`cnnc tune`) buys per net.
+
+For each case the net is compiled twice, with `--tuning-db none` (the default schedules) and with
+the database, and both executables' `X bench [--train] --json` run interleaved over several rounds;
+each number is the median of the per-round medians. Speedup = untuned / tuned.
+
+Usage (from the repository root, after scripts/build.sh and a tune):
+    /usr/bin/python3 bench/tuned.py --db ~/.cache/cnnc/tuning.jsonl --cases resnet18:infer:1,tinyresnet:train:128 [--write]
+  --write replaces the "Tuning" section of BENCHMARKS.md.
+"""
+import argparse
+import datetime
+import os
+import statistics
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+from run import cnnc_time, compile_net, machine  # noqa: E402
+from sections import replace_section  # noqa: E402
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--cnnc", default=os.path.join(ROOT, "build", "cnnc"))
+    ap.add_argument("--db", required=True, help="the tuning database")
+    ap.add_argument("--cases", default="resnet18:infer:1,tinyresnet:train:128", help="net:mode:batch,...")
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--iters", type=int, default=3)
+    ap.add_argument("--write", action="store_true")
+    ap.add_argument("--note", default="", help="a paragraph to add under the table (how the database was made)")
+    a = ap.parse_args()
+    if not os.path.exists(a.db):
+        sys.exit(f"error: no tuning database at {a.db}: run `cnnc tune NET.cnn --db {a.db}` first")
+    rows = []
+    with tempfile.TemporaryDirectory() as work:
+        cache = os.path.join(work, "cache")
+        for case in a.cases.split(","):
+            net, mode, batch = case.split(":")
+            batch = int(batch)
+            plain, tuned = os.path.join(work, net + "-default"), os.path.join(work, net + "-tuned")
+            compile_net(a.cnnc, net, plain, cache, "none")
+            compile_net(a.cnnc, net, tuned, cache, a.db)
+            p_ms, t_ms = [], []
+            for _ in range(a.rounds):
+                p_ms.append(cnnc_time(plain, mode, batch, 1, a.iters, a.threads)["median_ms"])
+                t_ms.append(cnnc_time(tuned, mode, batch, 1, a.iters, a.threads)["median_ms"])
+            p, t = statistics.median(p_ms), statistics.median(t_ms)
+            rows.append((net, mode, batch, p, t))
+            print(f"{net:>10} {mode:5} batch {batch:3}: default {p:9.2f} ms  tuned {t:9.2f} ms  speedup {p / t:5.2f}", file=sys.stderr)
+    now = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
+    lines = ["## Tuning: tuned against default schedules", "",
+             f"Measured {now} on {machine()}, {a.threads} threads, by `bench/tuned.py` with the database that `cnnc tune` wrote "
+             f"({a.rounds} interleaved rounds of {a.iters} iterations; medians). Speedup = default / tuned.", "",
+             "| net | mode | batch | default ms | tuned ms | speedup |", "|---|---|---:|---:|---:|---:|"]
+    lines += [f"| {n} | {m} | {b} | {p:.2f} | {t:.2f} | {p / t:.2f} |" for n, m, b, p, t in rows]
+    if a.note:
+        lines += ["", a.note]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if a.write:
+        path = os.path.join(ROOT, "BENCHMARKS.md")
+        replace_section(path, text)
+        print(f"wrote {path}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
