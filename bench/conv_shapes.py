@@ -21,7 +21,7 @@ import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "bench"))
-from sections import replace_section  # noqa: E402
+from sections import emit  # noqa: E402
 PEAK_PER_CORE = 114.0  # GFLOP/s, REFERENCE.md (fallback)
 
 
@@ -92,12 +92,7 @@ def main():
     for shape, (flops, ms, n) in shapes.items():
         g = flops / (ms * 1e6)
         lines.append(f"| {shape} | {n} | {ms:.3f} | {g:.1f} | {100 * g / peak:.0f}% |")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if a.write:
-        path = os.path.join(ROOT, "BENCHMARKS.md")
-        replace_section(path, text)
-        print(f"wrote {path}", file=sys.stderr)
+    emit("\n".join(lines) + "\n", a.write, ROOT)
 
 
 if __name__ == "__main__":

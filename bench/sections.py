@@ -38,3 +38,13 @@ def keep_sections(path, new_head):
     _, sections = split_sections(old)
     with open(path, "w") as f:
         f.write(new_head.rstrip("\n") + "\n" + "".join("\n" + v.rstrip("\n") + "\n" for v in sections.values()))
+
+
+def emit(text, write, root):
+    """Prints a section; with `write`, also puts it into root/BENCHMARKS.md."""
+    import sys
+    print(text)
+    if write:
+        path = os.path.join(root, "BENCHMARKS.md")
+        replace_section(path, text)
+        print(f"wrote {path}", file=sys.stderr)

@@ -19,7 +19,7 @@ import tempfile
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 from run import cnnc_time, compile_net, machine  # noqa: E402
-from sections import replace_section  # noqa: E402
+from sections import emit  # noqa: E402
 
 
 def main():
@@ -59,12 +59,7 @@ def main():
     lines += [f"| {n} | {m} | {b} | {p:.2f} | {t:.2f} | {p / t:.2f} |" for n, m, b, p, t in rows]
     if a.note:
         lines += ["", a.note]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if a.write:
-        path = os.path.join(ROOT, "BENCHMARKS.md")
-        replace_section(path, text)
-        print(f"wrote {path}", file=sys.stderr)
+    emit("\n".join(lines) + "\n", a.write, ROOT)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@
 #include <sstream>
 
 #include "aot.h"
+#include "flags.h"
 #include "frontend.h"
 #include "plot.h"
 #include "plan.h"
@@ -196,28 +197,8 @@ int main(int argc, char** argv) {
   fo.warningsAsErrors = werror;
   fo.suppressWarnings = noWarn;
   fo.color = color == "always" || (color == "auto" && isatty(2) && getenv("NO_COLOR") == nullptr);
-  for (const auto& d : defines) {
-    auto eq = d.find('=');
-    if (eq == std::string::npos || eq == 0) {
-      fprintf(stderr, "cnnc: error: -D %s: expected NAME=VALUE, e.g. -D classes=10\n", d.c_str());
-      return 2;
-    }
-    fo.elab.overrides[d.substr(0, eq)] = d.substr(eq + 1);
-  }
   fo.stopAfterParse = emit == "ast";
-  if (!inputShape.empty()) {
-    std::stringstream ss(inputShape);
-    std::string part;
-    while (std::getline(ss, part, ',')) {
-      char* end = nullptr;
-      long long v = strtoll(part.c_str(), &end, 10);
-      if (part.empty() || *end || v < 1) {
-        fprintf(stderr, "cnnc: error: --input-shape %s: expected positive integers C,H,W (or F)\n", inputShape.c_str());
-        return 2;
-      }
-      fo.elab.inputShape.push_back(v);
-    }
-  }
+  if (!applyNetworkFlags(defines, inputShape, fo)) return 2;
 
   FrontendResult r;
   runFrontend(input, fo, r);

@@ -7,10 +7,10 @@
 #include <cstdio>
 #include <cstring>
 #include <map>
-#include <sstream>
 
 #include "Halide.h"
 #include "aot.h"
+#include "flags.h"
 #include "frontend.h"
 #include "plan.h"
 #include "../../runtime/progress.h"  // by path: runtime/ also has a plan.h
@@ -61,7 +61,7 @@ int runTune(int argc, char** argv) {
   int batch = 0, jobs = 0;
   std::vector<std::string> defines;
   app.add_option("file", input, "the .cnn source")->required();
-  app.add_option("--target", target, "host (default); other targets cannot be timed on this machine");
+  app.add_option("--target", target, "host (default) or a Halide target string; targets other than this machine's need --remote");
   app.add_option("--budget", budgetText, "time to spend: 10m (default), 90s, 1h");
   app.add_option("--db", db, "the tuning database (default: $CNNC_TUNING_DB or ~/.cache/cnnc/tuning.jsonl)");
   app.add_flag("--train", train, "tune the training kernels (forward and backward) instead of inference");
@@ -106,21 +106,7 @@ int runTune(int argc, char** argv) {
   FrontendOptions fo;
   fo.elab.network = network;
   fo.color = isatty(2) && getenv("NO_COLOR") == nullptr;
-  for (const auto& d : defines) {
-    auto eq = d.find('=');
-    if (eq == std::string::npos || eq == 0) { fprintf(stderr, "cnnc: error: -D %s: expected NAME=VALUE\n", d.c_str()); return 2; }
-    fo.elab.overrides[d.substr(0, eq)] = d.substr(eq + 1);
-  }
-  if (!inputShape.empty()) {
-    std::stringstream ss(inputShape);
-    std::string part;
-    while (std::getline(ss, part, ',')) {
-      char* end = nullptr;
-      long long v = strtoll(part.c_str(), &end, 10);
-      if (part.empty() || *end || v < 1) { fprintf(stderr, "cnnc: error: --input-shape %s: expected positive integers C,H,W\n", inputShape.c_str()); return 2; }
-      fo.elab.inputShape.push_back(v);
-    }
-  }
+  if (!applyNetworkFlags(defines, inputShape, fo)) return 2;
   FrontendResult r;
   runFrontend(input, fo, r);
   if (!r.ok) return 1;
