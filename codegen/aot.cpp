@@ -232,9 +232,12 @@ bool runLogged(const std::string& cmd, const std::string& work, std::string& log
   return false;
 }
 
+// Whether the shell finds `cmd` on PATH.
+bool onPath(const std::string& cmd) { return system(("command -v " + cmd + " >/dev/null 2>&1").c_str()) == 0; }
+
 bool findCxx(std::string& cxx, std::string& err) {
   cxx = getenv("CXX") ? getenv("CXX") : "c++";
-  if (system(("command -v " + cxx + " >/dev/null 2>&1").c_str()) != 0) {
+  if (!onPath(cxx)) {
     err = "no C++ linker: '" + cxx + "' was not found; install g++ (apt-get install g++) or set CXX";
     return false;
   }
@@ -260,7 +263,7 @@ bool toolchainFor(const AotOptions& opts, Toolchain& tc, std::string& err) {
   tc.cxx = "aarch64-linux-gnu-g++";
   tc.ar = "aarch64-linux-gnu-ar";
   tc.linkFlags = "-static -lz -lpthread";
-  if (tc.runtimeLib.empty() || system(("command -v " + tc.cxx + " >/dev/null 2>&1").c_str()) != 0) {
+  if (tc.runtimeLib.empty() || !onPath(tc.cxx)) {
     err = "target '" + target + "' needs the aarch64 runtime, which this cnnc was built without: " + hint;
     return false;
   }
