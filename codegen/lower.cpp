@@ -36,10 +36,9 @@ Lowered conv(const KernelSpec& k) {
   acc(v.x, v.y, v.c, v.n) = b(v.c);
   // With channel vectors the weights are read in blocks of T output channels: packed at load
   // (inference), or copied once per call (training, where weights change every step).
-  Func wcopy("weight_blocked"), wt;
+  Func wcopy, wt;
   if (k.schedule.chanVec) {
-    Var cl("cl"), tx("tx"), ty("ty"), tz("tz"), cb("cb");
-    if (!k.packedWeights) wcopy(cl, tx, ty, tz, cb) = w(tx, ty, tz, cb * T + cl);
+    if (!k.packedWeights) wcopy = blockedCopy(w, T, false);
     wt = blockedWeights(k.packedWeights ? Func(w) : wcopy, T);
   }
   Expr wv = k.schedule.chanVec ? wt(v.c, r.x, r.y, r.z) : w(r.x, r.y, r.z, v.c);

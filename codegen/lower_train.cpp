@@ -225,13 +225,9 @@ Lowered convBackDataPhases(const KernelSpec& k) {
       Func wcopy;
       if (sc.chanVec) {
         int T = sc.vec * sc.chanVec;
-        bool fresh = !blocked.count(T);
-        if (fresh) {
-          Var bl("bl"), tx("tx"), ty("ty"), tz("tz"), cb("cb");
-          Func copy("weight_blocked" + std::to_string(T));
-          copy(bl, tx, ty, tz, cb) = w(tx, ty, cb * T + bl, tz);
-          blocked[T] = copy;
-          wcopy = copy;  // scheduled once, with the first phase that reads it
+        if (!blocked.count(T)) {
+          blocked[T] = blockedCopy(w, T, true, "weight_blocked" + std::to_string(T));
+          wcopy = blocked[T];  // scheduled once, with the first phase that reads it
         }
         wv = blockedWeights(blocked[T], T)(v.c, kx, ky, co);
       }
@@ -296,15 +292,13 @@ Lowered convBackData(const KernelSpec& k) {
   if (sy > 1) inside = inside && uy % sy == 0;
   dyz(ux, uy, uc, un) = select(inside, dy(clamp(ux / sx, 0, (int)Wo - 1), clamp(uy / sy, 0, (int)Ho - 1), uc, un), 0.0f);
   // With channel vectors the weights are read through a copy in blocks of T input channels.
-  Func wcopy("weight_blocked"), wt;
+  Func wcopy;
   Expr cl = a.groups == 1 ? Expr(v.c) : v.c % (int)cig;
   Expr wv = w(r.x, r.y, cl, co);
   if (k.schedule.chanVec) {
     int T = k.schedule.vec * k.schedule.chanVec;
-    Var bl("bl"), tx("tx"), ty("ty"), tz("tz"), cb("cb");
-    wcopy(bl, tx, ty, tz, cb) = w(tx, ty, cb * T + bl, tz);
-    wt = blockedWeights(wcopy, T);
-    wv = wt(v.c, r.x, r.y, co);
+    wcopy = blockedCopy(w, T, true);
+    wv = blockedWeights(wcopy, T)(v.c, r.x, r.y, co);
   }
   acc(v.x, v.y, v.c, v.n) += dyz(v.x + (int)a.pad[1] - r.x * (int)a.dilation[1], v.y + (int)a.pad[0] - r.y * (int)a.dilation[0], co, v.n) * wv;
   out(v.x, v.y, v.c, v.n) = acc(v.x, v.y, v.c, v.n);

@@ -113,6 +113,16 @@ inline Func blockedWeights(Func w5, int T) {
   return wt;
 }
 
+// The weights w (Halide dims kx, ky, ci, co) copied once per call into the blocked layout that
+// blockedWeights reads: blocks of T output channels for a forward conv, of T input channels
+// (`overInputs`) for an input gradient, whose outputs are the forward conv's inputs.
+inline Func blockedCopy(ImageParam w, int T, bool overInputs, const std::string& name = "weight_blocked") {
+  Func copy(name);
+  Var l("bl"), x("tx"), y("ty"), z("tz"), b("cb");
+  copy(l, x, y, z, b) = overInputs ? w(x, y, b * T + l, z) : w(x, y, z, b * T + l);
+  return copy;
+}
+
 // Schedule of direct convolutions with small rows (sc.chanVec > 0): vectors run along output
 // channels. For each image and block of T = vec x chanVec channels, the accumulators of the whole
 // image live in a small buffer (W x H x T floats, W below 16). The reduction over input channels runs
