@@ -305,11 +305,12 @@ struct TBuilder {
       int xin = head.inputs.empty() ? -1 : head.inputs[0];
       int x = xin >= 0 ? tensorOf[xin] : -1;
       const Dims& inShape = xin >= 0 ? g.nodes[xin].shape : head.shape;
-      auto giveInput = [&](KernelKind k, std::vector<KernelArg> args, const Attrs& a) {
+      // The input gradient of kind `k` (with the activation whose gradient it applies inline).
+      auto giveInput = [&](KernelKind k, std::vector<KernelArg> args, const Attrs& a, Act fused = Act::None) {
         if (!needsGrad(xin)) return;
         int dx = newTensor(inShape, "d" + g.nodes[xin].name);
         args.push_back(act(dx));
-        call(spec(k, head.shape, inShape, a), args, dl + " (input)", m);
+        call(spec(k, head.shape, inShape, a, fused), args, dl + " (input)", m);
         contrib[xin].push_back(dx);
       };
       switch (head.op) {
@@ -333,14 +334,8 @@ struct TBuilder {
           auto with = [&](std::vector<KernelArg> rest) { rest.insert(rest.begin(), dys.begin(), dys.end()); return rest; };
           KernelSpec sp = spec(KernelKind::BNBackParams, inShape, {2, inShape[0]}, head.attrs, actInBN ? gr.act : Act::None);
           call(sp, with({act(x), cst(gr.stats), cst(bi->dparams)}), dl + " (gamma, beta)", m);
-          if (needsGrad(xin)) {
-            int dx = newTensor(inShape, "d" + g.nodes[xin].name);
-            KernelSpec sd = spec(KernelKind::BNBackData, inShape, inShape, head.attrs, actInBN ? gr.act : Act::None);
-            std::vector<KernelArg> args = with({act(x), cst(gr.stats), cst(paramRef(bi->gamma)), cst(bi->dparams)});
-            args.push_back(act(dx));
-            call(sd, args, dl + " (input)", m);
-            contrib[xin].push_back(dx);
-          }
+          giveInput(KernelKind::BNBackData, with({act(x), cst(gr.stats), cst(paramRef(bi->gamma)), cst(bi->dparams)}), head.attrs,
+                    actInBN ? gr.act : Act::None);
           break;
         }
         case OpKind::Add:
