@@ -74,6 +74,18 @@ std::string cacheRoot(const AotOptions& o) {
   return std::string(home && *home ? home : "/tmp") + "/.cache/cnnc";
 }
 
+// Schedules `p` with Halide's Adams2019 autoscheduler (Debian's plugin, its default cost model),
+// for this machine's cores and a 32 MiB last-level cache.
+void autoSchedule(Halide::Pipeline& p, const Halide::Target& t) {
+  static bool loaded = [] {
+    Halide::load_plugin(CNNC_HALIDE_PLUGIN_DIR "/libautoschedule_adams2019.so");
+    return true;
+  }();
+  (void)loaded;
+  int cores = (int)std::max<long>(1, sysconf(_SC_NPROCESSORS_ONLN));
+  p.auto_schedule("Adams2019", t, Halide::MachineParams(cores, 32 * 1024 * 1024, 40));
+}
+
 Halide::Target kernelTarget(const std::string& resolved) {
   return Halide::Target(resolved).with_feature(Halide::Target::NoRuntime);
 }
@@ -162,6 +174,7 @@ bool compileKernels(const std::vector<KernelSpec>& specs, const AotOptions& opts
       pid_t pid = spawn([&, j] {
         compileTo(j.path, [&](const std::string& tmp) {
           Lowered l = lowerKernel(*j.spec);
+          if (j.spec->schedule.autoBatch) autoSchedule(l.pipeline, kernelTarget(target));
           l.pipeline.compile_to_object(tmp, l.args, j.spec->functionName(), kernelTarget(target));
         });
       }, j.spec->functionName() + " (" + j.spec->signature() + ")");

@@ -54,6 +54,15 @@ Lowered conv(const KernelSpec& k) {
   }
   Func out("conv_out");
   out(v.x, v.y, v.c, v.n) = applyAct(val, k.act);
+  if (k.schedule.autoBatch) {  // scheduled by Adams2019 at compile time: estimates only
+    int N = k.schedule.autoBatch;
+    in.set_estimates(batchRegion(k.in, N));
+    w.set_estimates(batchRegion({O, cig, a.kernel[0], a.kernel[1]}, 0));
+    b.set_estimates({{0, (int)O}});
+    if (k.residual) res.set_estimates(batchRegion(k.out, N));
+    out.set_estimates(batchRegion(k.out, N));
+    return finish(out, k, args);
+  }
   if (k.schedule.chanVec) scheduleConvChannels(out, acc, k.packedWeights ? Func() : wcopy, r, k.schedule, v, a.pad[0] || a.pad[1] ? src : Func());
   else scheduleConvTile(out, acc, r, k.schedule, (int)k.out[0], v, a.pad[0] || a.pad[1] ? src : Func());
   return finish(out, k, args);

@@ -21,6 +21,15 @@ inline void declareDense(T&& b, const Dims& d, bool batch = true) {
   if (batch) b.dim(rank).set_min(0).set_stride((int)stride);
 }
 
+// The region of a tensor of shape `d` (outermost first) in Halide's order, plus a batch
+// dimension of `batch` images when batch > 0: the estimates an autoscheduler plans for.
+inline Region batchRegion(const Dims& d, int batch) {
+  Region r;
+  for (int i = (int)d.size() - 1; i >= 0; --i) r.push_back({0, (int)d[i]});
+  if (batch > 0) r.push_back({0, batch});
+  return r;
+}
+
 inline ImageParam tensorParam(const std::string& name, const Dims& d) {
   ImageParam p(Float(32), (int)d.size() + 1, name);
   declareDense(p, d);

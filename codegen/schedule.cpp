@@ -16,6 +16,7 @@ std::string Schedule::str() const {
   if (chanVec) t += " cvec=" + std::to_string(chanVec);
   if (lanes != 16) t += " lanes=" + std::to_string(lanes);
   if (winograd) t += " wino=" + std::to_string(winograd);
+  if (autoBatch) t += " auto=" + std::to_string(autoBatch);
   return t;
 }
 

@@ -23,7 +23,10 @@ struct Schedule {
   // the direct form. Then vec runs along tiles, tileX is vectors of tiles per register tile, tileC
   // the output channels, and tileY the tile rows of one parallel task.
   int winograd = 0;
-  std::string str() const;  // "vec=8 tileC=1 par=1", plus "tile=XxY" when not 1x1, "cvec=N", "lanes=N", "wino=N" when set
+  // Conv: no hand schedule; Halide's Adams2019 autoscheduler schedules the kernel at compile time,
+  // for batches of autoBatch images (its estimate). 0: the hand schedule above.
+  int autoBatch = 0;
+  std::string str() const;  // "vec=8 tileC=1 par=1", plus "tile=XxY" when not 1x1, "cvec=N", "lanes=N", "wino=N", "auto=N" when set
 };
 
 // The default schedule of a kernel: vectorised over x (or features) and parallel over batch and

@@ -20,6 +20,9 @@ struct TuneOptions {
   int batch = 1;         // images per measured call
   int jobs = 0;          // parallel candidate compiles; 0: number of cores
   bool verbose = false;
+  // Also try the Adams2019 autoscheduler on forward convs. Off by default: with Debian's default cost
+  // model it took about 60 s per ResNet-18 kernel to schedule and ran 7-80x slower than the defaults.
+  bool adams2019 = false;
   // Remote measurement: a command template run once per candidate. `{exe}` is replaced by the
   // path of a static measurement executable built for the target (its arguments follow `{exe}`, or
   // go where `{args}` stands); the command must run it on the target and relay its one line of JSON
@@ -42,8 +45,9 @@ struct TuneKernel {
 bool tunable(const KernelSpec& k);
 
 // The schedules tried for `k`, the default (defaultSchedule) first. Every candidate keeps the
-// register tile within the target's 32 vector registers.
-std::vector<Schedule> scheduleCandidates(const KernelSpec& k);
+// register tile within the target's 32 vector registers. With `adams2019`, forward convs also try
+// Halide's Adams2019 autoscheduler (autoBatch = 1; the tuner sets the batch).
+std::vector<Schedule> scheduleCandidates(const KernelSpec& k, bool adams2019 = false);
 
 // Tunes each kernel within the budget, heaviest first (default time x calls), skipping candidates
 // the database already holds for this target. Each measured candidate is appended to the database

@@ -30,8 +30,10 @@ std::string checksum(const std::string& s) {
 }
 
 json scheduleToJson(const Schedule& s) {
-  return {{"vec", s.vec}, {"tileC", s.tileC}, {"tileX", s.tileX}, {"tileY", s.tileY}, {"par", s.parallelBatch},
-          {"cvec", s.chanVec}, {"lanes", s.lanes}, {"wino", s.winograd}};
+  json j = {{"vec", s.vec}, {"tileC", s.tileC}, {"tileX", s.tileX}, {"tileY", s.tileY}, {"par", s.parallelBatch},
+            {"cvec", s.chanVec}, {"lanes", s.lanes}, {"wino", s.winograd}};
+  if (s.autoBatch) j["auto"] = s.autoBatch;  // only when set: records without it keep their checksums
+  return j;
 }
 
 // The record's fields without the checksum; json objects keep their keys sorted, so the text is canonical.
@@ -90,6 +92,7 @@ bool parseRecord(const std::string& line, TuningRecord& r, std::string& err) {
       !intField(*sc, "cvec", 0, 16, s.chanVec, err) || !intField(*sc, "lanes", 1, 64, s.lanes, err) || !intField(*sc, "wino", 0, 4, s.winograd, err))
     return false;
   if (s.winograd != 0 && s.winograd != 2 && s.winograd != 4) { err = "field 'wino' must be 0, 2 or 4"; return false; }
+  if (sc->contains("auto") && !intField(*sc, "auto", 1, 1 << 20, s.autoBatch, err)) return false;
   if (checksum(recordBody(r).dump()) != sum) {
     err = "checksum mismatch: the record was changed after cnnc wrote it (edit the schedule with `cnnc tune`, not by hand)";
     return false;

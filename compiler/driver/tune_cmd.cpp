@@ -57,7 +57,7 @@ int runTune(int argc, char** argv) {
                "later compiles of any net with the same kernels use the fastest",
                "cnnc tune"};
   std::string input, target = "host", budgetText = "10m", db = codegen::defaultTuningDbPath(), cacheDir, network, inputShape, remote;
-  bool train = false, resume = false, verbose = false;
+  bool train = false, resume = false, verbose = false, adams = false;
   int batch = 0, jobs = 0;
   std::vector<std::string> defines;
   app.add_option("file", input, "the .cnn source")->required();
@@ -73,6 +73,7 @@ int runTune(int argc, char** argv) {
   app.add_option("--input-shape", inputShape, "tune for another input size, e.g. 3,160,160")->type_name("C,H,W");
   app.add_option("--network", network, "the network to tune when the file declares several");
   app.add_flag("-v,--verbose", verbose, "print each kernel's default and best time");
+  app.add_flag("--adams2019", adams, "also try Halide's Adams2019 autoscheduler on forward convs (slow to schedule; rarely wins here)");
   app.add_option("--remote", remote,
                  "run each measurement through this command: {exe} is a static measurement program built for the target, e.g. "
                  "'scp -q {exe} board:/tmp/m && ssh board /tmp/m {args}' or 'qemu-aarch64 {exe}' (plumbing only: qemu timings mean nothing)");
@@ -136,6 +137,7 @@ int runTune(int argc, char** argv) {
   o.jobs = jobs;
   o.verbose = verbose;
   o.remote = remote;
+  o.adams2019 = adams;
   rt::Progress bar("tune " + o.net, 1, "kernel");
   bool barStarted = false;
   o.progress = [&](int done, int total, double speedup, double left) {

@@ -6,6 +6,7 @@
 - a tune killed with SIGKILL keeps every record it had written, and `--resume` continues within
   what is left of the budget without losing or rewriting any of them;
 - bad flags, an untimeable target and a corrupt database are errors that say what to do;
+- --adams2019 adds the autoscheduler's schedule as a candidate (and only then);
 - remote measurement (--remote 'CMD {exe}'): the measurement program runs natively through the
   command, and for arm-64-linux under qemu-aarch64 when QEMU is given (plumbing only: qemu timings
   mean nothing); a failing command is an error naming it.
@@ -93,6 +94,14 @@ def main():
         check("resumed database parses", all(x is not None for x in recs), f"{len(recs)} lines")
         sched = [json.dumps([x["kernel"], x["schedule"]], sort_keys=True) for x in recs if x]
         check("no candidate measured twice", len(sched) == len(set(sched)), f"{len(sched)} records, {len(set(sched))} distinct")
+
+        # The Adams2019 autoscheduler as one more candidate, when asked for.
+        adb2 = f"{d}/adams.jsonl"
+        r = run(base[:3] + ["--db", adb2, "--cache-dir", cache, "--budget", "30s", "--adams2019"])
+        expect("tune with --adams2019", r, 0, "candidates measured")
+        recs = records(adb2) if os.path.exists(adb2) else []
+        check("an Adams2019 record", any(x and x["schedule"].get("auto") == 1 for x in recs), f"{len(recs)} lines")
+        check("no Adams2019 record without the flag", not any(x and "auto" in x["schedule"] for x in records(db)))
 
         # Remote measurement: the same candidates through a command.
         rdb = f"{d}/remote.jsonl"

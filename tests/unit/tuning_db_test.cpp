@@ -154,6 +154,21 @@ TEST(TuningDb, RejectsMissingAndOutOfRangeFields) {
   unlink(p.c_str());
 }
 
+TEST(TuningDb, AutoschedulerRecordRoundTrips) {
+  std::string p = tempPath(), err;
+  TuningRecord r = rec("conv a", 1.0);
+  r.schedule = Schedule();
+  r.schedule.autoBatch = 8;
+  ASSERT_TRUE(appendTuningRecord(p, r, err)) << err;
+  EXPECT_NE(slurp(p).find("\"auto\":8"), std::string::npos);
+  EXPECT_EQ(recordToLine(rec("conv a", 1.0)).find("auto"), std::string::npos);  // absent when unset
+  TuningDb db;
+  std::vector<std::string> w;
+  ASSERT_TRUE(read(p, db, err, w)) << err;
+  EXPECT_EQ(db.best.at({"conv a", r.target}).schedule.autoBatch, 8);
+  unlink(p.c_str());
+}
+
 TEST(TuningDb, OtherCnncVersionIsIgnoredWithAWarning) {
   std::string p = tempPath(), err;
   ASSERT_TRUE(appendTuningRecord(p, rec("conv a", 2.0), err));
@@ -218,14 +233,17 @@ TEST(TuneCandidates, DefaultFirstAllDistinctRegisterTilesFit) {
   k.attrs.pad[0] = k.attrs.pad[1] = 1;
   k.schedule = defaultSchedule(k);
   ASSERT_TRUE(tunable(k));
-  auto cs = scheduleCandidates(k);
+  auto cs = scheduleCandidates(k, true);
+  EXPECT_EQ(scheduleCandidates(k).size() + 1, cs.size());  // Adams2019 only when asked for
   ASSERT_GT(cs.size(), 10u);
   EXPECT_EQ(cs[0].str(), k.schedule.str());
   std::set<std::string> seen;
-  bool wino = false, chan = false;
+  bool wino = false, chan = false, adams = false;
   for (const auto& s : cs) {
     EXPECT_TRUE(seen.insert(s.str()).second) << s.str();
-    if (s.winograd) {
+    if (s.autoBatch) {
+      adams = true;
+    } else if (s.winograd) {
       wino = true;
       EXPECT_LE(s.tileX * s.tileC, 24) << s.str();
     } else if (s.chanVec) {
@@ -238,6 +256,7 @@ TEST(TuneCandidates, DefaultFirstAllDistinctRegisterTilesFit) {
   }
   EXPECT_TRUE(wino);
   EXPECT_TRUE(chan);
+  EXPECT_TRUE(adams);
   // A strided input gradient is split by phase with derived schedules: nothing to tune.
   KernelSpec d = k;
   d.kind = KernelKind::ConvBackData;
