@@ -415,13 +415,21 @@ double Tuner::measureRemote(KernelState& s, const KernelSpec& c, const std::stri
   cmd.replace(at, 5, "'" + exe + "'");
   if ((at = cmd.find("{args}")) != std::string::npos) cmd.replace(at, 6, args);
   else cmd += " " + args;
+  // A device that stops answering must not hang the tune: each measurement gets 5 minutes.
+  std::string quoted;
+  for (char ch : cmd) quoted += ch == '\'' ? std::string("'\\''") : std::string(1, ch);
+  cmd = "timeout -k 5 300 sh -c '" + quoted + "'";
   std::string out;
   if (FILE* p = popen(cmd.c_str(), "r")) {
     char buf[512];
     while (fgets(buf, sizeof buf, p)) out += buf;
     int rc = pclose(p);
     unlink(exe.c_str());
-    if (rc != 0) { why = "the remote command failed (exit " + std::to_string(WEXITSTATUS(rc)) + "): " + cmd; return -1; }
+    if (rc != 0) {
+      int code = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+      why = (code == 124 ? "the remote command timed out after 300 s: " : "the remote command failed (exit " + std::to_string(code) + "): ") + o_.remote;
+      return -1;
+    }
   }
   size_t nl = out.find_last_not_of("\n");
   size_t start = out.rfind('\n', nl == std::string::npos ? 0 : nl);
