@@ -128,25 +128,40 @@ std::vector<int> imageShape(const Dims& d, int batch) {
   return s;
 }
 
-// Random inputs for `k` with its weights unpacked ([O, C/g, kh, kw]); every candidate of the
-// kernel runs on these, so their outputs can be compared.
-CallBuffers canonicalInputs(const KernelSpec& k, int batch) {
-  CallBuffers c;
-  std::mt19937 rng(7);
-  auto filled = [&](const std::vector<int>& shape, float scale) {
-    Halide::Runtime::Buffer<float> b(shape);
-    std::uniform_real_distribution<float> u(-scale, scale);
-    b.for_each_value([&](float& v) { v = u(rng); });
-    return b;
-  };
+// The inputs of one call of `k` at `batch` images: each one's Halide shape (innermost first), with
+// weights unpacked ([O, C/g, kh, kw]), and the scale of its random values; and the output's shape.
+struct Shapes {
+  std::vector<std::vector<int>> in;
+  std::vector<float> scale;
+  std::vector<int> out;
+};
+
+Shapes shapesOf(const KernelSpec& k, int batch) {
   const Attrs& a = k.attrs;
   int kh = (int)a.kernel[0], kw = (int)a.kernel[1];
-  bool fwd = k.kind == KernelKind::Conv;
+  bool fwd = k.kind == KernelKind::Conv;  // else ConvBackData: dy, weight
   int O = fwd ? (int)k.out[0] : (int)k.in[0], C = fwd ? (int)k.in[0] : (int)k.out[0], cig = C / (int)a.groups;
-  c.bufs.push_back(filled(imageShape(k.in, batch), 1.0f));
-  c.bufs.push_back(filled({kw, kh, cig, O}, 1.0f / std::sqrt((float)((fwd ? cig : O) * kh * kw))));
-  if (fwd) c.bufs.push_back(filled({O}, 0.1f));
-  if (fwd && k.residual) c.bufs.push_back(filled(imageShape(k.out, batch), 1.0f));
+  Shapes s;
+  s.in = {imageShape(k.in, batch), {kw, kh, cig, O}};
+  s.scale = {1.0f, 1.0f / std::sqrt((float)((fwd ? cig : O) * kh * kw))};
+  if (fwd) s.in.push_back({O}), s.scale.push_back(0.1f);
+  if (fwd && k.residual) s.in.push_back(imageShape(k.out, batch)), s.scale.push_back(1.0f);
+  s.out = imageShape(k.out, batch);
+  return s;
+}
+
+// Random inputs for `k` (shapesOf); every candidate of the kernel runs on these, so their outputs
+// can be compared.
+CallBuffers canonicalInputs(const KernelSpec& k, int batch) {
+  Shapes sh = shapesOf(k, batch);
+  CallBuffers c;
+  std::mt19937 rng(7);
+  for (size_t i = 0; i < sh.in.size(); ++i) {
+    Halide::Runtime::Buffer<float> b(sh.in[i]);
+    std::uniform_real_distribution<float> u(-sh.scale[i], sh.scale[i]);
+    b.for_each_value([&](float& v) { v = u(rng); });
+    c.bufs.push_back(b);
+  }
   return c;
 }
 
@@ -163,31 +178,6 @@ CallBuffers callBuffers(const KernelSpec& k, const CallBuffers& in, int batch) {
   }
   c.bufs.emplace_back(imageShape(k.out, batch));
   return c;
-}
-
-// The input shapes of `k` (Halide order, innermost first) as canonicalInputs makes them, with the
-// scale of their random values, and the output shape.
-struct Shapes {
-  std::vector<std::vector<int>> in;
-  std::vector<float> scale;
-  std::vector<int> out;
-};
-
-Shapes shapesOf(const KernelSpec& k, int batch) {
-  CallBuffers c = canonicalInputs(k, batch);
-  Shapes s;
-  for (auto& b : c.bufs) {
-    std::vector<int> d;
-    for (int i = 0; i < b.dimensions(); ++i) d.push_back(b.dim(i).extent());
-    s.in.push_back(d);
-  }
-  const Attrs& a = k.attrs;
-  bool fwd = k.kind == KernelKind::Conv;
-  int O = fwd ? (int)k.out[0] : (int)k.in[0], C = fwd ? (int)k.in[0] : (int)k.out[0], cig = C / (int)a.groups;
-  s.scale = {1.0f, 1.0f / std::sqrt((float)((fwd ? cig : O) * a.kernel[0] * a.kernel[1])), 0.1f, 1.0f};
-  s.scale.resize(s.in.size());
-  s.out = imageShape(k.out, batch);
-  return s;
 }
 
 // The measurement program for remote targets: the kernel's shapes are built in; argv[1] is the
@@ -470,8 +460,7 @@ bool Tuner::run(const std::vector<TuneKernel>& kernels, std::string& err) {
   ao.keepGoing = true;
   int jobs = o_.jobs > 0 ? o_.jobs : (int)std::max<long>(1, sysconf(_SC_NPROCESSORS_ONLN));
 
-  using State = KernelState;
-  std::vector<State> st;
+  std::vector<KernelState> st;
   for (const auto& k : kernels)
     if (tunable(k.spec)) {
       st.emplace_back();
@@ -521,9 +510,9 @@ bool Tuner::run(const std::vector<TuneKernel>& kernels, std::string& err) {
   }
 
   // 2. Heaviest first; each kernel's share of what is left.
-  std::vector<State*> order;
+  std::vector<KernelState*> order;
   for (auto& s : st) order.push_back(&s);
-  std::stable_sort(order.begin(), order.end(), [](State* a, State* b) { return a->defaultMs * a->k->calls > b->defaultMs * b->k->calls; });
+  std::stable_sort(order.begin(), order.end(), [](KernelState* a, KernelState* b) { return a->defaultMs * a->k->calls > b->defaultMs * b->k->calls; });
   double weightLeft = 0;
   for (auto* s : order) weightLeft += s->defaultMs * s->k->calls;
   int done = 0;
