@@ -47,8 +47,8 @@ Schedule defaultSchedule(const KernelSpec& k, int lanes) {
     // leave lanes idle: vectorise over output channels instead, and tile the pixels so that the
     // tile's accumulators leave registers for the weight vectors. On x86 this also wins below two
     // vectors (rows of 16 to 31, where two 16-lane vectors overlap or one runs alone): ResNet-18's
-    // 28x28 convs went 1.02 -> 0.75 ms at batch 1, MiniVGG's 16x16 forward 36 -> 29 ms at batch
-    // 128. At 32x32 the row vectors stay ahead (MiniVGG's forward 29 -> 33 ms with channels).
+    // 28x28 convs went 1.02 -> 0.75 ms at batch 1, MiniVGG's forward convs 36 -> 29 ms at batch
+    // 128 (its 16x16 layers). At 32x32 the row vectors stay ahead (29 -> 33 ms with channels there).
     if (W < (lanes == 16 ? 32 : 16) && k.attrs.groups == 1 && k.out[0] % 16 == 0) {
       // x86: 2 vectors of 16 channels x up to 8 pixels (14 pixels' 28 accumulators ran the 14x14
       // layers at two thirds of the speed); NEON: 4 vectors of 4 x up to 7 pixels.
