@@ -276,6 +276,11 @@ struct KernelState {
 class Tuner {
 public:
   Tuner(const TuneOptions& o) : o_(o) {}
+  // The temporary folder goes on every exit, error returns included.
+  ~Tuner() {
+    std::error_code ec;
+    if (!work_.empty()) fs::remove_all(work_, ec);
+  }
 
   bool run(const std::vector<TuneKernel>& kernels, std::string& err);
 
@@ -506,7 +511,7 @@ bool Tuner::run(const std::vector<TuneKernel>& kernels, std::string& err) {
     if (!measured_.count({k.key(), k.schedule.str()}) && !record(k, ms, cost)) return false;
     // The fastest already on record for this kernel (an earlier tune, another net).
     auto it = db_.best.find({k.key(), o_.target});
-    if (it != db_.best.end()) st[i].bestMs = std::min(ms, it->second.medianMs * 1.0);
+    if (it != db_.best.end()) st[i].bestMs = std::min(ms, it->second.medianMs);
   }
 
   // 2. Heaviest first; each kernel's share of what is left.
@@ -570,8 +575,6 @@ bool Tuner::run(const std::vector<TuneKernel>& kernels, std::string& err) {
           "cnnc tune: %s: %d candidates measured in %.0f s; per run of the net, the tunable kernels take %.2f ms with the defaults and "
           "%.2f ms with the best on record (%.2fx, timed in isolation); database %s\n",
           o_.net.c_str(), newRecords, elapsed(), def, best, def / std::max(best, 1e-9), o_.dbPath.c_str());
-  std::error_code ec;
-  fs::remove_all(work_, ec);
   return true;
 }
 
