@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstring>
 #include <map>
+#include <optional>
 
 #include "Halide.h"
 #include "aot.h"
@@ -138,14 +139,13 @@ int runTune(int argc, char** argv) {
   o.verbose = verbose;
   o.remote = remote;
   o.adams2019 = adams;
-  rt::Progress bar("tune " + o.net, 1, "kernel");
-  bool barStarted = false;
+  std::optional<rt::Progress> bar;  // made when the tuner knows how many kernels it tunes
   o.progress = [&](int done, int total, double speedup, double left) {
-    if (!barStarted) { bar = rt::Progress("tune " + o.net, total, "kernel"); barStarted = true; }
+    if (!bar) bar.emplace("tune " + o.net, total, "kernel");
     if (done == 0) return;  // the bar's clock starts now
     char extra[96];
     snprintf(extra, sizeof extra, "last kernel %.2fx, budget left %s", speedup, rt::formatDuration(left).c_str());
-    bar.update(done, extra);
+    bar->update(done, extra);
   };
   if (!codegen::tuneKernels(kernels, o, err)) {
     fprintf(stderr, "cnnc: error: %s\n", err.c_str());
