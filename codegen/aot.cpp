@@ -283,8 +283,6 @@ bool toolchainFor(const AotOptions& opts, Toolchain& tc, std::string& err) {
   return true;
 }
 
-bool hostCxx(std::string& cxx, std::string& err) { return findCxx(cxx, err); }
-
 bool linkExecutable(const std::string& planJson, const std::string& trainJson, const std::vector<KernelSpec>& specs,
                     const std::vector<std::string>& objects, const std::string& output, const AotOptions& opts, std::string& err) {
   Toolchain tc;

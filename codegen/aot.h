@@ -36,9 +36,6 @@ struct Toolchain {
 // The toolchain of opts.target; false with `err` saying what to install.
 bool toolchainFor(const AotOptions& opts, Toolchain& tc, std::string& err);
 
-// The host C++ compiler driver ($CXX or c++); false with `err` saying what to install.
-bool hostCxx(std::string& cxx, std::string& err);
-
 // Compiles every kernel of `plan` (or finds it in the cache) plus the Halide runtime.
 bool compileKernels(const std::vector<KernelSpec>& specs, const AotOptions& opts, std::vector<std::string>& objects, AotStats& stats, std::string& err);
 

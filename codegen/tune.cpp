@@ -286,7 +286,7 @@ public:
 
 private:
   const TuneOptions& o_;
-  std::string work_, cxx_, runtimeObject_;
+  std::string work_, runtimeObject_;
   Toolchain tc_;
   TuningDb db_;
   std::set<std::pair<std::string, std::string>> measured_;  // (key, schedule) in the database
@@ -318,11 +318,11 @@ bool Tuner::setup(std::string& err) {
   AotStats st;
   if (!compileKernels({}, ao, objects, st, err)) return false;
   runtimeObject_ = objects.back();
-  if (!o_.remote.empty()) return toolchainFor(ao, tc_, err);  // candidates become programs for the target
-  if (!hostCxx(cxx_, err)) return false;
+  if (!toolchainFor(ao, tc_, err)) return false;
+  if (!o_.remote.empty()) return true;  // candidates become programs for the target
   // One Halide runtime for every candidate, loaded globally so the candidates bind to it.
   std::string so = work_ + "/halide_runtime.so";
-  std::string cmd = cxx_ + " -shared -o '" + so + "' '" + objects.back() + "' -ldl -lpthread";
+  std::string cmd = tc_.cxx + " -shared -o '" + so + "' '" + objects.back() + "' -ldl -lpthread";
   if (system(cmd.c_str()) != 0) { err = "cannot link the Halide runtime for timing: " + cmd; return false; }
   if (!dlopen(so.c_str(), RTLD_NOW | RTLD_GLOBAL)) { err = std::string("cannot load the Halide runtime: ") + dlerror(); return false; }
   return true;
@@ -330,7 +330,7 @@ bool Tuner::setup(std::string& err) {
 
 bool Tuner::load(const std::string& object, const KernelSpec& k, Loaded& l, std::string& err) {
   std::string so = work_ + "/" + k.functionName() + ".so";
-  std::string cmd = cxx_ + " -shared -o '" + so + "' '" + object + "' 2>/dev/null";
+  std::string cmd = tc_.cxx + " -shared -o '" + so + "' '" + object + "' 2>/dev/null";
   if (system(cmd.c_str()) != 0) { err = "link failed"; return false; }
   l.handle = dlopen(so.c_str(), RTLD_NOW | RTLD_LOCAL);
   unlink(so.c_str());
