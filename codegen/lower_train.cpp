@@ -357,6 +357,26 @@ Lowered convBackWeightGrouped(const KernelSpec& k) {
   return {Pipeline(out), {dy, x}};
 }
 
+// The inputs of an ungrouped conv's weight gradient, arranged for its register tiles: dy transposed
+// channels-innermost (dyT(co, ox, oy, n), channels clamped because tiles round O up) and x zero-padded
+// (xpad(x, y, c, n), shifted by the padding).
+struct WeightGradSources {
+  ImageParam dy, x;
+  Func dyT{"convbw_dyT"}, xpad{"convbw_xpad"};
+};
+
+WeightGradSources weightGradSources(const KernelSpec& k) {
+  const Attrs& a = k.attrs;
+  const Dims& xd = k.in;            // [C,H,W]
+  const Dims& dyd = k.extraIns[0];  // [O,Ho,Wo]
+  WeightGradSources s{tensorParam("dy", dyd), tensorParam("x", xd)};
+  Var co("co"), ox("ox"), oy("oy"), n("n"), xx("xx"), yy("yy"), c("c");
+  s.dyT(co, ox, oy, n) = s.dy(ox, oy, clamp(co, 0, (int)dyd[0] - 1), n);
+  Func xin = BoundaryConditions::constant_exterior(s.x, 0.0f, {{0, (int)xd[2]}, {0, (int)xd[1]}});
+  s.xpad(xx, yy, c, n) = xin(xx - (int)a.pad[1], yy - (int)a.pad[0], c, n);
+  return s;
+}
+
 // Weight gradient of an ungrouped conv with small outputs (Ho x Wo <= 64: TinyResNet's 8x8 and 4x4
 // layers). The per-image form below adds each register tile into its chunk's partial after only
 // Ho x Wo positions, so that partial (O x C x taps floats: 2.4 MiB at 256 channels) streamed through
@@ -370,15 +390,14 @@ Lowered convBackWeightBatched(const KernelSpec& k) {
   const Attrs& a = k.attrs;
   const Dims& xd = k.in;            // [C,H,W]
   const Dims& dyd = k.extraIns[0];  // [O,Ho,Wo]
-  int C = (int)xd[0], H = (int)xd[1], W = (int)xd[2], O = (int)dyd[0], Ho = (int)dyd[1], Wo = (int)dyd[2];
+  int C = (int)xd[0], O = (int)dyd[0], Ho = (int)dyd[1], Wo = (int)dyd[2];
   int kh = (int)a.kernel[0], kw = (int)a.kernel[1];
   const int chunks = 8;
-  ImageParam dy = tensorParam("dy", dyd), x = tensorParam("x", xd);
-  Var co("co"), kx("kx"), ky("ky"), ci("ci"), ox("ox"), oy("oy"), n("n"), xx("xx"), yy("yy"), c("c"), u("u");
-  Func dyT("convbw_dyT"), xpad("convbw_xpad"), acc("convbw_acc"), part("convbw_part"), sum("convbw_sum"), out("conv_dw");
-  dyT(co, ox, oy, n) = dy(ox, oy, clamp(co, 0, O - 1), n);  // clamped: tiles round O up
-  Func xin = BoundaryConditions::constant_exterior(x, 0.0f, {{0, W}, {0, H}});
-  xpad(xx, yy, c, n) = xin(xx - (int)a.pad[1], yy - (int)a.pad[0], c, n);
+  WeightGradSources src = weightGradSources(k);
+  ImageParam dy = src.dy, x = src.x;
+  Func dyT = src.dyT, xpad = src.xpad;
+  Var co("co"), kx("kx"), ky("ky"), ci("ci"), u("u");
+  Func acc("convbw_acc"), part("convbw_part"), sum("convbw_sum"), out("conv_dw");
   Expr N = dy.dim(3).extent(), per = (N + chunks - 1) / chunks;
   RDom rq(0, Wo, 0, Ho, 0, per, "rq");
   Expr img = u * per + rq.z;
@@ -431,14 +450,13 @@ Lowered convBackWeight(const KernelSpec& k) {
   if (k.extraIns[0][1] * k.extraIns[0][2] <= 64) return convBackWeightBatched(k);
   const Dims& xd = k.in;            // [C,H,W]
   const Dims& dyd = k.extraIns[0];  // [O,Ho,Wo]
-  int C = (int)xd[0], H = (int)xd[1], W = (int)xd[2], O = (int)dyd[0], Ho = (int)dyd[1], Wo = (int)dyd[2];
+  int C = (int)xd[0], O = (int)dyd[0], Ho = (int)dyd[1], Wo = (int)dyd[2];
   int kh = (int)a.kernel[0], kw = (int)a.kernel[1];
-  ImageParam dy = tensorParam("dy", dyd), x = tensorParam("x", xd);
-  Var co("co"), kx("kx"), ky("ky"), ci("ci"), ox("ox"), oy("oy"), n("n"), xx("xx"), yy("yy"), c("c"), u("u");
-  Func dyT("convbw_dyT"), xpad("convbw_xpad"), part("convbw_part"), sum("convbw_sum"), out("conv_dw");
-  dyT(co, ox, oy, n) = dy(ox, oy, clamp(co, 0, O - 1), n);  // clamped: tiles round O up
-  Func xin = BoundaryConditions::constant_exterior(x, 0.0f, {{0, W}, {0, H}});
-  xpad(xx, yy, c, n) = xin(xx - (int)a.pad[1], yy - (int)a.pad[0], c, n);
+  WeightGradSources src = weightGradSources(k);
+  ImageParam dy = src.dy, x = src.x;
+  Func dyT = src.dyT, xpad = src.xpad;
+  Var co("co"), kx("kx"), ky("ky"), ci("ci"), n("n"), u("u");
+  Func part("convbw_part"), sum("convbw_sum"), out("conv_dw");
   RDom rp(0, Wo, 0, Ho, "rp");
   part(co, kx, ky, ci, n) = 0.0f;
   part(co, kx, ky, ci, n) += dyT(co, rp.x, rp.y, n) *
