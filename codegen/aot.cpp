@@ -20,6 +20,7 @@
 #include <sstream>
 
 #include "Halide.h"
+#include "gpu_schedule.h"
 #include "lower.h"
 
 #ifndef CNNC_RUNTIME_LIB
@@ -97,17 +98,33 @@ bool resolveTarget(const std::string& name, std::string& resolved, std::string& 
     resolved = Halide::get_host_target().to_string();
     return true;
   }
-  if (!Halide::Target::validate_target_string(name)) {
-    err = "unknown target '" + name + "': use 'host' or a Halide target string such as x86-64-linux-avx2, x86-64-linux-avx512 or arm-64-linux";
+  // "host-cuda[-cuda_capability_NN]", "host-opencl": this CPU's features plus the GPU's.
+  std::string full = name;
+  if (name.rfind("host-", 0) == 0) full = Halide::get_host_target().to_string() + name.substr(4);
+  if (!Halide::Target::validate_target_string(full)) {
+    err = "unknown target '" + name + "': use 'host', 'host-cuda' (with -cuda_capability_NN), or a Halide target string such as x86-64-linux-avx2, "
+          "x86-64-linux-avx512 or arm-64-linux";
     return false;
   }
-  Halide::Target t(name);
+  Halide::Target t(full);
   bool x86 = t.arch == Halide::Target::X86 && t.bits == 64;
   bool arm = t.arch == Halide::Target::ARM && t.bits == 64 && t.os == Halide::Target::Linux;
   if (!x86 && !arm) {
-    err = "target '" + name + "' is not supported: cnnc builds for x86-64 (host, x86-64-linux-avx2, ...) and arm-64-linux";
+    err = "target '" + name + "' is not supported: cnnc builds for x86-64 (host, x86-64-linux-avx2, ...), NVIDIA GPUs (host-cuda) and arm-64-linux";
     return false;
   }
+  bool cuda = t.has_feature(Halide::Target::CUDA), opencl = t.has_feature(Halide::Target::OpenCL);
+  if ((cuda || opencl) && !x86) {
+    err = "target '" + name + "' is not supported: GPU builds (cuda, opencl) are for x86-64 hosts";
+    return false;
+  }
+  if (cuda && opencl) {
+    err = "target '" + name + "' names two GPU APIs: pick cuda or opencl";
+    return false;
+  }
+  // Halide's default capability (2.0) lacks what its CUDA code generator uses here; 3.5 is the
+  // oldest card CUDA 11 drivers still run.
+  if (cuda && t.get_cuda_capability_lower_bound() < 70) t = t.with_feature(Halide::Target::CUDACapability70);
   resolved = t.to_string();
   return true;
 }
@@ -174,7 +191,8 @@ bool compileKernels(const std::vector<KernelSpec>& specs, const AotOptions& opts
       pid_t pid = spawn([&, j] {
         compileTo(j.path, [&](const std::string& tmp) {
           Lowered l = lowerKernel(*j.spec);
-          if (j.spec->schedule.autoBatch) autoSchedule(l.pipeline, kernelTarget(target));
+          if (isGpuTarget(target)) gpuSchedule(l, *j.spec);
+          else if (j.spec->schedule.autoBatch) autoSchedule(l.pipeline, kernelTarget(target));
           l.pipeline.compile_to_object(tmp, l.args, j.spec->functionName(), kernelTarget(target));
         });
       }, j.spec->functionName() + " (" + j.spec->signature() + ")");

@@ -13,6 +13,7 @@
 //    slots first at the lowest offset that overlaps no live slot. Offsets are rounded up to 16 floats so
 //    every tensor starts on a 64-byte boundary at any batch size.
 #include "plan.h"
+#include "gpu_schedule.h"
 
 #include <algorithm>
 #include <functional>
@@ -283,7 +284,8 @@ int internSpec(Plan& p, KernelSpec s, std::map<std::string, int>& index) {
 
 void applyTargetSchedules(Plan& p, const std::string& target) {
   int lanes = lanesOf(target);
-  for (auto& s : p.specs) s.schedule = defaultSchedule(s, lanes);
+  bool gpu = isGpuTarget(target);
+  for (auto& s : p.specs) s.schedule = gpu ? gpuDefaultSchedule() : defaultSchedule(s, lanes);
 }
 
 void packConvWeights(Plan& p) {

@@ -42,6 +42,9 @@ bool Executor::init(const Plan& p, const KernelEntry* table, int count, std::str
     if (!fn) { err = "kernel " + k.fn + " is missing from this executable"; return false; }
     fns_.push_back(fn);
   }
+  constWritten_.assign(p.consts.size(), false);
+  for (const auto& c : p.calls)
+    if (!c.args.empty() && c.args.back().isConst) constWritten_[c.args.back().id] = true;
   return true;
 }
 
@@ -50,12 +53,14 @@ void Executor::setWeights(const Weights& w) {
   constPtr_.clear();
   for (auto& c : consts_) constPtr_.push_back(c.data());
   constInt_.assign(consts_.size(), false);
+  constsChange_ = false;
   batch_ = 0;  // buffers point at the old constants: rebuild them
 }
 
 void Executor::bindConstants(std::vector<void*> ptrs, std::vector<bool> isInt) {
   constPtr_ = std::move(ptrs);
   constInt_ = std::move(isInt);
+  constsChange_ = true;
   batch_ = 0;
 }
 
@@ -97,6 +102,10 @@ bool Executor::prepare(int64_t n, std::string& err) {
   const Plan& p = *plan_;
   if (n == batch_) return true;
   if (!reserve(n, err)) return false;
+  // The GPU is opened at first use, so that --help and info work on machines without one.
+  if (!deviceOpen_ && !openDevice(p.target, dev_, err)) return false;
+  deviceOpen_ = true;
+  releaseDevice();
   arena_.assign((size_t)(p.arenaPerImage * n), 0.0f);
   batch_ = n;
   callBufs_.assign(p.calls.size(), {});
@@ -110,12 +119,109 @@ bool Executor::prepare(int64_t n, std::string& err) {
       else makeBuffer(b, tensorData(arg.id, n), p.acts[arg.id].shape, n);
     }
   }
+  if (dev_ && !placeOnDevice(n, err)) {
+    releaseDevice();
+    batch_ = 0;
+    return false;
+  }
   return true;
+}
+
+// A 1-D float or int32 buffer of `count` elements at `data`, its element 0 at index `min`.
+static void flatBuffer(halide_buffer_t& b, halide_dimension_t& d, void* data, int64_t min, int64_t count, bool isInt) {
+  d = {(int32_t)min, (int32_t)count, 1, 0};
+  b = halide_buffer_t{};
+  b.host = reinterpret_cast<uint8_t*>(data);
+  b.type = isInt ? halide_type_t(halide_type_int, 32) : halide_type_t(halide_type_float, 32);
+  b.dimensions = 1;
+  b.dim = &d;
+}
+
+bool Executor::placeOnDevice(int64_t n, std::string& err) {
+  const Plan& p = *plan_;
+  auto fail = [&](const std::string& what, int rc) {
+    err = what + " failed (" + std::to_string(rc) + "): " + lastHalideError();
+    return false;
+  };
+  flatBuffer(arenaDev_.b, arenaDev_.dims[0], arena_.data(), 0, (int64_t)arena_.size(), false);
+  if (int rc = halide_device_malloc(nullptr, &arenaDev_.b, dev_)) {
+    char b[160];
+    snprintf(b, sizeof b, "allocating %.1f MiB of activations on the GPU (batch %lld; try a smaller one)", arena_.size() * 4.0 / (1 << 20), (long long)n);
+    return fail(b, rc);
+  }
+  constDev_.clear();
+  constDev_.resize(p.consts.size());
+  for (size_t i = 0; i < p.consts.size(); ++i) {
+    flatBuffer(constDev_[i].b, constDev_[i].dims[0], constPtr_[i], 0, numel(p.consts[i].shape), constInt_[i]);
+    if (int rc = halide_device_malloc(nullptr, &constDev_[i].b, dev_)) return fail("allocating constant " + std::to_string(i) + " on the GPU", rc);
+  }
+  // Every call argument becomes a crop of the arena or of its constant: the kernels then read and
+  // write device memory only, and a tensor written by one kernel is where the next one reads it.
+  for (size_t c = 0; c < p.calls.size(); ++c)
+    for (size_t a = 0; a < p.calls[c].args.size(); ++a) {
+      const CallArg& arg = p.calls[c].args[a];
+      Buf& b = callBufs_[c][a];
+      halide_buffer_t& src = arg.isConst ? constDev_[arg.id].b : arenaDev_.b;
+      int64_t count = arg.isConst ? numel(p.consts[arg.id].shape) : numel(p.acts[arg.id].shape) * n;
+      int64_t min = arg.isConst ? 0 : (int64_t)(reinterpret_cast<float*>(b.b.host) - arena_.data());
+      auto crop = std::make_unique<Buf>();
+      flatBuffer(crop->b, crop->dims[0], b.b.host, min, count, arg.isConst && constInt_[arg.id]);
+      if (int rc = halide_device_crop(nullptr, &src, &crop->b)) return fail("placing " + p.calls[c].label + " on the GPU", rc);
+      b.b.device = crop->b.device;
+      b.b.device_interface = crop->b.device_interface;
+      crops_.push_back(std::move(crop));
+    }
+  constsOnDevice_ = false;
+  return true;
+}
+
+bool Executor::copyRegion(halide_buffer_t& src, int64_t offset, int64_t count, bool toDev, std::string& err) {
+  Buf view;
+  bool isInt = src.type.code == halide_type_int;
+  flatBuffer(view.b, view.dims[0], src.host + offset * 4, offset, count, isInt);
+  int rc = halide_device_crop(nullptr, &src, &view.b);
+  if (rc == 0) {
+    view.b.flags = toDev ? halide_buffer_flag_host_dirty : halide_buffer_flag_device_dirty;
+    rc = toDev ? halide_copy_to_device(nullptr, &view.b, dev_) : halide_copy_to_host(nullptr, &view.b);
+    halide_device_release_crop(nullptr, &view.b);
+  }
+  if (rc != 0) err = std::string(toDev ? "copying to" : "copying from") + " the GPU failed (" + std::to_string(rc) + "): " + lastHalideError();
+  return rc == 0;
+}
+
+bool Executor::toDevice(int t, int64_t n, std::string& err) {
+  if (!dev_) return true;
+  return copyRegion(arenaDev_.b, tensorData(t, n) - arena_.data(), numel(plan_->acts[t].shape) * n, true, err);
+}
+
+bool Executor::toHost(int t, int64_t n, std::string& err) {
+  if (!dev_) return true;
+  return copyRegion(arenaDev_.b, tensorData(t, n) - arena_.data(), numel(plan_->acts[t].shape) * n, false, err);
+}
+
+// Up: the constants kernels only read (weights, parameters the host optimiser updated); down: the
+// ones kernels write (gradients, batch statistics), which the host reads after a step.
+bool Executor::syncConstants(bool toDev, std::string& err) {
+  for (size_t i = 0; i < constDev_.size(); ++i)
+    if (constWritten_[i] != toDev && !copyRegion(constDev_[i].b, 0, constDev_[i].dims[0].extent, toDev, err)) return false;
+  return true;
+}
+
+void Executor::releaseDevice() {
+  for (auto& c : crops_) halide_device_release_crop(nullptr, &c->b);
+  crops_.clear();
+  for (auto& c : constDev_)
+    if (c.b.device) halide_device_free(nullptr, &c.b);
+  constDev_.clear();
+  if (arenaDev_.b.device) halide_device_free(nullptr, &arenaDev_.b);
+  arenaDev_.b = halide_buffer_t{};
 }
 
 // Debugging aid: CNNC_DUMP_DIR=folder writes every call's output (raw float32) as it is produced.
 void Executor::dumpCall(size_t c, int64_t n) {
   const CallArg& o = plan_->calls[c].args.back();
+  std::string err;
+  if (dev_ && !(o.isConst ? copyRegion(constDev_[o.id].b, 0, constDev_[o.id].dims[0].extent, false, err) : toHost(o.id, n, err))) return;
   size_t count = o.isConst ? (size_t)numel(plan_->consts[o.id].shape) : (size_t)(numel(plan_->acts[o.id].shape) * n);
   const void* data = o.isConst ? constPtr_[o.id] : (const void*)tensorData(o.id, n);
   std::string name = std::string(dumpDir_) + "/" + std::to_string(c) + ".bin";
@@ -129,12 +235,20 @@ bool Executor::runCalls(int64_t n, std::string& err) {
   const Plan& p = *plan_;
   std::vector<void*> argv;
   if (profile) callMs.assign(p.calls.size(), 0.0);
+  if (dev_ && (!constsOnDevice_ || constsChange_)) {
+    if (!syncConstants(true, err)) return false;
+    constsOnDevice_ = true;
+  }
   for (size_t c = 0; c < p.calls.size(); ++c) {
     if (!active.empty() && !active[c]) continue;
     argv.clear();
-    for (auto& b : callBufs_[c]) argv.push_back(&b.b);
+    for (auto& b : callBufs_[c]) {
+      b.b.flags = 0;  // device memory is current: Halide must copy nothing
+      argv.push_back(&b.b);
+    }
     auto t0 = std::chrono::steady_clock::now();
     int rc = fns_[p.calls[c].kernel](argv.data());
+    if (rc == 0 && dev_ && profile) rc = halide_device_sync(nullptr, &callBufs_[c].back().b);
     if (profile) callMs[c] = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     if (rc != 0) {
       err = "kernel for " + p.calls[c].label + " failed (" + std::to_string(rc) + "): " + lastHalideError();
@@ -142,6 +256,7 @@ bool Executor::runCalls(int64_t n, std::string& err) {
     }
     if (dumpDir_) dumpCall(c, n);
   }
+  if (dev_ && !syncConstants(false, err)) return false;
   return true;
 }
 
@@ -149,7 +264,7 @@ bool Executor::run(const float* input, int64_t n, std::vector<float>& output, st
   const Plan& p = *plan_;
   if (!prepare(n, err)) return false;
   memcpy(tensorData(p.input, n), input, (size_t)(numel(p.inputShape()) * n) * sizeof(float));
-  if (!runCalls(n, err)) return false;
+  if (!toDevice(p.input, n, err) || !runCalls(n, err) || !toHost(p.output, n, err)) return false;
   const float* src = tensorData(p.output, n);
   output.assign(src, src + numel(p.outputShape()) * n);
   return true;

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "HalideRuntime.h"
+#include "device.h"
 #include "plan.h"
 #include "weights.h"
 
@@ -14,6 +15,10 @@ struct KernelEntry { const char* name; int (*fn)(void**); };
 
 class Executor {
 public:
+  Executor() = default;
+  Executor(const Executor&) = delete;  // owns device memory
+  Executor& operator=(const Executor&) = delete;
+  ~Executor() { releaseDevice(); }
   // Binds the plan's kernels to the compiled functions; false if the tables disagree.
   bool init(const Plan& p, const KernelEntry* table, int count, std::string& err);
   // Inference: constants derived from (copies of) the weights.
@@ -28,7 +33,12 @@ public:
   // Training: runs every call with inputs and labels already placed; see train.cpp.
   bool runCalls(int64_t n, std::string& err);
   // The arena storage of activation tensor `t` for a batch of `n` (valid after prepare(n)).
+  // On a GPU the tensors live on the device: toDevice after writing a tensor here, toHost
+  // before reading one (both do nothing on the CPU).
   float* tensorData(int t, int64_t n);
+  bool toDevice(int t, int64_t n, std::string& err);
+  bool toHost(int t, int64_t n, std::string& err);
+  bool onGpu() const { return dev_ != nullptr; }
   bool prepare(int64_t n, std::string& err);
   size_t arenaBytes(int64_t n) const { return (size_t)(plan_->arenaPerImage * n) * sizeof(float); }
   const Plan& plan() const { return *plan_; }
@@ -46,6 +56,20 @@ private:
   void makeBuffer(Buf& buf, void* data, const Dims& shape, int64_t n, bool isInt = false);
 
   void dumpCall(size_t c, int64_t n);
+  // GPU: one device arena mirroring the host arena, one device copy per constant, and every call
+  // argument a crop of those, so tensors stay on the device between kernels.
+  bool placeOnDevice(int64_t n, std::string& err);
+  bool syncConstants(bool toDev, std::string& err);
+  bool copyRegion(halide_buffer_t& src, int64_t offset, int64_t count, bool toDev, std::string& err);
+  void releaseDevice();
+  const halide_device_interface_t* dev_ = nullptr;
+  bool deviceOpen_ = false;
+  Buf arenaDev_;
+  std::vector<Buf> constDev_;
+  std::vector<std::unique_ptr<Buf>> crops_;  // released before the buffers they crop
+  std::vector<bool> constWritten_;           // constant i is some call's output (gradients, statistics)
+  bool constsOnDevice_ = false;
+  bool constsChange_ = false;                // training: the host updates parameters between runs
   const char* dumpDir_ = nullptr;
   const Plan* plan_ = nullptr;
   std::vector<int (*)(void**)> fns_;

@@ -77,6 +77,10 @@ int cmdInfo(const Plan& p) {
     if (ps.role == "weight" || ps.role == "bias") params += numel(ps.shape);
   printf("network   %s (from %s)\n", p.net.c_str(), p.source.c_str());
   printf("target    %s\n", p.target.c_str());
+  if (p.target.find("-cuda") != std::string::npos)
+    printf("device    NVIDIA GPU through CUDA (CNNC_GPU=N picks one; tensors stay on it between kernels)\n");
+  else if (p.target.find("-opencl") != std::string::npos)
+    printf("device    OpenCL (the first device of the first platform; tensors stay on it between kernels)\n");
   printf("input     [N,%s]  output [N,%s]\n", dimsStr(p.inputShape()).substr(1, dimsStr(p.inputShape()).size() - 2).c_str(),
          dimsStr(p.outputShape()).substr(1, dimsStr(p.outputShape()).size() - 2).c_str());
   printf("params    %lld in %zu tensors\n", (long long)params, p.params.size());

@@ -144,7 +144,7 @@ bool Trainer::step(const float* input, const int64_t* labels, int64_t n, uint64_
     seeds_[p.seeds[k]][0] = (int32_t)(s & 0x7fffffff);
     seeds_[p.seeds[k]][1] = (int32_t)((s >> 32) & 0x7fffffff);
   }
-  if (!ex_.runCalls(n, err)) return false;
+  if (!ex_.toDevice(p.input, n, err) || !ex_.toDevice(p.labels, n, err) || !ex_.runCalls(n, err) || !ex_.toHost(p.loss, n, err)) return false;
   const float* loss = ex_.tensorData(p.loss, n);
   double sum = 0;
   for (int64_t i = 0; i < n; ++i) sum += loss[i];

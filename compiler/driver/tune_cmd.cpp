@@ -1,6 +1,8 @@
 // tune_cmd.cpp: `cnnc tune FILE.cnn`: the command line of the schedule tuner (codegen/tune.h).
 #include "tune_cmd.h"
 
+#include "gpu_schedule.h"
+
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -92,6 +94,11 @@ int runTune(int argc, char** argv) {
   }
   std::string resolved, err;
   if (!codegen::resolveTarget(target, resolved, err)) { fprintf(stderr, "cnnc: error: %s\n", err.c_str()); return 1; }
+  if (codegen::isGpuTarget(resolved)) {
+    fprintf(stderr, "cnnc: error: target '%s' has no tuning space yet: GPU kernels take the fixed schedules of codegen/gpu_schedule.cpp; "
+                    "tune a CPU target instead\n", target.c_str());
+    return 1;
+  }
   Halide::Target t(resolved), host = Halide::get_host_target();
   if (remote.empty() && (t.arch != host.arch || t.bits != host.bits || t.os != host.os)) {
     fprintf(stderr,

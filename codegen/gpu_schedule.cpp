@@ -1,0 +1,193 @@
+// gpu_schedule.cpp: GPU schedules. Each kernel's algorithm is written once (lower.cpp,
+// lower_train.cpp) together with its CPU schedule; for a GPU target the CPU schedule is replaced:
+//
+//  1. Every Func of the pipeline gets Halide's default schedule back (resetSchedule): inlined,
+//     loops in definition order, no splits or specialisations. The algorithm, including Funcs
+//     that rfactor made, is untouched, so the GPU kernel computes what the CPU kernel computes.
+//  2. Funcs with update definitions (reductions) are computed at root; pure Funcs stay inlined
+//     into their consumers, so elementwise chains fuse into one GPU kernel.
+//  3. Every computed stage maps its two innermost pure loops to a 2-D block of threads and the
+//     remaining pure loops to the block grid (mapStage). Reduction loops run inside each thread,
+//     in their original order, so every thread sums in the CPU kernel's order.
+//  4. Direct convolutions and their input gradients (convSchedule) keep a register tile per
+//     thread: 2x2 pixels x 4 output channels, accumulated over all taps and input channels before
+//     one write; neighbouring threads read neighbouring pixels, so input loads coalesce and each
+//     weight is one broadcast read per warp.
+//
+// Every stage runs on the device: a stage left on the host would need its inputs copied back,
+// and the executor keeps tensors on the device between kernels (runtime/executor.cpp).
+#include "gpu_schedule.h"
+
+#include <set>
+
+namespace cnnc::codegen {
+
+using namespace Halide;
+using namespace Halide::Internal;
+
+bool isGpuTarget(const std::string& target) {
+  Target t(target);
+  return t.has_feature(Target::CUDA) || t.has_feature(Target::OpenCL);
+}
+
+Schedule gpuDefaultSchedule() {
+  Schedule s;
+  s.vec = 1;
+  s.lanes = 16;
+  return s;
+}
+
+namespace {
+
+// The reduction domain an update definition runs over (undefined for none).
+class FindRDom : public IRGraphVisitor {
+  using IRGraphVisitor::visit;
+  void visit(const Variable* v) override {
+    if (v->reduction_domain.defined()) rdom = v->reduction_domain;
+  }
+
+public:
+  ReductionDomain rdom;
+};
+
+// Halide's default loop nest of one definition: reduction variables innermost (in the domain's
+// order), then the pure arguments, then the outermost dummy loop.
+void resetStage(Definition& d, const std::vector<std::string>& pureArgs) {
+  FindRDom find;
+  for (const Expr& e : d.args()) e.accept(&find);
+  for (const Expr& e : d.values()) e.accept(&find);
+  StageSchedule& s = d.schedule();
+  s.splits().clear();
+  s.prefetches().clear();
+  s.fused_pairs().clear();
+  s.fuse_level() = FuseLoopLevel();
+  s.allow_race_conditions() = false;
+  s.atomic() = false;
+  std::vector<Dim> dims;
+  s.rvars().clear();
+  if (find.rdom.defined()) {
+    s.rvars() = find.rdom.domain();
+    // Marking every reduction variable impure only forbids reordering them, which no GPU
+    // schedule here does.
+    for (const auto& rv : find.rdom.domain()) dims.push_back({rv.var, ForType::Serial, DeviceAPI::None, DimType::ImpureRVar});
+  }
+  for (size_t i = 0; i < d.args().size() && i < pureArgs.size(); ++i) {
+    const Variable* v = d.args()[i].as<Variable>();
+    if (v && !v->reduction_domain.defined() && !v->param.defined() && v->name == pureArgs[i])
+      dims.push_back({v->name, ForType::Serial, DeviceAPI::None, DimType::PureVar});
+  }
+  dims.push_back({Var::outermost().name(), ForType::Serial, DeviceAPI::None, DimType::PureVar});
+  s.dims() = dims;
+  d.specializations().clear();
+}
+
+void resetSchedule(Function f) {
+  FuncSchedule& fs = f.schedule();
+  fs.compute_level() = LoopLevel::inlined();
+  fs.store_level() = LoopLevel::inlined();
+  fs.bounds().clear();
+  fs.estimates().clear();
+  fs.wrappers().clear();
+  fs.memory_type() = MemoryType::Auto;
+  fs.async() = false;
+  fs.memoized() = false;
+  std::vector<StorageDim> sd;
+  for (const auto& a : f.args()) sd.push_back(StorageDim{a, Expr(), Expr(), Expr(), false});
+  fs.storage_dims() = sd;
+  resetStage(f.definition(), f.args());
+  for (size_t i = 0; i < f.updates().size(); ++i) resetStage(f.update((int)i), f.args());
+}
+
+// The pure loops of stage `s` of `f` after resetStage, innermost first.
+std::vector<Var> pureLoops(const Function& f, int s) {
+  const Definition& d = s == 0 ? f.definition() : f.update(s - 1);
+  std::vector<Var> out;
+  for (const Dim& dim : d.schedule().dims())
+    if (dim.dim_type == DimType::PureVar && dim.var != Var::outermost().name()) out.push_back(Var(dim.var));
+  return out;
+}
+
+int pow2AtMost(int64_t e, int cap) {
+  int t = 1;
+  while (t * 2 <= cap && t * 2 <= e) t *= 2;
+  return t;
+}
+
+// Threads over the two innermost pure loops (tx x ty, 256 at most), blocks over the rest.
+// `ext0`/`ext1`: the loops' extents where known (0: unknown).
+void mapStage(Stage st, const std::vector<Var>& pure, int64_t ext0, int64_t ext1) {
+  if (pure.empty()) {
+    st.gpu_single_thread();
+    return;
+  }
+  Var bx("gbx"), by("gby"), tx("gtx"), ty("gty"), rest("grest");
+  if (pure.size() == 1) {
+    st.gpu_tile(pure[0], bx, tx, ext0 ? pow2AtMost(ext0, 256) : 256, TailStrategy::GuardWithIf);
+    return;
+  }
+  int w = ext0 ? pow2AtMost(ext0, 32) : 16;
+  int h = ext1 ? pow2AtMost(ext1, 256 / w) : 256 / w;
+  st.gpu_tile(pure[0], pure[1], bx, by, tx, ty, w, h, TailStrategy::GuardWithIf);
+  if (pure.size() >= 3) {
+    Var fused = pure[2];
+    for (size_t i = 3; i < pure.size(); ++i) {
+      Var next("gf" + std::to_string(i));
+      st.fuse(fused, pure[i], next);
+      fused = next;
+    }
+    st.gpu_blocks(fused);
+  }
+}
+
+// Step 4: the register-tiled convolution (see the header comment).
+void convSchedule(Func out, Func acc, const KernelSpec& k) {
+  Var x = out.args()[0], y = out.args()[1], c = out.args()[2], n = out.args()[3];
+  Var xo("cxo"), yo("cyo"), co("cco"), xi("cxi"), yi("cyi"), ci("cci"), xt("cxt"), yt("cyt"), cn("ccn");
+  int64_t C = k.out[0];
+  int tc = C % 4 == 0 ? 4 : C % 2 == 0 ? 2 : 1;
+  // Threads: 16 x 8 tiles of 2x2 pixels (32 x 16 outputs per block), fewer where the image is smaller.
+  int tw = pow2AtMost((k.out[2] + 1) / 2, 16), th = pow2AtMost((k.out[1] + 1) / 2, 128 / tw);
+  out.split(x, xo, xi, 2 * tw, TailStrategy::GuardWithIf).split(y, yo, yi, 2 * th, TailStrategy::GuardWithIf)
+      .split(c, co, ci, tc, TailStrategy::GuardWithIf)
+      .split(xi, xt, xi, 2).split(yi, yt, yi, 2)
+      .reorder(xi, yi, ci, xt, yt, xo, yo, co, n)
+      .fuse(co, n, cn)
+      .gpu_blocks(xo, yo, cn)
+      .gpu_threads(xt, yt)
+      .unroll(xi).unroll(yi).unroll(ci);
+  acc.compute_at(out, xt).store_in(MemoryType::Register);
+  Var ax = acc.args()[0], ay = acc.args()[1], ac = acc.args()[2];
+  acc.unroll(ax).unroll(ay).unroll(ac);
+  FindRDom find;
+  for (const Expr& e : acc.function().update(0).values()) e.accept(&find);
+  RDom r(find.rdom);
+  acc.update().reorder(ax, ay, ac, r.x, r.y, r.z).unroll(ax).unroll(ay).unroll(ac);
+}
+
+}  // namespace
+
+void gpuSchedule(Lowered& l, const KernelSpec& k) {
+  Func out = l.pipeline.outputs()[0];
+  std::map<std::string, Function> env = find_transitive_calls(out.function());
+  for (auto& [name, f] : env) resetSchedule(f);
+  bool conv = (k.kind == KernelKind::Conv || k.kind == KernelKind::ConvBackData) && env.count("conv_acc") + env.count("convbd_acc") == 1 &&
+              (env.count("conv_out") || env.count("conv_dx"));
+  for (auto& [name, f] : env) {
+    if (f.updates().empty() || name == out.name()) continue;
+    if (conv && (name == "conv_acc" || name == "convbd_acc")) continue;
+    Func F(f);
+    F.compute_root();
+    for (int s = 0; s <= (int)f.updates().size(); ++s) mapStage(s == 0 ? Stage(F) : F.update(s - 1), pureLoops(f, s), 0, 0);
+  }
+  if (conv) {
+    convSchedule(out, Func(env.count("conv_acc") ? env.at("conv_acc") : env.at("convbd_acc")), k);
+    return;
+  }
+  bool spatial = k.out.size() == 3 && outputIsBatched(k.kind);
+  int64_t e0 = spatial ? k.out[2] : k.out.empty() ? 0 : k.out.back();
+  int64_t e1 = spatial ? k.out[1] : 0;
+  Function of = out.function();
+  for (int s = 0; s <= (int)of.updates().size(); ++s) mapStage(s == 0 ? Stage(out) : out.update(s - 1), pureLoops(of, s), s == 0 ? e0 : 0, s == 0 ? e1 : 0);
+}
+
+}  // namespace cnnc::codegen
