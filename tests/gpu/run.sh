@@ -1,0 +1,72 @@
+#!/bin/bash
+# The GPU checks of issue 7, in two steps, since the GPU machine has no Halide or cnnc:
+#   tests/gpu/run.sh build   here: compiles the nets for CUDA into gpu_bundle/ (needs build/cnnc)
+#   tests/gpu/run.sh run     on a machine with an NVIDIA GPU, PyTorch and NumPy: forward parity and
+#                            one training step against PyTorch, then cnnc against PyTorch (CUDA,
+#                            FP32, cuDNN) on the benchmark cases; a table in $OUT/gpu_results.md
+# The kernels' host side is built for AVX2 (any x86-64 server runs it) and their GPU side as PTX
+# for compute capability 8.0 (the driver compiles it for the card it finds: Ampere, Hopper).
+# Expected time on an H100: well under 5 minutes (the build step, here, about one).
+set -u
+root=$(cd "$(dirname "$0")/../.." && pwd)
+bundle=${CNNC_GPU_BUNDLE:-$root/gpu_bundle}
+target=${CNNC_GPU_TARGET:-x86-64-linux-avx2-fma-f16c-sse41-cuda-cuda_capability_80}
+nets="lenet5 minivgg tinyresnet resnet18"
+
+build() {
+  local cnnc=${CNNC:-$root/build/cnnc}
+  mkdir -p "$bundle" || exit 1
+  for n in $nets; do
+    "$cnnc" "$root/nets/$n.cnn" --target "$target" -o "$bundle/$n" --tuning-db none || exit 1
+  done
+  # ResNet-18's training step at 64x64: every kernel's gradient, at a tenth of the work.
+  "$cnnc" "$root/nets/resnet18.cnn" --input-shape 3,64,64 --target "$target" -o "$bundle/resnet18_small" --tuning-db none || exit 1
+  strip "$bundle"/*  # debug info is 90% of each file; the device tool carries 64 MiB at most
+  du -sh "$bundle"
+}
+
+run() {
+  local out=${OUT:-$bundle/results} py=${PYTHON:-python3} failed=0
+  mkdir -p "$out"
+  nvidia-smi -L || { echo "run.sh: no NVIDIA GPU here"; exit 1; }
+  [ -x "$bundle/lenet5" ] || { echo "run.sh: no executables in $bundle: run 'tests/gpu/run.sh build' first"; exit 1; }
+  cd "$root" || exit 1
+  export PYTHONUNBUFFERED=1
+  echo "== forward parity"
+  for n in $nets; do
+    $py tests/torch/parity.py --exe "$bundle/$n" --net "$n" --batches 1,8 || failed=$((failed + 1))
+  done
+  echo "== one training step"
+  for n in lenet5 minivgg tinyresnet; do
+    $py tests/torch/step_parity.py --exe "$bundle/$n" --net "$n" --batch 8 || failed=$((failed + 1))
+  done
+  $py tests/torch/step_parity.py --exe "$bundle/resnet18_small" --net resnet18 --shape 3,64,64 --batch 2 || failed=$((failed + 1))
+  echo "== benchmark (median ms; ratio = PyTorch / cnnc)"
+  local table="$out/gpu_results.md"
+  {
+    echo "GPU: $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader), $(date -u +%F)"
+    echo
+    echo "| case | cnnc ms | PyTorch ms | ratio |"
+    echo "|---|---|---|---|"
+  } >"$table"
+  for c in "resnet18 1 infer" "resnet18 8 infer" "tinyresnet 128 infer" "minivgg 128 infer" \
+           "lenet5 128 train" "minivgg 128 train" "tinyresnet 128 train" "resnet18 8 train"; do
+    set -- $c
+    local flag="" ours theirs
+    [ "$3" = train ] && flag="--train"
+    ours=$("$bundle/$1" bench $flag --batch "$2" --iters 20 --json 2>/dev/null | $py -c 'import json,sys; print(json.loads(sys.stdin.read())["median_ms"])')
+    theirs=$($py bench/gpu_torch.py "$1" "$2" "$3" --iters 20 | $py -c 'import json,sys; print(json.loads(sys.stdin.read())["median_ms"])')
+    local ratio
+    ratio=$($py -c "print(f'{$theirs / $ours:.2f}')" 2>/dev/null || echo "?")
+    echo "| $1 $3 b$2 | $ours | $theirs | $ratio |" | tee -a "$table"
+  done
+  echo "== $failed parity/step failures"
+  cat "$table"
+  [ "$failed" -eq 0 ]
+}
+
+case "${1:-}" in
+  build) build ;;
+  run) run ;;
+  *) echo "usage: tests/gpu/run.sh build|run"; exit 2 ;;
+esac
