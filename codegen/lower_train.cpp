@@ -42,18 +42,40 @@ Lowered bnStats(const KernelSpec& k) {
   Func out("bn_stats");
   Expr M = elemsPerChannel(x, d);
   Func mean("bn_mean"), var("bn_var");
+  Var which("which");
   if (d.size() == 3) {
     RDom r(0, (int)d[2], 0, (int)d[1], 0, x.dim(3).extent(), "r");
     mean(v.c) = sum(x(r.x, r.y, v.c, r.z)) / M;
     Expr dv = x(r.x, r.y, v.c, r.z) - mean(v.c);
     var(v.c) = sum(dv * dv) / M;
+    // Large batches sum in vector lanes (laneSum): the scalar sums wait on each add, and took
+    // 6.7 ms of MiniVGG's step at batch 128 for 0.23 GB read. Small ones keep the scalar order:
+    // there the statistics of ResNet-50's 4x4 layers are ill-conditioned enough that any other
+    // rounding moved its step-parity gradients past their bounds (issue 5's notes).
+    Func lsum("bn_sum_lanes"), lsq("bn_sq_lanes");
+    lsum(v.c) = 0.0f;
+    lsum(v.c) += x(r.x, r.y, v.c, r.z);
+    Expr dl = x(r.x, r.y, v.c, r.z) - lsum(v.c) / M;
+    lsq(v.c) = 0.0f;
+    lsq(v.c) += dl * dl;
+    Expr large = x.dim(3).extent() * (int)(d[1] * d[2]) >= 16384;
+    out(v.c, which) = select(large, select(which == 0, lsum(v.c), lsq(v.c)) / M, select(which == 0, mean(v.c), var(v.c)));
+    mean.compute_at(out, v.c);
+    var.compute_at(out, v.c);
+    lsum.compute_at(out, v.c);
+    lsq.compute_at(out, v.c);
+    laneSum(lsum, r, (int)d[2]);
+    laneSum(lsq, r, (int)d[2]);
+    out.reorder(which, v.c).bound(which, 0, 2).unroll(which).parallel(v.c);
+    out.specialize(large);
+    declareDense(out.output_buffer(), Dims{2, d[0]}, false);
+    return {Pipeline(out), {x}};
   } else {
     RDom r(0, x.dim(1).extent(), "r");
     mean(v.c) = sum(x(v.c, r)) / M;
     Expr dv = x(v.c, r) - mean(v.c);
     var(v.c) = sum(dv * dv) / M;
   }
-  Var which("which");
   out(v.c, which) = select(which == 0, mean(v.c), var(v.c));
   mean.compute_at(out, v.c);
   var.compute_at(out, v.c);
@@ -63,68 +85,135 @@ Lowered bnStats(const KernelSpec& k) {
   return {Pipeline(out), {x}};
 }
 
+// Per-channel terms of batch norm, computed once per call: a square root and a division per
+// element held the BN kernels below the memory rate. Each is the exact float the per-element
+// expression gave before (IEEE sqrt and division), so results are unchanged bit for bit: the
+// step-parity tests of ResNet-50/101 and plain34 move past their bounds with any other rounding.
+Func bnStd(const ImageParam& st, const KernelSpec& k) {  // sqrt(var + eps)
+  Func f("bn_std");
+  Var c("c");
+  f(c) = sqrt(st(c, 1) + (float)k.attrs.eps);
+  f.compute_root();
+  return f;
+}
+
+Func bnInvStd(const ImageParam& st, const KernelSpec& k) {  // 1 / sqrt(var + eps)
+  Func f("bn_invstd");
+  Var c("c");
+  f(c) = 1.0f / sqrt(st(c, 1) + (float)k.attrs.eps);
+  f.compute_root();
+  return f;
+}
+
+// The normalised, scaled and shifted x: bnApply's output before its activation. The backward
+// kernels behind a folded max pool recompute ReLU's mask with this same expression.
+Expr bnNorm(Expr xv, Expr c, const ImageParam& st, Func sd, const ImageParam& g, const ImageParam& b) {
+  return (xv - st(c, 0)) / sd(c) * g(c) + b(c);
+}
+
 Lowered bnApply(const KernelSpec& k) {
   Vars v;
   const Dims& d = k.in;
   int64_t C = d[0];
   ImageParam x = tensorParam("x", d), st = fixedParam("stats", {2, C}), g = fixedParam("gamma", {C}), b = fixedParam("beta", {C});
-  Func out("bn_apply");
-  auto norm = [&](Expr xv, Expr c) { return (xv - st(c, 0)) / sqrt(st(c, 1) + (float)k.attrs.eps) * g(c) + b(c); };
+  Func out("bn_apply"), sd = bnStd(st, k);
   if (d.size() == 3) {
-    out(v.x, v.y, v.c, v.n) = applyAct(norm(x(v.x, v.y, v.c, v.n), v.c), k.act);
+    out(v.x, v.y, v.c, v.n) = applyAct(bnNorm(x(v.x, v.y, v.c, v.n), v.c, st, sd, g, b), k.act);
     scheduleSpatial(out, k, v);
   } else {
-    out(v.f, v.n) = applyAct(norm(x(v.f, v.n), v.f), k.act);
+    out(v.f, v.n) = applyAct(bnNorm(x(v.f, v.n), v.f, st, sd, g, b), k.act);
     scheduleFlat(out, k, v);
   }
   return finish(out, k, {x, st, g, b});
 }
 
-// BN backward kernels with a fused activation (k.act set) take the activation's output y after dy
-// and apply the activation's gradient inline: the separate ActGrad kernel read and wrote a whole
-// tensor for what is one multiply per element here. Appends y to `args`.
-Func actBackInline(ImageParam dy, const KernelSpec& k, std::vector<Argument>& args) {
+// BN backward kernels with a fused activation (k.act set) apply the activation's gradient inline:
+// the separate ActGrad kernel read and wrote a whole tensor for what is one multiply per element.
+// They read the activation's output y (appended to `args` after dy), except behind a folded max
+// pool (poolFolded), where y is dead after the pool and ReLU's mask is recomputed from x.
+bool poolFolded(const KernelSpec& k) { return k.act == Act::Relu && !k.extraIns.empty(); }
+
+// dy through the activation; behind a folded pool it also reads x, st, sd (bnStd), g and b.
+Func actBackInline(ImageParam dy, const KernelSpec& k, std::vector<Argument>& args, const ImageParam& x, const ImageParam& st, Func sd,
+                   const ImageParam& g, const ImageParam& b) {
   if (k.act == Act::None) return Func(dy);
-  ImageParam y = tensorParam("y", k.in);
-  args.push_back(y);
-  Func f("bn_dy_act");
   std::vector<Var> idx;
   for (int i = 0; i < dy.dimensions(); ++i) idx.push_back(Var("i" + std::to_string(i)));
   std::vector<Expr> ix(idx.begin(), idx.end());
+  Func f("bn_dy_act");
+  if (poolFolded(k)) {
+    // dy is the gradient of a kw x kh max pool that tiles y = relu(bnNorm(x)): each window's
+    // gradient goes to its first maximum, as maxPoolBackTiled routes it. This replaces the
+    // MaxPoolBack kernel and the full-size gradient it wrote (MiniVGG: 2.3 ms per step).
+    // bnNorm is increasing in x for gamma > 0 and decreasing for gamma < 0, so the window's
+    // maximum is that of x * sign(gamma) (all tied, so the first, for gamma = 0, as y is then
+    // constant). Only windows whose maximum is positive pass the ReLU mask below; there the two
+    // orders agree except where rounding made two different x equal in y, a tie within one ulp
+    // at which either element is a valid subgradient. Recomputing y for each window element
+    // instead cost four divisions per element and was slower than the MaxPoolBack it replaces.
+    // Element j of a window (scan order, x fastest) is its first maximum when its key exceeds
+    // every earlier one and is no less than every later one; written out per j, not as an argmax
+    // Func, so the test stays elementwise and vectorises.
+    int kw = (int)k.attrs.kernel[1], kh = (int)k.attrs.kernel[0], K = kw * kh;
+    Expr X = ix[0], Y = ix[1], C = ix[2], N = ix[3];
+    Expr x0 = (X / kw) * kw, y0 = (Y / kh) * kh;
+    Expr sgn = select(g(C) > 0.0f, 1.0f, g(C) < 0.0f, -1.0f, 0.0f);
+    std::vector<Expr> e;
+    for (int j = 0; j < K; ++j) e.push_back(x(x0 + j % kw, y0 + j / kw, C, N) * sgn);
+    Expr me = X % kw + (Y % kh) * kw, first = Internal::const_false();
+    for (int j = 0; j < K; ++j) {
+      Expr isFirst = Internal::const_true();
+      for (int i = 0; i < K; ++i)
+        if (i != j) isFirst = isFirst && (i < j ? e[j] > e[i] : e[j] >= e[i]);
+      first = first || (me == j && isFirst);
+    }
+    f(idx) = select(bnNorm(x(ix), C, st, sd, g, b) > 0.0f && first, dy(X / kw, Y / kh, C, N), 0.0f);
+    return f;
+  }
+  ImageParam y = tensorParam("y", k.in);
+  args.push_back(y);
   f(idx) = dy(ix) * actDerivFromOutput(y(ix), k.act);
   return f;
 }
 
+// dgamma and dbeta in one pass (a tuple reduction): two separate sums read dy and y twice.
 Lowered bnBackParams(const KernelSpec& k) {
   Vars v;
   const Dims& d = k.in;
   int64_t C = d[0];
-  ImageParam dyIn = tensorParam("dy", d), x = tensorParam("x", d), st = fixedParam("stats", {2, C});
+  ImageParam dyIn = tensorParam("dy", k.extraIns.empty() ? d : k.extraIns[0]), x = tensorParam("x", d), st = fixedParam("stats", {2, C});
+  ImageParam g = fixedParam("gamma", {C}), b = fixedParam("beta", {C});
   std::vector<Argument> args{dyIn};
-  Func dy = actBackInline(dyIn, k, args);
+  Func sd = bnStd(st, k);
+  Func dy = actBackInline(dyIn, k, args, x, st, sd, g, b);
   args.push_back(x);
   args.push_back(st);
-  Expr eps = (float)k.attrs.eps;
-  Func dg("bn_dgamma"), db("bn_dbeta"), out("bn_dparams");
+  if (poolFolded(k)) {
+    args.push_back(g);
+    args.push_back(b);
+  }
+  Func out("bn_dparams");
+  Var which("which");
   if (d.size() == 3) {
     RDom r(0, (int)d[2], 0, (int)d[1], 0, x.dim(3).extent(), "r");
-    Expr xhat = (x(r.x, r.y, v.c, r.z) - st(v.c, 0)) / sqrt(st(v.c, 1) + eps);
-    dg(v.c) = 0.0f;
-    dg(v.c) += dy(r.x, r.y, v.c, r.z) * xhat;
-    db(v.c) = 0.0f;
-    db(v.c) += dy(r.x, r.y, v.c, r.z);
-    laneSum(dg, r, (int)d[2]);
-    laneSum(db, r, (int)d[2]);
+    Expr xhat = (x(r.x, r.y, v.c, r.z) - st(v.c, 0)) / sd(v.c);
+    Func acc("bn_dgamma_dbeta");
+    acc(v.c) = Tuple(0.0f, 0.0f);
+    Expr dyv = dy(r.x, r.y, v.c, r.z);
+    acc(v.c) = Tuple(acc(v.c)[0] + dyv * xhat, acc(v.c)[1] + dyv);
+    laneSum(acc, r, (int)d[2]);
+    out(v.c, which) = select(which == 0, acc(v.c)[0], acc(v.c)[1]);
+    acc.compute_at(out, v.c);
   } else {
     RDom r(0, x.dim(1).extent(), "r");
-    Expr xhat = (x(v.c, r) - st(v.c, 0)) / sqrt(st(v.c, 1) + eps);
+    Expr xhat = (x(v.c, r) - st(v.c, 0)) / sd(v.c);
+    Func dg("bn_dgamma"), db("bn_dbeta");
     dg(v.c) = sum(dy(v.c, r) * xhat);
     db(v.c) = sum(dy(v.c, r));
+    out(v.c, which) = select(which == 0, dg(v.c), db(v.c));
+    dg.compute_at(out, v.c);
+    db.compute_at(out, v.c);
   }
-  Var which("which");
-  out(v.c, which) = select(which == 0, dg(v.c), db(v.c));
-  dg.compute_at(out, v.c);
-  db.compute_at(out, v.c);
   out.reorder(which, v.c).bound(which, 0, 2).unroll(which).parallel(v.c);
   declareDense(out.output_buffer(), Dims{2, C}, false);
   return {Pipeline(out), args};
@@ -135,17 +224,22 @@ Lowered bnBackData(const KernelSpec& k) {
   Vars v;
   const Dims& d = k.in;
   int64_t C = d[0];
-  ImageParam dyIn = tensorParam("dy", d), x = tensorParam("x", d), st = fixedParam("stats", {2, C}), g = fixedParam("gamma", {C}),
-             dp = fixedParam("dparams", {2, C});
+  ImageParam dyIn = tensorParam("dy", k.extraIns.empty() ? d : k.extraIns[0]), x = tensorParam("x", d), st = fixedParam("stats", {2, C}),
+             g = fixedParam("gamma", {C}), dp = fixedParam("dparams", {2, C}), b = fixedParam("beta", {C});
   std::vector<Argument> args{dyIn};
-  Func dy = actBackInline(dyIn, k, args);
+  Func invstd = bnInvStd(st, k), sd = bnStd(st, k);
+  Func dy = actBackInline(dyIn, k, args, x, st, sd, g, b);
   for (Argument a : {Argument(x), Argument(st), Argument(g), Argument(dp)}) args.push_back(a);
+  if (poolFolded(k)) args.push_back(b);
   Expr M = elemsPerChannel(x, d);
-  Expr eps = (float)k.attrs.eps;
+  // gamma * invstd / M per channel, once per call (the division by M was per element).
+  Func coef("bn_dx_coef");
+  Var c("c");
+  coef(c) = g(c) * invstd(c) / M;
+  coef.compute_root();
   auto grad = [&](Expr dyv, Expr xv, Expr c) {
-    Expr invstd = 1.0f / sqrt(st(c, 1) + eps);
-    Expr xhat = (xv - st(c, 0)) * invstd;
-    return g(c) * invstd / M * (M * dyv - dp(c, 1) - xhat * dp(c, 0));
+    Expr xhat = (xv - st(c, 0)) * invstd(c);
+    return coef(c) * (M * dyv - dp(c, 1) - xhat * dp(c, 0));
   };
   Func out("bn_dx");
   if (d.size() == 3) {

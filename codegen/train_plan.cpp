@@ -36,6 +36,7 @@ struct TBuilder {
   std::vector<int> consumers;
   std::vector<std::vector<int>> users;
   std::vector<int> tensorOf, groupOfTail, paramRefs;
+  std::map<int, int> pooledGrad;  // BN group tail -> the max pool whose gradient its backward routes
   std::vector<bool> isAlias;
   std::vector<Group> groups;
   std::vector<std::vector<int>> contrib;
@@ -54,6 +55,31 @@ struct TBuilder {
     consumers[g.output]++;
     paramRefs.assign(g.params.size(), -1);
     tp.paramGrad.assign(g.params.size(), -1);
+  }
+
+  // A conv bias read only by batch norms has a zero gradient: batch statistics subtract each
+  // channel's mean, so the bias cancels (PyTorch's gradient is rounding noise, ~1e-7 of dy). Its
+  // BiasGrad kernel (2 ms of MiniVGG's step) is left out; the gradient buffer stays at its zeros.
+  bool biasCancels(int m, const Group& gr) const {
+    if (gr.act != Act::None || gr.head != m || users[m].empty() || consumers[m] != (int)users[m].size()) return false;
+    for (int u : users[m])
+      if (g.nodes[u].op != OpKind::BatchNorm) return false;
+    return true;
+  }
+
+  // A max pool whose windows tile the ReLU output of a batch norm, its only reader: the BN's
+  // backward kernels take the pool's gradient and route it to each window's maximum themselves
+  // (lower_train.cpp), so no MaxPoolBack kernel or full-size gradient is made.
+  bool poolFoldsIntoBN(int m, const Group& gr, const Node& pool) const {
+    const Attrs& a = pool.attrs;
+    if (gr.act != Act::None || gr.head != m || pool.inputs.size() != 1) return false;
+    if (a.kernel[0] != a.stride[0] || a.kernel[1] != a.stride[1] || a.pad[0] || a.pad[1] || a.dilation[0] != 1 || a.dilation[1] != 1) return false;
+    int xin = pool.inputs[0];
+    if (soleUser(xin) != m || groupOfTail[xin] < 0) return false;
+    const Group& bn = groups[groupOfTail[xin]];
+    if (bn.act != Act::Relu || g.nodes[bn.head].op != OpKind::BatchNorm) return false;
+    const Dims& s = g.nodes[xin].shape;
+    return s.size() == 3 && s[1] % a.kernel[0] == 0 && s[2] % a.kernel[1] == 0;
   }
 
   int soleUser(int id) const { return consumers[id] == 1 && users[id].size() == 1 ? users[id][0] : -1; }
@@ -306,11 +332,13 @@ struct TBuilder {
       int x = xin >= 0 ? tensorOf[xin] : -1;
       const Dims& inShape = xin >= 0 ? g.nodes[xin].shape : head.shape;
       // The input gradient of kind `k` (with the activation whose gradient it applies inline).
-      auto giveInput = [&](KernelKind k, std::vector<KernelArg> args, const Attrs& a, Act fused = Act::None) {
+      auto giveInput = [&](KernelKind k, std::vector<KernelArg> args, const Attrs& a, Act fused = Act::None, std::vector<Dims> extra = {}) {
         if (!needsGrad(xin)) return;
         int dx = newTensor(inShape, "d" + g.nodes[xin].name);
         args.push_back(act(dx));
-        call(spec(k, head.shape, inShape, a, fused), args, dl + " (input)", m);
+        KernelSpec ks = spec(k, head.shape, inShape, a, fused);
+        ks.extraIns = extra;
+        call(ks, args, dl + " (input)", m);
         contrib[xin].push_back(dx);
       };
       switch (head.op) {
@@ -322,27 +350,51 @@ struct TBuilder {
           KernelSpec sw = spec(conv ? KernelKind::ConvBackWeight : KernelKind::LinearBackWeight, inShape, g.params[w].shape, head.attrs);
           sw.extraIns = {head.shape};
           call(sw, {act(dPre), act(x), cst(gradOfParam(w))}, dl + " (weight)", m);
-          if (b >= 0) call(spec(KernelKind::BiasGrad, head.shape, {head.shape[0]}), {act(dPre), cst(gradOfParam(b))}, dl + " (bias)", m);
+          if (b >= 0 && biasCancels(m, gr)) gradOfParam(b);  // listed, never written
+          else if (b >= 0) call(spec(KernelKind::BiasGrad, head.shape, {head.shape[0]}), {act(dPre), cst(gradOfParam(b))}, dl + " (bias)", m);
           break;
         }
         case OpKind::BatchNorm: {
           const BNInfo* bi = nullptr;
           for (const auto& b : tp.bns) if (b.node == head.id) bi = &b;
-          // With a fused activation both kernels take dy and the activation's output y.
+          // dPre is a max pool's gradient when that pool folded into this backward (poolFoldsIntoBN).
+          Attrs ba = head.attrs;
+          std::vector<Dims> pooled;
+          if (auto it = pooledGrad.find(m); it != pooledGrad.end()) {
+            const Node& pool = g.nodes[it->second];
+            ba.kernel[0] = pool.attrs.kernel[0];
+            ba.kernel[1] = pool.attrs.kernel[1];
+            pooled = {pool.shape};
+          }
+          // With a fused activation both kernels take dy and the activation's output y, except
+          // behind a folded pool, where they recompute ReLU's mask from x, gamma and beta.
+          bool poolFolded = !pooled.empty();
           std::vector<KernelArg> dys{act(dPre)};
-          if (actInBN) dys.push_back(act(gr.out));
+          if (actInBN && !poolFolded) dys.push_back(act(gr.out));
           auto with = [&](std::vector<KernelArg> rest) { rest.insert(rest.begin(), dys.begin(), dys.end()); return rest; };
-          KernelSpec sp = spec(KernelKind::BNBackParams, inShape, {2, inShape[0]}, head.attrs, actInBN ? gr.act : Act::None);
-          call(sp, with({act(x), cst(gr.stats), cst(bi->dparams)}), dl + " (gamma, beta)", m);
-          giveInput(KernelKind::BNBackData, with({act(x), cst(gr.stats), cst(paramRef(bi->gamma)), cst(bi->dparams)}), head.attrs,
-                    actInBN ? gr.act : Act::None);
+          KernelSpec sp = spec(KernelKind::BNBackParams, inShape, {2, inShape[0]}, ba, actInBN ? gr.act : Act::None);
+          sp.extraIns = pooled;
+          std::vector<KernelArg> pargs = with({act(x), cst(gr.stats)});
+          if (poolFolded) pargs.insert(pargs.end(), {cst(paramRef(bi->gamma)), cst(paramRef(bi->beta))});
+          pargs.push_back(cst(bi->dparams));
+          call(sp, pargs, dl + " (gamma, beta)", m);
+          std::vector<KernelArg> dargs = with({act(x), cst(gr.stats), cst(paramRef(bi->gamma)), cst(bi->dparams)});
+          if (poolFolded) dargs.push_back(cst(paramRef(bi->beta)));
+          giveInput(KernelKind::BNBackData, dargs, ba, actInBN ? gr.act : Act::None, pooled);
           break;
         }
         case OpKind::Add:
           for (int i : head.inputs)
             if (needsGrad(i)) contrib[i].push_back(dPre);
           break;
-        case OpKind::MaxPool: giveInput(KernelKind::MaxPoolBack, {act(dPre), act(x)}, head.attrs); break;
+        case OpKind::MaxPool:
+          if (poolFoldsIntoBN(m, gr, head) && needsGrad(xin)) {
+            contrib[xin].push_back(dPre);
+            pooledGrad[xin] = m;
+          } else {
+            giveInput(KernelKind::MaxPoolBack, {act(dPre), act(x)}, head.attrs);
+          }
+          break;
         case OpKind::AvgPool: giveInput(KernelKind::AvgPoolBack, {act(dPre)}, head.attrs); break;
         case OpKind::AdaptiveAvgPool: giveInput(KernelKind::AdaptiveAvgBack, {act(dPre)}, head.attrs); break;
         case OpKind::Softmax: giveInput(KernelKind::SoftmaxBack, {act(dPre), act(gr.out)}, head.attrs); break;
