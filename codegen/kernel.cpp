@@ -107,7 +107,7 @@ std::string KernelSpec::signature() const {
       char b[64];
       snprintf(b, sizeof b, " eps=%.9g", a.eps);
       o << b;
-      if (kind != KernelKind::BNApply && !extraIns.empty()) o << " pool=" << a.kernel[0] << "x" << a.kernel[1];
+      if (!extraIns.empty()) o << " pool=" << a.kernel[0] << "x" << a.kernel[1];
       break;
     }
     case KernelKind::MaxPool:

@@ -24,8 +24,9 @@ enum class KernelKind {
   BNApply,       // x, stats, gamma, beta -> y [+ activation]
   BNBackParams,  // dy, x, stats -> [2,C]: dgamma, dbeta (not batched)
   BNBackData,    // dy, x, stats, gamma, dparams -> dx
-                 // (BN back kinds with extraIns = {pooled}: dy is the gradient of the k x k max
-                 // pool, attrs.kernel, that tiles the BN's ReLU output; see lower_train.cpp)
+                 // (BN kinds with extraIns = {pooled}: a k x k max pool, attrs.kernel, that tiles
+                 // the BN's ReLU output is folded in: BNApply writes the pooled output, and dy of
+                 // the backward kinds is the pooled gradient; see lower_train.cpp)
   ConvBackData,  // dy[O,Ho,Wo], w -> dx[C,H,W]
   ConvBackWeight,// dy, x -> dw[O,C/g,kh,kw] (not batched)
   BiasGrad,      // dy -> db[C] (sum over batch and space; not batched)

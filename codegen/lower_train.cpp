@@ -117,7 +117,18 @@ Lowered bnApply(const KernelSpec& k) {
   int64_t C = d[0];
   ImageParam x = tensorParam("x", d), st = fixedParam("stats", {2, C}), g = fixedParam("gamma", {C}), b = fixedParam("beta", {C});
   Func out("bn_apply"), sd = bnStd(st, k);
-  if (d.size() == 3) {
+  if (!k.extraIns.empty()) {
+    // A folded kw x kh max pool (train_plan.cpp): the maximum of each window of act(BN(x)),
+    // computed from x with the same expression, so the full-size output is never stored.
+    int kw = (int)k.attrs.kernel[1], kh = (int)k.attrs.kernel[0];
+    Expr m;
+    for (int j = 0; j < kw * kh; ++j) {
+      Expr e = applyAct(bnNorm(x(v.x * kw + j % kw, v.y * kh + j / kw, v.c, v.n), v.c, st, sd, g, b), k.act);
+      m = j == 0 ? e : max(m, e);
+    }
+    out(v.x, v.y, v.c, v.n) = m;
+    scheduleSpatial(out, k, v);
+  } else if (d.size() == 3) {
     out(v.x, v.y, v.c, v.n) = applyAct(bnNorm(x(v.x, v.y, v.c, v.n), v.c, st, sd, g, b), k.act);
     scheduleSpatial(out, k, v);
   } else {

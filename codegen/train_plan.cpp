@@ -71,14 +71,19 @@ struct TBuilder {
   // backward kernels take the pool's gradient and route it to each window's maximum themselves
   // (lower_train.cpp), so no MaxPoolBack kernel or full-size gradient is made.
   bool poolFoldsIntoBN(int m, const Group& gr, const Node& pool) const {
-    const Attrs& a = pool.attrs;
-    if (gr.act != Act::None || gr.head != m || pool.inputs.size() != 1) return false;
-    if (a.kernel[0] != a.stride[0] || a.kernel[1] != a.stride[1] || a.pad[0] || a.pad[1] || a.dilation[0] != 1 || a.dilation[1] != 1) return false;
+    if (gr.act != Act::None || gr.head != m || !poolTilesInput(pool)) return false;
     int xin = pool.inputs[0];
     if (soleUser(xin) != m || groupOfTail[xin] < 0) return false;
     const Group& bn = groups[groupOfTail[xin]];
-    if (bn.act != Act::Relu || g.nodes[bn.head].op != OpKind::BatchNorm) return false;
-    const Dims& s = g.nodes[xin].shape;
+    return bn.act == Act::Relu && g.nodes[bn.head].op == OpKind::BatchNorm;
+  }
+
+  // A max pool whose windows tile its input exactly (stride = window, no padding).
+  bool poolTilesInput(const Node& pool) const {
+    const Attrs& a = pool.attrs;
+    if (pool.inputs.size() != 1) return false;
+    if (a.kernel[0] != a.stride[0] || a.kernel[1] != a.stride[1] || a.pad[0] || a.pad[1] || a.dilation[0] != 1 || a.dilation[1] != 1) return false;
+    const Dims& s = g.nodes[pool.inputs[0]].shape;
     return s.size() == 3 && s[1] % a.kernel[0] == 0 && s[2] % a.kernel[1] == 0;
   }
 
@@ -143,8 +148,9 @@ struct TBuilder {
   KernelArg act(int t) const { return {false, t}; }
   KernelArg cst(int c) const { return {true, c}; }
 
-  // A group's output tensor, its tail absorbing a single following activation.
-  int finishGroup(Group gr, std::string& label, bool allowAct, std::vector<bool>& done) {
+  // A group's output tensor, its tail absorbing a single following activation. With `noOutput`
+  // the group's output is never stored (a folded pool computes its own from x): returns -1.
+  int finishGroup(Group gr, std::string& label, bool allowAct, std::vector<bool>& done, bool noOutput = false) {
     int u = soleUser(gr.head);
     if (allowAct && u >= 0 && !done[u] && actOfOp(g.nodes[u].op) != Act::None) {
       gr.act = actOfOp(g.nodes[u].op);
@@ -154,7 +160,7 @@ struct TBuilder {
     } else {
       gr.tail = gr.head;
     }
-    gr.out = newTensor(g.nodes[gr.tail].shape, g.nodes[gr.tail].name);
+    gr.out = noOutput ? -1 : newTensor(g.nodes[gr.tail].shape, g.nodes[gr.tail].name);
     tensorOf[gr.tail] = gr.out;
     groupOfTail[gr.tail] = (int)groups.size();
     groups.push_back(gr);
@@ -221,9 +227,29 @@ struct TBuilder {
           bi.elemsPerImage = n.shape.size() == 3 ? n.shape[1] * n.shape[2] : 1;
           tp.bns.push_back(bi);
           call(spec(KernelKind::BNStats, in, {2, n.shape[0]}, n.attrs), {act(x), cst(gr.stats)}, n.name + ".stats", n.id);
-          int y = finishGroup(gr, label, true, done);
-          call(spec(KernelKind::BNApply, in, n.shape, n.attrs, groups.back().act),
-               {act(x), cst(gr.stats), cst(paramRef(bi.gamma)), cst(paramRef(bi.beta)), act(y)}, label, n.id);
+          // BN + ReLU whose max pool folds into its backward (poolFoldsIntoBN): the forward folds
+          // too. One kernel reads x and writes the pooled output; y = relu(BN(x)) is never stored,
+          // as nothing else reads it (MiniVGG: a write and a read of 29 MB per step).
+          int relu = soleUser(n.id), pool = relu >= 0 && g.nodes[relu].op == OpKind::Relu ? soleUser(relu) : -1;
+          bool folds = pool >= 0 && g.nodes[pool].op == OpKind::MaxPool && poolTilesInput(g.nodes[pool]);
+          int y = finishGroup(gr, label, true, done, folds);
+          KernelSpec as = spec(KernelKind::BNApply, in, n.shape, n.attrs, groups.back().act);
+          if (folds) {
+            const Node& pn = g.nodes[pool];
+            done[pn.id] = true;
+            as.out = pn.shape;
+            as.extraIns = {pn.shape};
+            as.attrs.kernel[0] = pn.attrs.kernel[0];
+            as.attrs.kernel[1] = pn.attrs.kernel[1];
+            Group pg;
+            pg.op = OpKind::MaxPool;
+            pg.head = pg.tail = pn.id;
+            y = pg.out = tensorOf[pn.id] = newTensor(pn.shape, pn.name);
+            groupOfTail[pn.id] = (int)groups.size();
+            groups.push_back(pg);
+            label += "+" + pn.name;
+          }
+          call(as, {act(x), cst(gr.stats), cst(paramRef(bi.gamma)), cst(paramRef(bi.beta)), act(y)}, label, n.id);
           break;
         }
         case OpKind::Relu:
