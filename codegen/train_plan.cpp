@@ -15,6 +15,7 @@
 
 #include <functional>
 #include <map>
+#include <set>
 #include <nlohmann/json.hpp>
 
 namespace cnnc::codegen {
@@ -36,7 +37,10 @@ struct TBuilder {
   std::vector<int> consumers;
   std::vector<std::vector<int>> users;
   std::vector<int> tensorOf, groupOfTail, paramRefs;
-  std::map<int, int> pooledGrad;  // BN group tail -> the max pool whose gradient its backward routes
+  // Max pools folded into the BN + ReLU before them (forward): the BN kernels compute the pool and,
+  // backward, route its gradient themselves, so no MaxPool or MaxPoolBack kernel is made.
+  std::set<int> foldedPools;
+  std::map<int, int> pooledGrad;  // BN group tail -> the folded pool whose gradient its backward routes
   std::vector<bool> isAlias;
   std::vector<Group> groups;
   std::vector<std::vector<int>> contrib;
@@ -65,17 +69,6 @@ struct TBuilder {
     for (int u : users[m])
       if (g.nodes[u].op != OpKind::BatchNorm) return false;
     return true;
-  }
-
-  // A max pool whose windows tile the ReLU output of a batch norm, its only reader: the BN's
-  // backward kernels take the pool's gradient and route it to each window's maximum themselves
-  // (lower_train.cpp), so no MaxPoolBack kernel or full-size gradient is made.
-  bool poolFoldsIntoBN(int m, const Group& gr, const Node& pool) const {
-    if (gr.act != Act::None || gr.head != m || !poolTilesInput(pool)) return false;
-    int xin = pool.inputs[0];
-    if (soleUser(xin) != m || groupOfTail[xin] < 0) return false;
-    const Group& bn = groups[groupOfTail[xin]];
-    return bn.act == Act::Relu && g.nodes[bn.head].op == OpKind::BatchNorm;
   }
 
   // A max pool whose windows tile its input exactly (stride = window, no padding).
@@ -227,9 +220,9 @@ struct TBuilder {
           bi.elemsPerImage = n.shape.size() == 3 ? n.shape[1] * n.shape[2] : 1;
           tp.bns.push_back(bi);
           call(spec(KernelKind::BNStats, in, {2, n.shape[0]}, n.attrs), {act(x), cst(gr.stats)}, n.name + ".stats", n.id);
-          // BN + ReLU whose max pool folds into its backward (poolFoldsIntoBN): the forward folds
-          // too. One kernel reads x and writes the pooled output; y = relu(BN(x)) is never stored,
-          // as nothing else reads it (MiniVGG: a write and a read of 29 MB per step).
+          // BN + ReLU read only by a max pool that tiles it: the pool folds in (foldedPools). One
+          // kernel reads x and writes the pooled output; y = relu(BN(x)) is never stored, as
+          // nothing else reads it (MiniVGG: a write and a read of 29 MB per step).
           int relu = soleUser(n.id), pool = relu >= 0 && g.nodes[relu].op == OpKind::Relu ? soleUser(relu) : -1;
           bool folds = pool >= 0 && g.nodes[pool].op == OpKind::MaxPool && poolTilesInput(g.nodes[pool]);
           int y = finishGroup(gr, label, true, done, folds);
@@ -237,6 +230,7 @@ struct TBuilder {
           if (folds) {
             const Node& pn = g.nodes[pool];
             done[pn.id] = true;
+            foldedPools.insert(pn.id);
             as.out = pn.shape;
             as.extraIns = {pn.shape};
             as.attrs.kernel[0] = pn.attrs.kernel[0];
@@ -383,7 +377,7 @@ struct TBuilder {
         case OpKind::BatchNorm: {
           const BNInfo* bi = nullptr;
           for (const auto& b : tp.bns) if (b.node == head.id) bi = &b;
-          // dPre is a max pool's gradient when that pool folded into this backward (poolFoldsIntoBN).
+          // dPre is a max pool's gradient when that pool folded into this BN (foldedPools).
           Attrs ba = head.attrs;
           std::vector<Dims> pooled;
           if (auto it = pooledGrad.find(m); it != pooledGrad.end()) {
@@ -414,9 +408,11 @@ struct TBuilder {
             if (needsGrad(i)) contrib[i].push_back(dPre);
           break;
         case OpKind::MaxPool:
-          if (poolFoldsIntoBN(m, gr, head) && needsGrad(xin)) {
-            contrib[xin].push_back(dPre);
-            pooledGrad[xin] = m;
+          if (foldedPools.count(m)) {
+            if (needsGrad(xin)) {
+              contrib[xin].push_back(dPre);
+              pooledGrad[xin] = m;
+            }
           } else {
             giveInput(KernelKind::MaxPoolBack, {act(dPre), act(x)}, head.attrs);
           }

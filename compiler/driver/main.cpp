@@ -164,7 +164,7 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"ast", "graph", "params", "dot", "plan", "train-plan", "lib"}));
   app.add_flag("--summary", summary, "print a per-layer table with shapes, parameters and MACs");
   app.add_option("-o,--output", output, "the executable to build (with --emit: where to write it; for dot: .dot, .svg, .png or .pdf)");
-  app.add_option("--target", target, "host (default) or a Halide target string, e.g. x86-64-linux-avx2 or arm-64-linux (aarch64, cross-compiled)");
+  app.add_option("--target", target, "host (default), host-cuda[-cuda_capability_NN] (NVIDIA GPU), or a Halide target string, e.g. x86-64-linux-avx2 or arm-64-linux (aarch64, cross-compiled)");
   app.add_option("--cache-dir", cacheDir, "compiled-kernel cache (default: $XDG_CACHE_HOME/cnnc)");
   app.add_option("--tuning-db", tuningDb, "schedules measured by `cnnc tune` (default: $CNNC_TUNING_DB or ~/.cache/cnnc/tuning.jsonl; none: defaults only)");
   app.add_option("-j,--jobs", jobs, "parallel kernel compiles (default: number of cores)")->check(CLI::Range(1, 256));
