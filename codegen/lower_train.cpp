@@ -205,7 +205,33 @@ Lowered bnBackParams(const KernelSpec& k) {
   }
   Func out("bn_dparams");
   Var which("which");
-  if (d.size() == 3) {
+  if (poolFolded(k)) {
+    // Behind a folded max pool only each window's first maximum x* receives the pooled gradient,
+    // so the sums run over windows: dgamma = sum of dy_pool * mask * xhat(x*), dbeta = sum of
+    // dy_pool * mask, with mask = bnNorm(x*) > 0. These are the terms of the per-element sums
+    // without the zeros, and one division per window, not two per element: the per-element form
+    // was bound by its divisions (MiniVGG: 1.9 ms at 11 GB/s where x and dy need 0.8 ms).
+    // x* = m * sign(gamma), m the window's maximum of x * sign(gamma) (exact: the sign is +-1);
+    // for gamma = 0 all keys tie and the first element is x*.
+    int kw = (int)k.attrs.kernel[1], kh = (int)k.attrs.kernel[0];
+    const Dims& pd = k.extraIns[0];  // [C, H / kh, W / kw]
+    RDom r(0, (int)pd[2], 0, (int)pd[1], 0, x.dim(3).extent(), "r");
+    Expr sgn = select(g(v.c) > 0.0f, 1.0f, g(v.c) < 0.0f, -1.0f, 0.0f);
+    Expr m;
+    for (int j = 0; j < kw * kh; ++j) {
+      Expr e = x(r.x * kw + j % kw, r.y * kh + j / kw, v.c, r.z) * sgn;
+      m = j == 0 ? e : max(m, e);
+    }
+    Expr xs = select(sgn == 0.0f, x(r.x * kw, r.y * kh, v.c, r.z), m * sgn);
+    Expr dyv = select(bnNorm(xs, v.c, st, sd, g, b) > 0.0f, dyIn(r.x, r.y, v.c, r.z), 0.0f);
+    Expr xhat = (xs - st(v.c, 0)) * bnInvStd(st, k)(v.c);
+    Func acc("bn_dgamma_dbeta");
+    acc(v.c) = Tuple(0.0f, 0.0f);
+    acc(v.c) = Tuple(acc(v.c)[0] + dyv * xhat, acc(v.c)[1] + dyv);
+    laneSum(acc, r, (int)pd[2]);
+    out(v.c, which) = select(which == 0, acc(v.c)[0], acc(v.c)[1]);
+    acc.compute_at(out, v.c);
+  } else if (d.size() == 3) {
     RDom r(0, (int)d[2], 0, (int)d[1], 0, x.dim(3).extent(), "r");
     Expr xhat = (x(r.x, r.y, v.c, r.z) - st(v.c, 0)) / sd(v.c);
     Func acc("bn_dgamma_dbeta");
