@@ -9,6 +9,8 @@
 //  3. Every computed stage maps its two innermost pure loops to a 2-D block of threads and the
 //     remaining pure loops to the block grid (mapStage). Reduction loops run inside each thread,
 //     in their original order, so every thread sums in the CPU kernel's order.
+//     Reductions to one value per channel over a large domain are reduced across a block of
+//     threads through shared memory instead (blockReduce).
 //  4. Direct convolutions and their input gradients (convSchedule) keep a register tile per
 //     thread: 2x2 pixels x 4 output channels, accumulated over all taps and input channels before
 //     one write; neighbouring threads read neighbouring pixels, so input loads coalesce and each
@@ -34,6 +36,7 @@ Schedule gpuDefaultSchedule() {
   Schedule s;
   s.vec = 1;
   s.lanes = 16;
+  s.gpu = true;
   return s;
 }
 
@@ -139,6 +142,63 @@ void mapStage(Stage st, const std::vector<Var>& pure, int64_t ext0, int64_t ext1
   }
 }
 
+// Step 3b: a reduction with one output per channel (BN statistics and parameter gradients, bias
+// gradients) reduced across a block of threads, when its domain is large. One thread per output
+// would leave most of the GPU idle: a BN over 64 channels is 64 threads, each summing N x H x W
+// floats. Instead:
+//  a. Two reduction variables are split and their inner parts factored out (rfactor): x by
+//     tx = up to 32, so that neighbouring threads read neighbouring floats, and the largest other
+//     variable (the batch where rows are few) by ty = 128 / tx. partial(c, tx, ty) sums the
+//     elements whose x and other variable are tx and ty modulo the split factors.
+//  b. Each output c is one block; its 128 partials are computed by 128 threads and staged in shared
+//     memory (computed at the block's loop).
+//  c. One thread of the block adds the partials in a fixed order.
+// The order of the sums differs from the CPU kernels'; it depends only on the shapes, never on the
+// launch, so results are reproducible.
+constexpr int kBlockThreads = 128;
+
+int64_t constExtent(const RVar& v, int64_t unknown) {
+  const int64_t* e = as_const_int(v.extent());
+  return e ? *e : unknown;
+}
+
+bool blockReduce(Func F, bool isOutput) {
+  Function f = F.function();
+  if (f.updates().size() != 1 || f.args().size() != 1 || pureLoops(f, 1).size() != 1) return false;
+  FindRDom find;
+  for (const Expr& e : f.update(0).values()) e.accept(&find);
+  for (const Expr& e : f.update(0).args()) e.accept(&find);
+  if (!find.rdom.defined()) return false;
+  RDom r(find.rdom);
+  // Non-constant extents are the batch: counted as 64 images.
+  int64_t size = 1;
+  for (int i = 0; i < r.dimensions(); ++i) size *= constExtent(r[i], 64);
+  if (size < 4 * kBlockThreads) return false;
+  Var c(f.args()[0]), cb("gcb"), ct("gct"), tx("gtx"), ty("gty");
+  RVar xo("grxo"), xi("grxi"), yo("gryo"), yi("gryi");
+  int other = -1;
+  for (int i = 1; i < r.dimensions(); ++i)
+    if (other < 0 || constExtent(r[i], 1 << 20) > constExtent(r[other], 1 << 20)) other = i;
+  int64_t ex = constExtent(r[0], 1 << 20);
+  Func partial;
+  if (other >= 0 && ex >= 4) {
+    int wx = pow2AtMost(ex, 32), wy = kBlockThreads / wx;
+    partial = F.update().split(r[0], xo, xi, wx, TailStrategy::GuardWithIf).split(r[other], yo, yi, wy, TailStrategy::GuardWithIf)
+                  .rfactor({{xi, tx}, {yi, ty}});
+    partial.compute_at(F, cb).store_in(MemoryType::GPUShared).gpu_threads(tx, ty);
+    partial.update().gpu_threads(tx, ty);
+  } else {
+    int big = other >= 0 && constExtent(r[other], 1 << 20) > ex ? other : 0;
+    partial = F.update().split(r[big], xo, xi, kBlockThreads, TailStrategy::GuardWithIf).rfactor(xi, tx);
+    partial.compute_at(F, cb).store_in(MemoryType::GPUShared).gpu_threads(tx);
+    partial.update().gpu_threads(tx);
+  }
+  if (!isOutput) F.compute_root();
+  mapStage(Stage(F), {c}, 0, 0);
+  F.update().split(c, cb, ct, 1).gpu_blocks(cb).gpu_threads(ct);
+  return true;
+}
+
 // Step 4: the register-tiled convolution (see the header comment).
 void convSchedule(Func out, Func acc, const KernelSpec& k) {
   Var x = out.args()[0], y = out.args()[1], c = out.args()[2], n = out.args()[3];
@@ -176,6 +236,7 @@ void gpuSchedule(Lowered& l, const KernelSpec& k) {
     if (f.updates().empty() || name == out.name()) continue;
     if (conv && (name == "conv_acc" || name == "convbd_acc")) continue;
     Func F(f);
+    if (blockReduce(F, false)) continue;
     F.compute_root();
     for (int s = 0; s <= (int)f.updates().size(); ++s) mapStage(s == 0 ? Stage(F) : F.update(s - 1), pureLoops(f, s), 0, 0);
   }
@@ -187,6 +248,7 @@ void gpuSchedule(Lowered& l, const KernelSpec& k) {
   int64_t e0 = spatial ? k.out[2] : k.out.empty() ? 0 : k.out.back();
   int64_t e1 = spatial ? k.out[1] : 0;
   Function of = out.function();
+  if (blockReduce(out, true)) return;
   for (int s = 0; s <= (int)of.updates().size(); ++s) mapStage(s == 0 ? Stage(out) : out.update(s - 1), pureLoops(of, s), s == 0 ? e0 : 0, s == 0 ? e1 : 0);
 }
 

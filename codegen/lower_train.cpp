@@ -58,16 +58,17 @@ Lowered bnStats(const KernelSpec& k) {
     Expr dl = x(r.x, r.y, v.c, r.z) - lsum(v.c) / M;
     lsq(v.c) = 0.0f;
     lsq(v.c) += dl * dl;
-    Expr large = x.dim(3).extent() * (int)(d[1] * d[2]) >= 16384;
+    // On a GPU the two-pass sums are reduced across thread blocks; lane sums would only add work.
+    Expr large = k.schedule.gpu ? Internal::const_false() : x.dim(3).extent() * (int)(d[1] * d[2]) >= 16384;
     out(v.c, which) = select(large, select(which == 0, lsum(v.c), lsq(v.c)) / M, select(which == 0, mean(v.c), var(v.c)));
     mean.compute_at(out, v.c);
     var.compute_at(out, v.c);
     lsum.compute_at(out, v.c);
     lsq.compute_at(out, v.c);
-    laneSum(lsum, r, (int)d[2]);
-    laneSum(lsq, r, (int)d[2]);
+    laneSum(lsum, r, (int)d[2], k.schedule);
+    laneSum(lsq, r, (int)d[2], k.schedule);
     out.reorder(which, v.c).bound(which, 0, 2).unroll(which).parallel(v.c);
-    out.specialize(large);
+    if (!k.schedule.gpu) out.specialize(large);
     declareDense(out.output_buffer(), Dims{2, d[0]}, false);
     return {Pipeline(out), {x}};
   } else {
@@ -228,7 +229,7 @@ Lowered bnBackParams(const KernelSpec& k) {
     Func acc("bn_dgamma_dbeta");
     acc(v.c) = Tuple(0.0f, 0.0f);
     acc(v.c) = Tuple(acc(v.c)[0] + dyv * xhat, acc(v.c)[1] + dyv);
-    laneSum(acc, r, (int)pd[2]);
+    laneSum(acc, r, (int)pd[2], k.schedule);
     out(v.c, which) = select(which == 0, acc(v.c)[0], acc(v.c)[1]);
     acc.compute_at(out, v.c);
   } else if (d.size() == 3) {
@@ -238,7 +239,7 @@ Lowered bnBackParams(const KernelSpec& k) {
     acc(v.c) = Tuple(0.0f, 0.0f);
     Expr dyv = dy(r.x, r.y, v.c, r.z);
     acc(v.c) = Tuple(acc(v.c)[0] + dyv * xhat, acc(v.c)[1] + dyv);
-    laneSum(acc, r, (int)d[2]);
+    laneSum(acc, r, (int)d[2], k.schedule);
     out(v.c, which) = select(which == 0, acc(v.c)[0], acc(v.c)[1]);
     acc.compute_at(out, v.c);
   } else {
@@ -656,7 +657,7 @@ Lowered biasGrad(const KernelSpec& k) {
     RDom r(0, (int)d[2], 0, (int)d[1], 0, dy.dim(3).extent(), "r");
     out(v.c) = 0.0f;
     out(v.c) += dy(r.x, r.y, v.c, r.z);
-    laneSum(out, r, (int)d[2]);
+    laneSum(out, r, (int)d[2], k.schedule);
     out.update().parallel(v.c);
   } else {
     RDom r(0, dy.dim(1).extent(), "r");

@@ -167,7 +167,9 @@ inline void scheduleConvChannels(Func out, Func acc, Func wcopy, RDom r, const S
 // lanes: lane i adds up the columns x = i (mod L), each in a fixed order, and the lanes are added at
 // the end. A scalar sum waits for each add to finish (4 cycles) and ran at a few percent of the
 // vector units here. The order depends only on W, never on threads, so results are reproducible.
-inline void laneSum(Func f, RDom r, int W) {
+// GPU schedules reduce these sums across a thread block instead (gpu_schedule.cpp).
+inline void laneSum(Func f, RDom r, int W, const Schedule& sc) {
+  if (sc.gpu) return;
   int L = W % 16 == 0 ? 16 : W % 8 == 0 ? 8 : W % 4 == 0 ? 4 : 1;
   if (L == 1) return;
   RVar rxo("rxo"), rxi("rxi");

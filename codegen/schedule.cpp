@@ -17,6 +17,7 @@ std::string Schedule::str() const {
   if (lanes != 16) t += " lanes=" + std::to_string(lanes);
   if (winograd) t += " wino=" + std::to_string(winograd);
   if (autoBatch) t += " auto=" + std::to_string(autoBatch);
+  if (gpu) t += " gpu";
   return t;
 }
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """CUDA builds on a machine without a GPU (issue 7):
 - `cnnc --target host-cuda-cuda_capability_80` compiles LeNet-5 and links it; the executable holds
-  PTX for sm_80, and `--help` and `info` work (info names the device API);
+  PTX for sm_80 whose per-channel reductions go through shared memory, and `--help` and `info`
+  work (info names the device API);
 - every subcommand that runs kernels exits 1 saying that no NVIDIA driver was found and what to do,
   without a crash (skipped where this machine has a CUDA driver);
 - bad GPU targets (two GPU APIs, a GPU on aarch64, a misspelt feature) and `cnnc tune` of a GPU
@@ -39,6 +40,9 @@ def main():
             return 1
         blob = open(exe, "rb").read()
         check("the executable holds PTX for sm_80", b".target sm_80" in blob and b"halide_cuda_run" in blob)
+        # The conv bias gradients (one sum per channel over batch x 28 x 28) reduce across a block:
+        # partial sums in shared memory, then added by one thread (gpu_schedule.cpp, blockReduce).
+        check("per-channel reductions are staged through shared memory", b"st.shared.f32" in blob and b"ld.shared.f32" in blob and b"bar.sync" in blob)
         expect("--help without a GPU", run([exe, "--help"]), 0, "train")
         expect("info without a GPU", run([exe, "info"]), 0, "cuda_capability_80", "device    NVIDIA GPU through CUDA")
         if has_cuda_gpu():
