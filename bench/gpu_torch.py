@@ -5,7 +5,8 @@ median time of an inference batch or of a training step (forward, cross-entropy,
 FP32 throughout: TF32 is switched off for cuDNN and matmuls, since cnnc's kernels compute in full
 FP32. Each timed call ends with torch.cuda.synchronize(), as `X bench` ends with its copy to host.
 
-Usage: gpu_torch.py NET BATCH {infer,train} [--iters N] [--shape C,H,W]
+Usage: gpu_torch.py NET BATCH {infer,train} [--iters N] [--shape C,H,W] [--cpu]
+(--cpu: on the CPU instead, for the dry run of tests/gpu/run.sh on machines without a GPU.)
 """
 import json
 import os
@@ -25,7 +26,8 @@ def main():
     torch.backends.cudnn.allow_tf32 = False
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.benchmark = True
-    dev = torch.device("cuda")
+    cpu = "--cpu" in sys.argv
+    dev = torch.device("cpu" if cpu else "cuda")
     c, h, w = [int(v) for v in shape.split(",")] if shape else reference_models.input_shape(net)
     model = reference_models.build(net, meta=False).to(dev)
     x = torch.randn(batch, c, h, w, device=dev)
@@ -40,7 +42,8 @@ def main():
             opt.zero_grad(set_to_none=True)
             torch.nn.functional.cross_entropy(model(x), y).backward()
             opt.step()
-        torch.cuda.synchronize()
+        if not cpu:
+            torch.cuda.synchronize()
 
     model.train(mode == "train")
     for _ in range(5):
@@ -51,7 +54,7 @@ def main():
         once()
         ms.append((time.perf_counter() - t0) * 1000)
     ms.sort()
-    print(json.dumps({"net": net, "mode": mode, "batch": batch, "median_ms": ms[len(ms) // 2], "device": torch.cuda.get_device_name(0)}))
+    print(json.dumps({"net": net, "mode": mode, "batch": batch, "median_ms": ms[len(ms) // 2], "device": "cpu" if cpu else torch.cuda.get_device_name(0)}))
 
 
 if __name__ == "__main__":
