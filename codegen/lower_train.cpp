@@ -145,6 +145,10 @@ Lowered bnApply(const KernelSpec& k) {
 // pool (poolFolded), where y is dead after the pool and ReLU's mask is recomputed from x.
 bool poolFolded(const KernelSpec& k) { return k.act == Act::Relu && !k.extraIns.empty(); }
 
+// ReLU's mask is recomputed from x (then the kernels read gamma and beta, not y): one tensor less
+// to read. Other activations' derivatives need y.
+bool maskFromX(const KernelSpec& k) { return k.act == Act::Relu; }
+
 // dy through the activation; behind a folded pool it also reads x, st, sd (bnStd), g and b.
 Func actBackInline(ImageParam dy, const KernelSpec& k, std::vector<Argument>& args, const ImageParam& x, const ImageParam& st, Func sd,
                    const ImageParam& g, const ImageParam& b) {
@@ -182,6 +186,20 @@ Func actBackInline(ImageParam dy, const KernelSpec& k, std::vector<Argument>& ar
     f(idx) = select(bnNorm(x(ix), C, st, sd, g, b) > 0.0f && first, dy(X / kw, Y / kh, C, N), 0.0f);
     return f;
   }
+  if (maskFromX(k)) {
+    // y > 0 as x * gamma / sd + (beta - mean * gamma / sd) > 0: a multiply-add per element, where
+    // bnNorm's division per element held this kernel at its divider's rate (no faster than reading
+    // y). The two forms differ only where y is within rounding of 0, where either side of ReLU's
+    // kink is a valid subgradient.
+    Func scale("bn_mask_scale"), shift("bn_mask_shift");
+    Var c("c");
+    scale(c) = g(c) / sd(c);
+    shift(c) = b(c) - st(c, 0) * scale(c);
+    scale.compute_root();
+    shift.compute_root();
+    f(idx) = select(x(ix) * scale(ix[2]) + shift(ix[2]) > 0.0f, dy(ix), 0.0f);
+    return f;
+  }
   ImageParam y = tensorParam("y", k.in);
   args.push_back(y);
   f(idx) = dy(ix) * actDerivFromOutput(y(ix), k.act);
@@ -200,7 +218,7 @@ Lowered bnBackParams(const KernelSpec& k) {
   Func dy = actBackInline(dyIn, k, args, x, st, sd, g, b);
   args.push_back(x);
   args.push_back(st);
-  if (poolFolded(k)) {
+  if (maskFromX(k)) {
     args.push_back(g);
     args.push_back(b);
   }
@@ -268,7 +286,7 @@ Lowered bnBackData(const KernelSpec& k) {
   Func invstd = bnInvStd(st, k), sd = bnStd(st, k);
   Func dy = actBackInline(dyIn, k, args, x, st, sd, g, b);
   for (Argument a : {Argument(x), Argument(st), Argument(g), Argument(dp)}) args.push_back(a);
-  if (poolFolded(k)) args.push_back(b);
+  if (maskFromX(k)) args.push_back(b);
   Expr M = elemsPerChannel(x, d);
   // gamma * invstd / M per channel, once per call (the division by M was per element).
   Func coef("bn_dx_coef");

@@ -386,20 +386,20 @@ struct TBuilder {
             ba.kernel[1] = pool.attrs.kernel[1];
             pooled = {pool.shape};
           }
-          // With a fused activation both kernels take dy and the activation's output y, except
-          // behind a folded pool, where they recompute ReLU's mask from x, gamma and beta.
-          bool poolFolded = !pooled.empty();
+          // With a fused activation both kernels take dy and apply its derivative. ReLU's mask is recomputed from x (maskFromX in lower_train.cpp), so only other
+          // activations read y; the kernels that recompute it read gamma and beta.
+          bool maskFromX = actInBN && gr.act == Act::Relu;
           std::vector<KernelArg> dys{act(dPre)};
-          if (actInBN && !poolFolded) dys.push_back(act(gr.out));
+          if (actInBN && !maskFromX) dys.push_back(act(gr.out));
           auto with = [&](std::vector<KernelArg> rest) { rest.insert(rest.begin(), dys.begin(), dys.end()); return rest; };
           KernelSpec sp = spec(KernelKind::BNBackParams, inShape, {2, inShape[0]}, ba, actInBN ? gr.act : Act::None);
           sp.extraIns = pooled;
           std::vector<KernelArg> pargs = with({act(x), cst(gr.stats)});
-          if (poolFolded) pargs.insert(pargs.end(), {cst(paramRef(bi->gamma)), cst(paramRef(bi->beta))});
+          if (maskFromX) pargs.insert(pargs.end(), {cst(paramRef(bi->gamma)), cst(paramRef(bi->beta))});
           pargs.push_back(cst(bi->dparams));
           call(sp, pargs, dl + " (gamma, beta)", m);
           std::vector<KernelArg> dargs = with({act(x), cst(gr.stats), cst(paramRef(bi->gamma)), cst(bi->dparams)});
-          if (poolFolded) dargs.push_back(cst(paramRef(bi->beta)));
+          if (maskFromX) dargs.push_back(cst(paramRef(bi->beta)));
           giveInput(KernelKind::BNBackData, dargs, ba, actInBN ? gr.act : Act::None, pooled);
           break;
         }
