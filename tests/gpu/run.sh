@@ -9,15 +9,15 @@
 # Expected time on an H100: well under 5 minutes (the build step, here, about one).
 #
 # CNNC_GPU_DRYRUN=1 runs both steps on this machine without a GPU: the nets are built for OpenCL
-# (pocl runs them on the CPU), PyTorch runs on the CPU, and only LeNet-5 and MiniVGG at small
-# batches are measured. It checks the script itself (ctest gpu_script_dryrun), not a GPU's speed.
+# (pocl runs them on the CPU), PyTorch runs on the CPU, ResNet-18 is left out, and only LeNet-5
+# and MiniVGG at small batches are measured. It checks the script itself (ctest gpu_script_dryrun), not a GPU's speed.
 set -u
 root=$(cd "$(dirname "$0")/../.." && pwd)
 dry=${CNNC_GPU_DRYRUN:-}
 if [ -n "$dry" ]; then
   bundle=${CNNC_GPU_BUNDLE:-$root/build/gpu_bundle_dryrun}
   target=${CNNC_GPU_TARGET:-host-opencl}
-  nets="lenet5 minivgg"
+  nets="lenet5 minivgg tinyresnet"
   cases="lenet5 8 infer|minivgg 8 infer|lenet5 16 train|minivgg 8 train"
   torch_dev="--cpu"
   iters=3
@@ -63,7 +63,12 @@ run() {
   echo "== one training step"
   for n in $nets; do
     [ "$n" = resnet18 ] && continue
-    $py tests/torch/step_parity.py --exe "$bundle/$n" --net "$n" --batch 8 --avoid-pool-ties || failed=$((failed + 1))
+    # TinyResNet at batch 2, as in the CPU tests: at larger batches some ReLU input lies within
+    # float32 rounding of 0 and its mask flips between any two implementations (the CPU build
+    # fails its step at batch 4, 8 and 12 too; tests/CMakeLists.txt, STEP_NETS).
+    local b=8
+    [ "$n" = tinyresnet ] && b=2
+    $py tests/torch/step_parity.py --exe "$bundle/$n" --net "$n" --batch $b --avoid-pool-ties || failed=$((failed + 1))
   done
   [ -n "$dry" ] || $py tests/torch/step_parity.py --exe "$bundle/resnet18_small" --net resnet18 --shape 3,64,64 --batch 2 --avoid-pool-ties || failed=$((failed + 1))
   echo "== benchmark (median ms; ratio = PyTorch / cnnc)"
