@@ -53,12 +53,18 @@ public:
   ReductionDomain rdom;
 };
 
-// Halide's default loop nest of one definition: reduction variables innermost (in the domain's
-// order), then the pure arguments, then the outermost dummy loop.
-void resetStage(Definition& d, const std::vector<std::string>& pureArgs) {
+// The reduction domain of definition `d`, found in its arguments and values.
+ReductionDomain rdomOf(const Definition& d) {
   FindRDom find;
   for (const Expr& e : d.args()) e.accept(&find);
   for (const Expr& e : d.values()) e.accept(&find);
+  return find.rdom;
+}
+
+// Halide's default loop nest of one definition: reduction variables innermost (in the domain's
+// order), then the pure arguments, then the outermost dummy loop.
+void resetStage(Definition& d, const std::vector<std::string>& pureArgs) {
+  ReductionDomain rdom = rdomOf(d);
   StageSchedule& s = d.schedule();
   s.splits().clear();
   s.prefetches().clear();
@@ -68,11 +74,11 @@ void resetStage(Definition& d, const std::vector<std::string>& pureArgs) {
   s.atomic() = false;
   std::vector<Dim> dims;
   s.rvars().clear();
-  if (find.rdom.defined()) {
-    s.rvars() = find.rdom.domain();
+  if (rdom.defined()) {
+    s.rvars() = rdom.domain();
     // Marking every reduction variable impure only forbids reordering them, which no GPU
     // schedule here does.
-    for (const auto& rv : find.rdom.domain()) dims.push_back({rv.var, ForType::Serial, DeviceAPI::None, DimType::ImpureRVar});
+    for (const auto& rv : rdom.domain()) dims.push_back({rv.var, ForType::Serial, DeviceAPI::None, DimType::ImpureRVar});
   }
   for (size_t i = 0; i < d.args().size() && i < pureArgs.size(); ++i) {
     const Variable* v = d.args()[i].as<Variable>();
@@ -165,11 +171,9 @@ int64_t constExtent(const RVar& v, int64_t unknown) {
 bool blockReduce(Func F, bool isOutput) {
   Function f = F.function();
   if (f.updates().size() != 1 || f.args().size() != 1 || pureLoops(f, 1).size() != 1) return false;
-  FindRDom find;
-  for (const Expr& e : f.update(0).values()) e.accept(&find);
-  for (const Expr& e : f.update(0).args()) e.accept(&find);
-  if (!find.rdom.defined()) return false;
-  RDom r(find.rdom);
+  ReductionDomain rdom = rdomOf(f.update(0));
+  if (!rdom.defined()) return false;
+  RDom r(rdom);
   // Non-constant extents are the batch: counted as 64 images.
   int64_t size = 1;
   for (int i = 0; i < r.dimensions(); ++i) size *= constExtent(r[i], 64);
@@ -218,9 +222,7 @@ void convSchedule(Func out, Func acc, const KernelSpec& k) {
   acc.compute_at(out, xt).store_in(MemoryType::Register);
   Var ax = acc.args()[0], ay = acc.args()[1], ac = acc.args()[2];
   acc.unroll(ax).unroll(ay).unroll(ac);
-  FindRDom find;
-  for (const Expr& e : acc.function().update(0).values()) e.accept(&find);
-  RDom r(find.rdom);
+  RDom r(rdomOf(acc.function().update(0)));
   acc.update().reorder(ax, ay, ac, r.x, r.y, r.z).unroll(ax).unroll(ay).unroll(ac);
 }
 

@@ -48,18 +48,27 @@ Lowered bnStats(const KernelSpec& k) {
     mean(v.c) = sum(x(r.x, r.y, v.c, r.z)) / M;
     Expr dv = x(r.x, r.y, v.c, r.z) - mean(v.c);
     var(v.c) = sum(dv * dv) / M;
+  } else {
+    RDom r(0, x.dim(1).extent(), "r");
+    mean(v.c) = sum(x(v.c, r)) / M;
+    Expr dv = x(v.c, r) - mean(v.c);
+    var(v.c) = sum(dv * dv) / M;
+  }
+  if (d.size() == 3 && !k.schedule.gpu) {
     // Large batches sum in vector lanes (laneSum): the scalar sums wait on each add, and took
     // 6.7 ms of MiniVGG's step at batch 128 for 0.23 GB read. Small ones keep the scalar order:
     // there the statistics of ResNet-50's 4x4 layers are ill-conditioned enough that any other
-    // rounding moved its step-parity gradients past their bounds (issue 5's notes).
+    // rounding moved its step-parity gradients past their bounds (issue 5's notes). On a GPU the
+    // two-pass sums are reduced across thread blocks (gpu_schedule.cpp): lane sums would only
+    // add work.
+    RDom r(0, (int)d[2], 0, (int)d[1], 0, x.dim(3).extent(), "r");
     Func lsum("bn_sum_lanes"), lsq("bn_sq_lanes");
     lsum(v.c) = 0.0f;
     lsum(v.c) += x(r.x, r.y, v.c, r.z);
     Expr dl = x(r.x, r.y, v.c, r.z) - lsum(v.c) / M;
     lsq(v.c) = 0.0f;
     lsq(v.c) += dl * dl;
-    // On a GPU the two-pass sums are reduced across thread blocks; lane sums would only add work.
-    Expr large = k.schedule.gpu ? Internal::const_false() : x.dim(3).extent() * (int)(d[1] * d[2]) >= 16384;
+    Expr large = x.dim(3).extent() * (int)(d[1] * d[2]) >= 16384;
     out(v.c, which) = select(large, select(which == 0, lsum(v.c), lsq(v.c)) / M, select(which == 0, mean(v.c), var(v.c)));
     mean.compute_at(out, v.c);
     var.compute_at(out, v.c);
@@ -68,14 +77,9 @@ Lowered bnStats(const KernelSpec& k) {
     laneSum(lsum, r, (int)d[2], k.schedule);
     laneSum(lsq, r, (int)d[2], k.schedule);
     out.reorder(which, v.c).bound(which, 0, 2).unroll(which).parallel(v.c);
-    if (!k.schedule.gpu) out.specialize(large);
+    out.specialize(large);
     declareDense(out.output_buffer(), Dims{2, d[0]}, false);
     return {Pipeline(out), {x}};
-  } else {
-    RDom r(0, x.dim(1).extent(), "r");
-    mean(v.c) = sum(x(v.c, r)) / M;
-    Expr dv = x(v.c, r) - mean(v.c);
-    var(v.c) = sum(dv * dv) / M;
   }
   out(v.c, which) = select(which == 0, mean(v.c), var(v.c));
   mean.compute_at(out, v.c);
@@ -112,6 +116,10 @@ Expr bnNorm(Expr xv, Expr c, const ImageParam& st, Func sd, const ImageParam& g,
   return (xv - st(c, 0)) / sd(c) * g(c) + b(c);
 }
 
+// sign(gamma): bnNorm is increasing in x for gamma > 0 and decreasing for gamma < 0, so a window's
+// largest y is at its largest x * sign(gamma) (the keys of the folded max pool's routing).
+Expr gammaSign(const ImageParam& g, Expr c) { return select(g(c) > 0.0f, 1.0f, g(c) < 0.0f, -1.0f, 0.0f); }
+
 Lowered bnApply(const KernelSpec& k) {
   Vars v;
   const Dims& d = k.in;
@@ -141,15 +149,15 @@ Lowered bnApply(const KernelSpec& k) {
 
 // BN backward kernels with a fused activation (k.act set) apply the activation's gradient inline:
 // the separate ActGrad kernel read and wrote a whole tensor for what is one multiply per element.
-// They read the activation's output y (appended to `args` after dy), except behind a folded max
-// pool (poolFolded), where y is dead after the pool and ReLU's mask is recomputed from x.
+// ReLU's mask is recomputed from x (maskFromX); other activations read their output y (appended to
+// `args` after dy). Behind a folded max pool (poolFolded) dy is the pool's gradient.
 bool poolFolded(const KernelSpec& k) { return k.act == Act::Relu && !k.extraIns.empty(); }
 
 // ReLU's mask is recomputed from x (then the kernels read gamma and beta, not y): one tensor less
 // to read. Other activations' derivatives need y.
 bool maskFromX(const KernelSpec& k) { return k.act == Act::Relu; }
 
-// dy through the activation; behind a folded pool it also reads x, st, sd (bnStd), g and b.
+// dy through the activation. ReLU's mask reads x, st, sd (bnStd), g and b.
 Func actBackInline(ImageParam dy, const KernelSpec& k, std::vector<Argument>& args, const ImageParam& x, const ImageParam& st, Func sd,
                    const ImageParam& g, const ImageParam& b) {
   if (k.act == Act::None) return Func(dy);
@@ -161,9 +169,8 @@ Func actBackInline(ImageParam dy, const KernelSpec& k, std::vector<Argument>& ar
     // dy is the gradient of a kw x kh max pool that tiles y = relu(bnNorm(x)): each window's
     // gradient goes to its first maximum, as maxPoolBackTiled routes it. This replaces the
     // MaxPoolBack kernel and the full-size gradient it wrote (MiniVGG: 2.3 ms per step).
-    // bnNorm is increasing in x for gamma > 0 and decreasing for gamma < 0, so the window's
-    // maximum is that of x * sign(gamma) (all tied, so the first, for gamma = 0, as y is then
-    // constant). Only windows whose maximum is positive pass the ReLU mask below; there the two
+    // The window's maximum is that of x * sign(gamma) (gammaSign; all tied, so the first, for
+    // gamma = 0, as y is then constant). Only windows whose maximum is positive pass the ReLU mask below; there the two
     // orders agree except where rounding made two different x equal in y, a tie within one ulp
     // at which either element is a valid subgradient. Recomputing y for each window element
     // instead cost four divisions per element and was slower than the MaxPoolBack it replaces.
@@ -173,7 +180,7 @@ Func actBackInline(ImageParam dy, const KernelSpec& k, std::vector<Argument>& ar
     int kw = (int)k.attrs.kernel[1], kh = (int)k.attrs.kernel[0], K = kw * kh;
     Expr X = ix[0], Y = ix[1], C = ix[2], N = ix[3];
     Expr x0 = (X / kw) * kw, y0 = (Y / kh) * kh;
-    Expr sgn = select(g(C) > 0.0f, 1.0f, g(C) < 0.0f, -1.0f, 0.0f);
+    Expr sgn = gammaSign(g, C);
     std::vector<Expr> e;
     for (int j = 0; j < K; ++j) e.push_back(x(x0 + j % kw, y0 + j / kw, C, N) * sgn);
     Expr me = X % kw + (Y % kh) * kw, first = Internal::const_false();
@@ -215,7 +222,7 @@ Lowered bnBackParams(const KernelSpec& k) {
   ImageParam g = fixedParam("gamma", {C}), b = fixedParam("beta", {C});
   std::vector<Argument> args{dyIn};
   Func sd = bnStd(st, k);
-  Func dy = actBackInline(dyIn, k, args, x, st, sd, g, b);
+  Func dy = poolFolded(k) ? Func() : actBackInline(dyIn, k, args, x, st, sd, g, b);
   args.push_back(x);
   args.push_back(st);
   if (maskFromX(k)) {
@@ -235,7 +242,7 @@ Lowered bnBackParams(const KernelSpec& k) {
     int kw = (int)k.attrs.kernel[1], kh = (int)k.attrs.kernel[0];
     const Dims& pd = k.extraIns[0];  // [C, H / kh, W / kw]
     RDom r(0, (int)pd[2], 0, (int)pd[1], 0, x.dim(3).extent(), "r");
-    Expr sgn = select(g(v.c) > 0.0f, 1.0f, g(v.c) < 0.0f, -1.0f, 0.0f);
+    Expr sgn = gammaSign(g, v.c);
     Expr m;
     for (int j = 0; j < kw * kh; ++j) {
       Expr e = x(r.x * kw + j % kw, r.y * kh + j / kw, v.c, r.z) * sgn;

@@ -386,8 +386,9 @@ struct TBuilder {
             ba.kernel[1] = pool.attrs.kernel[1];
             pooled = {pool.shape};
           }
-          // With a fused activation both kernels take dy and apply its derivative. ReLU's mask is recomputed from x (maskFromX in lower_train.cpp), so only other
-          // activations read y; the kernels that recompute it read gamma and beta.
+          // With a fused activation both kernels take dy and apply its derivative. ReLU's mask
+          // is recomputed from x (maskFromX in lower_train.cpp), so only other activations read
+          // y; the kernels that recompute it read gamma and beta.
           bool maskFromX = actInBN && gr.act == Act::Relu;
           std::vector<KernelArg> dys{act(dPre)};
           if (actInBN && !maskFromX) dys.push_back(act(gr.out));

@@ -10,7 +10,8 @@
 #
 # CNNC_GPU_DRYRUN=1 runs both steps on this machine without a GPU: the nets are built for OpenCL
 # (pocl runs them on the CPU), PyTorch runs on the CPU, ResNet-18 is left out, and only LeNet-5
-# and MiniVGG at small batches are measured. It checks the script itself (ctest gpu_script_dryrun), not a GPU's speed.
+# and MiniVGG at small batches are measured. It checks the script itself (ctest
+# gpu_script_dryrun), not a GPU's speed.
 set -u
 root=$(cd "$(dirname "$0")/../.." && pwd)
 dry=${CNNC_GPU_DRYRUN:-}

@@ -16,6 +16,7 @@ kernel (a missing tap, a wrong stride) is off by orders of magnitude more.
 Usage: step_parity.py --exe BUILT_NET --net NAME [--batch 4] [--shape C,H,W] [--lr 0.1]
 """
 import argparse
+import copy
 import os
 import subprocess
 import sys
@@ -127,14 +128,13 @@ def unambiguous_input(model, shape, gen, tries=20):
     here, since deep nets (ResNet-50) have such an element in nearly every draw. The CPU tests keep
     their first draw, on which their rounding and PyTorch's agree; GPU builds, which sum in another
     order (block reductions), use this."""
-    import copy
     m64 = copy.deepcopy(model).double().train()
     pools = [m for m in m64.modules() if isinstance(m, torch.nn.MaxPool2d)]
     best = None
     for i in range(tries):
         x = torch.randn(shape, generator=gen)
         if not pools:
-            return x, 0
+            return x, 0, 0
         ties = []
         hooks = [m.register_forward_hook(lambda m, inp, out: ties.append(pool_near_ties(inp[0], m))) for m in pools]
         with torch.no_grad():
@@ -142,10 +142,10 @@ def unambiguous_input(model, shape, gen, tries=20):
         for h in hooks:
             h.remove()
         if sum(ties) == 0:
-            return x, i
+            return x, i, 0
         if best is None or sum(ties) < best[1]:
             best = (x, sum(ties))
-    return best[0], tries - 1
+    return best[0], tries - 1, best[1]
 
 
 def main():
@@ -170,10 +170,12 @@ def main():
     model.train()
     shape = tuple(int(v) for v in args.shape.split(",")) if args.shape else reference_models.input_shape(args.net)
     if args.avoid_pool_ties:
-        x, redraws = unambiguous_input(model, (args.batch,) + shape, gen)
+        x, redraws, ties = unambiguous_input(model, (args.batch,) + shape, gen)
     else:
-        x, redraws = torch.randn((args.batch,) + shape, generator=gen), 0
-    if redraws:
+        x, redraws, ties = torch.randn((args.batch,) + shape, generator=gen), 0, 0
+    if ties:
+        print(f"note: every one of {redraws + 1} inputs drawn had a max-pool near-tie; using one with {ties}")
+    elif redraws:
         print(f"note: input drawn {redraws + 1} times, until no max-pool window had a near-tie")
     with torch.no_grad():
         k = model.eval()(x[:1]).shape[1]
@@ -192,7 +194,6 @@ def main():
             print("0 passed, 1 failed")
             return 1
         got = st.load(f"{d}/out.safetensors")
-    import copy
 
     def reference(m, xx):
         out = torch.nn.functional.cross_entropy(m(xx), labels, label_smoothing=args.label_smoothing)
