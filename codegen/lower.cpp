@@ -28,7 +28,7 @@ Lowered conv(const KernelSpec& k) {
   declareDense(b, {O}, false);
   std::vector<Argument> args{in, w, b};
   Func src("src");
-  if (a.pad[0] || a.pad[1]) src = BoundaryConditions::constant_exterior(in, 0.0f, {{0, (int)W}, {0, (int)H}});
+  if (a.pad[0] || a.pad[1]) src = zeroPadded(in, (int)W, (int)H, 0, 0, k.schedule, "src");
   else src(v.x, v.y, v.c, v.n) = in(v.x, v.y, v.c, v.n);
   RDom r(0, (int)a.kernel[1], 0, (int)a.kernel[0], 0, (int)cig, "r");
   Expr g = a.groups == 1 ? Expr(0) : v.c / (int)cog;

@@ -353,8 +353,7 @@ Lowered convBackDataPhases(const KernelSpec& k) {
   int kh = (int)a.kernel[0], kw = (int)a.kernel[1], sy = (int)a.stride[0], sx = (int)a.stride[1];
   ImageParam dy = tensorParam("dy", k.in);
   ImageParam w = fixedParam("weight", {O, cig, kh, kw});
-  Func dyz("convbd_dyz");
-  dyz(v.x, v.y, v.c, v.n) = BoundaryConditions::constant_exterior(dy, 0.0f, {{0, Wo}, {0, Ho}})(v.x, v.y, v.c, v.n);
+  Func dyz = zeroPadded(dy, Wo, Ho, 0, 0, k.schedule, "convbd_dyz");
   Expr g = a.groups == 1 ? Expr(0) : v.c / cig;
   Expr cl = a.groups == 1 ? Expr(v.c) : v.c % cig;
   std::map<int, Func> blocked;  // channel-vector phases read the weights blocked by T (one copy per T)
@@ -414,7 +413,7 @@ Lowered convBackDataPhases(const KernelSpec& k) {
       .reorder(qx, ux, uy, qy, v.c, v.n).unroll(ux).unroll(uy);
   if (k.schedule.lanes >= 8 && (W / sx) >= 8) out.vectorize(qx, 8, TailStrategy::GuardWithIf);
   else if ((W / sx) >= 4) out.vectorize(qx, 4, TailStrategy::GuardWithIf);
-  dyz.compute_at(out, v.n).vectorize(v.x, 4, TailStrategy::GuardWithIf);
+  dyz.compute_at(out, v.n);
   out.specialize(out.output_buffer().dim(3).extent() >= 8).parallel(v.n);
   return finish(out, k, {dy, w});
 }
@@ -447,7 +446,8 @@ Lowered convBackData(const KernelSpec& k) {
   Expr inside = ux >= 0 && uy >= 0 && ux < (int)Wo * sx && uy < (int)Ho * sy;
   if (sx > 1) inside = inside && ux % sx == 0;
   if (sy > 1) inside = inside && uy % sy == 0;
-  dyz(ux, uy, uc, un) = select(inside, dy(clamp(ux / sx, 0, (int)Wo - 1), clamp(uy / sy, 0, (int)Ho - 1), uc, un), 0.0f);
+  if (sx == 1 && sy == 1) dyz = zeroPadded(dy, (int)Wo, (int)Ho, 0, 0, k.schedule, "convbd_dyz");
+  else dyz(ux, uy, uc, un) = select(inside, dy(clamp(ux / sx, 0, (int)Wo - 1), clamp(uy / sy, 0, (int)Ho - 1), uc, un), 0.0f);
   // With channel vectors the weights are read through a copy in blocks of T input channels.
   Func wcopy;
   Expr cl = a.groups == 1 ? Expr(v.c) : v.c % (int)cig;
@@ -530,8 +530,7 @@ WeightGradSources weightGradSources(const KernelSpec& k) {
   Var co("co"), ox("ox"), oy("oy"), n("n"), xx("xx"), yy("yy"), c("c");
   s.dyRows(co, ox, oy, n) = s.dy(ox, oy, clamp(co, 0, (int)dyd[0] - 1), n);
   s.dyT(co, ox, oy, n) = s.dyRows(co, ox, oy, n);
-  Func xin = BoundaryConditions::constant_exterior(s.x, 0.0f, {{0, (int)xd[2]}, {0, (int)xd[1]}});
-  s.xpad(xx, yy, c, n) = xin(xx - (int)a.pad[1], yy - (int)a.pad[0], c, n);
+  s.xpad = zeroPadded(s.x, (int)xd[2], (int)xd[1], (int)a.pad[1], (int)a.pad[0], k.schedule, "convbw_xpad");
   return s;
 }
 
@@ -665,7 +664,7 @@ Lowered convBackWeight(const KernelSpec& k) {
   part.update().split(co, cv_, cl, vec).reorder(cl, cv_, kx, ky, ci, rp.x, rp.y)
       .vectorize(cl).unroll(cv_).unroll(kx).unroll(ky).unroll(ci);
   scheduleTranspose(src, chunk, ni, vec, Wo);
-  xpad.compute_at(chunk, ni);
+  xpad.compute_at(chunk, cio);
   sum.compute_root().vectorize(co, vec, TailStrategy::RoundUp);
   sum.update().vectorize(co, vec, TailStrategy::RoundUp);
   out.parallel(co);
