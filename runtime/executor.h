@@ -7,6 +7,7 @@
 #include "HalideRuntime.h"
 #include "device.h"
 #include "plan.h"
+#include "huge_alloc.h"
 #include "weights.h"
 
 namespace cnnc::rt {
@@ -76,7 +77,7 @@ private:
   std::vector<std::vector<float>> consts_;  // owned constants (inference)
   std::vector<void*> constPtr_;
   std::vector<bool> constInt_;
-  std::vector<float> arena_;
+  std::vector<float, HugePageAllocator<float>> arena_;
   int64_t batch_ = 0;
   std::vector<std::vector<Buf>> callBufs_;  // per call, per argument
 };
