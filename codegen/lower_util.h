@@ -76,6 +76,7 @@ inline Func zeroPadded(Func in, int W, int H, int sx, int sy, const Schedule& sc
     pad.vectorize(x, vec);
     pad.update().vectorize(r.x, vec);
   }
+  pad.update().reorder(r.x, c, r.y, n);
   return pad;
 }
 
