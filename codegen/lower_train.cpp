@@ -55,8 +55,9 @@ Lowered bnStats(const KernelSpec& k) {
     var(v.c) = sum(dv * dv) / M;
   }
   if (d.size() == 3 && !k.schedule.gpu) {
-    // Large batches sum in vector lanes (laneSum): the scalar sums wait on each add, and took
-    // 6.7 ms of MiniVGG's step at batch 128 for 0.23 GB read. Small ones keep the scalar order:
+    // Large batches (8192 or more values per channel) sum in vector lanes (laneSum): the scalar
+    // sums wait on each add, and took 6.7 ms of MiniVGG's step at batch 128 for 0.23 GB read
+    // (its 8x8 layers, 8192 values, 0.60 -> 0.30 ms each). Small ones keep the scalar order:
     // there the statistics of ResNet-50's 4x4 layers are ill-conditioned enough that any other
     // rounding moved its step-parity gradients past their bounds (issue 5's notes). On a GPU the
     // two-pass sums are reduced across thread blocks (gpu_schedule.cpp): lane sums would only
@@ -68,7 +69,7 @@ Lowered bnStats(const KernelSpec& k) {
     Expr dl = x(r.x, r.y, v.c, r.z) - lsum(v.c) / M;
     lsq(v.c) = 0.0f;
     lsq(v.c) += dl * dl;
-    Expr large = x.dim(3).extent() * (int)(d[1] * d[2]) >= 16384;
+    Expr large = x.dim(3).extent() * (int)(d[1] * d[2]) >= 8192;
     out(v.c, which) = select(large, select(which == 0, lsum(v.c), lsq(v.c)) / M, select(which == 0, mean(v.c), var(v.c)));
     mean.compute_at(out, v.c);
     var.compute_at(out, v.c);
