@@ -17,6 +17,7 @@ Usage (from the repository root, after scripts/build.sh):
 import argparse
 import datetime
 import json
+import math
 import os
 import platform
 import shutil
@@ -148,7 +149,9 @@ def main():
     ap.add_argument("--cnnc", default=os.path.join(ROOT, "build", "cnnc"))
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--rounds", type=int, default=5, help="interleaved rounds per case")
-    ap.add_argument("--iters", type=int, default=3, help="timed iterations per round and side")
+    ap.add_argument("--iters", type=int, default=3, help="timed iterations per round and side, at least")
+    ap.add_argument("--round-ms", type=float, default=200.0,
+                    help="short steps get more iterations per round, up to this much of cnnc's time (max 50)")
     ap.add_argument("--quick", action="store_true", help="fewer cases and rounds; does not write BENCHMARKS.md")
     ap.add_argument("--cases", help="comma-separated net names to keep")
     ap.add_argument("--no-write", action="store_true", help="print only")
@@ -179,12 +182,17 @@ def main():
     for net, mode, batch in cases:
         c_ms, t_ms = [], []
         torch_side.setup(net, mode, batch)
+        # A round of 3 LeNet-5 steps lasts 13 ms, so one brief disturbance on this shared machine
+        # decided a round (the full run once read 6.4 ms against 4.2-4.5 ms alone). Both sides run
+        # the same count: enough for about round_ms of cnnc's steps.
+        probe = cnnc_time(exes[net], mode, batch, 1, a.iters, a.threads)["median_ms"]
+        iters = max(a.iters, min(50, math.ceil(a.round_ms / max(probe, 1e-3))))
         for r in range(a.rounds):
-            res = cnnc_time(exes[net], mode, batch, 1, a.iters, a.threads)
+            res = cnnc_time(exes[net], mode, batch, 1, iters, a.threads)
             c_ms.append(res["median_ms"])
-            t_ms.append(statistics.median(torch_side.time(net, mode, batch, 1, a.iters)))
+            t_ms.append(statistics.median(torch_side.time(net, mode, batch, 1, iters)))
         c, t = statistics.median(c_ms), statistics.median(t_ms)
-        rows.append((net, mode, batch, c, t, t / c))
+        rows.append((net, mode, batch, iters, c, t, t / c))
         log(f"{net:>10} {mode:5} batch {batch:3}: cnnc {c:9.2f} ms  PyTorch {t:9.2f} ms  ratio {t / c:5.2f}")
     rss = []
     if not a.quick and any(c[0] == "tinyresnet" for c in cases):
@@ -210,13 +218,14 @@ def report(a, rows, compile_rows, rss):
     now = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
     lines = ["# Benchmarks", "",
              f"Measured {now} on {machine()}, {a.threads} threads for both sides; PyTorch {torch.__version__} "
-             f"(oneDNN). Written by `bench/run.py`: {a.rounds} interleaved rounds of {a.iters} timed iterations "
-             "(after one warm-up) per side; each number is the median of the per-round medians. "
+             f"(oneDNN). Written by `bench/run.py`: {a.rounds} interleaved rounds per side, each of one warm-up and "
+             f"`iters` timed iterations (at least {a.iters}, and enough for about {a.round_ms:.0f} ms of cnnc's steps); "
+             "each number is the median of the per-round medians. "
              "Ratio = PyTorch / cnnc (above 1: cnnc is faster). Training steps are forward, backward and an "
              "SGD-momentum update, cross-entropy loss.", "",
-             "| net | mode | batch | cnnc ms | PyTorch ms | ratio |", "|---|---|---:|---:|---:|---:|"]
-    for net, mode, batch, c, t, r in rows:
-        lines.append(f"| {net} | {mode} | {batch} | {c:.2f} | {t:.2f} | {r:.2f} |")
+             "| net | mode | batch | iters | cnnc ms | PyTorch ms | ratio |", "|---|---|---:|---:|---:|---:|---:|"]
+    for net, mode, batch, iters, c, t, r in rows:
+        lines.append(f"| {net} | {mode} | {batch} | {iters} | {c:.2f} | {t:.2f} | {r:.2f} |")
     if compile_rows:
         lines += ["", "Compile time (`cnnc NET.cnn -o X`): cold = empty kernel cache, warm = cache filled.", "",
                   "| net | cold s | warm s |", "|---|---:|---:|"]
