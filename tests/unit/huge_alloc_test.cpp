@@ -1,6 +1,5 @@
 // The activation arena's allocator (runtime/huge_alloc.h): 2 MiB aligned, and backed by
-// transparent huge pages where the kernel offers them (MiniVGG's training step: 112 -> 104 ms,
-// from fewer TLB misses on the per-image copies).
+// transparent huge pages where the kernel offers them (MiniVGG's training step: 112 -> 104 ms).
 #include "huge_alloc.h"
 
 #include <gtest/gtest.h>
