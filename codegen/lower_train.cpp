@@ -665,7 +665,7 @@ Lowered convBackWeight(const KernelSpec& k) {
   part.update().split(co, cv_, cl, vec).reorder(cl, cv_, kx, ky, ci, rp.x, rp.y)
       .vectorize(cl).unroll(cv_).unroll(kx).unroll(ky).unroll(ci);
   scheduleTranspose(src, chunk, ni, vec, Wo);
-  xpad.compute_at(chunk, cio);
+  xpad.compute_at(chunk, ni);
   sum.compute_root().vectorize(co, vec, TailStrategy::RoundUp);
   sum.update().vectorize(co, vec, TailStrategy::RoundUp);
   out.parallel(co);
