@@ -2,6 +2,7 @@
 #pragma once
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdlib>
 #include <new>
@@ -16,7 +17,7 @@ struct HugePageAllocator {
   HugePageAllocator(const HugePageAllocator<U>&) {}
   T* allocate(size_t n) {
     const size_t huge = size_t(2) << 20;
-    size_t bytes = (n * sizeof(T) + huge - 1) / huge * huge;
+    size_t bytes = std::max<size_t>(1, (n * sizeof(T) + huge - 1) / huge) * huge;  // aligned_alloc(a, 0) may return null
     void* p = std::aligned_alloc(huge, bytes);
     if (!p) throw std::bad_alloc();
 #ifdef MADV_HUGEPAGE

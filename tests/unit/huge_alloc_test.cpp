@@ -49,6 +49,10 @@ TEST(HugePageAllocator, AlignedAndUsable) {
   EXPECT_EQ(v.front() + v.back(), 3.0f);
   v.assign(5, 0.5f);  // reuse after shrinking keeps the same storage semantics as std::vector
   EXPECT_EQ(v.size(), 5u);
+  HugePageAllocator<float> a;
+  float* p = a.allocate(0);  // an empty arena (a net without activations) still gets valid storage
+  EXPECT_NE(p, nullptr);
+  a.deallocate(p, 0);
 }
 
 TEST(HugePageAllocator, BackedByHugePagesWhereOffered) {
