@@ -555,6 +555,18 @@ void scheduleTranspose(WeightGradSources& s, Func at, VarOrRVar where, int vec, 
   s.dyRows.compute_at(s.dyT, coo).store_in(MemoryType::Register).vectorize(s.dyRows.args()[1]).unroll(s.dyRows.args()[0]);
 }
 
+// The gradient leaves in PyTorch's [O, C, kh, kw] layout while the sums hold output channels
+// innermost: a transpose of an O x (C kh kw) matrix. Element by element (parallel over co, kx
+// innermost) every read touched another cache line: 14% of ResNet-18's 512-channel weight gradient
+// (9.4 MiB) at batch 8. In blocks of 16 x 16, a block's 16 lines of each side stay in L1.
+void scheduleWeightOut(Func out) {
+  Var kx = out.args()[0], ky = out.args()[1], ci = out.args()[2], co = out.args()[3];
+  Var kxy("kxy"), f("f"), fo("fo"), fi("fi"), coo("coo"), coi("coi");
+  out.fuse(kx, ky, kxy).fuse(kxy, ci, f)
+      .split(f, fo, fi, 16, TailStrategy::GuardWithIf).split(co, coo, coi, 16, TailStrategy::GuardWithIf)
+      .reorder(fi, coi, fo, coo).vectorize(fi).parallel(coo);
+}
+
 // Weight gradient of an ungrouped conv with small outputs (Ho x Wo <= 64: TinyResNet's 8x8 and 4x4
 // layers). The per-image form below adds each register tile into its chunk's partial after only
 // Ho x Wo positions, so that partial (O x C x taps floats: 2.4 MiB at 256 channels) streamed through
@@ -607,7 +619,7 @@ Lowered convBackWeightBatched(const KernelSpec& k) {
   xpad.compute_at(part, u);
   sum.compute_root().vectorize(co, t.vec, TailStrategy::RoundUp);
   sum.update().vectorize(co, t.vec, TailStrategy::RoundUp);
-  out.parallel(co);
+  scheduleWeightOut(out);
   declareDense(out.output_buffer(), Dims{O, C, kh, kw}, false);
   return {Pipeline(out), {dy, x}};
 }
@@ -668,7 +680,7 @@ Lowered convBackWeight(const KernelSpec& k) {
   xpad.compute_at(chunk, ni);
   sum.compute_root().vectorize(co, vec, TailStrategy::RoundUp);
   sum.update().vectorize(co, vec, TailStrategy::RoundUp);
-  out.parallel(co);
+  scheduleWeightOut(out);
   declareDense(out.output_buffer(), Dims{O, C, kh, kw}, false);
   return {Pipeline(out), {dy, x}};
 }
