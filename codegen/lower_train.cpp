@@ -571,7 +571,7 @@ void scheduleWeightOut(Func out) {
 // layers). The per-image form below adds each register tile into its chunk's partial after only
 // Ho x Wo positions, so that partial (O x C x taps floats: 2.4 MiB at 256 channels) streamed through
 // the caches once per image, and the 4x4 layers ran at half the rate of the 32x32 ones. Here:
-//  1. The batch is cut into 8 chunks of ceil(N / 8) images, each a parallel task.
+//  1. The batch is cut into 2 to 8 chunks of at least 16 images (fewer when N < 32), each a parallel task.
 //  2. Per chunk, dy is transposed channels-innermost (dyT) and x padded (xpad), all its images at once.
 //  3. Each register tile (the same tiles as convBackWeight) sums over the positions of every image of
 //     the chunk, then is stored into the chunk's partial once.
@@ -582,13 +582,15 @@ Lowered convBackWeightBatched(const KernelSpec& k) {
   const Dims& dyd = k.extraIns[0];  // [O,Ho,Wo]
   int C = (int)xd[0], O = (int)dyd[0], Ho = (int)dyd[1], Wo = (int)dyd[2];
   int kh = (int)a.kernel[0], kw = (int)a.kernel[1];
-  const int chunks = 8;
   WeightGradSources src = weightGradSources(k);
   ImageParam dy = src.dy, x = src.x;
   Func dyT = src.dyT, xpad = src.xpad;
   Var co("co"), kx("kx"), ky("ky"), ci("ci"), u("u");
   Func acc("convbw_acc"), part("convbw_part"), sum("convbw_sum"), out("conv_dw");
-  Expr N = dy.dim(3).extent(), per = (N + chunks - 1) / chunks;
+  // At least 16 images per chunk, 2 to 8 chunks: each chunk's partial is O x C x taps floats,
+  // 9.4 MiB for ResNet-18's 512-channel layers, and 8 chunks of one image each at batch 8 spent
+  // more time writing and summing partials than multiplying.
+  Expr N = dy.dim(3).extent(), chunks = clamp(N / 16, 2, 8), per = (N + chunks - 1) / chunks;
   RDom rq(0, Wo, 0, Ho, 0, per, "rq");
   Expr img = u * per + rq.z;
   rq.where(img < N);
