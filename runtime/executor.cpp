@@ -7,8 +7,6 @@
 #include <cstring>
 #include <mutex>
 
-#include "scratch_alloc.h"
-
 namespace cnnc::rt {
 
 namespace {
@@ -35,8 +33,6 @@ static void onHalideError(void*, const char* msg) {
 bool Executor::init(const Plan& p, const KernelEntry* table, int count, std::string& err) {
   dumpDir_ = getenv("CNNC_DUMP_DIR");
   halide_set_error_handler(onHalideError);
-  halide_set_custom_malloc(scratchMalloc);
-  halide_set_custom_free(scratchFree);
   plan_ = &p;
   fns_.clear();
   for (const auto& k : p.kernels) {
