@@ -789,61 +789,70 @@ Lowered maxPoolBackTiled(const KernelSpec& k) {
   return finish(out, k, {dy, x});
 }
 
+// Max pools whose windows overlap or have padding (ResNet's 3x3 stride-2 stem pool, GoogLeNet's,
+// AlexNet's). The window's first maximum in scan order (rows, then columns) gets the gradient, as
+// in PyTorch, which also adds the windows' gradients in window order: here a scatter over the
+// windows of each (channel, image) plane, planes in parallel. The gather form (each input summing
+// the taps that might have chosen it, with a division and a gather per tap) took 33-37 ms of
+// ResNet-18's step at batch 8 for its 3x3 stride-2 pool.
+Lowered maxPoolBackScatter(const KernelSpec& k) {
+  Vars v;
+  const Attrs& a = k.attrs;
+  const Dims& dyd = k.in;  // [C,Ho,Wo]
+  const Dims& dxd = k.out; // [C,H,W]
+  int Ho = (int)dyd[1], Wo = (int)dyd[2], H = (int)dxd[1], W = (int)dxd[2];
+  int sx = (int)a.stride[1], sy = (int)a.stride[0], kw = (int)a.kernel[1];
+  ImageParam dy = tensorParam("dy", dyd), x = tensorParam("x", dxd);
+  Func src = BoundaryConditions::constant_exterior(x, -std::numeric_limits<float>::infinity(), {{0, W}, {0, H}});
+  RDom q(0, kw, 0, (int)a.kernel[0], "q");
+  Func am("maxpool_argmax");
+  Var px("px"), py("py");
+  Tuple best = argmax(q, src(px * sx - (int)a.pad[1] + q.x * (int)a.dilation[1], py * sy - (int)a.pad[0] + q.y * (int)a.dilation[0], v.c, v.n));
+  am(px, py, v.c, v.n) = best[0] + best[1] * kw;
+  RDom w(0, Wo, 0, Ho, "w");
+  Expr tap = am(w.x, w.y, v.c, v.n);
+  // A window's maximum is never in its padding (PyTorch keeps every window's start inside), so
+  // the clamps only tell bounds inference where the writes land.
+  Expr tx = clamp(w.x * sx - (int)a.pad[1] + (tap % kw) * (int)a.dilation[1], 0, W - 1);
+  Expr ty = clamp(w.y * sy - (int)a.pad[0] + (tap / kw) * (int)a.dilation[0], 0, H - 1);
+  Func out("maxpool_dx");
+  out(v.x, v.y, v.c, v.n) = 0.0f;
+  out(tx, ty, v.c, v.n) += dy(w.x, w.y, v.c, v.n);
+  int vec = W >= 16 && k.schedule.lanes >= 16 ? 16 : W >= 8 ? 8 : 1;
+  if (vec > 1) out.vectorize(v.x, vec, TailStrategy::GuardWithIf);
+  out.fuse(v.c, v.n, v.cn).parallel(v.cn);
+  out.update().reorder(w.x, w.y, v.c, v.n).fuse(v.c, v.n, v.cn).parallel(v.cn);
+  am.compute_at(out, v.cn).vectorize(px, Wo >= 16 && k.schedule.lanes >= 16 ? 16 : 8, TailStrategy::GuardWithIf);
+  return finish(out, k, {dy, x});
+}
+
 Lowered poolBack(const KernelSpec& k) {
   Vars v;
   const Attrs& a = k.attrs;
-  if (k.kind == KernelKind::MaxPoolBack && a.kernel[0] == a.stride[0] && a.kernel[1] == a.stride[1] && a.pad[0] == 0 && a.pad[1] == 0 &&
-      a.dilation[0] == 1 && a.dilation[1] == 1 && k.out[1] % a.stride[0] == 0 && k.out[2] % a.stride[1] == 0 &&
-      k.in[1] * a.stride[0] == k.out[1] && k.in[2] * a.stride[1] == k.out[2])
-    return maxPoolBackTiled(k);
+  if (k.kind == KernelKind::MaxPoolBack) {
+    bool tiled = a.kernel[0] == a.stride[0] && a.kernel[1] == a.stride[1] && a.pad[0] == 0 && a.pad[1] == 0 &&
+                 a.dilation[0] == 1 && a.dilation[1] == 1 && k.out[1] % a.stride[0] == 0 && k.out[2] % a.stride[1] == 0 &&
+                 k.in[1] * a.stride[0] == k.out[1] && k.in[2] * a.stride[1] == k.out[2];
+    return tiled ? maxPoolBackTiled(k) : maxPoolBackScatter(k);
+  }
+  // Average pools: each input sums the windows that contain it, each divided by its count.
   const Dims& dyd = k.in;  // [C,Ho,Wo]
   const Dims& dxd = k.out; // [C,H,W]
   int64_t Ho = dyd[1], Wo = dyd[2], H = dxd[1], W = dxd[2];
   ImageParam dy = tensorParam("dy", dyd);
-  std::vector<Argument> args{dy};
   int sx = (int)a.stride[1], sy = (int)a.stride[0];
   RDom r(0, (int)a.kernel[1], 0, (int)a.kernel[0], "r");
   TapSource t = tapSource(v, r, a, Ho, Wo);
   Expr valid = t.valid, cx = t.ox, cy = t.oy;
-  Func out(k.kind == KernelKind::MaxPoolBack ? "maxpool_dx" : "avgpool_dx");
-  if (k.kind == KernelKind::MaxPoolBack) {
-    // The window's first maximum in scan order (rows, then columns) gets the gradient, as in
-    // PyTorch, which also adds the windows' gradients in window order: here a scatter over the
-    // windows of each (channel, image) plane, planes in parallel. The gather form (each input
-    // summing the taps that might have chosen it, with a division and a gather per tap) took
-    // 33-37 ms of ResNet-18's step at batch 8 for its 3x3 stride-2 pool.
-    ImageParam x = tensorParam("x", dxd);
-    args.push_back(x);
-    Func src = BoundaryConditions::constant_exterior(x, -std::numeric_limits<float>::infinity(), {{0, (int)W}, {0, (int)H}});
-    RDom q(0, (int)a.kernel[1], 0, (int)a.kernel[0], "q");
-    Func am("maxpool_argmax");
-    Var px("px"), py("py");
-    Tuple best = argmax(q, src(px * sx - (int)a.pad[1] + q.x * (int)a.dilation[1], py * sy - (int)a.pad[0] + q.y * (int)a.dilation[0], v.c, v.n));
-    am(px, py, v.c, v.n) = best[0] + best[1] * (int)a.kernel[1];
-    RDom w(0, (int)Wo, 0, (int)Ho, "w");
-    Expr tap = am(w.x, w.y, v.c, v.n);
-    // A window's maximum is never in its padding (PyTorch keeps every window's start inside), so
-    // the clamps only tell bounds inference where the writes land.
-    Expr tx = clamp(w.x * sx - (int)a.pad[1] + (tap % (int)a.kernel[1]) * (int)a.dilation[1], 0, (int)W - 1);
-    Expr ty = clamp(w.y * sy - (int)a.pad[0] + (tap / (int)a.kernel[1]) * (int)a.dilation[0], 0, (int)H - 1);
-    out(v.x, v.y, v.c, v.n) = 0.0f;
-    out(tx, ty, v.c, v.n) += dy(w.x, w.y, v.c, v.n);
-    int vec = W >= 16 && k.schedule.lanes >= 16 ? 16 : W >= 8 ? 8 : 1;
-    if (vec > 1) out.vectorize(v.x, vec, TailStrategy::GuardWithIf);
-    out.fuse(v.c, v.n, v.cn).parallel(v.cn);
-    out.update().reorder(w.x, w.y, v.c, v.n).fuse(v.c, v.n, v.cn).parallel(v.cn);
-    am.compute_at(out, v.cn).vectorize(px, Wo >= 16 && k.schedule.lanes >= 16 ? 16 : 8, TailStrategy::GuardWithIf);
-    return finish(out, k, args);
-  } else {
-    Expr x0 = cx * sx - (int)a.pad[1], y0 = cy * sy - (int)a.pad[0];
-    Expr x1 = min(x0 + (int)a.kernel[1], (int)(W + a.pad[1])), y1 = min(y0 + (int)a.kernel[0], (int)(H + a.pad[0]));
-    Expr padded = (x1 - x0) * (y1 - y0);
-    Expr inside = (min(x1, (int)W) - max(x0, 0)) * (min(y1, (int)H) - max(y0, 0));
-    Expr div = a.countIncludePad ? padded : inside;
-    out(v.x, v.y, v.c, v.n) = sum(select(valid, dy(cx, cy, v.c, v.n) / cast<float>(div), 0.0f));
-  }
+  Expr x0 = cx * sx - (int)a.pad[1], y0 = cy * sy - (int)a.pad[0];
+  Expr x1 = min(x0 + (int)a.kernel[1], (int)(W + a.pad[1])), y1 = min(y0 + (int)a.kernel[0], (int)(H + a.pad[0]));
+  Expr padded = (x1 - x0) * (y1 - y0);
+  Expr inside = (min(x1, (int)W) - max(x0, 0)) * (min(y1, (int)H) - max(y0, 0));
+  Expr div = a.countIncludePad ? padded : inside;
+  Func out("avgpool_dx");
+  out(v.x, v.y, v.c, v.n) = sum(select(valid, dy(cx, cy, v.c, v.n) / cast<float>(div), 0.0f));
   scheduleSpatial(out, k, v);
-  return finish(out, k, args);
+  return finish(out, k, {dy});
 }
 
 Lowered adaptiveAvgBack(const KernelSpec& k) {
