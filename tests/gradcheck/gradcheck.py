@@ -21,6 +21,13 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "torch"))
 import st  # noqa: E402
 
+# Caffe's GradientChecker threshold: |analytic - numeric| <= REL_TOL * max(|analytic|, |numeric|, SCALE_FLOOR).
+REL_TOL = 1e-2
+# Caffe's floor on that scale, so gradients near zero are judged against 0.1, not their own noise.
+SCALE_FLOOR = 0.1
+# Central-difference step: big enough that float32 loss noise (~1e-7) stays ~1e-3 of the floor, small enough to rarely cross a kink.
+FD_STEP = 1e-3
+
 CASES = {
     "conv_strided_padded": ("input(3, 9, 7)", "c: conv(4, 3, stride=2, padding=1); tanh; flatten; fc: linear(5)"),
     # Strided convs after a first layer, so their input gradients (split by phase) are checked too:
@@ -92,7 +99,7 @@ def main():
                     continue
                 flat = arr.reshape(-1)
                 for i in rng.choice(flat.size, size=min(4, flat.size), replace=False):
-                    h = 1e-3
+                    h = FD_STEP
                     plus, minus = dict(weights), dict(weights)
                     p, m = flat.copy(), flat.copy()
                     p[i] += h
@@ -100,8 +107,8 @@ def main():
                     plus[pname], minus[pname] = p.reshape(arr.shape), m.reshape(arr.shape)
                     numeric = (float(loss(plus)["loss"]) - float(loss(minus)["loss"])) / (2 * h)
                     analytic = float(base["grad." + pname].reshape(-1)[i])
-                    scale = max(abs(analytic), abs(numeric), 0.1)
-                    ratio = abs(analytic - numeric) / (1e-2 * scale)
+                    scale = max(abs(analytic), abs(numeric), SCALE_FLOOR)
+                    ratio = abs(analytic - numeric) / (REL_TOL * scale)
                     worst = max(worst, ratio)
                     checked += 1
                     if ratio > 1:

@@ -31,6 +31,8 @@ LINE_RE = re.compile(r"^(\S+) ([A-Za-z0-9]+) \[((?:\d+(?:,\d+)*)?)\]$")
 TOTAL_RE = re.compile(r"^\s*Total params:\s*([\d,]+)\s*$", re.M)
 MACS_RE = re.compile(r"^\s*MACs per image:\s*([\d,]+)(?:\s*\(\s*([\d,.]+)\s*M\s*\))?\s*$", re.M)
 BNBUF_RE = re.compile(r"^\s*BN buffers:\s*([\d,]+)\s*$", re.M)
+# The "(X M)" MACs figure has two decimals: half a unit of its last place (0.005 M), plus float slack.
+MACS_M_TOL = 0.0051
 
 
 def fmt(n):
@@ -183,9 +185,9 @@ def check_summary(text, net, ref_params, ref_bn, ref_macs, got_entries, rep):
             rep.fail("summary", "MACs line lacks the `(X M)` figure: %r" % m.group(0).strip())
         else:
             mm = float(m.group(2).replace(",", ""))
-            if abs(mm - got_macs / 1e6) > 0.0051:
+            if abs(mm - got_macs / 1e6) > MACS_M_TOL:
                 rep.fail("macs", "MACs line says %s M but %s MACs is %.2f M" % (m.group(2), fmt(got_macs), got_macs / 1e6))
-    if "macs_m" in exp and abs(ref_macs / 1e6 - exp["macs_m"]) > 0.0051:
+    if "macs_m" in exp and abs(ref_macs / 1e6 - exp["macs_m"]) > MACS_M_TOL:
         rep.fail("macs", "reference hooks count %.2f M MACs but REFERENCE.md lists %.2f M for %s" % (
             ref_macs / 1e6, exp["macs_m"], net))
 

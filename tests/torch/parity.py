@@ -22,6 +22,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 import reference_models  # noqa: E402
 import st  # noqa: E402
 
+# max |cnnc - torch| <= TOL * (1 + max |torch|): room for FP32 sums in another order (a few ULPs per term), no more.
 TOL = 1e-4
 
 
