@@ -92,6 +92,12 @@ void applyTargetSchedules(Plan& p, const std::string& target);
 // applyTargetSchedules.
 void packConvWeights(Plan& p);
 
+// packConvWeights' rule: an inference kernel takes its weights packed when it is a conv that
+// vectorises over output channels, in blocks of packedBlock(schedule) channels (the T of
+// common/packed_layout.h). The tuner applies the same rule to its candidates.
+inline bool takesPackedWeights(const KernelSpec& s) { return s.kind == KernelKind::Conv && s.schedule.chanVec > 0; }
+inline int packedBlock(const Schedule& s) { return s.vec * s.chanVec; }
+
 std::string planToJson(const Plan& p, const Graph& g, const SourceManager& sm, const std::string& target);
 
 }  // namespace cnnc::codegen

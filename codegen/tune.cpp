@@ -404,7 +404,7 @@ double Tuner::measureRemote(KernelState& s, const KernelSpec& c, const std::stri
   std::string link = tc_.cxx + " -o '" + exe + "' '" + s.harness + "' '" + object + "' '" + runtimeObject_ + "' -Wl,--defsym=cnnc_candidate_argv=" +
                      c.functionName() + "_argv " + tc_.linkFlags + " -ldl 2>/dev/null";
   if (system(link.c_str()) != 0) { why = "link failed"; return -1; }
-  int T = c.packedWeights ? c.schedule.vec * c.schedule.chanVec : 0;
+  int T = c.packedWeights ? packedBlock(c.schedule) : 0;
   std::string cmd = o_.remote, args = std::to_string(T);
   size_t at = cmd.find("{exe}");
   if (at == std::string::npos) { why = "--remote has no {exe}"; return -1; }
@@ -489,7 +489,7 @@ bool Tuner::run(const std::vector<TuneKernel>& kernels, std::string& err) {
   auto withSchedule = [](const TuneKernel& k, const Schedule& sc) {
     KernelSpec c = k.spec;
     c.schedule = sc;
-    c.packedWeights = k.inference && c.kind == KernelKind::Conv && sc.chanVec > 0;
+    c.packedWeights = k.inference && takesPackedWeights(c);
     return c;
   };
   std::vector<KernelSpec> defaults;

@@ -5,16 +5,15 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
-#include <set>
 #include <sstream>
 
 #include "aot.h"
+#include "compile.h"
 #include "flags.h"
 #include "frontend.h"
 #include "plot.h"
@@ -78,72 +77,24 @@ bool renderDot(const std::string& dot, const std::string& path, const std::strin
   return true;
 }
 
-// Lowers the checked graph, compiles its kernels ahead of time and links the executable.
+// Lowers the checked graph, compiles its kernels ahead of time and links the executable (or
+// the --emit=lib library): codegen::compile, the back end's pass pipeline.
 int compileNetwork(FrontendResult& r, const std::string& output, const std::string& target, const std::string& cacheDir, int jobs, bool verbose,
                    bool asLibrary, const std::string& tuningDb) {
-  auto t0 = std::chrono::steady_clock::now();
-  codegen::AotOptions o;
+  codegen::CompileOptions o;
+  o.output = output;
+  o.asLibrary = asLibrary;
   o.target = target;
   o.cacheDir = cacheDir;
   o.jobs = jobs;
   o.verbose = verbose;
-  std::string resolved, err;
-  if (!codegen::resolveTarget(target, resolved, err)) { fprintf(stderr, "cnnc: error: %s\n", err.c_str()); return 1; }
-  std::error_code ec;
-  fs::path dir = asLibrary ? fs::path(output) : fs::path(output).parent_path();
-  if (asLibrary) fs::create_directories(dir, ec);
-  if (!dir.empty() && !fs::is_directory(dir, ec)) {
-    fprintf(stderr, "cnnc: error: cannot write '%s': folder '%s' does not exist\n", output.c_str(), dir.c_str());
-    return 1;
-  }
-  if (access(dir.empty() ? "." : dir.c_str(), W_OK) != 0) {
-    fprintf(stderr, "cnnc: error: cannot write '%s': %s\n", output.c_str(), strerror(errno));
-    return 1;
-  }
-  // Tuned schedules (`cnnc tune`) replace the defaults of the kernels the database knows.
-  codegen::TuningDb db;
-  if (tuningDb != "none") {
-    std::vector<std::string> warnings;
-    if (!codegen::readTuningDb(tuningDb, CNNC_VERSION, db, err, warnings)) {
-      fprintf(stderr, "cnnc: error: %s (or compile with --tuning-db none)\n", err.c_str());
-      return 1;
-    }
-    for (const auto& w : warnings) fprintf(stderr, "cnnc: warning: %s\n", w.c_str());
-  }
-  int tuned = 0;
-  codegen::Plan plan = codegen::buildInferencePlan(r.graph);
-  codegen::applyTargetSchedules(plan, resolved);
-  tuned += codegen::applyTuning(plan.specs, resolved, db);
-  codegen::packConvWeights(plan);
-  std::vector<codegen::KernelSpec> specs = plan.specs;
-  std::string trainJson;
-  if (!asLibrary) {
-    // Executables also carry a training step when the net ends in class scores.
-    codegen::TrainPlan tp;
-    std::string why;
-    if (codegen::buildTrainingPlan(r.graph, tp, why)) {
-      codegen::applyTargetSchedules(tp.plan, resolved);
-      tuned += codegen::applyTuning(tp.plan.specs, resolved, db);
-      trainJson = codegen::trainPlanToJson(tp, r.graph, r.sm, resolved);
-      std::set<std::string> seen;
-      for (const auto& s : specs) seen.insert(s.functionName());
-      for (const auto& s : tp.plan.specs)
-        if (seen.insert(s.functionName()).second) specs.push_back(s);
-    } else {
-      fprintf(stderr, "cnnc: note: the executable infers but cannot train: %s\n", why.c_str());
-    }
-  }
-  std::vector<std::string> objects;
-  codegen::AotStats st;
-  if (!codegen::compileKernels(specs, o, objects, st, err)) { fprintf(stderr, "cnnc: error: %s\n", err.c_str()); return 1; }
-  std::string json = codegen::planToJson(plan, r.graph, r.sm, resolved);
-  bool ok = asLibrary ? codegen::buildLibrary(json, specs, objects, output, r.graph.name, o, err)
-                      : codegen::linkExecutable(json, trainJson, specs, objects, output, o, err);
-  if (!ok) { fprintf(stderr, "cnnc: error: %s\n", err.c_str()); return 1; }
-  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::string tunedNote = tuned ? ", " + std::to_string(tuned) + " tuned" : "";
-  fprintf(stderr, "cnnc: %s -> %s: %d kernels (%d compiled, %d cached%s), %zu calls, %.1f s\n", r.graph.name.c_str(), output.c_str(), st.kernels,
-          st.compiled, st.cached, tunedNote.c_str(), plan.calls.size(), secs);
+  o.tuningDbPath = tuningDb;
+  codegen::CompileResult res;
+  std::string err;
+  if (!codegen::compile(r.graph, r.sm, o, res, err)) { fprintf(stderr, "cnnc: error: %s\n", err.c_str()); return 1; }
+  std::string tunedNote = res.tuned ? ", " + std::to_string(res.tuned) + " tuned" : "";
+  fprintf(stderr, "cnnc: %s -> %s: %d kernels (%d compiled, %d cached%s), %zu calls, %.1f s\n", r.graph.name.c_str(), output.c_str(), res.stats.kernels,
+          res.stats.compiled, res.stats.cached, tunedNote.c_str(), res.calls, res.seconds);
   return 0;
 }
 

@@ -13,11 +13,10 @@
 
 #include "Halide.h"
 #include "aot.h"
+#include "compile.h"
 #include "flags.h"
 #include "frontend.h"
-#include "plan.h"
 #include "../../runtime/progress.h"  // by path: runtime/ also has a plan.h
-#include "train_plan.h"
 #include "tune.h"
 #include "tuning_db.h"
 
@@ -122,15 +121,17 @@ int runTune(int argc, char** argv) {
 
   std::vector<codegen::TuneKernel> kernels;
   std::map<std::string, size_t> index;
+  // The net's plans as `cnnc` compiles them, with the default schedules (no database): the tune
+  // measures candidates against those.
+  codegen::Plans plans = codegen::buildPlans(r.graph, resolved, codegen::TuningDb{}, train);
   if (train) {
-    codegen::TrainPlan tp;
-    if (!codegen::buildTrainingPlan(r.graph, tp, err)) { fprintf(stderr, "cnnc: error: %s cannot be trained: %s\n", input.c_str(), err.c_str()); return 1; }
-    codegen::applyTargetSchedules(tp.plan, resolved);
-    collect(tp.plan, false, kernels, index);
+    if (!plans.training) {
+      fprintf(stderr, "cnnc: error: %s cannot be trained: %s\n", input.c_str(), plans.whyNoTraining.c_str());
+      return 1;
+    }
+    collect(plans.training->plan, false, kernels, index);
   } else {
-    codegen::Plan plan = codegen::buildInferencePlan(r.graph);
-    codegen::applyTargetSchedules(plan, resolved);
-    collect(plan, true, kernels, index);
+    collect(plans.inference, true, kernels, index);
   }
 
   codegen::TuneOptions o;
