@@ -11,7 +11,7 @@
 namespace cnnc::codegen {
 
 std::string Schedule::str() const {
-  std::string t = "vec=" + std::to_string(vec) + " tileC=" + std::to_string(tileC) + " par=" + std::to_string(parallelBatch);
+  std::string t = "vec=" + std::to_string(vec) + " tileC=" + std::to_string(tileC);
   if (tileX != 1 || tileY != 1) t += " tile=" + std::to_string(tileX) + "x" + std::to_string(tileY);
   if (chanVec) t += " cvec=" + std::to_string(chanVec);
   if (lanes != 16) t += " lanes=" + std::to_string(lanes);
@@ -85,7 +85,6 @@ Schedule defaultSchedule(const KernelSpec& k, int lanes) {
     if (W >= 2 * s.vec) s.tileX = 2;
     else if (H >= 2) s.tileY = (int)std::min<int64_t>(H, s.vec <= 4 ? 3 : 2);
   }
-  s.parallelBatch = 1;
   return s;
 }
 

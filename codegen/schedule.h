@@ -12,7 +12,6 @@ struct Schedule {
   int tileC = 1;        // output channels per register tile (conv), unrolled
   int tileX = 1;        // vectors along x per register tile (conv)
   int tileY = 1;        // rows per register tile (conv)
-  int parallelBatch = 1;  // 1: parallel over batch x channels; 0: over channels only
   // Conv with small rows: vectors run along output channels instead of x (chanVec vectors of `vec`
   // channels per tile, tileX x tileY pixels); 0 keeps vectors along x.
   int chanVec = 0;
@@ -29,7 +28,7 @@ struct Schedule {
   // A GPU target (gpu_schedule.cpp): lowering skips CPU-only transforms (lane sums), whose
   // rfactor Funcs would fix the GPU's reduction order and parallelism.
   bool gpu = false;
-  std::string str() const;  // "vec=8 tileC=1 par=1", plus "tile=XxY" when not 1x1, "cvec=N", "lanes=N", "wino=N", "auto=N", "gpu" when set
+  std::string str() const;  // "vec=8 tileC=1", plus "tile=XxY" when not 1x1, "cvec=N", "lanes=N", "wino=N", "auto=N", "gpu" when set
 };
 
 // The default schedule of a kernel: vectorised over x (or features) and parallel over batch and

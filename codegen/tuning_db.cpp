@@ -30,7 +30,7 @@ std::string checksum(const std::string& s) {
 }
 
 json scheduleToJson(const Schedule& s) {
-  json j = {{"vec", s.vec}, {"tileC", s.tileC}, {"tileX", s.tileX}, {"tileY", s.tileY}, {"par", s.parallelBatch},
+  json j = {{"vec", s.vec}, {"tileC", s.tileC}, {"tileX", s.tileX}, {"tileY", s.tileY},
             {"cvec", s.chanVec}, {"lanes", s.lanes}, {"wino", s.winograd}};
   if (s.autoBatch) j["auto"] = s.autoBatch;  // only when set: records without it keep their checksums
   return j;
@@ -88,12 +88,20 @@ bool parseRecord(const std::string& line, TuningRecord& r, std::string& err) {
   if (sc == j.end() || !sc->is_object()) { err = "field 'schedule' missing or not an object"; return false; }
   Schedule& s = r.schedule;
   if (!intField(*sc, "vec", 1, 64, s.vec, err) || !intField(*sc, "tileC", 1, 64, s.tileC, err) || !intField(*sc, "tileX", 1, 64, s.tileX, err) ||
-      !intField(*sc, "tileY", 1, 64, s.tileY, err) || !intField(*sc, "par", 0, 1, s.parallelBatch, err) ||
+      !intField(*sc, "tileY", 1, 64, s.tileY, err) ||
       !intField(*sc, "cvec", 0, 16, s.chanVec, err) || !intField(*sc, "lanes", 1, 64, s.lanes, err) || !intField(*sc, "wino", 0, 4, s.winograd, err))
     return false;
   if (s.winograd != 0 && s.winograd != 2 && s.winograd != 4) { err = "field 'wino' must be 0, 2 or 4"; return false; }
   if (sc->contains("auto") && !intField(*sc, "auto", 1, 1 << 20, s.autoBatch, err)) return false;
-  if (checksum(recordBody(r).dump()) != sum) {
+  // Records of cnnc 0.1.0 carry "par", a schedule field that nothing read (since removed); it
+  // stays in their checksummed body so they still verify.
+  json body = recordBody(r);
+  int par = 0;
+  if (sc->contains("par")) {
+    if (!intField(*sc, "par", 0, 1, par, err)) return false;
+    body["schedule"]["par"] = par;
+  }
+  if (checksum(body.dump()) != sum) {
     err = "checksum mismatch: the record was changed after cnnc wrote it (edit the schedule with `cnnc tune`, not by hand)";
     return false;
   }
