@@ -20,7 +20,6 @@
 #include <sstream>
 
 #include "Halide.h"
-#include "gpu_schedule.h"
 #include "lower.h"
 
 #ifndef CNNC_RUNTIME_LIB
@@ -191,7 +190,6 @@ bool compileKernels(const std::vector<KernelSpec>& specs, const AotOptions& opts
       pid_t pid = spawn([&, j] {
         compileTo(j.path, [&](const std::string& tmp) {
           Lowered l = lowerKernel(*j.spec);
-          if (isGpuTarget(target)) gpuSchedule(l, *j.spec);
           else if (j.spec->schedule.autoBatch) autoSchedule(l.pipeline, kernelTarget(target));
           l.pipeline.compile_to_object(tmp, l.args, j.spec->functionName(), kernelTarget(target));
         });

@@ -1,7 +1,10 @@
-// gpu_schedule.h: schedules for GPU targets (CUDA, and OpenCL, which tests the GPU path on CPUs).
+// gpu_schedule.h: GPU targets (CUDA, and OpenCL, which tests the GPU path on CPUs) and their
+// default schedule (schedule.cpp). The GPU schedules themselves are in each op's file
+// (codegen/ops/), with their shared helpers in codegen/ops/gpu.cpp.
 #pragma once
-#include "kernel.h"
-#include "lower.h"
+#include <string>
+
+#include "schedule.h"
 
 namespace cnnc::codegen {
 
@@ -9,10 +12,7 @@ namespace cnnc::codegen {
 bool isGpuTarget(const std::string& target);
 
 // The schedule of every kernel on a GPU target: the plain algorithms (no channel vectors, no
-// Winograd), whose loops gpuSchedule() maps to blocks and threads.
+// Winograd), whose loops the ops' GPU schedules map to blocks and threads.
 Schedule gpuDefaultSchedule();
-
-// Replaces the CPU schedule that lowering applied to `l` with a GPU schedule (gpu_schedule.cpp).
-void gpuSchedule(Lowered& l, const KernelSpec& k);
 
 }  // namespace cnnc::codegen

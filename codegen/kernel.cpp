@@ -1,47 +1,14 @@
 // kernel.cpp: kernel identity (signature, function name).
 #include "kernel.h"
 
+#include "ops/registry.h"
+
 #include <cstdio>
 #include <sstream>
 
 namespace cnnc::codegen {
 
-const char* kernelKindName(KernelKind k) {
-  switch (k) {
-    case KernelKind::Conv: return "conv";
-    case KernelKind::Linear: return "linear";
-    case KernelKind::Affine: return "affine";
-    case KernelKind::Activation: return "act";
-    case KernelKind::Add: return "add";
-    case KernelKind::MaxPool: return "maxpool";
-    case KernelKind::AvgPool: return "avgpool";
-    case KernelKind::AdaptiveAvgPool: return "adaptavg";
-    case KernelKind::LRN: return "lrn";
-    case KernelKind::Softmax: return "softmax";
-    case KernelKind::Concat: return "concat";
-    case KernelKind::BNStats: return "bnstats";
-    case KernelKind::BNApply: return "bnapply";
-    case KernelKind::BNBackParams: return "bnbackparams";
-    case KernelKind::BNBackData: return "bnbackdata";
-    case KernelKind::ConvBackData: return "convbackdata";
-    case KernelKind::ConvBackWeight: return "convbackweight";
-    case KernelKind::BiasGrad: return "biasgrad";
-    case KernelKind::LinearBackData: return "linearbackdata";
-    case KernelKind::LinearBackWeight: return "linearbackweight";
-    case KernelKind::ActGrad: return "actgrad";
-    case KernelKind::MaxPoolBack: return "maxpoolback";
-    case KernelKind::AvgPoolBack: return "avgpoolback";
-    case KernelKind::AdaptiveAvgBack: return "adaptavgback";
-    case KernelKind::SoftmaxBack: return "softmaxback";
-    case KernelKind::LrnBack: return "lrnback";
-    case KernelKind::Slice: return "slice";
-    case KernelKind::DropoutFwd: return "dropout";
-    case KernelKind::DropoutBack: return "dropoutback";
-    case KernelKind::CELoss: return "celoss";
-    case KernelKind::CEGrad: return "cegrad";
-  }
-  return "?";
-}
+const char* kernelKindName(KernelKind k) { return kernelEntry(k).name; }
 
 Act actOfOp(OpKind k) {
   switch (k) {
@@ -52,18 +19,7 @@ Act actOfOp(OpKind k) {
   }
 }
 
-bool outputIsBatched(KernelKind k) {
-  switch (k) {
-    case KernelKind::BNStats:
-    case KernelKind::BNBackParams:
-    case KernelKind::ConvBackWeight:
-    case KernelKind::BiasGrad:
-    case KernelKind::LinearBackWeight:
-      return false;
-    default:
-      return true;
-  }
-}
+bool outputIsBatched(KernelKind k) { return kernelEntry(k).batched; }
 
 const char* actName(Act a) {
   switch (a) {

@@ -1,6 +1,6 @@
-// lower.h: KernelSpec -> Halide pipeline. The algorithm of each op is a few lines of Halide; the
-// schedule is applied apart from it (schedule.h). Buffers are NCHW as in PyTorch, so Halide's
-// dimensions are (x, y, c, n) for images and (f, n) for flat tensors.
+// lower.h: KernelSpec -> Halide pipeline. Each op's file in codegen/ops/ holds its algorithms and
+// their CPU and GPU schedules; ops/registry.cpp maps kernel kinds to them. Buffers are NCHW as in
+// PyTorch, so Halide's dimensions are (x, y, c, n) for images and (f, n) for flat tensors.
 #pragma once
 #include <vector>
 
@@ -14,8 +14,8 @@ struct Lowered {
   std::vector<Halide::Argument> args;  // in call order; the output buffer is appended by Halide
 };
 
+// The kernel of `k`, scheduled for a GPU when k.schedule.gpu is set (gpuDefaultSchedule), else for
+// the CPU whose vector width is k.schedule.lanes.
 Lowered lowerKernel(const KernelSpec& k);
-// The training kinds (lower_train.cpp).
-Lowered lowerTrainingKernel(const KernelSpec& k);
 
 }  // namespace cnnc::codegen

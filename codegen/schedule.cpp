@@ -5,8 +5,10 @@
 
 #include <algorithm>
 
+#include "Halide.h"
+#include "gpu_schedule.h"
 #include "kernel.h"
-#include "winograd.h"
+#include "ops/conv.h"
 
 namespace cnnc::codegen {
 
@@ -19,6 +21,19 @@ std::string Schedule::str() const {
   if (autoBatch) t += " auto=" + std::to_string(autoBatch);
   if (gpu) t += " gpu";
   return t;
+}
+
+bool isGpuTarget(const std::string& target) {
+  Halide::Target t(target);
+  return t.has_feature(Halide::Target::CUDA) || t.has_feature(Halide::Target::OpenCL);
+}
+
+Schedule gpuDefaultSchedule() {
+  Schedule s;
+  s.vec = 1;
+  s.lanes = 16;
+  s.gpu = true;
+  return s;
 }
 
 int lanesOf(const std::string& target) { return target.rfind("arm-", 0) == 0 ? 4 : 16; }

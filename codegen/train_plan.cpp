@@ -13,6 +13,9 @@
 //    backward kernel has read them.
 #include "train_plan.h"
 
+#include "ops/batchnorm.h"
+#include "ops/pool.h"
+
 #include <functional>
 #include <map>
 #include <set>
@@ -71,14 +74,8 @@ struct TBuilder {
     return true;
   }
 
-  // A max pool whose windows tile its input exactly (stride = window, no padding).
-  bool poolTilesInput(const Node& pool) const {
-    const Attrs& a = pool.attrs;
-    if (pool.inputs.size() != 1) return false;
-    if (a.kernel[0] != a.stride[0] || a.kernel[1] != a.stride[1] || a.pad[0] || a.pad[1] || a.dilation[0] != 1 || a.dilation[1] != 1) return false;
-    const Dims& s = g.nodes[pool.inputs[0]].shape;
-    return s.size() == 3 && s[1] % a.kernel[0] == 0 && s[2] % a.kernel[1] == 0;
-  }
+  // A max pool whose windows tile its input exactly (the rule of ops/pool.h).
+  bool tilesItsInput(const Node& pool) const { return pool.inputs.size() == 1 && poolTilesInput(pool.attrs, g.nodes[pool.inputs[0]].shape); }
 
   int soleUser(int id) const { return consumers[id] == 1 && users[id].size() == 1 ? users[id][0] : -1; }
 
@@ -224,7 +221,7 @@ struct TBuilder {
           // kernel reads x and writes the pooled output; y = relu(BN(x)) is never stored, as
           // nothing else reads it (MiniVGG: a write and a read of 29 MB per step).
           int relu = soleUser(n.id), pool = relu >= 0 && g.nodes[relu].op == OpKind::Relu ? soleUser(relu) : -1;
-          bool folds = pool >= 0 && g.nodes[pool].op == OpKind::MaxPool && poolTilesInput(g.nodes[pool]);
+          bool folds = pool >= 0 && g.nodes[pool].op == OpKind::MaxPool && tilesItsInput(g.nodes[pool]);
           int y = finishGroup(gr, label, true, done, folds);
           KernelSpec as = spec(KernelKind::BNApply, in, n.shape, n.attrs, groups.back().act);
           if (folds) {
@@ -387,9 +384,9 @@ struct TBuilder {
             pooled = {pool.shape};
           }
           // With a fused activation both kernels take dy and apply its derivative. ReLU's mask
-          // is recomputed from x (maskFromX in lower_train.cpp), so only other activations read
+          // is recomputed from x (bnMaskFromX, ops/batchnorm.h), so only other activations read
           // y; the kernels that recompute it read gamma and beta.
-          bool maskFromX = actInBN && gr.act == Act::Relu;
+          bool maskFromX = actInBN && bnMaskFromX(gr.act);
           std::vector<KernelArg> dys{act(dPre)};
           if (actInBN && !maskFromX) dys.push_back(act(gr.out));
           auto with = [&](std::vector<KernelArg> rest) { rest.insert(rest.begin(), dys.begin(), dys.end()); return rest; };

@@ -37,7 +37,7 @@
 #include "aot.h"
 #include "schedule.h"
 #include "tuning_db.h"
-#include "winograd.h"
+#include "ops/conv.h"
 
 namespace cnnc::codegen {
 

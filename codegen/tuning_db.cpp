@@ -89,9 +89,9 @@ bool parseRecord(const std::string& line, TuningRecord& r, std::string& err) {
   Schedule& s = r.schedule;
   if (!intField(*sc, "vec", 1, 64, s.vec, err) || !intField(*sc, "tileC", 1, 64, s.tileC, err) || !intField(*sc, "tileX", 1, 64, s.tileX, err) ||
       !intField(*sc, "tileY", 1, 64, s.tileY, err) ||
-      !intField(*sc, "cvec", 0, 16, s.chanVec, err) || !intField(*sc, "lanes", 1, 64, s.lanes, err) || !intField(*sc, "wino", 0, 4, s.winograd, err))
+      !intField(*sc, "cvec", 0, 16, s.chanVec, err) || !intField(*sc, "lanes", 1, 64, s.lanes, err) || !intField(*sc, "wino", 0, 2, s.winograd, err))
     return false;
-  if (s.winograd != 0 && s.winograd != 2 && s.winograd != 4) { err = "field 'wino' must be 0, 2 or 4"; return false; }
+  if (s.winograd != 0 && s.winograd != 2) { err = "field 'wino' must be 0 or 2"; return false; }
   if (sc->contains("auto") && !intField(*sc, "auto", 1, 1 << 20, s.autoBatch, err)) return false;
   // Records of cnnc 0.1.0 carry "par", a schedule field that nothing read (since removed); it
   // stays in their checksummed body so they still verify.

@@ -1,6 +1,10 @@
 // Plans: fusion, kernel sharing and memory planning of inference and training plans.
 #include <gtest/gtest.h>
 
+#include <set>
+#include <stdexcept>
+
+#include "ops/registry.h"
 #include "plan.h"
 #include "test_util.h"
 #include "train_plan.h"
@@ -71,4 +75,18 @@ TEST(Plan, TrainingRejectsNonVectorOutputs) {
   std::string err;
   EXPECT_FALSE(codegen::buildTrainingPlan(c->graph, tp, err));
   EXPECT_NE(err.find("not a vector of class scores"), std::string::npos) << err;
+}
+
+// Every kernel kind has its row in the op registry (codegen/ops/registry.cpp), in place: a missing
+// or misplaced row would lower one kind with another kind's code.
+TEST(Registry, EveryKernelKindHasItsRow) {
+  using cnnc::codegen::KernelKind;
+  std::set<std::string> names;
+  for (int i = 0; i <= (int)KernelKind::CEGrad; ++i) {
+    const auto& e = cnnc::codegen::kernelEntry((KernelKind)i);
+    EXPECT_EQ((int)e.kind, i);
+    EXPECT_NE(e.lower, nullptr) << e.name;
+    EXPECT_TRUE(names.insert(e.name).second) << "two kinds named " << e.name;
+  }
+  EXPECT_THROW(cnnc::codegen::kernelEntry((KernelKind)((int)KernelKind::CEGrad + 1)), std::logic_error);
 }

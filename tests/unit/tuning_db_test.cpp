@@ -15,7 +15,7 @@
 #include "schedule.h"
 #include "tune.h"
 #include "tuning_db.h"
-#include "winograd.h"
+#include "ops/conv.h"
 
 using namespace cnnc::codegen;
 

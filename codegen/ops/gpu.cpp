@@ -1,44 +1,28 @@
-// gpu_schedule.cpp: GPU schedules. Each kernel's algorithm is written once (lower.cpp,
-// lower_train.cpp) together with its CPU schedule; for a GPU target the CPU schedule is replaced:
+// gpu.cpp: GPU schedules. Each kernel's algorithm is written once, in its op file; on a GPU target
+// the op's GPU schedule places its Funcs instead of the CPU schedule:
 //
-//  1. Every Func of the pipeline gets Halide's default schedule back (resetSchedule): inlined,
-//     loops in definition order, no splits or specialisations. The algorithm, including Funcs
-//     that rfactor made, is untouched, so the GPU kernel computes what the CPU kernel computes.
-//  2. Funcs with update definitions (reductions) are computed at root; pure Funcs stay inlined
-//     into their consumers, so elementwise chains fuse into one GPU kernel.
+//  1. Pure Funcs stay inlined into their consumers (Halide's default), so elementwise chains fuse
+//     into one GPU kernel.
+//  2. Funcs with update definitions (reductions) are computed at root.
 //  3. Every computed stage maps its two innermost pure loops to a 2-D block of threads and the
 //     remaining pure loops to the block grid (mapStage). Reduction loops run inside each thread,
 //     in their original order, so every thread sums in the CPU kernel's order.
 //     Reductions to one value per channel over a large domain are reduced across a block of
 //     threads through shared memory instead (blockReduce).
-//  4. Direct convolutions and their input gradients (convSchedule) keep a register tile per
+//  4. Direct convolutions and their input gradients (gpuConvSchedule) keep a register tile per
 //     thread: 2x2 pixels x 4 output channels, accumulated over all taps and input channels before
 //     one write; neighbouring threads read neighbouring pixels, so input loads coalesce and each
 //     weight is one broadcast read per warp.
 //
 // Every stage runs on the device: a stage left on the host would need its inputs copied back,
 // and the executor keeps tensors on the device between kernels (runtime/executor.cpp).
-#include "gpu_schedule.h"
+#include "gpu.h"
 
-#include <set>
+#include <map>
 
 namespace cnnc::codegen {
 
-using namespace Halide;
 using namespace Halide::Internal;
-
-bool isGpuTarget(const std::string& target) {
-  Target t(target);
-  return t.has_feature(Target::CUDA) || t.has_feature(Target::OpenCL);
-}
-
-Schedule gpuDefaultSchedule() {
-  Schedule s;
-  s.vec = 1;
-  s.lanes = 16;
-  s.gpu = true;
-  return s;
-}
 
 namespace {
 
@@ -53,7 +37,6 @@ public:
   ReductionDomain rdom;
 };
 
-// The reduction domain of definition `d`, found in its arguments and values.
 ReductionDomain rdomOf(const Definition& d) {
   FindRDom find;
   for (const Expr& e : d.args()) e.accept(&find);
@@ -61,53 +44,7 @@ ReductionDomain rdomOf(const Definition& d) {
   return find.rdom;
 }
 
-// Halide's default loop nest of one definition: reduction variables innermost (in the domain's
-// order), then the pure arguments, then the outermost dummy loop.
-void resetStage(Definition& d, const std::vector<std::string>& pureArgs) {
-  ReductionDomain rdom = rdomOf(d);
-  StageSchedule& s = d.schedule();
-  s.splits().clear();
-  s.prefetches().clear();
-  s.fused_pairs().clear();
-  s.fuse_level() = FuseLoopLevel();
-  s.allow_race_conditions() = false;
-  s.atomic() = false;
-  std::vector<Dim> dims;
-  s.rvars().clear();
-  if (rdom.defined()) {
-    s.rvars() = rdom.domain();
-    // Marking every reduction variable impure only forbids reordering them, which no GPU
-    // schedule here does.
-    for (const auto& rv : rdom.domain()) dims.push_back({rv.var, ForType::Serial, DeviceAPI::None, DimType::ImpureRVar});
-  }
-  for (size_t i = 0; i < d.args().size() && i < pureArgs.size(); ++i) {
-    const Variable* v = d.args()[i].as<Variable>();
-    if (v && !v->reduction_domain.defined() && !v->param.defined() && v->name == pureArgs[i])
-      dims.push_back({v->name, ForType::Serial, DeviceAPI::None, DimType::PureVar});
-  }
-  dims.push_back({Var::outermost().name(), ForType::Serial, DeviceAPI::None, DimType::PureVar});
-  s.dims() = dims;
-  d.specializations().clear();
-}
-
-void resetSchedule(Function f) {
-  FuncSchedule& fs = f.schedule();
-  fs.compute_level() = LoopLevel::inlined();
-  fs.store_level() = LoopLevel::inlined();
-  fs.bounds().clear();
-  fs.estimates().clear();
-  fs.wrappers().clear();
-  fs.memory_type() = MemoryType::Auto;
-  fs.async() = false;
-  fs.memoized() = false;
-  std::vector<StorageDim> sd;
-  for (const auto& a : f.args()) sd.push_back(StorageDim{a, Expr(), Expr(), Expr(), false});
-  fs.storage_dims() = sd;
-  resetStage(f.definition(), f.args());
-  for (size_t i = 0; i < f.updates().size(); ++i) resetStage(f.update((int)i), f.args());
-}
-
-// The pure loops of stage `s` of `f` after resetStage, innermost first.
+// The pure loops of stage `s` of `f` in Halide's default loop nest, innermost first.
 std::vector<Var> pureLoops(const Function& f, int s) {
   const Definition& d = s == 0 ? f.definition() : f.update(s - 1);
   std::vector<Var> out;
@@ -129,7 +66,7 @@ void mapStage(Stage st, const std::vector<Var>& pure, int64_t ext0, int64_t ext1
     st.gpu_single_thread();
     return;
   }
-  Var bx("gbx"), by("gby"), tx("gtx"), ty("gty"), rest("grest");
+  Var bx("gbx"), by("gby"), tx("gtx"), ty("gty");
   if (pure.size() == 1) {
     st.gpu_tile(pure[0], bx, tx, ext0 ? pow2AtMost(ext0, 256) : 256, TailStrategy::GuardWithIf);
     return;
@@ -203,8 +140,37 @@ bool blockReduce(Func F, bool isOutput) {
   return true;
 }
 
-// Step 4: the register-tiled convolution (see the header comment).
-void convSchedule(Func out, Func acc, const KernelSpec& k) {
+// Steps 2 and 3 for the reductions `out` calls, except those of `placed`.
+void scheduleReductions(Func out, const std::vector<Func>& placed) {
+  // Every Func the pipeline calls, including those Halide's inline reductions (sum, maximum,
+  // argmax) create, which an op cannot name.
+  std::map<std::string, Function> env = find_transitive_calls(out.function());
+  for (auto& [name, f] : env) {
+    if (f.updates().empty() || f.same_as(out.function())) continue;
+    bool own = false;
+    for (const Func& p : placed) own = own || f.same_as(p.function());
+    if (own) continue;
+    Func F(f);
+    if (blockReduce(F, false)) continue;
+    F.compute_root();
+    for (int s = 0; s <= (int)f.updates().size(); ++s) mapStage(s == 0 ? Stage(F) : F.update(s - 1), pureLoops(f, s), 0, 0);
+  }
+}
+
+}  // namespace
+
+void gpuSchedule(Func out, const KernelSpec& k, const std::vector<Func>& placed) {
+  scheduleReductions(out, placed);
+  bool spatial = k.out.size() == 3 && outputIsBatched(k.kind);
+  int64_t e0 = spatial ? k.out[2] : k.out.empty() ? 0 : k.out.back();
+  int64_t e1 = spatial ? k.out[1] : 0;
+  Function of = out.function();
+  if (blockReduce(out, true)) return;
+  for (int s = 0; s <= (int)of.updates().size(); ++s) mapStage(s == 0 ? Stage(out) : out.update(s - 1), pureLoops(of, s), s == 0 ? e0 : 0, s == 0 ? e1 : 0);
+}
+
+void gpuConvSchedule(Func out, Func acc, RDom r, const KernelSpec& k) {
+  scheduleReductions(out, {acc});
   Var x = out.args()[0], y = out.args()[1], c = out.args()[2], n = out.args()[3];
   Var xo("cxo"), yo("cyo"), co("cco"), xi("cxi"), yi("cyi"), ci("cci"), xt("cxt"), yt("cyt"), cn("ccn");
   int64_t C = k.out[0];
@@ -222,36 +188,7 @@ void convSchedule(Func out, Func acc, const KernelSpec& k) {
   acc.compute_at(out, xt).store_in(MemoryType::Register);
   Var ax = acc.args()[0], ay = acc.args()[1], ac = acc.args()[2];
   acc.unroll(ax).unroll(ay).unroll(ac);
-  RDom r(rdomOf(acc.function().update(0)));
   acc.update().reorder(ax, ay, ac, r.x, r.y, r.z).unroll(ax).unroll(ay).unroll(ac);
-}
-
-}  // namespace
-
-void gpuSchedule(Lowered& l, const KernelSpec& k) {
-  Func out = l.pipeline.outputs()[0];
-  std::map<std::string, Function> env = find_transitive_calls(out.function());
-  for (auto& [name, f] : env) resetSchedule(f);
-  bool conv = (k.kind == KernelKind::Conv || k.kind == KernelKind::ConvBackData) && env.count("conv_acc") + env.count("convbd_acc") == 1 &&
-              (env.count("conv_out") || env.count("conv_dx"));
-  for (auto& [name, f] : env) {
-    if (f.updates().empty() || name == out.name()) continue;
-    if (conv && (name == "conv_acc" || name == "convbd_acc")) continue;
-    Func F(f);
-    if (blockReduce(F, false)) continue;
-    F.compute_root();
-    for (int s = 0; s <= (int)f.updates().size(); ++s) mapStage(s == 0 ? Stage(F) : F.update(s - 1), pureLoops(f, s), 0, 0);
-  }
-  if (conv) {
-    convSchedule(out, Func(env.count("conv_acc") ? env.at("conv_acc") : env.at("convbd_acc")), k);
-    return;
-  }
-  bool spatial = k.out.size() == 3 && outputIsBatched(k.kind);
-  int64_t e0 = spatial ? k.out[2] : k.out.empty() ? 0 : k.out.back();
-  int64_t e1 = spatial ? k.out[1] : 0;
-  Function of = out.function();
-  if (blockReduce(out, true)) return;
-  for (int s = 0; s <= (int)of.updates().size(); ++s) mapStage(s == 0 ? Stage(out) : out.update(s - 1), pureLoops(of, s), s == 0 ? e0 : 0, s == 0 ? e1 : 0);
 }
 
 }  // namespace cnnc::codegen

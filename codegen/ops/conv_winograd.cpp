@@ -1,4 +1,5 @@
-// winograd.cpp: 3x3 stride-1 convolutions by Winograd's minimal filtering F(m x m, 3x3)
+// conv_winograd.cpp: 3x3 stride-1 convolutions (and their input gradients) by Winograd's minimal
+// filtering F(m x m, 3x3), m = 2
 // (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks", 2016). An m x m output tile
 // is A^T [(G g G^T) . (B^T d B)] A over the (m+2) x (m+2) input patch d that covers it: (m+2)^2
 // multiplies per tile and channel pair where the direct form needs 9 m^2 (16 against 36 for m = 2).
@@ -9,11 +10,11 @@
 //  3. M(tx, ty, o, e) = sum over c of U(o, c, e) V(tx, ty, c, e): (m+2)^2 independent matrix
 //     products, each in register tiles of up to 2 vectors of tiles x tileC output channels.
 //  4. Y = A^T M A + bias per output channel, then the residual and the activation, written out.
-// m = 2 is the default: its transforms are adds only and it stays within 1e-6 of the direct sum
-// in float32; m = 4 saves more multiplies but its constants (up to 8 and 1/24) lose about 10x more.
-#include "winograd.h"
-
-#include "lower_util.h"
+// m = 2: its transforms are adds only and it stays within 1e-6 of the direct sum in float32.
+// (m = 4 saves more multiplies, but its constants, up to 8 and 1/24, lose about 10x more; no
+// default schedule or tuning candidate ever chose it, so it was removed.)
+#include "conv.h"
+#include "ops.h"
 
 namespace cnnc::codegen {
 
@@ -25,18 +26,12 @@ using namespace Halide;
 const float kBT2[] = {1, 0, -1, 0, 0, 1, 1, 0, 0, -1, 1, 0, 0, 1, 0, -1};
 const float kG2[] = {1, 0, 0, .5f, .5f, .5f, .5f, -.5f, .5f, 0, 0, 1};
 const float kAT2[] = {1, 1, 1, 0, 0, 1, -1, -1};
-const float kBT4[] = {4, 0, -5, 0, 1, 0, 0, -4, -4, 1, 1, 0, 0, 4, -4, -1, 1, 0,
-                      0, -2, -1, 2, 1, 0, 0, 2, -1, -2, 1, 0, 0, 4, 0, -5, 0, 1};
-const float kG4[] = {1.f / 4, 0, 0, -1.f / 6, -1.f / 6, -1.f / 6, -1.f / 6, 1.f / 6, -1.f / 6,
-                     1.f / 24, 1.f / 12, 1.f / 6, 1.f / 24, -1.f / 12, 1.f / 6, 0, 0, 1};
-const float kAT4[] = {1, 1, 1, 1, 1, 0, 0, 1, -1, 2, -2, 0, 0, 1, 1, 4, 4, 0, 0, 1, -1, 8, -8, 1};
-
 struct Transform {
   int m, a;
   const float *BT, *G, *AT;
 };
 
-Transform transformFor(int m) { return m == 4 ? Transform{4, 6, kBT4, kG4, kAT4} : Transform{2, 4, kBT2, kG2, kAT2}; }
+const Transform kF2x2{2, 4, kBT2, kG2, kAT2};
 
 // coef * v, without the multiply for +-1.
 Expr scaled(float coef, Expr v) { return coef == 1 ? v : coef == -1 ? -v : v * coef; }
@@ -76,10 +71,20 @@ bool winogradApplies(const KernelSpec& k) {
          k.in[2] == k.out[2];
 }
 
-Lowered convWinograd(const KernelSpec& k) {
+namespace {
+
+// The Funcs of the algorithm, steps 1-4 of the header: U, V, Macc and M, Y, out.
+struct WinogradFuncs {
+  Func out, src{"wino_src"}, U{"wino_u"}, V{"wino_v"}, Macc{"wino_macc"}, M{"wino_m"}, Y{"wino_y"};
+  Var tx{"tx"}, ty{"ty"}, e{"e"}, o{"o"}, c{"c"}, dx{"dx"}, dy{"dy"};
+  RDom r;
+  std::vector<Argument> args;
+};
+
+WinogradFuncs winogradAlgorithm(const KernelSpec& k) {
+  WinogradFuncs f;
   Vars v;
-  const Schedule& sc = k.schedule;
-  Transform t = transformFor(sc.winograd);
+  const Transform& t = kF2x2;
   int m = t.m, a = t.a;
   // The input gradient is the same conv of dy with each filter turned by 180 degrees and the
   // channel roles swapped: dx[c] = sum over o of dy[o] (x) w[o, c] flipped; it has no bias.
@@ -90,18 +95,18 @@ Lowered convWinograd(const KernelSpec& k) {
   declareDense(w, backData ? Dims{C, O, 3, 3} : Dims{O, C, 3, 3}, false);
   ImageParam b(Float(32), 1, "bias");
   declareDense(b, {O}, false);
-  std::vector<Argument> args{in, w};
+  std::vector<Argument>& args = f.args;
+  args = {in, w};
   if (!backData) args.push_back(b);
   auto tap = [&](int i, int j, Expr ci, Expr co) { return backData ? w(2 - i, 2 - j, co, ci) : w(i, j, ci, co); };
-  Var tx("tx"), ty("ty"), e("e"), o("o"), c("c"), dx("dx"), dy("dy");
-  int TW = (W + m - 1) / m, TWp = (TW + sc.vec - 1) / sc.vec * sc.vec;  // tiles per row, in whole vectors
-
-  Func src("wino_src");  // the input shifted by the padding of 1, zero outside
+  Var tx = f.tx, ty = f.ty, e = f.e, o = f.o, c = f.c, dx = f.dx, dy = f.dy;
+  Func src = f.src;  // the input shifted by the padding of 1, zero outside
   src(v.x, v.y, v.c, v.n) = BoundaryConditions::constant_exterior(in, 0.0f, {{0, W}, {0, H}})(v.x - 1, v.y - 1, v.c, v.n);
-  Func U("wino_u"), V("wino_v"), Macc("wino_macc"), M("wino_m"), Y("wino_y");
+  Func U = f.U, V = f.V, Macc = f.Macc, M = f.M, Y = f.Y;
   U(o, c, e) = selectOver(e, transform2d(t.G, a, 3, [&](int i, int j) { return tap(i, j, c, o); }));
   V(tx, ty, c, e, v.n) = selectOver(e, transform2d(t.BT, a, a, [&](int i, int j) { return src(tx * m + i, ty * m + j, c, v.n); }));
-  RDom r(0, C, "r");
+  f.r = RDom(0, C, "r");
+  RDom r = f.r;
   Macc(tx, ty, o, e, v.n) = 0.0f;
   Macc(tx, ty, o, e, v.n) += U(o, r, e) * V(tx, ty, r, e, v.n);
   M(tx, ty, o, e, v.n) = Macc(tx, ty, o, e, v.n);
@@ -115,13 +120,24 @@ Lowered convWinograd(const KernelSpec& k) {
     args.push_back(res);
     val = val + res(v.x, v.y, v.c, v.n);
   }
-  Func out(backData ? "conv_dx" : "conv_out");
-  out(v.x, v.y, v.c, v.n) = applyAct(val, k.act);
+  f.out = Func(backData ? "conv_dx" : "conv_out");
+  f.out(v.x, v.y, v.c, v.n) = applyAct(val, k.act);
+  return f;
+}
 
-  // Schedule. Tasks are blocks of tileY tile rows of one image (batch 1 still has H / (m tileY)
-  // of them); a block's V and M (tileY x TWp tiles x channels x a^2) stay in L2. The matrix
-  // products run along tiles: each V vector of `vec` tiles feeds tileC FMAs with U broadcast, each
-  // U broadcast feeds tileX vectors. Y is stored [ty][dy][tx][dx], so the output reads it as rows.
+// The CPU schedule (Winograd is never chosen for GPU targets). Tasks are blocks of tileY tile rows
+// of one image (batch 1 still has H / (m tileY) of them); a block's V and M (tileY x TWp tiles x
+// channels x a^2) stay in L2. The matrix products run along tiles: each V vector of `vec` tiles
+// feeds tileC FMAs with U broadcast, each U broadcast feeds tileX vectors. Y is stored
+// [ty][dy][tx][dx], so the output reads it as rows.
+void winogradCpu(WinogradFuncs& f, const KernelSpec& k) {
+  Vars v;
+  const Schedule& sc = k.schedule;
+  int m = kF2x2.m, W = (int)k.in[2], O = (int)k.out[0];
+  int TW = (W + m - 1) / m, TWp = (TW + sc.vec - 1) / sc.vec * sc.vec;  // tiles per row, in whole vectors
+  Func out = f.out, src = f.src, U = f.U, V = f.V, Macc = f.Macc, M = f.M, Y = f.Y;
+  Var tx = f.tx, ty = f.ty, e = f.e, o = f.o, c = f.c, dx = f.dx, dy = f.dy;
+  RDom r = f.r;
   Var yo("yo"), yi("yi"), blk("blk"), txo("txo"), txi("txi"), oo("oo"), oi("oi");
   int rows = m * sc.tileY;
   out.split(v.y, yo, yi, rows, TailStrategy::GuardWithIf).reorder(v.x, yi, v.c, yo, v.n).fuse(yo, v.n, blk).parallel(blk);
@@ -138,7 +154,14 @@ Lowered convWinograd(const KernelSpec& k) {
   Macc.update().split(tx, av, ai, sc.vec).reorder(ai, av, o, r, ty, e, v.n).vectorize(ai).unroll(av).unroll(o);
   Y.compute_at(out, blk).bound(tx, 0, TWp).reorder_storage(dx, tx, dy, ty, o, v.n)
       .reorder(tx, dx, dy, ty, o, v.n).vectorize(tx, sc.vec).unroll(dx).unroll(dy);
-  return finish(out, k, args);
+}
+
+}  // namespace
+
+Lowered lowerConvWinograd(const KernelSpec& k) {
+  WinogradFuncs f = winogradAlgorithm(k);
+  winogradCpu(f, k);
+  return finish(f.out, k, f.args);
 }
 
 }  // namespace cnnc::codegen

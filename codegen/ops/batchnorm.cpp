@@ -1,0 +1,438 @@
+// batchnorm.cpp: the batchnorm op (nn.BatchNorm2d, nn.BatchNorm1d on a flat input).
+//
+//   Affine        x, scale[C], shift[C] -> y = act(x * scale + shift)   (inference: running
+//                 statistics folded into a scale and shift; most BNs fold into the conv before them)
+//   BNStats       x[C,H,W] -> stats[2,C]: batch mean and biased variance (not batched)
+//   BNApply       x, stats, gamma, beta -> y = act((x - mean) / sqrt(var + eps) * gamma + beta)
+//   BNBackParams  dy (, y), x, stats (, gamma, beta) -> [2,C]: dgamma, dbeta (not batched)
+//   BNBackData    dy (, y), x, stats, gamma, dparams (, beta) -> dx
+//
+// BN kinds with extraIns = {pooled}: a k x k max pool (attrs.kernel) that tiles the BN's ReLU
+// output is folded in (train_plan.cpp): BNApply writes the pooled output, and dy of the backward
+// kinds is the pooled gradient.
+#include "batchnorm.h"
+
+#include "gpu.h"
+#include "ops.h"
+
+namespace cnnc::codegen {
+
+namespace {
+
+// BN over [C,H,W] or [F]: M = batch x H x W elements per channel.
+Expr elemsPerChannel(const ImageParam& x, const Dims& d) {
+  Expr n = x.dim((int)d.size()).extent();
+  return cast<float>(d.size() == 3 ? n * (int)(d[1] * d[2]) : n);
+}
+
+// ---- Affine (inference) ----
+
+struct AffineFuncs {
+  Func out{"affine_out"};
+  std::vector<Argument> args;
+};
+
+AffineFuncs affineForward(const KernelSpec& k) {
+  AffineFuncs f;
+  Vars v;
+  ImageParam in = tensorParam("input", k.in);
+  ImageParam sc(Float(32), 1, "scale"), sh(Float(32), 1, "shift");
+  declareDense(sc, {k.in[0]}, false);
+  declareDense(sh, {k.in[0]}, false);
+  f.args = {in, sc, sh};
+  if (k.in.size() == 3) f.out(v.x, v.y, v.c, v.n) = applyAct(in(v.x, v.y, v.c, v.n) * sc(v.c) + sh(v.c), k.act);
+  else f.out(v.f, v.n) = applyAct(in(v.f, v.n) * sc(v.f) + sh(v.f), k.act);
+  return f;
+}
+
+void affineCpu(AffineFuncs& f, const KernelSpec& k) {
+  Vars v;
+  if (k.in.size() == 3) scheduleSpatial(f.out, k, v);
+  else scheduleFlat(f.out, k, v);
+}
+
+// ---- BNStats ----
+
+struct StatsFuncs {
+  Func out{"bn_stats"}, mean{"bn_mean"}, var{"bn_var"};
+  Func lsum, lsq;  // large batches: the same sums, written to run in vector lanes (CPU only)
+  RDom r;
+  Expr large;
+  Var which{"which"};
+  std::vector<Argument> args;
+};
+
+// Large batches (8192 or more values per channel) sum in vector lanes (laneSum): the scalar sums
+// wait on each add, and took 6.7 ms of MiniVGG's step at batch 128 for 0.23 GB read (its 8x8
+// layers, 8192 values, 0.60 -> 0.30 ms each; 2-core Xeon, Sapphire Rapids class, bench/run.py).
+// Small ones keep the scalar order: there the statistics of ResNet-50's 4x4 layers are
+// ill-conditioned enough that any other rounding moved its step-parity gradients past their bounds
+// (issue 5's notes). On a GPU the two-pass sums are reduced across thread blocks (gpu.cpp): lane
+// sums would only add work.
+bool statsInLanes(const KernelSpec& k) { return k.in.size() == 3 && !k.schedule.gpu; }
+
+StatsFuncs bnStatsForward(const KernelSpec& k) {
+  StatsFuncs f;
+  Vars v;
+  const Dims& d = k.in;
+  ImageParam x = tensorParam("x", d);
+  f.args = {x};
+  Expr M = elemsPerChannel(x, d);
+  Var which = f.which;
+  if (d.size() == 3) {
+    RDom r(0, (int)d[2], 0, (int)d[1], 0, x.dim(3).extent(), "r");
+    f.mean(v.c) = sum(x(r.x, r.y, v.c, r.z)) / M;
+    Expr dv = x(r.x, r.y, v.c, r.z) - f.mean(v.c);
+    f.var(v.c) = sum(dv * dv) / M;
+  } else {
+    RDom r(0, x.dim(1).extent(), "r");
+    f.mean(v.c) = sum(x(v.c, r)) / M;
+    Expr dv = x(v.c, r) - f.mean(v.c);
+    f.var(v.c) = sum(dv * dv) / M;
+  }
+  if (statsInLanes(k)) {
+    f.r = RDom(0, (int)d[2], 0, (int)d[1], 0, x.dim(3).extent(), "r");
+    RDom& r = f.r;
+    f.lsum = Func("bn_sum_lanes");
+    f.lsq = Func("bn_sq_lanes");
+    f.lsum(v.c) = 0.0f;
+    f.lsum(v.c) += x(r.x, r.y, v.c, r.z);
+    Expr dl = x(r.x, r.y, v.c, r.z) - f.lsum(v.c) / M;
+    f.lsq(v.c) = 0.0f;
+    f.lsq(v.c) += dl * dl;
+    f.large = x.dim(3).extent() * (int)(d[1] * d[2]) >= 8192;
+    f.out(v.c, which) = select(f.large, select(which == 0, f.lsum(v.c), f.lsq(v.c)) / M, select(which == 0, f.mean(v.c), f.var(v.c)));
+    return f;
+  }
+  f.out(v.c, which) = select(which == 0, f.mean(v.c), f.var(v.c));
+  return f;
+}
+
+void bnStatsCpu(StatsFuncs& f, const KernelSpec& k) {
+  Vars v;
+  f.mean.compute_at(f.out, v.c);
+  f.var.compute_at(f.out, v.c);
+  if (statsInLanes(k)) {
+    f.lsum.compute_at(f.out, v.c);
+    f.lsq.compute_at(f.out, v.c);
+    laneSum(f.lsum, f.r, (int)k.in[2]);
+    laneSum(f.lsq, f.r, (int)k.in[2]);
+  }
+  f.out.reorder(f.which, v.c).bound(f.which, 0, 2).unroll(f.which).parallel(v.c);
+  if (statsInLanes(k)) f.out.specialize(f.large);
+}
+
+// ---- BNApply ----
+
+// Per-channel terms of batch norm, computed once per call on CPUs (bnTermsCpu): a square root and a
+// division per element held the BN kernels below the memory rate. Each is the exact float the
+// per-element expression gave before (IEEE sqrt and division), so results are unchanged bit for
+// bit: the step-parity tests of ResNet-50/101 and plain34 move past their bounds with any other
+// rounding.
+Func bnStd(const ImageParam& st, const KernelSpec& k) {  // sqrt(var + eps)
+  Func f("bn_std");
+  Var c("c");
+  f(c) = sqrt(st(c, 1) + (float)k.attrs.eps);
+  return f;
+}
+
+Func bnInvStd(const ImageParam& st, const KernelSpec& k) {  // 1 / sqrt(var + eps)
+  Func f("bn_invstd");
+  Var c("c");
+  f(c) = 1.0f / sqrt(st(c, 1) + (float)k.attrs.eps);
+  return f;
+}
+
+// The normalised, scaled and shifted x: bnApply's output before its activation. The backward
+// kernels behind a folded max pool recompute ReLU's mask with this same expression.
+Expr bnNorm(Expr xv, Expr c, const ImageParam& st, Func sd, const ImageParam& g, const ImageParam& b) {
+  return (xv - st(c, 0)) / sd(c) * g(c) + b(c);
+}
+
+// sign(gamma): bnNorm is increasing in x for gamma > 0 and decreasing for gamma < 0, so a window's
+// largest y is at its largest x * sign(gamma) (the keys of the folded max pool's routing).
+Expr gammaSign(const ImageParam& g, Expr c) { return select(g(c) > 0.0f, 1.0f, g(c) < 0.0f, -1.0f, 0.0f); }
+
+struct ApplyFuncs {
+  Func out{"bn_apply"}, sd;
+  std::vector<Argument> args;
+};
+
+ApplyFuncs bnApplyForward(const KernelSpec& k) {
+  ApplyFuncs f;
+  Vars v;
+  const Dims& d = k.in;
+  int64_t C = d[0];
+  ImageParam x = tensorParam("x", d), st = fixedParam("stats", {2, C}), g = fixedParam("gamma", {C}), b = fixedParam("beta", {C});
+  f.args = {x, st, g, b};
+  f.sd = bnStd(st, k);
+  Func sd = f.sd;
+  if (!k.extraIns.empty()) {
+    // A folded kw x kh max pool (train_plan.cpp): the maximum of each window of act(BN(x)),
+    // computed from x with the same expression, so the full-size output is never stored.
+    int kw = (int)k.attrs.kernel[1], kh = (int)k.attrs.kernel[0];
+    Expr m;
+    for (int j = 0; j < kw * kh; ++j) {
+      Expr e = applyAct(bnNorm(x(v.x * kw + j % kw, v.y * kh + j / kw, v.c, v.n), v.c, st, sd, g, b), k.act);
+      m = j == 0 ? e : max(m, e);
+    }
+    f.out(v.x, v.y, v.c, v.n) = m;
+  } else if (d.size() == 3) {
+    f.out(v.x, v.y, v.c, v.n) = applyAct(bnNorm(x(v.x, v.y, v.c, v.n), v.c, st, sd, g, b), k.act);
+  } else {
+    f.out(v.f, v.n) = applyAct(bnNorm(x(v.f, v.n), v.f, st, sd, g, b), k.act);
+  }
+  return f;
+}
+
+void bnApplyCpu(ApplyFuncs& f, const KernelSpec& k) {
+  Vars v;
+  f.sd.compute_root();
+  if (!k.extraIns.empty() || k.in.size() == 3) scheduleSpatial(f.out, k, v);
+  else scheduleFlat(f.out, k, v);
+}
+
+// ---- The backward kernels ----
+
+// BN backward kernels with a fused activation (k.act set) apply the activation's gradient inline:
+// the separate ActGrad kernel read and wrote a whole tensor for what is one multiply per element.
+// ReLU's mask is recomputed from x (bnMaskFromX); other activations read their output y (appended
+// to the arguments after dy). Behind a folded max pool (poolFolded) dy is the pool's gradient.
+bool poolFolded(const KernelSpec& k) { return k.act == Act::Relu && !k.extraIns.empty(); }
+
+// dy through the activation, and the per-channel Funcs it computes once per call on CPUs.
+struct DyAct {
+  Func dy;
+  std::vector<Func> perChannel;  // compute_root on CPUs
+};
+
+// dy through the activation. ReLU's mask reads x, st, sd (bnStd), g and b.
+DyAct actBackInline(ImageParam dy, const KernelSpec& k, std::vector<Argument>& args, const ImageParam& x, const ImageParam& st, Func sd,
+                    const ImageParam& g, const ImageParam& b) {
+  if (k.act == Act::None) return {Func(dy), {}};
+  std::vector<Var> idx;
+  for (int i = 0; i < dy.dimensions(); ++i) idx.push_back(Var("i" + std::to_string(i)));
+  std::vector<Expr> ix(idx.begin(), idx.end());
+  Func f("bn_dy_act");
+  if (poolFolded(k)) {
+    // dy is the gradient of a kw x kh max pool that tiles y = relu(bnNorm(x)): each window's
+    // gradient goes to its first maximum, as pool.cpp's tiled MaxPoolBack routes it. This replaces
+    // the MaxPoolBack kernel and the full-size gradient it wrote (MiniVGG: 2.3 ms per step).
+    // The window's maximum is that of x * sign(gamma) (gammaSign; all tied, so the first, for
+    // gamma = 0, as y is then constant). Only windows whose maximum is positive pass the ReLU mask
+    // below; there the two orders agree except where rounding made two different x equal in y, a
+    // tie within one ulp at which either element is a valid subgradient. Recomputing y for each
+    // window element instead cost four divisions per element and was slower than the MaxPoolBack
+    // it replaces. Element j of a window (scan order, x fastest) is its first maximum when its key
+    // exceeds every earlier one and is no less than every later one; written out per j, not as an
+    // argmax Func, so the test stays elementwise and vectorises.
+    int kw = (int)k.attrs.kernel[1], kh = (int)k.attrs.kernel[0], K = kw * kh;
+    Expr X = ix[0], Y = ix[1], C = ix[2], N = ix[3];
+    Expr x0 = (X / kw) * kw, y0 = (Y / kh) * kh;
+    Expr sgn = gammaSign(g, C);
+    std::vector<Expr> e;
+    for (int j = 0; j < K; ++j) e.push_back(x(x0 + j % kw, y0 + j / kw, C, N) * sgn);
+    Expr me = X % kw + (Y % kh) * kw, first = Internal::const_false();
+    for (int j = 0; j < K; ++j) {
+      Expr isFirst = Internal::const_true();
+      for (int i = 0; i < K; ++i)
+        if (i != j) isFirst = isFirst && (i < j ? e[j] > e[i] : e[j] >= e[i]);
+      first = first || (me == j && isFirst);
+    }
+    f(idx) = select(bnNorm(x(ix), C, st, sd, g, b) > 0.0f && first, dy(X / kw, Y / kh, C, N), 0.0f);
+    return {f, {}};
+  }
+  if (bnMaskFromX(k.act)) {
+    // y > 0 as x * gamma / sd + (beta - mean * gamma / sd) > 0: a multiply-add per element, where
+    // bnNorm's division per element held this kernel at its divider's rate (no faster than reading
+    // y). The two forms differ only where y is within rounding of 0, where either side of ReLU's
+    // kink is a valid subgradient.
+    Func scale("bn_mask_scale"), shift("bn_mask_shift");
+    Var c("c");
+    scale(c) = g(c) / sd(c);
+    shift(c) = b(c) - st(c, 0) * scale(c);
+    f(idx) = select(x(ix) * scale(ix[2]) + shift(ix[2]) > 0.0f, dy(ix), 0.0f);
+    return {f, {scale, shift}};
+  }
+  ImageParam y = tensorParam("y", k.in);
+  args.push_back(y);
+  f(idx) = dy(ix) * actDerivFromOutput(y(ix), k.act);
+  return {f, {}};
+}
+
+// dgamma and dbeta in one pass (a tuple reduction): two separate sums read dy and y twice.
+struct BackParamsFuncs {
+  Func out{"bn_dparams"}, acc{"bn_dgamma_dbeta"}, dg{"bn_dgamma"}, db{"bn_dbeta"};
+  std::vector<Func> perChannel;  // compute_root on CPUs
+  RDom r;
+  int laneWidth = 0;             // the x extent the lane sums split (0: flat input, no lane sums)
+  Var which{"which"};
+  std::vector<Argument> args;
+};
+
+BackParamsFuncs bnBackParamsAlgorithm(const KernelSpec& k) {
+  BackParamsFuncs f;
+  Vars v;
+  const Dims& d = k.in;
+  int64_t C = d[0];
+  ImageParam dyIn = tensorParam("dy", k.extraIns.empty() ? d : k.extraIns[0]), x = tensorParam("x", d), st = fixedParam("stats", {2, C});
+  ImageParam g = fixedParam("gamma", {C}), b = fixedParam("beta", {C});
+  std::vector<Argument>& args = f.args;
+  args = {dyIn};
+  Func sd = bnStd(st, k);
+  f.perChannel = {sd};
+  Func dy;
+  if (!poolFolded(k)) {
+    DyAct da = actBackInline(dyIn, k, args, x, st, sd, g, b);
+    dy = da.dy;
+    f.perChannel.insert(f.perChannel.end(), da.perChannel.begin(), da.perChannel.end());
+  }
+  args.push_back(x);
+  args.push_back(st);
+  if (bnMaskFromX(k.act)) {
+    args.push_back(g);
+    args.push_back(b);
+  }
+  Var which = f.which;
+  if (poolFolded(k)) {
+    // Behind a folded max pool only each window's first maximum x* receives the pooled gradient,
+    // so the sums run over windows: dgamma = sum of dy_pool * mask * xhat(x*), dbeta = sum of
+    // dy_pool * mask, with mask = bnNorm(x*) > 0. These are the terms of the per-element sums
+    // without the zeros, and one division per window, not two per element: the per-element form
+    // was bound by its divisions (MiniVGG: 1.9 ms at 11 GB/s where x and dy need 0.8 ms).
+    // x* = m * sign(gamma), m the window's maximum of x * sign(gamma) (exact: the sign is +-1);
+    // for gamma = 0 all keys tie and the first element is x*.
+    int kw = (int)k.attrs.kernel[1], kh = (int)k.attrs.kernel[0];
+    const Dims& pd = k.extraIns[0];  // [C, H / kh, W / kw]
+    f.r = RDom(0, (int)pd[2], 0, (int)pd[1], 0, x.dim(3).extent(), "r");
+    RDom& r = f.r;
+    Expr sgn = gammaSign(g, v.c);
+    Expr m;
+    for (int j = 0; j < kw * kh; ++j) {
+      Expr e = x(r.x * kw + j % kw, r.y * kh + j / kw, v.c, r.z) * sgn;
+      m = j == 0 ? e : max(m, e);
+    }
+    Expr xs = select(sgn == 0.0f, x(r.x * kw, r.y * kh, v.c, r.z), m * sgn);
+    Expr dyv = select(bnNorm(xs, v.c, st, sd, g, b) > 0.0f, dyIn(r.x, r.y, v.c, r.z), 0.0f);
+    Func invstd = bnInvStd(st, k);
+    f.perChannel.push_back(invstd);
+    Expr xhat = (xs - st(v.c, 0)) * invstd(v.c);
+    f.acc(v.c) = Tuple(0.0f, 0.0f);
+    f.acc(v.c) = Tuple(f.acc(v.c)[0] + dyv * xhat, f.acc(v.c)[1] + dyv);
+    f.laneWidth = (int)pd[2];
+    f.out(v.c, which) = select(which == 0, f.acc(v.c)[0], f.acc(v.c)[1]);
+  } else if (d.size() == 3) {
+    f.r = RDom(0, (int)d[2], 0, (int)d[1], 0, x.dim(3).extent(), "r");
+    RDom& r = f.r;
+    Expr xhat = (x(r.x, r.y, v.c, r.z) - st(v.c, 0)) / sd(v.c);
+    f.acc(v.c) = Tuple(0.0f, 0.0f);
+    Expr dyv = dy(r.x, r.y, v.c, r.z);
+    f.acc(v.c) = Tuple(f.acc(v.c)[0] + dyv * xhat, f.acc(v.c)[1] + dyv);
+    f.laneWidth = (int)d[2];
+    f.out(v.c, which) = select(which == 0, f.acc(v.c)[0], f.acc(v.c)[1]);
+  } else {
+    RDom r(0, x.dim(1).extent(), "r");
+    Expr xhat = (x(v.c, r) - st(v.c, 0)) / sd(v.c);
+    f.dg(v.c) = sum(dy(v.c, r) * xhat);
+    f.db(v.c) = sum(dy(v.c, r));
+    f.out(v.c, which) = select(which == 0, f.dg(v.c), f.db(v.c));
+  }
+  return f;
+}
+
+void bnBackParamsCpu(BackParamsFuncs& f, const KernelSpec& k) {
+  Vars v;
+  for (Func p : f.perChannel) p.compute_root();
+  if (f.laneWidth) {
+    laneSum(f.acc, f.r, f.laneWidth);
+    f.acc.compute_at(f.out, v.c);
+  } else {
+    f.dg.compute_at(f.out, v.c);
+    f.db.compute_at(f.out, v.c);
+  }
+  f.out.reorder(f.which, v.c).bound(f.which, 0, 2).unroll(f.which).parallel(v.c);
+}
+
+// dx = gamma * invstd / M * (M dy - dbeta - xhat dgamma), the batch-statistics BN gradient.
+struct BackDataFuncs {
+  Func out{"bn_dx"};
+  std::vector<Func> perChannel;  // compute_root on CPUs
+  std::vector<Argument> args;
+};
+
+BackDataFuncs bnBackDataAlgorithm(const KernelSpec& k) {
+  BackDataFuncs f;
+  Vars v;
+  const Dims& d = k.in;
+  int64_t C = d[0];
+  ImageParam dyIn = tensorParam("dy", k.extraIns.empty() ? d : k.extraIns[0]), x = tensorParam("x", d), st = fixedParam("stats", {2, C}),
+             g = fixedParam("gamma", {C}), dp = fixedParam("dparams", {2, C}), b = fixedParam("beta", {C});
+  std::vector<Argument>& args = f.args;
+  args = {dyIn};
+  Func invstd = bnInvStd(st, k), sd = bnStd(st, k);
+  DyAct da = actBackInline(dyIn, k, args, x, st, sd, g, b);
+  Func dy = da.dy;
+  for (Argument a : {Argument(x), Argument(st), Argument(g), Argument(dp)}) args.push_back(a);
+  if (bnMaskFromX(k.act)) args.push_back(b);
+  Expr M = elemsPerChannel(x, d);
+  // gamma * invstd / M per channel, once per call (the division by M was per element).
+  Func coef("bn_dx_coef");
+  Var c("c");
+  coef(c) = g(c) * invstd(c) / M;
+  f.perChannel = {invstd, sd};
+  f.perChannel.insert(f.perChannel.end(), da.perChannel.begin(), da.perChannel.end());
+  f.perChannel.push_back(coef);
+  auto grad = [&](Expr dyv, Expr xv, Expr c) {
+    Expr xhat = (xv - st(c, 0)) * invstd(c);
+    return coef(c) * (M * dyv - dp(c, 1) - xhat * dp(c, 0));
+  };
+  if (d.size() == 3) f.out(v.x, v.y, v.c, v.n) = grad(dy(v.x, v.y, v.c, v.n), x(v.x, v.y, v.c, v.n), v.c);
+  else f.out(v.f, v.n) = grad(dy(v.f, v.n), x(v.f, v.n), v.f);
+  return f;
+}
+
+void bnBackDataCpu(BackDataFuncs& f, const KernelSpec& k) {
+  Vars v;
+  for (Func p : f.perChannel) p.compute_root();
+  if (k.in.size() == 3) scheduleSpatial(f.out, k, v);
+  else scheduleFlat(f.out, k, v);
+}
+
+}  // namespace
+
+Lowered lowerAffine(const KernelSpec& k) {
+  AffineFuncs f = affineForward(k);
+  if (k.schedule.gpu) gpuSchedule(f.out, k);
+  else affineCpu(f, k);
+  return finish(f.out, k, f.args);
+}
+
+Lowered lowerBNStats(const KernelSpec& k) {
+  StatsFuncs f = bnStatsForward(k);
+  if (k.schedule.gpu) gpuSchedule(f.out, k);
+  else bnStatsCpu(f, k);
+  return finish(f.out, k, f.args);
+}
+
+Lowered lowerBNApply(const KernelSpec& k) {
+  ApplyFuncs f = bnApplyForward(k);
+  if (k.schedule.gpu) gpuSchedule(f.out, k);
+  else bnApplyCpu(f, k);
+  return finish(f.out, k, f.args);
+}
+
+Lowered lowerBNBackParams(const KernelSpec& k) {
+  BackParamsFuncs f = bnBackParamsAlgorithm(k);
+  if (k.schedule.gpu) gpuSchedule(f.out, k);
+  else bnBackParamsCpu(f, k);
+  return finish(f.out, k, f.args);
+}
+
+Lowered lowerBNBackData(const KernelSpec& k) {
+  BackDataFuncs f = bnBackDataAlgorithm(k);
+  if (k.schedule.gpu) gpuSchedule(f.out, k);
+  else bnBackDataCpu(f, k);
+  return finish(f.out, k, f.args);
+}
+
+}  // namespace cnnc::codegen

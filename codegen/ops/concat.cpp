@@ -1,0 +1,80 @@
+// concat.cpp: channel concatenation (the .cnn `concat` of parallel branches) and its gradient.
+//
+//   Concat  x0[C0,...], x1[C1,...], ... -> y[C0+C1+...,...]
+//   Slice   dy[Ctot,...] -> dx: channels [attrs.size, attrs.size + out[0]) of dy, one input's share
+#include "gpu.h"
+#include "ops.h"
+
+namespace cnnc::codegen {
+
+namespace {
+
+struct ConcatFuncs {
+  Func out;
+  std::vector<Argument> args;
+};
+
+ConcatFuncs concatForward(const KernelSpec& k) {
+  ConcatFuncs f;
+  Vars v;
+  std::vector<Dims> shapes{k.in};
+  shapes.insert(shapes.end(), k.extraIns.begin(), k.extraIns.end());
+  std::vector<ImageParam> ins;
+  for (size_t i = 0; i < shapes.size(); ++i) {
+    ins.push_back(tensorParam("in" + std::to_string(i), shapes[i]));
+    f.args.push_back(ins.back());
+  }
+  bool spatial = k.in.size() == 3;
+  Var ch = spatial ? v.c : v.f;
+  // Walk the inputs backwards so the first matching range wins in the select chain.
+  int64_t total = 0;
+  std::vector<int64_t> starts;
+  for (const auto& s : shapes) { starts.push_back(total); total += s[0]; }
+  Expr val = 0.0f;
+  for (int i = (int)shapes.size() - 1; i >= 0; --i) {
+    Expr local = clamp(ch - (int)starts[i], 0, (int)shapes[i][0] - 1);
+    Expr pick = spatial ? ins[i](v.x, v.y, local, v.n) : ins[i](local, v.n);
+    val = i == (int)shapes.size() - 1 ? pick : select(ch < (int)(starts[i] + shapes[i][0]), pick, val);
+  }
+  f.out = Func("concat_out");
+  if (spatial) f.out(v.x, v.y, v.c, v.n) = val;
+  else f.out(v.f, v.n) = val;
+  return f;
+}
+
+void concatCpu(ConcatFuncs& f, const KernelSpec& k) {
+  Vars v;
+  if (k.in.size() == 3) scheduleSpatial(f.out, k, v);
+  else f.out.parallel(v.n);
+}
+
+ConcatFuncs sliceBack(const KernelSpec& k) {
+  ConcatFuncs f;
+  Vars v;
+  ImageParam dy = tensorParam("dy", k.in);
+  f.args = {dy};
+  int start = (int)k.attrs.size;
+  f.out = Func("slice");
+  if (k.out.size() == 3) f.out(v.x, v.y, v.c, v.n) = dy(v.x, v.y, v.c + start, v.n);
+  else f.out(v.f, v.n) = dy(v.f + start, v.n);
+  return f;
+}
+
+void sliceCpu(ConcatFuncs& f, const KernelSpec& k) {
+  Vars v;
+  if (k.out.size() == 3) scheduleSpatial(f.out, k, v);
+  else scheduleFlat(f.out, k, v);
+}
+
+Lowered lowerWith(const KernelSpec& k, ConcatFuncs f, void (*cpu)(ConcatFuncs&, const KernelSpec&)) {
+  if (k.schedule.gpu) gpuSchedule(f.out, k);
+  else cpu(f, k);
+  return finish(f.out, k, f.args);
+}
+
+}  // namespace
+
+Lowered lowerConcat(const KernelSpec& k) { return lowerWith(k, concatForward(k), concatCpu); }
+Lowered lowerSlice(const KernelSpec& k) { return lowerWith(k, sliceBack(k), sliceCpu); }
+
+}  // namespace cnnc::codegen

@@ -1,0 +1,676 @@
+// conv.cpp: the conv op: 2-D convolution (nn.Conv2d) forward, its input gradient and its weight
+// gradient, each as an algorithm (the Funcs it defines) and CPU and GPU schedules apart. The
+// Winograd form of 3x3 stride-1 convs is in conv_winograd.cpp; the bias gradient in bias.cpp.
+//
+//   Conv            x[C,H,W], w[O,C/g,kh,kw], b[O] (, residual[O,Ho,Wo]) -> y[O,Ho,Wo]
+//                   y = act(b + sum over (ci, ky, kx) of w * x at (oy*s + ky*d - p, ox*s + kx*d - p)
+//                       (+ residual))
+//   ConvBackData    dy[O,Ho,Wo], w -> dx[C,H,W]
+//   ConvBackWeight  dy[O,Ho,Wo], x[C,H,W] -> dw[O,C/g,kh,kw] (summed over the batch)
+//
+// Gradients are written by hand (REFERENCE.md: Halide's autodiff ran 10-30x below forward speed
+// here, and left a stride-2 conv's input gradient as a serial scatter). Scatters are turned into
+// gathers: each input element sums the outputs whose windows cover it.
+#include <map>
+
+#include "conv.h"
+#include "gpu.h"
+#include "ops.h"
+
+namespace cnnc::codegen {
+
+namespace {
+
+// ---- Schedules shared by the direct convolutions (forward and input gradient) ----
+
+// A register tile of (tileX vectors of `vec` columns) x tileY rows x tileC output channels. Each
+// input vector loaded for a tap feeds tileC FMAs (weights broadcast), each weight broadcast feeds
+// tileX x tileY, and the accumulators stay in vector registers for the whole reduction over input
+// channels and taps. The splits shift inwards at the right and bottom edges (the output needs only
+// be at least one tile), so the accumulator tile always has exactly the tile's extent.
+// With `inner`, `out` is not the pipeline's output but one stage computed per image by it (the
+// phases of a strided input gradient): no padded source, no batch-parallel specialisation.
+void scheduleConvTile(Func out, Func acc, RDom r, const Schedule& sc, int channels, Vars& v, Func padded = Func(), bool inner = false) {
+  Var xo("xo"), xi("xi"), xv("xv"), yo("yo"), yi("yi"), co("co"), ci("ci");
+  int tc = std::min(sc.tileC, channels);
+  out.split(v.x, xo, xi, sc.vec * sc.tileX).split(v.y, yo, yi, sc.tileY).split(v.c, co, ci, tc)
+      .reorder(xi, yi, ci, xo, yo, co, v.n);
+  out.split(xi, xv, xi, sc.vec).reorder(xi, xv, yi, ci);
+  if (sc.vec > 1) out.vectorize(xi);
+  out.unroll(xv).unroll(yi).unroll(ci);
+  // The zero-padded source is copied once per image: read in place, the border test turns every
+  // vector load of the reduction into a gather of single floats.
+  if (padded.defined()) {
+    padded.compute_at(out, v.n);
+    if (sc.vec > 1 && !padded.has_update_definition()) padded.vectorize(padded.args()[0], sc.vec);
+  }
+  // Large batches: one image per task (the padded copy stays in its thread's cache); small ones:
+  // the output channel tiles of an image in parallel.
+  if (!inner) out.specialize(out.output_buffer().dim(3).extent() >= 8).parallel(v.n);
+  out.parallel(co);
+  acc.compute_at(out, xo);
+  Var ax("ax"), axv("axv");
+  acc.split(v.x, axv, ax, sc.vec).reorder(ax, axv, v.y, v.c);
+  if (sc.vec > 1) acc.vectorize(ax);
+  acc.unroll(axv).unroll(v.y).unroll(v.c);
+  acc.update().split(v.x, axv, ax, sc.vec).reorder(ax, axv, v.y, v.c, r.x, r.y, r.z, v.n);
+  if (sc.vec > 1) acc.update().vectorize(ax);
+  acc.update().unroll(axv).unroll(v.y).unroll(v.c);
+}
+
+// Conv weights for channel vectors, blocked: wt(c, kx, ky, k) reads block (c / T) of T = vec x
+// chanVec channels, stored [blocks][K][kh][kw][T], so one tile's weights for a run of the reduction
+// are contiguous (a stride of O floats between taps mapped them onto a few L1 sets). `w5` is the
+// 5-D blocked tensor (cl, kx, ky, k, cb); it is either the packed ImageParam (inference) or a Func
+// copied from the weights once per call (training).
+Func blockedWeights(Func w5, int T) {
+  Func wt("weight_t");
+  Var c("wc"), x("wx"), y("wy"), z("wz");
+  wt(c, x, y, z) = w5(c % T, x, y, z, c / T);
+  return wt;
+}
+
+// The weights w (Halide dims kx, ky, ci, co) copied once per call into the blocked layout that
+// blockedWeights reads: blocks of T output channels for a forward conv, of T input channels
+// (`overInputs`) for an input gradient, whose outputs are the forward conv's inputs.
+Func blockedCopy(ImageParam w, int T, bool overInputs, const std::string& name = "weight_blocked") {
+  Func copy(name);
+  Var l("bl"), x("tx"), y("ty"), z("tz"), b("cb");
+  copy(l, x, y, z, b) = overInputs ? w(x, y, b * T + l, z) : w(x, y, z, b * T + l);
+  return copy;
+}
+
+// Direct convolutions with small rows (sc.chanVec > 0): vectors run along output channels. For
+// each image and block of T = vec x chanVec channels, the accumulators of the whole image live in a
+// small buffer (W x H x T floats, W below 16). The reduction over input channels runs in chunks
+// whose weights fit in L1 (about 16 KiB); within a chunk each register tile of tileX x tileY pixels
+// x chanVec vectors sums over the chunk's taps: each tap loads chanVec weight vectors and broadcasts
+// one source float per pixel into tileX * tileY * chanVec FMAs. (Without chunks every tile streamed
+// all of the block's weights: ResNet-18's 7x7 layers read 9.4 MiB seven times per image and ran at
+// a quarter of the 56x56 layers' rate.)
+// `wcopy`, when defined, is the blocked copy of the weights made once per call.
+// `inner` as for scheduleConvTile.
+void scheduleConvChannels(Func out, Func acc, Func wcopy, RDom r, const Schedule& sc, Vars& v, Func padded = Func(), bool inner = false) {
+  Var co("co"), ci("ci"), cv("cv"), cl("cl"), xo("xo"), xi("xi"), yo("yo"), yi("yi");
+  RVar rzo("rzo"), rzi("rzi");
+  int T = sc.vec * sc.chanVec;
+  out.split(v.c, co, ci, T).reorder(v.x, v.y, ci, co, v.n);
+  if (sc.tileX >= 4) out.vectorize(v.x, 4, TailStrategy::GuardWithIf);
+  if (padded.defined()) padded.compute_at(out, v.n);
+  if (!inner) out.specialize(out.output_buffer().dim(3).extent() >= 8).parallel(v.n);
+  out.parallel(co);
+  if (wcopy.defined()) wcopy.compute_root().parallel(wcopy.args()[4]).vectorize(wcopy.args()[0], sc.vec);
+  auto extent = [](RVar rv) { const int64_t* e = Internal::as_const_int(rv.extent()); return e ? (int)*e : 1; };
+  int taps = extent(r.x) * extent(r.y), K = extent(r.z);
+  int chunk = std::max(1, 4096 / (taps * T));
+  while (chunk > 1 && K % chunk) --chunk;
+  acc.compute_at(out, co).reorder_storage(v.c, v.x, v.y, v.n);
+  acc.vectorize(v.c, sc.vec);
+  acc.update().split(v.x, xo, xi, sc.tileX).split(v.y, yo, yi, sc.tileY).split(v.c, cv, cl, sc.vec).split(r.z, rzo, rzi, chunk)
+      .reorder(cl, cv, xi, yi, r.x, r.y, rzi, xo, yo, rzo, v.n)
+      .vectorize(cl).unroll(cv).unroll(xi).unroll(yi);
+}
+
+// ---- Conv: forward ----
+
+struct ConvFuncs {
+  Func out{"conv_out"}, acc{"conv_acc"}, src{"src"};
+  Func wcopy;      // training with channel vectors: the weights copied into blocks of T channels
+  RDom r;          // taps (x, y) and input channels of a group
+  ImageParam in, w, b, res;
+  std::vector<Argument> args;
+  bool padded = false;
+};
+
+ConvFuncs convForward(const KernelSpec& k) {
+  ConvFuncs f;
+  Vars v;
+  const Attrs& a = k.attrs;
+  int64_t C = k.in[0], H = k.in[1], W = k.in[2], O = k.out[0];
+  int64_t cig = C / a.groups, cog = O / a.groups;
+  f.in = tensorParam("input", k.in);
+  // Inference convs with channel vectors take their weights packed at load ([O/T,C,kh,kw,T]).
+  int T = k.schedule.vec * k.schedule.chanVec;
+  f.w = ImageParam(Float(32), k.packedWeights ? 5 : 4, "weight");
+  if (k.packedWeights) declareDense(f.w, {O / T, cig, a.kernel[0], a.kernel[1], T}, false);
+  else declareDense(f.w, {O, cig, a.kernel[0], a.kernel[1]}, false);
+  f.b = ImageParam(Float(32), 1, "bias");
+  declareDense(f.b, {O}, false);
+  f.args = {f.in, f.w, f.b};
+  f.padded = a.pad[0] || a.pad[1];
+  if (f.padded) f.src = zeroPadded(f.in, (int)W, (int)H, 0, 0, k.schedule, "src");
+  else f.src(v.x, v.y, v.c, v.n) = f.in(v.x, v.y, v.c, v.n);
+  f.r = RDom(0, (int)a.kernel[1], 0, (int)a.kernel[0], 0, (int)cig, "r");
+  RDom& r = f.r;
+  Expr g = a.groups == 1 ? Expr(0) : v.c / (int)cog;
+  f.acc(v.x, v.y, v.c, v.n) = f.b(v.c);
+  // With channel vectors the weights are read in blocks of T output channels: packed at load
+  // (inference), or copied once per call (training, where weights change every step).
+  Func wt;
+  if (k.schedule.chanVec) {
+    if (!k.packedWeights) f.wcopy = blockedCopy(f.w, T, false);
+    wt = blockedWeights(k.packedWeights ? Func(f.w) : f.wcopy, T);
+  }
+  Expr wv = k.schedule.chanVec ? wt(v.c, r.x, r.y, r.z) : f.w(r.x, r.y, r.z, v.c);
+  f.acc(v.x, v.y, v.c, v.n) += wv *
+      f.src(v.x * (int)a.stride[1] + r.x * (int)a.dilation[1] - (int)a.pad[1], v.y * (int)a.stride[0] + r.y * (int)a.dilation[0] - (int)a.pad[0],
+            g * (int)cig + r.z, v.n);
+  Expr val = f.acc(v.x, v.y, v.c, v.n);
+  if (k.residual) {
+    f.res = tensorParam("residual", k.out);
+    f.args.push_back(f.res);
+    val = val + f.res(v.x, v.y, v.c, v.n);
+  }
+  f.out(v.x, v.y, v.c, v.n) = applyAct(val, k.act);
+  return f;
+}
+
+void convForwardCpu(ConvFuncs& f, const KernelSpec& k) {
+  Vars v;
+  if (f.padded) schedulePadded(f.src, (int)k.in[2], k.schedule);
+  if (k.schedule.chanVec) scheduleConvChannels(f.out, f.acc, k.packedWeights ? Func() : f.wcopy, f.r, k.schedule, v, f.padded ? f.src : Func());
+  else scheduleConvTile(f.out, f.acc, f.r, k.schedule, (int)k.out[0], v, f.padded ? f.src : Func());
+}
+
+// Scheduled by Halide's Adams2019 autoscheduler at compile time (`cnnc tune --adams2019`): the
+// kernel only declares the estimates it plans for, at a batch of autoBatch images.
+void convForwardAuto(ConvFuncs& f, const KernelSpec& k) {
+  const Attrs& a = k.attrs;
+  int N = k.schedule.autoBatch;
+  f.in.set_estimates(batchRegion(k.in, N));
+  f.w.set_estimates(batchRegion({k.out[0], k.in[0] / a.groups, a.kernel[0], a.kernel[1]}, 0));
+  f.b.set_estimates({{0, (int)k.out[0]}});
+  if (k.residual) f.res.set_estimates(batchRegion(k.out, N));
+  f.out.set_estimates(batchRegion(k.out, N));
+}
+
+// ---- ConvBackData: the input gradient ----
+
+// Input gradient of a strided conv (dilation 1), split by phase. Input pixel (s*qx + px, s*qy + py)
+// receives dy only from the taps kx = px + pad (mod s), ky likewise, at ox = qx + (px + pad - kx) / s.
+// The algorithm:
+//  1. dy is zero-extended and materialised once per image (dyz), shared by all phases.
+//  2. Each of the s*s phases is a stride-1 conv of dyz with its sub-kernel of every s-th tap, over the
+//     phase's grid of ceil((W - px) / s) x ceil((H - py) / s) pixels. It is computed per image and
+//     scheduled like a conv of that grid's shape (channel vectors when the grid's rows are narrow).
+//     A phase that no tap reaches (a 1x1 stride-2 conv's odd pixels) is zero.
+//  3. The output interleaves the phase grids: x = s*qx + px, with px unrolled so the phase is known.
+// The upsampled form (convBackDataUpsampled below) spent (s*s - 1) / (s*s) of its FMAs on inserted
+// zeros: TinyResNet's three stride-2 3x3 input gradients took 13-15 ms each against 8 for a
+// stride-1 layer.
+struct PhaseFuncs {
+  Func out{"conv_dx"}, dyz;
+  struct Phase {
+    Func f, acc, wcopy;  // acc undefined for a phase no tap reaches
+    RDom r;
+    Schedule sc;         // the phase's schedule, as a conv of its grid's shape
+    int Wq = 0, Hq = 0;
+  };
+  std::vector<Phase> phases;
+  std::vector<Argument> args;
+};
+
+PhaseFuncs convBackDataPhases(const KernelSpec& k) {
+  PhaseFuncs f;
+  Vars v;
+  const Attrs& a = k.attrs;
+  int O = (int)k.in[0], Ho = (int)k.in[1], Wo = (int)k.in[2];   // dy [O,Ho,Wo]
+  int C = (int)k.out[0], H = (int)k.out[1], W = (int)k.out[2];  // dx [C,H,W]
+  int cig = C / (int)a.groups, cog = O / (int)a.groups;
+  int kh = (int)a.kernel[0], kw = (int)a.kernel[1], sy = (int)a.stride[0], sx = (int)a.stride[1];
+  ImageParam dy = tensorParam("dy", k.in);
+  ImageParam w = fixedParam("weight", {O, cig, kh, kw});
+  f.args = {dy, w};
+  f.dyz = zeroPadded(dy, Wo, Ho, 0, 0, k.schedule, "convbd_dyz");
+  Expr g = a.groups == 1 ? Expr(0) : v.c / cig;
+  Expr cl = a.groups == 1 ? Expr(v.c) : v.c % cig;
+  std::map<int, Func> blocked;  // channel-vector phases read the weights blocked by T (one copy per T)
+  for (int py = 0; py < sy; ++py)
+    for (int px = 0; px < sx; ++px) {
+      std::string tag = "_p" + std::to_string(px) + std::to_string(py);
+      int k0x = (px + (int)a.pad[1]) % sx, k0y = (py + (int)a.pad[0]) % sy;  // first tap of the phase
+      int nx = k0x < kw ? (kw - k0x + sx - 1) / sx : 0, ny = k0y < kh ? (kh - k0y + sy - 1) / sy : 0;
+      int bx = (px + (int)a.pad[1] - k0x) / sx, by = (py + (int)a.pad[0] - k0y) / sy;
+      PhaseFuncs::Phase ph;
+      ph.Wq = (W - px + sx - 1) / sx;
+      ph.Hq = (H - py + sy - 1) / sy;
+      ph.f = Func("conv_dx" + tag);
+      if (nx == 0 || ny == 0 || ph.Wq <= 0 || ph.Hq <= 0) {
+        ph.f(v.x, v.y, v.c, v.n) = 0.0f;
+        f.phases.push_back(ph);
+        continue;
+      }
+      KernelSpec ks = k;
+      ks.out = {C, ph.Hq, ph.Wq};
+      ph.sc = defaultSchedule(ks, k.schedule.lanes);
+      ph.r = RDom(0, nx, 0, ny, 0, cog, "r" + tag);
+      RDom& r = ph.r;
+      Expr co = g * cog + r.z, kx = k0x + sx * r.x, ky = k0y + sy * r.y;
+      Expr wv = w(kx, ky, cl, co);
+      if (ph.sc.chanVec) {
+        int T = ph.sc.vec * ph.sc.chanVec;
+        if (!blocked.count(T)) {
+          blocked[T] = blockedCopy(w, T, true, "weight_blocked" + std::to_string(T));
+          ph.wcopy = blocked[T];  // scheduled once, with the first phase that reads it
+        }
+        wv = blockedWeights(blocked[T], T)(v.c, kx, ky, co);
+      }
+      ph.acc = Func("convbd_acc" + tag);
+      ph.acc(v.x, v.y, v.c, v.n) = 0.0f;
+      ph.acc(v.x, v.y, v.c, v.n) += f.dyz(v.x + bx - r.x, v.y + by - r.y, co, v.n) * wv;
+      ph.f(v.x, v.y, v.c, v.n) = ph.acc(v.x, v.y, v.c, v.n);
+      f.phases.push_back(ph);
+    }
+  // A phase's grid is one pixel shorter than ceil(W / s) when s does not divide W; the guarded
+  // tail of the interleave still asks for that pixel (its value unused), so the index is clamped.
+  auto read = [&](int i) {
+    int px = i % sx, py = i / sx, Wq = (W - px + sx - 1) / sx, Hq = (H - py + sy - 1) / sy;
+    Expr qx = v.x / sx, qy = v.y / sy;
+    if (Wq < (W + sx - 1) / sx) qx = min(qx, std::max(Wq - 1, 0));
+    if (Hq < (H + sy - 1) / sy) qy = min(qy, std::max(Hq - 1, 0));
+    return f.phases[i].f(qx, qy, v.c, v.n);
+  };
+  Expr val = read((int)f.phases.size() - 1);
+  for (int i = (int)f.phases.size() - 2; i >= 0; --i) val = select(v.x % sx == i % sx && v.y % sy == i / sx, read(i), val);
+  f.out(v.x, v.y, v.c, v.n) = val;
+  return f;
+}
+
+void convBackDataPhasesCpu(PhaseFuncs& f, const KernelSpec& k) {
+  Vars v;
+  const Attrs& a = k.attrs;
+  int C = (int)k.out[0], W = (int)k.out[2], sy = (int)a.stride[0], sx = (int)a.stride[1];
+  schedulePadded(f.dyz, (int)k.in[2], k.schedule);
+  for (auto& ph : f.phases) {
+    if (!ph.acc.defined()) continue;
+    ph.f.compute_at(f.out, v.n).bound(v.x, 0, ph.Wq).bound(v.y, 0, ph.Hq).bound(v.c, 0, C);
+    if (ph.sc.chanVec) scheduleConvChannels(ph.f, ph.acc, ph.wcopy, ph.r, ph.sc, v, Func(), true);
+    else scheduleConvTile(ph.f, ph.acc, ph.r, ph.sc, C, v, Func(), true);
+  }
+  Var qx("qx"), qy("qy"), ux("ux"), uy("uy");
+  f.out.split(v.x, qx, ux, sx, TailStrategy::GuardWithIf).split(v.y, qy, uy, sy, TailStrategy::GuardWithIf)
+      .reorder(qx, ux, uy, qy, v.c, v.n).unroll(ux).unroll(uy);
+  if (k.schedule.lanes >= 8 && (W / sx) >= 8) f.out.vectorize(qx, 8, TailStrategy::GuardWithIf);
+  else if ((W / sx) >= 4) f.out.vectorize(qx, 4, TailStrategy::GuardWithIf);
+  f.dyz.compute_at(f.out, v.n);
+  f.out.specialize(f.out.output_buffer().dim(3).extent() >= 8).parallel(v.n);
+}
+
+// Input gradient of a conv: input pixel (x, y) receives dy at every output position whose tap
+// (kx, ky) lands on it, ox * s = x + p - kx * d; computed as a stride-1 conv over upsampled dy.
+// Strided convs without dilation take convBackDataPhases instead.
+struct BackDataFuncs {
+  Func out{"conv_dx"}, acc{"convbd_acc"}, dyz{"convbd_dyz"}, wcopy;
+  RDom r;
+  std::vector<Argument> args;
+};
+
+BackDataFuncs convBackDataUpsampled(const KernelSpec& k) {
+  BackDataFuncs f;
+  Vars v;
+  const Attrs& a = k.attrs;
+  const Dims& dyd = k.in;   // [O,Ho,Wo]
+  const Dims& dxd = k.out;  // [C,H,W]
+  int64_t O = dyd[0], Ho = dyd[1], Wo = dyd[2], C = dxd[0];
+  int64_t cig = C / a.groups, cog = O / a.groups;
+  ImageParam dy = tensorParam("dy", dyd);
+  ImageParam w = fixedParam("weight", {O, cig, a.kernel[0], a.kernel[1]});
+  f.args = {dy, w};
+  f.r = RDom(0, (int)a.kernel[1], 0, (int)a.kernel[0], 0, (int)cog, "r");
+  RDom& r = f.r;
+  Expr g = a.groups == 1 ? Expr(0) : v.c / (int)cig;
+  Expr co = g * (int)cog + r.z;
+  f.acc(v.x, v.y, v.c, v.n) = 0.0f;
+  // dy is zero-extended and, for strides above 1, zero-upsampled (dy[oy, ox] lands at (oy*s, ox*s)),
+  // then materialised per image: the input gradient becomes a stride-1 conv with the flipped kernel
+  // whose every tap is a dense vector load. Upsampling wastes (s*s - 1)/(s*s) of the FMAs; a gather
+  // of single floats under a per-lane test, the alternative, was 5-10x slower here.
+  int sx = (int)a.stride[1], sy = (int)a.stride[0];
+  Var ux("ux"), uy("uy"), uc("uc"), un("un");
+  Expr inside = ux >= 0 && uy >= 0 && ux < (int)Wo * sx && uy < (int)Ho * sy;
+  if (sx > 1) inside = inside && ux % sx == 0;
+  if (sy > 1) inside = inside && uy % sy == 0;
+  if (sx == 1 && sy == 1) f.dyz = zeroPadded(dy, (int)Wo, (int)Ho, 0, 0, k.schedule, "convbd_dyz");
+  else f.dyz(ux, uy, uc, un) = select(inside, dy(clamp(ux / sx, 0, (int)Wo - 1), clamp(uy / sy, 0, (int)Ho - 1), uc, un), 0.0f);
+  // With channel vectors the weights are read through a copy in blocks of T input channels.
+  Expr cl = a.groups == 1 ? Expr(v.c) : v.c % (int)cig;
+  Expr wv = w(r.x, r.y, cl, co);
+  if (k.schedule.chanVec) {
+    int T = k.schedule.vec * k.schedule.chanVec;
+    f.wcopy = blockedCopy(w, T, true);
+    wv = blockedWeights(f.wcopy, T)(v.c, r.x, r.y, co);
+  }
+  f.acc(v.x, v.y, v.c, v.n) += f.dyz(v.x + (int)a.pad[1] - r.x * (int)a.dilation[1], v.y + (int)a.pad[0] - r.y * (int)a.dilation[0], co, v.n) * wv;
+  f.out(v.x, v.y, v.c, v.n) = f.acc(v.x, v.y, v.c, v.n);
+  return f;
+}
+
+void convBackDataUpsampledCpu(BackDataFuncs& f, const KernelSpec& k) {
+  Vars v;
+  schedulePadded(f.dyz, (int)k.in[2], k.schedule);
+  if (k.schedule.chanVec) scheduleConvChannels(f.out, f.acc, f.wcopy, f.r, k.schedule, v, f.dyz);
+  else scheduleConvTile(f.out, f.acc, f.r, k.schedule, (int)k.out[0], v, f.dyz);
+}
+
+bool usesPhases(const KernelSpec& k) {
+  const Attrs& a = k.attrs;
+  return (a.stride[0] > 1 || a.stride[1] > 1) && a.dilation[0] == 1 && a.dilation[1] == 1;
+}
+
+// ---- ConvBackWeight: the weight gradient ----
+
+// The register tile of the weight gradient: cv vectors of vec output channels x kw x kyt taps x cit
+// input channels. At most ~24 accumulators of AVX-512's 32 registers, leaving room for the dy
+// vectors and the broadcast pixel. 3x3: 2 vectors x 9 taps; 1x1: 2 vectors x 8 input channels.
+// On NEON (4 lanes) a vector is one 4-float register, so the same count of vectors fits.
+struct BackWeightTile {
+  int vec, cv, kyt, cit;
+};
+
+BackWeightTile backWeightTile(const KernelSpec& k) {
+  int C = (int)k.in[0], O = (int)k.extraIns[0][0], kh = (int)k.attrs.kernel[0], kw = (int)k.attrs.kernel[1];
+  BackWeightTile t;
+  t.vec = k.schedule.lanes < 16 ? 4 : O >= 16 ? 16 : O >= 8 ? 8 : 4;
+  t.cv = O >= 2 * t.vec ? 2 : 1;
+  t.kyt = t.cv * kw * kh <= 24 ? kh : 1;
+  t.cit = 1;
+  for (int c : {8, 4, 2})
+    if (C % c == 0 && t.cv * kw * t.kyt * c <= 24) { t.cit = c; break; }
+  return t;
+}
+
+// Grouped convs: dw[co, ci, ky, kx] = sum over batch and output positions of dy * the input pixel
+// under the tap, one task per output channel (a lane-varying group would make the tiled form gather).
+struct GroupedWeightFuncs {
+  Func out{"conv_dw"}, acc{"convbw_acc"};
+  RDom r;
+  Var kx{"kx"}, ky{"ky"}, ci{"ci"}, co{"co"};
+  std::vector<Argument> args;
+};
+
+GroupedWeightFuncs convBackWeightGrouped(const KernelSpec& k) {
+  GroupedWeightFuncs f;
+  Vars v;
+  const Attrs& a = k.attrs;
+  const Dims& xd = k.in;            // [C,H,W]
+  const Dims& dyd = k.extraIns[0];  // [O,Ho,Wo]
+  int64_t C = xd[0], H = xd[1], W = xd[2], O = dyd[0];
+  int64_t cig = C / a.groups, cog = O / a.groups;
+  ImageParam dy = tensorParam("dy", dyd), x = tensorParam("x", xd);
+  f.args = {dy, x};
+  Func src("convbw_src");
+  if (a.pad[0] || a.pad[1]) src = BoundaryConditions::constant_exterior(x, 0.0f, {{0, (int)W}, {0, (int)H}});
+  else src(v.x, v.y, v.c, v.n) = x(v.x, v.y, v.c, v.n);
+  Var kx = f.kx, ky = f.ky, ci = f.ci, co = f.co;
+  f.r = RDom(0, (int)dyd[2], 0, (int)dyd[1], 0, dy.dim(3).extent(), "r");
+  RDom& r = f.r;
+  Expr g = a.groups == 1 ? Expr(0) : co / (int)cog;
+  f.acc(kx, ky, ci, co) = 0.0f;
+  f.acc(kx, ky, ci, co) += dy(r.x, r.y, co, r.z) *
+      src(r.x * (int)a.stride[1] + kx * (int)a.dilation[1] - (int)a.pad[1], r.y * (int)a.stride[0] + ky * (int)a.dilation[0] - (int)a.pad[0],
+          g * (int)cig + ci, r.z);
+  f.out(kx, ky, ci, co) = f.acc(kx, ky, ci, co);
+  return f;
+}
+
+void convBackWeightGroupedCpu(GroupedWeightFuncs& f, const KernelSpec& k) {
+  // Each task owns one output channel's weights: no two threads write the same gradient.
+  f.out.parallel(f.co);
+  f.acc.compute_at(f.out, f.co);
+  f.acc.update().reorder(f.kx, f.ky, f.ci, f.r.x, f.r.y, f.r.z);
+}
+
+// The inputs of an ungrouped conv's weight gradient, arranged for its register tiles: dy transposed
+// channels-innermost (dyT(co, ox, oy, n), channels clamped because tiles round O up) and x zero-padded
+// (xpad(x, y, c, n), shifted by the padding).
+struct WeightGradSources {
+  ImageParam dy, x;
+  Func dyRows{"convbw_dyrows"}, dyT{"convbw_dyT"}, xpad{"convbw_xpad"};
+};
+
+WeightGradSources weightGradSources(const KernelSpec& k) {
+  const Attrs& a = k.attrs;
+  const Dims& xd = k.in;            // [C,H,W]
+  const Dims& dyd = k.extraIns[0];  // [O,Ho,Wo]
+  WeightGradSources s{tensorParam("dy", dyd), tensorParam("x", xd)};
+  Var co("co"), ox("ox"), oy("oy"), n("n"), xx("xx"), yy("yy"), c("c");
+  s.dyRows(co, ox, oy, n) = s.dy(ox, oy, clamp(co, 0, (int)dyd[0] - 1), n);
+  s.dyT(co, ox, oy, n) = s.dyRows(co, ox, oy, n);
+  s.xpad = zeroPadded(s.x, (int)xd[2], (int)xd[1], (int)a.pad[1], (int)a.pad[0], k.schedule, "convbw_xpad");
+  return s;
+}
+
+// dyT computed at `at`, transposed in B x B blocks through registers: dyRows loads B rows of B
+// columns as dense vectors into a register tile, and dyT stores B channel vectors read across
+// them (shuffles). Without this, each transposed float was a scatter or gather lane: 1.4 cycles
+// per float, a fifth of MiniVGG's 32-channel weight gradients and most of its 3-channel one.
+// B = 16 where rows hold 16 columns and vectors are 16 wide, 8 at 8; otherwise channel vectors
+// gathered from dy.
+void scheduleTranspose(WeightGradSources& s, Func at, VarOrRVar where, int vec, int Wo) {
+  if (where.is_rvar) s.dyT.compute_at(at, where.rvar);
+  else s.dyT.compute_at(at, where.var);
+  int B = vec >= 16 && Wo >= 16 ? 16 : vec >= 8 && Wo >= 8 ? 8 : 0;
+  if (!B) {
+    s.dyT.vectorize(s.dyT.args()[0], vec, TailStrategy::RoundUp);
+    return;
+  }
+  Var co = s.dyT.args()[0], ox = s.dyT.args()[1], coo("tco"), coi("tci"), oxo("tox"), oxi("txi");
+  s.dyT.split(co, coo, coi, B, TailStrategy::RoundUp).split(ox, oxo, oxi, B, TailStrategy::ShiftInwards)
+      .reorder(coi, oxi, coo, oxo).vectorize(coi).unroll(oxi);
+  s.dyRows.compute_at(s.dyT, coo).store_in(MemoryType::Register).vectorize(s.dyRows.args()[1]).unroll(s.dyRows.args()[0]);
+}
+
+// The gradient leaves in PyTorch's [O, C, kh, kw] layout while the sums hold output channels
+// innermost: a transpose of an O x (C kh kw) matrix. Element by element (parallel over co, kx
+// innermost) every read touched another cache line: 14% of ResNet-18's 512-channel weight gradient
+// (9.4 MiB) at batch 8. In blocks of 16 x 16, a block's 16 lines of each side stay in L1.
+void scheduleWeightOut(Func out) {
+  Var kx = out.args()[0], ky = out.args()[1], ci = out.args()[2], co = out.args()[3];
+  Var kxy("kxy"), f("f"), fo("fo"), fi("fi"), coo("coo"), coi("coi");
+  out.fuse(kx, ky, kxy).fuse(kxy, ci, f)
+      .split(f, fo, fi, 16, TailStrategy::GuardWithIf).split(co, coo, coi, 16, TailStrategy::GuardWithIf)
+      .reorder(fi, coi, fo, coo).vectorize(fi).parallel(coo);
+}
+
+// The Funcs of the two ungrouped forms below.
+struct WeightFuncs {
+  WeightGradSources src;
+  Func out{"conv_dw"}, sum{"convbw_sum"}, part{"convbw_part"}, acc{"convbw_acc"};
+  RDom rp;   // per-image form: the output positions of one image
+  RDom rn;   // per-image form: the images, split into chunks by the schedule (rfactor)
+  RDom rq;   // batched form: the output positions of every image of a chunk
+  Var co{"co"}, kx{"kx"}, ky{"ky"}, ci{"ci"}, u{"u"};
+  Expr N;    // the batch
+  std::vector<Argument> args;
+};
+
+// Weight gradient of an ungrouped conv with small outputs (Ho x Wo <= 64: TinyResNet's 8x8 and 4x4
+// layers). The per-image form below adds each register tile into its chunk's partial after only
+// Ho x Wo positions, so that partial (O x C x taps floats: 2.4 MiB at 256 channels) streamed through
+// the caches once per image, and the 4x4 layers ran at half the rate of the 32x32 ones. Here:
+//  1. The batch is cut into 2 to 8 chunks of at least 16 images (fewer when N < 32), each a parallel task.
+//  2. Per chunk, dy is transposed channels-innermost (dyT) and x padded (xpad), all its images at once.
+//  3. Each register tile (the same tiles as the per-image form) sums over the positions of every
+//     image of the chunk, then is stored into the chunk's partial once.
+//  4. The partials are summed in chunk order, so the result does not depend on the thread count.
+bool weightGradBatched(const KernelSpec& k) { return k.extraIns[0][1] * k.extraIns[0][2] <= 64; }
+
+WeightFuncs convBackWeightBatched(const KernelSpec& k) {
+  const Attrs& a = k.attrs;
+  const Dims& dyd = k.extraIns[0];  // [O,Ho,Wo]
+  int Ho = (int)dyd[1], Wo = (int)dyd[2];
+  WeightFuncs f;
+  f.src = weightGradSources(k);
+  f.args = {f.src.dy, f.src.x};
+  Func dyT = f.src.dyT, xpad = f.src.xpad;
+  Var co = f.co, kx = f.kx, ky = f.ky, ci = f.ci, u = f.u;
+  // At least 16 images per chunk, 2 to 8 chunks: each chunk's partial is O x C x taps floats,
+  // 9.4 MiB for ResNet-18's 512-channel layers, and 8 chunks of one image each at batch 8 spent
+  // more time writing and summing partials than multiplying.
+  Expr N = f.src.dy.dim(3).extent(), chunks = clamp(N / 16, 2, 8), per = (N + chunks - 1) / chunks;
+  f.rq = RDom(0, Wo, 0, Ho, 0, per, "rq");
+  RDom& rq = f.rq;
+  Expr img = u * per + rq.z;
+  rq.where(img < N);
+  img = min(img, N - 1);  // the same image; bounds inference cannot see the where clause
+  f.acc(co, kx, ky, ci, u) = 0.0f;
+  f.acc(co, kx, ky, ci, u) += dyT(co, rq.x, rq.y, img) *
+      xpad(rq.x * (int)a.stride[1] + kx * (int)a.dilation[1], rq.y * (int)a.stride[0] + ky * (int)a.dilation[0], ci, img);
+  f.part(co, kx, ky, ci, u) = f.acc(co, kx, ky, ci, u);
+  RDom ru(0, chunks, "ru");
+  f.sum(co, kx, ky, ci) = 0.0f;
+  f.sum(co, kx, ky, ci) += f.part(co, kx, ky, ci, ru);
+  f.out(kx, ky, ci, co) = f.sum(co, kx, ky, ci);
+  return f;
+}
+
+void convBackWeightBatchedCpu(WeightFuncs& f, const KernelSpec& k) {
+  int Wo = (int)k.extraIns[0][2];
+  Var co = f.co, kx = f.kx, ky = f.ky, ci = f.ci, u = f.u;
+  RDom& rq = f.rq;
+  schedulePadded(f.src.xpad, (int)k.in[2], k.schedule);
+  BackWeightTile t = backWeightTile(k);
+  Var coo("coo"), coi("coi"), kyo("kyo"), kyi("kyi"), cio("cio"), cii("cii"), cv_("cvv"), cl("cl");
+  f.part.compute_root()
+      .split(co, coo, coi, t.vec * t.cv, TailStrategy::RoundUp)
+      .split(ky, kyo, kyi, t.kyt)
+      .split(ci, cio, cii, t.cit)
+      .reorder(coi, kx, kyi, cii, coo, kyo, cio, u)
+      .vectorize(coi, t.vec)
+      .parallel(u);
+  f.acc.compute_at(f.part, coo);
+  f.acc.split(co, cv_, cl, t.vec).vectorize(cl).unroll(cv_).unroll(kx).unroll(ky).unroll(ci);
+  f.acc.update().split(co, cv_, cl, t.vec).reorder(cl, cv_, kx, ky, ci, rq.x, rq.y, rq.z)
+      .vectorize(cl).unroll(cv_).unroll(kx).unroll(ky).unroll(ci);
+  scheduleTranspose(f.src, f.part, u, t.vec, Wo);
+  f.src.xpad.compute_at(f.part, u);
+  f.sum.compute_root().vectorize(co, t.vec, TailStrategy::RoundUp);
+  f.sum.update().vectorize(co, t.vec, TailStrategy::RoundUp);
+  scheduleWeightOut(f.out);
+}
+
+// Weight gradient of an ungrouped conv, dw[co, ci, ky, kx] = sum over n, oy, ox of
+// dy[n, co, oy, ox] * x[n, ci, oy*s + ky*d - p, ox*s + kx*d - p]. The algorithm:
+//  1. Per image, dy is transposed to channels-innermost (dyT) and x padded once (xpad), so the
+//     reduction reads one contiguous vector of output channels and broadcasts one input pixel per tap.
+//  2. A register tile `part` holds (cv x vec output channels) x (kx, ky, ci taps); it sums over the
+//     image's output positions, then is added to a partial of its batch chunk.
+//  3. The batch is cut into up to 8 chunks (rfactor, in both schedules), each a parallel task with
+//     its own partial, so no two threads write one gradient; the partials are summed at the end and
+//     transposed to PyTorch's [O, C, kh, kw] layout.
+// The cost of steps 1 and 3 is O(O + C) per pixel against O(O x C x taps) for step 2.
+WeightFuncs convBackWeightPerImage(const KernelSpec& k) {
+  const Attrs& a = k.attrs;
+  const Dims& dyd = k.extraIns[0];  // [O,Ho,Wo]
+  int Ho = (int)dyd[1], Wo = (int)dyd[2];
+  WeightFuncs f;
+  f.src = weightGradSources(k);
+  f.args = {f.src.dy, f.src.x};
+  Func dyT = f.src.dyT, xpad = f.src.xpad;
+  Var co = f.co, kx = f.kx, ky = f.ky, ci = f.ci;
+  Var n("n");
+  f.rp = RDom(0, Wo, 0, Ho, "rp");
+  RDom& rp = f.rp;
+  f.part(co, kx, ky, ci, n) = 0.0f;
+  f.part(co, kx, ky, ci, n) += dyT(co, rp.x, rp.y, n) *
+      xpad(rp.x * (int)a.stride[1] + kx * (int)a.dilation[1], rp.y * (int)a.stride[0] + ky * (int)a.dilation[0], ci, n);
+  f.N = f.src.dy.dim(3).extent();
+  f.rn = RDom(0, f.N, "rn");
+  f.sum(co, kx, ky, ci) = 0.0f;
+  f.sum(co, kx, ky, ci) += f.part(co, kx, ky, ci, f.rn);
+  f.out(kx, ky, ci, co) = f.sum(co, kx, ky, ci);
+  return f;
+}
+
+// Step 3's chunks: the images split into up to 8 chunks, each summed apart (rfactor over `u`).
+// Returns the chunk Func; `ni` is the image within a chunk.
+Func chunkImages(WeightFuncs& f, RVar& ni) {
+  RVar no("no");
+  f.sum.update().split(f.rn, no, ni, (f.N + 7) / 8, TailStrategy::GuardWithIf);
+  return f.sum.update().rfactor(no, f.u);
+}
+
+void convBackWeightPerImageCpu(WeightFuncs& f, const KernelSpec& k) {
+  int Wo = (int)k.extraIns[0][2];
+  Var co = f.co, kx = f.kx, ky = f.ky, ci = f.ci, u = f.u;
+  RDom& rp = f.rp;
+  schedulePadded(f.src.xpad, (int)k.in[2], k.schedule);
+  BackWeightTile t = backWeightTile(k);
+  int vec = t.vec, cv = t.cv, kyt = t.kyt, cit = t.cit;
+  int T = vec * cv;
+  RVar ni("ni");
+  Func chunk = chunkImages(f, ni);
+  Var coo("coo"), coi("coi"), kyo("kyo"), kyi("kyi"), cio("cio"), cii("cii"), cv_("cvv"), cl("cl");
+  chunk.compute_root().vectorize(co, vec, TailStrategy::RoundUp);
+  chunk.update()
+      .split(co, coo, coi, T, TailStrategy::RoundUp)
+      .split(ky, kyo, kyi, kyt)
+      .split(ci, cio, cii, cit)
+      .reorder(coi, kx, kyi, cii, coo, kyo, cio, ni, u)
+      .vectorize(coi, vec)
+      .parallel(u);
+  f.part.compute_at(chunk, coo);
+  f.part.split(co, cv_, cl, vec).vectorize(cl).unroll(cv_).unroll(kx).unroll(ky).unroll(ci);
+  f.part.update().split(co, cv_, cl, vec).reorder(cl, cv_, kx, ky, ci, rp.x, rp.y)
+      .vectorize(cl).unroll(cv_).unroll(kx).unroll(ky).unroll(ci);
+  scheduleTranspose(f.src, chunk, ni, vec, Wo);
+  f.src.xpad.compute_at(chunk, ni);
+  f.sum.compute_root().vectorize(co, vec, TailStrategy::RoundUp);
+  f.sum.update().vectorize(co, vec, TailStrategy::RoundUp);
+  scheduleWeightOut(f.out);
+}
+
+void convBackWeightPerImageGpu(WeightFuncs& f, const KernelSpec& k) {
+  RVar ni("ni");
+  Func chunk = chunkImages(f, ni);
+  // rfactor leaves the chunk index innermost; output channels go innermost, so neighbouring
+  // threads write neighbouring gradients.
+  chunk.update().reorder(ni, f.co, f.kx, f.ky, f.ci, f.u);
+  gpuSchedule(f.out, k);
+}
+
+}  // namespace
+
+Lowered lowerConv(const KernelSpec& k) {
+  if (k.schedule.winograd) return lowerConvWinograd(k);
+  ConvFuncs f = convForward(k);
+  if (k.schedule.autoBatch) convForwardAuto(f, k);
+  else if (k.schedule.gpu) gpuConvSchedule(f.out, f.acc, f.r, k);
+  else convForwardCpu(f, k);
+  return finish(f.out, k, f.args);
+}
+
+Lowered lowerConvBackData(const KernelSpec& k) {
+  if (k.schedule.winograd) return lowerConvWinograd(k);
+  if (usesPhases(k)) {
+    PhaseFuncs f = convBackDataPhases(k);
+    if (k.schedule.gpu) gpuSchedule(f.out, k);
+    else convBackDataPhasesCpu(f, k);
+    return finish(f.out, k, f.args);
+  }
+  BackDataFuncs f = convBackDataUpsampled(k);
+  if (k.schedule.gpu) gpuConvSchedule(f.out, f.acc, f.r, k);
+  else convBackDataUpsampledCpu(f, k);
+  return finish(f.out, k, f.args);
+}
+
+Lowered lowerConvBackWeight(const KernelSpec& k) {
+  if (k.attrs.groups != 1) {
+    GroupedWeightFuncs f = convBackWeightGrouped(k);
+    if (k.schedule.gpu) gpuSchedule(f.out, k);
+    else convBackWeightGroupedCpu(f, k);
+    return finish(f.out, k, f.args);
+  }
+  if (weightGradBatched(k)) {
+    WeightFuncs f = convBackWeightBatched(k);
+    if (k.schedule.gpu) gpuSchedule(f.out, k);
+    else convBackWeightBatchedCpu(f, k);
+    return finish(f.out, k, f.args);
+  }
+  WeightFuncs f = convBackWeightPerImage(k);
+  if (k.schedule.gpu) convBackWeightPerImageGpu(f, k);
+  else convBackWeightPerImageCpu(f, k);
+  return finish(f.out, k, f.args);
+}
+
+}  // namespace cnnc::codegen

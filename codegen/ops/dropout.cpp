@@ -1,0 +1,65 @@
+// dropout.cpp: dropout (nn.Dropout) in training; inference plans leave it out.
+//
+//   DropoutFwd   x, seed(i32[2]) -> y = x * mask / (1 - p)
+//   DropoutBack  dy, seed -> dx = dy * mask / (1 - p)
+#include "gpu.h"
+#include "ops.h"
+
+namespace cnnc::codegen {
+
+namespace {
+
+// The mask from a counter-based hash of (seed, element index): the same mask in forward and
+// backward, and the same for a resumed run, with no mask stored.
+Expr keepMask(Expr idx, const ImageParam& seed, float p) {
+  auto u32 = [](uint32_t v) { return Halide::Internal::UIntImm::make(UInt(32), v); };
+  Expr h = (cast<uint32_t>(idx) * u32(0x9E3779B1u)) ^ cast<uint32_t>(seed(0)) ^ (cast<uint32_t>(seed(1)) * u32(0x85EBCA6Bu));
+  h = (h ^ (h >> 16)) * u32(0x7FEB352Du);
+  h = (h ^ (h >> 15)) * u32(0x846CA68Bu);
+  h = h ^ (h >> 16);
+  Expr u = cast<float>(h >> 8) * (1.0f / 16777216.0f);
+  return select(u >= p, 1.0f / (1.0f - p), 0.0f);
+}
+
+struct DropoutFuncs {
+  Func out;
+  std::vector<Argument> args;
+};
+
+// Forward and backward are the same product with the same mask.
+DropoutFuncs dropoutAlgorithm(const KernelSpec& k) {
+  DropoutFuncs f;
+  Vars v;
+  const Dims& d = k.out;
+  bool fwd = k.kind == KernelKind::DropoutFwd;
+  ImageParam in = tensorParam(fwd ? "x" : "dy", d);
+  ImageParam seed = fixedParam("seed", {2}, Int(32));
+  f.args = {in, seed};
+  float p = (float)k.attrs.p;
+  f.out = Func(fwd ? "dropout" : "dropout_dx");
+  if (d.size() == 3) {
+    Expr idx = ((v.n * (int)d[0] + v.c) * (int)d[1] + v.y) * (int)d[2] + v.x;
+    f.out(v.x, v.y, v.c, v.n) = p >= 1.0f ? Expr(0.0f) : in(v.x, v.y, v.c, v.n) * keepMask(idx, seed, p);
+  } else {
+    Expr idx = v.n * (int)d[0] + v.f;
+    f.out(v.f, v.n) = p >= 1.0f ? Expr(0.0f) : in(v.f, v.n) * keepMask(idx, seed, p);
+  }
+  return f;
+}
+
+void dropoutCpu(DropoutFuncs& f, const KernelSpec& k) {
+  Vars v;
+  if (k.out.size() == 3) scheduleSpatial(f.out, k, v);
+  else scheduleFlat(f.out, k, v);
+}
+
+}  // namespace
+
+Lowered lowerDropout(const KernelSpec& k) {
+  DropoutFuncs f = dropoutAlgorithm(k);
+  if (k.schedule.gpu) gpuSchedule(f.out, k);
+  else dropoutCpu(f, k);
+  return finish(f.out, k, f.args);
+}
+
+}  // namespace cnnc::codegen

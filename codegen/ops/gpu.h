@@ -1,0 +1,20 @@
+// gpu.h: the GPU schedules the op files share (CUDA, and OpenCL, which tests the GPU path on
+// CPUs). An op's GPU schedule places the Funcs its algorithm returned; these helpers map them to
+// blocks and threads (gpu.cpp explains the rules).
+#pragma once
+#include <vector>
+
+#include "op_helpers.h"
+
+namespace cnnc::codegen {
+
+// The generic GPU schedule of a kernel whose output is `out`: every reduction of the pipeline
+// except those in `placed` (which the op schedules itself) is computed at root, and each computed
+// stage maps its pure loops to blocks and threads. Steps 1-3 of gpu.cpp's header.
+void gpuSchedule(Func out, const KernelSpec& k, const std::vector<Func>& placed = {});
+
+// A direct convolution (or input gradient) `out` = `acc` over `r`: a register tile per thread.
+// Step 4 of gpu.cpp's header.
+void gpuConvSchedule(Func out, Func acc, RDom r, const KernelSpec& k);
+
+}  // namespace cnnc::codegen

@@ -1,0 +1,158 @@
+// op_helpers.h: what the op files (codegen/ops/*.cpp) share: tensor declarations, activations, the
+// zero-padded copy, and the few schedules that several ops use. Buffers are NCHW as in PyTorch, so
+// Halide's dimensions are (x, y, c, n) for images and (f, n) for flat tensors.
+#pragma once
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "lower.h"
+
+namespace cnnc::codegen {
+using namespace Halide;
+
+// Declares a dense row-major layout with static extents `d` (outermost first, as PyTorch writes
+// shapes). With `batch`, one more outer dimension of free extent holds the images.
+template <typename T>
+inline void declareDense(T&& b, const Dims& d, bool batch = true) {
+  int rank = (int)d.size();
+  int64_t stride = 1;
+  for (int i = 0; i < rank; ++i) {
+    int64_t extent = d[rank - 1 - i];
+    b.dim(i).set_bounds(0, (int)extent).set_stride((int)stride);
+    stride *= extent;
+  }
+  if (batch) b.dim(rank).set_min(0).set_stride((int)stride);
+}
+
+// The region of a tensor of shape `d` (outermost first) in Halide's order, plus a batch
+// dimension of `batch` images when batch > 0: the estimates an autoscheduler plans for.
+inline Region batchRegion(const Dims& d, int batch) {
+  Region r;
+  for (int i = (int)d.size() - 1; i >= 0; --i) r.push_back({0, (int)d[i]});
+  if (batch > 0) r.push_back({0, batch});
+  return r;
+}
+
+// A batched activation tensor of per-image shape `d`.
+inline ImageParam tensorParam(const std::string& name, const Dims& d) {
+  ImageParam p(Float(32), (int)d.size() + 1, name);
+  declareDense(p, d);
+  return p;
+}
+
+// A fixed-size parameter tensor (no batch dimension), dims outermost first.
+inline ImageParam fixedParam(const std::string& name, const Dims& d, Type t = Float(32)) {
+  ImageParam p(t, (int)d.size(), name);
+  declareDense(p, d, false);
+  return p;
+}
+
+// tanh that vectorises: Halide 14 lowers tanh() to a scalar libm call per lane (LeNet-5's first
+// conv spent most of its time there). Near 0 an odd Taylor polynomial (error below 1e-9 for
+// |v| < 0.25); elsewhere (1 - e) / (1 + e) with e = exp(-2|v|), error about 1 ulp of the result.
+inline Expr vectorTanh(Expr v) {
+  Expr a = abs(v), v2 = v * v;
+  Expr small = v * (1.0f + v2 * (-1.0f / 3 + v2 * (2.0f / 15 + v2 * (-17.0f / 315 + v2 * (62.0f / 2835)))));
+  Expr e = exp(-2.0f * a);
+  Expr big = (1.0f - e) / (1.0f + e);
+  return select(a < 0.25f, small, select(v < 0.0f, -big, big));
+}
+
+inline Expr applyAct(Expr v, Act a) {
+  switch (a) {
+    case Act::Relu: return max(v, 0.0f);
+    case Act::Tanh: return vectorTanh(v);
+    case Act::Sigmoid: return 1.0f / (1.0f + exp(-v));
+    default: return v;
+  }
+}
+
+// The activation's derivative from its output y (what the backward kernels have saved).
+inline Expr actDerivFromOutput(Expr y, Act a) {
+  switch (a) {
+    case Act::Relu: return select(y > 0.0f, 1.0f, 0.0f);
+    case Act::Tanh: return 1.0f - y * y;
+    case Act::Sigmoid: return y * (1.0f - y);
+    default: return Expr(1.0f);
+  }
+}
+
+// Whether zeroPadded builds the copy form (a zero fill, then the interior) for this schedule.
+inline bool padAsCopy(const Schedule& sc) { return !sc.gpu && !sc.autoBatch; }
+
+// `in` zero-extended beyond its W x H plane and shifted by (sx, sy): pad(x + sx, y + sy, c, n) =
+// in(x, y, c, n). On CPU schedules (padAsCopy) it is a zero fill and then a dense copy of the
+// interior, which vectorise as plain loads and stores (schedulePadded); constant_exterior's clamped
+// index turned every vector of the copy into 16 scalar loads, 10-23% of a conv's time (perf,
+// MiniVGG's 32x32 layers, 2-core Xeon, Sapphire Rapids class). GPU and autoscheduled kernels keep
+// the pure form, which they inline into the conv.
+inline Func zeroPadded(Func in, int W, int H, int sx, int sy, const Schedule& sc, const std::string& name) {
+  Func pad(name);
+  Var x("px"), y("py"), c("pc"), n("pn");
+  if (!padAsCopy(sc)) {
+    pad(x, y, c, n) = BoundaryConditions::constant_exterior(in, 0.0f, {{0, W}, {0, H}})(x - sx, y - sy, c, n);
+    return pad;
+  }
+  RDom r(0, W, 0, H, name + "_r");
+  pad(x, y, c, n) = 0.0f;
+  pad(r.x + sx, r.y + sy, c, n) = in(r.x, r.y, c, n);
+  return pad;
+}
+
+// The CPU schedule of zeroPadded's copy form: vectors along the row; the copy walks rows across
+// channels, so many pages are in flight at once.
+inline void schedulePadded(Func pad, int W, const Schedule& sc) {
+  if (!pad.has_update_definition()) return;
+  const auto& rv = pad.update().get_schedule().rvars();  // zeroPadded's RDom over the interior
+  RVar rx(rv[0].var), ry(rv[1].var);
+  Var x = pad.args()[0], c = pad.args()[2], n = pad.args()[3];
+  int vec = W >= 16 && sc.lanes >= 16 ? 16 : W >= 8 ? 8 : W >= 4 ? 4 : 1;
+  if (vec > 1) {
+    pad.vectorize(x, vec);
+    pad.update().vectorize(rx, vec);
+  }
+  pad.update().reorder(rx, c, ry, n);
+}
+
+struct Vars {
+  Var x{"x"}, y{"y"}, c{"c"}, n{"n"}, f{"f"}, cn{"cn"};
+};
+
+// Spatial outputs: parallel over (channel, batch), vectorised along the row.
+// At batch 8 and above the tasks are whole images: one task per (channel, image) plane was 4096
+// tasks of 4 KiB for MiniVGG's first block, and the per-task cost outweighed the work.
+inline void scheduleSpatial(Func out, const KernelSpec& k, Vars& v) {
+  if (k.schedule.vec > 1) out.vectorize(v.x, k.schedule.vec);
+  out.specialize(out.output_buffer().dim(3).extent() >= 8).parallel(v.n);
+  out.fuse(v.c, v.n, v.cn).parallel(v.cn);
+}
+
+inline void scheduleFlat(Func out, const KernelSpec& k, Vars& v) {
+  if (k.schedule.vec > 1) out.vectorize(v.f, k.schedule.vec);
+  out.parallel(v.n);
+}
+
+// Sums over (x, y, n) of a per-channel reduction `f` (pure in `c`, one update over `r`) in vector
+// lanes: lane i adds up the columns x = i (mod L), each in a fixed order, and the lanes are added at
+// the end. A scalar sum waits for each add to finish (4 cycles) and ran at a few percent of the
+// vector units. The order depends only on W, never on threads, so results are reproducible.
+// CPU schedules only: GPU schedules reduce these sums across a thread block (gpu.h).
+inline void laneSum(Func f, RDom r, int W) {
+  int L = W % 16 == 0 ? 16 : W % 8 == 0 ? 8 : W % 4 == 0 ? 4 : 1;
+  if (L == 1) return;
+  RVar rxo("rxo"), rxi("rxi");
+  Var u("u");
+  Func lanes = f.update().split(r.x, rxo, rxi, L).rfactor(rxi, u);
+  lanes.compute_at(f, f.args()[0]).vectorize(u);
+  lanes.update().vectorize(u);
+}
+
+// The kernel: `out` with its output buffer declared dense (batched unless the kind reduces over
+// the batch), and its arguments in call order.
+inline Lowered finish(Func out, const KernelSpec& k, std::vector<Argument> args) {
+  declareDense(out.output_buffer(), k.out, outputIsBatched(k.kind));
+  return {Pipeline(out), std::move(args)};
+}
+
+}  // namespace cnnc::codegen

@@ -1,0 +1,255 @@
+// pool.cpp: the pool ops (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d).
+//
+//   MaxPool, AvgPool   x[C,H,W] -> y[C,Ho,Wo]: the maximum or mean of each kh x kw window
+//   AdaptiveAvgPool    x[C,H,W] -> y[C,OH,OW]: PyTorch's adaptive windows
+//   MaxPoolBack        dy[C,Ho,Wo], x -> dx: each window's gradient to its first maximum
+//   AvgPoolBack        dy -> dx
+//   AdaptiveAvgBack    dy -> dx
+#include "pool.h"
+
+#include <limits>
+
+#include "gpu.h"
+#include "ops.h"
+
+namespace cnnc::codegen {
+
+namespace {
+
+struct PoolFuncs {
+  Func out, am;  // am: the max-pool backward kernels' argmax of each window
+  RDom w;        // the scatter form's windows
+  std::vector<Argument> args;
+};
+
+// ---- MaxPool, AvgPool ----
+
+PoolFuncs poolForward(const KernelSpec& k) {
+  PoolFuncs f;
+  Vars v;
+  const Attrs& a = k.attrs;
+  int64_t H = k.in[1], W = k.in[2];
+  ImageParam in = tensorParam("input", k.in);
+  f.args = {in};
+  f.out = Func(k.kind == KernelKind::MaxPool ? "maxpool_out" : "avgpool_out");
+  RDom r(0, (int)a.kernel[1], 0, (int)a.kernel[0], "r");
+  Expr x0 = v.x * (int)a.stride[1] - (int)a.pad[1], y0 = v.y * (int)a.stride[0] - (int)a.pad[0];
+  if (k.kind == KernelKind::MaxPool) {
+    Func src = BoundaryConditions::constant_exterior(in, -std::numeric_limits<float>::infinity(), {{0, (int)W}, {0, (int)H}});
+    f.out(v.x, v.y, v.c, v.n) = maximum(src(x0 + r.x * (int)a.dilation[1], y0 + r.y * (int)a.dilation[0], v.c, v.n));
+  } else {
+    // PyTorch's divisor: the window clipped to the padded input (count_include_pad) or to the input.
+    Func src = BoundaryConditions::constant_exterior(in, 0.0f, {{0, (int)W}, {0, (int)H}});
+    Expr x1 = min(x0 + (int)a.kernel[1], (int)(W + a.pad[1])), y1 = min(y0 + (int)a.kernel[0], (int)(H + a.pad[0]));
+    Expr padded = (x1 - x0) * (y1 - y0);
+    Expr inside = (min(x1, (int)W) - max(x0, 0)) * (min(y1, (int)H) - max(y0, 0));
+    Expr div = a.countIncludePad ? padded : inside;
+    f.out(v.x, v.y, v.c, v.n) = sum(src(x0 + r.x, y0 + r.y, v.c, v.n)) / cast<float>(div);
+  }
+  return f;
+}
+
+void spatialCpu(PoolFuncs& f, const KernelSpec& k) {
+  Vars v;
+  scheduleSpatial(f.out, k, v);
+}
+
+// ---- AdaptiveAvgPool ----
+
+PoolFuncs adaptiveAvgForward(const KernelSpec& k) {
+  PoolFuncs f;
+  Vars v;
+  int64_t H = k.in[1], W = k.in[2], OH = k.out[1], OW = k.out[2];
+  ImageParam in = tensorParam("input", k.in);
+  f.args = {in};
+  Expr y0 = (v.y * (int)H) / (int)OH, y1 = ((v.y + 1) * (int)H + (int)OH - 1) / (int)OH;
+  Expr x0 = (v.x * (int)W) / (int)OW, x1 = ((v.x + 1) * (int)W + (int)OW - 1) / (int)OW;
+  int kh = (int)((H + OH - 1) / OH + 1), kw = (int)((W + OW - 1) / OW + 1);
+  RDom r(0, std::min<int>(kw, (int)W), 0, std::min<int>(kh, (int)H), "r");
+  Expr xs = min(x0 + r.x, (int)W - 1), ys = min(y0 + r.y, (int)H - 1);
+  Expr inWin = x0 + r.x < x1 && y0 + r.y < y1;
+  f.out = Func("adaptiveavg_out");
+  f.out(v.x, v.y, v.c, v.n) = sum(select(inWin, in(xs, ys, v.c, v.n), 0.0f)) / cast<float>((x1 - x0) * (y1 - y0));
+  return f;
+}
+
+// Tasks of at least 16K input floats: one task per (channel, image) plane was 16K tasks of 16
+// floats for MiniVGG's global pool at batch 128, 1.3 ms of task overhead.
+void adaptiveAvgCpu(PoolFuncs& f, const KernelSpec& k) {
+  Vars v;
+  Var cno("cno"), cni("cni");
+  int planes = (int)std::max<int64_t>(1, 16384 / (k.in[1] * k.in[2]));
+  f.out.fuse(v.c, v.n, v.cn).split(v.cn, cno, cni, planes, TailStrategy::GuardWithIf).parallel(cno);
+}
+
+// ---- MaxPoolBack ----
+
+// When the windows tile the input (poolTilesInput): pixel (x, y) is tap (x % s, y % s) of window
+// (x / s, y / s) and nothing else. The window's first maximum (PyTorch's choice) is found per image,
+// and the output runs over windows with the taps unrolled, so every load is a dense vector of
+// windows. The general form gathered per pixel from an argmax buffer of the whole batch: 3.8 ms
+// for MiniVGG's first pool at batch 128.
+PoolFuncs maxPoolBackTiled(const KernelSpec& k) {
+  PoolFuncs f;
+  Vars v;
+  const Attrs& a = k.attrs;
+  int kw = (int)a.kernel[1], kh = (int)a.kernel[0];
+  ImageParam dy = tensorParam("dy", k.in), x = tensorParam("x", k.out);
+  f.args = {dy, x};
+  RDom q(0, kw, 0, kh, "q");
+  f.am = Func("maxpool_argmax");
+  f.out = Func("maxpool_dx");
+  Var px("px"), py("py");
+  Tuple best = argmax(q, x(px * kw + q.x, py * kh + q.y, v.c, v.n));
+  f.am(px, py, v.c, v.n) = best[0] + best[1] * kw;
+  f.out(v.x, v.y, v.c, v.n) = select(f.am(v.x / kw, v.y / kh, v.c, v.n) == v.x % kw + (v.y % kh) * kw, dy(v.x / kw, v.y / kh, v.c, v.n), 0.0f);
+  return f;
+}
+
+void maxPoolBackTiledCpu(PoolFuncs& f, const KernelSpec& k) {
+  Vars v;
+  int kw = (int)k.attrs.kernel[1], kh = (int)k.attrs.kernel[0];
+  int64_t Wo = k.in[2];
+  Var qx("qx"), qy("qy"), tx("tx"), ty("ty");
+  f.out.split(v.x, qx, tx, kw).split(v.y, qy, ty, kh).reorder(tx, qx, ty, qy, v.c, v.n).unroll(tx).unroll(ty);
+  int vec = Wo >= 16 ? 16 : Wo >= 8 ? 8 : Wo >= 4 ? 4 : 1;
+  if (vec > 1) f.out.vectorize(qx, vec, TailStrategy::GuardWithIf);
+  f.am.compute_at(f.out, qy);
+  if (vec > 1) f.am.vectorize(f.am.args()[0], vec, TailStrategy::GuardWithIf);
+  f.out.specialize(f.out.output_buffer().dim(3).extent() >= 8).parallel(v.n);
+  f.out.fuse(v.c, v.n, v.cn).parallel(v.cn);
+}
+
+// Max pools whose windows overlap or have padding (ResNet's 3x3 stride-2 stem pool, GoogLeNet's,
+// AlexNet's). The window's first maximum in scan order (rows, then columns) gets the gradient, as
+// in PyTorch, which also adds the windows' gradients in window order: here a scatter over the
+// windows of each (channel, image) plane, planes in parallel. The gather form (each input summing
+// the taps that might have chosen it, with a division and a gather per tap) took 33-37 ms of
+// ResNet-18's step at batch 8 for its 3x3 stride-2 pool.
+PoolFuncs maxPoolBackScatter(const KernelSpec& k) {
+  PoolFuncs f;
+  Vars v;
+  const Attrs& a = k.attrs;
+  const Dims& dyd = k.in;   // [C,Ho,Wo]
+  const Dims& dxd = k.out;  // [C,H,W]
+  int Ho = (int)dyd[1], Wo = (int)dyd[2], H = (int)dxd[1], W = (int)dxd[2];
+  int sx = (int)a.stride[1], sy = (int)a.stride[0], kw = (int)a.kernel[1];
+  ImageParam dy = tensorParam("dy", dyd), x = tensorParam("x", dxd);
+  f.args = {dy, x};
+  Func src = BoundaryConditions::constant_exterior(x, -std::numeric_limits<float>::infinity(), {{0, W}, {0, H}});
+  RDom q(0, kw, 0, (int)a.kernel[0], "q");
+  f.am = Func("maxpool_argmax");
+  Var px("px"), py("py");
+  Tuple best = argmax(q, src(px * sx - (int)a.pad[1] + q.x * (int)a.dilation[1], py * sy - (int)a.pad[0] + q.y * (int)a.dilation[0], v.c, v.n));
+  f.am(px, py, v.c, v.n) = best[0] + best[1] * kw;
+  f.w = RDom(0, Wo, 0, Ho, "w");
+  RDom& w = f.w;
+  Expr tap = f.am(w.x, w.y, v.c, v.n);
+  // A window's maximum is never in its padding (PyTorch keeps every window's start inside), so
+  // the clamps only tell bounds inference where the writes land.
+  Expr tx = clamp(w.x * sx - (int)a.pad[1] + (tap % kw) * (int)a.dilation[1], 0, W - 1);
+  Expr ty = clamp(w.y * sy - (int)a.pad[0] + (tap / kw) * (int)a.dilation[0], 0, H - 1);
+  f.out = Func("maxpool_dx");
+  f.out(v.x, v.y, v.c, v.n) = 0.0f;
+  f.out(tx, ty, v.c, v.n) += dy(w.x, w.y, v.c, v.n);
+  return f;
+}
+
+void maxPoolBackScatterCpu(PoolFuncs& f, const KernelSpec& k) {
+  Vars v;
+  int W = (int)k.out[2], Wo = (int)k.in[2];
+  int vec = W >= 16 && k.schedule.lanes >= 16 ? 16 : W >= 8 ? 8 : 1;
+  if (vec > 1) f.out.vectorize(v.x, vec, TailStrategy::GuardWithIf);
+  f.out.fuse(v.c, v.n, v.cn).parallel(v.cn);
+  f.out.update().reorder(f.w.x, f.w.y, v.c, v.n).fuse(v.c, v.n, v.cn).parallel(v.cn);
+  f.am.compute_at(f.out, v.cn).vectorize(f.am.args()[0], Wo >= 16 && k.schedule.lanes >= 16 ? 16 : 8, TailStrategy::GuardWithIf);
+}
+
+// ---- AvgPoolBack ----
+
+// The output position whose window tap (r.x, r.y) lands on input pixel (x, y):
+// o * stride = x + pad - tap * dilation, valid when that division is exact and o is in range.
+// `ox`, `oy` are clamped, so they can index dy whatever `valid` says.
+struct TapSource {
+  Expr ox, oy, valid;
+};
+
+TapSource tapSource(Vars& v, const RDom& r, const Attrs& a, int64_t Ho, int64_t Wo) {
+  Expr tx = v.x + (int)a.pad[1] - r.x * (int)a.dilation[1];
+  Expr ty = v.y + (int)a.pad[0] - r.y * (int)a.dilation[0];
+  int sx = (int)a.stride[1], sy = (int)a.stride[0];
+  Expr ox = tx / sx, oy = ty / sy;  // Halide division floors, so negative tx fails the range test
+  Expr valid = tx >= 0 && ty >= 0 && ox < (int)Wo && oy < (int)Ho;
+  if (sx > 1) valid = valid && tx % sx == 0;
+  if (sy > 1) valid = valid && ty % sy == 0;
+  return {clamp(ox, 0, (int)Wo - 1), clamp(oy, 0, (int)Ho - 1), valid};
+}
+
+// Each input sums the windows that contain it, each divided by its count.
+PoolFuncs avgPoolBack(const KernelSpec& k) {
+  PoolFuncs f;
+  Vars v;
+  const Attrs& a = k.attrs;
+  const Dims& dyd = k.in;   // [C,Ho,Wo]
+  const Dims& dxd = k.out;  // [C,H,W]
+  int64_t Ho = dyd[1], Wo = dyd[2], H = dxd[1], W = dxd[2];
+  ImageParam dy = tensorParam("dy", dyd);
+  f.args = {dy};
+  int sx = (int)a.stride[1], sy = (int)a.stride[0];
+  RDom r(0, (int)a.kernel[1], 0, (int)a.kernel[0], "r");
+  TapSource t = tapSource(v, r, a, Ho, Wo);
+  Expr valid = t.valid, cx = t.ox, cy = t.oy;
+  Expr x0 = cx * sx - (int)a.pad[1], y0 = cy * sy - (int)a.pad[0];
+  Expr x1 = min(x0 + (int)a.kernel[1], (int)(W + a.pad[1])), y1 = min(y0 + (int)a.kernel[0], (int)(H + a.pad[0]));
+  Expr padded = (x1 - x0) * (y1 - y0);
+  Expr inside = (min(x1, (int)W) - max(x0, 0)) * (min(y1, (int)H) - max(y0, 0));
+  Expr div = a.countIncludePad ? padded : inside;
+  f.out = Func("avgpool_dx");
+  f.out(v.x, v.y, v.c, v.n) = sum(select(valid, dy(cx, cy, v.c, v.n) / cast<float>(div), 0.0f));
+  return f;
+}
+
+// ---- AdaptiveAvgBack ----
+
+PoolFuncs adaptiveAvgBack(const KernelSpec& k) {
+  PoolFuncs f;
+  Vars v;
+  const Dims& dyd = k.in;
+  const Dims& dxd = k.out;
+  int64_t OH = dyd[1], OW = dyd[2], H = dxd[1], W = dxd[2];
+  ImageParam dy = tensorParam("dy", dyd);
+  f.args = {dy};
+  // Output windows containing row y start at most 1 + OH / H positions before floor(y * OH / H).
+  int cy = (int)((OH + H - 1) / H + 2), cx = (int)((OW + W - 1) / W + 2);
+  RDom r(0, cx, 0, cy, "r");
+  Expr oy = clamp(v.y * (int)OH / (int)H - 1 + r.y, 0, (int)OH - 1), ox = clamp(v.x * (int)OW / (int)W - 1 + r.x, 0, (int)OW - 1);
+  Expr rawy = v.y * (int)OH / (int)H - 1 + r.y, rawx = v.x * (int)OW / (int)W - 1 + r.x;
+  Expr y0 = (oy * (int)H) / (int)OH, y1 = ((oy + 1) * (int)H + (int)OH - 1) / (int)OH;
+  Expr x0 = (ox * (int)W) / (int)OW, x1 = ((ox + 1) * (int)W + (int)OW - 1) / (int)OW;
+  Expr inside = rawy == oy && rawx == ox && v.y >= y0 && v.y < y1 && v.x >= x0 && v.x < x1;
+  f.out = Func("adaptiveavg_dx");
+  f.out(v.x, v.y, v.c, v.n) = sum(select(inside, dy(ox, oy, v.c, v.n) / cast<float>((x1 - x0) * (y1 - y0)), 0.0f));
+  return f;
+}
+
+Lowered lowerWith(const KernelSpec& k, PoolFuncs f, void (*cpu)(PoolFuncs&, const KernelSpec&)) {
+  if (k.schedule.gpu) gpuSchedule(f.out, k);
+  else cpu(f, k);
+  return finish(f.out, k, f.args);
+}
+
+}  // namespace
+
+Lowered lowerMaxPool(const KernelSpec& k) { return lowerWith(k, poolForward(k), spatialCpu); }
+Lowered lowerAvgPool(const KernelSpec& k) { return lowerWith(k, poolForward(k), spatialCpu); }
+Lowered lowerAdaptiveAvgPool(const KernelSpec& k) { return lowerWith(k, adaptiveAvgForward(k), adaptiveAvgCpu); }
+
+Lowered lowerMaxPoolBack(const KernelSpec& k) {
+  if (poolTilesInput(k.attrs, k.out)) return lowerWith(k, maxPoolBackTiled(k), maxPoolBackTiledCpu);
+  return lowerWith(k, maxPoolBackScatter(k), maxPoolBackScatterCpu);
+}
+
+Lowered lowerAvgPoolBack(const KernelSpec& k) { return lowerWith(k, avgPoolBack(k), spatialCpu); }
+Lowered lowerAdaptiveAvgBack(const KernelSpec& k) { return lowerWith(k, adaptiveAvgBack(k), spatialCpu); }
+
+}  // namespace cnnc::codegen

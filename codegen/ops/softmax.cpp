@@ -1,0 +1,79 @@
+// softmax.cpp: softmax over channels (or features).
+//
+//   Softmax      x[K] or x[C,H,W] -> y = exp(x - max) / sum exp(x - max)
+//   SoftmaxBack  dy, y -> dx = y * (dy - sum of dy * y)
+#include "gpu.h"
+#include "ops.h"
+
+namespace cnnc::codegen {
+
+namespace {
+
+struct SoftmaxFuncs {
+  Func out;
+  std::vector<Func> perImage;  // computed per image on CPUs
+  std::vector<Argument> args;
+};
+
+SoftmaxFuncs softmaxForward(const KernelSpec& k) {
+  SoftmaxFuncs f;
+  Vars v;
+  ImageParam in = tensorParam("input", k.in);
+  f.args = {in};
+  Func out("softmax_out"), mx("softmax_max"), e("softmax_exp"), s("softmax_sum");
+  RDom r(0, (int)k.in[0], "r");
+  if (k.in.size() == 1) {
+    mx(v.n) = maximum(in(r, v.n));
+    e(v.f, v.n) = exp(in(v.f, v.n) - mx(v.n));
+    s(v.n) = sum(e(r, v.n));
+    out(v.f, v.n) = e(v.f, v.n) / s(v.n);
+  } else {
+    mx(v.x, v.y, v.n) = maximum(in(v.x, v.y, r, v.n));
+    e(v.x, v.y, v.c, v.n) = exp(in(v.x, v.y, v.c, v.n) - mx(v.x, v.y, v.n));
+    s(v.x, v.y, v.n) = sum(e(v.x, v.y, r, v.n));
+    out(v.x, v.y, v.c, v.n) = e(v.x, v.y, v.c, v.n) / s(v.x, v.y, v.n);
+  }
+  f.out = out;
+  f.perImage = {mx, e, s};
+  return f;
+}
+
+SoftmaxFuncs softmaxBack(const KernelSpec& k) {
+  SoftmaxFuncs f;
+  Vars v;
+  const Dims& d = k.out;
+  ImageParam dy = tensorParam("dy", d), y = tensorParam("y", d);
+  f.args = {dy, y};
+  RDom r(0, (int)d[0], "r");
+  Func dot("softmax_dot"), out("softmax_dx");
+  if (d.size() == 1) {
+    dot(v.n) = sum(dy(r, v.n) * y(r, v.n));
+    out(v.f, v.n) = y(v.f, v.n) * (dy(v.f, v.n) - dot(v.n));
+  } else {
+    dot(v.x, v.y, v.n) = sum(dy(v.x, v.y, r, v.n) * y(v.x, v.y, r, v.n));
+    out(v.x, v.y, v.c, v.n) = y(v.x, v.y, v.c, v.n) * (dy(v.x, v.y, v.c, v.n) - dot(v.x, v.y, v.n));
+  }
+  f.out = out;
+  f.perImage = {dot};
+  return f;
+}
+
+// One task per image; its maximum, exponentials and sums are computed within it.
+void softmaxCpu(SoftmaxFuncs& f, const KernelSpec& k) {
+  Vars v;
+  f.out.parallel(v.n);
+  for (Func g : f.perImage) g.compute_at(f.out, v.n);
+}
+
+Lowered lowerWith(const KernelSpec& k, SoftmaxFuncs f) {
+  if (k.schedule.gpu) gpuSchedule(f.out, k);
+  else softmaxCpu(f, k);
+  return finish(f.out, k, f.args);
+}
+
+}  // namespace
+
+Lowered lowerSoftmax(const KernelSpec& k) { return lowerWith(k, softmaxForward(k)); }
+Lowered lowerSoftmaxBack(const KernelSpec& k) { return lowerWith(k, softmaxBack(k)); }
+
+}  // namespace cnnc::codegen
