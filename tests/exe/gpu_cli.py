@@ -41,7 +41,7 @@ def main():
         blob = open(exe, "rb").read()
         check("the executable holds PTX for sm_80", b".target sm_80" in blob and b"halide_cuda_run" in blob)
         # The conv bias gradients (one sum per channel over batch x 28 x 28) reduce across a block:
-        # partial sums in shared memory, then added by one thread (gpu_schedule.cpp, blockReduce).
+        # partial sums in shared memory, then added by one thread (codegen/ops/gpu.cpp, blockReduce).
         check("per-channel reductions are staged through shared memory", b"st.shared.f32" in blob and b"ld.shared.f32" in blob and b"bar.sync" in blob)
         expect("--help without a GPU", run([exe, "--help"]), 0, "train")
         expect("info without a GPU", run([exe, "info"]), 0, "cuda_capability_80", "device    NVIDIA GPU through CUDA")

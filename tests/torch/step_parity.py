@@ -48,7 +48,7 @@ NEAR_TIE_REL = 2e-6
 
 
 def dropout_mask(shape, p, s0, s1):
-    """cnnc's dropout mask (codegen/lower_train.cpp keepMask): a hash of the NCHW flat index."""
+    """cnnc's dropout mask (codegen/ops/dropout.cpp keepMask): a hash of the NCHW flat index."""
     idx = np.arange(int(np.prod(shape)), dtype=np.uint64)
     h = ((idx * 0x9E3779B1) & M32) ^ np.uint64(s0) ^ np.uint64((s1 * 0x85EBCA6B) & M32)
     h = (((h ^ (h >> np.uint64(16))) * 0x7FEB352D) & M32)

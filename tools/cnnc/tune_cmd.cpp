@@ -94,7 +94,7 @@ int runTune(int argc, char** argv) {
   std::string resolved, err;
   if (!codegen::resolveTarget(target, resolved, err)) { fprintf(stderr, "cnnc: error: %s\n", err.c_str()); return 1; }
   if (codegen::isGpuTarget(resolved)) {
-    fprintf(stderr, "cnnc: error: target '%s' has no tuning space yet: GPU kernels take the fixed schedules of codegen/gpu_schedule.cpp; "
+    fprintf(stderr, "cnnc: error: target '%s' has no tuning space yet: GPU kernels take the fixed schedules of codegen/ops/ (gpu.cpp); "
                     "tune a CPU target instead\n", target.c_str());
     return 1;
   }
