@@ -35,6 +35,7 @@
 #include <nlohmann/json.hpp>
 
 #include "aot.h"
+#include "common/packed_layout.h"
 #include "schedule.h"
 #include "tuning_db.h"
 #include "ops/conv.h"
@@ -171,9 +172,10 @@ CallBuffers callBuffers(const KernelSpec& k, const CallBuffers& in, int batch) {
   CallBuffers c = in;
   if (k.packedWeights) {
     const auto& w = in.bufs[1];
-    int T = k.schedule.vec * k.schedule.chanVec, kw = w.dim(0).extent(), kh = w.dim(1).extent(), C = w.dim(2).extent(), O = w.dim(3).extent();
-    Halide::Runtime::Buffer<float> p(std::vector<int>{T, kw, kh, C, O / T});
-    p.for_each_element([&](const int* i) { p(i) = w(i[1], i[2], i[3], i[4] * T + i[0]); });
+    int T = packedBlock(k.schedule);
+    Dims packed = packedWeightShape({w.dim(3).extent(), w.dim(2).extent(), w.dim(1).extent(), w.dim(0).extent()}, T);
+    Halide::Runtime::Buffer<float> p(std::vector<int>(packed.rbegin(), packed.rend()));  // Halide lists dimensions innermost first
+    p.for_each_element([&](const int* i) { p(i) = w(i[1], i[2], i[3], (int)packedWeightChannel(i[4], i[0], T)); });
     c.bufs[1] = p;
   }
   c.bufs.emplace_back(imageShape(k.out, batch));

@@ -14,6 +14,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "common/fnv1a.h"
+
 namespace cnnc::codegen {
 
 using nlohmann::json;
@@ -21,13 +23,7 @@ using nlohmann::json;
 namespace {
 
 // FNV-1a, 64 bits, as 16 hex digits: enough to notice an edit, not a security measure.
-std::string checksum(const std::string& s) {
-  uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : s) { h ^= c; h *= 1099511628211ull; }
-  char b[17];
-  snprintf(b, sizeof b, "%016llx", (unsigned long long)h);
-  return b;
-}
+std::string checksum(const std::string& s) { return fnv1aHex(s); }
 
 json scheduleToJson(const Schedule& s) {
   json j = {{"vec", s.vec}, {"tileC", s.tileC}, {"tileX", s.tileX}, {"tileY", s.tileY},

@@ -27,18 +27,6 @@ const char* opName(OpKind k) {
   return "?";
 }
 
-std::string dimsStr(const Dims& d) {
-  std::string s = "[";
-  for (size_t i = 0; i < d.size(); ++i) s += (i ? "," : "") + std::to_string(d[i]);
-  return s + "]";
-}
-
-int64_t numel(const Dims& d) {
-  int64_t n = 1;
-  for (auto x : d) n *= x;
-  return n;
-}
-
 int64_t ParamInfo::numel() const { return cnnc::numel(shape); }
 
 int64_t Graph::totalParams() const {

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "common/shape.h"  // Dims, numel, dimsStr
 #include "source.h"
 
 namespace cnnc {
@@ -16,9 +17,6 @@ enum class OpKind {
 };
 
 const char* opName(OpKind k);
-
-using Dims = std::vector<int64_t>;
-std::string dimsStr(const Dims& d);  // "[64,56,56]"
 
 struct Attrs {
   int64_t out = 0;                // conv/linear output channels or features
@@ -84,8 +82,6 @@ struct Graph {
   int64_t totalMacs() const;
   int64_t activationBytes() const; // sum of all node outputs, batch 1, float32
 };
-
-int64_t numel(const Dims& d);
 
 // Text forms for tests and tools.
 std::string printGraph(const Graph& g, const SourceManager& sm);

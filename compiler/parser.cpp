@@ -20,6 +20,7 @@
 #include <sstream>
 
 #include "CnnLexer.h"
+#include "common/utf8.h"
 #include "CnnParser.h"
 #include "antlr4-runtime.h"
 
@@ -27,26 +28,14 @@ namespace cnnc {
 namespace fs = std::filesystem;
 
 bool checkText(const std::string& text, size_t& badOffset, std::string& why) {
-  const unsigned char* s = (const unsigned char*)text.data();
-  size_t n = text.size();
-  for (size_t i = 0; i < n;) {
-    unsigned char c = s[i];
-    if (c == 0) { badOffset = i; why = "NUL byte: this looks like a binary file, not a .cnn source"; return false; }
-    if (c < 0x80) { ++i; continue; }
-    int len = (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
-    if (len == 0 || i + len > n) { badOffset = i; why = "invalid UTF-8 byte"; return false; }
-    uint32_t cp = c & (0xFF >> (len + 1));
-    for (int k = 1; k < len; ++k) {
-      if ((s[i + k] & 0xC0) != 0x80) { badOffset = i; why = "invalid UTF-8 sequence"; return false; }
-      cp = (cp << 6) | (s[i + k] & 0x3F);
-    }
-    bool overlong = (len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000);
-    if (overlong || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
-      badOffset = i; why = "invalid UTF-8 sequence"; return false;
-    }
-    i += len;
-  }
-  return true;
+  Utf8Fault fault;
+  size_t bad = firstBadUtf8((const unsigned char*)text.data(), text.size(), &fault);
+  size_t nul = text.find('\0');  // valid UTF-8, but no source text
+  if (nul < bad) { badOffset = nul; why = "NUL byte: this looks like a binary file, not a .cnn source"; return false; }
+  if (bad == text.size()) return true;
+  badOffset = bad;
+  why = fault == Utf8Fault::BadByte ? "invalid UTF-8 byte" : "invalid UTF-8 sequence";
+  return false;
 }
 
 namespace {

@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "common/atomic_file.h"
 #include "safetensors.h"
 
 namespace cnnc::rt {
@@ -28,10 +29,11 @@ bool saveCheckpoint(const std::string& dir, const Plan& p, const Weights& w, con
   std::string cur = checkpointPath(dir), prev = previousCheckpointPath(dir);
   if (access(cur.c_str(), F_OK) == 0) {
     // Keep the last good checkpoint under its own name: link, then rename over the old "prev".
-    std::string tmp = prev + ".tmp." + std::to_string(getpid());
+    std::string tmp = tempPathFor(prev);
     unlink(tmp.c_str());
-    if (link(cur.c_str(), tmp.c_str()) != 0 || rename(tmp.c_str(), prev.c_str()) != 0) {
-      err = "cannot keep the previous checkpoint as '" + prev + "': " + strerror(errno);
+    int e = link(cur.c_str(), tmp.c_str()) != 0 ? errno : moveIntoPlace(tmp, prev);
+    if (e) {
+      err = "cannot keep the previous checkpoint as '" + prev + "': " + strerror(e);
       unlink(tmp.c_str());
       return false;
     }

@@ -26,7 +26,7 @@ function(cnnc_aarch64_object src objs)
   set(obj ${CMAKE_CURRENT_BINARY_DIR}/aarch64/${base}.o)
   add_custom_command(OUTPUT ${obj}
     COMMAND ${CNNC_AARCH64_CXX} -std=c++17 -O2 -fPIC -Wall -Wno-unused-parameter -MD -MF ${obj}.d
-            -I${CMAKE_CURRENT_SOURCE_DIR} -isystem ${stage} -isystem ${HALIDE_RUNTIME_INCLUDE}
+            -I${CMAKE_CURRENT_SOURCE_DIR} -I${PROJECT_SOURCE_DIR} -isystem ${stage} -isystem ${HALIDE_RUNTIME_INCLUDE}
             -c ${CMAKE_CURRENT_SOURCE_DIR}/${src} -o ${obj}
     DEPENDS ${src} DEPFILE ${obj}.d
     COMMENT "aarch64: ${src}" VERBATIM)

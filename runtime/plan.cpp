@@ -5,18 +5,6 @@
 
 namespace cnnc::rt {
 
-int64_t numel(const Dims& d) {
-  int64_t n = 1;
-  for (auto x : d) n *= x;
-  return n;
-}
-
-std::string dimsStr(const Dims& d) {
-  std::string s = "[";
-  for (size_t i = 0; i < d.size(); ++i) s += (i ? "," : "") + std::to_string(d[i]);
-  return s + "]";
-}
-
 bool parsePlan(const char* text, size_t size, Plan& p, std::string& err) {
   try {
     auto j = nlohmann::json::parse(text, text + size);

@@ -4,11 +4,13 @@
 #include <string>
 #include <vector>
 
+#include "common/shape.h"
+
 namespace cnnc::rt {
 
-using Dims = std::vector<int64_t>;
-int64_t numel(const Dims& d);
-std::string dimsStr(const Dims& d);
+using cnnc::Dims;
+using cnnc::dimsStr;
+using cnnc::numel;
 
 struct ParamSpec {
   std::string name, dtype, role, op, where;  // where: "file.cnn:line:col" of the declaring layer

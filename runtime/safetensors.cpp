@@ -6,13 +6,14 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cerrno>
-#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 #include <set>
+
+#include "common/atomic_file.h"
+#include "common/utf8.h"
 
 namespace cnnc::rt {
 
@@ -60,30 +61,6 @@ std::string q(const std::string& s) {
     }
   }
   return r + "'";
-}
-
-// Strict UTF-8 (no overlong forms, no surrogates, nothing above U+10FFFF). Returns the offset of the
-// first bad byte, or n if all is well.
-size_t firstBadUtf8(const uint8_t* s, size_t n) {
-  size_t i = 0;
-  while (i < n) {
-    uint8_t c = s[i];
-    if (c < 0x80) { ++i; continue; }
-    size_t len;
-    uint32_t cp, min;
-    if ((c & 0xE0) == 0xC0) { len = 2; cp = c & 0x1F; min = 0x80; }
-    else if ((c & 0xF0) == 0xE0) { len = 3; cp = c & 0x0F; min = 0x800; }
-    else if ((c & 0xF8) == 0xF0) { len = 4; cp = c & 0x07; min = 0x10000; }
-    else return i;
-    if (n - i < len) return i;
-    for (size_t k = 1; k < len; ++k) {
-      if ((s[i + k] & 0xC0) != 0x80) return i;
-      cp = (cp << 6) | (s[i + k] & 0x3F);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return i;
-    i += len;
-  }
-  return n;
 }
 
 uint64_t readLE64(const uint8_t* p) {
@@ -578,58 +555,17 @@ bool writeSafeTensors(const std::string& path, const std::vector<TensorOut>& ten
   uint8_t lenBytes[8];
   for (int i = 0; i < 8; ++i) lenBytes[i] = (uint8_t)((uint64_t)hs.size() >> (8 * i));
 
-  // The temporary file, in the folder of `path` so that rename() is atomic.
-  struct stat st;
-  if (stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) { err = pre + std::strerror(EISDIR); return false; }
-  size_t slash = path.rfind('/');
-  std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
-  std::string base = slash == std::string::npos ? path : path.substr(slash + 1);
-  if (base.empty()) { err = pre + std::strerror(EISDIR); return false; }
-  static std::atomic<unsigned> counter{0};
-  std::string tmp;
-  int fd = -1;
-  for (int attempt = 0; attempt < 100 && fd < 0; ++attempt) {
-    unsigned long salt = (unsigned long)std::chrono::steady_clock::now().time_since_epoch().count();
-    tmp = (slash == std::string::npos ? std::string() : path.substr(0, slash + 1)) + "." + base + ".tmp." +
-          std::to_string(getpid()) + "." + std::to_string(counter++) + "." + std::to_string(salt % 100000);
-    fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-    if (fd < 0 && errno != EEXIST) break;
-  }
-  if (fd < 0) { err = pre + std::strerror(errno); return false; }
-  FILE* f = fdopen(fd, "wb");
-  if (!f) {
-    int e = errno;
-    close(fd);
-    unlink(tmp.c_str());
-    err = pre + std::strerror(e);
-    return false;
-  }
-  auto fail = [&](int e) {
-    if (f) std::fclose(f);
-    unlink(tmp.c_str());
-    err = pre + std::strerror(e);
-    return false;
-  };
-  errno = 0;
-  if (std::fwrite(lenBytes, 1, 8, f) != 8) return fail(errno ? errno : EIO);
-  if (std::fwrite(hs.data(), 1, hs.size(), f) != hs.size()) return fail(errno ? errno : EIO);
-  for (const auto& t : tensors)
-    if (t.bytes && std::fwrite(t.data, 1, t.bytes, f) != t.bytes) return fail(errno ? errno : EIO);
-  if (std::fflush(f) != 0) return fail(errno ? errno : EIO);
-  if (fsync(fileno(f)) != 0) return fail(errno);
-  FILE* g = f;
-  f = nullptr;
-  if (std::fclose(g) != 0) return fail(errno ? errno : EIO);
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) return fail(errno);
-  // Make the rename itself durable. Some file systems cannot fsync a folder (EINVAL); the file is in
-  // place either way, so only a real I/O error is reported.
-  int dfd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    int r = fsync(dfd);
-    int e = errno;
-    close(dfd);
-    if (r != 0 && e == EIO) { err = pre + "the file was written but syncing its folder failed: " + std::strerror(e); return false; }
-  }
+  // Through a temporary file in the folder of `path`, synced and renamed over it; then the folder is
+  // synced, so the rename itself is durable.
+  AtomicWrite w = writeFileAtomically(path, [&](std::FILE* f) {
+    if (std::fwrite(lenBytes, 1, 8, f) != 8) return false;
+    if (std::fwrite(hs.data(), 1, hs.size(), f) != hs.size()) return false;
+    for (const auto& t : tensors)
+      if (t.bytes && std::fwrite(t.data, 1, t.bytes, f) != t.bytes) return false;
+    return true;
+  }, /*syncFolder=*/true);
+  if (w.folderSyncFailed) { err = pre + "the file was written but syncing its folder failed: " + std::strerror(w.error); return false; }
+  if (!w) { err = pre + std::strerror(w.error); return false; }
   return true;
 }
 

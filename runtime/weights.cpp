@@ -7,6 +7,7 @@
 #include <random>
 #include <set>
 
+#include "common/packed_layout.h"
 #include "safetensors.h"
 
 namespace cnnc::rt {
@@ -203,13 +204,11 @@ bool saveWeights(const Plan& p, const Weights& w, const std::string& path, std::
 }
 
 // [O, rest] -> [O/T, rest, T]: a conv weight in blocks of T output channels, each block with its
-// channels innermost (the layout the channel-vectorised conv kernels read).
+// channels innermost (the layout the channel-vectorised conv kernels read: common/packed_layout.h).
 static void packBlocked(std::vector<float>& v, const Dims& packed) {
   int64_t T = packed.back(), O = packed.front() * T;
-  int64_t rest = (int64_t)v.size() / O;
   std::vector<float> t(v.size());
-  for (int64_t o = 0; o < O; ++o)
-    for (int64_t j = 0; j < rest; ++j) t[(o / T) * rest * T + j * T + o % T] = v[o * rest + j];
+  packWeightBlocks(v.data(), t.data(), O, (int64_t)v.size() / O, T);
   v.swap(t);
 }
 

@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "aot.h"
+#include "common/atomic_file.h"
 #include "compile.h"
 #include "flags.h"
 #include "frontend.h"
@@ -34,32 +35,16 @@ namespace {
 // Writes `data` to `path` through a temporary file and a rename, so a failed or interrupted
 // write never leaves a half-written output behind.
 bool writeAtomically(const std::string& path, const std::string& data, std::string& err) {
-  std::string tmp = path + ".tmp." + std::to_string(getpid());
-  FILE* f = fopen(tmp.c_str(), "wb");
-  if (!f) { err = std::string("cannot write '") + path + "': " + strerror(errno); return false; }
-  bool ok = fwrite(data.data(), 1, data.size(), f) == data.size();
-  ok = (fflush(f) == 0) && ok;
-  ok = (fsync(fileno(f)) == 0) && ok;
-  int e = errno;
-  ok = (fclose(f) == 0) && ok;
-  if (!ok) {
-    unlink(tmp.c_str());
-    err = std::string("cannot write '") + path + "': " + strerror(e ? e : EIO);
-    return false;
-  }
-  if (rename(tmp.c_str(), path.c_str()) != 0) {
-    err = std::string("cannot write '") + path + "': " + strerror(errno);
-    unlink(tmp.c_str());
-    return false;
-  }
-  return true;
+  AtomicWrite w = writeFileAtomically(path, data);
+  if (!w) err = std::string("cannot write '") + path + "': " + strerror(w.error);
+  return bool(w);
 }
 
 // Renders DOT text to an image format with Graphviz's `dot`.
 bool renderDot(const std::string& dot, const std::string& path, const std::string& fmt, std::string& err) {
   std::string tmpDot = path + ".dot.tmp." + std::to_string(getpid());
   if (!writeAtomically(tmpDot, dot, err)) return false;
-  std::string tmpOut = path + ".tmp." + std::to_string(getpid());
+  std::string tmpOut = tempPathFor(path);
   std::string cmd = "dot -T" + fmt + " '" + tmpDot + "' -o '" + tmpOut + "' 2>&1";
   int rc = system(cmd.c_str());
   unlink(tmpDot.c_str());
@@ -69,9 +54,8 @@ bool renderDot(const std::string& dot, const std::string& path, const std::strin
     if (WEXITSTATUS(rc) == 127) err += ": install it with 'apt-get install graphviz', or write .dot instead";
     return false;
   }
-  if (rename(tmpOut.c_str(), path.c_str()) != 0) {
-    err = std::string("cannot write '") + path + "': " + strerror(errno);
-    unlink(tmpOut.c_str());
+  if (int e = moveIntoPlace(tmpOut, path)) {
+    err = std::string("cannot write '") + path + "': " + strerror(e);
     return false;
   }
   return true;

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "common/atomic_file.h"
 #include "curves.h"
 
 namespace fs = std::filesystem;
@@ -111,19 +112,9 @@ std::string runName(const std::string& logPath) {
 }
 
 bool writeFile(const std::string& path, const std::string& data, std::string& err) {
-  std::string tmp = path + ".tmp." + std::to_string(getpid());
-  FILE* f = fopen(tmp.c_str(), "wb");
-  if (!f) { err = "cannot write '" + path + "': " + strerror(errno); return false; }
-  bool ok = fwrite(data.data(), 1, data.size(), f) == data.size();
-  ok = fflush(f) == 0 && ok;
-  int e = errno;
-  ok = fclose(f) == 0 && ok;
-  if (ok && rename(tmp.c_str(), path.c_str()) != 0) { ok = false; e = errno; }
-  if (!ok) {
-    unlink(tmp.c_str());
-    err = "cannot write '" + path + "': " + strerror(e ? e : EIO);
-  }
-  return ok;
+  AtomicWrite w = writeFileAtomically(path, data);
+  if (!w) err = "cannot write '" + path + "': " + strerror(w.error);
+  return bool(w);
 }
 
 }  // namespace

@@ -1,0 +1,39 @@
+// packed_layout.h: the layout of conv weights packed for channel-vectorised kernels. A weight
+// [O, C, kh, kw] is stored as [O/T, C, kh, kw, T]: blocks of T output channels, the T channels of a
+// block innermost, so the kernel loads T output channels of one tap as one vector. T is the
+// schedule's vec * chanVec and divides O. The plan records the packed shape (codegen), the runtime
+// packs the weights at load, the tuner packs its test weights, lowering declares the buffer.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+namespace cnnc {
+
+// [O, C, kh, kw] -> [O/T, C, kh, kw, T]
+inline std::vector<int64_t> packedWeightShape(const std::vector<int64_t>& oihw, int64_t T) {
+  return {oihw[0] / T, oihw[1], oihw[2], oihw[3], T};
+}
+
+// Output channel o lies in lane o % T of block o / T, and lane t of block b holds channel b * T + t.
+// Templates, so that the same three serve integers and Halide expressions (lowering).
+template <class I, class J>
+auto packedBlockOf(I o, J T) { return o / T; }
+template <class I, class J>
+auto packedLaneOf(I o, J T) { return o % T; }
+template <class I, class J>
+auto packedWeightChannel(I block, I t, J T) { return block * T + t; }
+
+// Where element (o, j) of the unpacked weight, seen as [O, rest] (rest = C*kh*kw, j the flat index
+// of (c, y, x)), lies in the packed one.
+inline int64_t packedWeightOffset(int64_t o, int64_t j, int64_t rest, int64_t T) {
+  return (packedBlockOf(o, T) * rest + j) * T + packedLaneOf(o, T);
+}
+
+// Packs `src` ([O, rest], row-major) into `dst` (the same number of elements).
+template <class F>
+void packWeightBlocks(const F* src, F* dst, int64_t O, int64_t rest, int64_t T) {
+  for (int64_t o = 0; o < O; ++o)
+    for (int64_t j = 0; j < rest; ++j) dst[packedWeightOffset(o, j, rest, T)] = src[o * rest + j];
+}
+
+}  // namespace cnnc
