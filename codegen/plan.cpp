@@ -405,55 +405,58 @@ std::string planToText(const Plan& p, const Graph& g) {
   return s;
 }
 
-std::string planToJson(const Plan& p, const Graph& g, const SourceManager& sm, const std::string& target) {
+nlohmann::json planJsonObject(const Plan& p, const Graph& g, const SourceManager& sm, const std::string& target) {
   using nlohmann::json;
+  using namespace plan_schema;
   json j;
-  j["format"] = "cnnc-plan-1";
-  j["net"] = g.name;
-  j["source"] = g.file;
-  j["target"] = target;
-  j["mean"] = g.mean;
-  j["std"] = g.std;
-  j["arena_per_image"] = p.arenaPerImage;
-  j["input"] = p.input;
-  j["output"] = p.output;
+  j[key::format] = kFormat;
+  j[key::net] = g.name;
+  j[key::source] = g.file;
+  j[key::target] = target;
+  j[key::mean] = g.mean;
+  j[key::std_] = g.std;
+  j[key::arena_per_image] = p.arenaPerImage;
+  j[key::input] = p.input;
+  j[key::output] = p.output;
   json params = json::array();
   for (const auto& prm : g.params) {
     const Node& n = g.nodes[prm.node];
     int64_t fanIn = 1;
     if (n.op == OpKind::Conv) fanIn = g.params[n.params[0]].shape[1] * n.attrs.kernel[0] * n.attrs.kernel[1];
     else if (n.op == OpKind::Linear) fanIn = g.params[n.params[0]].shape[1];
-    const char* role = prm.role == ParamRole::Weight ? "weight" : prm.role == ParamRole::Bias ? "bias"
-                     : prm.role == ParamRole::RunningMean ? "running_mean" : prm.role == ParamRole::RunningVar ? "running_var" : "num_batches_tracked";
-    params.push_back({{"name", prm.name}, {"shape", prm.shape}, {"dtype", prm.isInt64() ? "I64" : "F32"}, {"role", role},
-                      {"op", opName(n.op)}, {"fan_in", fanIn}, {"where", sm.where(n.loc)}});
+    const char* role = prm.role == ParamRole::Weight ? kRoleWeight : prm.role == ParamRole::Bias ? kRoleBias
+                     : prm.role == ParamRole::RunningMean ? kRoleRunningMean : prm.role == ParamRole::RunningVar ? kRoleRunningVar : kRoleNumBatchesTracked;
+    params.push_back({{key::name, prm.name}, {key::shape, prm.shape}, {key::dtype, prm.isInt64() ? kDTypeI64 : kDTypeF32}, {key::role, role},
+                      {key::op, opName(n.op)}, {key::fan_in, fanIn}, {key::where, sm.where(n.loc)}});
   }
-  j["params"] = params;
+  j[key::params] = params;
   json acts = json::array();
-  for (const auto& a : p.acts) acts.push_back({{"shape", a.shape}, {"storage", a.storage}, {"name", a.name}});
-  j["acts"] = acts;
+  for (const auto& a : p.acts) acts.push_back({{key::shape, a.shape}, {key::storage, a.storage}, {key::name, a.name}});
+  j[key::acts] = acts;
   json st = json::array();
-  for (const auto& s : p.storages) st.push_back({{"offset", s.offset}, {"size", s.size}});
-  j["storages"] = st;
+  for (const auto& s : p.storages) st.push_back({{key::offset, s.offset}, {key::size, s.size}});
+  j[key::storages] = st;
   json consts = json::array();
-  for (const auto& c : p.consts) {
-    static const char* names[] = {"param", "fold", "bn_scale", "bn_shift", "zeros", "param_ref", "grad", "stats", "dparams", "eps", "seed"};
-    std::string kind = c.kind == ConstTensor::FoldConvBN ? (c.foldBias ? "fold_bias" : "fold_weight") : names[c.kind];
-    consts.push_back({{"kind", kind}, {"shape", c.shape}, {"param", c.param}, {"conv_w", c.convW}, {"conv_b", c.convB}, {"bn_w", c.bnW},
-                      {"bn_b", c.bnB}, {"bn_mean", c.bnMean}, {"bn_var", c.bnVar}, {"eps", c.eps}, {"pack", c.pack}});
-  }
-  j["consts"] = consts;
+  for (const auto& c : p.consts)
+    consts.push_back({{key::kind, constKindName(c.kind, c.foldBias)}, {key::shape, c.shape}, {key::param, c.param}, {key::conv_w, c.convW},
+                      {key::conv_b, c.convB}, {key::bn_w, c.bnW}, {key::bn_b, c.bnB}, {key::bn_mean, c.bnMean}, {key::bn_var, c.bnVar},
+                      {key::eps, c.eps}, {key::pack, c.pack}});
+  j[key::consts] = consts;
   json kernels = json::array();
-  for (const auto& s : p.specs) kernels.push_back({{"fn", s.functionName()}, {"signature", s.signature()}});
-  j["kernels"] = kernels;
+  for (const auto& s : p.specs) kernels.push_back({{key::fn, s.functionName()}, {key::signature, s.signature()}});
+  j[key::kernels] = kernels;
   json calls = json::array();
   for (const auto& c : p.calls) {
     json args = json::array();
-    for (const auto& a : c.args) args.push_back({{"const", a.isConst}, {"id", a.id}});
-    calls.push_back({{"kernel", c.spec}, {"args", args}, {"label", c.label}});
+    for (const auto& a : c.args) args.push_back({{key::is_const, a.isConst}, {key::id, a.id}});
+    calls.push_back({{key::kernel, c.spec}, {key::args, args}, {key::label, c.label}});
   }
-  j["calls"] = calls;
-  return j.dump();
+  j[key::calls] = calls;
+  return j;
+}
+
+std::string planToJson(const Plan& p, const Graph& g, const SourceManager& sm, const std::string& target) {
+  return planJsonObject(p, g, sm, target).dump();
 }
 
 }  // namespace cnnc::codegen

@@ -6,6 +6,9 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
+#include "common/plan_schema.h"
 #include "graph.h"
 #include "kernel.h"
 
@@ -27,10 +30,11 @@ struct Storage {
 
 // A constant kernel argument, computed from the weights at load time.
 struct ConstTensor {
-  // Inference: Param (a copy of a parameter), FoldConvBN, BNScale, BNShift, Zeros.
-  // Training: ParamRef (the live parameter, updated in place), Grad (gradient of `param`),
-  // Stats and DParams ([2,C] per batch norm), Eps (label smoothing, [1]), Seed (int32 [2]).
-  enum Kind { Param, FoldConvBN, BNScale, BNShift, Zeros, ParamRef, Grad, Stats, DParams, Eps, Seed } kind = Param;
+  // What it holds (common/plan_schema.h, which the runtime reads too).
+  using Kind = plan_schema::ConstKind;
+  static constexpr Kind Param = Kind::Param, FoldConvBN = Kind::FoldConvBN, BNScale = Kind::BNScale, BNShift = Kind::BNShift, Zeros = Kind::Zeros,
+                        ParamRef = Kind::ParamRef, Grad = Kind::Grad, Stats = Kind::Stats, DParams = Kind::DParams, Eps = Kind::Eps, Seed = Kind::Seed;
+  Kind kind = Param;
   Dims shape;
   int param = -1;                  // Param: index into Graph::params
   int convW = -1, convB = -1;      // FoldConvBN: conv weight and bias (-1: none)
@@ -98,6 +102,11 @@ void packConvWeights(Plan& p);
 inline bool takesPackedWeights(const KernelSpec& s) { return s.kind == KernelKind::Conv && s.schedule.chanVec > 0; }
 inline int packedBlock(const Schedule& s) { return s.vec * s.chanVec; }
 
+// The plan as the JSON object the runtime reads (common/plan_schema.h); trainPlanToJson adds the
+// training fields to it.
+nlohmann::json planJsonObject(const Plan& p, const Graph& g, const SourceManager& sm, const std::string& target);
+
+// planJsonObject as text.
 std::string planToJson(const Plan& p, const Graph& g, const SourceManager& sm, const std::string& target);
 
 }  // namespace cnnc::codegen

@@ -473,19 +473,20 @@ bool buildTrainingPlan(const Graph& g, TrainPlan& tp, std::string& err) {
 }
 
 std::string trainPlanToJson(const TrainPlan& tp, const Graph& g, const SourceManager& sm, const std::string& target) {
-  nlohmann::json j = nlohmann::json::parse(planToJson(tp.plan, g, sm, target));
-  j["mode"] = "train";
-  j["labels"] = tp.labels;
-  j["loss"] = tp.loss;
-  j["eps"] = tp.eps;
-  j["param_grad"] = tp.paramGrad;
-  j["forward_calls"] = tp.forwardCalls;
+  using namespace plan_schema;
+  nlohmann::json j = planJsonObject(tp.plan, g, sm, target);
+  j[key::mode] = kModeTrain;
+  j[key::labels] = tp.labels;
+  j[key::loss] = tp.loss;
+  j[key::eps] = tp.eps;
+  j[key::param_grad] = tp.paramGrad;
+  j[key::forward_calls] = tp.forwardCalls;
   nlohmann::json bns = nlohmann::json::array();
   for (const auto& b : tp.bns)
-    bns.push_back({{"stats", b.stats}, {"dparams", b.dparams}, {"gamma", b.gamma}, {"beta", b.beta}, {"mean", b.mean}, {"var", b.var},
-                   {"tracked", b.tracked}, {"momentum", b.momentum}, {"elems_per_image", b.elemsPerImage}});
-  j["bns"] = bns;
-  j["seeds"] = tp.seeds;
+    bns.push_back({{key::stats, b.stats}, {key::dparams, b.dparams}, {key::gamma, b.gamma}, {key::beta, b.beta}, {key::mean, b.mean},
+                   {key::var, b.var}, {key::tracked, b.tracked}, {key::momentum, b.momentum}, {key::elems_per_image, b.elemsPerImage}});
+  j[key::bns] = bns;
+  j[key::seeds] = tp.seeds;
   return j.dump();
 }
 

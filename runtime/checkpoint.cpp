@@ -19,7 +19,7 @@ bool saveCheckpoint(const std::string& dir, const Plan& p, const Weights& w, con
   std::vector<TensorOut> ts;
   for (size_t i = 0; i < p.params.size(); ++i) {
     const ParamSpec& ps = p.params[i];
-    if (ps.dtype == "I64") ts.push_back({ps.name, DType::I64, ps.shape, &w.i64[i], sizeof(int64_t)});
+    if (ps.isInt64()) ts.push_back({ps.name, DType::I64, ps.shape, &w.i64[i], sizeof(int64_t)});
     else ts.push_back({ps.name, DType::F32, ps.shape, w.f32[i].data(), w.f32[i].size() * sizeof(float)});
   }
   for (const auto& [name, v] : s.extra) ts.push_back({name, DType::F32, {(int64_t)v.size()}, v.data(), v.size() * sizeof(float)});

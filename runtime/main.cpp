@@ -74,7 +74,7 @@ const float* inputBatch(const SafeTensors& st, const std::string& path, const Pl
 int cmdInfo(const Plan& p) {
   int64_t params = 0;
   for (const auto& ps : p.params)
-    if (ps.role == "weight" || ps.role == "bias") params += numel(ps.shape);
+    if (ps.trainable()) params += numel(ps.shape);
   printf("network   %s (from %s)\n", p.net.c_str(), p.source.c_str());
   printf("target    %s\n", p.target.c_str());
   if (p.target.find("-cuda") != std::string::npos)
@@ -238,7 +238,7 @@ int cmdBench(const Plan& p, Executor& ex, const std::string& weights, int batch,
 // `bench --train`: forward, backward and an SGD-momentum update on random data, timed per step.
 int cmdBenchTrain(const Plan& tp, const std::string& weights, int batch, int warmup, int iters, bool json, int threads, bool profile) {
   std::string err;
-  if (tp.mode != "train") return fail("this executable has no training step: its network does not end in a vector of class scores");
+  if (!tp.isTraining()) return fail("this executable has no training step: its network does not end in a vector of class scores");
   if (batch < 1 || iters < 1 || warmup < 0) return fail("--batch and --iters must be at least 1, --warmup at least 0");
   Weights w;
   if (!getWeights(tp, weights, 0, w, err)) return fail(err);
@@ -297,7 +297,7 @@ bool readLabels(const SafeTensors& st, const std::string& path, int64_t n, std::
 int cmdStep(const Plan& trainPlan, const std::string& weights, const std::string& inPath, const std::string& labelsPath, double lr,
             double smoothing, uint64_t seed, const std::string& outPath, const std::vector<std::string>& freeze) {
   std::string err;
-  if (trainPlan.mode != "train") return fail("this executable has no training step: its network does not end in a vector of class scores");
+  if (!trainPlan.isTraining()) return fail("this executable has no training step: its network does not end in a vector of class scores");
   std::vector<bool> frozen;
   if (!freeze.empty() && !resolveFreeze(trainPlan, freeze, frozen, err)) return fail(err);
   Weights w;
@@ -325,7 +325,7 @@ int cmdStep(const Plan& trainPlan, const std::string& weights, const std::string
   }
   for (size_t i = 0; i < trainPlan.params.size(); ++i) {
     const ParamSpec& ps = trainPlan.params[i];
-    if (ps.dtype == "I64") out.push_back({ps.name, DType::I64, ps.shape, &w.i64[i], sizeof(int64_t)});
+    if (ps.isInt64()) out.push_back({ps.name, DType::I64, ps.shape, &w.i64[i], sizeof(int64_t)});
     else out.push_back({ps.name, DType::F32, ps.shape, w.f32[i].data(), w.f32[i].size() * sizeof(float)});
   }
   if (!writeSafeTensors(outPath, out, {{"cnnc.step", "sgd"}}, err)) return fail(err);

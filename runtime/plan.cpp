@@ -6,35 +6,46 @@
 namespace cnnc::rt {
 
 bool parsePlan(const char* text, size_t size, Plan& p, std::string& err) {
+  using namespace plan_schema;
   try {
     auto j = nlohmann::json::parse(text, text + size);
-    if (j.value("format", "") != "cnnc-plan-1") { err = "embedded plan has an unknown format"; return false; }
-    p.net = j["net"]; p.source = j["source"]; p.target = j["target"];
-    p.mean = j["mean"].get<std::vector<double>>();
-    p.std = j["std"].get<std::vector<double>>();
-    p.arenaPerImage = j["arena_per_image"];
-    p.input = j["input"]; p.output = j["output"];
-    for (auto& x : j["params"])
-      p.params.push_back({x["name"], x["dtype"], x["role"], x["op"], x["where"], x["shape"].get<Dims>(), x["fan_in"]});
-    for (auto& x : j["acts"]) p.acts.push_back({x["shape"].get<Dims>(), x["storage"], x["name"]});
-    for (auto& x : j["storages"]) p.storages.push_back({x["offset"], x["size"]});
-    for (auto& x : j["consts"])
-      p.consts.push_back({x["kind"], x["shape"].get<Dims>(), x["param"], x["conv_w"], x["conv_b"], x["bn_w"], x["bn_b"], x["bn_mean"], x["bn_var"], x["eps"], x.value("pack", false)});
-    for (auto& x : j["kernels"]) p.kernels.push_back({x["fn"], x["signature"]});
-    for (auto& x : j["calls"]) {
+    if (j.value(key::format, "") != kFormat) { err = "embedded plan has an unknown format"; return false; }
+    p.net = j[key::net]; p.source = j[key::source]; p.target = j[key::target];
+    p.mean = j[key::mean].get<std::vector<double>>();
+    p.std = j[key::std_].get<std::vector<double>>();
+    p.arenaPerImage = j[key::arena_per_image];
+    p.input = j[key::input]; p.output = j[key::output];
+    for (auto& x : j[key::params])
+      p.params.push_back({x[key::name], x[key::dtype], x[key::role], x[key::op], x[key::where], x[key::shape].get<Dims>(), x[key::fan_in]});
+    for (auto& x : j[key::acts]) p.acts.push_back({x[key::shape].get<Dims>(), x[key::storage], x[key::name]});
+    for (auto& x : j[key::storages]) p.storages.push_back({x[key::offset], x[key::size]});
+    for (auto& x : j[key::consts]) {
+      ConstSpec c;
+      std::string kind = x[key::kind];
+      if (!constKindFromName(kind, c.kind, c.foldBias)) { err = "embedded plan has a constant of unknown kind '" + kind + "'"; return false; }
+      c.shape = x[key::shape].get<Dims>();
+      c.param = x[key::param]; c.convW = x[key::conv_w]; c.convB = x[key::conv_b];
+      c.bnW = x[key::bn_w]; c.bnB = x[key::bn_b]; c.bnMean = x[key::bn_mean]; c.bnVar = x[key::bn_var];
+      c.eps = x[key::eps];
+      c.pack = x.value(key::pack, false);
+      p.consts.push_back(std::move(c));
+    }
+    for (auto& x : j[key::kernels]) p.kernels.push_back({x[key::fn], x[key::signature]});
+    for (auto& x : j[key::calls]) {
       CallSpec c;
-      c.kernel = x["kernel"];
-      c.label = x["label"];
-      for (auto& a : x["args"]) c.args.push_back({a["const"], a["id"]});
+      c.kernel = x[key::kernel];
+      c.label = x[key::label];
+      for (auto& a : x[key::args]) c.args.push_back({a[key::is_const], a[key::id]});
       p.calls.push_back(std::move(c));
     }
-    if (j.value("mode", "infer") == "train") {
-      p.mode = "train";
-      p.labels = j["labels"]; p.loss = j["loss"]; p.eps = j["eps"]; p.forwardCalls = j["forward_calls"];
-      p.paramGrad = j["param_grad"].get<std::vector<int>>();
-      p.seeds = j["seeds"].get<std::vector<int>>();
-      for (auto& b : j["bns"])
-        p.bns.push_back({b["stats"], b["dparams"], b["gamma"], b["beta"], b["mean"], b["var"], b["tracked"], b["momentum"], b["elems_per_image"]});
+    if (j.value(key::mode, kModeInfer) == kModeTrain) {
+      p.mode = kModeTrain;
+      p.labels = j[key::labels]; p.loss = j[key::loss]; p.eps = j[key::eps]; p.forwardCalls = j[key::forward_calls];
+      p.paramGrad = j[key::param_grad].get<std::vector<int>>();
+      p.seeds = j[key::seeds].get<std::vector<int>>();
+      for (auto& b : j[key::bns])
+        p.bns.push_back({b[key::stats], b[key::dparams], b[key::gamma], b[key::beta], b[key::mean], b[key::var], b[key::tracked], b[key::momentum],
+                         b[key::elems_per_image]});
     }
   } catch (const std::exception& e) {
     err = std::string("embedded plan is malformed: ") + e.what();

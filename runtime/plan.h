@@ -1,9 +1,11 @@
-// plan.h (runtime): the execution plan embedded in an executable by cnnc, parsed at start-up.
+// plan.h (runtime): the execution plan embedded in an executable by cnnc, parsed at start-up
+// (its JSON: common/plan_schema.h).
 #pragma once
 #include <cstdint>
 #include <string>
 #include <vector>
 
+#include "common/plan_schema.h"
 #include "common/shape.h"
 
 namespace cnnc::rt {
@@ -16,13 +18,17 @@ struct ParamSpec {
   std::string name, dtype, role, op, where;  // where: "file.cnn:line:col" of the declaring layer
   Dims shape;
   int64_t fanIn = 1;
+  bool isInt64() const { return dtype == plan_schema::kDTypeI64; }  // num_batches_tracked; else F32
+  // Weights and biases are trained; batch-norm running statistics are not.
+  bool trainable() const { return role == plan_schema::kRoleWeight || role == plan_schema::kRoleBias; }
 };
 
 struct ActSpec { Dims shape; int storage; std::string name; };
 struct StorageSpec { int64_t offset, size; };
 
 struct ConstSpec {
-  std::string kind;  // param, fold_weight, fold_bias, bn_scale, bn_shift, zeros
+  plan_schema::ConstKind kind = plan_schema::ConstKind::Param;
+  bool foldBias = false;  // FoldConvBN: the folded bias (else the folded weight)
   Dims shape;
   int param = -1, convW = -1, convB = -1, bnW = -1, bnB = -1, bnMean = -1, bnVar = -1;
   double eps = 1e-5;
@@ -42,7 +48,7 @@ struct BNSpec {
 struct Plan {
   std::string net, source, target;
   // Training plans only (mode == "train"): see codegen/train_plan.h.
-  std::string mode = "infer";
+  std::string mode = plan_schema::kModeInfer;
   int labels = -1, loss = -1, eps = -1, forwardCalls = 0;
   std::vector<int> paramGrad, seeds;
   std::vector<BNSpec> bns;
@@ -57,6 +63,7 @@ struct Plan {
   std::vector<CallSpec> calls;
   const Dims& inputShape() const { return acts[input].shape; }
   const Dims& outputShape() const { return acts[output].shape; }
+  bool isTraining() const { return mode == plan_schema::kModeTrain; }
 };
 
 // Parses the embedded JSON; false with `err` if it is malformed (a build problem, not user input).

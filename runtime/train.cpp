@@ -9,7 +9,7 @@ namespace cnnc::rt {
 
 namespace {
 
-bool isTrainable(const ParamSpec& ps) { return ps.role == "weight" || ps.role == "bias"; }
+bool isTrainable(const ParamSpec& ps) { return ps.trainable(); }
 
 // `name` is `prefix` or lies under it: "layer1" covers "layer1.0.conv1.weight", not "layer10.x".
 bool under(const std::string& name, const std::string& prefix) {
@@ -63,7 +63,7 @@ bool resolveFreeze(const Plan& p, const std::vector<std::string>& prefixes, std:
 
 std::vector<bool> neededCalls(const Plan& p, const std::vector<bool>& frozen) {
   std::vector<bool> need(p.calls.size(), true);
-  if (p.mode != "train" || std::find(frozen.begin(), frozen.end(), true) == frozen.end()) return need;
+  if (!p.isTraining() || std::find(frozen.begin(), frozen.end(), true) == frozen.end()) return need;
   std::vector<bool> constNeeded(p.consts.size(), false), storageNeeded(p.storages.size(), false);
   for (size_t i = 0; i < p.params.size() && i < p.paramGrad.size(); ++i)
     if (!frozen[i] && p.paramGrad[i] >= 0) constNeeded[p.paramGrad[i]] = true;
@@ -94,7 +94,7 @@ std::string freezeSummary(const Plan& p, const std::vector<bool>& frozen) {
 }
 
 bool Trainer::init(const Plan& p, const KernelEntry* table, int count, Weights& w, std::string& err, const std::vector<bool>& frozen) {
-  if (p.mode != "train") { err = "this executable has no training plan"; return false; }
+  if (!p.isTraining()) { err = "this executable has no training plan"; return false; }
   if (!frozen.empty() && frozen.size() != p.params.size()) { err = "internal error: frozen mask of the wrong size"; return false; }
   plan_ = &p;
   w_ = &w;
@@ -110,9 +110,9 @@ bool Trainer::init(const Plan& p, const KernelEntry* table, int count, Weights& 
   std::vector<bool> isInt(p.consts.size(), false);
   for (size_t i = 0; i < p.consts.size(); ++i) {
     const ConstSpec& c = p.consts[i];
-    if (c.kind == "param_ref") ptrs[i] = w.f32[c.param].data();
-    else if (c.kind == "grad" && !grads_[c.param].empty()) ptrs[i] = grads_[c.param].data();
-    else if (c.kind == "seed") {
+    if (c.kind == plan_schema::ConstKind::ParamRef) ptrs[i] = w.f32[c.param].data();
+    else if (c.kind == plan_schema::ConstKind::Grad && !grads_[c.param].empty()) ptrs[i] = grads_[c.param].data();
+    else if (c.kind == plan_schema::ConstKind::Seed) {
       seeds_[i].assign(2, 0);
       ptrs[i] = seeds_[i].data();
       isInt[i] = true;

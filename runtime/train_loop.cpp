@@ -181,7 +181,7 @@ int runEval(const Plan& infer, const KernelEntry* table, int count, const std::s
 
 int runTrain(const Plan& infer, const Plan& tplan, const KernelEntry* table, int count, const TrainOptions& o) {
   std::string err;
-  if (tplan.mode != "train") return fail("network " + infer.net + " has no training step: it does not end in a vector of class scores");
+  if (!tplan.isTraining()) return fail("network " + infer.net + " has no training step: it does not end in a vector of class scores");
   OptimConfig oc = o.optim;
   if (!parseOptimKind(o.optimizer, oc.kind, err) || !validateOptimConfig(oc, err) || !o.schedule.validate(err)) return fail(err);
   if (o.epochs < 1 || o.batch < 1) return fail("--epochs and --batch must be at least 1");

@@ -18,11 +18,11 @@ void initWeights(const Plan& p, uint64_t seed, Weights& w) {
   w.i64.assign(p.params.size(), 0);
   for (size_t i = 0; i < p.params.size(); ++i) {
     const ParamSpec& ps = p.params[i];
-    if (ps.dtype == "I64") continue;
+    if (ps.isInt64()) continue;
     std::vector<float>& v = w.f32[i];
     v.assign(numel(ps.shape), 0.0f);
     if (ps.op == "batchnorm") {
-      if (ps.role == "weight" || ps.role == "running_var") std::fill(v.begin(), v.end(), 1.0f);
+      if (ps.role == plan_schema::kRoleWeight || ps.role == plan_schema::kRoleRunningVar) std::fill(v.begin(), v.end(), 1.0f);
       continue;
     }
     double bound = 1.0 / std::sqrt((double)std::max<int64_t>(1, ps.fanIn));
@@ -73,7 +73,7 @@ bool loadWeightsForTransfer(const Plan& p, const std::string& path, bool reinitM
     Dims fileShape = t ? Dims(t->shape.begin(), t->shape.end()) : Dims{};
     if (t && fileShape == ps.shape) {
       ++matched;
-      if (ps.dtype == "I64") {
+      if (ps.isInt64()) {
         if (t->dtype != DType::I64) { hard.push_back("tensor '" + ps.name + "' is " + dtypeName(t->dtype) + ", expected I64" + decl); continue; }
         memcpy(&out.i64[i], t->data, sizeof(int64_t));
         continue;
@@ -154,7 +154,7 @@ bool weightsFromTensors(const Plan& p, const SafeTensors& st, const std::string&
                          dimsStr(ps.shape) + decl);
       continue;
     }
-    if (ps.dtype == "I64") {
+    if (ps.isInt64()) {
       if (t->dtype != DType::I64) { problems.push_back("tensor '" + ps.name + "' is " + dtypeName(t->dtype) + ", expected I64" + decl); continue; }
       int64_t v;
       memcpy(&v, t->data, sizeof v);
@@ -197,7 +197,7 @@ bool saveWeights(const Plan& p, const Weights& w, const std::string& path, std::
   std::vector<TensorOut> ts;
   for (size_t i = 0; i < p.params.size(); ++i) {
     const ParamSpec& ps = p.params[i];
-    if (ps.dtype == "I64") ts.push_back({ps.name, DType::I64, ps.shape, &w.i64[i], sizeof(int64_t)});
+    if (ps.isInt64()) ts.push_back({ps.name, DType::I64, ps.shape, &w.i64[i], sizeof(int64_t)});
     else ts.push_back({ps.name, DType::F32, ps.shape, w.f32[i].data(), w.f32[i].size() * sizeof(float)});
   }
   return writeSafeTensors(path, ts, {{"format", "pt"}, {"cnnc.net", p.net}}, err);
@@ -223,12 +223,13 @@ std::vector<std::vector<float>> deriveConsts(const Plan& p, const Weights& w) {
 
 // The constants in their natural layout ([O,C,kh,kw] for conv weights).
 static std::vector<std::vector<float>> deriveUnpacked(const Plan& p, const Weights& w) {
+  using plan_schema::ConstKind;
   std::vector<std::vector<float>> out(p.consts.size());
   for (size_t i = 0; i < p.consts.size(); ++i) {
     const ConstSpec& c = p.consts[i];
     std::vector<float>& v = out[i];
-    if (c.kind == "param") { v = w.f32[c.param]; continue; }
-    if (c.kind == "zeros") { v.assign(numel(c.shape), 0.0f); continue; }
+    if (c.kind == ConstKind::Param) { v = w.f32[c.param]; continue; }
+    if (c.kind == ConstKind::Zeros) { v.assign(numel(c.shape), 0.0f); continue; }
     // BN in inference: y = (x - mean) * gamma / sqrt(var + eps) + beta = x * scale + shift.
     const auto& g = w.f32[c.bnW];
     const auto& b = w.f32[c.bnB];
@@ -240,9 +241,9 @@ static std::vector<std::vector<float>> deriveUnpacked(const Plan& p, const Weigh
       scale[k] = g[k] / std::sqrt((double)var[k] + c.eps);
       shift[k] = b[k] - m[k] * scale[k];
     }
-    if (c.kind == "bn_scale") { v.assign(scale.begin(), scale.end()); continue; }
-    if (c.kind == "bn_shift") { v.assign(shift.begin(), shift.end()); continue; }
-    if (c.kind == "fold_weight") {
+    if (c.kind == ConstKind::BNScale) { v.assign(scale.begin(), scale.end()); continue; }
+    if (c.kind == ConstKind::BNShift) { v.assign(shift.begin(), shift.end()); continue; }
+    if (c.kind == ConstKind::FoldConvBN && !c.foldBias) {
       v = w.f32[c.convW];
       size_t per = v.size() / C;
       for (size_t k = 0; k < C; ++k)

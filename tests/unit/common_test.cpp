@@ -1,11 +1,12 @@
 // common_test.cpp: the shared header-only utilities of common/ (atomic file write, FNV-1a, shapes,
-// UTF-8 check, packed conv weight layout).
+// UTF-8 check, packed conv weight layout, the plan schema's tables).
 #include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <set>
 #include <sstream>
 #include <string>
@@ -14,6 +15,7 @@
 #include "common/atomic_file.h"
 #include "common/fnv1a.h"
 #include "common/packed_layout.h"
+#include "common/plan_schema.h"
 #include "common/shape.h"
 #include "common/utf8.h"
 
@@ -157,6 +159,28 @@ TEST(Utf8, ValidAndInvalidSequences) {
   EXPECT_EQ(check("\xf4\x90\x80\x80", at), Utf8Fault::BadSequence);  // above U+10FFFF
   EXPECT_EQ(check("\xf4\x8f\xbf\xbf", at), Utf8Fault::None);  // U+10FFFF itself
   EXPECT_TRUE(isValidUtf8((const unsigned char*)"", 0));
+}
+
+TEST(PlanSchema, EveryConstKindHasOneSpellingThatReadsBack) {
+  using namespace plan_schema;
+  std::set<std::string> names;
+  for (int i = 0; i <= (int)ConstKind::Seed; ++i)
+    for (bool foldBias : {false, true}) {
+      ConstKind k = (ConstKind)i, back;
+      bool backFold = !foldBias;
+      std::string name = constKindName(k, foldBias);
+      ASSERT_NE(name, "?") << i;
+      ASSERT_TRUE(constKindFromName(name, back, backFold)) << name;
+      EXPECT_EQ(back, k) << name;
+      EXPECT_EQ(backFold, k == ConstKind::FoldConvBN && foldBias) << name;
+      names.insert(name);
+    }
+  EXPECT_EQ(names.size(), std::size(kConstKindNames));  // no two kinds share a spelling
+  EXPECT_STREQ(constKindName(ConstKind::FoldConvBN, true), "fold_bias");
+  EXPECT_STREQ(constKindName(ConstKind::FoldConvBN), "fold_weight");
+  ConstKind k;
+  bool fb;
+  EXPECT_FALSE(constKindFromName("fold", k, fb));
 }
 
 TEST(PackedLayout, ShapeAndIndexMappingRoundTrip) {
