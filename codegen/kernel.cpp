@@ -1,6 +1,7 @@
 // kernel.cpp: kernel identity (signature, function name).
 #include "kernel.h"
 
+#include "common/fnv1a.h"
 #include "ops/registry.h"
 
 #include <cstdio>
@@ -86,17 +87,9 @@ std::string KernelSpec::signature() const {
   return o.str();
 }
 
-// FNV-1a, 64-bit: stable across runs and platforms, unlike std::hash.
-static uint64_t fnv1a(const std::string& s) {
-  uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : s) { h ^= c; h *= 1099511628211ull; }
-  return h;
-}
-
 std::string KernelSpec::functionName() const {
-  char b[64];
-  snprintf(b, sizeof b, "k_%s_%016llx", kernelKindName(kind), (unsigned long long)fnv1a(signature()));
-  return b;
+  // FNV-1a (common/fnv1a.h): stable across runs and platforms, unlike std::hash.
+  return std::string("k_") + kernelKindName(kind) + "_" + fnv1aHex(signature());
 }
 
 }  // namespace cnnc::codegen

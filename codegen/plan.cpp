@@ -15,6 +15,8 @@
 //    lines on the CPU, and the base-address alignment OpenCL requires of the sub-buffers that the
 //    GPU executor hands each kernel (pocl: 1024 bits; with 16 floats, odd batches failed).
 #include "plan.h"
+
+#include "common/packed_layout.h"
 #include "gpu_schedule.h"
 
 #include <algorithm>
@@ -291,14 +293,13 @@ void applyTargetSchedules(Plan& p, const std::string& target) {
 }
 
 void packConvWeights(Plan& p) {
-  for (auto& s : p.specs) s.packedWeights = s.kind == KernelKind::Conv && s.schedule.chanVec > 0;
+  for (auto& s : p.specs) s.packedWeights = takesPackedWeights(s);
   for (const auto& c : p.calls)
     if (p.specs[c.spec].packedWeights) {
       ConstTensor& w = p.consts[c.args.at(1).id];
       if (w.pack) continue;  // a weight shared by two calls is packed once
       w.pack = true;
-      int64_t T = p.specs[c.spec].schedule.vec * p.specs[c.spec].schedule.chanVec;
-      w.shape = {w.shape[0] / T, w.shape[1], w.shape[2], w.shape[3], T};  // [O,C,kh,kw] -> [O/T,C,kh,kw,T]
+      w.shape = packedWeightShape(w.shape, packedBlock(p.specs[c.spec].schedule));
     }
 }
 

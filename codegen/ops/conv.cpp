@@ -14,6 +14,9 @@
 #include <map>
 
 #include "conv.h"
+
+#include "common/packed_layout.h"
+#include "plan.h"  // packedBlock
 #include "gpu.h"
 #include "ops.h"
 
@@ -66,7 +69,7 @@ void scheduleConvTile(Func out, Func acc, RDom r, const Schedule& sc, int channe
 Func blockedWeights(Func w5, int T) {
   Func wt("weight_t");
   Var c("wc"), x("wx"), y("wy"), z("wz");
-  wt(c, x, y, z) = w5(c % T, x, y, z, c / T);
+  wt(c, x, y, z) = w5(packedLaneOf(c, T), x, y, z, packedBlockOf(c, T));
   return wt;
 }
 
@@ -130,9 +133,9 @@ ConvFuncs convForward(const KernelSpec& k) {
   int64_t cig = C / a.groups, cog = O / a.groups;
   f.in = tensorParam("input", k.in);
   // Inference convs with channel vectors take their weights packed at load ([O/T,C,kh,kw,T]).
-  int T = k.schedule.vec * k.schedule.chanVec;
+  int T = packedBlock(k.schedule);
   f.w = ImageParam(Float(32), k.packedWeights ? 5 : 4, "weight");
-  if (k.packedWeights) declareDense(f.w, {O / T, cig, a.kernel[0], a.kernel[1], T}, false);
+  if (k.packedWeights) declareDense(f.w, packedWeightShape({O, cig, a.kernel[0], a.kernel[1]}, T), false);
   else declareDense(f.w, {O, cig, a.kernel[0], a.kernel[1]}, false);
   f.b = ImageParam(Float(32), 1, "bias");
   declareDense(f.b, {O}, false);
