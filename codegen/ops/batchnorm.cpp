@@ -400,39 +400,14 @@ void bnBackDataCpu(BackDataFuncs& f, const KernelSpec& k) {
 
 }  // namespace
 
-Lowered lowerAffine(const KernelSpec& k) {
-  AffineFuncs f = affineForward(k);
-  if (k.schedule.gpu) gpuSchedule(f.out, k);
-  else affineCpu(f, k);
-  return finish(f.out, k, f.args);
-}
+Lowered lowerAffine(const KernelSpec& k) { return lowerWithSchedules(k, affineForward(k), affineCpu); }
 
-Lowered lowerBNStats(const KernelSpec& k) {
-  StatsFuncs f = bnStatsForward(k);
-  if (k.schedule.gpu) gpuSchedule(f.out, k);
-  else bnStatsCpu(f, k);
-  return finish(f.out, k, f.args);
-}
+Lowered lowerBNStats(const KernelSpec& k) { return lowerWithSchedules(k, bnStatsForward(k), bnStatsCpu); }
 
-Lowered lowerBNApply(const KernelSpec& k) {
-  ApplyFuncs f = bnApplyForward(k);
-  if (k.schedule.gpu) gpuSchedule(f.out, k);
-  else bnApplyCpu(f, k);
-  return finish(f.out, k, f.args);
-}
+Lowered lowerBNApply(const KernelSpec& k) { return lowerWithSchedules(k, bnApplyForward(k), bnApplyCpu); }
 
-Lowered lowerBNBackParams(const KernelSpec& k) {
-  BackParamsFuncs f = bnBackParamsAlgorithm(k);
-  if (k.schedule.gpu) gpuSchedule(f.out, k);
-  else bnBackParamsCpu(f, k);
-  return finish(f.out, k, f.args);
-}
+Lowered lowerBNBackParams(const KernelSpec& k) { return lowerWithSchedules(k, bnBackParamsAlgorithm(k), bnBackParamsCpu); }
 
-Lowered lowerBNBackData(const KernelSpec& k) {
-  BackDataFuncs f = bnBackDataAlgorithm(k);
-  if (k.schedule.gpu) gpuSchedule(f.out, k);
-  else bnBackDataCpu(f, k);
-  return finish(f.out, k, f.args);
-}
+Lowered lowerBNBackData(const KernelSpec& k) { return lowerWithSchedules(k, bnBackDataAlgorithm(k), bnBackDataCpu); }
 
 }  // namespace cnnc::codegen

@@ -42,11 +42,6 @@ void biasGradCpu(BiasGradFuncs& f, const KernelSpec& k) {
 
 }  // namespace
 
-Lowered lowerBiasGrad(const KernelSpec& k) {
-  BiasGradFuncs f = biasGradAlgorithm(k);
-  if (k.schedule.gpu) gpuSchedule(f.out, k);
-  else biasGradCpu(f, k);
-  return finish(f.out, k, f.args);
-}
+Lowered lowerBiasGrad(const KernelSpec& k) { return lowerWithSchedules(k, biasGradAlgorithm(k), biasGradCpu); }
 
 }  // namespace cnnc::codegen

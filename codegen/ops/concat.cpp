@@ -66,15 +66,9 @@ void sliceCpu(ConcatFuncs& f, const KernelSpec& k) {
   else scheduleFlat(f.out, k, v);
 }
 
-Lowered lowerWith(const KernelSpec& k, ConcatFuncs f, void (*cpu)(ConcatFuncs&, const KernelSpec&)) {
-  if (k.schedule.gpu) gpuSchedule(f.out, k);
-  else cpu(f, k);
-  return finish(f.out, k, f.args);
-}
-
 }  // namespace
 
-Lowered lowerConcat(const KernelSpec& k) { return lowerWith(k, concatForward(k), concatCpu); }
-Lowered lowerSlice(const KernelSpec& k) { return lowerWith(k, sliceBack(k), sliceCpu); }
+Lowered lowerConcat(const KernelSpec& k) { return lowerWithSchedules(k, concatForward(k), concatCpu); }
+Lowered lowerSlice(const KernelSpec& k) { return lowerWithSchedules(k, sliceBack(k), sliceCpu); }
 
 }  // namespace cnnc::codegen

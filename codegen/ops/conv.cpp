@@ -436,7 +436,7 @@ WeightGradSources weightGradSources(const KernelSpec& k) {
   const Dims& xd = k.in;            // [C,H,W]
   const Dims& dyd = k.extraIns[0];  // [O,Ho,Wo]
   WeightGradSources s{tensorParam("dy", dyd), tensorParam("x", xd)};
-  Var co("co"), ox("ox"), oy("oy"), n("n"), xx("xx"), yy("yy"), c("c");
+  Var co("co"), ox("ox"), oy("oy"), n("n");
   s.dyRows(co, ox, oy, n) = s.dy(ox, oy, clamp(co, 0, (int)dyd[0] - 1), n);
   s.dyT(co, ox, oy, n) = s.dyRows(co, ox, oy, n);
   s.xpad = zeroPadded(s.x, (int)xd[2], (int)xd[1], (int)a.pad[1], (int)a.pad[0], k.schedule, "convbw_xpad");
@@ -645,12 +645,7 @@ Lowered lowerConv(const KernelSpec& k) {
 
 Lowered lowerConvBackData(const KernelSpec& k) {
   if (k.schedule.winograd) return lowerConvWinograd(k);
-  if (usesPhases(k)) {
-    PhaseFuncs f = convBackDataPhases(k);
-    if (k.schedule.gpu) gpuSchedule(f.out, k);
-    else convBackDataPhasesCpu(f, k);
-    return finish(f.out, k, f.args);
-  }
+  if (usesPhases(k)) return lowerWithSchedules(k, convBackDataPhases(k), convBackDataPhasesCpu);
   BackDataFuncs f = convBackDataUpsampled(k);
   if (k.schedule.gpu) gpuConvSchedule(f.out, f.acc, f.r, k);
   else convBackDataUpsampledCpu(f, k);
@@ -658,18 +653,8 @@ Lowered lowerConvBackData(const KernelSpec& k) {
 }
 
 Lowered lowerConvBackWeight(const KernelSpec& k) {
-  if (k.attrs.groups != 1) {
-    GroupedWeightFuncs f = convBackWeightGrouped(k);
-    if (k.schedule.gpu) gpuSchedule(f.out, k);
-    else convBackWeightGroupedCpu(f, k);
-    return finish(f.out, k, f.args);
-  }
-  if (weightGradBatched(k)) {
-    WeightFuncs f = convBackWeightBatched(k);
-    if (k.schedule.gpu) gpuSchedule(f.out, k);
-    else convBackWeightBatchedCpu(f, k);
-    return finish(f.out, k, f.args);
-  }
+  if (k.attrs.groups != 1) return lowerWithSchedules(k, convBackWeightGrouped(k), convBackWeightGroupedCpu);
+  if (weightGradBatched(k)) return lowerWithSchedules(k, convBackWeightBatched(k), convBackWeightBatchedCpu);
   WeightFuncs f = convBackWeightPerImage(k);
   if (k.schedule.gpu) convBackWeightPerImageGpu(f, k);
   else convBackWeightPerImageCpu(f, k);

@@ -48,11 +48,6 @@ void crossEntropyCpu(LossFuncs& f, const KernelSpec& k) {
 
 }  // namespace
 
-Lowered lowerCrossEntropy(const KernelSpec& k) {
-  LossFuncs f = crossEntropy(k);
-  if (k.schedule.gpu) gpuSchedule(f.out, k);
-  else crossEntropyCpu(f, k);
-  return finish(f.out, k, f.args);
-}
+Lowered lowerCrossEntropy(const KernelSpec& k) { return lowerWithSchedules(k, crossEntropy(k), crossEntropyCpu); }
 
 }  // namespace cnnc::codegen

@@ -55,11 +55,6 @@ void dropoutCpu(DropoutFuncs& f, const KernelSpec& k) {
 
 }  // namespace
 
-Lowered lowerDropout(const KernelSpec& k) {
-  DropoutFuncs f = dropoutAlgorithm(k);
-  if (k.schedule.gpu) gpuSchedule(f.out, k);
-  else dropoutCpu(f, k);
-  return finish(f.out, k, f.args);
-}
+Lowered lowerDropout(const KernelSpec& k) { return lowerWithSchedules(k, dropoutAlgorithm(k), dropoutCpu); }
 
 }  // namespace cnnc::codegen

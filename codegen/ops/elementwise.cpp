@@ -56,16 +56,10 @@ void elementwiseCpu(ElementwiseFuncs& f, const KernelSpec& k) {
   else scheduleFlat(f.out, k, v);
 }
 
-Lowered lowerWith(const KernelSpec& k, ElementwiseFuncs f) {
-  if (k.schedule.gpu) gpuSchedule(f.out, k);
-  else elementwiseCpu(f, k);
-  return finish(f.out, k, f.args);
-}
-
 }  // namespace
 
-Lowered lowerActivation(const KernelSpec& k) { return lowerWith(k, activationOrAdd(k)); }
-Lowered lowerAdd(const KernelSpec& k) { return lowerWith(k, activationOrAdd(k)); }
-Lowered lowerActGrad(const KernelSpec& k) { return lowerWith(k, actGrad(k)); }
+Lowered lowerActivation(const KernelSpec& k) { return lowerWithSchedules(k, activationOrAdd(k), elementwiseCpu); }
+Lowered lowerAdd(const KernelSpec& k) { return lowerWithSchedules(k, activationOrAdd(k), elementwiseCpu); }
+Lowered lowerActGrad(const KernelSpec& k) { return lowerWithSchedules(k, actGrad(k), elementwiseCpu); }
 
 }  // namespace cnnc::codegen

@@ -17,4 +17,13 @@ void gpuSchedule(Func out, const KernelSpec& k, const std::vector<Func>& placed 
 // Step 4 of gpu.cpp's header.
 void gpuConvSchedule(Func out, Func acc, RDom r, const KernelSpec& k);
 
+// The kernel of an op whose GPU schedule is the shared gpuSchedule: its algorithm's Funcs `f` (a
+// struct with `out` and `args`), placed by `cpu` on a CPU target, then finished.
+template <typename Funcs>
+Lowered lowerWithSchedules(const KernelSpec& k, Funcs f, void (*cpu)(Funcs&, const KernelSpec&)) {
+  if (k.schedule.gpu) gpuSchedule(f.out, k);
+  else cpu(f, k);
+  return finish(f.out, k, f.args);
+}
+
 }  // namespace cnnc::codegen

@@ -144,25 +144,10 @@ void linearBackWeightCpu(BackWeightFuncs& f, const KernelSpec& k) {
 
 }  // namespace
 
-Lowered lowerLinear(const KernelSpec& k) {
-  LinearFuncs f = linearForward(k);
-  if (k.schedule.gpu) gpuSchedule(f.out, k);
-  else linearCpu(f, k);
-  return finish(f.out, k, f.args);
-}
+Lowered lowerLinear(const KernelSpec& k) { return lowerWithSchedules(k, linearForward(k), linearCpu); }
 
-Lowered lowerLinearBackData(const KernelSpec& k) {
-  BackDataFuncs f = linearBackDataAlgorithm(k);
-  if (k.schedule.gpu) gpuSchedule(f.out, k);
-  else linearBackDataCpu(f, k);
-  return finish(f.out, k, f.args);
-}
+Lowered lowerLinearBackData(const KernelSpec& k) { return lowerWithSchedules(k, linearBackDataAlgorithm(k), linearBackDataCpu); }
 
-Lowered lowerLinearBackWeight(const KernelSpec& k) {
-  BackWeightFuncs f = linearBackWeightAlgorithm(k);
-  if (k.schedule.gpu) gpuSchedule(f.out, k);
-  else linearBackWeightCpu(f, k);
-  return finish(f.out, k, f.args);
-}
+Lowered lowerLinearBackWeight(const KernelSpec& k) { return lowerWithSchedules(k, linearBackWeightAlgorithm(k), linearBackWeightCpu); }
 
 }  // namespace cnnc::codegen

@@ -85,18 +85,8 @@ void lrnBackCpu(LrnFuncs& f, const KernelSpec& k) {
 
 }  // namespace
 
-Lowered lowerLrn(const KernelSpec& k) {
-  LrnFuncs f = lrnForward(k);
-  if (k.schedule.gpu) gpuSchedule(f.out, k);
-  else lrnCpu(f, k);
-  return finish(f.out, k, f.args);
-}
+Lowered lowerLrn(const KernelSpec& k) { return lowerWithSchedules(k, lrnForward(k), lrnCpu); }
 
-Lowered lowerLrnBack(const KernelSpec& k) {
-  LrnFuncs f = lrnBack(k);
-  if (k.schedule.gpu) gpuSchedule(f.out, k);
-  else lrnBackCpu(f, k);
-  return finish(f.out, k, f.args);
-}
+Lowered lowerLrnBack(const KernelSpec& k) { return lowerWithSchedules(k, lrnBack(k), lrnBackCpu); }
 
 }  // namespace cnnc::codegen

@@ -232,24 +232,18 @@ PoolFuncs adaptiveAvgBack(const KernelSpec& k) {
   return f;
 }
 
-Lowered lowerWith(const KernelSpec& k, PoolFuncs f, void (*cpu)(PoolFuncs&, const KernelSpec&)) {
-  if (k.schedule.gpu) gpuSchedule(f.out, k);
-  else cpu(f, k);
-  return finish(f.out, k, f.args);
-}
-
 }  // namespace
 
-Lowered lowerMaxPool(const KernelSpec& k) { return lowerWith(k, poolForward(k), spatialCpu); }
-Lowered lowerAvgPool(const KernelSpec& k) { return lowerWith(k, poolForward(k), spatialCpu); }
-Lowered lowerAdaptiveAvgPool(const KernelSpec& k) { return lowerWith(k, adaptiveAvgForward(k), adaptiveAvgCpu); }
+Lowered lowerMaxPool(const KernelSpec& k) { return lowerWithSchedules(k, poolForward(k), spatialCpu); }
+Lowered lowerAvgPool(const KernelSpec& k) { return lowerWithSchedules(k, poolForward(k), spatialCpu); }
+Lowered lowerAdaptiveAvgPool(const KernelSpec& k) { return lowerWithSchedules(k, adaptiveAvgForward(k), adaptiveAvgCpu); }
 
 Lowered lowerMaxPoolBack(const KernelSpec& k) {
-  if (poolTilesInput(k.attrs, k.out)) return lowerWith(k, maxPoolBackTiled(k), maxPoolBackTiledCpu);
-  return lowerWith(k, maxPoolBackScatter(k), maxPoolBackScatterCpu);
+  if (poolTilesInput(k.attrs, k.out)) return lowerWithSchedules(k, maxPoolBackTiled(k), maxPoolBackTiledCpu);
+  return lowerWithSchedules(k, maxPoolBackScatter(k), maxPoolBackScatterCpu);
 }
 
-Lowered lowerAvgPoolBack(const KernelSpec& k) { return lowerWith(k, avgPoolBack(k), spatialCpu); }
-Lowered lowerAdaptiveAvgBack(const KernelSpec& k) { return lowerWith(k, adaptiveAvgBack(k), spatialCpu); }
+Lowered lowerAvgPoolBack(const KernelSpec& k) { return lowerWithSchedules(k, avgPoolBack(k), spatialCpu); }
+Lowered lowerAdaptiveAvgBack(const KernelSpec& k) { return lowerWithSchedules(k, adaptiveAvgBack(k), spatialCpu); }
 
 }  // namespace cnnc::codegen

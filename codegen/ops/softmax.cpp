@@ -65,15 +65,9 @@ void softmaxCpu(SoftmaxFuncs& f, const KernelSpec& k) {
   for (Func g : f.perImage) g.compute_at(f.out, v.n);
 }
 
-Lowered lowerWith(const KernelSpec& k, SoftmaxFuncs f) {
-  if (k.schedule.gpu) gpuSchedule(f.out, k);
-  else softmaxCpu(f, k);
-  return finish(f.out, k, f.args);
-}
-
 }  // namespace
 
-Lowered lowerSoftmax(const KernelSpec& k) { return lowerWith(k, softmaxForward(k)); }
-Lowered lowerSoftmaxBack(const KernelSpec& k) { return lowerWith(k, softmaxBack(k)); }
+Lowered lowerSoftmax(const KernelSpec& k) { return lowerWithSchedules(k, softmaxForward(k), softmaxCpu); }
+Lowered lowerSoftmaxBack(const KernelSpec& k) { return lowerWithSchedules(k, softmaxBack(k), softmaxCpu); }
 
 }  // namespace cnnc::codegen
