@@ -265,6 +265,8 @@ TEST(TuneCandidates, DefaultFirstAllDistinctRegisterTilesFit) {
   EXPECT_EQ(scheduleCandidates(k).size() + 1, cs.size());  // Adams2019 only when asked for
   ASSERT_GT(cs.size(), 10u);
   EXPECT_EQ(cs[0].str(), k.schedule.str());
+  // Asked for by name, so measured right after the default even when the budget is short.
+  EXPECT_EQ(cs[1].autoBatch, 1);
   std::set<std::string> seen;
   bool wino = false, chan = false, adams = false;
   for (const auto& s : cs) {
