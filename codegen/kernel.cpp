@@ -11,26 +11,9 @@ namespace cnnc::codegen {
 
 const char* kernelKindName(KernelKind k) { return kernelEntry(k).name; }
 
-Act actOfOp(OpKind k) {
-  switch (k) {
-    case OpKind::Relu: return Act::Relu;
-    case OpKind::Tanh: return Act::Tanh;
-    case OpKind::Sigmoid: return Act::Sigmoid;
-    default: return Act::None;
-  }
-}
+Act actOf(const Node& n) { return n.op == OpKind::Activation ? n.attrs.act : Act(); }
 
 bool outputIsBatched(KernelKind k) { return kernelEntry(k).batched; }
-
-const char* actName(Act a) {
-  switch (a) {
-    case Act::None: return "none";
-    case Act::Relu: return "relu";
-    case Act::Tanh: return "tanh";
-    case Act::Sigmoid: return "sigmoid";
-  }
-  return "?";
-}
 
 std::string KernelSpec::key() const {
   KernelSpec k = *this;
@@ -44,7 +27,7 @@ std::string KernelSpec::signature() const {
   const Attrs& a = attrs;
   o << kernelKindName(kind) << " in=" << dimsStr(in);
   for (const auto& e : extraIns) o << "+" << dimsStr(e);
-  o << " out=" << dimsStr(out) << " act=" << actName(act);
+  o << " out=" << dimsStr(out) << " act=" << act.str();
   switch (kind) {
     case KernelKind::Conv:
       o << " k=" << a.kernel[0] << "x" << a.kernel[1] << " s=" << a.stride[0] << "x" << a.stride[1] << " p=" << a.pad[0] << "x"

@@ -48,12 +48,13 @@ enum class KernelKind {
 // Kernels whose output has no batch dimension (reductions over the batch).
 bool outputIsBatched(KernelKind k);
 
-enum class Act { None, Relu, Tanh, Sigmoid };
+// An activation fused into a kernel or applied alone: the graph's (graph.h), looked up by name in
+// the activation table of ops/activation.cpp. Default-constructed: none.
+using Act = Activation;
 
 const char* kernelKindName(KernelKind k);
-// The activation an op applies (Act::None for ops that are not activations).
-Act actOfOp(OpKind k);
-const char* actName(Act a);
+// The activation node `n` applies (none for nodes that are not activations).
+Act actOf(const Node& n);
 
 struct KernelSpec {
   KernelKind kind = KernelKind::Conv;
@@ -61,7 +62,7 @@ struct KernelSpec {
   std::vector<Dims> extraIns;  // Concat: the other inputs; Add: the second operand
   Dims out;                    // per-image output shape
   Attrs attrs;                 // op attributes (kernel, stride, ...)
-  Act act = Act::None;
+  Act act;
   bool residual = false;       // Conv: adds a tensor of the output's shape before the activation
   bool packedWeights = false;  // Conv (inference): weights arrive as [C/g,kh,kw,O], packed at load
   Schedule schedule;

@@ -89,8 +89,8 @@ struct Builder {
   // Absorbs a single-consumer activation after `cur`; returns the new tail.
   int absorbAct(int cur, KernelSpec& s, std::string& label, std::vector<bool>& done) {
     int u = soleUser(cur);
-    if (u >= 0 && actOfOp(g.nodes[u].op) != Act::None) {
-      s.act = actOfOp(g.nodes[u].op);
+    if (u >= 0 && g.nodes[u].op == OpKind::Activation) {
+      s.act = actOf(g.nodes[u]);
       label += "+" + g.nodes[u].name;
       done[u] = true;
       return u;
@@ -232,11 +232,9 @@ struct Builder {
           }
           break;
         }
-        case OpKind::Relu:
-        case OpKind::Tanh:
-        case OpKind::Sigmoid:
+        case OpKind::Activation:
           s.kind = KernelKind::Activation;
-          s.act = actOfOp(n.op);
+          s.act = actOf(n);
           emit(s, {act(n.inputs[0])}, n, label);
           break;
         case OpKind::MaxPool:

@@ -13,6 +13,7 @@
 //    backward kernel has read them.
 #include "train_plan.h"
 
+#include "ops/activation.h"
 #include "ops/batchnorm.h"
 #include "ops/pool.h"
 
@@ -28,7 +29,7 @@ namespace {
 struct Group {
   OpKind op;
   int head = -1, tail = -1;
-  Act act = Act::None;
+  Act act;
   int stats = -1, seed = -1;
   int out = -1;  // ActTensor of the tail's output
 };
@@ -68,7 +69,7 @@ struct TBuilder {
   // channel's mean, so the bias cancels (PyTorch's gradient is rounding noise, ~1e-7 of dy). Its
   // BiasGrad kernel (2 ms of MiniVGG's step) is left out; the gradient buffer stays at its zeros.
   bool biasCancels(int m, const Group& gr) const {
-    if (gr.act != Act::None || gr.head != m || users[m].empty() || consumers[m] != (int)users[m].size()) return false;
+    if (!gr.act.none() || gr.head != m || users[m].empty() || consumers[m] != (int)users[m].size()) return false;
     for (int u : users[m])
       if (g.nodes[u].op != OpKind::BatchNorm) return false;
     return true;
@@ -125,7 +126,7 @@ struct TBuilder {
     p.calls.push_back({internSpec(p, std::move(s), specIndex), std::move(args), label, node});
   }
 
-  KernelSpec spec(KernelKind k, Dims in, Dims out, const Attrs& a = Attrs(), Act act = Act::None) {
+  KernelSpec spec(KernelKind k, Dims in, Dims out, const Attrs& a = Attrs(), const Act& act = Act()) {
     KernelSpec s;
     s.kind = k;
     s.in = std::move(in);
@@ -138,12 +139,13 @@ struct TBuilder {
   KernelArg act(int t) const { return {false, t}; }
   KernelArg cst(int c) const { return {true, c}; }
 
-  // A group's output tensor, its tail absorbing a single following activation. With `noOutput`
-  // the group's output is never stored (a folded pool computes its own from x): returns -1.
+  // A group's output tensor, its tail absorbing a single following activation whose gradient
+  // reads its output (the group stores only that). With `noOutput` the group's output is never
+  // stored (a folded pool computes its own from x): returns -1.
   int finishGroup(Group gr, std::string& label, bool allowAct, std::vector<bool>& done, bool noOutput = false) {
     int u = soleUser(gr.head);
-    if (allowAct && u >= 0 && !done[u] && actOfOp(g.nodes[u].op) != Act::None) {
-      gr.act = actOfOp(g.nodes[u].op);
+    if (allowAct && u >= 0 && !done[u] && g.nodes[u].op == OpKind::Activation && gradReadsOutput(actOf(g.nodes[u]))) {
+      gr.act = actOf(g.nodes[u]);
       gr.tail = u;
       done[u] = true;
       label += "+" + g.nodes[u].name;
@@ -220,7 +222,7 @@ struct TBuilder {
           // BN + ReLU read only by a max pool that tiles it: the pool folds in (foldedPools). One
           // kernel reads x and writes the pooled output; y = relu(BN(x)) is never stored, as
           // nothing else reads it (MiniVGG: a write and a read of 29 MB per step).
-          int relu = soleUser(n.id), pool = relu >= 0 && g.nodes[relu].op == OpKind::Relu ? soleUser(relu) : -1;
+          int relu = soleUser(n.id), pool = relu >= 0 && actOf(g.nodes[relu]).is("relu") ? soleUser(relu) : -1;
           bool folds = pool >= 0 && g.nodes[pool].op == OpKind::MaxPool && tilesItsInput(g.nodes[pool]);
           int y = finishGroup(gr, label, true, done, folds);
           KernelSpec as = spec(KernelKind::BNApply, in, n.shape, n.attrs, groups.back().act);
@@ -243,10 +245,8 @@ struct TBuilder {
           call(as, {act(x), cst(gr.stats), cst(paramRef(bi.gamma)), cst(paramRef(bi.beta)), act(y)}, label, n.id);
           break;
         }
-        case OpKind::Relu:
-        case OpKind::Tanh:
-        case OpKind::Sigmoid: {
-          gr.act = actOfOp(n.op);
+        case OpKind::Activation: {
+          gr.act = actOf(n);
           gr.tail = n.id;
           gr.out = tensorOf[n.id] = newTensor(n.shape, n.name);
           groupOfTail[n.id] = (int)groups.size();
@@ -336,12 +336,14 @@ struct TBuilder {
       std::string dl = "d" + head.name;
       int dPre = dOut;
       // A batch norm's fused activation is differentiated inside its backward kernels.
-      bool actInBN = gr.act != Act::None && head.op == OpKind::BatchNorm;
-      if (gr.act != Act::None && !actInBN) {
+      bool actInBN = !gr.act.none() && head.op == OpKind::BatchNorm;
+      if (!gr.act.none() && !actInBN) {
         dPre = newTensor(head.shape, head.name + ".dpre");
-        call(spec(KernelKind::ActGrad, head.shape, head.shape, head.attrs, gr.act), {act(dOut), act(gr.out), act(dPre)}, dl + " (activation)", m);
+        // The saved output, or for a standalone activation whose gradient needs it, its input.
+        int saved = gradReadsOutput(gr.act) ? gr.out : tensorOf[head.inputs[0]];
+        call(spec(KernelKind::ActGrad, head.shape, head.shape, head.attrs, gr.act), {act(dOut), act(saved), act(dPre)}, dl + " (activation)", m);
       }
-      if (head.op == OpKind::Relu || head.op == OpKind::Tanh || head.op == OpKind::Sigmoid) {
+      if (head.op == OpKind::Activation) {
         if (needsGrad(head.inputs[0])) contrib[head.inputs[0]].push_back(dPre);
         continue;
       }
@@ -349,7 +351,7 @@ struct TBuilder {
       int x = xin >= 0 ? tensorOf[xin] : -1;
       const Dims& inShape = xin >= 0 ? g.nodes[xin].shape : head.shape;
       // The input gradient of kind `k` (with the activation whose gradient it applies inline).
-      auto giveInput = [&](KernelKind k, std::vector<KernelArg> args, const Attrs& a, Act fused = Act::None, std::vector<Dims> extra = {}) {
+      auto giveInput = [&](KernelKind k, std::vector<KernelArg> args, const Attrs& a, const Act& fused = Act(), std::vector<Dims> extra = {}) {
         if (!needsGrad(xin)) return;
         int dx = newTensor(inShape, "d" + g.nodes[xin].name);
         args.push_back(act(dx));
@@ -390,7 +392,7 @@ struct TBuilder {
           std::vector<KernelArg> dys{act(dPre)};
           if (actInBN && !maskFromX) dys.push_back(act(gr.out));
           auto with = [&](std::vector<KernelArg> rest) { rest.insert(rest.begin(), dys.begin(), dys.end()); return rest; };
-          KernelSpec sp = spec(KernelKind::BNBackParams, inShape, {2, inShape[0]}, ba, actInBN ? gr.act : Act::None);
+          KernelSpec sp = spec(KernelKind::BNBackParams, inShape, {2, inShape[0]}, ba, actInBN ? gr.act : Act());
           sp.extraIns = pooled;
           std::vector<KernelArg> pargs = with({act(x), cst(gr.stats)});
           if (maskFromX) pargs.insert(pargs.end(), {cst(paramRef(bi->gamma)), cst(paramRef(bi->beta))});
@@ -398,7 +400,7 @@ struct TBuilder {
           call(sp, pargs, dl + " (gamma, beta)", m);
           std::vector<KernelArg> dargs = with({act(x), cst(gr.stats), cst(paramRef(bi->gamma)), cst(bi->dparams)});
           if (maskFromX) dargs.push_back(cst(paramRef(bi->beta)));
-          giveInput(KernelKind::BNBackData, dargs, ba, actInBN ? gr.act : Act::None, pooled);
+          giveInput(KernelKind::BNBackData, dargs, ba, actInBN ? gr.act : Act(), pooled);
           break;
         }
         case OpKind::Add:

@@ -47,7 +47,7 @@ std::string printDot(const Graph& g) {
     }
     for (int id : members[m]) {
       const Node& n = g.nodes[id];
-      o << pad << "  n" << id << " [label=\"" << esc(n.name) << "\\n" << opName(n.op) << " " << dimsStr(n.shape) << "\", fillcolor=\"" << fill(n.op) << "\"";
+      o << pad << "  n" << id << " [label=\"" << esc(n.name) << "\\n" << nodeOpName(n) << " " << dimsStr(n.shape) << "\", fillcolor=\"" << fill(n.op) << "\"";
       if (n.op == OpKind::Add || n.op == OpKind::Concat) o << ", shape=ellipse";
       o << "];\n";
     }

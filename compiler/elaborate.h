@@ -20,6 +20,9 @@ struct ElabOptions {
   int maxBlockDepth = 64;
 };
 
+// The names of the built-in layers (the layer table of layers.cpp), without `input`.
+std::vector<std::string> builtinLayerNames();
+
 // Returns false when any error was reported; `out` is then incomplete.
 bool elaborate(const Program& prog, const SourceManager& sm, Diagnostics& diags, const ElabOptions& opts, Graph& out);
 

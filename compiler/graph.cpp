@@ -1,6 +1,7 @@
 // graph.cpp: graph IR helpers and its stable text form (`cnnc --emit=graph`).
 #include "graph.h"
 
+#include <cstdio>
 #include <sstream>
 
 namespace cnnc {
@@ -11,9 +12,7 @@ const char* opName(OpKind k) {
     case OpKind::Conv: return "conv";
     case OpKind::Linear: return "linear";
     case OpKind::BatchNorm: return "batchnorm";
-    case OpKind::Relu: return "relu";
-    case OpKind::Tanh: return "tanh";
-    case OpKind::Sigmoid: return "sigmoid";
+    case OpKind::Activation: return "activation";
     case OpKind::MaxPool: return "maxpool";
     case OpKind::AvgPool: return "avgpool";
     case OpKind::AdaptiveAvgPool: return "adaptiveavgpool";
@@ -26,6 +25,8 @@ const char* opName(OpKind k) {
   }
   return "?";
 }
+
+std::string nodeOpName(const Node& n) { return n.op == OpKind::Activation ? n.attrs.act.name : opName(n.op); }
 
 int64_t ParamInfo::numel() const { return cnnc::numel(shape); }
 
@@ -71,6 +72,17 @@ static std::string fmtDouble(double v) {
   return ss.str();
 }
 
+std::string Activation::str() const {
+  if (none()) return "none";
+  std::string s = name;
+  for (size_t i = 0; i < args.size(); ++i) {
+    char b[64];
+    snprintf(b, sizeof b, "%s%s=%.9g", i ? "," : "(", args[i].first.c_str(), args[i].second);
+    s += b;
+  }
+  return args.empty() ? s : s + ")";
+}
+
 static std::string pair(const int64_t* p) {
   return p[0] == p[1] ? std::to_string(p[0]) : "[" + std::to_string(p[0]) + "," + std::to_string(p[1]) + "]";
 }
@@ -101,6 +113,9 @@ static std::string attrStr(const Node& n) {
       break;
     case OpKind::AdaptiveAvgPool: add("out", pair(a.outHW)); break;
     case OpKind::Dropout: add("p", fmtDouble(a.p)); break;
+    case OpKind::Activation:
+      for (const auto& [k, v] : a.act.args) add(k, fmtDouble(v));
+      break;
     case OpKind::LRN:
       add("size", std::to_string(a.size)); add("alpha", fmtDouble(a.alpha)); add("beta", fmtDouble(a.beta));
       add("k", fmtDouble(a.k));
@@ -114,7 +129,7 @@ std::string printGraph(const Graph& g, const SourceManager& sm) {
   std::ostringstream o;
   o << "graph " << g.name << " {\n";
   for (const auto& n : g.nodes) {
-    o << "  %" << n.name << " = " << opName(n.op);
+    o << "  %" << n.name << " = " << nodeOpName(n);
     if (!n.inputs.empty()) {
       o << "(";
       for (size_t i = 0; i < n.inputs.size(); ++i) o << (i ? ", " : "") << "%" << g.nodes[n.inputs[i]].name;

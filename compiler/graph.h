@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "common/shape.h"  // Dims, numel, dimsStr
@@ -12,11 +13,26 @@
 namespace cnnc {
 
 enum class OpKind {
-  Input, Conv, Linear, BatchNorm, Relu, Tanh, Sigmoid, MaxPool, AvgPool, AdaptiveAvgPool,
+  Input, Conv, Linear, BatchNorm, Activation, MaxPool, AvgPool, AdaptiveAvgPool,
   Flatten, Dropout, LRN, Softmax, Concat, Add
 };
 
 const char* opName(OpKind k);
+
+// An elementwise activation (OpKind::Activation): the layer's name, which is also its row in
+// codegen's activation table (codegen/ops/activation.cpp), and its arguments in the layer table's
+// order, e.g. leakyrelu {slope: 0.01}. An empty name is no activation.
+struct Activation {
+  std::string name;
+  std::vector<std::pair<std::string, double>> args;
+  bool none() const { return name.empty(); }
+  bool is(const char* n) const { return name == n; }
+  double arg(size_t i) const { return args.at(i).second; }
+  // "none", "relu", "leakyrelu(slope=0.01)": stable text, part of kernel signatures.
+  std::string str() const;
+  bool operator==(const Activation& o) const { return name == o.name && args == o.args; }
+  bool operator!=(const Activation& o) const { return !(*this == o); }
+};
 
 struct Attrs {
   int64_t out = 0;                // conv/linear output channels or features
@@ -33,6 +49,7 @@ struct Attrs {
   double eps = 1e-5, momentum = 0.1;  // batchnorm
   double p = 0.5;                 // dropout
   double alpha = 1e-4, beta = 0.75, k = 1.0;  // lrn
+  Activation act;                 // activation layers
 };
 
 enum class ParamRole { Weight, Bias, RunningMean, RunningVar, NumBatchesTracked };
@@ -46,6 +63,10 @@ struct ParamInfo {
   bool isInt64() const { return role == ParamRole::NumBatchesTracked; }
   int64_t numel() const;
 };
+
+struct Node;
+// What the graph's text forms call a node's op: opName, or an activation's own name.
+std::string nodeOpName(const Node& n);
 
 struct Node {
   int id = -1;

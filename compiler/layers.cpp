@@ -16,6 +16,7 @@ struct ArgSpec {
   const char* name;
   ArgType type;
   bool required;
+  double def = 0;  // an activation's Float argument when not given (other layers default in code)
 };
 
 struct LayerSpec {
@@ -39,9 +40,10 @@ const std::vector<LayerSpec>& specs() {
                               {"bias", ArgType::Bool, false}, {"in_channels", ArgType::Int, false}}},
       {"linear", OpKind::Linear, {{"out", ArgType::Int, true}, {"bias", ArgType::Bool, false}, {"in_features", ArgType::Int, false}}},
       {"batchnorm", OpKind::BatchNorm, {{"eps", ArgType::Float, false}, {"momentum", ArgType::Float, false}}},
-      {"relu", OpKind::Relu, {}},
-      {"tanh", OpKind::Tanh, {}},
-      {"sigmoid", OpKind::Sigmoid, {}},
+      // Activations: each is also a row of codegen/ops/activation.cpp; Float arguments only.
+      {"relu", OpKind::Activation, {}},
+      {"tanh", OpKind::Activation, {}},
+      {"sigmoid", OpKind::Activation, {}},
       {"softmax", OpKind::Softmax, {}},
       {"flatten", OpKind::Flatten, {}},
       {"identity", OpKind::Input, {}},  // no node: passes its input through
@@ -77,11 +79,13 @@ const char* typeName(ArgType t) {
 
 bool Elaborator::isBuiltin(const std::string& name) const { return name != "input" && findSpec(name) != nullptr; }
 
-std::vector<std::string> Elaborator::builtinNames() const {
+std::vector<std::string> builtinLayerNames() {
   std::vector<std::string> v;
   for (const auto& s : specs()) if (std::string(s.name) != "input") v.push_back(s.name);
   return v;
 }
+
+std::vector<std::string> Elaborator::builtinNames() const { return builtinLayerNames(); }
 
 // Arguments of one layer call after binding and type checks.
 struct BoundArgs {
@@ -250,6 +254,10 @@ Tensor Elaborator::layer(const Call& c, Tensor x, Scope& s, ModuleCtx& m, const 
     case OpKind::Dropout:
       at.p = getFloat("p", 0.5);
       if (!(at.p >= 0 && at.p <= 1)) { error(a.loc["p"], "dropout p = " + valueStr(a.v["p"]) + " must be between 0 and 1"); ok = false; }
+      break;
+    case OpKind::Activation:
+      at.act.name = spec.name;
+      for (const auto& as : spec.args) at.act.args.push_back({as.name, getFloat(as.name, as.def)});
       break;
     case OpKind::LRN:
       inRange("size", 1, kMaxWindow);

@@ -33,7 +33,7 @@ std::string printSummary(const Graph& g) {
   for (const auto& n : g.nodes) {
     int64_t p = 0;
     for (int i : n.params) if (g.params[i].trainable()) p += g.params[i].numel();
-    snprintf(line, sizeof line, "%-*s%-17s%-18s%13s%14s\n", (int)w, n.name.c_str(), opName(n.op), dimsStr(n.shape).c_str(),
+    snprintf(line, sizeof line, "%-*s%-17s%-18s%13s%14s\n", (int)w, n.name.c_str(), nodeOpName(n).c_str(), dimsStr(n.shape).c_str(),
              p ? withCommas(p).c_str() : "-", n.macs ? withCommas(n.macs).c_str() : "-");
     o << line;
   }

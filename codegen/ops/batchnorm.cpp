@@ -198,7 +198,7 @@ void bnApplyCpu(ApplyFuncs& f, const KernelSpec& k) {
 // the separate ActGrad kernel read and wrote a whole tensor for what is one multiply per element.
 // ReLU's mask is recomputed from x (bnMaskFromX); other activations read their output y (appended
 // to the arguments after dy). Behind a folded max pool (poolFolded) dy is the pool's gradient.
-bool poolFolded(const KernelSpec& k) { return k.act == Act::Relu && !k.extraIns.empty(); }
+bool poolFolded(const KernelSpec& k) { return k.act.is("relu") && !k.extraIns.empty(); }
 
 // dy through the activation, and the per-channel Funcs it computes once per call on CPUs.
 struct DyAct {
@@ -209,7 +209,7 @@ struct DyAct {
 // dy through the activation. ReLU's mask reads x, st, sd (bnStd), g and b.
 DyAct actBackInline(ImageParam dy, const KernelSpec& k, std::vector<Argument>& args, const ImageParam& x, const ImageParam& st, Func sd,
                     const ImageParam& g, const ImageParam& b) {
-  if (k.act == Act::None) return {Func(dy), {}};
+  if (k.act.none()) return {Func(dy), {}};
   std::vector<Var> idx;
   for (int i = 0; i < dy.dimensions(); ++i) idx.push_back(Var("i" + std::to_string(i)));
   std::vector<Expr> ix(idx.begin(), idx.end());
@@ -256,7 +256,7 @@ DyAct actBackInline(ImageParam dy, const KernelSpec& k, std::vector<Argument>& a
   }
   ImageParam y = tensorParam("y", k.in);
   args.push_back(y);
-  f(idx) = dy(ix) * actDerivFromOutput(y(ix), k.act);
+  f(idx) = dy(ix) * actDeriv(y(ix), k.act);  // the training plan fuses only activations whose gradReadsOutput
   return {f, {}};
 }
 

@@ -7,6 +7,6 @@ namespace cnnc::codegen {
 
 // The BN backward kernels with a fused ReLU recompute its mask from x (so they read gamma and beta,
 // not y): one tensor less to read. Other activations' derivatives need y, an extra argument after dy.
-inline bool bnMaskFromX(Act a) { return a == Act::Relu; }
+inline bool bnMaskFromX(const Act& a) { return a.is("relu"); }
 
 }  // namespace cnnc::codegen

@@ -59,24 +59,12 @@ inline Expr vectorTanh(Expr v) {
   return select(a < 0.25f, small, select(v < 0.0f, -big, big));
 }
 
-inline Expr applyAct(Expr v, Act a) {
-  switch (a) {
-    case Act::Relu: return max(v, 0.0f);
-    case Act::Tanh: return vectorTanh(v);
-    case Act::Sigmoid: return 1.0f / (1.0f + exp(-v));
-    default: return v;
-  }
-}
+// `a` applied to v, by its row in activation.cpp (v itself when a is none).
+Expr applyAct(Expr v, const Act& a);
 
-// The activation's derivative from its output y (what the backward kernels have saved).
-inline Expr actDerivFromOutput(Expr y, Act a) {
-  switch (a) {
-    case Act::Relu: return select(y > 0.0f, 1.0f, 0.0f);
-    case Act::Tanh: return 1.0f - y * y;
-    case Act::Sigmoid: return y * (1.0f - y);
-    default: return Expr(1.0f);
-  }
-}
+// The derivative of `a` at x, where v is its output y when gradReadsOutput(a) (activation.h), else
+// x itself (1 when a is none).
+Expr actDeriv(Expr v, const Act& a);
 
 // Whether zeroPadded builds the copy form (a zero fill, then the interior) for this schedule.
 inline bool padAsCopy(const Schedule& sc) { return !sc.gpu && !sc.autoBatch; }

@@ -23,10 +23,11 @@ Lowered lowerBNStats(const KernelSpec& k);
 Lowered lowerBNApply(const KernelSpec& k);
 Lowered lowerBNBackParams(const KernelSpec& k);
 Lowered lowerBNBackData(const KernelSpec& k);
-// elementwise.cpp
+// activation.cpp
 Lowered lowerActivation(const KernelSpec& k);
-Lowered lowerAdd(const KernelSpec& k);
 Lowered lowerActGrad(const KernelSpec& k);
+// add.cpp
+Lowered lowerAdd(const KernelSpec& k);
 // pool.cpp
 Lowered lowerMaxPool(const KernelSpec& k);
 Lowered lowerAvgPool(const KernelSpec& k);

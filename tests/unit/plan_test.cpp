@@ -4,6 +4,7 @@
 #include <set>
 #include <stdexcept>
 
+#include "ops/activation.h"
 #include "ops/registry.h"
 #include "plan.h"
 #include "test_util.h"
@@ -89,4 +90,19 @@ TEST(Registry, EveryKernelKindHasItsRow) {
     EXPECT_TRUE(names.insert(e.name).second) << "two kinds named " << e.name;
   }
   EXPECT_THROW(cnnc::codegen::kernelEntry((KernelKind)((int)KernelKind::CEGrad + 1)), std::logic_error);
+}
+
+// Every activation layer of the front end's table has its row in codegen's activation table,
+// which lowers it (an activation layer without a row would compile, then fail in codegen).
+TEST(Registry, EveryActivationLayerHasItsRow) {
+  std::set<std::string> activations;
+  for (const std::string& name : builtinLayerNames()) {
+    auto c = test::compile("network n { input(4, 6, 6); " + name + " }");
+    if (!c->ok || c->graph.nodes.back().op != OpKind::Activation) continue;  // needs arguments, or not an activation
+    EXPECT_EQ(c->graph.nodes.back().attrs.act.name, name);
+    EXPECT_TRUE(codegen::activationKnown(name)) << name << " is in compiler/layers.cpp but not in codegen/ops/activation.cpp";
+    activations.insert(name);
+  }
+  for (const char* name : {"relu", "tanh", "sigmoid"}) EXPECT_TRUE(activations.count(name)) << name;
+  EXPECT_FALSE(codegen::activationKnown("nosuch"));
 }

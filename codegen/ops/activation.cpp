@@ -1,0 +1,102 @@
+// activation.cpp: the elementwise activations, one row each, and their two kernels.
+//
+//   Activation  x -> act(x)
+//   ActGrad     dy, v -> dx = dy * act'(x), with v = y (the saved output) where the row's
+//               derivative is written from y, else v = x (the activation's input)
+//
+// The same rows give the epilogues of the kernels an activation fuses into (conv, linear, add,
+// batch norm: applyAct) and the inline derivative of batch norm's backward kernels (actDeriv). A
+// row's name is its layer's name in compiler/layers.cpp, whose table binds its arguments.
+#include "activation.h"
+
+#include <stdexcept>
+
+#include "gpu.h"
+#include "ops.h"
+
+namespace cnnc::codegen {
+
+namespace {
+
+struct ActivationRow {
+  const char* name;
+  Expr (*forward)(Expr x, const Act& a);
+  // The derivative, from y = forward(x) when readsOutput(a), else from x.
+  Expr (*deriv)(Expr v, const Act& a);
+  bool (*readsOutput)(const Act& a);
+};
+
+bool always(const Act&) { return true; }
+
+const ActivationRow kRows[] = {
+    {"relu", [](Expr x, const Act&) { return max(x, 0.0f); },
+     [](Expr y, const Act&) { return select(y > 0.0f, 1.0f, 0.0f); }, always},
+    {"tanh", [](Expr x, const Act&) { return vectorTanh(x); }, [](Expr y, const Act&) { return 1.0f - y * y; }, always},
+    {"sigmoid", [](Expr x, const Act&) { return 1.0f / (1.0f + exp(-x)); }, [](Expr y, const Act&) { return y * (1.0f - y); }, always},
+};
+
+const ActivationRow& row(const Act& a) {
+  for (const auto& r : kRows)
+    if (a.name == r.name) return r;
+  // The front end accepts only layers of its table; a name missing here is a bug in this table.
+  throw std::logic_error("codegen/ops/activation.cpp: no row for activation '" + a.name + "'");
+}
+
+struct ActivationFuncs {
+  Func out;
+  std::vector<Argument> args;
+};
+
+// The element index of a tensor of per-image shape `d`: (x, y, c, n) or (f, n).
+std::vector<Var> indexOf(const Dims& d, Vars& v) {
+  return d.size() == 3 ? std::vector<Var>{v.x, v.y, v.c, v.n} : std::vector<Var>{v.f, v.n};
+}
+
+ActivationFuncs activationForward(const KernelSpec& k) {
+  ActivationFuncs f;
+  Vars v;
+  ImageParam a = tensorParam("a", k.in);
+  f.args = {a};
+  std::vector<Var> idx = indexOf(k.in, v);
+  std::vector<Expr> ix(idx.begin(), idx.end());
+  f.out = Func("act_out");
+  f.out(idx) = applyAct(a(ix), k.act);
+  return f;
+}
+
+ActivationFuncs activationBackward(const KernelSpec& k) {
+  ActivationFuncs f;
+  Vars v;
+  ImageParam dy = tensorParam("dy", k.out), saved = tensorParam(gradReadsOutput(k.act) ? "y" : "x", k.out);
+  f.args = {dy, saved};
+  std::vector<Var> idx = indexOf(k.out, v);
+  std::vector<Expr> ix(idx.begin(), idx.end());
+  f.out = Func("act_dx");
+  f.out(idx) = dy(ix) * actDeriv(saved(ix), k.act);
+  return f;
+}
+
+void activationCpu(ActivationFuncs& f, const KernelSpec& k) {
+  Vars v;
+  if (k.out.size() == 3) scheduleSpatial(f.out, k, v);
+  else scheduleFlat(f.out, k, v);
+}
+
+}  // namespace
+
+bool gradReadsOutput(const Act& a) { return a.none() || row(a).readsOutput(a); }
+
+bool activationKnown(const std::string& name) {
+  for (const auto& r : kRows)
+    if (name == r.name) return true;
+  return false;
+}
+
+Expr applyAct(Expr v, const Act& a) { return a.none() ? v : row(a).forward(v, a); }
+
+Expr actDeriv(Expr v, const Act& a) { return a.none() ? Expr(1.0f) : row(a).deriv(v, a); }
+
+Lowered lowerActivation(const KernelSpec& k) { return lowerWithSchedules(k, activationForward(k), activationCpu); }
+Lowered lowerActGrad(const KernelSpec& k) { return lowerWithSchedules(k, activationBackward(k), activationCpu); }
+
+}  // namespace cnnc::codegen
