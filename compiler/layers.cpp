@@ -44,6 +44,7 @@ const std::vector<LayerSpec>& specs() {
       {"relu", OpKind::Activation, {}},
       {"tanh", OpKind::Activation, {}},
       {"sigmoid", OpKind::Activation, {}},
+      {"leakyrelu", OpKind::Activation, {{"slope", ArgType::Float, false, 0.01}}},
       {"softmax", OpKind::Softmax, {}},
       {"flatten", OpKind::Flatten, {}},
       {"identity", OpKind::Input, {}},  // no node: passes its input through

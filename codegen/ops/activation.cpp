@@ -33,6 +33,11 @@ const ActivationRow kRows[] = {
      [](Expr y, const Act&) { return select(y > 0.0f, 1.0f, 0.0f); }, always},
     {"tanh", [](Expr x, const Act&) { return vectorTanh(x); }, [](Expr y, const Act&) { return 1.0f - y * y; }, always},
     {"sigmoid", [](Expr x, const Act&) { return 1.0f / (1.0f + exp(-x)); }, [](Expr y, const Act&) { return y * (1.0f - y); }, always},
+    // PyTorch's leaky_relu(x, slope): x > 0 ? x : slope * x, with derivative x > 0 ? 1 : slope (so
+    // slope at 0). For slope >= 0, y > 0 exactly when x > 0, and the same test on y gives the
+    // derivative; a negative slope makes y > 0 for x < 0, so then it reads x.
+    {"leakyrelu", [](Expr x, const Act& a) { return select(x > 0.0f, x, x * (float)a.arg(0)); },
+     [](Expr v, const Act& a) { return select(v > 0.0f, 1.0f, (float)a.arg(0)); }, [](const Act& a) { return a.arg(0) >= 0; }},
 };
 
 const ActivationRow& row(const Act& a) {

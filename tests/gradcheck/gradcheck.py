@@ -56,6 +56,13 @@ CASES = {
     "softmax_layer": ("input(6)", "a: linear(5); softmax; b: linear(4)"),
     "lrn_odd_window": ("input(2, 5, 6)", "c: conv(7, 3, padding=1); tanh; lrn(3, alpha=2.0, beta=0.75, k=1.0); flatten; fc: linear(4)"),
     "lrn_even_window": ("input(2, 4, 5)", "c: conv(5, 1); tanh; lrn(4, alpha=1.5, beta=0.6, k=0.5); flatten; fc: linear(4)"),
+    # New cases go last: each case draws from one random stream, so a case inserted earlier changes
+    # the points every later case is checked at.
+    # leakyrelu: fused after a linear and a batch norm (derivative from y), and with a negative
+    # slope on its own (derivative from x: y's sign no longer tells x's).
+    "leakyrelu_fused": ("input(8)", "a: linear(6); leakyrelu(0.1); b: linear(4)"),
+    "bn_leakyrelu": ("input(3, 6, 6)", "c: conv(4, 3); bn: batchnorm; leakyrelu(0.2); flatten; fc: linear(5)"),
+    "leakyrelu_negative_slope": ("input(2, 5, 5)", "c: conv(3, 3, padding=1); leakyrelu(slope=-0.5); flatten; fc: linear(4)"),
 }
 
 

@@ -213,6 +213,28 @@ class LrnNet(nn.Module):
         return self.fc(torch.flatten(x, 1))
 
 
+class LeakyNet(nn.Module):
+    """tests/torch/leaky_net.cnn (not a net of nets/): leaky ReLU fused into a conv, a batch norm and a
+    linear, and with a negative slope on its own."""
+
+    def __init__(self, num_classes=10):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 8, kernel_size=3, padding=1)
+        self.conv2 = nn.Conv2d(8, 12, kernel_size=3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(12)
+        self.pool = nn.MaxPool2d(2)
+        self.conv3 = nn.Conv2d(12, 12, kernel_size=1)
+        self.fc1 = nn.Linear(12 * 6 * 5, 32)
+        self.fc2 = nn.Linear(32, num_classes)
+
+    def forward(self, x):
+        x = F.leaky_relu(self.conv1(x), 0.1)
+        x = self.pool(F.leaky_relu(self.bn2(self.conv2(x)), 0.01))
+        x = F.leaky_relu(self.conv3(x), -0.5)
+        x = F.leaky_relu(self.fc1(torch.flatten(x, 1)), 0.2)
+        return self.fc2(x)
+
+
 # --------------------------------------------------------------------------------------------------
 # Registry.
 
@@ -242,10 +264,11 @@ _BUILDERS = {
     "plain34": lambda: CifarResNet(PlainBlock, [3, 4, 6, 3]),
     "resnet50_cifar": lambda: CifarResNet(Bottleneck, [3, 4, 6, 3]),
     "lrn_net": LrnNet,
+    "leaky_net": LeakyNet,
 }
 NETS = list(_BUILDERS)
 
-_INPUT = {"lenet5": (1, 32, 32), "lrn_net": (3, 14, 13)}
+_INPUT = {"lenet5": (1, 32, 32), "lrn_net": (3, 14, 13), "leaky_net": (3, 12, 11)}
 for _n in ("minivgg", "tinyresnet", "resnet34_cifar", "plain34", "resnet50_cifar"):
     _INPUT[_n] = (3, 32, 32)
 
