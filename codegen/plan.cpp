@@ -18,11 +18,13 @@
 
 #include "common/packed_layout.h"
 #include "gpu_schedule.h"
+#include "ops/registry.h"
 
 #include <algorithm>
 #include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <stdexcept>
 
 namespace cnnc::codegen {
 
@@ -77,7 +79,8 @@ struct Builder {
   int addSpec(KernelSpec s) { return internSpec(p, std::move(s), specIndex); }
 
 
-  void emit(KernelSpec s, std::vector<KernelArg> args, const Node& last, const std::string& label) {
+  void emit(KernelSpec s, const NamedArgs& named, const Node& last, const std::string& label) {
+    std::vector<KernelArg> args = bindArgs(s, named);
     int t = newTensor(last.shape, last.name);
     tensorOf[last.id] = t;
     args.push_back({false, t});
@@ -150,7 +153,7 @@ struct Builder {
             if (b >= 0) bc = constParam(b);
             else bc = zeros(n.attrs.out);
           }
-          std::vector<KernelArg> args{act(n.inputs[0]), {true, wc}, {true, bc}};
+          NamedArgs args{{"input", act(n.inputs[0])}, {"weight", {true, wc}}, {"bias", {true, bc}}};
           u = soleUser(cur);
           if (u >= 0 && !done[u] && g.nodes[u].op == OpKind::Add && g.nodes[u].inputs.size() == 2) {  // one conv per add
             const Node& add = g.nodes[u];
@@ -158,7 +161,7 @@ struct Builder {
             if (other != cur) {  // add(x, x) stays a separate kernel
               s.residual = true;
               s.extraIns = {g.nodes[other].shape};
-              args.push_back({false, -1 - other});  // resolved below, at the group's tail
+              args.push_back({"residual", {false, -1 - other}});  // resolved below, at the group's tail
               done[u] = true;
               label += "+" + add.name;
               cur = u;
@@ -170,7 +173,7 @@ struct Builder {
           int tail = cur;
           deferred[tail] = [this, s, args, tail, label]() mutable {
             for (auto& a : args)
-              if (!a.isConst && a.id < 0) a.id = tensorOf[-1 - a.id];
+              if (!a.second.isConst && a.second.id < 0) a.second.id = tensorOf[-1 - a.second.id];
             s.out = g.nodes[tail].shape;
             emit(s, args, g.nodes[tail], label);
           };
@@ -186,7 +189,7 @@ struct Builder {
           int bc;
           if (b >= 0) bc = constParam(b);
           else bc = zeros(n.attrs.out);
-          std::vector<KernelArg> args{act(n.inputs[0]), {true, constParam(w)}, {true, bc}};
+          NamedArgs args{{"input", act(n.inputs[0])}, {"weight", {true, constParam(w)}}, {"bias", {true, bc}}};
           int cur = absorbAct(n.id, s, label, done);
           emit(s, args, g.nodes[cur], label);
           break;
@@ -204,7 +207,7 @@ struct Builder {
           p.consts.push_back(sc);
           p.consts.push_back(sh);
           int ci = (int)p.consts.size();
-          std::vector<KernelArg> args{act(n.inputs[0]), {true, ci - 2}, {true, ci - 1}};
+          NamedArgs args{{"input", act(n.inputs[0])}, {"scale", {true, ci - 2}}, {"shift", {true, ci - 1}}};
           int cur = absorbAct(n.id, s, label, done);
           emit(s, args, g.nodes[cur], label);
           break;
@@ -218,8 +221,9 @@ struct Builder {
             a.in = n.shape;
             a.extraIns = {n.shape};
             a.out = n.shape;
-            std::vector<KernelArg> args{act(acc), act(n.inputs[i])};
+            NamedArgs named{{"a", act(acc)}, {"b", act(n.inputs[i])}};
             if (i + 1 < n.inputs.size()) {
+              std::vector<KernelArg> args = bindArgs(a, named);
               int t = newTensor(n.shape, n.name);
               args.push_back({false, t});
               p.calls.push_back({addSpec(a), args, label, n.id});
@@ -227,7 +231,7 @@ struct Builder {
               acc = n.id;
             } else {
               int cur = absorbAct(n.id, a, label, done);
-              emit(a, args, g.nodes[cur], label);
+              emit(a, named, g.nodes[cur], label);
             }
           }
           break;
@@ -235,7 +239,7 @@ struct Builder {
         case OpKind::Activation:
           s.kind = KernelKind::Activation;
           s.act = actOf(n);
-          emit(s, {act(n.inputs[0])}, n, label);
+          emit(s, {{"a", act(n.inputs[0])}}, n, label);
           break;
         case OpKind::MaxPool:
         case OpKind::AvgPool:
@@ -244,14 +248,14 @@ struct Builder {
         case OpKind::Softmax: {
           s.kind = n.op == OpKind::MaxPool ? KernelKind::MaxPool : n.op == OpKind::AvgPool ? KernelKind::AvgPool
                  : n.op == OpKind::AdaptiveAvgPool ? KernelKind::AdaptiveAvgPool : n.op == OpKind::LRN ? KernelKind::LRN : KernelKind::Softmax;
-          emit(s, {act(n.inputs[0])}, n, label);
+          emit(s, {{"input", act(n.inputs[0])}}, n, label);
           break;
         }
         case OpKind::Concat: {
           s.kind = KernelKind::Concat;
-          std::vector<KernelArg> args;
+          NamedArgs args;
           for (size_t i = 0; i < n.inputs.size(); ++i) {
-            args.push_back(act(n.inputs[i]));
+            args.push_back({"in" + std::to_string(i), act(n.inputs[i])});
             if (i) s.extraIns.push_back(g.nodes[n.inputs[i]].shape);
           }
           emit(s, args, n, label);
@@ -265,6 +269,23 @@ struct Builder {
 };
 
 }  // namespace
+
+std::vector<KernelArg> bindArgs(const KernelSpec& s, const NamedArgs& named) {
+  ArgNames names = kernelArgNames(s);
+  std::vector<KernelArg> out;
+  for (const auto& n : names) {
+    auto it = std::find_if(named.begin(), named.end(), [&](const auto& a) { return a.first == n; });
+    if (it == named.end()) throw std::logic_error("plan: kernel " + s.signature() + " needs input '" + n + "', which its call does not give");
+    out.push_back(it->second);
+  }
+  return out;
+}
+
+int argIndex(const KernelSpec& s, const std::string& name) {
+  ArgNames names = kernelArgNames(s);
+  auto it = std::find(names.begin(), names.end(), name);
+  return it == names.end() ? -1 : (int)(it - names.begin());
+}
 
 int addActTensor(Plan& p, const Dims& shape, const std::string& name, int storage) {
   if (storage < 0) {
@@ -294,7 +315,7 @@ void packConvWeights(Plan& p) {
   for (auto& s : p.specs) s.packedWeights = takesPackedWeights(s);
   for (const auto& c : p.calls)
     if (p.specs[c.spec].packedWeights) {
-      ConstTensor& w = p.consts[c.args.at(1).id];
+      ConstTensor& w = p.consts[c.args.at(argIndex(p.specs[c.spec], "weight")).id];
       if (w.pack) continue;  // a weight shared by two calls is packed once
       w.pack = true;
       w.shape = packedWeightShape(w.shape, packedBlock(p.specs[c.spec].schedule));

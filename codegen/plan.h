@@ -49,6 +49,19 @@ struct KernelArg {
   int id = -1;  // ActTensor or ConstTensor index
 };
 
+// A kernel call's inputs by name (the names of the kernel's argument list, ops/registry.h).
+using NamedArgs = std::vector<std::pair<std::string, KernelArg>>;
+
+// The inputs of kernel s, taken from `named` in the order of its argument list, which is declared
+// once, in its op file next to its algorithm; the caller appends the output. A plan may offer more
+// than the kernel reads (every tensor a kernel of that kind can read: the op's list for this spec
+// picks). Throws std::logic_error when a listed input is not offered (a bug in a plan builder,
+// never the user's input).
+std::vector<KernelArg> bindArgs(const KernelSpec& s, const NamedArgs& named);
+
+// The position of input `name` in kernel s's argument list, or -1.
+int argIndex(const KernelSpec& s, const std::string& name);
+
 struct KernelCall {
   int spec = -1;                 // index into Plan::specs
   std::vector<KernelArg> args;   // inputs, constants, then the output (last)

@@ -14,7 +14,6 @@
 #include "train_plan.h"
 
 #include "ops/activation.h"
-#include "ops/batchnorm.h"
 #include "ops/pool.h"
 
 #include <functional>
@@ -121,8 +120,10 @@ struct TBuilder {
     return -1;
   }
 
-  // Emits one kernel call; `args` ends with the output. Returns nothing: the caller knows the output.
-  void call(KernelSpec s, std::vector<KernelArg> args, const std::string& label, int node) {
+  // Emits one kernel call: its inputs bound by name (bindArgs), then the output.
+  void call(KernelSpec s, const NamedArgs& in, KernelArg out, const std::string& label, int node) {
+    std::vector<KernelArg> args = bindArgs(s, in);
+    args.push_back(out);
     p.calls.push_back({internSpec(p, std::move(s), specIndex), std::move(args), label, node});
   }
 
@@ -190,17 +191,16 @@ struct TBuilder {
           gr.seed = newConst(sd);
           tp.seeds.push_back(gr.seed);
           int y = finishGroup(gr, label, false, done);
-          call(spec(KernelKind::DropoutFwd, n.shape, n.shape, n.attrs), {act(x), cst(groups.back().seed), act(y)}, label, n.id);
+          call(spec(KernelKind::DropoutFwd, n.shape, n.shape, n.attrs), {{"x", act(x)}, {"seed", cst(groups.back().seed)}}, act(y), label, n.id);
           break;
         }
         case OpKind::Conv:
         case OpKind::Linear: {
           int w = param(n, ParamRole::Weight), b = param(n, ParamRole::Bias);
           int bc = b >= 0 ? paramRef(b) : zeros(n.attrs.out);
-          std::vector<KernelArg> args{act(x), cst(paramRef(w)), cst(bc)};
+          NamedArgs args{{"input", act(x)}, {"weight", cst(paramRef(w))}, {"bias", cst(bc)}};
           int y = finishGroup(gr, label, true, done);
-          args.push_back(act(y));
-          call(spec(n.op == OpKind::Conv ? KernelKind::Conv : KernelKind::Linear, in, n.shape, n.attrs, groups.back().act), args, label, n.id);
+          call(spec(n.op == OpKind::Conv ? KernelKind::Conv : KernelKind::Linear, in, n.shape, n.attrs, groups.back().act), args, act(y), label, n.id);
           break;
         }
         case OpKind::BatchNorm: {
@@ -218,7 +218,7 @@ struct TBuilder {
           bi.momentum = n.attrs.momentum;
           bi.elemsPerImage = n.shape.size() == 3 ? n.shape[1] * n.shape[2] : 1;
           tp.bns.push_back(bi);
-          call(spec(KernelKind::BNStats, in, {2, n.shape[0]}, n.attrs), {act(x), cst(gr.stats)}, n.name + ".stats", n.id);
+          call(spec(KernelKind::BNStats, in, {2, n.shape[0]}, n.attrs), {{"x", act(x)}}, cst(gr.stats), n.name + ".stats", n.id);
           // BN + ReLU read only by a max pool that tiles it: the pool folds in (foldedPools). One
           // kernel reads x and writes the pooled output; y = relu(BN(x)) is never stored, as
           // nothing else reads it (MiniVGG: a write and a read of 29 MB per step).
@@ -242,7 +242,7 @@ struct TBuilder {
             groups.push_back(pg);
             label += "+" + pn.name;
           }
-          call(as, {act(x), cst(gr.stats), cst(paramRef(bi.gamma)), cst(paramRef(bi.beta)), act(y)}, label, n.id);
+          call(as, {{"x", act(x)}, {"stats", cst(gr.stats)}, {"gamma", cst(paramRef(bi.gamma))}, {"beta", cst(paramRef(bi.beta))}}, act(y), label, n.id);
           break;
         }
         case OpKind::Activation: {
@@ -251,7 +251,7 @@ struct TBuilder {
           gr.out = tensorOf[n.id] = newTensor(n.shape, n.name);
           groupOfTail[n.id] = (int)groups.size();
           groups.push_back(gr);
-          call(spec(KernelKind::Activation, n.shape, n.shape, n.attrs, gr.act), {act(x), act(gr.out)}, label, n.id);
+          call(spec(KernelKind::Activation, n.shape, n.shape, n.attrs, gr.act), {{"a", act(x)}}, act(gr.out), label, n.id);
           break;
         }
         case OpKind::Add: {
@@ -267,7 +267,7 @@ struct TBuilder {
             } else {
               y = newTensor(n.shape, n.name);
             }
-            call(s, {act(acc), act(tensorOf[n.inputs[i]]), act(y)}, label, n.id);
+            call(s, {{"a", act(acc)}, {"b", act(tensorOf[n.inputs[i]])}}, act(y), label, n.id);
             acc = y;
           }
           break;
@@ -280,19 +280,18 @@ struct TBuilder {
           KernelKind k = n.op == OpKind::MaxPool ? KernelKind::MaxPool : n.op == OpKind::AvgPool ? KernelKind::AvgPool
                        : n.op == OpKind::AdaptiveAvgPool ? KernelKind::AdaptiveAvgPool : n.op == OpKind::LRN ? KernelKind::LRN : KernelKind::Softmax;
           int y = finishGroup(gr, label, false, done);
-          call(spec(k, in, n.shape, n.attrs), {act(x), act(y)}, label, n.id);
+          call(spec(k, in, n.shape, n.attrs), {{"input", act(x)}}, act(y), label, n.id);
           break;
         }
         case OpKind::Concat: {
           KernelSpec s = spec(KernelKind::Concat, in, n.shape, n.attrs);
-          std::vector<KernelArg> args;
+          NamedArgs args;
           for (size_t i = 0; i < n.inputs.size(); ++i) {
-            args.push_back(act(tensorOf[n.inputs[i]]));
+            args.push_back({"in" + std::to_string(i), act(tensorOf[n.inputs[i]])});
             if (i) s.extraIns.push_back(g.nodes[n.inputs[i]].shape);
           }
           int y = finishGroup(gr, label, false, done);
-          args.push_back(act(y));
-          call(s, args, label, n.id);
+          call(s, args, act(y), label, n.id);
           break;
         }
       }
@@ -310,7 +309,7 @@ struct TBuilder {
       int t = newTensor(shape, g.nodes[m].name + ".grad");
       KernelSpec s = spec(KernelKind::Add, shape, shape);
       s.extraIns = {shape};
-      call(s, {act(acc), act(c[i]), act(t)}, "d" + g.nodes[m].name + " (sum)", m);
+      call(s, {{"a", act(acc)}, {"b", act(c[i])}}, act(t), "d" + g.nodes[m].name + " (sum)", m);
       acc = t;
     }
     c = {acc};
@@ -339,9 +338,10 @@ struct TBuilder {
       bool actInBN = !gr.act.none() && head.op == OpKind::BatchNorm;
       if (!gr.act.none() && !actInBN) {
         dPre = newTensor(head.shape, head.name + ".dpre");
-        // The saved output, or for a standalone activation whose gradient needs it, its input.
-        int saved = gradReadsOutput(gr.act) ? gr.out : tensorOf[head.inputs[0]];
-        call(spec(KernelKind::ActGrad, head.shape, head.shape, head.attrs, gr.act), {act(dOut), act(saved), act(dPre)}, dl + " (activation)", m);
+        // The saved output y, or for a standalone activation its input x (actGradArgs picks).
+        NamedArgs in{{"dy", act(dOut)}, {"y", act(gr.out)}};
+        if (head.op == OpKind::Activation) in.push_back({"x", act(tensorOf[head.inputs[0]])});
+        call(spec(KernelKind::ActGrad, head.shape, head.shape, head.attrs, gr.act), in, act(dPre), dl + " (activation)", m);
       }
       if (head.op == OpKind::Activation) {
         if (needsGrad(head.inputs[0])) contrib[head.inputs[0]].push_back(dPre);
@@ -351,13 +351,12 @@ struct TBuilder {
       int x = xin >= 0 ? tensorOf[xin] : -1;
       const Dims& inShape = xin >= 0 ? g.nodes[xin].shape : head.shape;
       // The input gradient of kind `k` (with the activation whose gradient it applies inline).
-      auto giveInput = [&](KernelKind k, std::vector<KernelArg> args, const Attrs& a, const Act& fused = Act(), std::vector<Dims> extra = {}) {
+      auto giveInput = [&](KernelKind k, const NamedArgs& args, const Attrs& a, const Act& fused = Act(), std::vector<Dims> extra = {}) {
         if (!needsGrad(xin)) return;
         int dx = newTensor(inShape, "d" + g.nodes[xin].name);
-        args.push_back(act(dx));
         KernelSpec ks = spec(k, head.shape, inShape, a, fused);
         ks.extraIns = extra;
-        call(ks, args, dl + " (input)", m);
+        call(ks, args, act(dx), dl + " (input)", m);
         contrib[xin].push_back(dx);
       };
       switch (head.op) {
@@ -365,12 +364,12 @@ struct TBuilder {
         case OpKind::Linear: {
           bool conv = head.op == OpKind::Conv;
           int w = param(head, ParamRole::Weight), b = param(head, ParamRole::Bias);
-          giveInput(conv ? KernelKind::ConvBackData : KernelKind::LinearBackData, {act(dPre), cst(paramRef(w))}, head.attrs);
+          giveInput(conv ? KernelKind::ConvBackData : KernelKind::LinearBackData, {{"dy", act(dPre)}, {"weight", cst(paramRef(w))}}, head.attrs);
           KernelSpec sw = spec(conv ? KernelKind::ConvBackWeight : KernelKind::LinearBackWeight, inShape, g.params[w].shape, head.attrs);
           sw.extraIns = {head.shape};
-          call(sw, {act(dPre), act(x), cst(gradOfParam(w))}, dl + " (weight)", m);
+          call(sw, {{"dy", act(dPre)}, {"x", act(x)}}, cst(gradOfParam(w)), dl + " (weight)", m);
           if (b >= 0 && biasCancels(m, gr)) gradOfParam(b);  // listed, never written
-          else if (b >= 0) call(spec(KernelKind::BiasGrad, head.shape, {head.shape[0]}), {act(dPre), cst(gradOfParam(b))}, dl + " (bias)", m);
+          else if (b >= 0) call(spec(KernelKind::BiasGrad, head.shape, {head.shape[0]}), {{"dy", act(dPre)}}, cst(gradOfParam(b)), dl + " (bias)", m);
           break;
         }
         case OpKind::BatchNorm: {
@@ -385,22 +384,15 @@ struct TBuilder {
             ba.kernel[1] = pool.attrs.kernel[1];
             pooled = {pool.shape};
           }
-          // With a fused activation both kernels take dy and apply its derivative. ReLU's mask
-          // is recomputed from x (bnMaskFromX, ops/batchnorm.h), so only other activations read
-          // y; the kernels that recompute it read gamma and beta.
-          bool maskFromX = actInBN && bnMaskFromX(gr.act);
-          std::vector<KernelArg> dys{act(dPre)};
-          if (actInBN && !maskFromX) dys.push_back(act(gr.out));
-          auto with = [&](std::vector<KernelArg> rest) { rest.insert(rest.begin(), dys.begin(), dys.end()); return rest; };
+          // With a fused activation both kernels take dy through its derivative; which of y, gamma
+          // and beta that reads is the kernels' business (bnBackParamsArgs, bnBackDataArgs).
+          NamedArgs in{{"dy", act(dPre)}, {"y", act(gr.out)}, {"x", act(x)}, {"stats", cst(gr.stats)},
+                       {"gamma", cst(paramRef(bi->gamma))}, {"beta", cst(paramRef(bi->beta))}};
           KernelSpec sp = spec(KernelKind::BNBackParams, inShape, {2, inShape[0]}, ba, actInBN ? gr.act : Act());
           sp.extraIns = pooled;
-          std::vector<KernelArg> pargs = with({act(x), cst(gr.stats)});
-          if (maskFromX) pargs.insert(pargs.end(), {cst(paramRef(bi->gamma)), cst(paramRef(bi->beta))});
-          pargs.push_back(cst(bi->dparams));
-          call(sp, pargs, dl + " (gamma, beta)", m);
-          std::vector<KernelArg> dargs = with({act(x), cst(gr.stats), cst(paramRef(bi->gamma)), cst(bi->dparams)});
-          if (maskFromX) dargs.push_back(cst(paramRef(bi->beta)));
-          giveInput(KernelKind::BNBackData, dargs, ba, actInBN ? gr.act : Act(), pooled);
+          call(sp, in, cst(bi->dparams), dl + " (gamma, beta)", m);
+          in.push_back({"dparams", cst(bi->dparams)});
+          giveInput(KernelKind::BNBackData, in, ba, actInBN ? gr.act : Act(), pooled);
           break;
         }
         case OpKind::Add:
@@ -414,14 +406,14 @@ struct TBuilder {
               pooledGrad[xin] = m;
             }
           } else {
-            giveInput(KernelKind::MaxPoolBack, {act(dPre), act(x)}, head.attrs);
+            giveInput(KernelKind::MaxPoolBack, {{"dy", act(dPre)}, {"x", act(x)}}, head.attrs);
           }
           break;
-        case OpKind::AvgPool: giveInput(KernelKind::AvgPoolBack, {act(dPre)}, head.attrs); break;
-        case OpKind::AdaptiveAvgPool: giveInput(KernelKind::AdaptiveAvgBack, {act(dPre)}, head.attrs); break;
-        case OpKind::Softmax: giveInput(KernelKind::SoftmaxBack, {act(dPre), act(gr.out)}, head.attrs); break;
-        case OpKind::LRN: giveInput(KernelKind::LrnBack, {act(dPre), act(x)}, head.attrs); break;
-        case OpKind::Dropout: giveInput(KernelKind::DropoutBack, {act(dPre), cst(gr.seed)}, head.attrs); break;
+        case OpKind::AvgPool: giveInput(KernelKind::AvgPoolBack, {{"dy", act(dPre)}}, head.attrs); break;
+        case OpKind::AdaptiveAvgPool: giveInput(KernelKind::AdaptiveAvgBack, {{"dy", act(dPre)}}, head.attrs); break;
+        case OpKind::Softmax: giveInput(KernelKind::SoftmaxBack, {{"dy", act(dPre)}, {"y", act(gr.out)}}, head.attrs); break;
+        case OpKind::LRN: giveInput(KernelKind::LrnBack, {{"dy", act(dPre)}, {"x", act(x)}}, head.attrs); break;
+        case OpKind::Dropout: giveInput(KernelKind::DropoutBack, {{"dy", act(dPre)}, {"seed", cst(gr.seed)}}, head.attrs); break;
         case OpKind::Concat: {
           int64_t start = 0;
           for (int i : head.inputs) {
@@ -430,7 +422,7 @@ struct TBuilder {
               Attrs a;
               a.size = start;
               int dx = newTensor(s, "d" + g.nodes[i].name);
-              call(spec(KernelKind::Slice, head.shape, s, a), {act(dPre), act(dx)}, dl + " (slice)", m);
+              call(spec(KernelKind::Slice, head.shape, s, a), {{"dy", act(dPre)}}, act(dx), dl + " (slice)", m);
               contrib[i].push_back(dx);
             }
             start += s[0];
@@ -462,10 +454,11 @@ bool buildTrainingPlan(const Graph& g, TrainPlan& tp, std::string& err) {
   e.kind = ConstTensor::Eps;
   e.shape = {1};
   tp.eps = b.newConst(e);
-  b.call(b.spec(KernelKind::CELoss, {K}, {1}), {b.act(logits), b.act(tp.labels), b.cst(tp.eps), b.act(tp.loss)}, "loss", g.output);
+  NamedArgs ce{{"logits", b.act(logits)}, {"labels", b.act(tp.labels)}, {"eps", b.cst(tp.eps)}};
+  b.call(b.spec(KernelKind::CELoss, {K}, {1}), ce, b.act(tp.loss), "loss", g.output);
   tp.forwardCalls = (int)p.calls.size();
   int dlogits = b.newTensor({K}, "dlogits");
-  b.call(b.spec(KernelKind::CEGrad, {K}, {K}), {b.act(logits), b.act(tp.labels), b.cst(tp.eps), b.act(dlogits)}, "dloss", g.output);
+  b.call(b.spec(KernelKind::CEGrad, {K}, {K}), ce, b.act(dlogits), "dloss", g.output);
   b.contrib[g.output].push_back(dlogits);
   b.backward();
   p.output = logits;

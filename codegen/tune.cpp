@@ -39,6 +39,7 @@
 #include "schedule.h"
 #include "tuning_db.h"
 #include "ops/conv.h"
+#include "ops/registry.h"
 
 namespace cnnc::codegen {
 
@@ -146,11 +147,17 @@ Shapes shapesOf(const KernelSpec& k, int batch) {
   int kh = (int)a.kernel[0], kw = (int)a.kernel[1];
   bool fwd = k.kind == KernelKind::Conv;  // else ConvBackData: dy, weight
   int O = fwd ? (int)k.out[0] : (int)k.in[0], C = fwd ? (int)k.in[0] : (int)k.out[0], cig = C / (int)a.groups;
+  // By name, in the order of the kernel's argument list (ops/registry.h).
+  std::map<std::string, std::pair<std::vector<int>, float>> byName{
+      {fwd ? "input" : "dy", {imageShape(k.in, batch), 1.0f}},
+      {"weight", {{kw, kh, cig, O}, 1.0f / std::sqrt((float)((fwd ? cig : O) * kh * kw))}},
+      {"bias", {{O}, 0.1f}},
+      {"residual", {imageShape(k.out, batch), 1.0f}}};
   Shapes s;
-  s.in = {imageShape(k.in, batch), {kw, kh, cig, O}};
-  s.scale = {1.0f, 1.0f / std::sqrt((float)((fwd ? cig : O) * kh * kw))};
-  if (fwd) s.in.push_back({O}), s.scale.push_back(0.1f);
-  if (fwd && k.residual) s.in.push_back(imageShape(k.out, batch)), s.scale.push_back(1.0f);
+  for (const auto& name : kernelArgNames(k)) {
+    s.in.push_back(byName.at(name).first);
+    s.scale.push_back(byName.at(name).second);
+  }
   s.out = imageShape(k.out, batch);
   return s;
 }
@@ -175,12 +182,13 @@ CallBuffers canonicalInputs(const KernelSpec& k, int batch) {
 CallBuffers callBuffers(const KernelSpec& k, const CallBuffers& in, int batch) {
   CallBuffers c = in;
   if (k.packedWeights) {
-    const auto& w = in.bufs[1];
+    int wi = argIndex(k, "weight");
+    const auto& w = in.bufs[wi];
     int T = packedBlock(k.schedule);
     Dims packed = packedWeightShape({w.dim(3).extent(), w.dim(2).extent(), w.dim(1).extent(), w.dim(0).extent()}, T);
     Halide::Runtime::Buffer<float> p(std::vector<int>(packed.rbegin(), packed.rend()));  // Halide lists dimensions innermost first
     p.for_each_element([&](const int* i) { p(i) = w(i[1], i[2], i[3], (int)packedWeightChannel(i[4], i[0], T)); });
-    c.bufs[1] = p;
+    c.bufs[wi] = p;
   }
   c.bufs.emplace_back(imageShape(k.out, batch));
   return c;

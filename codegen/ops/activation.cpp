@@ -60,8 +60,9 @@ std::vector<Var> indexOf(const Dims& d, Vars& v) {
 ActivationFuncs activationForward(const KernelSpec& k) {
   ActivationFuncs f;
   Vars v;
-  ImageParam a = tensorParam("a", k.in);
-  f.args = {a};
+  KernelParams p(k);
+  ImageParam a = p.tensor("a", k.in);
+  f.args = p.args();
   std::vector<Var> idx = indexOf(k.in, v);
   std::vector<Expr> ix(idx.begin(), idx.end());
   f.out = Func("act_out");
@@ -72,8 +73,9 @@ ActivationFuncs activationForward(const KernelSpec& k) {
 ActivationFuncs activationBackward(const KernelSpec& k) {
   ActivationFuncs f;
   Vars v;
-  ImageParam dy = tensorParam("dy", k.out), saved = tensorParam(gradReadsOutput(k.act) ? "y" : "x", k.out);
-  f.args = {dy, saved};
+  KernelParams p(k);
+  ImageParam dy = p.tensor("dy", k.out), saved = p.tensor(gradReadsOutput(k.act) ? "y" : "x", k.out);
+  f.args = p.args();
   std::vector<Var> idx = indexOf(k.out, v);
   std::vector<Expr> ix(idx.begin(), idx.end());
   f.out = Func("act_dx");
@@ -88,6 +90,9 @@ void activationCpu(ActivationFuncs& f, const KernelSpec& k) {
 }
 
 }  // namespace
+
+ArgNames activationArgs(const KernelSpec&) { return {"a"}; }
+ArgNames actGradArgs(const KernelSpec& k) { return {"dy", gradReadsOutput(k.act) ? "y" : "x"}; }
 
 bool gradReadsOutput(const Act& a) { return a.none() || row(a).readsOutput(a); }
 

@@ -19,8 +19,9 @@ struct AddFuncs {
 AddFuncs addAlgorithm(const KernelSpec& k) {
   AddFuncs f;
   Vars v;
-  ImageParam a = tensorParam("a", k.in), b = tensorParam("b", k.extraIns[0]);
-  f.args = {a, b};
+  KernelParams p(k);
+  ImageParam a = p.tensor("a", k.in), b = p.tensor("b", k.extraIns[0]);
+  f.args = p.args();
   std::vector<Var> idx = k.in.size() == 3 ? std::vector<Var>{v.x, v.y, v.c, v.n} : std::vector<Var>{v.f, v.n};
   std::vector<Expr> ix(idx.begin(), idx.end());
   f.out = Func("add_out");
@@ -35,6 +36,8 @@ void addCpu(AddFuncs& f, const KernelSpec& k) {
 }
 
 }  // namespace
+
+ArgNames addArgs(const KernelSpec&) { return {"a", "b"}; }
 
 Lowered lowerAdd(const KernelSpec& k) { return lowerWithSchedules(k, addAlgorithm(k), addCpu); }
 

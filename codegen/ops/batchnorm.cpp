@@ -10,14 +10,16 @@
 // BN kinds with extraIns = {pooled}: a k x k max pool (attrs.kernel) that tiles the BN's ReLU
 // output is folded in (train_plan.cpp): BNApply writes the pooled output, and dy of the backward
 // kinds is the pooled gradient.
-#include "batchnorm.h"
-
 #include "gpu.h"
 #include "ops.h"
 
 namespace cnnc::codegen {
 
 namespace {
+
+// The BN backward kernels with a fused ReLU recompute its mask from x (so they read gamma and beta,
+// not y): one tensor less to read. Other activations' derivatives need y, an extra argument after dy.
+bool bnMaskFromX(const Act& a) { return a.is("relu"); }
 
 // BN over [C,H,W] or [F]: M = batch x H x W elements per channel.
 Expr elemsPerChannel(const ImageParam& x, const Dims& d) {
@@ -35,11 +37,9 @@ struct AffineFuncs {
 AffineFuncs affineForward(const KernelSpec& k) {
   AffineFuncs f;
   Vars v;
-  ImageParam in = tensorParam("input", k.in);
-  ImageParam sc(Float(32), 1, "scale"), sh(Float(32), 1, "shift");
-  declareDense(sc, {k.in[0]}, false);
-  declareDense(sh, {k.in[0]}, false);
-  f.args = {in, sc, sh};
+  KernelParams p(k);
+  ImageParam in = p.tensor("input", k.in), sc = p.fixed("scale", {k.in[0]}), sh = p.fixed("shift", {k.in[0]});
+  f.args = p.args();
   if (k.in.size() == 3) f.out(v.x, v.y, v.c, v.n) = applyAct(in(v.x, v.y, v.c, v.n) * sc(v.c) + sh(v.c), k.act);
   else f.out(v.f, v.n) = applyAct(in(v.f, v.n) * sc(v.f) + sh(v.f), k.act);
   return f;
@@ -75,8 +75,9 @@ StatsFuncs bnStatsForward(const KernelSpec& k) {
   StatsFuncs f;
   Vars v;
   const Dims& d = k.in;
-  ImageParam x = tensorParam("x", d);
-  f.args = {x};
+  KernelParams p(k);
+  ImageParam x = p.tensor("x", d);
+  f.args = p.args();
   Expr M = elemsPerChannel(x, d);
   Var which = f.which;
   if (d.size() == 3) {
@@ -163,8 +164,9 @@ ApplyFuncs bnApplyForward(const KernelSpec& k) {
   Vars v;
   const Dims& d = k.in;
   int64_t C = d[0];
-  ImageParam x = tensorParam("x", d), st = fixedParam("stats", {2, C}), g = fixedParam("gamma", {C}), b = fixedParam("beta", {C});
-  f.args = {x, st, g, b};
+  KernelParams p(k);
+  ImageParam x = p.tensor("x", d), st = p.fixed("stats", {2, C}), g = p.fixed("gamma", {C}), b = p.fixed("beta", {C});
+  f.args = p.args();
   f.sd = bnStd(st, k);
   Func sd = f.sd;
   if (!k.extraIns.empty()) {
@@ -206,8 +208,8 @@ struct DyAct {
   std::vector<Func> perChannel;  // compute_root on CPUs
 };
 
-// dy through the activation. ReLU's mask reads x, st, sd (bnStd), g and b.
-DyAct actBackInline(ImageParam dy, const KernelSpec& k, std::vector<Argument>& args, const ImageParam& x, const ImageParam& st, Func sd,
+// dy through the activation. ReLU's mask reads x, st, sd (bnStd), g and b; other activations y.
+DyAct actBackInline(ImageParam dy, const KernelSpec& k, KernelParams& p, const ImageParam& x, const ImageParam& st, Func sd,
                     const ImageParam& g, const ImageParam& b) {
   if (k.act.none()) return {Func(dy), {}};
   std::vector<Var> idx;
@@ -254,8 +256,7 @@ DyAct actBackInline(ImageParam dy, const KernelSpec& k, std::vector<Argument>& a
     f(idx) = select(x(ix) * scale(ix[2]) + shift(ix[2]) > 0.0f, dy(ix), 0.0f);
     return {f, {scale, shift}};
   }
-  ImageParam y = tensorParam("y", k.in);
-  args.push_back(y);
+  ImageParam y = p.tensor("y", k.in);
   f(idx) = dy(ix) * actDeriv(y(ix), k.act);  // the training plan fuses only activations whose gradReadsOutput
   return {f, {}};
 }
@@ -275,24 +276,18 @@ BackParamsFuncs bnBackParamsAlgorithm(const KernelSpec& k) {
   Vars v;
   const Dims& d = k.in;
   int64_t C = d[0];
-  ImageParam dyIn = tensorParam("dy", k.extraIns.empty() ? d : k.extraIns[0]), x = tensorParam("x", d), st = fixedParam("stats", {2, C});
-  ImageParam g = fixedParam("gamma", {C}), b = fixedParam("beta", {C});
-  std::vector<Argument>& args = f.args;
-  args = {dyIn};
+  KernelParams p(k);
+  ImageParam dyIn = p.tensor("dy", k.extraIns.empty() ? d : k.extraIns[0]), x = p.tensor("x", d), st = p.fixed("stats", {2, C});
+  ImageParam g = p.fixed("gamma", {C}), b = p.fixed("beta", {C});
   Func sd = bnStd(st, k);
   f.perChannel = {sd};
   Func dy;
   if (!poolFolded(k)) {
-    DyAct da = actBackInline(dyIn, k, args, x, st, sd, g, b);
+    DyAct da = actBackInline(dyIn, k, p, x, st, sd, g, b);
     dy = da.dy;
     f.perChannel.insert(f.perChannel.end(), da.perChannel.begin(), da.perChannel.end());
   }
-  args.push_back(x);
-  args.push_back(st);
-  if (bnMaskFromX(k.act)) {
-    args.push_back(g);
-    args.push_back(b);
-  }
+  f.args = p.args();
   Var which = f.which;
   if (poolFolded(k)) {
     // Behind a folded max pool only each window's first maximum x* receives the pooled gradient,
@@ -365,15 +360,13 @@ BackDataFuncs bnBackDataAlgorithm(const KernelSpec& k) {
   Vars v;
   const Dims& d = k.in;
   int64_t C = d[0];
-  ImageParam dyIn = tensorParam("dy", k.extraIns.empty() ? d : k.extraIns[0]), x = tensorParam("x", d), st = fixedParam("stats", {2, C}),
-             g = fixedParam("gamma", {C}), dp = fixedParam("dparams", {2, C}), b = fixedParam("beta", {C});
-  std::vector<Argument>& args = f.args;
-  args = {dyIn};
+  KernelParams p(k);
+  ImageParam dyIn = p.tensor("dy", k.extraIns.empty() ? d : k.extraIns[0]), x = p.tensor("x", d), st = p.fixed("stats", {2, C}),
+             g = p.fixed("gamma", {C}), dp = p.fixed("dparams", {2, C}), b = p.fixed("beta", {C});
   Func invstd = bnInvStd(st, k), sd = bnStd(st, k);
-  DyAct da = actBackInline(dyIn, k, args, x, st, sd, g, b);
+  DyAct da = actBackInline(dyIn, k, p, x, st, sd, g, b);
   Func dy = da.dy;
-  for (Argument a : {Argument(x), Argument(st), Argument(g), Argument(dp)}) args.push_back(a);
-  if (bnMaskFromX(k.act)) args.push_back(b);
+  f.args = p.args();
   Expr M = elemsPerChannel(x, d);
   // gamma * invstd / M per channel, once per call (the division by M was per element).
   Func coef("bn_dx_coef");
@@ -399,6 +392,28 @@ void bnBackDataCpu(BackDataFuncs& f, const KernelSpec& k) {
 }
 
 }  // namespace
+
+// The inputs of the BN kernels. With a fused activation the backward kernels take dy through it:
+// ReLU's mask is recomputed from x, so they read gamma and beta (bnMaskFromX); any other activation
+// reads its output y, right after dy.
+static bool readsY(const KernelSpec& k) { return !k.act.none() && !bnMaskFromX(k.act); }
+ArgNames affineArgs(const KernelSpec&) { return {"input", "scale", "shift"}; }
+ArgNames bnStatsArgs(const KernelSpec&) { return {"x"}; }
+ArgNames bnApplyArgs(const KernelSpec&) { return {"x", "stats", "gamma", "beta"}; }
+ArgNames bnBackParamsArgs(const KernelSpec& k) {
+  ArgNames a{"dy"};
+  if (readsY(k)) a.push_back("y");
+  a.insert(a.end(), {"x", "stats"});
+  if (bnMaskFromX(k.act)) a.insert(a.end(), {"gamma", "beta"});
+  return a;
+}
+ArgNames bnBackDataArgs(const KernelSpec& k) {
+  ArgNames a{"dy"};
+  if (readsY(k)) a.push_back("y");
+  a.insert(a.end(), {"x", "stats", "gamma", "dparams"});
+  if (bnMaskFromX(k.act)) a.push_back("beta");
+  return a;
+}
 
 Lowered lowerAffine(const KernelSpec& k) { return lowerWithSchedules(k, affineForward(k), affineCpu); }
 

@@ -18,8 +18,9 @@ BiasGradFuncs biasGradAlgorithm(const KernelSpec& k) {
   BiasGradFuncs f;
   Vars v;
   const Dims& d = k.in;
-  ImageParam dy = tensorParam("dy", d);
-  f.args = {dy};
+  KernelParams p(k);
+  ImageParam dy = p.tensor("dy", d);
+  f.args = p.args();
   if (d.size() == 3) {
     f.r = RDom(0, (int)d[2], 0, (int)d[1], 0, dy.dim(3).extent(), "r");
     f.out(v.c) = 0.0f;
@@ -41,6 +42,8 @@ void biasGradCpu(BiasGradFuncs& f, const KernelSpec& k) {
 }
 
 }  // namespace
+
+ArgNames biasGradArgs(const KernelSpec&) { return {"dy"}; }
 
 Lowered lowerBiasGrad(const KernelSpec& k) { return lowerWithSchedules(k, biasGradAlgorithm(k), biasGradCpu); }
 

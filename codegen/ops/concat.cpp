@@ -19,11 +19,10 @@ ConcatFuncs concatForward(const KernelSpec& k) {
   Vars v;
   std::vector<Dims> shapes{k.in};
   shapes.insert(shapes.end(), k.extraIns.begin(), k.extraIns.end());
+  KernelParams p(k);
   std::vector<ImageParam> ins;
-  for (size_t i = 0; i < shapes.size(); ++i) {
-    ins.push_back(tensorParam("in" + std::to_string(i), shapes[i]));
-    f.args.push_back(ins.back());
-  }
+  for (size_t i = 0; i < shapes.size(); ++i) ins.push_back(p.tensor("in" + std::to_string(i), shapes[i]));
+  f.args = p.args();
   bool spatial = k.in.size() == 3;
   Var ch = spatial ? v.c : v.f;
   // Walk the inputs backwards so the first matching range wins in the select chain.
@@ -51,8 +50,9 @@ void concatCpu(ConcatFuncs& f, const KernelSpec& k) {
 ConcatFuncs sliceBack(const KernelSpec& k) {
   ConcatFuncs f;
   Vars v;
-  ImageParam dy = tensorParam("dy", k.in);
-  f.args = {dy};
+  KernelParams p(k);
+  ImageParam dy = p.tensor("dy", k.in);
+  f.args = p.args();
   int start = (int)k.attrs.size;
   f.out = Func("slice");
   if (k.out.size() == 3) f.out(v.x, v.y, v.c, v.n) = dy(v.x, v.y, v.c + start, v.n);
@@ -67,6 +67,14 @@ void sliceCpu(ConcatFuncs& f, const KernelSpec& k) {
 }
 
 }  // namespace
+
+// Concat: one input per branch, in0 .. in<N-1>. Slice: the concatenation's gradient.
+ArgNames concatArgs(const KernelSpec& k) {
+  ArgNames a;
+  for (size_t i = 0; i <= k.extraIns.size(); ++i) a.push_back("in" + std::to_string(i));
+  return a;
+}
+ArgNames sliceArgs(const KernelSpec&) { return {"dy"}; }
 
 Lowered lowerConcat(const KernelSpec& k) { return lowerWithSchedules(k, concatForward(k), concatCpu); }
 Lowered lowerSlice(const KernelSpec& k) { return lowerWithSchedules(k, sliceBack(k), sliceCpu); }

@@ -131,15 +131,12 @@ ConvFuncs convForward(const KernelSpec& k) {
   const Attrs& a = k.attrs;
   int64_t C = k.in[0], H = k.in[1], W = k.in[2], O = k.out[0];
   int64_t cig = C / a.groups, cog = O / a.groups;
-  f.in = tensorParam("input", k.in);
+  KernelParams p(k);
+  f.in = p.tensor("input", k.in);
   // Inference convs with channel vectors take their weights packed at load ([O/T,C,kh,kw,T]).
   int T = packedBlock(k.schedule);
-  f.w = ImageParam(Float(32), k.packedWeights ? 5 : 4, "weight");
-  if (k.packedWeights) declareDense(f.w, packedWeightShape({O, cig, a.kernel[0], a.kernel[1]}, T), false);
-  else declareDense(f.w, {O, cig, a.kernel[0], a.kernel[1]}, false);
-  f.b = ImageParam(Float(32), 1, "bias");
-  declareDense(f.b, {O}, false);
-  f.args = {f.in, f.w, f.b};
+  f.w = p.fixed("weight", k.packedWeights ? packedWeightShape({O, cig, a.kernel[0], a.kernel[1]}, T) : Dims{O, cig, a.kernel[0], a.kernel[1]});
+  f.b = p.fixed("bias", {O});
   f.padded = a.pad[0] || a.pad[1];
   if (f.padded) f.src = zeroPadded(f.in, (int)W, (int)H, 0, 0, k.schedule, "src");
   else f.src(v.x, v.y, v.c, v.n) = f.in(v.x, v.y, v.c, v.n);
@@ -160,10 +157,10 @@ ConvFuncs convForward(const KernelSpec& k) {
             g * (int)cig + r.z, v.n);
   Expr val = f.acc(v.x, v.y, v.c, v.n);
   if (k.residual) {
-    f.res = tensorParam("residual", k.out);
-    f.args.push_back(f.res);
+    f.res = p.tensor("residual", k.out);
     val = val + f.res(v.x, v.y, v.c, v.n);
   }
+  f.args = p.args();
   f.out(v.x, v.y, v.c, v.n) = applyAct(val, k.act);
   return f;
 }
@@ -221,9 +218,9 @@ PhaseFuncs convBackDataPhases(const KernelSpec& k) {
   int C = (int)k.out[0], H = (int)k.out[1], W = (int)k.out[2];  // dx [C,H,W]
   int cig = C / (int)a.groups, cog = O / (int)a.groups;
   int kh = (int)a.kernel[0], kw = (int)a.kernel[1], sy = (int)a.stride[0], sx = (int)a.stride[1];
-  ImageParam dy = tensorParam("dy", k.in);
-  ImageParam w = fixedParam("weight", {O, cig, kh, kw});
-  f.args = {dy, w};
+  KernelParams p(k);
+  ImageParam dy = p.tensor("dy", k.in), w = p.fixed("weight", {O, cig, kh, kw});
+  f.args = p.args();
   f.dyz = zeroPadded(dy, Wo, Ho, 0, 0, k.schedule, "convbd_dyz");
   Expr g = a.groups == 1 ? Expr(0) : v.c / cig;
   Expr cl = a.groups == 1 ? Expr(v.c) : v.c % cig;
@@ -316,9 +313,9 @@ BackDataFuncs convBackDataUpsampled(const KernelSpec& k) {
   const Dims& dxd = k.out;  // [C,H,W]
   int64_t O = dyd[0], Ho = dyd[1], Wo = dyd[2], C = dxd[0];
   int64_t cig = C / a.groups, cog = O / a.groups;
-  ImageParam dy = tensorParam("dy", dyd);
-  ImageParam w = fixedParam("weight", {O, cig, a.kernel[0], a.kernel[1]});
-  f.args = {dy, w};
+  KernelParams p(k);
+  ImageParam dy = p.tensor("dy", dyd), w = p.fixed("weight", {O, cig, a.kernel[0], a.kernel[1]});
+  f.args = p.args();
   f.r = RDom(0, (int)a.kernel[1], 0, (int)a.kernel[0], 0, (int)cog, "r");
   RDom& r = f.r;
   Expr g = a.groups == 1 ? Expr(0) : v.c / (int)cig;
@@ -399,8 +396,9 @@ GroupedWeightFuncs convBackWeightGrouped(const KernelSpec& k) {
   const Dims& dyd = k.extraIns[0];  // [O,Ho,Wo]
   int64_t C = xd[0], H = xd[1], W = xd[2], O = dyd[0];
   int64_t cig = C / a.groups, cog = O / a.groups;
-  ImageParam dy = tensorParam("dy", dyd), x = tensorParam("x", xd);
-  f.args = {dy, x};
+  KernelParams p(k);
+  ImageParam dy = p.tensor("dy", dyd), x = p.tensor("x", xd);
+  f.args = p.args();
   Func src("convbw_src");
   if (a.pad[0] || a.pad[1]) src = BoundaryConditions::constant_exterior(x, 0.0f, {{0, (int)W}, {0, (int)H}});
   else src(v.x, v.y, v.c, v.n) = x(v.x, v.y, v.c, v.n);
@@ -428,6 +426,7 @@ void convBackWeightGroupedCpu(GroupedWeightFuncs& f, const KernelSpec& k) {
 // (xpad(x, y, c, n), shifted by the padding).
 struct WeightGradSources {
   ImageParam dy, x;
+  std::vector<Argument> args;
   Func dyRows{"convbw_dyrows"}, dyT{"convbw_dyT"}, xpad{"convbw_xpad"};
 };
 
@@ -435,7 +434,9 @@ WeightGradSources weightGradSources(const KernelSpec& k) {
   const Attrs& a = k.attrs;
   const Dims& xd = k.in;            // [C,H,W]
   const Dims& dyd = k.extraIns[0];  // [O,Ho,Wo]
-  WeightGradSources s{tensorParam("dy", dyd), tensorParam("x", xd)};
+  KernelParams p(k);
+  WeightGradSources s{p.tensor("dy", dyd), p.tensor("x", xd)};
+  s.args = p.args();
   Var co("co"), ox("ox"), oy("oy"), n("n");
   s.dyRows(co, ox, oy, n) = s.dy(ox, oy, clamp(co, 0, (int)dyd[0] - 1), n);
   s.dyT(co, ox, oy, n) = s.dyRows(co, ox, oy, n);
@@ -504,7 +505,7 @@ WeightFuncs convBackWeightBatched(const KernelSpec& k) {
   int Ho = (int)dyd[1], Wo = (int)dyd[2];
   WeightFuncs f;
   f.src = weightGradSources(k);
-  f.args = {f.src.dy, f.src.x};
+  f.args = f.src.args;
   Func dyT = f.src.dyT, xpad = f.src.xpad;
   Var co = f.co, kx = f.kx, ky = f.ky, ci = f.ci, u = f.u;
   // At least 16 images per chunk, 2 to 8 chunks: each chunk's partial is O x C x taps floats,
@@ -568,7 +569,7 @@ WeightFuncs convBackWeightPerImage(const KernelSpec& k) {
   int Ho = (int)dyd[1], Wo = (int)dyd[2];
   WeightFuncs f;
   f.src = weightGradSources(k);
-  f.args = {f.src.dy, f.src.x};
+  f.args = f.src.args;
   Func dyT = f.src.dyT, xpad = f.src.xpad;
   Var co = f.co, kx = f.kx, ky = f.ky, ci = f.ci;
   Var n("n");
@@ -633,6 +634,14 @@ void convBackWeightPerImageGpu(WeightFuncs& f, const KernelSpec& k) {
 }
 
 }  // namespace
+
+ArgNames convArgs(const KernelSpec& k) {
+  ArgNames a{"input", "weight", "bias"};
+  if (k.residual) a.push_back("residual");
+  return a;
+}
+ArgNames convBackDataArgs(const KernelSpec&) { return {"dy", "weight"}; }
+ArgNames convBackWeightArgs(const KernelSpec&) { return {"dy", "x"}; }
 
 Lowered lowerConv(const KernelSpec& k) {
   if (k.schedule.winograd) return lowerConvWinograd(k);

@@ -90,14 +90,11 @@ WinogradFuncs winogradAlgorithm(const KernelSpec& k) {
   // channel roles swapped: dx[c] = sum over o of dy[o] (x) w[o, c] flipped; it has no bias.
   bool backData = k.kind == KernelKind::ConvBackData;
   int C = (int)k.in[0], H = (int)k.in[1], W = (int)k.in[2], O = (int)k.out[0];
-  ImageParam in = tensorParam(backData ? "dy" : "input", k.in);
-  ImageParam w(Float(32), 4, "weight");
-  declareDense(w, backData ? Dims{C, O, 3, 3} : Dims{O, C, 3, 3}, false);
-  ImageParam b(Float(32), 1, "bias");
-  declareDense(b, {O}, false);
-  std::vector<Argument>& args = f.args;
-  args = {in, w};
-  if (!backData) args.push_back(b);
+  // The arguments of the direct kernels of the same kinds (convArgs, convBackDataArgs in conv.cpp).
+  KernelParams kp(k);
+  ImageParam in = kp.tensor(backData ? "dy" : "input", k.in);
+  ImageParam w = kp.fixed("weight", backData ? Dims{C, O, 3, 3} : Dims{O, C, 3, 3});
+  ImageParam b = kp.fixed("bias", {O});  // not an argument of the input gradient
   auto tap = [&](int i, int j, Expr ci, Expr co) { return backData ? w(2 - i, 2 - j, co, ci) : w(i, j, ci, co); };
   Var tx = f.tx, ty = f.ty, e = f.e, o = f.o, c = f.c, dx = f.dx, dy = f.dy;
   Func src = f.src;  // the input shifted by the padding of 1, zero outside
@@ -116,10 +113,10 @@ WinogradFuncs winogradAlgorithm(const KernelSpec& k) {
   Y(tx, dx, ty, dy, o, v.n) = selectOver(dx + m * dy, ys);
   Expr val = Y(v.x / m, v.x % m, v.y / m, v.y % m, v.c, v.n);
   if (k.residual) {
-    ImageParam res = tensorParam("residual", k.out);
-    args.push_back(res);
+    ImageParam res = kp.tensor("residual", k.out);
     val = val + res(v.x, v.y, v.c, v.n);
   }
+  f.args = kp.args();
   f.out = Func(backData ? "conv_dx" : "conv_out");
   f.out(v.x, v.y, v.c, v.n) = applyAct(val, k.act);
   return f;

@@ -19,8 +19,9 @@ LossFuncs crossEntropy(const KernelSpec& k) {
   LossFuncs f;
   Vars v;
   int64_t K = k.in[0];
-  ImageParam z = tensorParam("logits", k.in), lab = tensorParam("labels", {1}), eps = fixedParam("eps", {1});
-  f.args = {z, lab, eps};
+  KernelParams p(k);
+  ImageParam z = p.tensor("logits", k.in), lab = p.tensor("labels", {1}), eps = p.fixed("eps", {1});
+  f.args = p.args();
   RDom r(0, (int)K, "r");
   f.out = Func(k.kind == KernelKind::CELoss ? "ce_loss" : "ce_grad");
   f.mx(v.n) = maximum(z(r, v.n));
@@ -47,6 +48,8 @@ void crossEntropyCpu(LossFuncs& f, const KernelSpec& k) {
 }
 
 }  // namespace
+
+ArgNames crossEntropyArgs(const KernelSpec&) { return {"logits", "labels", "eps"}; }
 
 Lowered lowerCrossEntropy(const KernelSpec& k) { return lowerWithSchedules(k, crossEntropy(k), crossEntropyCpu); }
 

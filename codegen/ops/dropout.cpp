@@ -32,9 +32,10 @@ DropoutFuncs dropoutAlgorithm(const KernelSpec& k) {
   Vars v;
   const Dims& d = k.out;
   bool fwd = k.kind == KernelKind::DropoutFwd;
-  ImageParam in = tensorParam(fwd ? "x" : "dy", d);
-  ImageParam seed = fixedParam("seed", {2}, Int(32));
-  f.args = {in, seed};
+  KernelParams kp(k);
+  ImageParam in = kp.tensor(fwd ? "x" : "dy", d);
+  ImageParam seed = kp.fixed("seed", {2}, Int(32));
+  f.args = kp.args();
   float p = (float)k.attrs.p;
   f.out = Func(fwd ? "dropout" : "dropout_dx");
   if (d.size() == 3) {
@@ -54,6 +55,8 @@ void dropoutCpu(DropoutFuncs& f, const KernelSpec& k) {
 }
 
 }  // namespace
+
+ArgNames dropoutArgs(const KernelSpec& k) { return {k.kind == KernelKind::DropoutFwd ? "x" : "dy", "seed"}; }
 
 Lowered lowerDropout(const KernelSpec& k) { return lowerWithSchedules(k, dropoutAlgorithm(k), dropoutCpu); }
 

@@ -25,12 +25,9 @@ LinearFuncs linearForward(const KernelSpec& k) {
   LinearFuncs f;
   Vars v;
   int64_t F = k.in[0], O = k.out[0];
-  ImageParam in = tensorParam("input", k.in);
-  ImageParam w(Float(32), 2, "weight");
-  declareDense(w, {O, F}, false);
-  ImageParam b(Float(32), 1, "bias");
-  declareDense(b, {O}, false);
-  f.args = {in, w, b};
+  KernelParams p(k);
+  ImageParam in = p.tensor("input", k.in), w = p.fixed("weight", {O, F}), b = p.fixed("bias", {O});
+  f.args = p.args();
   f.r = RDom(0, (int)F, "r");
   RDom& r = f.r;
   f.dot(v.f, v.n) = b(v.f);
@@ -94,8 +91,9 @@ BackDataFuncs linearBackDataAlgorithm(const KernelSpec& k) {
   BackDataFuncs f;
   Vars v;
   int64_t O = k.in[0], F = k.out[0];
-  ImageParam dy = tensorParam("dy", k.in), w = fixedParam("weight", {O, F});
-  f.args = {dy, w};
+  KernelParams p(k);
+  ImageParam dy = p.tensor("dy", k.in), w = p.fixed("weight", {O, F});
+  f.args = p.args();
   f.r = RDom(0, (int)O, "r");
   f.acc(v.f, v.n) = 0.0f;
   f.acc(v.f, v.n) += w(v.f, f.r) * dy(f.r, v.n);
@@ -128,8 +126,9 @@ struct BackWeightFuncs {
 BackWeightFuncs linearBackWeightAlgorithm(const KernelSpec& k) {
   BackWeightFuncs f;
   Vars v;
-  ImageParam dy = tensorParam("dy", k.extraIns[0]), x = tensorParam("x", k.in);  // dy[O], x[F]
-  f.args = {dy, x};
+  KernelParams p(k);
+  ImageParam dy = p.tensor("dy", k.extraIns[0]), x = p.tensor("x", k.in);  // dy[O], x[F]
+  f.args = p.args();
   RDom r(0, x.dim(1).extent(), "r");
   f.out(v.f, f.o) = sum(dy(f.o, r) * x(v.f, r));
   return f;
@@ -143,6 +142,10 @@ void linearBackWeightCpu(BackWeightFuncs& f, const KernelSpec& k) {
 }
 
 }  // namespace
+
+ArgNames linearArgs(const KernelSpec&) { return {"input", "weight", "bias"}; }
+ArgNames linearBackDataArgs(const KernelSpec&) { return {"dy", "weight"}; }
+ArgNames linearBackWeightArgs(const KernelSpec&) { return {"dy", "x"}; }
 
 Lowered lowerLinear(const KernelSpec& k) { return lowerWithSchedules(k, linearForward(k), linearCpu); }
 

@@ -20,8 +20,9 @@ LrnFuncs lrnForward(const KernelSpec& k) {
   Vars v;
   const Attrs& a = k.attrs;
   int64_t C = k.in[0];
-  ImageParam in = tensorParam("input", k.in);
-  f.args = {in};
+  KernelParams p(k);
+  ImageParam in = p.tensor("input", k.in);
+  f.args = p.args();
   RDom r(0, (int)a.size, "r");
   Expr cc = v.c - (int)(a.size / 2) + r;
   Expr val = in(v.x, v.y, clamp(cc, 0, (int)C - 1), v.n);
@@ -48,8 +49,9 @@ LrnFuncs lrnBack(const KernelSpec& k) {
   const Attrs& a = k.attrs;
   const Dims& d = k.out;  // [C,H,W]
   int C = (int)d[0], n = (int)a.size;
-  ImageParam dy = tensorParam("dy", d), x = tensorParam("x", d);
-  f.args = {dy, x};
+  KernelParams kp(k);
+  ImageParam dy = kp.tensor("dy", d), x = kp.tensor("x", d);
+  f.args = kp.args();
   RDom r(0, n, "r");
   Expr cc = v.c - n / 2 + r;
   Expr xc = x(v.x, v.y, clamp(cc, 0, C - 1), v.n);
@@ -84,6 +86,9 @@ void lrnBackCpu(LrnFuncs& f, const KernelSpec& k) {
 }
 
 }  // namespace
+
+ArgNames lrnArgs(const KernelSpec&) { return {"input"}; }
+ArgNames lrnBackArgs(const KernelSpec&) { return {"dy", "x"}; }  // x: the lrn's input
 
 Lowered lowerLrn(const KernelSpec& k) { return lowerWithSchedules(k, lrnForward(k), lrnCpu); }
 

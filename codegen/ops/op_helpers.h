@@ -48,6 +48,29 @@ inline ImageParam fixedParam(const std::string& name, const Dims& d, Type t = Fl
   return p;
 }
 
+// A kernel's inputs, declared by name against its argument list: the `args` of its registry row,
+// written next to its algorithm in the op's file. The list alone sets their order, and the plans
+// bind calls to it by name (bindArgs, plan.h), so the two cannot disagree on positions. A parameter
+// the list leaves out for this spec may be declared but not used (Halide rejects a use of it).
+class KernelParams {
+ public:
+  explicit KernelParams(const KernelSpec& k);
+  // A batched activation tensor of per-image shape `d` (tensorParam).
+  ImageParam tensor(const std::string& name, const Dims& d);
+  // A tensor without a batch dimension (fixedParam).
+  ImageParam fixed(const std::string& name, const Dims& d, Type t = Float(32));
+  // A parameter whose layout the algorithm sets itself.
+  ImageParam declared(const std::string& name, Type t, int dims);
+  // The listed arguments in order; throws std::logic_error naming one the algorithm did not declare.
+  std::vector<Argument> args() const;
+
+ private:
+  ImageParam add(ImageParam p);
+  const KernelSpec& k_;
+  std::vector<std::string> names_;
+  std::vector<ImageParam> declared_;
+};
+
 // tanh that vectorises: Halide 14 lowers tanh() to a scalar libm call per lane (LeNet-5's first
 // conv spent most of its time there). Near 0 an odd Taylor polynomial (error below 1e-9 for
 // |v| < 0.25); elsewhere (1 - e) / (1 + e) with e = exp(-2|v|), error about 1 ulp of the result.

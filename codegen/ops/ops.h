@@ -1,8 +1,9 @@
-// ops.h: the entry points of the op files, one per kernel kind: each builds its kind's algorithm
-// and places it with the CPU or GPU schedule (KernelSpec::schedule.gpu). registry.cpp maps kinds
-// to them; nothing else calls them.
+// ops.h: the entry points of the op files, two per kernel kind: lowerX builds its kind's algorithm
+// and places it with the CPU or GPU schedule (KernelSpec::schedule.gpu); xArgs names its inputs in
+// call order (KernelParams, op_helpers.h). registry.cpp maps kinds to them; nothing else calls them.
 #pragma once
 #include "op_helpers.h"
+#include "registry.h"
 
 namespace cnnc::codegen {
 
@@ -11,23 +12,38 @@ Lowered lowerConv(const KernelSpec& k);
 Lowered lowerConvBackData(const KernelSpec& k);
 Lowered lowerConvBackWeight(const KernelSpec& k);
 Lowered lowerConvWinograd(const KernelSpec& k);
+ArgNames convArgs(const KernelSpec& k);
+ArgNames convBackDataArgs(const KernelSpec& k);
+ArgNames convBackWeightArgs(const KernelSpec& k);
 // bias.cpp
 Lowered lowerBiasGrad(const KernelSpec& k);
+ArgNames biasGradArgs(const KernelSpec& k);
 // linear.cpp
 Lowered lowerLinear(const KernelSpec& k);
 Lowered lowerLinearBackData(const KernelSpec& k);
 Lowered lowerLinearBackWeight(const KernelSpec& k);
+ArgNames linearArgs(const KernelSpec& k);
+ArgNames linearBackDataArgs(const KernelSpec& k);
+ArgNames linearBackWeightArgs(const KernelSpec& k);
 // batchnorm.cpp
 Lowered lowerAffine(const KernelSpec& k);
 Lowered lowerBNStats(const KernelSpec& k);
 Lowered lowerBNApply(const KernelSpec& k);
 Lowered lowerBNBackParams(const KernelSpec& k);
 Lowered lowerBNBackData(const KernelSpec& k);
+ArgNames affineArgs(const KernelSpec& k);
+ArgNames bnStatsArgs(const KernelSpec& k);
+ArgNames bnApplyArgs(const KernelSpec& k);
+ArgNames bnBackParamsArgs(const KernelSpec& k);
+ArgNames bnBackDataArgs(const KernelSpec& k);
 // activation.cpp
 Lowered lowerActivation(const KernelSpec& k);
 Lowered lowerActGrad(const KernelSpec& k);
+ArgNames activationArgs(const KernelSpec& k);
+ArgNames actGradArgs(const KernelSpec& k);
 // add.cpp
 Lowered lowerAdd(const KernelSpec& k);
+ArgNames addArgs(const KernelSpec& k);
 // pool.cpp
 Lowered lowerMaxPool(const KernelSpec& k);
 Lowered lowerAvgPool(const KernelSpec& k);
@@ -35,18 +51,29 @@ Lowered lowerAdaptiveAvgPool(const KernelSpec& k);
 Lowered lowerMaxPoolBack(const KernelSpec& k);
 Lowered lowerAvgPoolBack(const KernelSpec& k);
 Lowered lowerAdaptiveAvgBack(const KernelSpec& k);
+ArgNames poolArgs(const KernelSpec& k);
+ArgNames maxPoolBackArgs(const KernelSpec& k);
+ArgNames avgPoolBackArgs(const KernelSpec& k);
 // lrn.cpp
 Lowered lowerLrn(const KernelSpec& k);
 Lowered lowerLrnBack(const KernelSpec& k);
+ArgNames lrnArgs(const KernelSpec& k);
+ArgNames lrnBackArgs(const KernelSpec& k);
 // softmax.cpp
 Lowered lowerSoftmax(const KernelSpec& k);
 Lowered lowerSoftmaxBack(const KernelSpec& k);
+ArgNames softmaxArgs(const KernelSpec& k);
+ArgNames softmaxBackArgs(const KernelSpec& k);
 // concat.cpp
 Lowered lowerConcat(const KernelSpec& k);
 Lowered lowerSlice(const KernelSpec& k);
+ArgNames concatArgs(const KernelSpec& k);
+ArgNames sliceArgs(const KernelSpec& k);
 // dropout.cpp
 Lowered lowerDropout(const KernelSpec& k);
+ArgNames dropoutArgs(const KernelSpec& k);
 // cross_entropy.cpp
 Lowered lowerCrossEntropy(const KernelSpec& k);
+ArgNames crossEntropyArgs(const KernelSpec& k);
 
 }  // namespace cnnc::codegen

@@ -29,8 +29,9 @@ PoolFuncs poolForward(const KernelSpec& k) {
   Vars v;
   const Attrs& a = k.attrs;
   int64_t H = k.in[1], W = k.in[2];
-  ImageParam in = tensorParam("input", k.in);
-  f.args = {in};
+  KernelParams p(k);
+  ImageParam in = p.tensor("input", k.in);
+  f.args = p.args();
   f.out = Func(k.kind == KernelKind::MaxPool ? "maxpool_out" : "avgpool_out");
   RDom r(0, (int)a.kernel[1], 0, (int)a.kernel[0], "r");
   Expr x0 = v.x * (int)a.stride[1] - (int)a.pad[1], y0 = v.y * (int)a.stride[0] - (int)a.pad[0];
@@ -60,8 +61,9 @@ PoolFuncs adaptiveAvgForward(const KernelSpec& k) {
   PoolFuncs f;
   Vars v;
   int64_t H = k.in[1], W = k.in[2], OH = k.out[1], OW = k.out[2];
-  ImageParam in = tensorParam("input", k.in);
-  f.args = {in};
+  KernelParams p(k);
+  ImageParam in = p.tensor("input", k.in);
+  f.args = p.args();
   Expr y0 = (v.y * (int)H) / (int)OH, y1 = ((v.y + 1) * (int)H + (int)OH - 1) / (int)OH;
   Expr x0 = (v.x * (int)W) / (int)OW, x1 = ((v.x + 1) * (int)W + (int)OW - 1) / (int)OW;
   int kh = (int)((H + OH - 1) / OH + 1), kw = (int)((W + OW - 1) / OW + 1);
@@ -94,8 +96,9 @@ PoolFuncs maxPoolBackTiled(const KernelSpec& k) {
   Vars v;
   const Attrs& a = k.attrs;
   int kw = (int)a.kernel[1], kh = (int)a.kernel[0];
-  ImageParam dy = tensorParam("dy", k.in), x = tensorParam("x", k.out);
-  f.args = {dy, x};
+  KernelParams p(k);
+  ImageParam dy = p.tensor("dy", k.in), x = p.tensor("x", k.out);
+  f.args = p.args();
   RDom q(0, kw, 0, kh, "q");
   f.am = Func("maxpool_argmax");
   f.out = Func("maxpool_dx");
@@ -134,8 +137,9 @@ PoolFuncs maxPoolBackScatter(const KernelSpec& k) {
   const Dims& dxd = k.out;  // [C,H,W]
   int Ho = (int)dyd[1], Wo = (int)dyd[2], H = (int)dxd[1], W = (int)dxd[2];
   int sx = (int)a.stride[1], sy = (int)a.stride[0], kw = (int)a.kernel[1];
-  ImageParam dy = tensorParam("dy", dyd), x = tensorParam("x", dxd);
-  f.args = {dy, x};
+  KernelParams p(k);
+  ImageParam dy = p.tensor("dy", dyd), x = p.tensor("x", dxd);
+  f.args = p.args();
   Func src = BoundaryConditions::constant_exterior(x, -std::numeric_limits<float>::infinity(), {{0, W}, {0, H}});
   RDom q(0, kw, 0, (int)a.kernel[0], "q");
   f.am = Func("maxpool_argmax");
@@ -193,8 +197,9 @@ PoolFuncs avgPoolBack(const KernelSpec& k) {
   const Dims& dyd = k.in;   // [C,Ho,Wo]
   const Dims& dxd = k.out;  // [C,H,W]
   int64_t Ho = dyd[1], Wo = dyd[2], H = dxd[1], W = dxd[2];
-  ImageParam dy = tensorParam("dy", dyd);
-  f.args = {dy};
+  KernelParams p(k);
+  ImageParam dy = p.tensor("dy", dyd);
+  f.args = p.args();
   int sx = (int)a.stride[1], sy = (int)a.stride[0];
   RDom r(0, (int)a.kernel[1], 0, (int)a.kernel[0], "r");
   TapSource t = tapSource(v, r, a, Ho, Wo);
@@ -217,8 +222,9 @@ PoolFuncs adaptiveAvgBack(const KernelSpec& k) {
   const Dims& dyd = k.in;
   const Dims& dxd = k.out;
   int64_t OH = dyd[1], OW = dyd[2], H = dxd[1], W = dxd[2];
-  ImageParam dy = tensorParam("dy", dyd);
-  f.args = {dy};
+  KernelParams p(k);
+  ImageParam dy = p.tensor("dy", dyd);
+  f.args = p.args();
   // Output windows containing row y start at most 1 + OH / H positions before floor(y * OH / H).
   int cy = (int)((OH + H - 1) / H + 2), cx = (int)((OW + W - 1) / W + 2);
   RDom r(0, cx, 0, cy, "r");
@@ -233,6 +239,11 @@ PoolFuncs adaptiveAvgBack(const KernelSpec& k) {
 }
 
 }  // namespace
+
+// The forward pools read their input; MaxPoolBack also reads it (x) to find each window's maximum.
+ArgNames poolArgs(const KernelSpec&) { return {"input"}; }
+ArgNames maxPoolBackArgs(const KernelSpec&) { return {"dy", "x"}; }
+ArgNames avgPoolBackArgs(const KernelSpec&) { return {"dy"}; }
 
 Lowered lowerMaxPool(const KernelSpec& k) { return lowerWithSchedules(k, poolForward(k), spatialCpu); }
 Lowered lowerAvgPool(const KernelSpec& k) { return lowerWithSchedules(k, poolForward(k), spatialCpu); }

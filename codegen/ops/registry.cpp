@@ -1,6 +1,8 @@
-// registry.cpp: the table from kernel kinds to the op files' entry points (ops.h).
+// registry.cpp: the table from kernel kinds to the op files' entry points (ops.h), and
+// KernelParams, which holds an algorithm to its kind's argument list.
 #include "registry.h"
 
+#include <algorithm>
 #include <stdexcept>
 #include <string>
 
@@ -14,37 +16,37 @@ using K = KernelKind;
 
 // In KernelKind's order, so a kind's row is its index.
 const KernelEntry kTable[] = {
-    {K::Conv, "conv", true, lowerConv},
-    {K::Linear, "linear", true, lowerLinear},
-    {K::Affine, "affine", true, lowerAffine},
-    {K::Activation, "act", true, lowerActivation},
-    {K::Add, "add", true, lowerAdd},
-    {K::MaxPool, "maxpool", true, lowerMaxPool},
-    {K::AvgPool, "avgpool", true, lowerAvgPool},
-    {K::AdaptiveAvgPool, "adaptavg", true, lowerAdaptiveAvgPool},
-    {K::LRN, "lrn", true, lowerLrn},
-    {K::Softmax, "softmax", true, lowerSoftmax},
-    {K::Concat, "concat", true, lowerConcat},
-    {K::BNStats, "bnstats", false, lowerBNStats},
-    {K::BNApply, "bnapply", true, lowerBNApply},
-    {K::BNBackParams, "bnbackparams", false, lowerBNBackParams},
-    {K::BNBackData, "bnbackdata", true, lowerBNBackData},
-    {K::ConvBackData, "convbackdata", true, lowerConvBackData},
-    {K::ConvBackWeight, "convbackweight", false, lowerConvBackWeight},
-    {K::BiasGrad, "biasgrad", false, lowerBiasGrad},
-    {K::LinearBackData, "linearbackdata", true, lowerLinearBackData},
-    {K::LinearBackWeight, "linearbackweight", false, lowerLinearBackWeight},
-    {K::ActGrad, "actgrad", true, lowerActGrad},
-    {K::MaxPoolBack, "maxpoolback", true, lowerMaxPoolBack},
-    {K::AvgPoolBack, "avgpoolback", true, lowerAvgPoolBack},
-    {K::AdaptiveAvgBack, "adaptavgback", true, lowerAdaptiveAvgBack},
-    {K::SoftmaxBack, "softmaxback", true, lowerSoftmaxBack},
-    {K::LrnBack, "lrnback", true, lowerLrnBack},
-    {K::Slice, "slice", true, lowerSlice},
-    {K::DropoutFwd, "dropout", true, lowerDropout},
-    {K::DropoutBack, "dropoutback", true, lowerDropout},
-    {K::CELoss, "celoss", true, lowerCrossEntropy},
-    {K::CEGrad, "cegrad", true, lowerCrossEntropy},
+    {K::Conv, "conv", true, lowerConv, convArgs},
+    {K::Linear, "linear", true, lowerLinear, linearArgs},
+    {K::Affine, "affine", true, lowerAffine, affineArgs},
+    {K::Activation, "act", true, lowerActivation, activationArgs},
+    {K::Add, "add", true, lowerAdd, addArgs},
+    {K::MaxPool, "maxpool", true, lowerMaxPool, poolArgs},
+    {K::AvgPool, "avgpool", true, lowerAvgPool, poolArgs},
+    {K::AdaptiveAvgPool, "adaptavg", true, lowerAdaptiveAvgPool, poolArgs},
+    {K::LRN, "lrn", true, lowerLrn, lrnArgs},
+    {K::Softmax, "softmax", true, lowerSoftmax, softmaxArgs},
+    {K::Concat, "concat", true, lowerConcat, concatArgs},
+    {K::BNStats, "bnstats", false, lowerBNStats, bnStatsArgs},
+    {K::BNApply, "bnapply", true, lowerBNApply, bnApplyArgs},
+    {K::BNBackParams, "bnbackparams", false, lowerBNBackParams, bnBackParamsArgs},
+    {K::BNBackData, "bnbackdata", true, lowerBNBackData, bnBackDataArgs},
+    {K::ConvBackData, "convbackdata", true, lowerConvBackData, convBackDataArgs},
+    {K::ConvBackWeight, "convbackweight", false, lowerConvBackWeight, convBackWeightArgs},
+    {K::BiasGrad, "biasgrad", false, lowerBiasGrad, biasGradArgs},
+    {K::LinearBackData, "linearbackdata", true, lowerLinearBackData, linearBackDataArgs},
+    {K::LinearBackWeight, "linearbackweight", false, lowerLinearBackWeight, linearBackWeightArgs},
+    {K::ActGrad, "actgrad", true, lowerActGrad, actGradArgs},
+    {K::MaxPoolBack, "maxpoolback", true, lowerMaxPoolBack, maxPoolBackArgs},
+    {K::AvgPoolBack, "avgpoolback", true, lowerAvgPoolBack, avgPoolBackArgs},
+    {K::AdaptiveAvgBack, "adaptavgback", true, lowerAdaptiveAvgBack, avgPoolBackArgs},
+    {K::SoftmaxBack, "softmaxback", true, lowerSoftmaxBack, softmaxBackArgs},
+    {K::LrnBack, "lrnback", true, lowerLrnBack, lrnBackArgs},
+    {K::Slice, "slice", true, lowerSlice, sliceArgs},
+    {K::DropoutFwd, "dropout", true, lowerDropout, dropoutArgs},
+    {K::DropoutBack, "dropoutback", true, lowerDropout, dropoutArgs},
+    {K::CELoss, "celoss", true, lowerCrossEntropy, crossEntropyArgs},
+    {K::CEGrad, "cegrad", true, lowerCrossEntropy, crossEntropyArgs},
 };
 
 constexpr size_t kRows = sizeof(kTable) / sizeof(kTable[0]);
@@ -59,5 +61,31 @@ const KernelEntry& kernelEntry(KernelKind k) {
 }
 
 Lowered lowerKernel(const KernelSpec& k) { return kernelEntry(k.kind).lower(k); }
+
+KernelParams::KernelParams(const KernelSpec& k) : k_(k), names_(kernelArgNames(k)) {}
+
+ImageParam KernelParams::add(ImageParam p) {
+  for (const auto& d : declared_)
+    if (d.name() == p.name()) throw std::logic_error("codegen/ops: kernel " + k_.signature() + " declares '" + p.name() + "' twice");
+  declared_.push_back(p);
+  return p;
+}
+
+ImageParam KernelParams::tensor(const std::string& name, const Dims& d) { return add(tensorParam(name, d)); }
+
+ImageParam KernelParams::fixed(const std::string& name, const Dims& d, Type t) { return add(fixedParam(name, d, t)); }
+
+ImageParam KernelParams::declared(const std::string& name, Type t, int dims) { return add(ImageParam(t, dims, name)); }
+
+std::vector<Argument> KernelParams::args() const {
+  std::vector<Argument> out;
+  for (const auto& n : names_) {
+    auto it = std::find_if(declared_.begin(), declared_.end(), [&](const ImageParam& p) { return p.name() == n; });
+    // A listed argument the algorithm never declared: the kind's args function and its algorithm disagree.
+    if (it == declared_.end()) throw std::logic_error("codegen/ops: kernel " + k_.signature() + " lists argument '" + n + "' but its algorithm does not declare it");
+    out.push_back(*it);
+  }
+  return out;
+}
 
 }  // namespace cnnc::codegen

@@ -18,8 +18,9 @@ struct SoftmaxFuncs {
 SoftmaxFuncs softmaxForward(const KernelSpec& k) {
   SoftmaxFuncs f;
   Vars v;
-  ImageParam in = tensorParam("input", k.in);
-  f.args = {in};
+  KernelParams p(k);
+  ImageParam in = p.tensor("input", k.in);
+  f.args = p.args();
   Func out("softmax_out"), mx("softmax_max"), e("softmax_exp"), s("softmax_sum");
   RDom r(0, (int)k.in[0], "r");
   if (k.in.size() == 1) {
@@ -42,8 +43,9 @@ SoftmaxFuncs softmaxBack(const KernelSpec& k) {
   SoftmaxFuncs f;
   Vars v;
   const Dims& d = k.out;
-  ImageParam dy = tensorParam("dy", d), y = tensorParam("y", d);
-  f.args = {dy, y};
+  KernelParams p(k);
+  ImageParam dy = p.tensor("dy", d), y = p.tensor("y", d);
+  f.args = p.args();
   RDom r(0, (int)d[0], "r");
   Func dot("softmax_dot"), out("softmax_dx");
   if (d.size() == 1) {
@@ -66,6 +68,9 @@ void softmaxCpu(SoftmaxFuncs& f, const KernelSpec& k) {
 }
 
 }  // namespace
+
+ArgNames softmaxArgs(const KernelSpec&) { return {"input"}; }
+ArgNames softmaxBackArgs(const KernelSpec&) { return {"dy", "y"}; }
 
 Lowered lowerSoftmax(const KernelSpec& k) { return lowerWithSchedules(k, softmaxForward(k), softmaxCpu); }
 Lowered lowerSoftmaxBack(const KernelSpec& k) { return lowerWithSchedules(k, softmaxBack(k), softmaxCpu); }

@@ -4,6 +4,7 @@
 #include <set>
 #include <stdexcept>
 
+#include "lower.h"
 #include "ops/activation.h"
 #include "ops/registry.h"
 #include "plan.h"
@@ -105,4 +106,66 @@ TEST(Registry, EveryActivationLayerHasItsRow) {
   }
   for (const char* name : {"relu", "tanh", "sigmoid"}) EXPECT_TRUE(activations.count(name)) << name;
   EXPECT_FALSE(codegen::activationKnown("nosuch"));
+}
+
+// Plans bind inputs by name, in the order of the kernel's list; inputs it does not read are left out,
+// and one it needs but was not offered is a plan builder's bug, reported with the kernel's signature.
+TEST(Plan, BindArgsTakesTheKernelsOrder) {
+  codegen::KernelSpec s;
+  s.kind = codegen::KernelKind::BNBackData;
+  s.in = s.out = {4, 6, 6};
+  auto arg = [](int id) { return codegen::KernelArg{false, id}; };
+  codegen::NamedArgs offered{{"beta", arg(7)}, {"y", arg(2)}, {"dparams", arg(6)}, {"gamma", arg(5)}, {"stats", arg(4)}, {"x", arg(3)}, {"dy", arg(1)}};
+  std::vector<int> ids;
+  for (const auto& a : codegen::bindArgs(s, offered)) ids.push_back(a.id);
+  EXPECT_EQ(ids, (std::vector<int>{1, 3, 4, 5, 6}));  // no activation: neither y nor beta
+  s.act.name = "tanh";
+  ids.clear();
+  for (const auto& a : codegen::bindArgs(s, offered)) ids.push_back(a.id);
+  EXPECT_EQ(ids, (std::vector<int>{1, 2, 3, 4, 5, 6}));  // tanh's derivative reads y
+  s.act.name = "relu";
+  ids.clear();
+  for (const auto& a : codegen::bindArgs(s, offered)) ids.push_back(a.id);
+  EXPECT_EQ(ids, (std::vector<int>{1, 3, 4, 5, 6, 7}));  // ReLU's mask comes from x, gamma and beta
+  EXPECT_EQ(codegen::argIndex(s, "gamma"), 3);
+  EXPECT_EQ(codegen::argIndex(s, "y"), -1);
+  offered.pop_back();  // no dy
+  try {
+    codegen::bindArgs(s, offered);
+    ADD_FAILURE() << "a missing input was not reported";
+  } catch (const std::logic_error& e) {
+    EXPECT_NE(std::string(e.what()).find("needs input 'dy'"), std::string::npos) << e.what();
+  }
+}
+
+// Every kernel of these plans, inference and training, declares exactly the arguments its kind's
+// list names, in that order: the lowered pipeline's arguments are the list.
+TEST(Registry, EveryAlgorithmDeclaresItsListedArguments) {
+  const char* nets[] = {kResidual, R"(network d { input(6)
+    a: linear(8); tanh; dropout(0.3); b: linear(8); bn: batchnorm; sigmoid; c: linear(4); softmax; e: linear(3) })",
+                        R"(network c { input(3, 9, 9)
+    concat { a: conv(4, 1); seq { b: conv(2, 3, padding=1); bn: batchnorm; tanh } }
+    lrn(3); maxpool(3, stride=2); leakyrelu(-0.5); avgpool(2); flatten; fc: linear(5) })"};
+  int kernels = 0;
+  std::set<int> kinds;
+  for (const char* src : nets) {
+    auto c = test::compile(src);
+    ASSERT_TRUE(c->ok) << c->messages();
+    codegen::TrainPlan tp;
+    std::string err;
+    ASSERT_TRUE(codegen::buildTrainingPlan(c->graph, tp, err)) << err;
+    std::vector<codegen::KernelSpec> specs = codegen::buildInferencePlan(c->graph).specs;
+    specs.insert(specs.end(), tp.plan.specs.begin(), tp.plan.specs.end());
+    for (const auto& s : specs) {
+      codegen::Lowered l = codegen::lowerKernel(s);
+      std::vector<std::string> got;
+      for (const auto& a : l.args) got.push_back(a.name);
+      EXPECT_EQ(got, codegen::kernelArgNames(s)) << s.signature();
+      for (const auto& call : tp.plan.calls)
+        if (tp.plan.specs[call.spec].signature() == s.signature()) EXPECT_EQ(call.args.size(), got.size() + 1) << s.signature();
+      kinds.insert((int)s.kind);
+      ++kernels;
+    }
+  }
+  EXPECT_GE(kinds.size(), 25u) << kernels << " kernels";
 }
