@@ -1,11 +1,11 @@
 // plan.cpp: from the graph IR to an inference plan.
 //
 // 1. Count consumers of every node (the graph output counts as one).
-// 2. Walk nodes in order. A conv starts a group and absorbs, while each has a single consumer,
-//    a following batchnorm (folded into the conv's weights at load), an add (as a fused residual
-//    input) and an activation. A linear absorbs an activation. A lone batchnorm becomes a
-//    per-channel affine kernel, a lone add an add kernel; flatten, dropout and identity become
-//    views of their input's storage.
+// 2. Walk nodes in order; each op's step is in its file (ops/<op>.cpp, through opPlanEntry). A conv
+//    starts a group and absorbs, while each has a single consumer, a following batchnorm (folded
+//    into the conv's weights at load), an add (as a fused residual input) and an activation. A
+//    linear absorbs an activation. A lone batchnorm becomes a per-channel affine kernel, a lone add
+//    an add kernel; flatten and dropout become views of their input's storage.
 // 3. A group runs at the position of its last node, so operands it reads (a residual computed by
 //    a projection shortcut after the main path) already exist.
 // 4. Identical kernel specs are stored once: ResNet's repeated blocks share compiled code.
@@ -15,6 +15,8 @@
 //    lines on the CPU, and the base-address alignment OpenCL requires of the sub-buffers that the
 //    GPU executor hands each kernel (pocl: 1024 bits; with 16 floats, odd batches failed).
 #include "plan.h"
+
+#include "plan_builder.h"
 
 #include "common/packed_layout.h"
 #include "gpu_schedule.h"
@@ -28,247 +30,96 @@
 
 namespace cnnc::codegen {
 
-namespace {
+InferenceBuilder::InferenceBuilder(const Graph& graph) : g(graph) {
+  consumers.assign(g.nodes.size(), 0);
+  users.resize(g.nodes.size());
+  tensorOf.assign(g.nodes.size(), -1);
+  done.assign(g.nodes.size(), false);
+  for (const auto& n : g.nodes)
+    for (int i : n.inputs) { consumers[i]++; users[i].push_back(n.id); }
+  consumers[g.output]++;
+}
 
-struct Builder {
-  const Graph& g;
-  Plan p;
-  std::vector<int> consumers;
-  std::vector<std::vector<int>> users;
-  std::vector<int> tensorOf;  // node -> ActTensor
-  std::map<std::string, int> specIndex;
-  std::map<int, std::function<void()>> deferred;  // tail node -> emission of its group
+int InferenceBuilder::soleUser(int id) const { return consumers[id] == 1 && users[id].size() == 1 ? users[id][0] : -1; }
 
-  explicit Builder(const Graph& graph) : g(graph) {
-    consumers.assign(g.nodes.size(), 0);
-    users.resize(g.nodes.size());
-    tensorOf.assign(g.nodes.size(), -1);
-    for (const auto& n : g.nodes)
-      for (int i : n.inputs) { consumers[i]++; users[i].push_back(n.id); }
-    consumers[g.output]++;
+int InferenceBuilder::param(const Node& n, ParamRole role) const {
+  for (int i : n.params) if (g.params[i].role == role) return i;
+  return -1;
+}
+
+int InferenceBuilder::newConst(ConstTensor c) {
+  p.consts.push_back(c);
+  return (int)p.consts.size() - 1;
+}
+
+int InferenceBuilder::constParam(int paramIdx) {
+  ConstTensor c;
+  c.kind = ConstTensor::Param;
+  c.param = paramIdx;
+  c.shape = g.params[paramIdx].shape;
+  return newConst(c);
+}
+
+int InferenceBuilder::zeros(int64_t n) {
+  ConstTensor z;
+  z.kind = ConstTensor::Zeros;
+  z.shape = {n};
+  return newConst(z);
+}
+
+KernelSpec InferenceBuilder::specOf(const Node& n) const {
+  KernelSpec s;
+  s.in = n.inputs.empty() ? n.shape : g.nodes[n.inputs[0]].shape;
+  s.out = n.shape;
+  s.attrs = n.attrs;
+  return s;
+}
+
+void InferenceBuilder::emit(KernelSpec s, const NamedArgs& named, const Node& last, const std::string& label) {
+  std::vector<KernelArg> args = bindArgs(s, named);
+  int t = newTensor(last.shape, last.name);
+  tensorOf[last.id] = t;
+  args.push_back({false, t});
+  p.calls.push_back({internSpec(p, std::move(s), specIndex), std::move(args), label, last.id});
+}
+
+int InferenceBuilder::absorbAct(int cur, KernelSpec& s, std::string& label) {
+  int u = soleUser(cur);
+  if (u >= 0 && g.nodes[u].op == OpKind::Activation) {
+    s.act = actOf(g.nodes[u]);
+    label += "+" + g.nodes[u].name;
+    done[u] = true;
+    return u;
   }
+  return cur;
+}
 
-  // The single consumer of node `id`, or -1.
-  int soleUser(int id) const { return consumers[id] == 1 && users[id].size() == 1 ? users[id][0] : -1; }
+void InferenceBuilder::view(const Node& n) { tensorOf[n.id] = newTensor(n.shape, n.name, p.acts[tensorOf[n.inputs[0]]].storage); }
 
-  int newTensor(const Dims& shape, const std::string& name, int storage = -1) { return addActTensor(p, shape, name, storage); }
+void InferenceBuilder::deferTo(int tail, int head, std::function<void()> emit) {
+  if (tail == head) emit();
+  else deferred[tail] = std::move(emit);
+}
 
-  int param(const Node& n, ParamRole role) const {
-    for (int i : n.params) if (g.params[i].role == role) return i;
-    return -1;
-  }
-
-  int constParam(int paramIdx) {
-    ConstTensor c;
-    c.kind = ConstTensor::Param;
-    c.param = paramIdx;
-    c.shape = g.params[paramIdx].shape;
-    p.consts.push_back(c);
-    return (int)p.consts.size() - 1;
-  }
-
-  // A bias of zeros, for convs and linears declared without one.
-  int zeros(int64_t n) {
-    ConstTensor z;
-    z.kind = ConstTensor::Zeros;
-    z.shape = {n};
-    p.consts.push_back(z);
-    return (int)p.consts.size() - 1;
-  }
-
-  int addSpec(KernelSpec s) { return internSpec(p, std::move(s), specIndex); }
-
-
-  void emit(KernelSpec s, const NamedArgs& named, const Node& last, const std::string& label) {
-    std::vector<KernelArg> args = bindArgs(s, named);
-    int t = newTensor(last.shape, last.name);
-    tensorOf[last.id] = t;
-    args.push_back({false, t});
-    p.calls.push_back({addSpec(std::move(s)), std::move(args), label, last.id});
-  }
-
-  KernelArg act(int node) const { return {false, tensorOf[node]}; }
-
-  // Absorbs a single-consumer activation after `cur`; returns the new tail.
-  int absorbAct(int cur, KernelSpec& s, std::string& label, std::vector<bool>& done) {
-    int u = soleUser(cur);
-    if (u >= 0 && g.nodes[u].op == OpKind::Activation) {
-      s.act = actOf(g.nodes[u]);
-      label += "+" + g.nodes[u].name;
-      done[u] = true;
-      return u;
+void InferenceBuilder::run() {
+  for (const auto& n : g.nodes) {
+    auto d = deferred.find(n.id);
+    if (d != deferred.end()) {
+      d->second();
+      deferred.erase(d);
     }
-    return cur;
-  }
-
-  void run() {
-    std::vector<bool> done(g.nodes.size(), false);
-    for (const auto& n : g.nodes) {
-      auto d = deferred.find(n.id);
-      if (d != deferred.end()) d->second();
-      if (done[n.id]) continue;
-      done[n.id] = true;
-      const Dims& in = n.inputs.empty() ? n.shape : g.nodes[n.inputs[0]].shape;
-      KernelSpec s;
-      s.in = in;
-      s.out = n.shape;
-      s.attrs = n.attrs;
-      std::string label = n.name;
-      switch (n.op) {
-        case OpKind::Input:
-          tensorOf[n.id] = newTensor(n.shape, n.name);
-          p.input = tensorOf[n.id];
-          break;
-        case OpKind::Flatten:
-        case OpKind::Dropout:  // inference: identity
-          tensorOf[n.id] = newTensor(n.shape, n.name, p.acts[tensorOf[n.inputs[0]]].storage);
-          break;
-        case OpKind::Conv: {
-          s.kind = KernelKind::Conv;
-          int w = param(n, ParamRole::Weight), b = param(n, ParamRole::Bias);
-          int cur = n.id;
-          int wc, bc;
-          int u = soleUser(cur);
-          if (u >= 0 && g.nodes[u].op == OpKind::BatchNorm) {
-            const Node& bn = g.nodes[u];
-            ConstTensor fw;
-            fw.kind = ConstTensor::FoldConvBN;
-            fw.shape = g.params[w].shape;
-            fw.convW = w; fw.convB = b;
-            fw.bnW = param(bn, ParamRole::Weight); fw.bnB = param(bn, ParamRole::Bias);
-            fw.bnMean = param(bn, ParamRole::RunningMean); fw.bnVar = param(bn, ParamRole::RunningVar);
-            fw.eps = bn.attrs.eps;
-            ConstTensor fb = fw;
-            fb.foldBias = true;
-            fb.shape = {n.attrs.out};
-            p.consts.push_back(fw);
-            wc = (int)p.consts.size() - 1;
-            p.consts.push_back(fb);
-            bc = (int)p.consts.size() - 1;
-            done[u] = true;
-            label += "+" + bn.name;
-            cur = u;
-          } else {
-            wc = constParam(w);
-            if (b >= 0) bc = constParam(b);
-            else bc = zeros(n.attrs.out);
-          }
-          NamedArgs args{{"input", act(n.inputs[0])}, {"weight", {true, wc}}, {"bias", {true, bc}}};
-          u = soleUser(cur);
-          if (u >= 0 && !done[u] && g.nodes[u].op == OpKind::Add && g.nodes[u].inputs.size() == 2) {  // one conv per add
-            const Node& add = g.nodes[u];
-            int other = add.inputs[0] == cur ? add.inputs[1] : add.inputs[0];
-            if (other != cur) {  // add(x, x) stays a separate kernel
-              s.residual = true;
-              s.extraIns = {g.nodes[other].shape};
-              args.push_back({"residual", {false, -1 - other}});  // resolved below, at the group's tail
-              done[u] = true;
-              label += "+" + add.name;
-              cur = u;
-            }
-          }
-          cur = absorbAct(cur, s, label, done);
-          // The group runs at its tail, where a residual operand computed after the conv (a
-          // projection shortcut) exists.
-          int tail = cur;
-          deferred[tail] = [this, s, args, tail, label]() mutable {
-            for (auto& a : args)
-              if (!a.second.isConst && a.second.id < 0) a.second.id = tensorOf[-1 - a.second.id];
-            s.out = g.nodes[tail].shape;
-            emit(s, args, g.nodes[tail], label);
-          };
-          if (tail == n.id) {
-            deferred[tail]();
-            deferred.erase(tail);
-          }
-          break;
-        }
-        case OpKind::Linear: {
-          s.kind = KernelKind::Linear;
-          int w = param(n, ParamRole::Weight), b = param(n, ParamRole::Bias);
-          int bc;
-          if (b >= 0) bc = constParam(b);
-          else bc = zeros(n.attrs.out);
-          NamedArgs args{{"input", act(n.inputs[0])}, {"weight", {true, constParam(w)}}, {"bias", {true, bc}}};
-          int cur = absorbAct(n.id, s, label, done);
-          emit(s, args, g.nodes[cur], label);
-          break;
-        }
-        case OpKind::BatchNorm: {
-          s.kind = KernelKind::Affine;
-          ConstTensor sc;
-          sc.kind = ConstTensor::BNScale;
-          sc.shape = {n.shape[0]};
-          sc.bnW = param(n, ParamRole::Weight); sc.bnB = param(n, ParamRole::Bias);
-          sc.bnMean = param(n, ParamRole::RunningMean); sc.bnVar = param(n, ParamRole::RunningVar);
-          sc.eps = n.attrs.eps;
-          ConstTensor sh = sc;
-          sh.kind = ConstTensor::BNShift;
-          p.consts.push_back(sc);
-          p.consts.push_back(sh);
-          int ci = (int)p.consts.size();
-          NamedArgs args{{"input", act(n.inputs[0])}, {"scale", {true, ci - 2}}, {"shift", {true, ci - 1}}};
-          int cur = absorbAct(n.id, s, label, done);
-          emit(s, args, g.nodes[cur], label);
-          break;
-        }
-        case OpKind::Add: {
-          // Sum of N inputs as a chain of two-input adds; the activation goes on the last.
-          int acc = n.inputs[0];
-          for (size_t i = 1; i < n.inputs.size(); ++i) {
-            KernelSpec a;
-            a.kind = KernelKind::Add;
-            a.in = n.shape;
-            a.extraIns = {n.shape};
-            a.out = n.shape;
-            NamedArgs named{{"a", act(acc)}, {"b", act(n.inputs[i])}};
-            if (i + 1 < n.inputs.size()) {
-              std::vector<KernelArg> args = bindArgs(a, named);
-              int t = newTensor(n.shape, n.name);
-              args.push_back({false, t});
-              p.calls.push_back({addSpec(a), args, label, n.id});
-              tensorOf[n.id] = t;
-              acc = n.id;
-            } else {
-              int cur = absorbAct(n.id, a, label, done);
-              emit(a, named, g.nodes[cur], label);
-            }
-          }
-          break;
-        }
-        case OpKind::Activation:
-          s.kind = KernelKind::Activation;
-          s.act = actOf(n);
-          emit(s, {{"a", act(n.inputs[0])}}, n, label);
-          break;
-        case OpKind::MaxPool:
-        case OpKind::AvgPool:
-        case OpKind::AdaptiveAvgPool:
-        case OpKind::LRN:
-        case OpKind::Softmax: {
-          s.kind = n.op == OpKind::MaxPool ? KernelKind::MaxPool : n.op == OpKind::AvgPool ? KernelKind::AvgPool
-                 : n.op == OpKind::AdaptiveAvgPool ? KernelKind::AdaptiveAvgPool : n.op == OpKind::LRN ? KernelKind::LRN : KernelKind::Softmax;
-          emit(s, {{"input", act(n.inputs[0])}}, n, label);
-          break;
-        }
-        case OpKind::Concat: {
-          s.kind = KernelKind::Concat;
-          NamedArgs args;
-          for (size_t i = 0; i < n.inputs.size(); ++i) {
-            args.push_back({"in" + std::to_string(i), act(n.inputs[i])});
-            if (i) s.extraIns.push_back(g.nodes[n.inputs[i]].shape);
-          }
-          emit(s, args, n, label);
-          break;
-        }
-      }
+    if (done[n.id]) continue;
+    done[n.id] = true;
+    if (n.op == OpKind::Input) {
+      tensorOf[n.id] = p.input = newTensor(n.shape, n.name);
+    } else if (n.op == OpKind::Flatten) {
+      view(n);
+    } else {
+      opPlanEntry(n.op).infer(*this, n);  // the op's file (ops/registry.cpp)
     }
-    p.output = tensorOf[g.output];
   }
-
-};
-
-}  // namespace
+  p.output = tensorOf[g.output];
+}
 
 std::vector<KernelArg> bindArgs(const KernelSpec& s, const NamedArgs& named) {
   ArgNames names = kernelArgNames(s);
@@ -406,7 +257,7 @@ std::string verifyPlan(const Plan& p) {
 }
 
 Plan buildInferencePlan(const Graph& g) {
-  Builder b(g);
+  InferenceBuilder b(g);
   b.run();
   planMemory(b.p);
   return std::move(b.p);

@@ -13,6 +13,7 @@
 
 #include "gpu.h"
 #include "ops.h"
+#include "plan_builder.h"
 
 namespace cnnc::codegen {
 
@@ -108,5 +109,31 @@ Expr actDeriv(Expr v, const Act& a) { return a.none() ? Expr(1.0f) : row(a).deri
 
 Lowered lowerActivation(const KernelSpec& k) { return lowerWithSchedules(k, activationForward(k), activationCpu); }
 Lowered lowerActGrad(const KernelSpec& k) { return lowerWithSchedules(k, activationBackward(k), activationCpu); }
+
+// ---- Plan steps (plan_builder.h) ----
+
+// Inference: an activation that no kernel before it absorbed is a kernel of its own. Training: a
+// group of its own (its gradient: the ActGrad kernel that TrainingBuilder::backward makes for
+// every group's activation), which passes that gradient to its input.
+void activationPlan(InferenceBuilder& b, const Node& n) {
+  KernelSpec s = b.specOf(n);
+  s.kind = KernelKind::Activation;
+  s.act = actOf(n);
+  b.emit(s, {{"a", b.act(n.inputs[0])}}, n, n.name);
+}
+
+void activationForward(TrainingBuilder& b, const Node& n) {
+  Group gr = Group::of(n);
+  gr.act = actOf(n);
+  gr.tail = n.id;
+  gr.out = b.tensorOf[n.id] = b.newTensor(n.shape, n.name);
+  b.groupOfTail[n.id] = (int)b.groups.size();
+  b.groups.push_back(gr);
+  b.call(b.spec(KernelKind::Activation, n.shape, n.shape, n.attrs, gr.act), {{"a", b.act(b.tensorOf[n.inputs[0]])}}, b.act(gr.out), n.name, n.id);
+}
+
+void activationBackward(TrainingBuilder& b, const BackStep& st) {
+  if (b.needsGrad(st.xin)) b.contrib[st.xin].push_back(st.dPre);
+}
 
 }  // namespace cnnc::codegen

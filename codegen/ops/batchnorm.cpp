@@ -8,10 +8,11 @@
 //   BNBackData    dy (, y), x, stats, gamma, dparams (, beta) -> dx
 //
 // BN kinds with extraIns = {pooled}: a k x k max pool (attrs.kernel) that tiles the BN's ReLU
-// output is folded in (train_plan.cpp): BNApply writes the pooled output, and dy of the backward
+// output is folded in (batchnormForward, below): BNApply writes the pooled output, and dy of the backward
 // kinds is the pooled gradient.
 #include "gpu.h"
 #include "ops.h"
+#include "plan_builder.h"
 
 namespace cnnc::codegen {
 
@@ -170,7 +171,7 @@ ApplyFuncs bnApplyForward(const KernelSpec& k) {
   f.sd = bnStd(st, k);
   Func sd = f.sd;
   if (!k.extraIns.empty()) {
-    // A folded kw x kh max pool (train_plan.cpp): the maximum of each window of act(BN(x)),
+    // A folded kw x kh max pool (batchnormForward): the maximum of each window of act(BN(x)),
     // computed from x with the same expression, so the full-size output is never stored.
     int kw = (int)k.attrs.kernel[1], kh = (int)k.attrs.kernel[0];
     Expr m;
@@ -424,5 +425,104 @@ Lowered lowerBNApply(const KernelSpec& k) { return lowerWithSchedules(k, bnApply
 Lowered lowerBNBackParams(const KernelSpec& k) { return lowerWithSchedules(k, bnBackParamsAlgorithm(k), bnBackParamsCpu); }
 
 Lowered lowerBNBackData(const KernelSpec& k) { return lowerWithSchedules(k, bnBackDataAlgorithm(k), bnBackDataCpu); }
+
+// ---- Plan steps (plan_builder.h) ----
+
+// Inference: a batch norm that no conv absorbed (convPlan folds most) becomes a per-channel
+// scale and shift from its running statistics, absorbing an activation.
+void batchnormPlan(InferenceBuilder& b, const Node& n) {
+  KernelSpec s = b.specOf(n);
+  s.kind = KernelKind::Affine;
+  std::string label = n.name;
+  ConstTensor sc;
+  sc.kind = ConstTensor::BNScale;
+  sc.shape = {n.shape[0]};
+  sc.bnW = b.param(n, ParamRole::Weight);
+  sc.bnB = b.param(n, ParamRole::Bias);
+  sc.bnMean = b.param(n, ParamRole::RunningMean);
+  sc.bnVar = b.param(n, ParamRole::RunningVar);
+  sc.eps = n.attrs.eps;
+  ConstTensor sh = sc;
+  sh.kind = ConstTensor::BNShift;
+  int scale = b.newConst(sc), shift = b.newConst(sh);
+  NamedArgs args{{"input", b.act(n.inputs[0])}, {"scale", {true, scale}}, {"shift", {true, shift}}};
+  int cur = b.absorbAct(n.id, s, label);
+  b.emit(s, args, b.g.nodes[cur], label);
+}
+
+// Training: batch statistics (BNStats), then BNApply with an absorbed activation. BN + ReLU read
+// only by a max pool that tiles it: the pool folds in (foldedPools). One kernel reads x and writes
+// the pooled output; y = relu(BN(x)) is never stored, as nothing else reads it (MiniVGG: a write
+// and a read of 29 MB per step).
+void batchnormForward(TrainingBuilder& b, const Node& n) {
+  const Graph& g = b.g;
+  int x = b.tensorOf[n.inputs[0]];
+  const Dims& in = g.nodes[n.inputs[0]].shape;
+  std::string label = n.name;
+  Group gr = Group::of(n);
+  BNInfo bi;
+  bi.node = n.id;
+  ConstTensor st;
+  st.kind = ConstTensor::Stats;
+  st.shape = {2, n.shape[0]};
+  bi.stats = gr.stats = b.newConst(st);
+  st.kind = ConstTensor::DParams;
+  bi.dparams = b.newConst(st);
+  bi.gamma = b.param(n, ParamRole::Weight);
+  bi.beta = b.param(n, ParamRole::Bias);
+  bi.mean = b.param(n, ParamRole::RunningMean);
+  bi.var = b.param(n, ParamRole::RunningVar);
+  bi.tracked = b.param(n, ParamRole::NumBatchesTracked);
+  bi.momentum = n.attrs.momentum;
+  bi.elemsPerImage = n.shape.size() == 3 ? n.shape[1] * n.shape[2] : 1;
+  b.tp.bns.push_back(bi);
+  b.call(b.spec(KernelKind::BNStats, in, {2, n.shape[0]}, n.attrs), {{"x", b.act(x)}}, b.cst(gr.stats), n.name + ".stats", n.id);
+  int relu = b.soleUser(n.id), pool = relu >= 0 && actOf(g.nodes[relu]).is("relu") ? b.soleUser(relu) : -1;
+  bool folds = pool >= 0 && g.nodes[pool].op == OpKind::MaxPool && b.tilesItsInput(g.nodes[pool]);
+  int y = b.finishGroup(gr, label, true, folds);
+  KernelSpec as = b.spec(KernelKind::BNApply, in, n.shape, n.attrs, b.groups.back().act);
+  if (folds) {
+    const Node& pn = g.nodes[pool];
+    b.done[pn.id] = true;
+    b.foldedPools.insert(pn.id);
+    as.out = pn.shape;
+    as.extraIns = {pn.shape};
+    as.attrs.kernel[0] = pn.attrs.kernel[0];
+    as.attrs.kernel[1] = pn.attrs.kernel[1];
+    Group pg;
+    pg.op = OpKind::MaxPool;
+    pg.head = pg.tail = pn.id;
+    y = pg.out = b.tensorOf[pn.id] = b.newTensor(pn.shape, pn.name);
+    b.groupOfTail[pn.id] = (int)b.groups.size();
+    b.groups.push_back(pg);
+    label += "+" + pn.name;
+  }
+  b.call(as, {{"x", b.act(x)}, {"stats", b.cst(gr.stats)}, {"gamma", b.cst(b.paramRef(bi.gamma))}, {"beta", b.cst(b.paramRef(bi.beta))}}, b.act(y), label,
+         n.id);
+}
+
+// Backward: dgamma and dbeta (BNBackParams), then dx (BNBackData); dy is a folded max pool's
+// gradient when a pool folded into this BN (pooledGrad). With a fused activation both kernels take
+// dy through its derivative; which of y, gamma and beta that reads is bnBackParamsArgs' and
+// bnBackDataArgs' business.
+void batchnormBackward(TrainingBuilder& b, const BackStep& st) {
+  const BNInfo* bi = nullptr;
+  for (const auto& x : b.tp.bns) if (x.node == st.head.id) bi = &x;
+  Attrs ba = st.head.attrs;
+  std::vector<Dims> pooled;
+  if (auto it = b.pooledGrad.find(st.m); it != b.pooledGrad.end()) {
+    const Node& pool = b.g.nodes[it->second];
+    ba.kernel[0] = pool.attrs.kernel[0];
+    ba.kernel[1] = pool.attrs.kernel[1];
+    pooled = {pool.shape};
+  }
+  NamedArgs in{{"dy", b.act(st.dPre)}, {"y", b.act(st.gr.out)}, {"x", b.act(st.x)}, {"stats", b.cst(st.gr.stats)},
+               {"gamma", b.cst(b.paramRef(bi->gamma))}, {"beta", b.cst(b.paramRef(bi->beta))}};
+  KernelSpec sp = b.spec(KernelKind::BNBackParams, st.inShape, {2, st.inShape[0]}, ba, st.actInBN ? st.gr.act : Act());
+  sp.extraIns = pooled;
+  b.call(sp, in, b.cst(bi->dparams), st.dl + " (gamma, beta)", st.m);
+  in.push_back({"dparams", b.cst(bi->dparams)});
+  b.giveInput(st, KernelKind::BNBackData, in, ba, st.actInBN ? st.gr.act : Act(), pooled);
+}
 
 }  // namespace cnnc::codegen

@@ -4,6 +4,7 @@
 //   Slice   dy[Ctot,...] -> dx: channels [attrs.size, attrs.size + out[0]) of dy, one input's share
 #include "gpu.h"
 #include "ops.h"
+#include "plan_builder.h"
 
 namespace cnnc::codegen {
 
@@ -78,5 +79,46 @@ ArgNames sliceArgs(const KernelSpec&) { return {"dy"}; }
 
 Lowered lowerConcat(const KernelSpec& k) { return lowerWithSchedules(k, concatForward(k), concatCpu); }
 Lowered lowerSlice(const KernelSpec& k) { return lowerWithSchedules(k, sliceBack(k), sliceCpu); }
+
+// ---- Plan steps (plan_builder.h) ----
+
+// One kernel over all branches; backward, one Slice of the gradient per branch that needs one.
+void concatPlan(InferenceBuilder& b, const Node& n) {
+  KernelSpec s = b.specOf(n);
+  s.kind = KernelKind::Concat;
+  NamedArgs args;
+  for (size_t i = 0; i < n.inputs.size(); ++i) {
+    args.push_back({"in" + std::to_string(i), b.act(n.inputs[i])});
+    if (i) s.extraIns.push_back(b.g.nodes[n.inputs[i]].shape);
+  }
+  b.emit(s, args, n, n.name);
+}
+
+void concatForward(TrainingBuilder& b, const Node& n) {
+  std::string label = n.name;
+  KernelSpec s = b.spec(KernelKind::Concat, b.g.nodes[n.inputs[0]].shape, n.shape, n.attrs);
+  NamedArgs args;
+  for (size_t i = 0; i < n.inputs.size(); ++i) {
+    args.push_back({"in" + std::to_string(i), b.act(b.tensorOf[n.inputs[i]])});
+    if (i) s.extraIns.push_back(b.g.nodes[n.inputs[i]].shape);
+  }
+  int y = b.finishGroup(Group::of(n), label, false);
+  b.call(s, args, b.act(y), label, n.id);
+}
+
+void concatBackward(TrainingBuilder& b, const BackStep& st) {
+  int64_t start = 0;
+  for (int i : st.head.inputs) {
+    const Dims& s = b.g.nodes[i].shape;
+    if (b.needsGrad(i)) {
+      Attrs a;
+      a.size = start;
+      int dx = b.newTensor(s, "d" + b.g.nodes[i].name);
+      b.call(b.spec(KernelKind::Slice, st.head.shape, s, a), {{"dy", b.act(st.dPre)}}, b.act(dx), st.dl + " (slice)", st.m);
+      b.contrib[i].push_back(dx);
+    }
+    start += s[0];
+  }
+}
 
 }  // namespace cnnc::codegen

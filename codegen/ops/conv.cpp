@@ -18,6 +18,7 @@
 #include "common/packed_layout.h"
 #include "plan.h"  // packedBlock
 #include "gpu.h"
+#include "plan_builder.h"
 #include "ops.h"
 
 namespace cnnc::codegen {
@@ -435,8 +436,7 @@ WeightGradSources weightGradSources(const KernelSpec& k) {
   const Dims& xd = k.in;            // [C,H,W]
   const Dims& dyd = k.extraIns[0];  // [O,Ho,Wo]
   KernelParams p(k);
-  WeightGradSources s{p.tensor("dy", dyd), p.tensor("x", xd)};
-  s.args = p.args();
+  WeightGradSources s{p.tensor("dy", dyd), p.tensor("x", xd), p.args()};  // in order: args() after both
   Var co("co"), ox("ox"), oy("oy"), n("n");
   s.dyRows(co, ox, oy, n) = s.dy(ox, oy, clamp(co, 0, (int)dyd[0] - 1), n);
   s.dyT(co, ox, oy, n) = s.dyRows(co, ox, oy, n);
@@ -669,5 +669,72 @@ Lowered lowerConvBackWeight(const KernelSpec& k) {
   else convBackWeightPerImageCpu(f, k);
   return finish(f.out, k, f.args);
 }
+
+// ---- Plan steps (plan_builder.h) ----
+
+// Inference: the conv absorbs, while each has a single consumer, a following batch norm (folded
+// into its weights and bias at load), an add (the other operand as a residual input) and an
+// activation. The group runs at its tail, where a residual computed after the conv (a projection
+// shortcut) exists.
+void convPlan(InferenceBuilder& b, const Node& n) {
+  const Graph& g = b.g;
+  KernelSpec s = b.specOf(n);
+  s.kind = KernelKind::Conv;
+  std::string label = n.name;
+  int w = b.param(n, ParamRole::Weight), bias = b.param(n, ParamRole::Bias);
+  int cur = n.id, wc, bc;
+  int u = b.soleUser(cur);
+  if (u >= 0 && g.nodes[u].op == OpKind::BatchNorm) {
+    const Node& bn = g.nodes[u];
+    ConstTensor fw;
+    fw.kind = ConstTensor::FoldConvBN;
+    fw.shape = g.params[w].shape;
+    fw.convW = w;
+    fw.convB = bias;
+    fw.bnW = b.param(bn, ParamRole::Weight);
+    fw.bnB = b.param(bn, ParamRole::Bias);
+    fw.bnMean = b.param(bn, ParamRole::RunningMean);
+    fw.bnVar = b.param(bn, ParamRole::RunningVar);
+    fw.eps = bn.attrs.eps;
+    ConstTensor fb = fw;
+    fb.foldBias = true;
+    fb.shape = {n.attrs.out};
+    wc = b.newConst(fw);
+    bc = b.newConst(fb);
+    b.done[u] = true;
+    label += "+" + bn.name;
+    cur = u;
+  } else {
+    wc = b.constParam(w);
+    bc = bias >= 0 ? b.constParam(bias) : b.zeros(n.attrs.out);
+  }
+  NamedArgs args{{"input", b.act(n.inputs[0])}, {"weight", {true, wc}}, {"bias", {true, bc}}};
+  int residual = -1;
+  u = b.soleUser(cur);
+  if (u >= 0 && !b.done[u] && g.nodes[u].op == OpKind::Add && g.nodes[u].inputs.size() == 2) {  // one conv per add
+    const Node& add = g.nodes[u];
+    int other = add.inputs[0] == cur ? add.inputs[1] : add.inputs[0];
+    if (other != cur) {  // add(x, x) stays a separate kernel
+      s.residual = true;
+      s.extraIns = {g.nodes[other].shape};
+      residual = other;
+      b.done[u] = true;
+      label += "+" + add.name;
+      cur = u;
+    }
+  }
+  int tail = b.absorbAct(cur, s, label);
+  b.deferTo(tail, n.id, [&b, s, args, residual, tail, label]() mutable {
+    if (residual >= 0) args.push_back({"residual", b.act(residual)});
+    s.out = b.g.nodes[tail].shape;
+    b.emit(s, args, b.g.nodes[tail], label);
+  });
+}
+
+// Training: conv (and linear) absorb a following activation, not a batch norm (its batch
+// statistics are needed on their own). Backward: the input gradient (skipped for the network
+// input), the weight gradient, and the bias gradient unless batch norms cancel it.
+void convForward(TrainingBuilder& b, const Node& n) { b.weightedForward(n, KernelKind::Conv); }
+void convBackward(TrainingBuilder& b, const BackStep& st) { b.weightedBackward(st, KernelKind::ConvBackData, KernelKind::ConvBackWeight); }
 
 }  // namespace cnnc::codegen

@@ -4,6 +4,7 @@
 //   DropoutBack  dy, seed -> dx = dy * mask / (1 - p)
 #include "gpu.h"
 #include "ops.h"
+#include "plan_builder.h"
 
 namespace cnnc::codegen {
 
@@ -59,5 +60,33 @@ void dropoutCpu(DropoutFuncs& f, const KernelSpec& k) {
 ArgNames dropoutArgs(const KernelSpec& k) { return {k.kind == KernelKind::DropoutFwd ? "x" : "dy", "seed"}; }
 
 Lowered lowerDropout(const KernelSpec& k) { return lowerWithSchedules(k, dropoutAlgorithm(k), dropoutCpu); }
+
+// ---- Plan steps (plan_builder.h) ----
+
+// Inference: the identity, a view of its input. Training: p = 0 is a view too; otherwise one
+// kernel whose mask comes from a seed the runtime draws per step, and the same mask backward.
+void dropoutPlan(InferenceBuilder& b, const Node& n) { b.view(n); }
+
+void dropoutForward(TrainingBuilder& b, const Node& n) {
+  int x = b.tensorOf[n.inputs[0]];
+  if (n.attrs.p == 0) {
+    b.tensorOf[n.id] = b.newTensor(n.shape, n.name, b.p.acts[x].storage);
+    b.isAlias[n.id] = true;
+    return;
+  }
+  ConstTensor sd;
+  sd.kind = ConstTensor::Seed;
+  sd.shape = {2};
+  Group gr = Group::of(n);
+  gr.seed = b.newConst(sd);
+  b.tp.seeds.push_back(gr.seed);
+  std::string label = n.name;
+  int y = b.finishGroup(gr, label, false);
+  b.call(b.spec(KernelKind::DropoutFwd, n.shape, n.shape, n.attrs), {{"x", b.act(x)}, {"seed", b.cst(b.groups.back().seed)}}, b.act(y), label, n.id);
+}
+
+void dropoutBackward(TrainingBuilder& b, const BackStep& st) {
+  b.giveInput(st, KernelKind::DropoutBack, {{"dy", b.act(st.dPre)}, {"seed", b.cst(st.gr.seed)}}, st.head.attrs);
+}
 
 }  // namespace cnnc::codegen

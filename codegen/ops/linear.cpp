@@ -5,6 +5,7 @@
 //   LinearBackWeight  dy[O], x[F] -> dw[O,F] = sum over the batch of dy x^T (not batched)
 #include "gpu.h"
 #include "ops.h"
+#include "plan_builder.h"
 
 namespace cnnc::codegen {
 
@@ -152,5 +153,22 @@ Lowered lowerLinear(const KernelSpec& k) { return lowerWithSchedules(k, linearFo
 Lowered lowerLinearBackData(const KernelSpec& k) { return lowerWithSchedules(k, linearBackDataAlgorithm(k), linearBackDataCpu); }
 
 Lowered lowerLinearBackWeight(const KernelSpec& k) { return lowerWithSchedules(k, linearBackWeightAlgorithm(k), linearBackWeightCpu); }
+
+// ---- Plan steps (plan_builder.h) ----
+
+// Inference: the linear absorbs a following activation. Training: as conv (weightedForward).
+void linearPlan(InferenceBuilder& b, const Node& n) {
+  KernelSpec s = b.specOf(n);
+  s.kind = KernelKind::Linear;
+  std::string label = n.name;
+  int w = b.param(n, ParamRole::Weight), bias = b.param(n, ParamRole::Bias);
+  int bc = bias >= 0 ? b.constParam(bias) : b.zeros(n.attrs.out);
+  NamedArgs args{{"input", b.act(n.inputs[0])}, {"weight", {true, b.constParam(w)}}, {"bias", {true, bc}}};
+  int cur = b.absorbAct(n.id, s, label);
+  b.emit(s, args, b.g.nodes[cur], label);
+}
+
+void linearForward(TrainingBuilder& b, const Node& n) { b.weightedForward(n, KernelKind::Linear); }
+void linearBackward(TrainingBuilder& b, const BackStep& st) { b.weightedBackward(st, KernelKind::LinearBackData, KernelKind::LinearBackWeight); }
 
 }  // namespace cnnc::codegen

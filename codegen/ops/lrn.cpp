@@ -5,6 +5,7 @@
 //   LrnBack  dy, x -> dx (x: the lrn's input; the window sums are recomputed)
 #include "gpu.h"
 #include "ops.h"
+#include "plan_builder.h"
 
 namespace cnnc::codegen {
 
@@ -93,5 +94,24 @@ ArgNames lrnBackArgs(const KernelSpec&) { return {"dy", "x"}; }  // x: the lrn's
 Lowered lowerLrn(const KernelSpec& k) { return lowerWithSchedules(k, lrnForward(k), lrnCpu); }
 
 Lowered lowerLrnBack(const KernelSpec& k) { return lowerWithSchedules(k, lrnBack(k), lrnBackCpu); }
+
+// ---- Plan steps (plan_builder.h) ----
+
+// One kernel each way; the backward kernel reads the lrn's input x.
+void lrnPlan(InferenceBuilder& b, const Node& n) {
+  KernelSpec s = b.specOf(n);
+  s.kind = KernelKind::LRN;
+  b.emit(s, {{"input", b.act(n.inputs[0])}}, n, n.name);
+}
+
+void lrnForward(TrainingBuilder& b, const Node& n) {
+  std::string label = n.name;
+  int y = b.finishGroup(Group::of(n), label, false);
+  b.call(b.spec(KernelKind::LRN, b.g.nodes[n.inputs[0]].shape, n.shape, n.attrs), {{"input", b.act(b.tensorOf[n.inputs[0]])}}, b.act(y), label, n.id);
+}
+
+void lrnBackward(TrainingBuilder& b, const BackStep& st) {
+  b.giveInput(st, KernelKind::LrnBack, {{"dy", b.act(st.dPre)}, {"x", b.act(st.x)}}, st.head.attrs);
+}
 
 }  // namespace cnnc::codegen

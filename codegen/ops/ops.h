@@ -76,4 +76,27 @@ ArgNames dropoutArgs(const KernelSpec& k);
 Lowered lowerCrossEntropy(const KernelSpec& k);
 ArgNames crossEntropyArgs(const KernelSpec& k);
 
+// The plan steps of each op with kernels (plan_builder.h): inference, training forward, training
+// backward; in the op's file after its kernels.
+struct InferenceBuilder;
+struct TrainingBuilder;
+struct BackStep;
+#define CNNC_OP_PLAN_STEPS(op)                              \
+  void op##Plan(InferenceBuilder& b, const Node& n);        \
+  void op##Forward(TrainingBuilder& b, const Node& n);      \
+  void op##Backward(TrainingBuilder& b, const BackStep& st);
+CNNC_OP_PLAN_STEPS(conv)
+CNNC_OP_PLAN_STEPS(linear)
+CNNC_OP_PLAN_STEPS(batchnorm)
+CNNC_OP_PLAN_STEPS(activation)
+CNNC_OP_PLAN_STEPS(add)
+CNNC_OP_PLAN_STEPS(maxPool)
+CNNC_OP_PLAN_STEPS(avgPool)
+CNNC_OP_PLAN_STEPS(adaptiveAvgPool)
+CNNC_OP_PLAN_STEPS(lrn)
+CNNC_OP_PLAN_STEPS(softmax)
+CNNC_OP_PLAN_STEPS(concat)
+CNNC_OP_PLAN_STEPS(dropout)
+#undef CNNC_OP_PLAN_STEPS
+
 }  // namespace cnnc::codegen

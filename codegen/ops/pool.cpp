@@ -11,6 +11,7 @@
 
 #include "gpu.h"
 #include "ops.h"
+#include "plan_builder.h"
 
 namespace cnnc::codegen {
 
@@ -256,5 +257,43 @@ Lowered lowerMaxPoolBack(const KernelSpec& k) {
 
 Lowered lowerAvgPoolBack(const KernelSpec& k) { return lowerWithSchedules(k, avgPoolBack(k), spatialCpu); }
 Lowered lowerAdaptiveAvgBack(const KernelSpec& k) { return lowerWithSchedules(k, adaptiveAvgBack(k), spatialCpu); }
+
+// ---- Plan steps (plan_builder.h) ----
+
+// One kernel each (no fusion), forward and backward. A max pool that folded into the batch norm
+// before it (batchnormForward) makes no kernel: its gradient goes to that BN's backward kernels.
+static void poolPlanAs(InferenceBuilder& b, const Node& n, KernelKind k) {
+  KernelSpec s = b.specOf(n);
+  s.kind = k;
+  b.emit(s, {{"input", b.act(n.inputs[0])}}, n, n.name);
+}
+
+static void poolForwardAs(TrainingBuilder& b, const Node& n, KernelKind k) {
+  std::string label = n.name;
+  int y = b.finishGroup(Group::of(n), label, false);
+  b.call(b.spec(k, b.g.nodes[n.inputs[0]].shape, n.shape, n.attrs), {{"input", b.act(b.tensorOf[n.inputs[0]])}}, b.act(y), label, n.id);
+}
+
+void maxPoolPlan(InferenceBuilder& b, const Node& n) { poolPlanAs(b, n, KernelKind::MaxPool); }
+void avgPoolPlan(InferenceBuilder& b, const Node& n) { poolPlanAs(b, n, KernelKind::AvgPool); }
+void adaptiveAvgPoolPlan(InferenceBuilder& b, const Node& n) { poolPlanAs(b, n, KernelKind::AdaptiveAvgPool); }
+void maxPoolForward(TrainingBuilder& b, const Node& n) { poolForwardAs(b, n, KernelKind::MaxPool); }
+void avgPoolForward(TrainingBuilder& b, const Node& n) { poolForwardAs(b, n, KernelKind::AvgPool); }
+void adaptiveAvgPoolForward(TrainingBuilder& b, const Node& n) { poolForwardAs(b, n, KernelKind::AdaptiveAvgPool); }
+
+void maxPoolBackward(TrainingBuilder& b, const BackStep& st) {
+  if (b.foldedPools.count(st.m)) {
+    if (b.needsGrad(st.xin)) {
+      b.contrib[st.xin].push_back(st.dPre);
+      b.pooledGrad[st.xin] = st.m;
+    }
+  } else {
+    b.giveInput(st, KernelKind::MaxPoolBack, {{"dy", b.act(st.dPre)}, {"x", b.act(st.x)}}, st.head.attrs);
+  }
+}
+void avgPoolBackward(TrainingBuilder& b, const BackStep& st) { b.giveInput(st, KernelKind::AvgPoolBack, {{"dy", b.act(st.dPre)}}, st.head.attrs); }
+void adaptiveAvgPoolBackward(TrainingBuilder& b, const BackStep& st) {
+  b.giveInput(st, KernelKind::AdaptiveAvgBack, {{"dy", b.act(st.dPre)}}, st.head.attrs);
+}
 
 }  // namespace cnnc::codegen

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "ops.h"  // includes lower.h
+#include "plan_builder.h"
 
 namespace cnnc::codegen {
 
@@ -51,6 +52,25 @@ const KernelEntry kTable[] = {
 
 constexpr size_t kRows = sizeof(kTable) / sizeof(kTable[0]);
 
+// The plan steps of each op that makes kernels; input and flatten (no kernels)
+// have no row: the plan builders handle them.
+#define CNNC_OP_ROW(kind, op) {OpKind::kind, op##Plan, op##Forward, op##Backward}
+const OpPlanEntry kOpTable[] = {
+    CNNC_OP_ROW(Conv, conv),
+    CNNC_OP_ROW(Linear, linear),
+    CNNC_OP_ROW(BatchNorm, batchnorm),
+    CNNC_OP_ROW(Activation, activation),
+    CNNC_OP_ROW(MaxPool, maxPool),
+    CNNC_OP_ROW(AvgPool, avgPool),
+    CNNC_OP_ROW(AdaptiveAvgPool, adaptiveAvgPool),
+    CNNC_OP_ROW(Dropout, dropout),
+    CNNC_OP_ROW(LRN, lrn),
+    CNNC_OP_ROW(Softmax, softmax),
+    CNNC_OP_ROW(Concat, concat),
+    CNNC_OP_ROW(Add, add),
+};
+#undef CNNC_OP_ROW
+
 }  // namespace
 
 const KernelEntry& kernelEntry(KernelKind k) {
@@ -61,6 +81,12 @@ const KernelEntry& kernelEntry(KernelKind k) {
 }
 
 Lowered lowerKernel(const KernelSpec& k) { return kernelEntry(k.kind).lower(k); }
+
+const OpPlanEntry& opPlanEntry(OpKind op) {
+  for (const auto& e : kOpTable)
+    if (e.op == op) return e;
+  throw std::logic_error(std::string("codegen/ops/registry.cpp: no plan steps for op ") + opName(op));
+}
 
 KernelParams::KernelParams(const KernelSpec& k) : k_(k), names_(kernelArgNames(k)) {}
 

@@ -4,6 +4,7 @@
 //   SoftmaxBack  dy, y -> dx = y * (dy - sum of dy * y)
 #include "gpu.h"
 #include "ops.h"
+#include "plan_builder.h"
 
 namespace cnnc::codegen {
 
@@ -74,5 +75,25 @@ ArgNames softmaxBackArgs(const KernelSpec&) { return {"dy", "y"}; }
 
 Lowered lowerSoftmax(const KernelSpec& k) { return lowerWithSchedules(k, softmaxForward(k), softmaxCpu); }
 Lowered lowerSoftmaxBack(const KernelSpec& k) { return lowerWithSchedules(k, softmaxBack(k), softmaxCpu); }
+
+// ---- Plan steps (plan_builder.h) ----
+
+// One kernel each way; the backward kernel reads the saved output y.
+void softmaxPlan(InferenceBuilder& b, const Node& n) {
+  KernelSpec s = b.specOf(n);
+  s.kind = KernelKind::Softmax;
+  b.emit(s, {{"input", b.act(n.inputs[0])}}, n, n.name);
+}
+
+void softmaxForward(TrainingBuilder& b, const Node& n) {
+  std::string label = n.name;
+  int y = b.finishGroup(Group::of(n), label, false);
+  b.call(b.spec(KernelKind::Softmax, b.g.nodes[n.inputs[0]].shape, n.shape, n.attrs), {{"input", b.act(b.tensorOf[n.inputs[0]])}}, b.act(y), label,
+         n.id);
+}
+
+void softmaxBackward(TrainingBuilder& b, const BackStep& st) {
+  b.giveInput(st, KernelKind::SoftmaxBack, {{"dy", b.act(st.dPre)}, {"y", b.act(st.gr.out)}}, st.head.attrs);
+}
 
 }  // namespace cnnc::codegen

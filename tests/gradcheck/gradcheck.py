@@ -44,7 +44,7 @@ CASES = {
     "batchnorm_1d": ("input(10)", "a: linear(8); bn: batchnorm; sigmoid; b: linear(4)"),
     "maxpool_tiled": ("input(2, 6, 8)", "c: conv(3, 1); tanh; maxpool(2); flatten; fc: linear(4)"),
     "maxpool_tiled_rect": ("input(2, 4, 6)", "c: conv(3, 1); tanh; maxpool([2, 3]); flatten; fc: linear(4)"),
-    # A 2x2 max pool behind BN + ReLU folds into the BN's backward kernels (train_plan.cpp).
+    # A 2x2 max pool behind BN + ReLU folds into the BN's backward kernels (batchnormForward).
     "bn_relu_maxpool_folded": ("input(2, 6, 8)", "c: conv(3, 1); bn: batchnorm; relu; maxpool(2); flatten; fc: linear(4)"),
     "maxpool_ceil": ("input(2, 7, 7)", "c: conv(3, 1); maxpool(3, stride=2, ceil=true); flatten; fc: linear(4)"),
     "avgpool_pad": ("input(2, 8, 8)", "c: conv(3, 1); avgpool(3, stride=2, padding=1, count_include_pad=false); flatten; fc: linear(4)"),

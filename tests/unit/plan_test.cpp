@@ -7,6 +7,7 @@
 #include "lower.h"
 #include "ops/activation.h"
 #include "ops/registry.h"
+#include "plan_builder.h"
 #include "plan.h"
 #include "test_util.h"
 #include "train_plan.h"
@@ -168,4 +169,18 @@ TEST(Registry, EveryAlgorithmDeclaresItsListedArguments) {
     }
   }
   EXPECT_GE(kinds.size(), 25u) << kernels << " kernels";
+}
+
+// Every op that makes kernels has its three plan steps; input and flatten (views) have none.
+TEST(Registry, EveryOpWithKernelsHasItsPlanSteps) {
+  for (int i = 0; i <= (int)OpKind::Add; ++i) {
+    OpKind op = (OpKind)i;
+    if (op == OpKind::Input || op == OpKind::Flatten) {
+      EXPECT_THROW(codegen::opPlanEntry(op), std::logic_error) << opName(op);
+      continue;
+    }
+    const auto& e = codegen::opPlanEntry(op);
+    EXPECT_EQ(e.op, op);
+    EXPECT_TRUE(e.infer && e.forward && e.backward) << opName(op);
+  }
 }
