@@ -3,6 +3,7 @@
 // parameters get their PyTorch names and shapes.
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 
 #include "elaborator.h"
 #include "shape_rules.h"
@@ -45,6 +46,13 @@ const std::vector<LayerSpec>& specs() {
       {"tanh", OpKind::Activation, {}},
       {"sigmoid", OpKind::Activation, {}},
       {"leakyrelu", OpKind::Activation, {{"slope", ArgType::Float, false, 0.01}}},
+      {"relu6", OpKind::Activation, {}},
+      {"hardtanh", OpKind::Activation, {{"min", ArgType::Float, false, -1.0}, {"max", ArgType::Float, false, 1.0}}},
+      {"hardsigmoid", OpKind::Activation, {}},
+      {"hardswish", OpKind::Activation, {}},
+      {"elu", OpKind::Activation, {{"alpha", ArgType::Float, false, 1.0}}},
+      {"silu", OpKind::Activation, {}},
+      {"swish", OpKind::Activation, {}},  // silu's other name
       {"softmax", OpKind::Softmax, {}},
       {"flatten", OpKind::Flatten, {}},
       {"identity", OpKind::Input, {}},  // no node: passes its input through
@@ -257,8 +265,14 @@ Tensor Elaborator::layer(const Call& c, Tensor x, Scope& s, ModuleCtx& m, const 
       if (!(at.p >= 0 && at.p <= 1)) { error(a.loc["p"], "dropout p = " + valueStr(a.v["p"]) + " must be between 0 and 1"); ok = false; }
       break;
     case OpKind::Activation:
-      at.act.name = spec.name;
+      at.act.name = c.callee == "swish" ? "silu" : spec.name;  // one layer, two names (PyTorch: SiLU)
       for (const auto& as : spec.args) at.act.args.push_back({as.name, getFloat(as.name, as.def)});
+      if (at.act.is("hardtanh") && !(at.act.arg(0) < at.act.arg(1))) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "hardtanh min = %g must be below max = %g", at.act.arg(0), at.act.arg(1));
+        error(a.has("max") ? a.loc["max"] : a.has("min") ? a.loc["min"] : c.loc, msg, "e.g. hardtanh(-1, 1), PyTorch's default");
+        ok = false;
+      }
       break;
     case OpKind::LRN:
       inRange("size", 1, kMaxWindow);

@@ -28,6 +28,8 @@ struct ActivationRow {
 };
 
 bool always(const Act&) { return true; }
+bool never(const Act&) { return false; }
+Expr f32(double v) { return Expr((float)v); }
 
 const ActivationRow kRows[] = {
     {"relu", [](Expr x, const Act&) { return max(x, 0.0f); },
@@ -39,6 +41,28 @@ const ActivationRow kRows[] = {
     // derivative; a negative slope makes y > 0 for x < 0, so then it reads x.
     {"leakyrelu", [](Expr x, const Act& a) { return select(x > 0.0f, x, x * (float)a.arg(0)); },
      [](Expr v, const Act& a) { return select(v > 0.0f, 1.0f, (float)a.arg(0)); }, [](const Act& a) { return a.arg(0) >= 0; }},
+    // Clamps. PyTorch passes the gradient where min < x < max (strictly), which is min < y < max.
+    {"relu6", [](Expr x, const Act&) { return clamp(x, 0.0f, 6.0f); },
+     [](Expr y, const Act&) { return select(y > 0.0f && y < 6.0f, 1.0f, 0.0f); }, always},
+    {"hardtanh", [](Expr x, const Act& a) { return clamp(x, f32(a.arg(0)), f32(a.arg(1))); },
+     [](Expr y, const Act& a) { return select(y > f32(a.arg(0)) && y < f32(a.arg(1)), 1.0f, 0.0f); }, always},
+    // relu6(x + 3) / 6, as PyTorch computes it; gradient 1/6 where -3 < x < 3, i.e. 0 < y < 1.
+    {"hardsigmoid", [](Expr x, const Act&) { return clamp(x + 3.0f, 0.0f, 6.0f) / 6.0f; },
+     [](Expr y, const Act&) { return select(y > 0.0f && y < 1.0f, 1.0f / 6.0f, 0.0f); }, always},
+    // The rest are not monotonic or not invertible from y where it matters: their gradient reads x.
+    // x * relu6(x + 3) / 6; PyTorch's gradient: 0 below -3, x / 3 + 1/2 up to 3 (inclusive), then 1.
+    {"hardswish", [](Expr x, const Act&) { return x * clamp(x + 3.0f, 0.0f, 6.0f) / 6.0f; },
+     [](Expr x, const Act&) { return select(x < -3.0f, 0.0f, select(x <= 3.0f, x / 3.0f + 0.5f, 1.0f)); }, never},
+    // x > 0 ? x : alpha (e^x - 1); gradient alpha e^x for x <= 0, as PyTorch's.
+    {"elu", [](Expr x, const Act& a) { return select(x > 0.0f, x, f32(a.arg(0)) * (exp(x) - 1.0f)); },
+     [](Expr x, const Act& a) { return select(x > 0.0f, 1.0f, f32(a.arg(0)) * exp(x)); }, never},
+    // x * sigmoid(x) (swish is the same layer); gradient s (1 + x (1 - s)).
+    {"silu", [](Expr x, const Act&) { return x / (1.0f + exp(-x)); },
+     [](Expr x, const Act&) {
+       Expr s = 1.0f / (1.0f + exp(-x));
+       return s * (1.0f + x * (1.0f - s));
+     },
+     never},
 };
 
 const ActivationRow& row(const Act& a) {

@@ -63,6 +63,11 @@ CASES = {
     "leakyrelu_fused": ("input(8)", "a: linear(6); leakyrelu(0.1); b: linear(4)"),
     "bn_leakyrelu": ("input(3, 6, 6)", "c: conv(4, 3); bn: batchnorm; leakyrelu(0.2); flatten; fc: linear(5)"),
     "leakyrelu_negative_slope": ("input(2, 5, 5)", "c: conv(3, 3, padding=1); leakyrelu(slope=-0.5); flatten; fc: linear(4)"),
+    # The other activations: fused where their gradient reads y (relu6, hardtanh, hardsigmoid after a
+    # batch norm), kernels of their own where it reads x (hardswish, elu, silu).
+    "relu6_hardtanh": ("input(8)", "a: linear(6, bias=false); relu6; b: linear(6); hardtanh(-0.8, 0.9); c: linear(4)"),
+    "bn_hardsigmoid": ("input(3, 6, 6)", "c: conv(4, 3); bn: batchnorm; hardsigmoid; flatten; fc: linear(5)"),
+    "hardswish_elu_silu": ("input(2, 5, 5)", "c: conv(3, 3, padding=1); hardswish; d: conv(3, 1); elu(0.7); flatten; fc: linear(6); silu; g: linear(4)"),
 }
 
 

@@ -235,6 +235,34 @@ class LeakyNet(nn.Module):
         return self.fc2(x)
 
 
+class ActivationsNet(nn.Module):
+    """tests/torch/activations_net.cnn (not a net of nets/): relu6, hardtanh, hardsigmoid after a batch
+    norm, hardswish, elu, silu and swish (SiLU again)."""
+
+    def __init__(self, num_classes=10):
+        super().__init__()
+        self.c1 = nn.Conv2d(3, 8, kernel_size=3, padding=1)
+        self.c2 = nn.Conv2d(8, 8, kernel_size=3, padding=1)
+        self.c3 = nn.Conv2d(8, 8, kernel_size=1)
+        self.bn3 = nn.BatchNorm2d(8)
+        self.c4 = nn.Conv2d(8, 8, kernel_size=1)
+        self.pool = nn.MaxPool2d(2)
+        self.c5 = nn.Conv2d(8, 8, kernel_size=1)
+        self.c6 = nn.Conv2d(8, 8, kernel_size=1)
+        self.fc1 = nn.Linear(8 * 5 * 4, 16)
+        self.fc2 = nn.Linear(16, num_classes)
+
+    def forward(self, x):
+        x = F.relu6(self.c1(x))
+        x = F.hardtanh(self.c2(x), -0.5, 0.5)
+        x = F.hardsigmoid(self.bn3(self.c3(x)))
+        x = self.pool(F.hardswish(self.c4(x)))
+        x = F.elu(self.c5(x), alpha=0.7)
+        x = F.silu(self.c6(x))
+        x = F.silu(self.fc1(torch.flatten(x, 1)))
+        return self.fc2(x)
+
+
 # --------------------------------------------------------------------------------------------------
 # Registry.
 
@@ -265,10 +293,11 @@ _BUILDERS = {
     "resnet50_cifar": lambda: CifarResNet(Bottleneck, [3, 4, 6, 3]),
     "lrn_net": LrnNet,
     "leaky_net": LeakyNet,
+    "activations_net": ActivationsNet,
 }
 NETS = list(_BUILDERS)
 
-_INPUT = {"lenet5": (1, 32, 32), "lrn_net": (3, 14, 13), "leaky_net": (3, 12, 11)}
+_INPUT = {"lenet5": (1, 32, 32), "lrn_net": (3, 14, 13), "leaky_net": (3, 12, 11), "activations_net": (3, 10, 9)}
 for _n in ("minivgg", "tinyresnet", "resnet34_cifar", "plain34", "resnet50_cifar"):
     _INPUT[_n] = (3, 32, 32)
 
