@@ -94,6 +94,12 @@ int InferenceBuilder::absorbAct(int cur, KernelSpec& s, std::string& label) {
   return cur;
 }
 
+void InferenceBuilder::single(const Node& n, KernelKind k) {
+  KernelSpec s = specOf(n);
+  s.kind = k;
+  emit(s, {{"input", act(n.inputs[0])}}, n, n.name);
+}
+
 void InferenceBuilder::view(const Node& n) { tensorOf[n.id] = newTensor(n.shape, n.name, p.acts[tensorOf[n.inputs[0]]].storage); }
 
 void InferenceBuilder::deferTo(int tail, int head, std::function<void()> emit) {

@@ -47,6 +47,8 @@ struct InferenceBuilder {
   void emit(KernelSpec s, const NamedArgs& named, const Node& last, const std::string& label);
   // Absorbs a single-consumer activation after `cur`; returns the new tail.
   int absorbAct(int cur, KernelSpec& s, std::string& label);
+  // Node n as one call of kind k on its input, fusing nothing (pools, lrn, softmax).
+  void single(const Node& n, KernelKind k);
   // Node n's output is its input's storage (flatten; dropout at inference).
   void view(const Node& n);
   // Runs `emit` when node `tail` is reached: a group runs where its last node is, so operands it
@@ -122,6 +124,8 @@ struct TrainingBuilder {
   // and only one whose gradient reads its output: the group stores only that); returns the output
   // tensor. With `noOutput` the output is never stored (a folded pool computes its own): -1.
   int finishGroup(Group gr, std::string& label, bool allowAct, bool noOutput = false);
+  // Node n as a group of its own: one call of kind k on its input (pools, lrn, softmax).
+  void singleForward(const Node& n, KernelKind k);
   // A max pool whose windows tile its input exactly (the rule of ops/pool.h).
   bool tilesItsInput(const Node& pool) const;
   // The gradient of node m's output: the sum of its consumers' contributions (or -1: none).

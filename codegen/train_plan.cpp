@@ -150,6 +150,12 @@ void TrainingBuilder::giveInput(const BackStep& st, KernelKind k, const NamedArg
   contrib[st.xin].push_back(dx);
 }
 
+void TrainingBuilder::singleForward(const Node& n, KernelKind k) {
+  std::string label = n.name;
+  int y = finishGroup(Group::of(n), label, false);
+  call(spec(k, g.nodes[n.inputs[0]].shape, n.shape, n.attrs), {{"input", act(tensorOf[n.inputs[0]])}}, act(y), label, n.id);
+}
+
 void TrainingBuilder::weightedForward(const Node& n, KernelKind k) {
   int x = tensorOf[n.inputs[0]];
   int w = param(n, ParamRole::Weight), b = param(n, ParamRole::Bias);

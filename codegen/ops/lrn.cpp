@@ -98,17 +98,8 @@ Lowered lowerLrnBack(const KernelSpec& k) { return lowerWithSchedules(k, lrnBack
 // ---- Plan steps (plan_builder.h) ----
 
 // One kernel each way; the backward kernel reads the lrn's input x.
-void lrnPlan(InferenceBuilder& b, const Node& n) {
-  KernelSpec s = b.specOf(n);
-  s.kind = KernelKind::LRN;
-  b.emit(s, {{"input", b.act(n.inputs[0])}}, n, n.name);
-}
-
-void lrnForward(TrainingBuilder& b, const Node& n) {
-  std::string label = n.name;
-  int y = b.finishGroup(Group::of(n), label, false);
-  b.call(b.spec(KernelKind::LRN, b.g.nodes[n.inputs[0]].shape, n.shape, n.attrs), {{"input", b.act(b.tensorOf[n.inputs[0]])}}, b.act(y), label, n.id);
-}
+void lrnPlan(InferenceBuilder& b, const Node& n) { b.single(n, KernelKind::LRN); }
+void lrnForward(TrainingBuilder& b, const Node& n) { b.singleForward(n, KernelKind::LRN); }
 
 void lrnBackward(TrainingBuilder& b, const BackStep& st) {
   b.giveInput(st, KernelKind::LrnBack, {{"dy", b.act(st.dPre)}, {"x", b.act(st.x)}}, st.head.attrs);

@@ -262,24 +262,12 @@ Lowered lowerAdaptiveAvgBack(const KernelSpec& k) { return lowerWithSchedules(k,
 
 // One kernel each (no fusion), forward and backward. A max pool that folded into the batch norm
 // before it (batchnormForward) makes no kernel: its gradient goes to that BN's backward kernels.
-static void poolPlanAs(InferenceBuilder& b, const Node& n, KernelKind k) {
-  KernelSpec s = b.specOf(n);
-  s.kind = k;
-  b.emit(s, {{"input", b.act(n.inputs[0])}}, n, n.name);
-}
-
-static void poolForwardAs(TrainingBuilder& b, const Node& n, KernelKind k) {
-  std::string label = n.name;
-  int y = b.finishGroup(Group::of(n), label, false);
-  b.call(b.spec(k, b.g.nodes[n.inputs[0]].shape, n.shape, n.attrs), {{"input", b.act(b.tensorOf[n.inputs[0]])}}, b.act(y), label, n.id);
-}
-
-void maxPoolPlan(InferenceBuilder& b, const Node& n) { poolPlanAs(b, n, KernelKind::MaxPool); }
-void avgPoolPlan(InferenceBuilder& b, const Node& n) { poolPlanAs(b, n, KernelKind::AvgPool); }
-void adaptiveAvgPoolPlan(InferenceBuilder& b, const Node& n) { poolPlanAs(b, n, KernelKind::AdaptiveAvgPool); }
-void maxPoolForward(TrainingBuilder& b, const Node& n) { poolForwardAs(b, n, KernelKind::MaxPool); }
-void avgPoolForward(TrainingBuilder& b, const Node& n) { poolForwardAs(b, n, KernelKind::AvgPool); }
-void adaptiveAvgPoolForward(TrainingBuilder& b, const Node& n) { poolForwardAs(b, n, KernelKind::AdaptiveAvgPool); }
+void maxPoolPlan(InferenceBuilder& b, const Node& n) { b.single(n, KernelKind::MaxPool); }
+void avgPoolPlan(InferenceBuilder& b, const Node& n) { b.single(n, KernelKind::AvgPool); }
+void adaptiveAvgPoolPlan(InferenceBuilder& b, const Node& n) { b.single(n, KernelKind::AdaptiveAvgPool); }
+void maxPoolForward(TrainingBuilder& b, const Node& n) { b.singleForward(n, KernelKind::MaxPool); }
+void avgPoolForward(TrainingBuilder& b, const Node& n) { b.singleForward(n, KernelKind::AvgPool); }
+void adaptiveAvgPoolForward(TrainingBuilder& b, const Node& n) { b.singleForward(n, KernelKind::AdaptiveAvgPool); }
 
 void maxPoolBackward(TrainingBuilder& b, const BackStep& st) {
   if (b.foldedPools.count(st.m)) {

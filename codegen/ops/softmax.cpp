@@ -79,18 +79,8 @@ Lowered lowerSoftmaxBack(const KernelSpec& k) { return lowerWithSchedules(k, sof
 // ---- Plan steps (plan_builder.h) ----
 
 // One kernel each way; the backward kernel reads the saved output y.
-void softmaxPlan(InferenceBuilder& b, const Node& n) {
-  KernelSpec s = b.specOf(n);
-  s.kind = KernelKind::Softmax;
-  b.emit(s, {{"input", b.act(n.inputs[0])}}, n, n.name);
-}
-
-void softmaxForward(TrainingBuilder& b, const Node& n) {
-  std::string label = n.name;
-  int y = b.finishGroup(Group::of(n), label, false);
-  b.call(b.spec(KernelKind::Softmax, b.g.nodes[n.inputs[0]].shape, n.shape, n.attrs), {{"input", b.act(b.tensorOf[n.inputs[0]])}}, b.act(y), label,
-         n.id);
-}
+void softmaxPlan(InferenceBuilder& b, const Node& n) { b.single(n, KernelKind::Softmax); }
+void softmaxForward(TrainingBuilder& b, const Node& n) { b.singleForward(n, KernelKind::Softmax); }
 
 void softmaxBackward(TrainingBuilder& b, const BackStep& st) {
   b.giveInput(st, KernelKind::SoftmaxBack, {{"dy", b.act(st.dPre)}, {"y", b.act(st.gr.out)}}, st.head.attrs);
