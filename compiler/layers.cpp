@@ -11,14 +11,25 @@
 namespace cnnc {
 namespace {
 
-enum class ArgType { Int, IntPair, Float, Bool, FloatList };
+enum class ArgType { Int, IntPair, Float, Bool, FloatList, Choice };
 
 struct ArgSpec {
   const char* name;
   ArgType type;
   bool required;
   double def = 0;  // an activation's Float argument when not given (other layers default in code)
+  const char* choices = nullptr;  // a Choice argument's strings, "a|b|c"; the first is its default
 };
+
+std::vector<std::string> choicesOf(const ArgSpec& as) {
+  std::vector<std::string> v;
+  std::string cur;
+  for (const char* p = as.choices; *p; ++p)
+    if (*p == '|') v.push_back(cur), cur.clear();
+    else cur += *p;
+  v.push_back(cur);
+  return v;
+}
 
 struct LayerSpec {
   const char* name;
@@ -53,6 +64,8 @@ const std::vector<LayerSpec>& specs() {
       {"elu", OpKind::Activation, {{"alpha", ArgType::Float, false, 1.0}}},
       {"silu", OpKind::Activation, {}},
       {"swish", OpKind::Activation, {}},  // silu's other name
+      {"gelu", OpKind::Activation, {{"approximate", ArgType::Choice, false, 0, "none|tanh"}}},
+      {"mish", OpKind::Activation, {}},
       {"softmax", OpKind::Softmax, {}},
       {"flatten", OpKind::Flatten, {}},
       {"identity", OpKind::Input, {}},  // no node: passes its input through
@@ -80,6 +93,7 @@ const char* typeName(ArgType t) {
     case ArgType::Float: return "a number";
     case ArgType::Bool: return "true or false";
     case ArgType::FloatList: return "a list of numbers";
+    case ArgType::Choice: return "a string";
   }
   return "?";
 }
@@ -157,11 +171,22 @@ Tensor Elaborator::layer(const Call& c, Tensor x, Scope& s, ModuleCtx& m, const 
         typeOk = v.kind == Value::List;
         for (auto& e : v.list) typeOk &= e.isNumber();
         break;
+      case ArgType::Choice: typeOk = v.kind == Value::String; break;
     }
     if (!typeOk) {
       error(vloc, "argument '" + std::string(as->name) + "' of " + spec.name + " must be " + typeName(as->type) + ", got " + kindName(v.kind) + " (" + valueStr(v) + ")");
       ok = false;
       continue;
+    }
+    if (as->type == ArgType::Choice) {
+      std::vector<std::string> cs = choicesOf(*as);
+      if (std::find(cs.begin(), cs.end(), v.s) == cs.end()) {
+        std::string list;
+        for (auto& x : cs) list += (list.empty() ? "\"" : ", \"") + x + "\"";
+        error(vloc, std::string(spec.name) + " " + as->name + " = \"" + v.s + "\" is not one of its choices", "write one of " + list);
+        ok = false;
+        continue;
+      }
     }
     a.v[as->name] = v;
     a.loc[as->name] = vloc;
@@ -266,7 +291,10 @@ Tensor Elaborator::layer(const Call& c, Tensor x, Scope& s, ModuleCtx& m, const 
       break;
     case OpKind::Activation:
       at.act.name = c.callee == "swish" ? "silu" : spec.name;  // one layer, two names (PyTorch: SiLU)
-      for (const auto& as : spec.args) at.act.args.push_back({as.name, getFloat(as.name, as.def)});
+      // gelu's tanh approximation is a row of its own.
+      if (at.act.is("gelu") && a.has("approximate") && a.v["approximate"].s == "tanh") at.act.name = "gelu_tanh";
+      for (const auto& as : spec.args)
+        if (as.type == ArgType::Float) at.act.args.push_back({as.name, getFloat(as.name, as.def)});
       if (at.act.is("hardtanh") && !(at.act.arg(0) < at.act.arg(1))) {
         char msg[128];
         snprintf(msg, sizeof msg, "hardtanh min = %g must be below max = %g", at.act.arg(0), at.act.arg(1));

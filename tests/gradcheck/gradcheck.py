@@ -68,6 +68,8 @@ CASES = {
     "relu6_hardtanh": ("input(8)", "a: linear(6, bias=false); relu6; b: linear(6); hardtanh(-0.8, 0.9); c: linear(4)"),
     "bn_hardsigmoid": ("input(3, 6, 6)", "c: conv(4, 3); bn: batchnorm; hardsigmoid; flatten; fc: linear(5)"),
     "hardswish_elu_silu": ("input(2, 5, 5)", "c: conv(3, 3, padding=1); hardswish; d: conv(3, 1); elu(0.7); flatten; fc: linear(6); silu; g: linear(4)"),
+    # gelu (erf form and tanh approximation) and mish: smooth, gradients from x.
+    "gelu_mish": ("input(2, 5, 6)", "c: conv(3, 3, padding=1); gelu; d: conv(3, 1); mish; flatten; fc: linear(6); gelu(approximate=\"tanh\"); g: linear(4)"),
 }
 
 

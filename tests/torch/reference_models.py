@@ -237,7 +237,7 @@ class LeakyNet(nn.Module):
 
 class ActivationsNet(nn.Module):
     """tests/torch/activations_net.cnn (not a net of nets/): relu6, hardtanh, hardsigmoid after a batch
-    norm, hardswish, elu, silu and swish (SiLU again)."""
+    norm, hardswish, elu, silu, swish (SiLU again), gelu, gelu(approximate="tanh") and mish."""
 
     def __init__(self, num_classes=10):
         super().__init__()
@@ -249,6 +249,9 @@ class ActivationsNet(nn.Module):
         self.pool = nn.MaxPool2d(2)
         self.c5 = nn.Conv2d(8, 8, kernel_size=1)
         self.c6 = nn.Conv2d(8, 8, kernel_size=1)
+        self.c7 = nn.Conv2d(8, 8, kernel_size=1)
+        self.c8 = nn.Conv2d(8, 8, kernel_size=1)
+        self.c9 = nn.Conv2d(8, 8, kernel_size=1)
         self.fc1 = nn.Linear(8 * 5 * 4, 16)
         self.fc2 = nn.Linear(16, num_classes)
 
@@ -259,6 +262,9 @@ class ActivationsNet(nn.Module):
         x = self.pool(F.hardswish(self.c4(x)))
         x = F.elu(self.c5(x), alpha=0.7)
         x = F.silu(self.c6(x))
+        x = F.gelu(self.c7(x))
+        x = F.gelu(self.c8(x), approximate="tanh")
+        x = F.mish(self.c9(x))
         x = F.silu(self.fc1(torch.flatten(x, 1)))
         return self.fc2(x)
 
