@@ -64,6 +64,9 @@ std::string KernelSpec::signature() const {
       o << b;
       break;
     }
+    case KernelKind::PRelu:
+    case KernelKind::PReluBackData:
+    case KernelKind::PReluBackWeight: o << " slopes=" << a.out; break;
     default: break;
   }
   o << " | " << schedule.str();

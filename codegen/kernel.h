@@ -43,7 +43,17 @@ enum class KernelKind {
   DropoutBack,   // dy, seed -> dx
   CELoss,        // logits[K], labels[1] (class index as float), eps[1] -> loss[1]
   CEGrad,        // logits, labels, eps -> dlogits[K] (mean over the batch)
+  Mul,           // a, b -> act(a * b), each broadcast to out (extraIns: b's shape) [inference and training]
+  BroadcastBack, // dy[out], [other] -> d[operand]: dy (times the other operand of a mul), summed
+                 // over the dimensions where the operand was broadcast (extraIns: the other's shape)
+  Scale,         // x, gamma[C,1,1] or [C] -> act(x * gamma) (also the input gradient: dy * gamma)
+  ScaleBackParam,// dy, x -> dgamma (sum over batch and space; not batched)
+  PRelu,         // x, weight[1 or C] -> x > 0 ? x : weight * x
+  PReluBackData, // dy, x, weight -> dx
+  PReluBackWeight, // dy, x -> dweight (sum over batch and space; not batched)
 };
+// The last kind: ops/registry.cpp has a row for each kind up to it.
+constexpr KernelKind kLastKernelKind = KernelKind::PReluBackWeight;
 
 // Kernels whose output has no batch dimension (reductions over the batch).
 bool outputIsBatched(KernelKind k);

@@ -305,6 +305,7 @@ nlohmann::json planJsonObject(const Plan& p, const Graph& g, const SourceManager
                      : prm.role == ParamRole::RunningMean ? kRoleRunningMean : prm.role == ParamRole::RunningVar ? kRoleRunningVar : kRoleNumBatchesTracked;
     params.push_back({{key::name, prm.name}, {key::shape, prm.shape}, {key::dtype, prm.isInt64() ? kDTypeI64 : kDTypeF32}, {key::role, role},
                       {key::op, opName(n.op)}, {key::fan_in, fanIn}, {key::where, sm.where(n.loc)}});
+    if (prm.hasFill) params.back()[key::fill] = prm.fill;
   }
   j[key::params] = params;
   json acts = json::array();

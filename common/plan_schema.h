@@ -6,7 +6,7 @@
 // A plan is one object:
 //   format            kFormat
 //   net, source, target, mean[], std[], arena_per_image, input, output
-//   params[]          {name, shape, dtype, role, op, fan_in, where}
+//   params[]          {name, shape, dtype, role, op, fan_in, where[, fill]}  fill: a constant initial value
 //   acts[]            {shape, storage, name}            activation tensors, views of storages
 //   storages[]        {offset, size}                    arena slots, floats per image
 //   consts[]          {kind, shape, param, conv_w, conv_b, bn_w, bn_b, bn_mean, bn_var, eps, pack}
@@ -27,7 +27,7 @@ namespace key {
 inline constexpr char format[] = "format", net[] = "net", source[] = "source", target[] = "target", mean[] = "mean", std_[] = "std",
                       arena_per_image[] = "arena_per_image", input[] = "input", output[] = "output", mode[] = "mode";
 inline constexpr char params[] = "params", name[] = "name", shape[] = "shape", dtype[] = "dtype", role[] = "role", op[] = "op",
-                      fan_in[] = "fan_in", where[] = "where";
+                      fan_in[] = "fan_in", where[] = "where", fill[] = "fill";
 inline constexpr char acts[] = "acts", storage[] = "storage", storages[] = "storages", offset[] = "offset", size[] = "size";
 inline constexpr char consts[] = "consts", kind[] = "kind", param[] = "param", conv_w[] = "conv_w", conv_b[] = "conv_b", bn_w[] = "bn_w",
                       bn_b[] = "bn_b", bn_mean[] = "bn_mean", bn_var[] = "bn_var", eps[] = "eps", pack[] = "pack";

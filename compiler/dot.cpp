@@ -25,6 +25,7 @@ static const char* fill(OpKind k) {
     case OpKind::BatchNorm: return "#f1f5f9";
     case OpKind::Add: return "#fef3c7";
     case OpKind::Concat: return "#fef3c7";
+    case OpKind::Mul: return "#fce7f3";
     case OpKind::MaxPool: case OpKind::AvgPool: case OpKind::AdaptiveAvgPool: return "#dcfce7";
     default: return "#ffffff";
   }
@@ -48,7 +49,7 @@ std::string printDot(const Graph& g) {
     for (int id : members[m]) {
       const Node& n = g.nodes[id];
       o << pad << "  n" << id << " [label=\"" << esc(n.name) << "\\n" << nodeOpName(n) << " " << dimsStr(n.shape) << "\", fillcolor=\"" << fill(n.op) << "\"";
-      if (n.op == OpKind::Add || n.op == OpKind::Concat) o << ", shape=ellipse";
+      if (n.op == OpKind::Add || n.op == OpKind::Concat || n.op == OpKind::Mul) o << ", shape=ellipse";
       o << "];\n";
     }
     for (int k : kids[m]) emit(k, depth + 1);
@@ -60,6 +61,7 @@ std::string printDot(const Graph& g) {
       o << "  n" << n.inputs[i] << " -> n" << n.id;
       if (n.op == OpKind::Add && i > 0) o << " [style=dashed, color=\"#d97706\", penwidth=1.6, label=\"skip\", fontsize=8]";
       else if (n.op == OpKind::Concat) o << " [color=\"#2563eb\"]";
+      else if (n.op == OpKind::Mul && i > 0) o << " [color=\"#db2777\", label=\"gate\", fontsize=8]";
       o << ";\n";
     }
   o << "}\n";

@@ -18,6 +18,7 @@
 #include <cmath>
 
 #include "elaborator.h"
+#include "shape_rules.h"
 
 namespace cnnc {
 
@@ -203,6 +204,7 @@ bool Elaborator::run(Graph& g) {
   Tensor y = x;
   for (size_t i = 1; i < b.size() && !aborted_; ++i) y = stmt(*b[i], y, scope, top, Mode::Chain, nullptr);
   g.output = y.poison ? -1 : y.node;
+  orderParamsAsPyTorch(g);
   if (!diags_.errors()) warnUnused();
   return diags_.errors() == 0 && g.output >= 0;
 }
@@ -285,20 +287,27 @@ Tensor Elaborator::stmt(const Stmt& st, Tensor x, Scope& s, ModuleCtx& m, Mode m
       return mode == Mode::Branch ? x : out;
     }
     case Stmt::Concat:
-    case Stmt::Add: {
+    case Stmt::Add:
+    case Stmt::Mul: {
       std::vector<Tensor> parts;
       Scope inner;
       inner.parent = &s;
       body(st.body, x, inner, m, Mode::Branch, &parts);
-      const char* what = st.kind == Stmt::Concat ? "concat" : "add";
+      const char* what = st.kind == Stmt::Concat ? "concat" : st.kind == Stmt::Add ? "add" : "mul";
       Tensor out;
-      if (parts.empty()) {
+      if (st.kind == Stmt::Mul && parts.size() != 2) {
+        // Its backward gives each operand dy times the other: two operands keep that one kernel each.
+        error(st.loc, "mul takes two branches, got " + std::to_string(parts.size()),
+              parts.size() < 2 ? "e.g. mul { identity; seq { globalavgpool; conv(c / 4, 1); relu; conv(c, 1); sigmoid } }"
+                               : "nest them: mul { a; mul { b; c } }");
+        out = Tensor{-1, {}, true};
+      } else if (parts.empty()) {
         error(st.loc, std::string(what) + " has no branches", "put one layer, block or seq per branch inside the braces");
         out = Tensor{-1, {}, true};
       } else if (parts.size() == 1) {
         out = parts[0];
       } else {
-        out = join(st.kind == Stmt::Concat ? OpKind::Concat : OpKind::Add, parts, st.loc, m, false);
+        out = join(st.kind == Stmt::Concat ? OpKind::Concat : st.kind == Stmt::Add ? OpKind::Add : OpKind::Mul, parts, st.loc, m, false);
       }
       if (mode == Mode::Branch && branches) branches->push_back(out);
       return mode == Mode::Branch ? x : out;
@@ -500,13 +509,49 @@ Tensor Elaborator::join(OpKind op, const std::vector<Tensor>& parts, SourceLoc l
   Dims shape = parts[0].shape;
   std::vector<int> ins;
   for (const auto& p : parts) ins.push_back(p.node);
-  if (op == OpKind::Add) {
+  if ((op == OpKind::Add && !residual) || op == OpKind::Mul) {
+    // Elementwise with broadcasting: a [C,1,1] gate scales a [C,H,W] tensor (squeeze-and-excitation).
+    const char* what = op == OpKind::Add ? "add" : "mul";
+    for (size_t i = 1; i < parts.size(); ++i) {
+      const Dims& b = parts[i].shape;
+      Dims out;
+      if (b.size() != shape.size()) {
+        const Dims& flat = b.size() < shape.size() ? b : shape;
+        const Dims& full = b.size() < shape.size() ? shape : b;
+        error(loc, std::string(what) + " of " + dimsStr(shape) + " and " + dimsStr(b) + ": a flat " + dimsStr(flat) + " does not broadcast over " + dimsStr(full),
+              "keep the gate [C,1,1]: globalavgpool gives [" + std::to_string(full[0]) + ",1,1]; use conv(c, 1) in it instead of flatten and linear");
+        return Tensor{-1, {}, true};
+      }
+      int bad = broadcastDims(shape, b, out);
+      if (bad >= 0) {
+        static const char* dimNames[] = {"channels", "heights", "widths"};
+        std::string dn = shape.size() == 3 ? dimNames[bad] : "features";
+        std::string hint = "each dimension must be equal in every branch, or 1 in some (repeated over the others)";
+        bool gate = shape.size() == 3 && ((b[1] == 1 && b[2] == 1) || (shape[1] == 1 && shape[2] == 1));
+        if (gate && bad == 0) {
+          int64_t want = b[1] == 1 && b[2] == 1 ? shape[0] : b[0];
+          hint = "a per-channel gate needs the channels of the tensor it scales: end the gate with conv(" + std::to_string(want) + ", 1)";
+        } else if (bad == 0) {
+          hint = "give every branch the same number of " + dn + " (1 repeats over the others)";
+        } else if (bad > 0 && shape.size() == 3) {
+          hint = "make the " + dn + " agree: change the stride or padding of one branch, or pool the larger one";
+        }
+        error(loc, std::string(what) + " of " + dimsStr(shape) + " and " + dimsStr(b) + ": " + dn + " " + std::to_string(shape[bad]) + " and " +
+                       std::to_string(b[bad]) + " differ, and neither is 1",
+              hint);
+        return Tensor{-1, {}, true};
+      }
+      shape = out;
+    }
+  } else if (op == OpKind::Add) {
     for (size_t i = 1; i < parts.size(); ++i)
       if (parts[i].shape != shape) {
         const Dims& a = shape;
         const Dims& b = parts[i].shape;
         std::string hint;
-        if (residual && a.size() == 3 && b.size() == 3) {
+        if (residual && a.size() == 3 && b.size() == 3 && a[1] == 1 && a[2] == 1 && a[0] == b[0]) {
+          hint = "to scale the input by a per-channel gate, multiply: mul { identity; seq { ... } }";
+        } else if (residual && a.size() == 3 && b.size() == 3) {
           int64_t stride = b[1] > a[1] && a[1] > 0 ? b[1] / a[1] : 1;
           hint = "add a projection shortcut: shortcut { downsample: seq { conv(" + std::to_string(a[0]) + ", 1" +
                  (stride > 1 ? ", stride=" + std::to_string(stride) : "") + ", bias=false); batchnorm } }";

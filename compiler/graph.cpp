@@ -1,7 +1,9 @@
 // graph.cpp: graph IR helpers and its stable text form (`cnnc --emit=graph`).
 #include "graph.h"
 
+#include <algorithm>
 #include <cstdio>
+#include <map>
 #include <sstream>
 
 namespace cnnc {
@@ -22,6 +24,9 @@ const char* opName(OpKind k) {
     case OpKind::Softmax: return "softmax";
     case OpKind::Concat: return "concat";
     case OpKind::Add: return "add";
+    case OpKind::Mul: return "mul";
+    case OpKind::Scale: return "scale";
+    case OpKind::PReLU: return "prelu";
   }
   return "?";
 }
@@ -113,6 +118,8 @@ static std::string attrStr(const Node& n) {
       break;
     case OpKind::AdaptiveAvgPool: add("out", pair(a.outHW)); break;
     case OpKind::Dropout: add("p", fmtDouble(a.p)); break;
+    case OpKind::Scale: add("init", fmtDouble(a.init)); break;
+    case OpKind::PReLU: add("num_parameters", std::to_string(a.out)); add("init", fmtDouble(a.init)); break;
     case OpKind::Activation:
       for (const auto& [k, v] : a.act.args) add(k, fmtDouble(v));
       break;
@@ -150,6 +157,42 @@ std::string printParams(const Graph& g) {
   std::string s;
   for (const auto& p : g.params) s += p.name + (p.isInt64() ? " i64 " : " f32 ") + dimsStr(p.shape) + "\n";
   return s;
+}
+
+void orderParamsAsPyTorch(Graph& g) {
+  // A sort key per parameter: per module level, (0, own position) for the parameter itself at its
+  // last level, else (1, the submodule's first appearance among its parent's).
+  std::map<std::string, std::map<std::string, int>> firstSeen;  // module -> child segment -> order
+  std::map<std::string, int> ownSeen;                            // module -> own parameters so far
+  std::vector<std::vector<std::pair<int, int>>> keys(g.params.size());
+  for (size_t i = 0; i < g.params.size(); ++i) {
+    const std::string& name = g.params[i].name;
+    std::string module;
+    size_t start = 0;
+    for (;;) {
+      size_t dot = name.find('.', start);
+      if (dot == std::string::npos) {
+        keys[i].push_back({0, ownSeen[module]++});
+        break;
+      }
+      std::string seg = name.substr(start, dot - start);
+      auto& kids = firstSeen[module];
+      auto it = kids.find(seg);
+      if (it == kids.end()) it = kids.emplace(seg, (int)kids.size()).first;
+      keys[i].push_back({1, it->second});
+      module += (module.empty() ? "" : ".") + seg;
+      start = dot + 1;
+    }
+  }
+  std::vector<int> order(g.params.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = (int)i;
+  std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return keys[a] < keys[b]; });
+  std::vector<int> newIndex(order.size());
+  std::vector<ParamInfo> sorted;
+  for (size_t i = 0; i < order.size(); ++i) newIndex[order[i]] = (int)i, sorted.push_back(g.params[order[i]]);
+  g.params = std::move(sorted);
+  for (auto& n : g.nodes)
+    for (int& p : n.params) p = newIndex[p];
 }
 
 }  // namespace cnnc

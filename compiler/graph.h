@@ -14,7 +14,7 @@ namespace cnnc {
 
 enum class OpKind {
   Input, Conv, Linear, BatchNorm, Activation, MaxPool, AvgPool, AdaptiveAvgPool,
-  Flatten, Dropout, LRN, Softmax, Concat, Add
+  Flatten, Dropout, LRN, Softmax, Concat, Add, Mul, Scale, PReLU
 };
 
 const char* opName(OpKind k);
@@ -49,6 +49,7 @@ struct Attrs {
   double eps = 1e-5, momentum = 0.1;  // batchnorm
   double p = 0.5;                 // dropout
   double alpha = 1e-4, beta = 0.75, k = 1.0;  // lrn
+  double init = 1.0;              // scale, prelu: their parameter's initial value (prelu's count: out)
   Activation act;                 // activation layers
 };
 
@@ -59,10 +60,19 @@ struct ParamInfo {
   Dims shape;
   ParamRole role;
   int node = -1;
+  bool hasFill = false;  // initialised to `fill` everywhere (scale, prelu), not by fan-in
+  double fill = 0;
   bool trainable() const { return role == ParamRole::Weight || role == ParamRole::Bias; }
   bool isInt64() const { return role == ParamRole::NumBatchesTracked; }
   int64_t numel() const;
 };
+
+struct Graph;
+// Puts g.params in the order of PyTorch's state_dict: a module's own parameters (by name: a.b.w is
+// module a.b's own w) before its submodules', modules in order of first appearance. For nets whose
+// parameters all belong to leaf layers that is the order they were declared in; a `scale` layer's
+// parameter (torchvision's layer_scale, the module's own) moves ahead of its siblings' submodules.
+void orderParamsAsPyTorch(Graph& g);
 
 struct Node;
 // What the graph's text forms call a node's op: opName, or an activation's own name.

@@ -66,6 +66,9 @@ const std::vector<LayerSpec>& specs() {
       {"swish", OpKind::Activation, {}},  // silu's other name
       {"gelu", OpKind::Activation, {{"approximate", ArgType::Choice, false, 0, "none|tanh"}}},
       {"mish", OpKind::Activation, {}},
+      // Elementwise with a learned parameter per channel (or one for all: prelu's default).
+      {"prelu", OpKind::PReLU, {{"num_parameters", ArgType::Int, false}, {"init", ArgType::Float, false}}},
+      {"scale", OpKind::Scale, {{"init", ArgType::Float, false}}},
       {"softmax", OpKind::Softmax, {}},
       {"flatten", OpKind::Flatten, {}},
       {"identity", OpKind::Input, {}},  // no node: passes its input through
@@ -302,6 +305,14 @@ Tensor Elaborator::layer(const Call& c, Tensor x, Scope& s, ModuleCtx& m, const 
         ok = false;
       }
       break;
+    case OpKind::PReLU:
+      inRange("num_parameters", 1, kMaxChannels);
+      at.out = getInt("num_parameters", 1);
+      at.init = getFloat("init", 0.25);
+      break;
+    case OpKind::Scale:
+      at.init = getFloat("init", 1.0);
+      break;
     case OpKind::LRN:
       inRange("size", 1, kMaxWindow);
       at.size = getInt("size", 5);
@@ -449,6 +460,22 @@ Tensor Elaborator::layer(const Call& c, Tensor x, Scope& s, ModuleCtx& m, const 
       if (!needSpatial()) return poison;
       outShape = in;
       break;
+    case OpKind::PReLU:
+      if (at.out != 1 && at.out != in[0]) {
+        error(a.loc["num_parameters"], "prelu num_parameters = " + std::to_string(at.out) + " must be 1 or the input's " + std::to_string(in[0]) +
+                                           (in.size() == 3 ? " channels" : " features"),
+              "prelu(" + std::to_string(in[0]) + ") learns a slope per channel; prelu one for all");
+        return poison;
+      }
+      outShape = in;
+      params.push_back({"weight", {{at.out}, ParamRole::Weight}});
+      break;
+    case OpKind::Scale:
+      // torchvision's ConvNeXt: `layer_scale`, a [C,1,1] tensor named by its module's attribute,
+      // so the parameter is the layer's own name (label it layer_scale), not NAME.weight.
+      outShape = in;
+      params.push_back({"", {in.size() == 3 ? Dims{in[0], 1, 1} : Dims{in[0]}, ParamRole::Weight}});
+      break;
     case OpKind::Flatten:
       outShape = {numel(in)};
       break;
@@ -462,10 +489,11 @@ Tensor Elaborator::layer(const Call& c, Tensor x, Scope& s, ModuleCtx& m, const 
   n.macs = macs;
   for (auto& [suffix, info] : params) {
     ParamInfo p;
-    p.name = path + "." + suffix;
+    p.name = suffix.empty() ? path : path + "." + suffix;
     p.shape = info.first;
     p.role = info.second;
     p.node = id;
+    if (spec.op == OpKind::Scale || spec.op == OpKind::PReLU) p.hasFill = true, p.fill = at.init;
     n.params.push_back((int)g_->params.size());
     g_->params.push_back(std::move(p));
   }

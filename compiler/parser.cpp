@@ -241,6 +241,9 @@ private:
     } else if (auto* x = dynamic_cast<CnnParser::StmtAddContext*>(c)) {
       s->kind = Stmt::Add;
       s->body = body(x->body());
+    } else if (auto* x = dynamic_cast<CnnParser::StmtMulContext*>(c)) {
+      s->kind = Stmt::Mul;
+      s->body = body(x->body());
     } else if (auto* x = dynamic_cast<CnnParser::StmtUseContext*>(c)) {
       s->kind = Stmt::Use;
       s->call = call(x->call());

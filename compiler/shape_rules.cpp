@@ -1,6 +1,8 @@
 // shape_rules.cpp: see shape_rules.h.
 #include "shape_rules.h"
 
+#include <cstddef>
+
 namespace cnnc {
 
 // Floor division that rounds towards negative infinity, as PyTorch's div_rtn does.
@@ -21,5 +23,15 @@ int64_t poolOutSize(int64_t in, int64_t k, int64_t s, int64_t p, int64_t d, bool
 
 bool mulOk(int64_t a, int64_t b, int64_t& out) { return !__builtin_mul_overflow(a, b, &out); }
 bool addOk(int64_t a, int64_t b, int64_t& out) { return !__builtin_add_overflow(a, b, &out); }
+
+int broadcastDims(const std::vector<int64_t>& a, const std::vector<int64_t>& b, std::vector<int64_t>& out) {
+  out = a;
+  for (std::size_t i = 0; i < a.size() && i < b.size(); ++i) {
+    if (a[i] == b[i] || b[i] == 1) continue;
+    if (a[i] != 1) return (int)i;
+    out[i] = b[i];
+  }
+  return -1;
+}
 
 }  // namespace cnnc

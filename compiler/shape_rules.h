@@ -2,6 +2,7 @@
 // so they are unit-tested on their own.
 #pragma once
 #include <cstdint>
+#include <vector>
 
 namespace cnnc {
 
@@ -10,6 +11,11 @@ int64_t convOutSize(int64_t in, int64_t kernel, int64_t stride, int64_t pad, int
 
 // Pooling with PyTorch's ceil_mode rule: the last window must start inside the padded input.
 int64_t poolOutSize(int64_t in, int64_t kernel, int64_t stride, int64_t pad, int64_t dilation, bool ceil);
+
+// The shape of an elementwise op on per-image shapes a and b (add, mul), NumPy's rule on equal
+// ranks: each dimension equal, or 1 in one of them (which is repeated). Returns the index of the
+// first dimension that breaks the rule, or -1 (then `out` holds the result). Ranks must be equal.
+int broadcastDims(const std::vector<int64_t>& a, const std::vector<int64_t>& b, std::vector<int64_t>& out);
 
 // Checked arithmetic; false on overflow of int64.
 bool mulOk(int64_t a, int64_t b, int64_t& out);

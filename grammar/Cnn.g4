@@ -23,12 +23,13 @@ stmt
     | 'residual' body ('shortcut' body)? ';'?              # stmtResidual
     | 'concat' body ';'?                                   # stmtConcat
     | 'add' body ';'?                                      # stmtAdd
+    | 'mul' body ';'?                                      # stmtMul
     | 'use' call ';'?                                      # stmtUse
     | (label=labelName ':')? unit ('*' count=expr)? ';'?   # stmtUnit
     ;
 // A label is a module name; PyTorch models use words such as `shortcut` for modules, so the
 // construct keywords are allowed here (a following ':' tells them apart).
-labelName   : ID | 'shortcut' | 'residual' | 'concat' | 'add' | 'seq' | 'use' | 'in' ;
+labelName   : ID | 'shortcut' | 'residual' | 'concat' | 'add' | 'mul' | 'seq' | 'use' | 'in' ;
 elseClause  : 'else' (body | ifChain=stmt) ;
 letStmt     : 'let' ID '=' expr ';'? ;
 

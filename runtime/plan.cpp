@@ -15,8 +15,10 @@ bool parsePlan(const char* text, size_t size, Plan& p, std::string& err) {
     p.std = j[key::std_].get<std::vector<double>>();
     p.arenaPerImage = j[key::arena_per_image];
     p.input = j[key::input]; p.output = j[key::output];
-    for (auto& x : j[key::params])
+    for (auto& x : j[key::params]) {
       p.params.push_back({x[key::name], x[key::dtype], x[key::role], x[key::op], x[key::where], x[key::shape].get<Dims>(), x[key::fan_in]});
+      if (x.contains(key::fill)) p.params.back().hasFill = true, p.params.back().fill = x[key::fill];
+    }
     for (auto& x : j[key::acts]) p.acts.push_back({x[key::shape].get<Dims>(), x[key::storage], x[key::name]});
     for (auto& x : j[key::storages]) p.storages.push_back({x[key::offset], x[key::size]});
     for (auto& x : j[key::consts]) {

@@ -18,6 +18,8 @@ struct ParamSpec {
   std::string name, dtype, role, op, where;  // where: "file.cnn:line:col" of the declaring layer
   Dims shape;
   int64_t fanIn = 1;
+  bool hasFill = false;  // initialised to `fill` (scale, prelu), not by fan-in
+  double fill = 0;
   bool isInt64() const { return dtype == plan_schema::kDTypeI64; }  // num_batches_tracked; else F32
   // Weights and biases are trained; batch-norm running statistics are not.
   bool trainable() const { return role == plan_schema::kRoleWeight || role == plan_schema::kRoleBias; }

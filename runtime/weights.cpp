@@ -21,6 +21,10 @@ void initWeights(const Plan& p, uint64_t seed, Weights& w) {
     if (ps.isInt64()) continue;
     std::vector<float>& v = w.f32[i];
     v.assign(numel(ps.shape), 0.0f);
+    if (ps.hasFill) {  // scale (layer scale), prelu: a constant, as PyTorch initialises them
+      std::fill(v.begin(), v.end(), (float)ps.fill);
+      continue;
+    }
     if (ps.op == "batchnorm") {
       if (ps.role == plan_schema::kRoleWeight || ps.role == plan_schema::kRoleRunningVar) std::fill(v.begin(), v.end(), 1.0f);
       continue;

@@ -119,18 +119,13 @@ struct ActivationFuncs {
   std::vector<Argument> args;
 };
 
-// The element index of a tensor of per-image shape `d`: (x, y, c, n) or (f, n).
-std::vector<Var> indexOf(const Dims& d, Vars& v) {
-  return d.size() == 3 ? std::vector<Var>{v.x, v.y, v.c, v.n} : std::vector<Var>{v.f, v.n};
-}
-
 ActivationFuncs activationForward(const KernelSpec& k) {
   ActivationFuncs f;
   Vars v;
   KernelParams p(k);
   ImageParam a = p.tensor("a", k.in);
   f.args = p.args();
-  std::vector<Var> idx = indexOf(k.in, v);
+  std::vector<Var> idx = elementVars(k.in, v);
   std::vector<Expr> ix(idx.begin(), idx.end());
   f.out = Func("act_out");
   f.out(idx) = applyAct(a(ix), k.act);
@@ -143,7 +138,7 @@ ActivationFuncs activationBackward(const KernelSpec& k) {
   KernelParams p(k);
   ImageParam dy = p.tensor("dy", k.out), saved = p.tensor(gradReadsOutput(k.act) ? "y" : "x", k.out);
   f.args = p.args();
-  std::vector<Var> idx = indexOf(k.out, v);
+  std::vector<Var> idx = elementVars(k.out, v);
   std::vector<Expr> ix(idx.begin(), idx.end());
   f.out = Func("act_dx");
   f.out(idx) = dy(ix) * actDeriv(saved(ix), k.act);

@@ -1,12 +1,16 @@
-// add.cpp: the elementwise sum of two tensors of one shape, any rank (residual adds, and the sum
-// of a tensor's gradient contributions in training), with an optional fused activation.
+// add.cpp: the elementwise sum of tensors (residual adds, `add { ... }` branches, and the sum of a
+// tensor's gradient contributions in training), any rank, with an optional fused activation.
+// Operands broadcast as NumPy's do on equal ranks (a dimension of 1 repeats): compiler/shape_rules.h.
 //
 //   Add  a, b -> act(a + b)
 //
-// Its backward needs no kernel: both operands receive the sum's gradient as it is.
+// Its backward needs no kernel where an operand has the sum's shape (it receives the sum's gradient
+// as it is); a broadcast operand receives that gradient summed over the repeated dimensions
+// (BroadcastBack, mul.cpp).
 #include "gpu.h"
 #include "ops.h"
 #include "plan_builder.h"
+#include "shape_rules.h"
 
 namespace cnnc::codegen {
 
@@ -23,10 +27,9 @@ AddFuncs addAlgorithm(const KernelSpec& k) {
   KernelParams p(k);
   ImageParam a = p.tensor("a", k.in), b = p.tensor("b", k.extraIns[0]);
   f.args = p.args();
-  std::vector<Var> idx = k.in.size() == 3 ? std::vector<Var>{v.x, v.y, v.c, v.n} : std::vector<Var>{v.f, v.n};
-  std::vector<Expr> ix(idx.begin(), idx.end());
+  std::vector<Var> idx = elementVars(k.out, v);
   f.out = Func("add_out");
-  f.out(idx) = applyAct(a(ix) + b(ix), k.act);
+  f.out(idx) = applyAct(a(broadcastIndex(k.in, k.out, idx)) + b(broadcastIndex(k.extraIns[0], k.out, idx)), k.act);
   return f;
 }
 
@@ -34,6 +37,13 @@ void addCpu(AddFuncs& f, const KernelSpec& k) {
   Vars v;
   if (k.out.size() == 3) scheduleSpatial(f.out, k, v);
   else scheduleFlat(f.out, k, v);
+}
+
+// The shape of the sum of tensors of shapes a and b (the front end checked that it exists).
+Dims sumShape(const Dims& a, const Dims& b) {
+  Dims out;
+  broadcastDims(a, b, out);
+  return out;
 }
 
 }  // namespace
@@ -45,24 +55,26 @@ Lowered lowerAdd(const KernelSpec& k) { return lowerWithSchedules(k, addAlgorith
 // ---- Plan steps (plan_builder.h) ----
 
 // A sum of N inputs is a chain of two-input adds; the last absorbs an activation. Backward: each
-// input receives the sum's gradient.
+// input receives the sum's gradient (summed over its broadcast dimensions).
 void addPlan(InferenceBuilder& b, const Node& n) {
   std::string label = n.name;
   int acc = n.inputs[0];
+  Dims accShape = b.g.nodes[acc].shape;
   for (size_t i = 1; i < n.inputs.size(); ++i) {
     KernelSpec a;
     a.kind = KernelKind::Add;
-    a.in = n.shape;
-    a.extraIns = {n.shape};
-    a.out = n.shape;
+    a.in = accShape;
+    a.extraIns = {b.g.nodes[n.inputs[i]].shape};
+    a.out = i + 1 < n.inputs.size() ? sumShape(accShape, a.extraIns[0]) : n.shape;
     NamedArgs named{{"a", b.act(acc)}, {"b", b.act(n.inputs[i])}};
     if (i + 1 < n.inputs.size()) {
       std::vector<KernelArg> args = bindArgs(a, named);
-      int t = b.newTensor(n.shape, n.name);
+      int t = b.newTensor(a.out, n.name);
       args.push_back({false, t});
       b.p.calls.push_back({internSpec(b.p, a, b.specIndex), args, label, n.id});
       b.tensorOf[n.id] = t;
       acc = n.id;
+      accShape = a.out;
     } else {
       int cur = b.absorbAct(n.id, a, label);
       b.emit(a, named, b.g.nodes[cur], label);
@@ -74,25 +86,29 @@ void addForward(TrainingBuilder& b, const Node& n) {
   std::string label = n.name;
   Group gr = Group::of(n);
   int acc = b.tensorOf[n.inputs[0]];
+  Dims accShape = b.g.nodes[n.inputs[0]].shape;
   for (size_t i = 1; i < n.inputs.size(); ++i) {
     bool last = i + 1 == n.inputs.size();
-    KernelSpec s = b.spec(KernelKind::Add, n.shape, n.shape, n.attrs);
-    s.extraIns = {n.shape};
+    const Dims& bShape = b.g.nodes[n.inputs[i]].shape;
+    Dims outShape = last ? n.shape : sumShape(accShape, bShape);
+    KernelSpec s = b.spec(KernelKind::Add, accShape, outShape, n.attrs);
+    s.extraIns = {bShape};
     int y;
     if (last) {
       y = b.finishGroup(gr, label, true);
       s.act = b.groups.back().act;
     } else {
-      y = b.newTensor(n.shape, n.name);
+      y = b.newTensor(outShape, n.name);
     }
     b.call(s, {{"a", b.act(acc)}, {"b", b.act(b.tensorOf[n.inputs[i]])}}, b.act(y), label, n.id);
     acc = y;
+    accShape = outShape;
   }
 }
 
 void addBackward(TrainingBuilder& b, const BackStep& st) {
   for (int i : st.head.inputs)
-    if (b.needsGrad(i)) b.contrib[i].push_back(st.dPre);
+    if (b.needsGrad(i)) b.contrib[i].push_back(broadcastGrad(b, st, i, -1));
 }
 
 }  // namespace cnnc::codegen

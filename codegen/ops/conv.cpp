@@ -714,7 +714,8 @@ void convPlan(InferenceBuilder& b, const Node& n) {
   if (u >= 0 && !b.done[u] && g.nodes[u].op == OpKind::Add && g.nodes[u].inputs.size() == 2) {  // one conv per add
     const Node& add = g.nodes[u];
     int other = add.inputs[0] == cur ? add.inputs[1] : add.inputs[0];
-    if (other != cur) {  // add(x, x) stays a separate kernel
+    // add(x, x) stays a separate kernel, and so does an add that broadcasts an operand.
+    if (other != cur && g.nodes[other].shape == add.shape && g.nodes[cur].shape == add.shape) {
       s.residual = true;
       s.extraIns = {g.nodes[other].shape};
       residual = other;

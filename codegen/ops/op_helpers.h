@@ -130,6 +130,20 @@ struct Vars {
   Var x{"x"}, y{"y"}, c{"c"}, n{"n"}, f{"f"}, cn{"cn"};
 };
 
+// The element index of a batched tensor of per-image shape `d`: (x, y, c, n), or (f, n) when flat.
+inline std::vector<Var> elementVars(const Dims& d, const Vars& v) {
+  return d.size() == 3 ? std::vector<Var>{v.x, v.y, v.c, v.n} : std::vector<Var>{v.f, v.n};
+}
+
+// `idx` (an element of a tensor of shape `out`, elementVars order) as the element of an operand of
+// shape `d` that add or mul broadcast to `out`: 0 in each dimension where d has 1 and out more.
+inline std::vector<Expr> broadcastIndex(const Dims& d, const Dims& out, const std::vector<Var>& idx) {
+  std::vector<Expr> e(idx.begin(), idx.end());
+  for (size_t i = 0; i < d.size(); ++i)
+    if (d[i] == 1 && out[i] != 1) e[d.size() - 1 - i] = 0;
+  return e;
+}
+
 // Spatial outputs: parallel over (channel, batch), vectorised along the row.
 // At batch 8 and above the tasks are whole images: one task per (channel, image) plane was 4096
 // tasks of 4 KiB for MiniVGG's first block, and the per-task cost outweighed the work.

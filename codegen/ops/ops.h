@@ -44,6 +44,23 @@ ArgNames actGradArgs(const KernelSpec& k);
 // add.cpp
 Lowered lowerAdd(const KernelSpec& k);
 ArgNames addArgs(const KernelSpec& k);
+// mul.cpp
+Lowered lowerMul(const KernelSpec& k);
+Lowered lowerBroadcastBack(const KernelSpec& k);
+ArgNames mulArgs(const KernelSpec& k);
+ArgNames broadcastBackArgs(const KernelSpec& k);
+// scale.cpp
+Lowered lowerScale(const KernelSpec& k);
+Lowered lowerScaleBackParam(const KernelSpec& k);
+ArgNames scaleArgs(const KernelSpec& k);
+ArgNames scaleBackParamArgs(const KernelSpec& k);
+// prelu.cpp
+Lowered lowerPRelu(const KernelSpec& k);
+Lowered lowerPReluBackData(const KernelSpec& k);
+Lowered lowerPReluBackWeight(const KernelSpec& k);
+ArgNames preluArgs(const KernelSpec& k);
+ArgNames preluBackDataArgs(const KernelSpec& k);
+ArgNames preluBackWeightArgs(const KernelSpec& k);
 // pool.cpp
 Lowered lowerMaxPool(const KernelSpec& k);
 Lowered lowerAvgPool(const KernelSpec& k);
@@ -90,6 +107,9 @@ CNNC_OP_PLAN_STEPS(linear)
 CNNC_OP_PLAN_STEPS(batchnorm)
 CNNC_OP_PLAN_STEPS(activation)
 CNNC_OP_PLAN_STEPS(add)
+CNNC_OP_PLAN_STEPS(mul)
+CNNC_OP_PLAN_STEPS(scale)
+CNNC_OP_PLAN_STEPS(prelu)
 CNNC_OP_PLAN_STEPS(maxPool)
 CNNC_OP_PLAN_STEPS(avgPool)
 CNNC_OP_PLAN_STEPS(adaptiveAvgPool)
@@ -98,5 +118,11 @@ CNNC_OP_PLAN_STEPS(softmax)
 CNNC_OP_PLAN_STEPS(concat)
 CNNC_OP_PLAN_STEPS(dropout)
 #undef CNNC_OP_PLAN_STEPS
+
+// mul.cpp: the gradient of operand node `operand` of the add or mul of step `st`, from the
+// gradient st.dPre of its output: that gradient (times ActTensor `other`, the mul's other operand,
+// unless -1), summed over the dimensions where the operand was broadcast. Returns an ActTensor
+// (st.dPre itself when there is nothing to do).
+int broadcastGrad(TrainingBuilder& b, const BackStep& st, int operand, int other);
 
 }  // namespace cnnc::codegen

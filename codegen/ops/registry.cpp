@@ -48,6 +48,13 @@ const KernelEntry kTable[] = {
     {K::DropoutBack, "dropoutback", true, lowerDropout, dropoutArgs},
     {K::CELoss, "celoss", true, lowerCrossEntropy, crossEntropyArgs},
     {K::CEGrad, "cegrad", true, lowerCrossEntropy, crossEntropyArgs},
+    {K::Mul, "mul", true, lowerMul, mulArgs},
+    {K::BroadcastBack, "broadcastback", true, lowerBroadcastBack, broadcastBackArgs},
+    {K::Scale, "scale", true, lowerScale, scaleArgs},
+    {K::ScaleBackParam, "scalebackparam", false, lowerScaleBackParam, scaleBackParamArgs},
+    {K::PRelu, "prelu", true, lowerPRelu, preluArgs},
+    {K::PReluBackData, "prelubackdata", true, lowerPReluBackData, preluBackDataArgs},
+    {K::PReluBackWeight, "prelubackweight", false, lowerPReluBackWeight, preluBackWeightArgs},
 };
 
 constexpr size_t kRows = sizeof(kTable) / sizeof(kTable[0]);
@@ -68,6 +75,9 @@ const OpPlanEntry kOpTable[] = {
     CNNC_OP_ROW(Softmax, softmax),
     CNNC_OP_ROW(Concat, concat),
     CNNC_OP_ROW(Add, add),
+    CNNC_OP_ROW(Mul, mul),
+    CNNC_OP_ROW(Scale, scale),
+    CNNC_OP_ROW(PReLU, prelu),
 };
 #undef CNNC_OP_ROW
 

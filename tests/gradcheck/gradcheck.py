@@ -70,6 +70,12 @@ CASES = {
     "hardswish_elu_silu": ("input(2, 5, 5)", "c: conv(3, 3, padding=1); hardswish; d: conv(3, 1); elu(0.7); flatten; fc: linear(6); silu; g: linear(4)"),
     # gelu (erf form and tanh approximation) and mish: smooth, gradients from x.
     "gelu_mish": ("input(2, 5, 6)", "c: conv(3, 3, padding=1); gelu; d: conv(3, 1); mish; flatten; fc: linear(6); gelu(approximate=\"tanh\"); g: linear(4)"),
+    # Broadcasting: a squeeze-and-excitation gate [C,1,1] times a [C,H,W] tensor; a product of two
+    # full tensors; an add whose second operand [C,1,W] repeats over the height.
+    "se_gate": ("input(3, 6, 7)", "c: conv(4, 3, padding=1); tanh; mul { identity; seq { globalavgpool; g: conv(4, 1); sigmoid } }; flatten; fc: linear(4)"),
+    "mul_full_add_rows": ("input(2, 5, 6)", "mul { a: conv(3, 1); b: conv(3, 3, padding=1) }; add { identity; seq { avgpool([5, 1]); d: conv(3, 1) } }; flatten; fc: linear(4)"),
+    # Learned per-channel parameters: prelu (per channel, single, flat) and scale (images, flat).
+    "prelu_scale": ("input(2, 5, 5)", "c: conv(3, 3, padding=1); p: prelu(3); s: scale(0.7); d: conv(3, 1); q: prelu; flatten; fc: linear(6); r: prelu(6); t: scale; g: linear(4)"),
 }
 
 

@@ -269,6 +269,56 @@ class ActivationsNet(nn.Module):
         return self.fc2(x)
 
 
+class _SE(nn.Module):
+    """The gate of gating_net's mul: torchvision's SqueezeExcitation with a hardsigmoid."""
+
+    def __init__(self, c, squeeze):
+        super().__init__()
+        self.fc1 = nn.Conv2d(c, squeeze, 1)
+        self.fc2 = nn.Conv2d(squeeze, c, 1)
+
+    def forward(self, x):
+        s = F.adaptive_avg_pool2d(x, 1)
+        return F.hardsigmoid(self.fc2(F.relu(self.fc1(s))))
+
+
+class _Proj(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.proj = nn.Conv2d(c, c, 1)
+
+    def forward(self, x):
+        return self.proj(F.adaptive_avg_pool2d(x, 1))
+
+
+class GatingNet(nn.Module):
+    """tests/torch/gating_net.cnn (not a net of nets/): squeeze-and-excitation (x * gate, the gate
+    [C,1,1]), an add with a broadcast [C,1,1] operand, PReLU (per channel, single, flat) and layer
+    scale parameters (ConvNeXt's [C,1,1] `layer_scale`, and a flat one)."""
+
+    def __init__(self, num_classes=5):
+        super().__init__()
+        self.c1 = nn.Conv2d(3, 16, 3, padding=1)
+        self.act1 = nn.PReLU(16)
+        self.se = _SE(16, 4)
+        self.c2 = nn.Conv2d(16, 8, 3, stride=2)
+        self.a2 = nn.PReLU()
+        self.layer_scale = nn.Parameter(torch.full((8, 1, 1), 0.5))
+        self.add_module("8", _Proj(8))  # gating_net.cnn's unlabeled seq, named by its position
+        self.fc1 = nn.Linear(160, 12)
+        self.p3 = nn.PReLU(12, init=0.1)
+        self.s3 = nn.Parameter(torch.full((12,), 2.0))
+        self.fc2 = nn.Linear(12, num_classes)
+
+    def forward(self, x):
+        x = self.act1(self.c1(x))
+        x = x * self.se(x)
+        x = self.a2(self.c2(x)) * self.layer_scale
+        x = x + getattr(self, "8")(x)
+        x = self.p3(self.fc1(torch.flatten(x, 1))) * self.s3
+        return self.fc2(x)
+
+
 # --------------------------------------------------------------------------------------------------
 # Registry.
 
@@ -300,10 +350,11 @@ _BUILDERS = {
     "lrn_net": LrnNet,
     "leaky_net": LeakyNet,
     "activations_net": ActivationsNet,
+    "gating_net": GatingNet,
 }
 NETS = list(_BUILDERS)
 
-_INPUT = {"lenet5": (1, 32, 32), "lrn_net": (3, 14, 13), "leaky_net": (3, 12, 11), "activations_net": (3, 10, 9)}
+_INPUT = {"lenet5": (1, 32, 32), "lrn_net": (3, 14, 13), "leaky_net": (3, 12, 11), "activations_net": (3, 10, 9), "gating_net": (3, 11, 9)}
 for _n in ("minivgg", "tinyresnet", "resnet34_cifar", "plain34", "resnet50_cifar"):
     _INPUT[_n] = (3, 32, 32)
 
