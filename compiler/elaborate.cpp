@@ -320,9 +320,7 @@ Tensor Elaborator::stmt(const Stmt& st, Tensor x, Scope& s, ModuleCtx& m, Mode m
                         isBuiltin(st.call.callee) ? "write the layer without 'use'" : "");
         return Tensor{-1, {}, true};
       }
-      Tensor out = callBlock(d, st.call, x, s, m, "", true);
-      if (mode == Mode::Branch && branches) branches->push_back(out);
-      return mode == Mode::Branch ? x : out;
+      return callBlock(d, st.call, x, s, m, "", true, mode, branches);
     }
     case Stmt::Layer:
     case Stmt::Seq: {
@@ -412,6 +410,11 @@ Tensor Elaborator::unit(const Stmt& st, Tensor x, Scope& s, ModuleCtx& m) {
   for (auto& kv : decls_) if (kv.second->kind == Decl::Block) names.push_back(kv.first);
   for (Scope* sc = &s; sc; sc = sc->parent)
     for (auto& kv : sc->vars) if (kv.second.value.kind == Value::Block) names.push_back(kv.first);
+  std::string torch = layerForPyTorchName(c.callee);
+  if (!torch.empty()) {
+    error(c.loc, "unknown layer or block '" + c.callee + "'", "cnnc writes that layer '" + torch + "' (docs/language.md, section 7)");
+    return Tensor{-1, {}, true};
+  }
   std::string best = closest(c.callee, names);
   error(c.loc, "unknown layer or block '" + c.callee + "'",
         best.empty() ? "built-in layers are listed in docs/language.md; blocks must be declared or imported" : "did you mean '" + best + "'?");
@@ -468,7 +471,8 @@ bool Elaborator::bindParams(const Decl* d, const Call& c, Scope& caller, Scope& 
   return ok;
 }
 
-Tensor Elaborator::callBlock(const Decl* d, const Call& c, Tensor x, Scope& s, ModuleCtx& m, const std::string& seg, bool splice) {
+Tensor Elaborator::callBlock(const Decl* d, const Call& c, Tensor x, Scope& s, ModuleCtx& m, const std::string& seg, bool splice, Mode mode,
+                              std::vector<Tensor>* branches) {
   for (const auto& f : stack_)
     if (f.decl == d) {
       std::string chain;
@@ -492,7 +496,7 @@ Tensor Elaborator::callBlock(const Decl* d, const Call& c, Tensor x, Scope& s, M
   Tensor out{-1, {}, true};
   if (ok) {
     if (splice) {
-      out = body(d->body, x, callee, m, Mode::Chain, nullptr);
+      out = body(d->body, x, callee, m, mode, branches);
     } else {
       ModuleCtx child;
       child.path = m.path.empty() ? seg : m.path + "." + seg;
@@ -501,6 +505,7 @@ Tensor Elaborator::callBlock(const Decl* d, const Call& c, Tensor x, Scope& s, M
     }
   }
   stack_.pop_back();
+  if (!ok && splice && mode == Mode::Branch && branches) branches->push_back(out);  // a failed branch poisons the join
   return out;
 }
 

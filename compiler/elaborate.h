@@ -23,6 +23,10 @@ struct ElabOptions {
 // The names of the built-in layers (the layer table of layers.cpp), without `input`.
 std::vector<std::string> builtinLayerNames();
 
+// For a name that is not a layer: the built-in layer a PyTorch user likely meant ("Conv2d",
+// "ReLU6", "LeakyReLU", "nn.GELU": by PyTorch's module name, or in another case), or "".
+std::string layerForPyTorchName(const std::string& name);
+
 // Returns false when any error was reported; `out` is then incomplete.
 bool elaborate(const Program& prog, const SourceManager& sm, Diagnostics& diags, const ElabOptions& opts, Graph& out);
 

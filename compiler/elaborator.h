@@ -71,7 +71,10 @@ private:
   Tensor body(const Body& b, Tensor x, Scope& s, ModuleCtx& m, Mode mode, std::vector<Tensor>* branches);
   Tensor stmt(const Stmt& st, Tensor x, Scope& s, ModuleCtx& m, Mode mode, std::vector<Tensor>* branches);
   Tensor unit(const Stmt& st, Tensor x, Scope& s, ModuleCtx& m);
-  Tensor callBlock(const Decl* d, const Call& c, Tensor x, Scope& s, ModuleCtx& m, const std::string& seg, bool splice);
+  // With `splice` (`use`), the block's statements run in the caller's module and mode: inside
+  // concat/add/mul each becomes a branch of its own, as if written in place.
+  Tensor callBlock(const Decl* d, const Call& c, Tensor x, Scope& s, ModuleCtx& m, const std::string& seg, bool splice,
+                   Mode mode = Mode::Chain, std::vector<Tensor>* branches = nullptr);
   const Decl* resolveBlock(const std::string& name, Scope& s, SourceLoc loc, bool& isError);
   bool bindParams(const Decl* d, const Call& c, Scope& caller, Scope& callee);
   Tensor join(OpKind op, const std::vector<Tensor>& parts, SourceLoc loc, ModuleCtx& m, bool residual);

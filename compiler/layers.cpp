@@ -2,6 +2,7 @@
 // defaults); binding checks them, then the layer's shape rule gives the output shape and its
 // parameters get their PyTorch names and shapes.
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdio>
 
@@ -109,6 +110,22 @@ std::vector<std::string> builtinLayerNames() {
   std::vector<std::string> v;
   for (const auto& s : specs()) if (std::string(s.name) != "input") v.push_back(s.name);
   return v;
+}
+
+std::string layerForPyTorchName(const std::string& name) {
+  std::string low;
+  for (char ch : name) low += (char)std::tolower((unsigned char)ch);
+  if (low.rfind("nn.", 0) == 0) low = low.substr(3);
+  static const std::pair<const char*, const char*> kModules[] = {
+      {"conv2d", "conv"}, {"linear", "linear"}, {"batchnorm2d", "batchnorm"}, {"batchnorm1d", "batchnorm"}, {"maxpool2d", "maxpool"},
+      {"avgpool2d", "avgpool"}, {"adaptiveavgpool2d", "adaptiveavgpool"}, {"localresponsenorm", "lrn"}, {"relu", "relu"}, {"relu6", "relu6"},
+      {"leaky_relu", "leakyrelu"}, {"hard_swish", "hardswish"}, {"hard_sigmoid", "hardsigmoid"}, {"swish", "silu"}, {"dropout", "dropout"},
+  };
+  for (const auto& [torch, ours] : kModules)
+    if (low == torch) return ours;
+  for (const auto& s : specs())
+    if (low == s.name && std::string(s.name) != "input") return s.name;
+  return "";
 }
 
 std::vector<std::string> Elaborator::builtinNames() const { return builtinLayerNames(); }
