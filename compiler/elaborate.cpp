@@ -324,6 +324,13 @@ Tensor Elaborator::stmt(const Stmt& st, Tensor x, Scope& s, ModuleCtx& m, Mode m
     }
     case Stmt::Layer:
     case Stmt::Seq: {
+      // A branch that is the input itself (`add { identity; ... }`, SE's `mul { identity; gate }`) is
+      // no module in PyTorch, so it takes no position; in a chain, identity stands for nn.Identity.
+      if (mode == Mode::Branch && st.kind == Stmt::Layer && st.call.callee == "identity" && st.label.empty() && !st.count && st.call.args.empty() &&
+          isBuiltin("identity")) {
+        if (branches) branches->push_back(x);
+        return x;
+      }
       int64_t n = 1;
       if (st.count) {
         Value c = eval(*st.count, s);

@@ -29,7 +29,7 @@ stmt
     ;
 // A label is a module name; PyTorch models use words such as `shortcut` for modules, so the
 // construct keywords are allowed here (a following ':' tells them apart).
-labelName   : ID | 'shortcut' | 'residual' | 'concat' | 'add' | 'mul' | 'seq' | 'use' | 'in' ;
+labelName   : ID | 'shortcut' | 'residual' | 'concat' | 'add' | 'mul' | 'seq' | 'use' | 'in' | 'block' ;
 elseClause  : 'else' (body | ifChain=stmt) ;
 letStmt     : 'let' ID '=' expr ';'? ;
 

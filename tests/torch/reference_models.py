@@ -304,7 +304,7 @@ class GatingNet(nn.Module):
         self.c2 = nn.Conv2d(16, 8, 3, stride=2)
         self.a2 = nn.PReLU()
         self.layer_scale = nn.Parameter(torch.full((8, 1, 1), 0.5))
-        self.add_module("8", _Proj(8))  # gating_net.cnn's unlabeled seq, named by its position
+        self.add_module("6", _Proj(8))  # gating_net.cnn's unlabeled seq, named by its position
         self.fc1 = nn.Linear(160, 12)
         self.p3 = nn.PReLU(12, init=0.1)
         self.s3 = nn.Parameter(torch.full((12,), 2.0))
@@ -314,7 +314,7 @@ class GatingNet(nn.Module):
         x = self.act1(self.c1(x))
         x = x * self.se(x)
         x = self.a2(self.c2(x)) * self.layer_scale
-        x = x + getattr(self, "8")(x)
+        x = x + getattr(self, "6")(x)
         x = self.p3(self.fc1(torch.flatten(x, 1))) * self.s3
         return self.fc2(x)
 
@@ -344,6 +344,9 @@ _BUILDERS = {
     "resnet101": _TV.resnet101,
     "resnet152": _TV.resnet152,
     "resnet18_transfer": _resnet18_transfer,
+    "mobilenet_v2": _TV.mobilenet_v2,
+    "mobilenet_v3_small": _TV.mobilenet_v3_small,
+    "mobilenet_v3_large": _TV.mobilenet_v3_large,
     "resnet34_cifar": lambda: CifarResNet(BasicBlock, [3, 4, 6, 3]),
     "plain34": lambda: CifarResNet(PlainBlock, [3, 4, 6, 3]),
     "resnet50_cifar": lambda: CifarResNet(Bottleneck, [3, 4, 6, 3]),
