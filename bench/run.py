@@ -39,6 +39,7 @@ CASES = [
     ("lenet5", "train", 128), ("minivgg", "train", 128), ("tinyresnet", "train", 128), ("resnet18", "train", 8),
     # Issue 17: the modern nets (depthwise convs, squeeze-and-excitation, hardswish).
     ("mobilenet_v2", "infer", 1), ("mobilenet_v3_small", "infer", 1), ("mobilenet_v3_large", "infer", 1),
+    ("shufflenet_v2_x1_0", "infer", 1),
 ]
 QUICK = [("resnet18", "infer", 1), ("tinyresnet", "infer", 128), ("lenet5", "train", 128), ("minivgg", "train", 128),
          ("tinyresnet", "train", 128)]

@@ -38,7 +38,9 @@ std::string KernelSpec::signature() const {
       o << " k=" << a.kernel[0] << "x" << a.kernel[1] << " s=" << a.stride[0] << "x" << a.stride[1] << " p=" << a.pad[0] << "x"
         << a.pad[1] << " d=" << a.dilation[0] << "x" << a.dilation[1] << " g=" << a.groups;
       break;
-    case KernelKind::Slice: o << " start=" << a.size; break;
+    case KernelKind::Slice:
+    case KernelKind::ChunkBack: o << " start=" << a.size; break;
+    case KernelKind::ChannelShuffle: o << " groups=" << a.groups; break;
     case KernelKind::DropoutFwd:
     case KernelKind::DropoutBack: o << " p=" << a.p; break;
     case KernelKind::BNApply:

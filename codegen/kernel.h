@@ -51,9 +51,11 @@ enum class KernelKind {
   PRelu,         // x, weight[1 or C] -> x > 0 ? x : weight * x
   PReluBackData, // dy, x, weight -> dx
   PReluBackWeight, // dy, x -> dweight (sum over batch and space; not batched)
+  ChunkBack,     // dy[C,...] -> dx[Ctot,...]: dy at channels [attrs.size, attrs.size + C), 0 elsewhere
+  ChannelShuffle,// x -> y, channels permuted as PyTorch's channel_shuffle(x, attrs.groups)
 };
 // The last kind: ops/registry.cpp has a row for each kind up to it.
-constexpr KernelKind kLastKernelKind = KernelKind::PReluBackWeight;
+constexpr KernelKind kLastKernelKind = KernelKind::ChannelShuffle;
 
 // Kernels whose output has no batch dimension (reductions over the batch).
 bool outputIsBatched(KernelKind k);

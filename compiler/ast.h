@@ -43,7 +43,7 @@ using StmtPtr = std::unique_ptr<Stmt>;
 using Body = std::vector<StmtPtr>;
 
 struct Stmt {
-  enum Kind { Let, If, For, Residual, Concat, Add, Mul, Use, Layer, Seq };
+  enum Kind { Let, If, For, Residual, Concat, Add, Mul, Split, Use, Layer, Seq };
   Kind kind;
   SourceLoc loc;          // of the statement's first token
   std::string label;      // Layer/Seq: optional `label:`
@@ -52,7 +52,7 @@ struct Stmt {
   ExprPtr expr;           // Let: value; If: condition; For: range
   ExprPtr count;          // Layer/Seq: `* count` repetition, or null
   Call call;              // Layer, Use
-  Body body;              // If: then; For/Seq/Concat/Add/Mul: body; Residual: main path
+  Body body;              // If: then; For/Seq/Concat/Add/Mul/Split: body; Residual: main path
   Body body2;             // If: else; Residual: shortcut
   bool hasElse = false;
   bool hasShortcut = false;

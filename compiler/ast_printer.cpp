@@ -76,6 +76,7 @@ struct Printer {
       case Stmt::Concat: o << pad << "concat" << at(s.loc) << "\n"; body(s.body, ind + 1); break;
       case Stmt::Add: o << pad << "add" << at(s.loc) << "\n"; body(s.body, ind + 1); break;
       case Stmt::Mul: o << pad << "mul" << at(s.loc) << "\n"; body(s.body, ind + 1); break;
+      case Stmt::Split: o << pad << "split" << at(s.loc) << "\n"; body(s.body, ind + 1); break;
       case Stmt::Use: o << pad << "use " << call(s.call) << at(s.loc) << "\n"; break;
       case Stmt::Layer: o << pad << "layer " << call(s.call) << label << count << at(s.loc) << "\n"; break;
       case Stmt::Seq: o << pad << "seq" << label << count << at(s.loc) << "\n"; body(s.body, ind + 1); break;

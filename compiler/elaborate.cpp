@@ -286,6 +286,45 @@ Tensor Elaborator::stmt(const Stmt& st, Tensor x, Scope& s, ModuleCtx& m, Mode m
       if (mode == Mode::Branch && branches) branches->push_back(out);
       return mode == Mode::Branch ? x : out;
     }
+    case Stmt::Split: {
+      // The channels cut into as many equal chunks as there are branches, chunk i through branch
+      // i, the outputs concatenated: ShuffleNetV2's unit is split { identity; branch2: seq { ... } }.
+      Scope inner;
+      inner.parent = &s;
+      Tensor out{-1, {}, true};
+      bool ok = true;
+      for (const auto& b : st.body)
+        if ((b->kind != Stmt::Layer && b->kind != Stmt::Seq) || b->count) {
+          error(b->loc, "a branch of split is one layer, block or seq { ... }", "write each branch out: 'if', 'for', 'use' and '* n' cannot make split branches");
+          ok = false;
+        }
+      size_t nb = st.body.size();
+      if (ok && nb < 2) {
+        error(st.loc, "split needs at least two branches, got " + std::to_string(nb), "e.g. split { identity; seq { conv(c / 2, 1); relu } }");
+        ok = false;
+      }
+      if (ok && !x.poison && x.shape[0] % (int64_t)nb) {
+        error(st.loc, "split into " + std::to_string(nb) + " branches needs channels divisible by " + std::to_string(nb) + ", got " + dimsStr(x.shape),
+              "change the channels of the layer before it");
+        ok = false;
+      }
+      if (ok && !x.poison) {
+        int64_t per = x.shape[0] / (int64_t)nb;
+        std::vector<Tensor> parts;
+        for (size_t i = 0; i < nb; ++i) {
+          Dims d = x.shape;
+          d[0] = per;
+          int id = addNode(OpKind::Chunk, (m.path.empty() ? "" : m.path + ".") + "chunk", {x.node}, d, st.body[i]->loc, m.module);
+          g_->nodes[id].attrs.size = (int64_t)i * per;
+          std::vector<Tensor> one;
+          stmt(*st.body[i], Tensor{id, d, false}, inner, m, Mode::Branch, &one);
+          parts.push_back(one.size() == 1 ? one[0] : Tensor{-1, {}, true});
+        }
+        out = join(OpKind::Concat, parts, st.loc, m, false);
+      }
+      if (mode == Mode::Branch && branches) branches->push_back(out);
+      return mode == Mode::Branch ? x : out;
+    }
     case Stmt::Concat:
     case Stmt::Add:
     case Stmt::Mul: {

@@ -27,6 +27,8 @@ const char* opName(OpKind k) {
     case OpKind::Mul: return "mul";
     case OpKind::Scale: return "scale";
     case OpKind::PReLU: return "prelu";
+    case OpKind::Chunk: return "chunk";
+    case OpKind::ChannelShuffle: return "channelshuffle";
   }
   return "?";
 }
@@ -119,6 +121,8 @@ static std::string attrStr(const Node& n) {
     case OpKind::AdaptiveAvgPool: add("out", pair(a.outHW)); break;
     case OpKind::Dropout: add("p", fmtDouble(a.p)); break;
     case OpKind::Scale: add("init", fmtDouble(a.init)); break;
+    case OpKind::Chunk: add("start", std::to_string(a.size)); break;
+    case OpKind::ChannelShuffle: add("groups", std::to_string(a.groups)); break;
     case OpKind::PReLU: add("num_parameters", std::to_string(a.out)); add("init", fmtDouble(a.init)); break;
     case OpKind::Activation:
       for (const auto& [k, v] : a.act.args) add(k, fmtDouble(v));

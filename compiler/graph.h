@@ -14,7 +14,9 @@ namespace cnnc {
 
 enum class OpKind {
   Input, Conv, Linear, BatchNorm, Activation, MaxPool, AvgPool, AdaptiveAvgPool,
-  Flatten, Dropout, LRN, Softmax, Concat, Add, Mul, Scale, PReLU
+  Flatten, Dropout, LRN, Softmax, Concat, Add, Mul, Scale, PReLU,
+  Chunk,           // channels [attrs.size, attrs.size + C) of its input (a branch of `split`)
+  ChannelShuffle   // attrs.groups: PyTorch's channel_shuffle
 };
 
 const char* opName(OpKind k);

@@ -70,6 +70,7 @@ const std::vector<LayerSpec>& specs() {
       // Elementwise with a learned parameter per channel (or one for all: prelu's default).
       {"prelu", OpKind::PReLU, {{"num_parameters", ArgType::Int, false}, {"init", ArgType::Float, false}}},
       {"scale", OpKind::Scale, {{"init", ArgType::Float, false}}},
+      {"channelshuffle", OpKind::ChannelShuffle, {{"groups", ArgType::Int, true}}},
       {"softmax", OpKind::Softmax, {}},
       {"flatten", OpKind::Flatten, {}},
       {"identity", OpKind::Input, {}},  // no node: passes its input through
@@ -330,6 +331,10 @@ Tensor Elaborator::layer(const Call& c, Tensor x, Scope& s, ModuleCtx& m, const 
     case OpKind::Scale:
       at.init = getFloat("init", 1.0);
       break;
+    case OpKind::ChannelShuffle:
+      inRange("groups", 1, kMaxChannels);
+      at.groups = getInt("groups", 1);
+      break;
     case OpKind::LRN:
       inRange("size", 1, kMaxWindow);
       at.size = getInt("size", 5);
@@ -486,6 +491,14 @@ Tensor Elaborator::layer(const Call& c, Tensor x, Scope& s, ModuleCtx& m, const 
       }
       outShape = in;
       params.push_back({"weight", {{at.out}, ParamRole::Weight}});
+      break;
+    case OpKind::ChannelShuffle:
+      if (!needSpatial()) return poison;
+      if (in[0] % at.groups) {
+        error(a.loc["groups"], "channelshuffle groups = " + std::to_string(at.groups) + " must divide the input's " + std::to_string(in[0]) + " channels");
+        return poison;
+      }
+      outShape = in;
       break;
     case OpKind::Scale:
       // torchvision's ConvNeXt: `layer_scale`, a [C,1,1] tensor named by its module's attribute,

@@ -244,6 +244,9 @@ private:
     } else if (auto* x = dynamic_cast<CnnParser::StmtMulContext*>(c)) {
       s->kind = Stmt::Mul;
       s->body = body(x->body());
+    } else if (auto* x = dynamic_cast<CnnParser::StmtSplitContext*>(c)) {
+      s->kind = Stmt::Split;
+      s->body = body(x->body());
     } else if (auto* x = dynamic_cast<CnnParser::StmtUseContext*>(c)) {
       s->kind = Stmt::Use;
       s->call = call(x->call());

@@ -24,12 +24,13 @@ stmt
     | 'concat' body ';'?                                   # stmtConcat
     | 'add' body ';'?                                      # stmtAdd
     | 'mul' body ';'?                                      # stmtMul
+    | 'split' body ';'?                                    # stmtSplit
     | 'use' call ';'?                                      # stmtUse
     | (label=labelName ':')? unit ('*' count=expr)? ';'?   # stmtUnit
     ;
 // A label is a module name; PyTorch models use words such as `shortcut` for modules, so the
 // construct keywords are allowed here (a following ':' tells them apart).
-labelName   : ID | 'shortcut' | 'residual' | 'concat' | 'add' | 'mul' | 'seq' | 'use' | 'in' | 'block' ;
+labelName   : ID | 'shortcut' | 'residual' | 'concat' | 'add' | 'mul' | 'split' | 'seq' | 'use' | 'in' | 'block' ;
 elseClause  : 'else' (body | ifChain=stmt) ;
 letStmt     : 'let' ID '=' expr ';'? ;
 

@@ -54,6 +54,12 @@ Lowered lowerScale(const KernelSpec& k);
 Lowered lowerScaleBackParam(const KernelSpec& k);
 ArgNames scaleArgs(const KernelSpec& k);
 ArgNames scaleBackParamArgs(const KernelSpec& k);
+// chunk.cpp
+Lowered lowerChunkBack(const KernelSpec& k);
+ArgNames chunkBackArgs(const KernelSpec& k);
+// channel_shuffle.cpp
+Lowered lowerChannelShuffle(const KernelSpec& k);
+ArgNames channelShuffleArgs(const KernelSpec& k);
 // prelu.cpp
 Lowered lowerPRelu(const KernelSpec& k);
 Lowered lowerPReluBackData(const KernelSpec& k);
@@ -110,6 +116,8 @@ CNNC_OP_PLAN_STEPS(add)
 CNNC_OP_PLAN_STEPS(mul)
 CNNC_OP_PLAN_STEPS(scale)
 CNNC_OP_PLAN_STEPS(prelu)
+CNNC_OP_PLAN_STEPS(chunk)
+CNNC_OP_PLAN_STEPS(channelShuffle)
 CNNC_OP_PLAN_STEPS(maxPool)
 CNNC_OP_PLAN_STEPS(avgPool)
 CNNC_OP_PLAN_STEPS(adaptiveAvgPool)

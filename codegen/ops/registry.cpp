@@ -55,6 +55,8 @@ const KernelEntry kTable[] = {
     {K::PRelu, "prelu", true, lowerPRelu, preluArgs},
     {K::PReluBackData, "prelubackdata", true, lowerPReluBackData, preluBackDataArgs},
     {K::PReluBackWeight, "prelubackweight", false, lowerPReluBackWeight, preluBackWeightArgs},
+    {K::ChunkBack, "chunkback", true, lowerChunkBack, chunkBackArgs},
+    {K::ChannelShuffle, "channelshuffle", true, lowerChannelShuffle, channelShuffleArgs},
 };
 
 constexpr size_t kRows = sizeof(kTable) / sizeof(kTable[0]);
@@ -78,6 +80,8 @@ const OpPlanEntry kOpTable[] = {
     CNNC_OP_ROW(Mul, mul),
     CNNC_OP_ROW(Scale, scale),
     CNNC_OP_ROW(PReLU, prelu),
+    CNNC_OP_ROW(Chunk, chunk),
+    CNNC_OP_ROW(ChannelShuffle, channelShuffle),
 };
 #undef CNNC_OP_ROW
 

@@ -76,6 +76,10 @@ CASES = {
     "mul_full_add_rows": ("input(2, 5, 6)", "mul { a: conv(3, 1); b: conv(3, 3, padding=1) }; add { identity; seq { avgpool([5, 1]); d: conv(3, 1) } }; flatten; fc: linear(4)"),
     # Learned per-channel parameters: prelu (per channel, single, flat) and scale (images, flat).
     "prelu_scale": ("input(2, 5, 5)", "c: conv(3, 3, padding=1); p: prelu(3); s: scale(0.7); d: conv(3, 1); q: prelu; flatten; fc: linear(6); r: prelu(6); t: scale; g: linear(4)"),
+    # ShuffleNetV2's unit: half the channels pass, half are transformed, then shuffled; and a split
+    # into three with a shuffle of 3 groups (channel permutations and their inverses).
+    "split_shuffle": ("input(3, 5, 6)", "c: conv(8, 1); tanh; split { identity; b: seq { conv(4, 3, padding=1); tanh } }; channelshuffle(2); d: conv(3, 1); flatten; fc: linear(4)"),
+    "split3_shuffle3": ("input(2, 4, 5)", "c: conv(6, 1); tanh; split { e: conv(2, 1); identity; f: conv(2, 1) }; channelshuffle(3); flatten; fc: linear(4)"),
 }
 
 

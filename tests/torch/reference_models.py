@@ -347,6 +347,7 @@ _BUILDERS = {
     "mobilenet_v2": _TV.mobilenet_v2,
     "mobilenet_v3_small": _TV.mobilenet_v3_small,
     "mobilenet_v3_large": _TV.mobilenet_v3_large,
+    "shufflenet_v2_x1_0": _TV.shufflenet_v2_x1_0,
     "resnet34_cifar": lambda: CifarResNet(BasicBlock, [3, 4, 6, 3]),
     "plain34": lambda: CifarResNet(PlainBlock, [3, 4, 6, 3]),
     "resnet50_cifar": lambda: CifarResNet(Bottleneck, [3, 4, 6, 3]),
