@@ -5,6 +5,7 @@
 #include <string>
 
 #include "elaborate.h"
+#include "graph.h"
 #include "parser.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -20,6 +21,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   prog.files.push_back(std::move(ast));
   Graph g;
   ElabOptions opts;
-  elaborate(prog, sm, diags, opts, g);
+  if (elaborate(prog, sm, diags, opts, g)) {
+    std::string summary = printSummary(g);  // what `cnnc FILE --summary` prints; must not crash
+    (void)summary;
+  }
   return 0;
 }
