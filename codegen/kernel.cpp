@@ -42,7 +42,10 @@ std::string KernelSpec::signature() const {
     case KernelKind::ChunkBack: o << " start=" << a.size; break;
     case KernelKind::ChannelShuffle: o << " groups=" << a.groups; break;
     case KernelKind::DropoutFwd:
-    case KernelKind::DropoutBack: o << " p=" << a.p; break;
+    case KernelKind::DropoutBack:
+      o << " p=" << a.p;
+      if (a.dropUnit != Attrs::DropUnit::Element) o << (a.dropUnit == Attrs::DropUnit::Channel ? " unit=channel" : " unit=sample");
+      break;
     case KernelKind::BNApply:
     case KernelKind::BNBackParams:
     case KernelKind::BNBackData: {

@@ -33,7 +33,11 @@ const char* opName(OpKind k) {
   return "?";
 }
 
-std::string nodeOpName(const Node& n) { return n.op == OpKind::Activation ? n.attrs.act.name : opName(n.op); }
+std::string nodeOpName(const Node& n) {
+  if (n.op == OpKind::Activation) return n.attrs.act.name;
+  if (n.op == OpKind::Dropout && n.attrs.dropUnit != Attrs::DropUnit::Element) return n.attrs.dropUnit == Attrs::DropUnit::Channel ? "dropout2d" : "droppath";
+  return opName(n.op);
+}
 
 int64_t ParamInfo::numel() const { return cnnc::numel(shape); }
 
@@ -119,7 +123,7 @@ static std::string attrStr(const Node& n) {
       if (n.op == OpKind::AvgPool) add("count_include_pad", a.countIncludePad ? "true" : "false");
       break;
     case OpKind::AdaptiveAvgPool: add("out", pair(a.outHW)); break;
-    case OpKind::Dropout: add("p", fmtDouble(a.p)); break;
+    case OpKind::Dropout: add("p", fmtDouble(a.p)); break;  // its unit is in the op's name (nodeOpName)
     case OpKind::Scale: add("init", fmtDouble(a.init)); break;
     case OpKind::Chunk: add("start", std::to_string(a.size)); break;
     case OpKind::ChannelShuffle: add("groups", std::to_string(a.groups)); break;

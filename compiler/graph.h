@@ -50,6 +50,9 @@ struct Attrs {
   int64_t size = 0;               // lrn
   double eps = 1e-5, momentum = 0.1;  // batchnorm
   double p = 0.5;                 // dropout
+  // What one random draw of a dropout keeps or zeroes: an element (dropout), a channel of an image
+  // (dropout2d, nn.Dropout2d) or a whole image (droppath, torchvision's StochasticDepth "row").
+  enum class DropUnit { Element, Channel, Sample } dropUnit = DropUnit::Element;
   double alpha = 1e-4, beta = 0.75, k = 1.0;  // lrn
   double init = 1.0;              // scale, prelu: their parameter's initial value (prelu's count: out)
   Activation act;                 // activation layers

@@ -80,7 +80,12 @@ const std::vector<LayerSpec>& specs() {
                                     {"ceil", ArgType::Bool, false}, {"count_include_pad", ArgType::Bool, false}}},
       {"adaptiveavgpool", OpKind::AdaptiveAvgPool, {{"out", ArgType::IntPair, true}}},
       {"globalavgpool", OpKind::AdaptiveAvgPool, {}},
+      // Max pools whose window follows from the input size (maxpool kernels; see the shape rule).
+      {"globalmaxpool", OpKind::MaxPool, {}},
+      {"adaptivemaxpool", OpKind::MaxPool, {{"out", ArgType::IntPair, true}}},
       {"dropout", OpKind::Dropout, {{"p", ArgType::Float, false}}},
+      {"dropout2d", OpKind::Dropout, {{"p", ArgType::Float, false}}},
+      {"droppath", OpKind::Dropout, {{"p", ArgType::Float, true}}},
       {"lrn", OpKind::LRN, {{"size", ArgType::Int, true}, {"alpha", ArgType::Float, false}, {"beta", ArgType::Float, false}, {"k", ArgType::Float, false}}},
   };
   return s;
@@ -308,7 +313,9 @@ Tensor Elaborator::layer(const Call& c, Tensor x, Scope& s, ModuleCtx& m, const 
       break;
     case OpKind::Dropout:
       at.p = getFloat("p", 0.5);
-      if (!(at.p >= 0 && at.p <= 1)) { error(a.loc["p"], "dropout p = " + valueStr(a.v["p"]) + " must be between 0 and 1"); ok = false; }
+      if (c.callee == "dropout2d") at.dropUnit = Attrs::DropUnit::Channel;
+      if (c.callee == "droppath") at.dropUnit = Attrs::DropUnit::Sample;
+      if (!(at.p >= 0 && at.p <= 1)) { error(a.loc["p"], std::string(spec.name) + " p = " + valueStr(a.v["p"]) + " must be between 0 and 1"); ok = false; }
       break;
     case OpKind::Activation:
       at.act.name = c.callee == "swish" ? "silu" : spec.name;  // one layer, two names (PyTorch: SiLU)
@@ -472,6 +479,24 @@ Tensor Elaborator::layer(const Call& c, Tensor x, Scope& s, ModuleCtx& m, const 
       break;
     case OpKind::MaxPool:
     case OpKind::AvgPool:
+      if (c.callee == "globalmaxpool" || c.callee == "adaptivemaxpool") {
+        // nn.AdaptiveMaxPool2d's windows are [floor(i H / o), ceil((i + 1) H / o)); where o divides
+        // H they are the tiles of a maxpool with kernel = stride = H / o, which is what this is.
+        if (!needSpatial()) return poison;
+        int64_t o[2] = {1, 1};
+        if (c.callee == "adaptivemaxpool") {
+          inRange("out", 1, kMaxSpatial);
+          getPair("out", 1, o);
+        }
+        for (int i = 0; i < 2; ++i) {
+          if (in[1 + i] % o[i]) {
+            error(a.has("out") ? a.loc["out"] : loc, "adaptivemaxpool to " + std::to_string(o[0]) + "x" + std::to_string(o[1]) + " needs an input size that is a multiple of it, got " + dimsStr(in),
+                  "overlapping adaptive windows are not supported yet; pad or pool the input to a multiple first");
+            return poison;
+          }
+          at.kernel[i] = at.stride[i] = in[1 + i] / o[i];
+        }
+      }
       if (!needSpatial() || !spatialOut(true)) return poison;
       break;
     case OpKind::AdaptiveAvgPool:
@@ -480,6 +505,10 @@ Tensor Elaborator::layer(const Call& c, Tensor x, Scope& s, ModuleCtx& m, const 
       break;
     case OpKind::LRN:
       if (!needSpatial()) return poison;
+      outShape = in;
+      break;
+    case OpKind::Dropout:
+      if (at.dropUnit == Attrs::DropUnit::Channel && !needSpatial()) return poison;
       outShape = in;
       break;
     case OpKind::PReLU:

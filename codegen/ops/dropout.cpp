@@ -1,7 +1,10 @@
-// dropout.cpp: dropout (nn.Dropout) in training; inference plans leave it out.
+// dropout.cpp: dropout in training (nn.Dropout; dropout2d: nn.Dropout2d, whole channels; droppath:
+// torchvision's StochasticDepth "row", whole images); inference plans leave it out.
 //
 //   DropoutFwd   x, seed(i32[2]) -> y = x * mask / (1 - p)
 //   DropoutBack  dy, seed -> dx = dy * mask / (1 - p)
+//
+// The mask is drawn per element, per (image, channel) or per image (attrs.dropUnit).
 #include "gpu.h"
 #include "ops.h"
 #include "plan_builder.h"
@@ -39,11 +42,13 @@ DropoutFuncs dropoutAlgorithm(const KernelSpec& k) {
   f.args = kp.args();
   float p = (float)k.attrs.p;
   f.out = Func(fwd ? "dropout" : "dropout_dx");
+  using U = Attrs::DropUnit;
+  U unit = k.attrs.dropUnit;
   if (d.size() == 3) {
-    Expr idx = ((v.n * (int)d[0] + v.c) * (int)d[1] + v.y) * (int)d[2] + v.x;
+    Expr idx = unit == U::Sample ? Expr(v.n) : unit == U::Channel ? v.n * (int)d[0] + v.c : ((v.n * (int)d[0] + v.c) * (int)d[1] + v.y) * (int)d[2] + v.x;
     f.out(v.x, v.y, v.c, v.n) = p >= 1.0f ? Expr(0.0f) : in(v.x, v.y, v.c, v.n) * keepMask(idx, seed, p);
   } else {
-    Expr idx = v.n * (int)d[0] + v.f;
+    Expr idx = unit == U::Sample ? Expr(v.n) : v.n * (int)d[0] + v.f;
     f.out(v.f, v.n) = p >= 1.0f ? Expr(0.0f) : in(v.f, v.n) * keepMask(idx, seed, p);
   }
   return f;

@@ -80,6 +80,10 @@ CASES = {
     # into three with a shuffle of 3 groups (channel permutations and their inverses).
     "split_shuffle": ("input(3, 5, 6)", "c: conv(8, 1); tanh; split { identity; b: seq { conv(4, 3, padding=1); tanh } }; channelshuffle(2); d: conv(3, 1); flatten; fc: linear(4)"),
     "split3_shuffle3": ("input(2, 4, 5)", "c: conv(6, 1); tanh; split { e: conv(2, 1); identity; f: conv(2, 1) }; channelshuffle(3); flatten; fc: linear(4)"),
+    # Masks per channel (dropout2d) and per image (droppath on a residual branch, stochastic depth).
+    "dropout2d_droppath": ("input(3, 5, 6)", "c: conv(4, 3, padding=1); tanh; dropout2d(0.5); residual { d: conv(4, 1); droppath(0.5) }; flatten; fc: linear(4)"),
+    # Max pools sized by their input: adaptive to 3x2 (windows 2x2), then global.
+    "adaptive_global_maxpool": ("input(2, 6, 4)", "c: conv(3, 1); tanh; adaptivemaxpool([3, 2]); d: conv(3, 1); globalmaxpool; flatten; fc: linear(4)"),
 }
 
 

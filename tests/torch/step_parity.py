@@ -47,8 +47,13 @@ TORCH32_ERR_FACTOR = 4
 NEAR_TIE_REL = 2e-6
 
 
-def dropout_mask(shape, p, s0, s1):
-    """cnnc's dropout mask (codegen/ops/dropout.cpp keepMask): a hash of the NCHW flat index."""
+def dropout_mask(shape, p, s0, s1, unit="element"):
+    """cnnc's dropout mask (codegen/ops/dropout.cpp keepMask): a hash of the NCHW flat index, or of
+    the (image, channel) index (dropout2d) or the image index (droppath), broadcast over the rest."""
+    if unit == "channel":
+        shape = tuple(shape[:2]) + (1,) * (len(shape) - 2)
+    elif unit == "sample":
+        shape = (shape[0],) + (1,) * (len(shape) - 1)
     idx = np.arange(int(np.prod(shape)), dtype=np.uint64)
     h = ((idx * 0x9E3779B1) & M32) ^ np.uint64(s0) ^ np.uint64((s1 * 0x85EBCA6B) & M32)
     h = (((h ^ (h >> np.uint64(16))) * 0x7FEB352D) & M32)
@@ -62,25 +67,28 @@ def dropout_mask(shape, p, s0, s1):
 class SameMaskDropout(torch.nn.Module):
     """Applies the mask cnnc draws for dropout layer k at step seed `seed` (runtime/train.cpp)."""
 
-    def __init__(self, p, k, seed):
+    def __init__(self, p, k, seed, unit="element"):
         super().__init__()
         s = (seed * 0x9E3779B97F4A7C15 + (k + 1) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
-        self.p, self.s0, self.s1 = p, s & 0x7FFFFFFF, (s >> 32) & 0x7FFFFFFF
+        self.p, self.s0, self.s1, self.unit = p, s & 0x7FFFFFFF, (s >> 32) & 0x7FFFFFFF, unit
 
     def forward(self, x):
         if self.p == 0:
             return x
-        return x * dropout_mask(tuple(x.shape), self.p, self.s0, self.s1).to(x.dtype)
+        return x * dropout_mask(tuple(x.shape), self.p, self.s0, self.s1, self.unit).to(x.dtype)
 
 
 def replace_dropout(model, seed):
-    """Swaps every nn.Dropout (in forward order, as cnnc numbers them) for SameMaskDropout."""
+    """Swaps every nn.Dropout, nn.Dropout2d and torchvision StochasticDepth (in forward order, as cnnc
+    numbers them) for SameMaskDropout."""
+    from torchvision.ops import StochasticDepth
     k = 0
     for parent in list(model.modules()):
         for name, child in list(parent.named_children()):
-            if isinstance(child, torch.nn.Dropout):
+            unit = {torch.nn.Dropout: "element", torch.nn.Dropout2d: "channel", StochasticDepth: "sample"}.get(type(child))
+            if unit is not None:
                 p = child.p
-                setattr(parent, name, SameMaskDropout(p, k, seed))
+                setattr(parent, name, SameMaskDropout(p, k, seed, unit))
                 if p > 0:
                     k += 1
 
