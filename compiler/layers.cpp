@@ -49,7 +49,7 @@ const std::vector<LayerSpec>& specs() {
       {"input", OpKind::Input, {{"c", ArgType::Int, true}, {"h", ArgType::Int, false}, {"w", ArgType::Int, false},
                                 {"mean", ArgType::FloatList, false}, {"std", ArgType::FloatList, false}}},
       {"conv", OpKind::Conv, {{"out", ArgType::Int, true}, {"kernel", ArgType::IntPair, true}, {"stride", ArgType::IntPair, false},
-                              {"padding", ArgType::IntPair, false}, {"dilation", ArgType::IntPair, false}, {"groups", ArgType::Int, false},
+                              {"padding", ArgType::IntPair, false, 0, "same|valid"}, {"dilation", ArgType::IntPair, false}, {"groups", ArgType::Int, false},
                               {"bias", ArgType::Bool, false}, {"in_channels", ArgType::Int, false}}},
       {"linear", OpKind::Linear, {{"out", ArgType::Int, true}, {"bias", ArgType::Bool, false}, {"in_features", ArgType::Int, false}}},
       {"batchnorm", OpKind::BatchNorm, {{"eps", ArgType::Float, false}, {"momentum", ArgType::Float, false}}},
@@ -99,7 +99,7 @@ const LayerSpec* findSpec(const std::string& n) {
 const char* typeName(ArgType t) {
   switch (t) {
     case ArgType::Int: return "an integer";
-    case ArgType::IntPair: return "an integer or a pair [h, w]";
+    case ArgType::IntPair: return "an integer or a pair [h, w]";  // conv's padding also takes "same" / "valid"
     case ArgType::Float: return "a number";
     case ArgType::Bool: return "true or false";
     case ArgType::FloatList: return "a list of numbers";
@@ -189,7 +189,8 @@ Tensor Elaborator::layer(const Call& c, Tensor x, Scope& s, ModuleCtx& m, const 
     switch (as->type) {
       case ArgType::Int: typeOk = v.kind == Value::Int; break;
       case ArgType::IntPair:
-        typeOk = v.kind == Value::Int || (v.kind == Value::List && v.list.size() == 2 && v.list[0].kind == Value::Int && v.list[1].kind == Value::Int);
+        typeOk = v.kind == Value::Int || (v.kind == Value::List && v.list.size() == 2 && v.list[0].kind == Value::Int && v.list[1].kind == Value::Int) ||
+                 (as->choices && v.kind == Value::String);  // conv's padding="same" / "valid"
         break;
       case ArgType::Float: typeOk = v.isNumber(); break;
       case ArgType::Bool: typeOk = v.kind == Value::Bool; break;
@@ -204,7 +205,7 @@ Tensor Elaborator::layer(const Call& c, Tensor x, Scope& s, ModuleCtx& m, const 
       ok = false;
       continue;
     }
-    if (as->type == ArgType::Choice) {
+    if (as->type == ArgType::Choice || (as->choices && v.kind == Value::String)) {
       std::vector<std::string> cs = choicesOf(*as);
       if (std::find(cs.begin(), cs.end(), v.s) == cs.end()) {
         std::string list;
@@ -263,14 +264,37 @@ Tensor Elaborator::layer(const Call& c, Tensor x, Scope& s, ModuleCtx& m, const 
       inRange("out", 1, kMaxChannels, "a conv needs at least one output channel");
       inRange("kernel", 1, kMaxWindow);
       inRange("stride", 1, kMaxWindow);
-      inRange("padding", 0, kMaxWindow);
+      if (!(a.has("padding") && a.v["padding"].kind == Value::String)) inRange("padding", 0, kMaxWindow);
       inRange("dilation", 1, kMaxWindow);
       inRange("groups", 1, kMaxChannels);
       at.out = getInt("out", 1);
       getPair("kernel", 1, at.kernel);
       getPair("stride", 1, at.stride);
-      getPair("padding", 0, at.pad);
       getPair("dilation", 1, at.dilation);
+      if (a.has("padding") && a.v["padding"].kind == Value::String) {
+        // PyTorch's padding="valid" is 0; "same" keeps H and W at stride 1 with d (k - 1) / 2 on
+        // each side. An even d (k - 1) needs one more row and column at the end (PyTorch pads
+        // asymmetrically there), which convs here cannot do yet.
+        at.pad[0] = at.pad[1] = 0;
+        if (a.v["padding"].s == "same") {
+          if (at.stride[0] != 1 || at.stride[1] != 1) {
+            error(a.loc["padding"], "conv padding=\"same\" needs stride 1, as in PyTorch", "give the padding as numbers: padding=(kernel - 1) / 2 for an odd kernel");
+            ok = false;
+          }
+          for (int i = 0; i < 2 && ok; ++i) {
+            int64_t total = at.dilation[i] * (at.kernel[i] - 1);
+            if (total % 2) {
+              error(a.loc["padding"], "conv padding=\"same\" with kernel " + std::to_string(at.kernel[i]) + " (dilation " + std::to_string(at.dilation[i]) +
+                                          ") needs one more row or column on one side than the other, which is not supported yet",
+                    "use an odd kernel, or give the padding as numbers");
+              ok = false;
+            }
+            at.pad[i] = total / 2;
+          }
+        }
+      } else {
+        getPair("padding", 0, at.pad);
+      }
       at.groups = getInt("groups", 1);
       at.bias = getBool("bias", true);
       break;
