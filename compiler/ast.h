@@ -43,12 +43,12 @@ using StmtPtr = std::unique_ptr<Stmt>;
 using Body = std::vector<StmtPtr>;
 
 struct Stmt {
-  enum Kind { Let, If, For, Residual, Concat, Add, Mul, Split, Use, Layer, Seq };
+  enum Kind { Let, If, For, Residual, Concat, Add, Mul, Split, Use, Layer, Seq, Keep, From };
   Kind kind;
   SourceLoc loc;          // of the statement's first token
   std::string label;      // Layer/Seq: optional `label:`
   SourceLoc labelLoc;
-  std::string name;       // Let: bound name; For: loop variable
+  std::string name;       // Let: bound name; For: loop variable; Keep/From: the tensor's name
   ExprPtr expr;           // Let: value; If: condition; For: range
   ExprPtr count;          // Layer/Seq: `* count` repetition, or null
   Call call;              // Layer, Use

@@ -77,6 +77,8 @@ struct Printer {
       case Stmt::Add: o << pad << "add" << at(s.loc) << "\n"; body(s.body, ind + 1); break;
       case Stmt::Mul: o << pad << "mul" << at(s.loc) << "\n"; body(s.body, ind + 1); break;
       case Stmt::Split: o << pad << "split" << at(s.loc) << "\n"; body(s.body, ind + 1); break;
+      case Stmt::Keep: o << pad << "keep " << s.name << at(s.loc) << "\n"; break;
+      case Stmt::From: o << pad << "from " << s.name << at(s.loc) << "\n"; break;
       case Stmt::Use: o << pad << "use " << call(s.call) << at(s.loc) << "\n"; break;
       case Stmt::Layer: o << pad << "layer " << call(s.call) << label << count << at(s.loc) << "\n"; break;
       case Stmt::Seq: o << pad << "seq" << label << count << at(s.loc) << "\n"; body(s.body, ind + 1); break;

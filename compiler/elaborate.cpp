@@ -197,6 +197,7 @@ bool Elaborator::run(Graph& g) {
     return false;
   }
   ModuleCtx top;
+  kept_.push_back({net, {}});
   Tensor x = layer(b[0]->call, Tensor{}, scope, top, "input");
   if (x.poison) return false;
   scope.in = x.shape;
@@ -285,6 +286,35 @@ Tensor Elaborator::stmt(const Stmt& st, Tensor x, Scope& s, ModuleCtx& m, Mode m
       Tensor out = join(OpKind::Add, {main, sc}, st.loc, m, true);
       if (mode == Mode::Branch && branches) branches->push_back(out);
       return mode == Mode::Branch ? x : out;
+    }
+    case Stmt::Keep: {
+      // Names the tensor at this point of the chain; no node, no position.
+      auto& scope = kept_.back().names;
+      auto it = scope.find(st.name);
+      if (it != scope.end()) {
+        error(st.loc, "a tensor named '" + st.name + "' is already kept in this " + (kept_.size() == 1 ? "network" : "block") + ", at " + sm_.where(it->second.loc),
+              (it->second.loc.file == st.loc.file && it->second.loc.line == st.loc.line && it->second.loc.col == st.loc.col) ? "this 'keep' runs more than once (a loop or repetition): give each tensor its own name"
+                                                     : "give this tensor another name");
+        return x;
+      }
+      if (!x.poison) {
+        scope[st.name] = {x, st.loc};
+        keptNodes_[x.node] = {st.name, st.loc};
+        allKept_.push_back({kept_.back().decl, {st.name, st.loc}});
+      }
+      return x;
+    }
+    case Stmt::From: {
+      // The chain (or, in concat/add/mul, this branch) continues from a kept tensor.
+      auto& scope = kept_.back().names;
+      auto it = scope.find(st.name);
+      if (it != scope.end()) {
+        if (mode == Mode::Branch && branches) branches->push_back(it->second.t);
+        return mode == Mode::Branch ? x : it->second.t;
+      }
+      diagnoseMissingKeep(st);
+      if (mode == Mode::Branch && branches) branches->push_back(Tensor{-1, {}, true});
+      return Tensor{-1, {}, true};
     }
     case Stmt::Split: {
       // The channels cut into as many equal chunks as there are branches, chunk i through branch
@@ -547,12 +577,45 @@ Tensor Elaborator::callBlock(const Decl* d, const Call& c, Tensor x, Scope& s, M
       ModuleCtx child;
       child.path = m.path.empty() ? seg : m.path + "." + seg;
       child.module = newModule(child.path, d->name, m.module);
+      kept_.push_back({d, {}});  // a block's kept tensors are its own
       out = body(d->body, x, callee, child, Mode::Chain, nullptr);
+      kept_.pop_back();
     }
   }
   stack_.pop_back();
   if (!ok && splice && mode == Mode::Branch && branches) branches->push_back(out);  // a failed branch poisons the join
   return out;
+}
+
+// Whether `b` (recursively) keeps a tensor named `name`; its location in `at`.
+static bool findKeep(const Body& b, const std::string& name, SourceLoc& at) {
+  for (const auto& s : b) {
+    if (s->kind == Stmt::Keep && s->name == name) { at = s->loc; return true; }
+    if (findKeep(s->body, name, at) || findKeep(s->body2, name, at)) return true;
+  }
+  return false;
+}
+
+void Elaborator::diagnoseMissingKeep(const Stmt& st) {
+  const Decl* here = kept_.back().decl;
+  SourceLoc later;
+  if (here && findKeep(here->body, st.name, later) && later.file == st.loc.file &&
+      (later.line > st.loc.line || (later.line == st.loc.line && later.col > st.loc.col))) {
+    error(st.loc, "'" + st.name + "' is used before it is kept (at " + sm_.where(later) + ")", "a kept tensor can be used only after its 'keep'");
+    return;
+  }
+  for (const auto& [decl, k] : allKept_)
+    if (k.first == st.name && decl != here) {
+      std::string where = decl && decl->kind == Decl::Block ? "block '" + decl->name + "'" : "the network";
+      error(st.loc, "'" + st.name + "' is kept in " + where + " (at " + sm_.where(k.second) + "), not in this " + (kept_.size() == 1 ? "network" : "block"),
+            "a kept tensor is visible only in the block (or network) that keeps it: move the 'keep' and the 'from' into one of them");
+      return;
+    }
+  std::vector<std::string> names;
+  for (const auto& [n, k] : kept_.back().names) names.push_back(n);
+  std::string best = closest(st.name, names);
+  error(st.loc, "no tensor named '" + st.name + "' is kept here",
+        !best.empty() ? "did you mean '" + best + "'?" : "name one first with 'keep " + st.name + "' at the point of the chain you want to come back to");
 }
 
 Tensor Elaborator::join(OpKind op, const std::vector<Tensor>& parts, SourceLoc loc, ModuleCtx& m, bool residual) {
@@ -617,8 +680,25 @@ Tensor Elaborator::join(OpKind op, const std::vector<Tensor>& parts, SourceLoc l
     for (size_t i = 0; i < parts.size(); ++i) {
       const Dims& d = parts[i].shape;
       if (d.size() != shape.size() || (d.size() == 3 && (d[1] != shape[1] || d[2] != shape[2]))) {
-        error(loc, "concat of " + dimsStr(shape) + " and " + dimsStr(d) + ": branches must agree in every dimension but channels",
-              "check the strides and padding of each branch so they keep the same height and width");
+        // A long skip (`from NAME`) is named, with how much larger or smaller it is.
+        auto describe = [&](const Tensor& t) {
+          auto k = keptNodes_.find(t.node);
+          return dimsStr(t.shape) + (k == keptNodes_.end() ? "" : " (kept as '" + k->second.first + "' at " + sm_.where(k->second.second) + ")");
+        };
+        std::string hint = "check the strides and padding of each branch so they keep the same height and width";
+        const Tensor* kept = keptNodes_.count(parts[i].node) ? &parts[i] : keptNodes_.count(parts[0].node) ? &parts[0] : nullptr;
+        if (kept && d.size() == 3 && shape.size() == 3) {
+          const Tensor& other = kept == &parts[i] ? parts[0] : parts[i];
+          int64_t dh = kept->shape[1] - other.shape[1], dw = kept->shape[2] - other.shape[2];
+          std::string name = "'" + keptNodes_[kept->node].first + "'";
+          auto rc = [](int64_t h, int64_t w) { return std::to_string(h) + " rows and " + std::to_string(w) + " columns"; };
+          if (dh >= 0 && dw >= 0)
+            hint = name + " is " + rc(dh, dw) + " larger: crop it by " + (dh == dw && dh % 2 == 0 ? std::to_string(dh / 2) + " on each side" : "that much") +
+                   ", or pad the other branch (e.g. padding in its convs) to keep its size";
+          else if (dh <= 0 && dw <= 0)
+            hint = name + " is " + rc(-dh, -dw) + " smaller: pad it by that much, or crop the other branch";
+        }
+        error(loc, "concat of " + describe(parts[0]) + " and " + describe(parts[i]) + ": branches must agree in every dimension but channels", hint);
         return Tensor{-1, {}, true};
       }
       c += d[0];

@@ -41,6 +41,18 @@ struct ModuleCtx {
   std::set<std::string> names;
 };
 
+// A tensor named by `keep NAME` (a long skip), visible to `from NAME` later in the same block instance.
+struct Kept {
+  Tensor t;
+  SourceLoc loc;
+};
+
+// The kept tensors of one block instance (or of the network), and whose body it runs.
+struct KeptScope {
+  const Decl* decl = nullptr;
+  std::map<std::string, Kept> names;
+};
+
 // One block instantiation: used for recursion checks and "in block ... instantiated at" notes.
 struct Frame {
   const Decl* decl;
@@ -79,6 +91,7 @@ private:
   bool bindParams(const Decl* d, const Call& c, Scope& caller, Scope& callee);
   Tensor join(OpKind op, const std::vector<Tensor>& parts, SourceLoc loc, ModuleCtx& m, bool residual);
   std::string segment(const Stmt& st, ModuleCtx& m, bool isModule, bool& ok);
+  void diagnoseMissingKeep(const Stmt& st);  // `from NAME` with no NAME kept in this scope
   int newModule(const std::string& path, const std::string& kind, int parent);
   void warnUnused();
 
@@ -100,6 +113,9 @@ public:
   std::set<const Decl*> usedDecls_;
   std::set<std::pair<const Decl*, std::string>> usedParams_;
   std::vector<Frame> stack_;
+  std::vector<KeptScope> kept_;                            // innermost block instance last
+  std::map<int, std::pair<std::string, SourceLoc>> keptNodes_;  // node -> its kept name, for messages
+  std::vector<std::pair<const Decl*, std::pair<std::string, SourceLoc>>> allKept_;  // every keep so far
   Scope globals_;
   std::set<std::string> nodeNames_;
   int64_t steps_ = 0;   // statements executed: bounds loops that create nothing

@@ -247,6 +247,12 @@ private:
     } else if (auto* x = dynamic_cast<CnnParser::StmtSplitContext*>(c)) {
       s->kind = Stmt::Split;
       s->body = body(x->body());
+    } else if (auto* x = dynamic_cast<CnnParser::StmtKeepContext*>(c)) {
+      s->kind = Stmt::Keep;
+      s->name = x->ID()->getText();
+    } else if (auto* x = dynamic_cast<CnnParser::StmtFromContext*>(c)) {
+      s->kind = Stmt::From;
+      s->name = x->ID()->getText();
     } else if (auto* x = dynamic_cast<CnnParser::StmtUseContext*>(c)) {
       s->kind = Stmt::Use;
       s->call = call(x->call());

@@ -26,11 +26,13 @@ stmt
     | 'mul' body ';'?                                      # stmtMul
     | 'split' body ';'?                                    # stmtSplit
     | 'use' call ';'?                                      # stmtUse
+    | 'keep' ID ';'?                                       # stmtKeep
+    | 'from' ID ';'?                                       # stmtFrom
     | (label=labelName ':')? unit ('*' count=expr)? ';'?   # stmtUnit
     ;
 // A label is a module name; PyTorch models use words such as `shortcut` for modules, so the
 // construct keywords are allowed here (a following ':' tells them apart).
-labelName   : ID | 'shortcut' | 'residual' | 'concat' | 'add' | 'mul' | 'split' | 'seq' | 'use' | 'in' | 'block' ;
+labelName   : ID | 'shortcut' | 'residual' | 'concat' | 'add' | 'mul' | 'split' | 'seq' | 'use' | 'in' | 'block' | 'keep' | 'from' ;
 elseClause  : 'else' (body | ifChain=stmt) ;
 letStmt     : 'let' ID '=' expr ';'? ;
 

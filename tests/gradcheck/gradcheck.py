@@ -84,6 +84,8 @@ CASES = {
     "dropout2d_droppath": ("input(3, 5, 6)", "c: conv(4, 3, padding=1); tanh; dropout2d(0.5); residual { d: conv(4, 1); droppath(0.5) }; flatten; fc: linear(4)"),
     # Max pools sized by their input: adaptive to 3x2 (windows 2x2), then global.
     "adaptive_global_maxpool": ("input(2, 6, 4)", "c: conv(3, 1); tanh; adaptivemaxpool([3, 2]); d: conv(3, 1); globalmaxpool; flatten; fc: linear(4)"),
+    # Long skips: a kept tensor concatenated after two convs and added after one more (two uses).
+    "long_skip": ("input(2, 5, 6)", "c: conv(3, 3, padding=1); tanh; keep a; d: conv(3, 3, padding=1); tanh; concat { identity; from a }; e: conv(3, 1); add { identity; from a }; flatten; fc: linear(4)"),
 }
 
 

@@ -321,6 +321,28 @@ class GatingNet(nn.Module):
         return self.fc2(x)
 
 
+class LongSkipNet(nn.Module):
+    """tests/torch/longskip_net.cnn (not a net of nets/): a U-Net-style concat of features from two
+    convs earlier, and an FPN-style add of a pooled earlier tensor."""
+
+    def __init__(self, num_classes=5):
+        super().__init__()
+        self.c1 = nn.Conv2d(3, 8, 3, padding=1)
+        self.c2 = nn.Conv2d(8, 8, 3, padding=1)
+        self.c3 = nn.Conv2d(8, 8, 3, padding=1)
+        self.c4 = nn.Conv2d(16, 8, 1)
+        self.c5 = nn.Conv2d(8, 8, 3, padding=1)
+        self.fc = nn.Linear(8 * 5 * 4, num_classes)
+
+    def forward(self, x):
+        e1 = F.relu(self.c1(x))
+        x = F.relu(self.c3(F.relu(self.c2(e1))))
+        e2 = F.relu(self.c4(torch.cat([x, e1], 1)))
+        x = self.c5(F.max_pool2d(e2, 2))
+        x = F.relu(x + F.max_pool2d(e2, 2))
+        return self.fc(torch.flatten(x, 1))
+
+
 # --------------------------------------------------------------------------------------------------
 # Registry.
 
@@ -357,10 +379,11 @@ _BUILDERS = {
     "leaky_net": LeakyNet,
     "activations_net": ActivationsNet,
     "gating_net": GatingNet,
+    "longskip_net": LongSkipNet,
 }
 NETS = list(_BUILDERS)
 
-_INPUT = {"lenet5": (1, 32, 32), "lrn_net": (3, 14, 13), "leaky_net": (3, 12, 11), "activations_net": (3, 10, 9), "gating_net": (3, 11, 9)}
+_INPUT = {"lenet5": (1, 32, 32), "lrn_net": (3, 14, 13), "leaky_net": (3, 12, 11), "activations_net": (3, 10, 9), "gating_net": (3, 11, 9), "longskip_net": (3, 10, 9)}
 for _n in ("minivgg", "tinyresnet", "resnet34_cifar", "plain34", "resnet50_cifar"):
     _INPUT[_n] = (3, 32, 32)
 
