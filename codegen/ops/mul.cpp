@@ -54,15 +54,8 @@ MulFuncs broadcastBackAlgorithm(const KernelSpec& k) {
     f.r = RDom(extents, "r");
     for (size_t j = 0; j < reduced.size(); ++j) at[reduced[j]] = f.r[(int)j];
   }
-  std::vector<Var> full = elementVars(k.in, v);
   Expr term = dy(at);
-  if (times) {
-    // other's index: at, with its own broadcast dimensions at 0.
-    std::vector<Expr> o = at;
-    for (int i = 0; i < rank; ++i)
-      if (k.extraIns[0][rank - 1 - i] == 1 && k.in[rank - 1 - i] != 1) o[i] = 0;
-    term = term * other(o);
-  }
+  if (times) term = term * other(broadcastIndex(k.extraIns[0], k.in, at));  // at, with other's broadcast dimensions at 0
   f.out = Func("broadcast_dx");
   if (reduced.empty()) {
     f.out(idx) = term;

@@ -137,11 +137,13 @@ inline std::vector<Var> elementVars(const Dims& d, const Vars& v) {
 
 // `idx` (an element of a tensor of shape `out`, elementVars order) as the element of an operand of
 // shape `d` that add or mul broadcast to `out`: 0 in each dimension where d has 1 and out more.
-inline std::vector<Expr> broadcastIndex(const Dims& d, const Dims& out, const std::vector<Var>& idx) {
-  std::vector<Expr> e(idx.begin(), idx.end());
+inline std::vector<Expr> broadcastIndex(const Dims& d, const Dims& out, std::vector<Expr> e) {
   for (size_t i = 0; i < d.size(); ++i)
     if (d[i] == 1 && out[i] != 1) e[d.size() - 1 - i] = 0;
   return e;
+}
+inline std::vector<Expr> broadcastIndex(const Dims& d, const Dims& out, const std::vector<Var>& idx) {
+  return broadcastIndex(d, out, std::vector<Expr>(idx.begin(), idx.end()));
 }
 
 // Spatial outputs: parallel over (channel, batch), vectorised along the row.
