@@ -13,27 +13,31 @@ _NAME = {np.dtype(v): k for k, v in _DT.items()}
 
 def save(path, tensors, metadata=None):
     """tensors: dict name -> numpy array (or torch tensor); written in insertion order."""
-    header, blobs, off = {}, [], 0
+    # Arrays are written straight from their own memory: VGG's step writes 0.5 GB of weights, and
+    # copying them twice (tobytes, join) took a quarter of its test's time.
+    header, arrays, off = {}, [], 0
     for name, t in tensors.items():
         a = t.detach().cpu().numpy() if hasattr(t, "detach") else np.asarray(t)
-        a = a.copy(order="C")  # np.ascontiguousarray would turn a 0-d array into shape [1]
-        b = a.tobytes()
-        header[name] = {"dtype": _NAME[a.dtype], "shape": list(a.shape), "data_offsets": [off, off + len(b)]}
-        blobs.append(b)
-        off += len(b)
+        if not a.flags.c_contiguous:
+            a = a.copy(order="C")  # np.ascontiguousarray would turn a 0-d array into shape [1]
+        header[name] = {"dtype": _NAME[a.dtype], "shape": list(a.shape), "data_offsets": [off, off + a.nbytes]}
+        arrays.append(a)
+        off += a.nbytes
     if metadata:
         header["__metadata__"] = metadata
     h = json.dumps(header).encode()
     h += b" " * (-len(h) % 8)
     with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
+        f.write(struct.pack("<Q", len(h)) + h)
+        for a in arrays:
+            f.write(memoryview(a.reshape(-1)).cast("B") if a.size else b"")
 
 
 def load(path):
     with open(path, "rb") as f:
-        data = f.read()
+        data = memoryview(f.read())  # slices of a memoryview share its bytes (a bytes slice copies)
     n = struct.unpack("<Q", data[:8])[0]
-    header = json.loads(data[8:8 + n])
+    header = json.loads(bytes(data[8:8 + n]))
     out = {}
     for name, e in header.items():
         if name == "__metadata__":

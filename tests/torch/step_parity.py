@@ -93,6 +93,21 @@ def replace_dropout(model, seed):
                     k += 1
 
 
+def max_abs_diff(a, b):
+    """max |a - b| in float64, in slices of 1M elements through one buffer (VGG's classifier weight
+    is 0.8 GB in float64; a whole-tensor temporary spent seconds in page faults)."""
+    if not b.size:
+        return 0.0
+    a, b = np.asarray(a).reshape(-1), np.asarray(b).reshape(-1)
+    n = min(b.size, 1 << 20)
+    buf, worst = np.empty(n, np.float64), 0.0
+    for i in range(0, b.size, n):
+        d = buf[:min(n, b.size - i)]
+        np.subtract(a[i:i + n], b[i:i + n], out=d, dtype=np.float64)
+        worst = max(worst, float(np.max(np.abs(d, out=d))))
+    return worst
+
+
 def compare(got, ref, ref32, tag=""):
     """Each tensor of `ref` (float64 PyTorch) against cnnc's `got`: within max(fixed bound, 4 x float32
     PyTorch's own error `ref32`). Returns (ok, text naming the tensor closest to its bound)."""
@@ -107,9 +122,9 @@ def compare(got, ref, ref32, tag=""):
             print(f"FAIL {pre}{name}: shape {have.shape}, torch {want.shape}")
             ok = False
             continue
-        diff = float(np.max(np.abs(have.astype(np.float64) - want.astype(np.float64)))) if want.size else 0.0
+        diff = max_abs_diff(have, want)
         scale = float(np.max(np.abs(want))) if want.size else 0.0
-        torch_err = float(np.max(np.abs(ref32[name].astype(np.float64) - want.astype(np.float64)))) if want.size else 0.0
+        torch_err = max_abs_diff(ref32[name], want)
         bound = max(GRAD_REL_TOL * scale + GRAD_ABS_TOL if name.startswith("grad.") else VALUE_TOL * (1 + scale), TORCH32_ERR_FACTOR * torch_err)
         if diff > bound:
             print(f"FAIL {pre}{name}: max abs diff {diff:.3e} > {bound:.3e} (max |ref| {scale:.3e}, torch float32 off by {torch_err:.3e})")
@@ -218,14 +233,16 @@ def main():
     def reference(m, xx):
         out = torch.nn.functional.cross_entropy(m(xx), labels, label_smoothing=args.label_smoothing)
         out.backward()
+        # Arrays share the tensors' memory (no copies: VGG's classifier is 0.4 GB in float32): each
+        # gradient tensor stays as backward left it, and the update replaces the parameters' values.
         r = {"loss": out.detach().double().numpy()}
         for name, p in m.named_parameters():
-            r["grad." + name] = p.grad.double().numpy().copy()
+            r["grad." + name] = p.grad.numpy()
         with torch.no_grad():
             for p in m.parameters():
-                p -= args.lr * p.grad
+                p.sub_(args.lr * p.grad)
         for name, t in m.state_dict().items():
-            r[name] = t.numpy().astype(np.float64) if t.dtype != torch.int64 else t.numpy().copy()
+            r[name] = t.numpy()
         return r
 
     model64 = copy.deepcopy(model).double()
