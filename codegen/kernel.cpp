@@ -35,12 +35,23 @@ std::string KernelSpec::signature() const {
       break;
     case KernelKind::ConvBackData:
     case KernelKind::ConvBackWeight:
+    case KernelKind::ConvTranspose:
       o << " k=" << a.kernel[0] << "x" << a.kernel[1] << " s=" << a.stride[0] << "x" << a.stride[1] << " p=" << a.pad[0] << "x"
         << a.pad[1] << " d=" << a.dilation[0] << "x" << a.dilation[1] << " g=" << a.groups;
       break;
     case KernelKind::Slice:
     case KernelKind::ChunkBack: o << " start=" << a.size; break;
     case KernelKind::ChannelShuffle: o << " groups=" << a.groups; break;
+    case KernelKind::Upsample:
+    case KernelKind::UpsampleBack: {
+      char b[96];
+      snprintf(b, sizeof b, " mode=%s%s scale=%.17gx%.17g", a.resample == Attrs::Resample::Bilinear ? "bilinear" : "nearest",
+               a.alignCorners ? " align_corners" : "", a.upScale[0], a.upScale[1]);
+      o << b;
+      break;
+    }
+    case KernelKind::Pad:
+    case KernelKind::Crop: o << " shift=" << a.pad[0] << "x" << a.pad[1]; break;
     case KernelKind::DropoutFwd:
     case KernelKind::DropoutBack:
       o << " p=" << a.p;

@@ -53,9 +53,14 @@ enum class KernelKind {
   PReluBackWeight, // dy, x -> dweight (sum over batch and space; not batched)
   ChunkBack,     // dy[C,...] -> dx[Ctot,...]: dy at channels [attrs.size, attrs.size + C), 0 elsewhere
   ChannelShuffle,// x -> y, channels permuted as PyTorch's channel_shuffle(x, attrs.groups)
+  Upsample,      // x[C,H,W] -> y[C,Ho,Wo]: nearest or bilinear (attrs.resample, alignCorners, upScale)
+  UpsampleBack,  // dy[C,Ho,Wo] -> dx[C,H,W]
+  Pad,           // x -> y with attrs.pad (top, left) zero rows and columns before it, the rest after
+  Crop,          // dy -> dx = dy from (attrs.pad[1], attrs.pad[0]): Pad's gradient
+  ConvTranspose, // x[Cin,H,W], w[Cin,Cout/g,kh,kw], b[Cout] -> y: ConvBackData's algorithm plus a bias
 };
 // The last kind: ops/registry.cpp has a row for each kind up to it.
-constexpr KernelKind kLastKernelKind = KernelKind::ChannelShuffle;
+constexpr KernelKind kLastKernelKind = KernelKind::ConvTranspose;
 
 // Kernels whose output has no batch dimension (reductions over the batch).
 bool outputIsBatched(KernelKind k);

@@ -299,7 +299,7 @@ nlohmann::json planJsonObject(const Plan& p, const Graph& g, const SourceManager
   for (const auto& prm : g.params) {
     const Node& n = g.nodes[prm.node];
     int64_t fanIn = 1;
-    if (n.op == OpKind::Conv) fanIn = g.params[n.params[0]].shape[1] * n.attrs.kernel[0] * n.attrs.kernel[1];
+    if (n.op == OpKind::Conv || n.op == OpKind::ConvTranspose) fanIn = g.params[n.params[0]].shape[1] * n.attrs.kernel[0] * n.attrs.kernel[1];
     else if (n.op == OpKind::Linear) fanIn = g.params[n.params[0]].shape[1];
     const char* role = prm.role == ParamRole::Weight ? kRoleWeight : prm.role == ParamRole::Bias ? kRoleBias
                      : prm.role == ParamRole::RunningMean ? kRoleRunningMean : prm.role == ParamRole::RunningVar ? kRoleRunningVar : kRoleNumBatchesTracked;

@@ -55,7 +55,7 @@ Schedule defaultSchedule(const KernelSpec& k, int lanes) {
   // Conv: up to 8 output channels share each input vector; 8 accumulators + input + weights fit
   // easily in AVX-512's 32 (or AVX2's 16) vector registers.
   s.tileC = 1;
-  if (k.kind == KernelKind::Conv || k.kind == KernelKind::ConvBackData) {
+  if (k.kind == KernelKind::Conv || k.kind == KernelKind::ConvBackData || k.kind == KernelKind::ConvTranspose) {
     // NEON: 8-float vectors take two registers, so half the channels keep the tile in 32.
     s.tileC = (int)std::min<int64_t>(8 / regsPerVec, k.out[0]);
     int64_t W = k.out[2], H = k.out[1];

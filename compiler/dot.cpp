@@ -20,7 +20,7 @@ static std::string esc(const std::string& s) {
 static const char* fill(OpKind k) {
   switch (k) {
     case OpKind::Input: return "#dbeafe";
-    case OpKind::Conv: return "#e0e7ff";
+    case OpKind::Conv: case OpKind::ConvTranspose: return "#e0e7ff";
     case OpKind::Linear: return "#ede9fe";
     case OpKind::BatchNorm: return "#f1f5f9";
     case OpKind::Add: return "#fef3c7";

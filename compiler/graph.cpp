@@ -29,6 +29,9 @@ const char* opName(OpKind k) {
     case OpKind::PReLU: return "prelu";
     case OpKind::Chunk: return "chunk";
     case OpKind::ChannelShuffle: return "channelshuffle";
+    case OpKind::Upsample: return "upsample";
+    case OpKind::ConvTranspose: return "convtranspose";
+    case OpKind::Pad: return "pad";
   }
   return "?";
 }
@@ -106,7 +109,9 @@ static std::string attrStr(const Node& n) {
   switch (n.op) {
     case OpKind::Conv:
       add("out", std::to_string(a.out)); add("kernel", pair(a.kernel)); add("stride", pair(a.stride));
-      add("padding", pair(a.pad)); add("dilation", pair(a.dilation)); add("groups", std::to_string(a.groups));
+      if (a.padEnd[0] == a.pad[0] && a.padEnd[1] == a.pad[1]) add("padding", pair(a.pad));
+      else add("padding", "[" + std::to_string(a.pad[0]) + "," + std::to_string(a.padEnd[0]) + "," + std::to_string(a.pad[1]) + "," + std::to_string(a.padEnd[1]) + "]");
+      add("dilation", pair(a.dilation)); add("groups", std::to_string(a.groups));
       add("bias", a.bias ? "true" : "false");
       break;
     case OpKind::Linear:
@@ -127,6 +132,20 @@ static std::string attrStr(const Node& n) {
     case OpKind::Scale: add("init", fmtDouble(a.init)); break;
     case OpKind::Chunk: add("start", std::to_string(a.size)); break;
     case OpKind::ChannelShuffle: add("groups", std::to_string(a.groups)); break;
+    case OpKind::Upsample:
+      add("mode", a.resample == Attrs::Resample::Bilinear ? "bilinear" : "nearest");
+      if (a.resample == Attrs::Resample::Bilinear) add("align_corners", a.alignCorners ? "true" : "false");
+      if (a.upScale[0] > 0) add("scale", fmtDouble(1 / a.upScale[0]) + "x" + fmtDouble(1 / a.upScale[1]));
+      break;
+    case OpKind::ConvTranspose:
+      add("out", std::to_string(a.out)); add("kernel", pair(a.kernel)); add("stride", pair(a.stride));
+      add("padding", pair(a.pad)); add("output_padding", pair(a.outPad)); add("dilation", pair(a.dilation));
+      add("groups", std::to_string(a.groups)); add("bias", a.bias ? "true" : "false");
+      break;
+    case OpKind::Pad:
+      add("top", std::to_string(a.pad[0])); add("bottom", std::to_string(a.padEnd[0]));
+      add("left", std::to_string(a.pad[1])); add("right", std::to_string(a.padEnd[1]));
+      break;
     case OpKind::PReLU: add("num_parameters", std::to_string(a.out)); add("init", fmtDouble(a.init)); break;
     case OpKind::Activation:
       for (const auto& [k, v] : a.act.args) add(k, fmtDouble(v));

@@ -16,7 +16,10 @@ enum class OpKind {
   Input, Conv, Linear, BatchNorm, Activation, MaxPool, AvgPool, AdaptiveAvgPool,
   Flatten, Dropout, LRN, Softmax, Concat, Add, Mul, Scale, PReLU,
   Chunk,           // channels [attrs.size, attrs.size + C) of its input (a branch of `split`)
-  ChannelShuffle   // attrs.groups: PyTorch's channel_shuffle
+  ChannelShuffle,  // attrs.groups: PyTorch's channel_shuffle
+  Upsample,        // nn.Upsample: attrs.resample, alignCorners, upScale
+  ConvTranspose,   // nn.ConvTranspose2d: conv's attributes, outPad
+  Pad              // F.pad with zeros: attrs.pad (top, left), padEnd (bottom, right)
 };
 
 const char* opName(OpKind k);
@@ -56,6 +59,13 @@ struct Attrs {
   double alpha = 1e-4, beta = 0.75, k = 1.0;  // lrn
   double init = 1.0;              // scale, prelu: their parameter's initial value (prelu's count: out)
   Activation act;                 // activation layers
+  // upsample: PyTorch's modes; the coordinate scale per axis (its scale_factor's inverse), or 0 when
+  // the output size was given (the scale is then in / out)
+  enum class Resample { Nearest, Bilinear } resample = Resample::Nearest;
+  bool alignCorners = false;
+  double upScale[2] = {0, 0};
+  int64_t outPad[2] = {0, 0};     // convtranspose: output_padding
+  int64_t padEnd[2] = {0, 0};     // pad: rows at the bottom, columns at the right (pad: top, left)
 };
 
 enum class ParamRole { Weight, Bias, RunningMean, RunningVar, NumBatchesTracked };

@@ -12,7 +12,8 @@
 namespace cnnc {
 namespace {
 
-enum class ArgType { Int, IntPair, Float, Bool, FloatList, Choice };
+// Padding: an integer, [h, w], per side [top, bottom, left, right], or one of the spec's strings.
+enum class ArgType { Int, IntPair, Float, Bool, FloatList, Choice, Padding };
 
 struct ArgSpec {
   const char* name;
@@ -49,8 +50,16 @@ const std::vector<LayerSpec>& specs() {
       {"input", OpKind::Input, {{"c", ArgType::Int, true}, {"h", ArgType::Int, false}, {"w", ArgType::Int, false},
                                 {"mean", ArgType::FloatList, false}, {"std", ArgType::FloatList, false}}},
       {"conv", OpKind::Conv, {{"out", ArgType::Int, true}, {"kernel", ArgType::IntPair, true}, {"stride", ArgType::IntPair, false},
-                              {"padding", ArgType::IntPair, false, 0, "same|valid"}, {"dilation", ArgType::IntPair, false}, {"groups", ArgType::Int, false},
+                              {"padding", ArgType::Padding, false, 0, "same|valid"}, {"dilation", ArgType::IntPair, false}, {"groups", ArgType::Int, false},
                               {"bias", ArgType::Bool, false}, {"in_channels", ArgType::Int, false}}},
+      {"convtranspose", OpKind::ConvTranspose, {{"out", ArgType::Int, true}, {"kernel", ArgType::IntPair, true}, {"stride", ArgType::IntPair, false},
+                                                {"padding", ArgType::IntPair, false}, {"output_padding", ArgType::IntPair, false},
+                                                {"dilation", ArgType::IntPair, false}, {"groups", ArgType::Int, false},
+                                                {"bias", ArgType::Bool, false}, {"in_channels", ArgType::Int, false}}},
+      // Resampling: nn.Upsample by a scale factor or to a size; zero padding per side (F.pad).
+      {"upsample", OpKind::Upsample, {{"scale", ArgType::Float, false}, {"size", ArgType::IntPair, false},
+                                      {"mode", ArgType::Choice, false, 0, "nearest|bilinear"}, {"align_corners", ArgType::Bool, false}}},
+      {"pad", OpKind::Pad, {{"padding", ArgType::Padding, true}}},
       {"linear", OpKind::Linear, {{"out", ArgType::Int, true}, {"bias", ArgType::Bool, false}, {"in_features", ArgType::Int, false}}},
       {"batchnorm", OpKind::BatchNorm, {{"eps", ArgType::Float, false}, {"momentum", ArgType::Float, false}}},
       // Activations: each is also a row of codegen/ops/activation.cpp; Float arguments only.
@@ -104,6 +113,7 @@ const char* typeName(ArgType t) {
     case ArgType::Bool: return "true or false";
     case ArgType::FloatList: return "a list of numbers";
     case ArgType::Choice: return "a string";
+    case ArgType::Padding: return "an integer, a pair [h, w] or four sides [top, bottom, left, right]";
   }
   return "?";
 }
@@ -192,6 +202,13 @@ Tensor Elaborator::layer(const Call& c, Tensor x, Scope& s, ModuleCtx& m, const 
         typeOk = v.kind == Value::Int || (v.kind == Value::List && v.list.size() == 2 && v.list[0].kind == Value::Int && v.list[1].kind == Value::Int) ||
                  (as->choices && v.kind == Value::String);  // conv's padding="same" / "valid"
         break;
+      case ArgType::Padding:
+        typeOk = v.kind == Value::Int || (as->choices && v.kind == Value::String);
+        if (v.kind == Value::List && (v.list.size() == 2 || v.list.size() == 4)) {
+          typeOk = true;
+          for (auto& e : v.list) typeOk &= e.kind == Value::Int;
+        }
+        break;
       case ArgType::Float: typeOk = v.isNumber(); break;
       case ArgType::Bool: typeOk = v.kind == Value::Bool; break;
       case ArgType::FloatList:
@@ -233,13 +250,24 @@ Tensor Elaborator::layer(const Call& c, Tensor x, Scope& s, ModuleCtx& m, const 
     if (v.kind == Value::Int) out[0] = out[1] = v.i;
     else { out[0] = v.list[0].i; out[1] = v.list[1].i; }
   };
+  // A Padding argument as (top, left) and (bottom, right).
+  auto getSides = [&](const char* n, int64_t begin[2], int64_t end[2]) {
+    begin[0] = begin[1] = end[0] = end[1] = 0;
+    if (!a.has(n)) return;
+    const Value& v = a.v[n];
+    if (v.kind == Value::Int) begin[0] = begin[1] = end[0] = end[1] = v.i;
+    else if (v.list.size() == 2) begin[0] = end[0] = v.list[0].i, begin[1] = end[1] = v.list[1].i;
+    else begin[0] = v.list[0].i, end[0] = v.list[1].i, begin[1] = v.list[2].i, end[1] = v.list[3].i;
+  };
   auto getFloat = [&](const char* n, double def) { return a.has(n) ? a.v[n].asDouble() : def; };
   auto getBool = [&](const char* n, bool def) { return a.has(n) ? a.v[n].b : def; };
   // Range check of one argument; reports at the argument.
   auto inRange = [&](const char* n, int64_t lo, int64_t hi, const std::string& why = "") {
     if (!a.has(n)) return true;
     const Value& v = a.v[n];
-    std::vector<int64_t> xs = v.kind == Value::Int ? std::vector<int64_t>{v.i} : std::vector<int64_t>{v.list[0].i, v.list[1].i};
+    std::vector<int64_t> xs;
+    if (v.kind == Value::Int) xs.push_back(v.i);
+    for (const auto& e : v.list) xs.push_back(e.i);
     for (auto x : xs)
       if (x < lo || x > hi) {
         std::string msg = std::string(spec.name) + " " + n + " = " + std::to_string(x) + " is out of range";
@@ -273,8 +301,7 @@ Tensor Elaborator::layer(const Call& c, Tensor x, Scope& s, ModuleCtx& m, const 
       getPair("dilation", 1, at.dilation);
       if (a.has("padding") && a.v["padding"].kind == Value::String) {
         // PyTorch's padding="valid" is 0; "same" keeps H and W at stride 1 with d (k - 1) / 2 on
-        // each side. An even d (k - 1) needs one more row and column at the end (PyTorch pads
-        // asymmetrically there), which convs here cannot do yet.
+        // each side; an odd total puts the extra row and column at the end, as PyTorch does.
         at.pad[0] = at.pad[1] = 0;
         if (a.v["padding"].s == "same") {
           if (at.stride[0] != 1 || at.stride[1] != 1) {
@@ -283,20 +310,69 @@ Tensor Elaborator::layer(const Call& c, Tensor x, Scope& s, ModuleCtx& m, const 
           }
           for (int i = 0; i < 2 && ok; ++i) {
             int64_t total = at.dilation[i] * (at.kernel[i] - 1);
-            if (total % 2) {
-              error(a.loc["padding"], "conv padding=\"same\" with kernel " + std::to_string(at.kernel[i]) + " (dilation " + std::to_string(at.dilation[i]) +
-                                          ") needs one more row or column on one side than the other, which is not supported yet",
-                    "use an odd kernel, or give the padding as numbers");
-              ok = false;
-            }
             at.pad[i] = total / 2;
+            at.padEnd[i] = total - total / 2;
           }
         }
       } else {
-        getPair("padding", 0, at.pad);
+        getSides("padding", at.pad, at.padEnd);
       }
       at.groups = getInt("groups", 1);
       at.bias = getBool("bias", true);
+      break;
+    case OpKind::ConvTranspose:
+      inRange("out", 1, kMaxChannels, "a transposed conv needs at least one output channel");
+      inRange("kernel", 1, kMaxWindow);
+      inRange("stride", 1, kMaxWindow);
+      inRange("padding", 0, kMaxWindow);
+      inRange("output_padding", 0, kMaxWindow);
+      inRange("dilation", 1, kMaxWindow);
+      inRange("groups", 1, kMaxChannels);
+      at.out = getInt("out", 1);
+      getPair("kernel", 1, at.kernel);
+      getPair("stride", 1, at.stride);
+      getPair("dilation", 1, at.dilation);
+      getPair("padding", 0, at.pad);
+      getPair("output_padding", 0, at.outPad);
+      at.groups = getInt("groups", 1);
+      at.bias = getBool("bias", true);
+      for (int i = 0; i < 2 && ok; ++i)
+        if (at.outPad[i] >= at.stride[i] && at.outPad[i] >= at.dilation[i]) {
+          error(a.loc["output_padding"], "convtranspose output_padding = " + std::to_string(at.outPad[i]) + " must be smaller than its stride (" +
+                                             std::to_string(at.stride[i]) + ") or its dilation (" + std::to_string(at.dilation[i]) + ")",
+                "PyTorch's rule: output_padding only picks among the output sizes a stride allows");
+          ok = false;
+        }
+      break;
+    case OpKind::Upsample: {
+      if (a.has("scale") == a.has("size")) {
+        error(c.loc, "upsample needs either a scale factor or an output size, not " + std::string(a.has("scale") ? "both" : "neither"),
+              "e.g. upsample(2) or upsample(size=[56, 56])");
+        ok = false;
+        break;
+      }
+      inRange("size", 1, kMaxSpatial);
+      if (a.has("scale")) {
+        double sc = getFloat("scale", 1);
+        if (!(sc > 0 && sc <= kMaxWindow)) {
+          error(a.loc["scale"], "upsample scale = " + valueStr(a.v["scale"]) + " must be positive (at most " + std::to_string(kMaxWindow) + ")");
+          ok = false;
+        }
+        at.upScale[0] = at.upScale[1] = 1.0 / sc;  // PyTorch maps output to input coordinates by 1 / scale_factor
+      }
+      getPair("size", 0, at.outHW);
+      std::string mode = a.has("mode") ? a.v["mode"].s : "nearest";
+      at.resample = mode == "bilinear" ? Attrs::Resample::Bilinear : Attrs::Resample::Nearest;
+      at.alignCorners = getBool("align_corners", false);
+      if (a.has("align_corners") && at.resample == Attrs::Resample::Nearest) {
+        error(a.loc["align_corners"], "upsample align_corners applies to mode=\"bilinear\" only", "drop it, or add mode=\"bilinear\"");
+        ok = false;
+      }
+      break;
+    }
+    case OpKind::Pad:
+      inRange("padding", 0, kMaxWindow, "cropping with negative padding is not supported");
+      getSides("padding", at.pad, at.padEnd);
       break;
     case OpKind::Linear:
       inRange("out", 1, kMaxChannels, "a linear layer needs at least one output feature");
@@ -429,7 +505,7 @@ Tensor Elaborator::layer(const Call& c, Tensor x, Scope& s, ModuleCtx& m, const 
     outShape = {in[0], 0, 0};
     for (int i = 0; i < 2; ++i) {
       int64_t o = pool ? poolOutSize(in[1 + i], at.kernel[i], at.stride[i], at.pad[i], at.dilation[i], at.ceil)
-                       : convOutSize(in[1 + i], at.kernel[i], at.stride[i], at.pad[i], at.dilation[i]);
+                       : convOutSizeSides(in[1 + i], at.kernel[i], at.stride[i], at.pad[i], at.padEnd[i], at.dilation[i]);
       outShape[1 + i] = std::max<int64_t>(o, 0);
     }
     if (outShape[1] < 1 || outShape[2] < 1) {
@@ -472,6 +548,56 @@ Tensor Elaborator::layer(const Call& c, Tensor x, Scope& s, ModuleCtx& m, const 
       if (!mulOk(o, in[0] / at.groups * at.kernel[0] * at.kernel[1], macs)) macs = INT64_MAX / 4;
       break;
     }
+    case OpKind::ConvTranspose: {
+      if (!needSpatial()) return poison;
+      if (a.has("in_channels") && getInt("in_channels", 0) != in[0]) {
+        error(a.loc["in_channels"], "convtranspose expects " + std::to_string(getInt("in_channels", 0)) + " input channels (in_channels), but its input is " + dimsStr(in),
+              "set in_channels=" + std::to_string(in[0]) + ", or change the layers before it");
+        return poison;
+      }
+      if (in[0] % at.groups || at.out % at.groups) {
+        error(a.has("groups") ? a.loc["groups"] : loc, "convtranspose groups = " + std::to_string(at.groups) + " must divide both the input channels (" +
+                                                           std::to_string(in[0]) + ") and the output channels (" + std::to_string(at.out) + ")");
+        return poison;
+      }
+      outShape = {at.out, 0, 0};
+      for (int i = 0; i < 2; ++i) outShape[1 + i] = convTransposeOutSize(in[1 + i], at.kernel[i], at.stride[i], at.pad[i], at.dilation[i], at.outPad[i]);
+      if (outShape[1] < 1 || outShape[2] < 1 || outShape[1] > kMaxSpatial || outShape[2] > kMaxSpatial) {
+        error(loc, "convtranspose output would be " + dimsStr(outShape) + " from the input " + dimsStr(in),
+              outShape[1] < 1 || outShape[2] < 1 ? "its padding removes more than the kernel adds; use less padding" : "use a smaller stride or kernel");
+        return poison;
+      }
+      int64_t w;
+      if (!mulOk(in[0], at.out / at.groups, w) || !mulOk(w, at.kernel[0] * at.kernel[1], w) || w > kMaxTensorElems) {
+        error(loc, "convtranspose weight is too large");
+        return poison;
+      }
+      // PyTorch's layout: [in, out / groups, kh, kw] (the conv it is the gradient of has them swapped).
+      params.push_back({"weight", {{in[0], at.out / at.groups, at.kernel[0], at.kernel[1]}, ParamRole::Weight}});
+      if (at.bias) params.push_back({"bias", {{at.out}, ParamRole::Bias}});
+      if (!mulOk(numel(in), at.out / at.groups * at.kernel[0] * at.kernel[1], macs)) macs = INT64_MAX / 4;
+      break;
+    }
+    case OpKind::Upsample: {
+      if (!needSpatial()) return poison;
+      outShape = {in[0], at.outHW[0], at.outHW[1]};
+      if (at.upScale[0] > 0) {
+        for (int i = 0; i < 2; ++i) outShape[1 + i] = upsampleOutSize(in[1 + i], 1.0 / at.upScale[i]);
+        if (outShape[1] < 1 || outShape[2] < 1 || outShape[1] > kMaxSpatial || outShape[2] > kMaxSpatial) {
+          error(a.loc["scale"], "upsample output would be " + dimsStr(outShape) + " from the input " + dimsStr(in), "use a scale that keeps every side between 1 and " + std::to_string(kMaxSpatial));
+          return poison;
+        }
+      }
+      break;
+    }
+    case OpKind::Pad:
+      if (!needSpatial()) return poison;
+      outShape = {in[0], in[1] + at.pad[0] + at.padEnd[0], in[2] + at.pad[1] + at.padEnd[1]};
+      if (outShape[1] > kMaxSpatial || outShape[2] > kMaxSpatial) {
+        error(a.loc["padding"], "pad output would be " + dimsStr(outShape) + ", larger than " + std::to_string(kMaxSpatial) + " per side");
+        return poison;
+      }
+      break;
     case OpKind::Linear: {
       if (in.size() != 1) {
         error(loc, "linear expects a flat input, got " + dimsStr(in), "insert 'flatten' before it; it would give [" + std::to_string(numel(in)) + "]");

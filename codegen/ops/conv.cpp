@@ -199,6 +199,19 @@ void convForwardAuto(ConvFuncs& f, const KernelSpec& k) {
 // The upsampled form (convBackDataUpsampled below) spent (s*s - 1) / (s*s) of its FMAs on inserted
 // zeros: TinyResNet's three stride-2 3x3 input gradients took 13-15 ms each against 8 for a
 // stride-1 layer.
+// The input gradient's algorithms are also the forward pass of a transposed conv (its x is this
+// dy, its weight [in, out/g, kh, kw] this w), which adds a bias: ConvTranspose kernels.
+const char* backDataSource(const KernelSpec& k) { return k.kind == KernelKind::ConvTranspose ? "input" : "dy"; }
+
+Func transposeBias(KernelParams& p, const KernelSpec& k, int C) {
+  if (k.kind != KernelKind::ConvTranspose) return Func();
+  ImageParam b = p.fixed("bias", {C});
+  Func f("convt_bias");
+  Var c("c");
+  f(c) = b(c);
+  return f;
+}
+
 struct PhaseFuncs {
   Func out{"conv_dx"}, dyz;
   struct Phase {
@@ -220,7 +233,8 @@ PhaseFuncs convBackDataPhases(const KernelSpec& k) {
   int cig = C / (int)a.groups, cog = O / (int)a.groups;
   int kh = (int)a.kernel[0], kw = (int)a.kernel[1], sy = (int)a.stride[0], sx = (int)a.stride[1];
   KernelParams p(k);
-  ImageParam dy = p.tensor("dy", k.in), w = p.fixed("weight", {O, cig, kh, kw});
+  ImageParam dy = p.tensor(backDataSource(k), k.in), w = p.fixed("weight", {O, cig, kh, kw});
+  Func bias = transposeBias(p, k, C);
   f.args = p.args();
   f.dyz = zeroPadded(dy, Wo, Ho, 0, 0, k.schedule, "convbd_dyz");
   Expr g = a.groups == 1 ? Expr(0) : v.c / cig;
@@ -273,7 +287,7 @@ PhaseFuncs convBackDataPhases(const KernelSpec& k) {
   };
   Expr val = read((int)f.phases.size() - 1);
   for (int i = (int)f.phases.size() - 2; i >= 0; --i) val = select(v.x % sx == i % sx && v.y % sy == i / sx, read(i), val);
-  f.out(v.x, v.y, v.c, v.n) = val;
+  f.out(v.x, v.y, v.c, v.n) = bias.defined() ? val + bias(v.c) : val;
   return f;
 }
 
@@ -315,7 +329,8 @@ BackDataFuncs convBackDataUpsampled(const KernelSpec& k) {
   int64_t O = dyd[0], Ho = dyd[1], Wo = dyd[2], C = dxd[0];
   int64_t cig = C / a.groups, cog = O / a.groups;
   KernelParams p(k);
-  ImageParam dy = p.tensor("dy", dyd), w = p.fixed("weight", {O, cig, a.kernel[0], a.kernel[1]});
+  ImageParam dy = p.tensor(backDataSource(k), dyd), w = p.fixed("weight", {O, cig, a.kernel[0], a.kernel[1]});
+  Func bias = transposeBias(p, k, (int)C);
   f.args = p.args();
   f.r = RDom(0, (int)a.kernel[1], 0, (int)a.kernel[0], 0, (int)cog, "r");
   RDom& r = f.r;
@@ -342,7 +357,7 @@ BackDataFuncs convBackDataUpsampled(const KernelSpec& k) {
     wv = blockedWeights(f.wcopy, T)(v.c, r.x, r.y, co);
   }
   f.acc(v.x, v.y, v.c, v.n) += f.dyz(v.x + (int)a.pad[1] - r.x * (int)a.dilation[1], v.y + (int)a.pad[0] - r.y * (int)a.dilation[0], co, v.n) * wv;
-  f.out(v.x, v.y, v.c, v.n) = f.acc(v.x, v.y, v.c, v.n);
+  f.out(v.x, v.y, v.c, v.n) = bias.defined() ? f.acc(v.x, v.y, v.c, v.n) + bias(v.c) : f.acc(v.x, v.y, v.c, v.n);
   return f;
 }
 
@@ -641,6 +656,7 @@ ArgNames convArgs(const KernelSpec& k) {
   return a;
 }
 ArgNames convBackDataArgs(const KernelSpec&) { return {"dy", "weight"}; }
+ArgNames convTransposeArgs(const KernelSpec&) { return {"input", "weight", "bias"}; }
 ArgNames convBackWeightArgs(const KernelSpec&) { return {"dy", "x"}; }
 
 Lowered lowerConv(const KernelSpec& k) {
@@ -651,6 +667,8 @@ Lowered lowerConv(const KernelSpec& k) {
   else convForwardCpu(f, k);
   return finish(f.out, k, f.args);
 }
+
+Lowered lowerConvTranspose(const KernelSpec& k) { return lowerConvBackData(k); }
 
 Lowered lowerConvBackData(const KernelSpec& k) {
   if (k.schedule.winograd) return lowerConvWinograd(k);

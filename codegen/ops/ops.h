@@ -60,6 +60,19 @@ ArgNames chunkBackArgs(const KernelSpec& k);
 // channel_shuffle.cpp
 Lowered lowerChannelShuffle(const KernelSpec& k);
 ArgNames channelShuffleArgs(const KernelSpec& k);
+// upsample.cpp
+Lowered lowerUpsample(const KernelSpec& k);
+Lowered lowerUpsampleBack(const KernelSpec& k);
+ArgNames upsampleArgs(const KernelSpec& k);
+ArgNames upsampleBackArgs(const KernelSpec& k);
+// pad.cpp
+Lowered lowerPad(const KernelSpec& k);
+Lowered lowerCrop(const KernelSpec& k);
+ArgNames padArgs(const KernelSpec& k);
+ArgNames cropArgs(const KernelSpec& k);
+// conv.cpp: the transposed conv's kernel (its plan steps: conv_transpose.cpp)
+Lowered lowerConvTranspose(const KernelSpec& k);
+ArgNames convTransposeArgs(const KernelSpec& k);
 // prelu.cpp
 Lowered lowerPRelu(const KernelSpec& k);
 Lowered lowerPReluBackData(const KernelSpec& k);
@@ -118,6 +131,9 @@ CNNC_OP_PLAN_STEPS(scale)
 CNNC_OP_PLAN_STEPS(prelu)
 CNNC_OP_PLAN_STEPS(chunk)
 CNNC_OP_PLAN_STEPS(channelShuffle)
+CNNC_OP_PLAN_STEPS(upsample)
+CNNC_OP_PLAN_STEPS(convTranspose)
+CNNC_OP_PLAN_STEPS(pad)
 CNNC_OP_PLAN_STEPS(maxPool)
 CNNC_OP_PLAN_STEPS(avgPool)
 CNNC_OP_PLAN_STEPS(adaptiveAvgPool)

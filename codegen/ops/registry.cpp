@@ -57,6 +57,11 @@ const KernelEntry kTable[] = {
     {K::PReluBackWeight, "prelubackweight", false, lowerPReluBackWeight, preluBackWeightArgs},
     {K::ChunkBack, "chunkback", true, lowerChunkBack, chunkBackArgs},
     {K::ChannelShuffle, "channelshuffle", true, lowerChannelShuffle, channelShuffleArgs},
+    {K::Upsample, "upsample", true, lowerUpsample, upsampleArgs},
+    {K::UpsampleBack, "upsampleback", true, lowerUpsampleBack, upsampleBackArgs},
+    {K::Pad, "pad", true, lowerPad, padArgs},
+    {K::Crop, "crop", true, lowerCrop, cropArgs},
+    {K::ConvTranspose, "convtranspose", true, lowerConvTranspose, convTransposeArgs},
 };
 
 constexpr size_t kRows = sizeof(kTable) / sizeof(kTable[0]);
@@ -82,6 +87,9 @@ const OpPlanEntry kOpTable[] = {
     CNNC_OP_ROW(PReLU, prelu),
     CNNC_OP_ROW(Chunk, chunk),
     CNNC_OP_ROW(ChannelShuffle, channelShuffle),
+    CNNC_OP_ROW(Upsample, upsample),
+    CNNC_OP_ROW(ConvTranspose, convTranspose),
+    CNNC_OP_ROW(Pad, pad),
 };
 #undef CNNC_OP_ROW
 

@@ -86,6 +86,13 @@ CASES = {
     "adaptive_global_maxpool": ("input(2, 6, 4)", "c: conv(3, 1); tanh; adaptivemaxpool([3, 2]); d: conv(3, 1); globalmaxpool; flatten; fc: linear(4)"),
     # Long skips: a kept tensor concatenated after two convs and added after one more (two uses).
     "long_skip": ("input(2, 5, 6)", "c: conv(3, 3, padding=1); tanh; keep a; d: conv(3, 3, padding=1); tanh; concat { identity; from a }; e: conv(3, 1); add { identity; from a }; flatten; fc: linear(4)"),
+    # Resampling: nearest by 2, bilinear down to a size that is no multiple, bilinear with
+    # align_corners by 1.5 (each input gradient gathers the outputs that read it).
+    "upsample_modes": ("input(2, 5, 6)", "c: conv(3, 1); tanh; upsample(2); d: conv(3, 3, stride=2); tanh; upsample(size=[7, 5], mode=\"bilinear\"); upsample(1.5, mode=\"bilinear\", align_corners=true); flatten; fc: linear(4)"),
+    # Transposed convs (output_padding and groups; dilation and a rectangular kernel) and a pad.
+    "convtranspose_pad": ("input(2, 4, 5)", "c: conv(4, 1); tanh; t: convtranspose(4, 3, stride=2, padding=1, output_padding=1, groups=2); tanh; pad([1, 0, 2, 1]); u: convtranspose(3, [2, 3], dilation=2); flatten; fc: linear(4)"),
+    # Per-side conv padding: "same" with an even kernel, and four explicit sides with a stride.
+    "conv_padding_sides": ("input(2, 5, 6)", "c: conv(3, 4, padding=\"same\"); tanh; d: conv(3, 3, stride=2, padding=[1, 0, 2, 1]); flatten; fc: linear(4)"),
 }
 
 

@@ -343,6 +343,107 @@ class LongSkipNet(nn.Module):
         return self.fc(torch.flatten(x, 1))
 
 
+class ResampleNet(nn.Module):
+    """tests/torch/resample_net.cnn (not a net of nets/): upsample (nearest and bilinear, by a scale
+    and to a size, align_corners), convtranspose (output_padding, dilation, groups), F.pad, and
+    convs with per-side and "same" padding (even kernel)."""
+
+    def __init__(self, num_classes=5):
+        super().__init__()
+        self.c1 = nn.Conv2d(3, 6, 3, padding=1)
+        self.c2 = nn.Conv2d(6, 6, 4, padding="same")
+        self.c3 = nn.Conv2d(6, 8, 3, stride=2)
+        self.up = nn.ConvTranspose2d(8, 6, 3, stride=2, padding=1, output_padding=1)
+        self.d = nn.ConvTranspose2d(6, 4, (2, 3), stride=(1, 2), dilation=2, groups=2, bias=False)
+        self.fc = nn.Linear(4 * 5 * 7, num_classes)
+
+    def forward(self, x):
+        x = F.relu(self.c1(x))
+        x = F.interpolate(x, scale_factor=2, mode="nearest")
+        x = F.relu(self.c2(x))
+        x = F.interpolate(x, size=(11, 9), mode="bilinear", align_corners=False)
+        x = F.relu(self.c3(F.pad(x, (2, 1, 1, 0))))  # F.pad's order: left, right, top, bottom
+        x = F.relu(self.up(x))
+        x = F.pad(x, (2, 1, 1, 0))
+        x = F.interpolate(x, scale_factor=1.5, mode="bilinear", align_corners=True)
+        x = F.max_pool2d(self.d(x), 4)
+        x = F.interpolate(x, size=(5, 7), mode="nearest")
+        return self.fc(torch.flatten(x, 1))
+
+
+class _DoubleConv(nn.Module):
+    def __init__(self, cin, cout, mid=None):
+        super().__init__()
+        mid = mid or cout
+        self.double_conv = nn.Sequential(
+            nn.Conv2d(cin, mid, 3, padding=1, bias=False), nn.BatchNorm2d(mid), nn.ReLU(inplace=True),
+            nn.Conv2d(mid, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+    def forward(self, x):
+        return self.double_conv(x)
+
+
+class _Down(nn.Module):
+    def __init__(self, cin, cout):
+        super().__init__()
+        self.maxpool_conv = nn.Sequential(nn.MaxPool2d(2), _DoubleConv(cin, cout))
+
+    def forward(self, x):
+        return self.maxpool_conv(x)
+
+
+class _Up(nn.Module):
+    def __init__(self, cin, cout):
+        super().__init__()
+        self.up = nn.Upsample(scale_factor=2, mode="bilinear", align_corners=True)
+        self.conv = _DoubleConv(cin, cout, cin // 2)
+
+    def forward(self, x1, x2):
+        x1 = self.up(x1)
+        dy, dx = x2.size(2) - x1.size(2), x2.size(3) - x1.size(3)
+        x1 = F.pad(x1, [dx // 2, dx - dx // 2, dy // 2, dy - dy // 2])
+        return self.conv(torch.cat([x2, x1], dim=1))
+
+
+class _OutConv(nn.Module):
+    def __init__(self, cin, cout):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, 1)
+
+    def forward(self, x):
+        return self.conv(x)
+
+
+class UNet(nn.Module):
+    """milesial/Pytorch-UNet's UNet(n_channels, n_classes, bilinear=True) (unet_model.py and
+    unet_parts.py), written out here with its module names (Debian has no package of it)."""
+
+    def __init__(self, n_channels=1, n_classes=2):
+        super().__init__()
+        self.inc = _DoubleConv(n_channels, 64)
+        self.down1 = _Down(64, 128)
+        self.down2 = _Down(128, 256)
+        self.down3 = _Down(256, 512)
+        self.down4 = _Down(512, 1024 // 2)
+        self.up1 = _Up(1024, 512 // 2)
+        self.up2 = _Up(512, 256 // 2)
+        self.up3 = _Up(256, 128 // 2)
+        self.up4 = _Up(128, 64)
+        self.outc = _OutConv(64, n_classes)
+
+    def forward(self, x):
+        x1 = self.inc(x)
+        x2 = self.down1(x1)
+        x3 = self.down2(x2)
+        x4 = self.down3(x3)
+        x5 = self.down4(x4)
+        x = self.up1(x5, x4)
+        x = self.up2(x, x3)
+        x = self.up3(x, x2)
+        x = self.up4(x, x1)
+        return self.outc(x)
+
+
 # --------------------------------------------------------------------------------------------------
 # Registry.
 
@@ -380,10 +481,12 @@ _BUILDERS = {
     "activations_net": ActivationsNet,
     "gating_net": GatingNet,
     "longskip_net": LongSkipNet,
+    "resample_net": ResampleNet,
+    "unet": UNet,
 }
 NETS = list(_BUILDERS)
 
-_INPUT = {"lenet5": (1, 32, 32), "lrn_net": (3, 14, 13), "leaky_net": (3, 12, 11), "activations_net": (3, 10, 9), "gating_net": (3, 11, 9), "longskip_net": (3, 10, 9)}
+_INPUT = {"lenet5": (1, 32, 32), "lrn_net": (3, 14, 13), "leaky_net": (3, 12, 11), "activations_net": (3, 10, 9), "gating_net": (3, 11, 9), "longskip_net": (3, 10, 9), "resample_net": (3, 9, 7), "unet": (1, 256, 256)}
 for _n in ("minivgg", "tinyresnet", "resnet34_cifar", "plain34", "resnet50_cifar"):
     _INPUT[_n] = (3, 32, 32)
 
@@ -443,14 +546,21 @@ def build(name, meta=True):
 
 
 def count_macs(model, shape):
-    """Multiply-accumulates for one image of shape (C, H, W): forward hooks on Conv2d and Linear.
+    """Multiply-accumulates for one image of shape (C, H, W): forward hooks on Conv2d,
+    ConvTranspose2d and Linear.
 
-    conv: output elements * in_channels/groups * kh * kw; linear: in_features * out_features per row."""
+    conv: output elements * in_channels/groups * kh * kw; transposed conv: input elements *
+    out_channels/groups * kh * kw (each input pixel meets every tap once); linear: in_features *
+    out_features per row."""
     total = [0]
 
     def conv_hook(mod, inp, out):
         kh, kw = mod.kernel_size
         total[0] += out.numel() * (mod.in_channels // mod.groups) * kh * kw
+
+    def convt_hook(mod, inp, out):
+        kh, kw = mod.kernel_size
+        total[0] += inp[0][0].numel() * (mod.out_channels // mod.groups) * kh * kw
 
     def linear_hook(mod, inp, out):
         total[0] += (out.numel() // mod.out_features) * mod.in_features * mod.out_features
@@ -459,6 +569,8 @@ def count_macs(model, shape):
     for mod in model.modules():
         if isinstance(mod, nn.Conv2d):
             handles.append(mod.register_forward_hook(conv_hook))
+        elif isinstance(mod, nn.ConvTranspose2d):
+            handles.append(mod.register_forward_hook(convt_hook))
         elif isinstance(mod, nn.Linear):
             handles.append(mod.register_forward_hook(linear_hook))
     try:
