@@ -226,26 +226,28 @@ void TrainingBuilder::backward() {
 
 bool buildTrainingPlan(const Graph& g, TrainPlan& tp, std::string& err) {
   const Node& outNode = g.nodes[g.output];
-  if (outNode.shape.size() != 1) {
-    err = "the network's output " + dimsStr(outNode.shape) + " is not a vector of class scores; training needs [K] (end with flatten and linear)";
+  if (outNode.shape.size() != 1 && outNode.shape.size() != 3) {
+    err = "the network's output " + dimsStr(outNode.shape) + " is neither class scores [K] nor a map of per-pixel scores [K,H,W]";
     return false;
   }
   TrainingBuilder b(g, tp);
   b.forward();
   Plan& p = tp.plan;
   int logits = b.tensorOf[g.output];
-  int64_t K = outNode.shape[0];
-  tp.labels = b.newTensor({1}, "labels");
+  // Classification: one label per image; segmentation ([K,H,W] scores): one per pixel.
+  const Dims& out = outNode.shape;
+  Dims labelShape = out.size() == 3 ? Dims{out[1], out[2]} : Dims{1};
+  tp.labels = b.newTensor(labelShape, "labels");
   tp.loss = b.newTensor({1}, "loss");
   ConstTensor e;
   e.kind = ConstTensor::Eps;
   e.shape = {1};
   tp.eps = b.newConst(e);
   NamedArgs ce{{"logits", b.act(logits)}, {"labels", b.act(tp.labels)}, {"eps", b.cst(tp.eps)}};
-  b.call(b.spec(KernelKind::CELoss, {K}, {1}), ce, b.act(tp.loss), "loss", g.output);
+  b.call(b.spec(KernelKind::CELoss, out, {1}), ce, b.act(tp.loss), "loss", g.output);
   tp.forwardCalls = (int)p.calls.size();
-  int dlogits = b.newTensor({K}, "dlogits");
-  b.call(b.spec(KernelKind::CEGrad, {K}, {K}), ce, b.act(dlogits), "dloss", g.output);
+  int dlogits = b.newTensor(out, "dlogits");
+  b.call(b.spec(KernelKind::CEGrad, out, out), ce, b.act(dlogits), "dloss", g.output);
   b.contrib[g.output].push_back(dlogits);
   b.backward();
   p.output = logits;

@@ -19,7 +19,7 @@ struct BNInfo {
 
 struct TrainPlan {
   Plan plan;                 // calls: forward, loss, backward
-  int labels = -1;           // ActTensor [1]: class index as float
+  int labels = -1;           // ActTensor [1], or [H,W] for [K,H,W] scores: class index as float
   int loss = -1;             // ActTensor [1]: per-sample loss
   int eps = -1;              // ConstTensor: label smoothing
   std::vector<int> paramGrad;   // per Graph param: ConstTensor id of its gradient, or -1

@@ -238,7 +238,7 @@ int cmdBench(const Plan& p, Executor& ex, const std::string& weights, int batch,
 // `bench --train`: forward, backward and an SGD-momentum update on random data, timed per step.
 int cmdBenchTrain(const Plan& tp, const std::string& weights, int batch, int warmup, int iters, bool json, int threads, bool profile) {
   std::string err;
-  if (!tp.isTraining()) return fail("this executable has no training step: its network does not end in a vector of class scores");
+  if (!tp.isTraining()) return fail("this executable has no training step: its network ends in neither class scores [K] nor per-pixel scores [K,H,W]");
   if (batch < 1 || iters < 1 || warmup < 0) return fail("--batch and --iters must be at least 1, --warmup at least 0");
   Weights w;
   if (!getWeights(tp, weights, 0, w, err)) return fail(err);
@@ -253,12 +253,14 @@ int cmdBenchTrain(const Plan& tp, const std::string& weights, int batch, int war
   Optim opt;
   if (!opt.init(oc, params, err)) return fail(err);
   std::vector<float> input((size_t)(numel(tp.inputShape()) * batch));
-  std::vector<int64_t> labels(batch);
+  // A label per image, or per pixel for [K,H,W] scores.
+  int64_t perImage = numel(tp.acts[tp.labels].shape);
+  int64_t K = perImage == 1 ? numel(tp.outputShape()) : tp.outputShape()[0];
+  std::vector<int64_t> labels((size_t)(batch * perImage));
   std::mt19937 rng(0);
   std::normal_distribution<float> nd;
   for (auto& x : input) x = nd(rng);
-  int64_t K = numel(tp.outputShape());
-  for (int i = 0; i < batch; ++i) labels[i] = i % K;
+  for (size_t i = 0; i < labels.size(); ++i) labels[i] = (int64_t)i % K;
   std::vector<double> ms;
   double loss = 0;
   for (int i = 0; i < warmup + iters + (profile ? 1 : 0); ++i) {
@@ -274,14 +276,21 @@ int cmdBenchTrain(const Plan& tp, const std::string& weights, int batch, int war
   return 0;
 }
 
-// Reads tensor `name` of a safetensors file as int64 class labels (I64, I32 or integral F32).
-bool readLabels(const SafeTensors& st, const std::string& path, int64_t n, std::vector<int64_t>& out, std::string& err) {
+// Reads tensor `labels` of a safetensors file as int64 class labels (I64, I32 or integral F32):
+// [N] for a classifier, [N,H,W] (one per pixel) for a net whose scores are [K,H,W].
+bool readLabels(const SafeTensors& st, const std::string& path, int64_t n, const Dims& perImage, std::vector<int64_t>& out, std::string& err) {
   const TensorView* t = st.find("labels");
   if (!t) { err = path + ": no tensor named 'labels'"; return false; }
   Dims shape(t->shape.begin(), t->shape.end());
-  if (shape != Dims{n}) { err = path + ": tensor 'labels' has shape " + dimsStr(shape) + ", expected [" + std::to_string(n) + "] (one per image)"; return false; }
-  out.resize(n);
-  for (int64_t i = 0; i < n; ++i) {
+  Dims want{n};
+  if (perImage != Dims{1}) want.insert(want.end(), perImage.begin(), perImage.end());
+  if (shape != want) {
+    err = path + ": tensor 'labels' has shape " + dimsStr(shape) + ", expected " + dimsStr(want) + (want.size() == 1 ? " (one per image)" : " (one per pixel)");
+    return false;
+  }
+  int64_t total = numel(want);
+  out.resize(total);
+  for (int64_t i = 0; i < total; ++i) {
     if (t->dtype == DType::I64) memcpy(&out[i], t->data + 8 * i, 8);
     else if (t->dtype == DType::I32) { int32_t v; memcpy(&v, t->data + 4 * i, 4); out[i] = v; }
     else if (t->dtype == DType::F32) {
@@ -297,7 +306,7 @@ bool readLabels(const SafeTensors& st, const std::string& path, int64_t n, std::
 int cmdStep(const Plan& trainPlan, const std::string& weights, const std::string& inPath, const std::string& labelsPath, double lr,
             double smoothing, uint64_t seed, const std::string& outPath, const std::vector<std::string>& freeze) {
   std::string err;
-  if (!trainPlan.isTraining()) return fail("this executable has no training step: its network does not end in a vector of class scores");
+  if (!trainPlan.isTraining()) return fail("this executable has no training step: its network ends in neither class scores [K] nor per-pixel scores [K,H,W]");
   std::vector<bool> frozen;
   if (!freeze.empty() && !resolveFreeze(trainPlan, freeze, frozen, err)) return fail(err);
   Weights w;
@@ -308,7 +317,7 @@ int cmdStep(const Plan& trainPlan, const std::string& weights, const std::string
   const float* input = inputBatch(in, inPath, trainPlan, n, err);
   if (!input) return fail(err);
   std::vector<int64_t> labels;
-  if (!readLabels(lab, labelsPath, n, labels, err)) return fail(err);
+  if (!readLabels(lab, labelsPath, n, trainPlan.acts[trainPlan.labels].shape, labels, err)) return fail(err);
   Trainer tr;
   if (!tr.init(trainPlan, kKernels, kNumKernels, w, err, frozen)) return fail(err);
   if (!frozen.empty()) fprintf(stderr, "%s\n", freezeSummary(trainPlan, frozen).c_str());
@@ -395,7 +404,7 @@ int main(int argc, char** argv) {
   uint64_t stepSeed = 0;
   stepCmd->add_option("--weights", weights, "weights (safetensors)")->required();
   stepCmd->add_option("--input", inPath, "safetensors file with tensor 'input' [N,C,H,W]")->required();
-  stepCmd->add_option("--labels", labelsPath, "safetensors file with tensor 'labels' [N] (class indices)")->required();
+  stepCmd->add_option("--labels", labelsPath, "safetensors file with tensor 'labels': class indices, [N], or [N,H,W] for per-pixel scores")->required();
   stepCmd->add_option("--lr", lr, "learning rate")->required();
   stepCmd->add_option("--output", outPath, "where to write loss, grad.<param> and the updated parameters")->required();
   stepCmd->add_option("--label-smoothing", smoothing, "cross-entropy label smoothing")->check(CLI::Range(0.0, 1.0));

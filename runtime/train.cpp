@@ -127,16 +127,19 @@ bool Trainer::init(const Plan& p, const KernelEntry* table, int count, Weights& 
 
 bool Trainer::step(const float* input, const int64_t* labels, int64_t n, uint64_t stepSeed, double& meanLoss, std::string& err) {
   const Plan& p = *plan_;
-  int64_t K = numel(p.outputShape());
-  for (int64_t i = 0; i < n; ++i)
+  // Classifiers: K = all the scores, one label per image; segmentation ([K,H,W]): a label per pixel.
+  int64_t perImage = numel(p.acts[p.labels].shape);
+  int64_t K = perImage == 1 ? numel(p.outputShape()) : p.outputShape()[0];
+  for (int64_t i = 0; i < n * perImage; ++i)
     if (labels[i] < 0 || labels[i] >= K) {
-      err = "label " + std::to_string(labels[i]) + " of image " + std::to_string(i) + " is out of range: the network has " + std::to_string(K) + " classes";
+      err = "label " + std::to_string(labels[i]) + " of image " + std::to_string(i / perImage) +
+            (perImage == 1 ? "" : " (pixel " + std::to_string(i % perImage) + ")") + " is out of range: the network has " + std::to_string(K) + " classes";
       return false;
     }
   if (!ex_.prepare(n, err)) return false;
   memcpy(ex_.tensorData(p.input, n), input, (size_t)(numel(p.inputShape()) * n) * sizeof(float));
   float* lab = ex_.tensorData(p.labels, n);
-  for (int64_t i = 0; i < n; ++i) lab[i] = (float)labels[i];
+  for (int64_t i = 0; i < n * perImage; ++i) lab[i] = (float)labels[i];
   owned_[p.eps][0] = (float)labelSmoothing;
   for (size_t k = 0; k < p.seeds.size(); ++k) {
     // One independent stream per dropout layer and step.

@@ -163,6 +163,8 @@ bool loadSplit(const std::string& data, const std::string& format, bool train, D
 int runEval(const Plan& infer, const KernelEntry* table, int count, const std::string& weights, const std::string& data, const std::string& format,
             bool json, bool resize) {
   std::string err;
+  if (infer.outputShape().size() != 1)
+    return fail("network " + infer.net + " scores each pixel (" + dimsStr(infer.outputShape()) + "): `eval` reads classification data sets only so far; use `infer`");
   Dataset test;
   if (!loadSplit(data, format, false, test, err) || !checkLabels(test, numel(infer.outputShape()), infer.net, err)) return fail(err);
   Preprocess pre = preprocessFor(infer, false, resize, test);
@@ -181,7 +183,10 @@ int runEval(const Plan& infer, const KernelEntry* table, int count, const std::s
 
 int runTrain(const Plan& infer, const Plan& tplan, const KernelEntry* table, int count, const TrainOptions& o) {
   std::string err;
-  if (!tplan.isTraining()) return fail("network " + infer.net + " has no training step: it does not end in a vector of class scores");
+  if (!tplan.isTraining()) return fail("network " + infer.net + " has no training step: it ends in neither class scores [K] nor per-pixel scores [K,H,W]");
+  if (infer.outputShape().size() != 1)
+    return fail("network " + infer.net + " scores each pixel (" + dimsStr(infer.outputShape()) + "): `train` reads classification data sets only so far; "
+                "train it one batch at a time with `step --input X --labels Y` (labels [N,H,W])");
   OptimConfig oc = o.optim;
   if (!parseOptimKind(o.optimizer, oc.kind, err) || !validateOptimConfig(oc, err) || !o.schedule.validate(err)) return fail(err);
   if (o.epochs < 1 || o.batch < 1) return fail("--epochs and --batch must be at least 1");

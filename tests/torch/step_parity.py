@@ -213,9 +213,11 @@ def main():
     elif redraws:
         print(f"note: input drawn {redraws + 1} times, until no max-pool window had a near-tie")
     with torch.no_grad():
-        k = model.eval()(x[:1]).shape[1]
+        out_shape = model.eval()(x[:1]).shape
     model.train()
-    labels = torch.randint(0, k, (args.batch,), generator=gen)
+    k = out_shape[1]
+    # A label per image, or per pixel for a segmentation net's [N,K,H,W] scores.
+    labels = torch.randint(0, k, (args.batch,) + tuple(out_shape[2:]), generator=gen)
     ok = True
     with tempfile.TemporaryDirectory() as d:
         st.save(f"{d}/w.safetensors", model.state_dict())
