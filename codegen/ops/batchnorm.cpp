@@ -246,16 +246,13 @@ DyAct actBackInline(ImageParam dy, const KernelSpec& k, KernelParams& p, const I
     return {f, {}};
   }
   if (bnMaskFromX(k.act)) {
-    // y > 0 as x * gamma / sd + (beta - mean * gamma / sd) > 0: a multiply-add per element, where
-    // bnNorm's division per element held this kernel at its divider's rate (no faster than reading
-    // y). The two forms differ only where y is within rounding of 0, where either side of ReLU's
-    // kink is a valid subgradient.
-    Func scale("bn_mask_scale"), shift("bn_mask_shift");
-    Var c("c");
-    scale(c) = g(c) / sd(c);
-    shift(c) = b(c) - st(c, 0) * scale(c);
-    f(idx) = select(x(ix) * scale(ix[2]) + shift(ix[2]) > 0.0f, dy(ix), 0.0f);
-    return {f, {scale, shift}};
+    // y > 0 with bnNorm, the very expression BNApply's output took: the mask is the forward's own
+    // decision. A multiply-add form, x * (gamma / sd) + (beta - mean * gamma / sd), saved a division
+    // per element but rounds differently: on pre-activations within a few ulps of 0 it passed
+    // gradients through elements the forward had set to 0 (tests/torch/relu_decision.py: 187 of
+    // 4096 such channels), and every gradient upstream was off by that element's dy.
+    f(idx) = select(bnNorm(x(ix), ix[2], st, sd, g, b) > 0.0f, dy(ix), 0.0f);
+    return {f, {}};
   }
   ImageParam y = p.tensor("y", k.in);
   f(idx) = dy(ix) * actDeriv(y(ix), k.act);  // the training plan fuses only activations whose gradReadsOutput

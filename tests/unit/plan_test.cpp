@@ -71,13 +71,20 @@ TEST(Plan, TrainingPlanHasGradientsForEveryTrainableParameter) {
   EXPECT_EQ(codegen::verifyPlan(tp.plan), "");
 }
 
-TEST(Plan, TrainingRejectsNonVectorOutputs) {
+// A net ending in a [K,H,W] map scores each pixel: a label per pixel, and the loss and its
+// gradient over the whole map.
+TEST(Plan, TrainingTakesPerPixelScores) {
   auto c = test::compile("network n { input(3, 8, 8)\n conv(4, 3) }");
   ASSERT_TRUE(c->ok);
   codegen::TrainPlan tp;
   std::string err;
-  EXPECT_FALSE(codegen::buildTrainingPlan(c->graph, tp, err));
-  EXPECT_NE(err.find("not a vector of class scores"), std::string::npos) << err;
+  ASSERT_TRUE(codegen::buildTrainingPlan(c->graph, tp, err)) << err;
+  EXPECT_EQ(tp.plan.acts[tp.labels].shape, (Dims{6, 6}));
+  bool lossOverMap = false;
+  for (const auto& s : tp.plan.specs)
+    if (s.kind == codegen::KernelKind::CEGrad) lossOverMap = s.in == Dims{4, 6, 6} && s.out == Dims{4, 6, 6};
+  EXPECT_TRUE(lossOverMap);
+  EXPECT_EQ(codegen::verifyPlan(tp.plan), "");
 }
 
 // Every kernel kind has its row in the op registry (codegen/ops/registry.cpp), in place: a missing
