@@ -7,18 +7,47 @@ zero than float64 ("flips"), the smallest |input| in float64 and the largest flo
 PyTorch's float32 step (and possibly cnnc's) pass or block a gradient that float64 does not: gradients
 upstream of it then differ by far more than rounding, legitimately. step_parity.py's batches are chosen
 where there is no flip (tests/CMakeLists.txt, STEP_NETS).
-Usage: relu_margins.py NET BATCH [--top N]
+
+With --exe (a cnnc build of NET; --cnnc for its plan), cnnc's own forward pass of that step is
+compared too: each BN + ReLU kernel's output is dumped (CNNC_DUMP_DIR) and its zeros are set
+against float64's signs ("cnnc flips"). tests/torch/relu_decision.py checks that the backward
+then follows those same decisions.
+Usage: relu_margins.py NET BATCH [--top N] [--exe BUILT_NET --cnnc CNNC]
 """
 import argparse
 import copy
 import os
+import subprocess
 import sys
+import tempfile
+
+import numpy as np
 
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import parity  # noqa: E402
 import reference_models  # noqa: E402
+import st  # noqa: E402
+
+
+def cnnc_relu_outputs(args, model, x):
+    """The output of each BN + ReLU kernel of cnnc's training forward, by ReLU name, float64."""
+    net = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "nets", args.net + ".cnn")
+    plan = subprocess.run([args.cnnc, net, "--emit=train-plan"], check=True, capture_output=True, text=True).stdout
+    calls = [ln.split(" = ") for ln in plan.splitlines() if " = k_" in ln]
+    with tempfile.TemporaryDirectory() as d:
+        st.save(f"{d}/w", model.state_dict())
+        st.save(f"{d}/x", {"input": x})
+        st.save(f"{d}/y", {"labels": np.zeros(x.shape[0], np.int64)})
+        os.mkdir(f"{d}/dump")
+        subprocess.run([args.exe, "step", "--weights", f"{d}/w", "--input", f"{d}/x", "--labels", f"{d}/y", "--lr", "0", "--output", f"{d}/o"],
+                       check=True, capture_output=True, env=dict(os.environ, CNNC_DUMP_DIR=f"{d}/dump"))
+        out = {}
+        for i, (label, fn) in enumerate(calls):
+            if "k_bnapply" in fn and "+" in label:
+                out[label.strip().split("+")[-1]] = torch.from_numpy(np.fromfile(f"{d}/dump/{i}.bin", np.float32).astype(np.float64))
+        return out
 
 
 def main():
@@ -26,6 +55,8 @@ def main():
     ap.add_argument("net")
     ap.add_argument("batch", type=int)
     ap.add_argument("--top", type=int, default=8)
+    ap.add_argument("--exe", default="", help="a cnnc build of NET: count its own forward's flips too")
+    ap.add_argument("--cnnc", default="cnnc")
     args = ap.parse_args()
     torch.manual_seed(0)
     torch.set_num_threads(2)
@@ -44,14 +75,21 @@ def main():
     with torch.no_grad():
         model(x)
         m64(x.double())
-    rows = []
+    ours = cnnc_relu_outputs(args, model, x) if args.exe else {}
+    rows, cnnc_flips = [], 0
     for name, v64 in seen64.items():
         v32 = seen32[name]
-        rows.append((int(((v32 > 0) != (v64 > 0)).sum()), name, float(v64.abs().min()), float((v32 - v64).abs().max())))
-    rows.sort(key=lambda r: (-r[0], r[2]))
-    for flips, name, low, err in rows[:args.top]:
-        print(f"{flips} flips  {name}: min |x| in float64 {low:.3e}, max float32 error {err:.3e}")
-    print(f"{sum(r[0] for r in rows)} flips in {len(rows)} ReLUs")
+        mine = ""
+        if name in ours and ours[name].numel() == v64.numel():
+            y = ours[name].reshape(v64.shape)
+            n64, n32 = int(((y > 0) != (v64 > 0)).sum()), int(((y > 0) != (v32 > 0)).sum())
+            cnnc_flips += n64
+            mine = f"; cnnc flips {n64} against float64, {n32} against PyTorch float32"
+        rows.append((int(((v32 > 0) != (v64 > 0)).sum()), name, float(v64.abs().min()), float((v32 - v64).abs().max()), mine))
+    rows.sort(key=lambda r: (-r[0] - (1 if "cnnc flips 0" not in r[4] and r[4] else 0), r[2]))
+    for flips, name, low, err, mine in rows[:args.top]:
+        print(f"{flips} flips  {name}: min |x| in float64 {low:.3e}, max float32 error {err:.3e}{mine}")
+    print(f"{sum(r[0] for r in rows)} flips in {len(rows)} ReLUs" + (f"; cnnc's forward: {cnnc_flips} flips against float64" if args.exe else ""))
 
 
 if __name__ == "__main__":
