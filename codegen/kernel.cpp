@@ -52,6 +52,15 @@ std::string KernelSpec::signature() const {
     }
     case KernelKind::Pad:
     case KernelKind::Crop: o << " shift=" << a.pad[0] << "x" << a.pad[1]; break;
+    case KernelKind::GNStats:
+    case KernelKind::GNApply:
+    case KernelKind::GNBackData:
+    case KernelKind::GNBackGamma: {
+      char b[64];
+      snprintf(b, sizeof b, " groups=%lld eps=%.9g affine=%d", (long long)a.groups, a.eps, (int)a.bias);
+      o << b;
+      break;
+    }
     case KernelKind::DropoutFwd:
     case KernelKind::DropoutBack:
       o << " p=" << a.p;

@@ -58,9 +58,13 @@ enum class KernelKind {
   Pad,           // x -> y with attrs.pad (top, left) zero rows and columns before it, the rest after
   Crop,          // dy -> dx = dy from (attrs.pad[1], attrs.pad[0]): Pad's gradient
   ConvTranspose, // x[Cin,H,W], w[Cin,Cout/g,kh,kw], b[Cout] -> y: ConvBackData's algorithm plus a bias
+  GNStats,       // x[C,H,W] or [F] -> st[G,2] per image: mean, 1 / sqrt(var + eps) (attrs.groups = G)
+  GNApply,       // x, st (, gamma, beta: attrs.bias) -> act(normalised x)
+  GNBackData,    // dy, x, st (, gamma) -> dx
+  GNBackGamma,   // dy, x, st -> dgamma[C] (sum over batch and space; not batched)
 };
 // The last kind: ops/registry.cpp has a row for each kind up to it.
-constexpr KernelKind kLastKernelKind = KernelKind::ConvTranspose;
+constexpr KernelKind kLastKernelKind = KernelKind::GNBackGamma;
 
 // Kernels whose output has no batch dimension (reductions over the batch).
 bool outputIsBatched(KernelKind k);

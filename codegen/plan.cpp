@@ -83,6 +83,12 @@ void InferenceBuilder::emit(KernelSpec s, const NamedArgs& named, const Node& la
   p.calls.push_back({internSpec(p, std::move(s), specIndex), std::move(args), label, last.id});
 }
 
+void InferenceBuilder::emitTo(KernelSpec s, const NamedArgs& named, int tensor, const std::string& label, int node) {
+  std::vector<KernelArg> args = bindArgs(s, named);
+  args.push_back({false, tensor});
+  p.calls.push_back({internSpec(p, std::move(s), specIndex), std::move(args), label, node});
+}
+
 int InferenceBuilder::absorbAct(int cur, KernelSpec& s, std::string& label) {
   int u = soleUser(cur);
   if (u >= 0 && g.nodes[u].op == OpKind::Activation) {

@@ -45,6 +45,8 @@ struct InferenceBuilder {
   KernelSpec specOf(const Node& n) const;
   // Emits one call of `s` with inputs `named` (bindArgs), whose output is node `last`'s.
   void emit(KernelSpec s, const NamedArgs& named, const Node& last, const std::string& label);
+  // Emits one call whose output is `tensor`, an intermediate of node `node`'s group (its statistics).
+  void emitTo(KernelSpec s, const NamedArgs& named, int tensor, const std::string& label, int node);
   // Absorbs a single-consumer activation after `cur`; returns the new tail.
   int absorbAct(int cur, KernelSpec& s, std::string& label);
   // Node n as one call of kind k on its input, fusing nothing (pools, lrn, softmax).

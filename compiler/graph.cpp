@@ -32,6 +32,7 @@ const char* opName(OpKind k) {
     case OpKind::Upsample: return "upsample";
     case OpKind::ConvTranspose: return "convtranspose";
     case OpKind::Pad: return "pad";
+    case OpKind::GroupNorm: return "groupnorm";
   }
   return "?";
 }
@@ -141,6 +142,9 @@ static std::string attrStr(const Node& n) {
       add("out", std::to_string(a.out)); add("kernel", pair(a.kernel)); add("stride", pair(a.stride));
       add("padding", pair(a.pad)); add("output_padding", pair(a.outPad)); add("dilation", pair(a.dilation));
       add("groups", std::to_string(a.groups)); add("bias", a.bias ? "true" : "false");
+      break;
+    case OpKind::GroupNorm:
+      add("groups", std::to_string(a.groups)); add("eps", fmtDouble(a.eps)); add("affine", a.bias ? "true" : "false");
       break;
     case OpKind::Pad:
       add("top", std::to_string(a.pad[0])); add("bottom", std::to_string(a.padEnd[0]));

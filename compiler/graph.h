@@ -19,7 +19,8 @@ enum class OpKind {
   ChannelShuffle,  // attrs.groups: PyTorch's channel_shuffle
   Upsample,        // nn.Upsample: attrs.resample, alignCorners, upScale
   ConvTranspose,   // nn.ConvTranspose2d: conv's attributes, outPad
-  Pad              // F.pad with zeros: attrs.pad (top, left), padEnd (bottom, right)
+  Pad,             // F.pad with zeros: attrs.pad (top, left), padEnd (bottom, right)
+  GroupNorm        // groupnorm, instancenorm, layernorm on [F]: attrs.groups, eps, bias (= affine)
 };
 
 const char* opName(OpKind k);

@@ -62,6 +62,10 @@ const std::vector<LayerSpec>& specs() {
       {"pad", OpKind::Pad, {{"padding", ArgType::Padding, true}}},
       {"linear", OpKind::Linear, {{"out", ArgType::Int, true}, {"bias", ArgType::Bool, false}, {"in_features", ArgType::Int, false}}},
       {"batchnorm", OpKind::BatchNorm, {{"eps", ArgType::Float, false}, {"momentum", ArgType::Float, false}}},
+      // Per-image normalisation (group_norm.cpp): statistics of each image's own groups of channels.
+      {"groupnorm", OpKind::GroupNorm, {{"groups", ArgType::Int, true}, {"eps", ArgType::Float, false}, {"affine", ArgType::Bool, false}}},
+      {"instancenorm", OpKind::GroupNorm, {{"eps", ArgType::Float, false}, {"affine", ArgType::Bool, false}}},
+      {"layernorm", OpKind::GroupNorm, {{"eps", ArgType::Float, false}, {"affine", ArgType::Bool, false}}},
       // Activations: each is also a row of codegen/ops/activation.cpp; Float arguments only.
       {"relu", OpKind::Activation, {}},
       {"tanh", OpKind::Activation, {}},
@@ -385,6 +389,13 @@ Tensor Elaborator::layer(const Call& c, Tensor x, Scope& s, ModuleCtx& m, const 
       if (!(at.eps > 0 && at.eps < 1)) { error(a.loc["eps"], "batchnorm eps must be in (0, 1)"); ok = false; }
       if (!(at.momentum >= 0 && at.momentum <= 1)) { error(a.loc["momentum"], "batchnorm momentum must be in [0, 1]"); ok = false; }
       break;
+    case OpKind::GroupNorm:
+      inRange("groups", 1, kMaxChannels);
+      at.groups = getInt("groups", 1);
+      at.eps = getFloat("eps", 1e-5);
+      at.bias = getBool("affine", c.callee != "instancenorm");  // nn.InstanceNorm2d's default: affine=False
+      if (!(at.eps > 0 && at.eps < 1)) { error(a.loc["eps"], std::string(spec.name) + " eps must be in (0, 1)"); ok = false; }
+      break;
     case OpKind::MaxPool:
     case OpKind::AvgPool:
       inRange("kernel", 1, kMaxWindow);
@@ -626,6 +637,27 @@ Tensor Elaborator::layer(const Call& c, Tensor x, Scope& s, ModuleCtx& m, const 
       params.push_back({"running_mean", {{in[0]}, ParamRole::RunningMean}});
       params.push_back({"running_var", {{in[0]}, ParamRole::RunningVar}});
       params.push_back({"num_batches_tracked", {{}, ParamRole::NumBatchesTracked}});
+      break;
+    case OpKind::GroupNorm:
+      if (c.callee == "instancenorm") {
+        if (!needSpatial()) return poison;
+        at.groups = in[0];
+      } else if (c.callee == "layernorm") {
+        if (in.size() != 1) {
+          error(loc, "layernorm normalises a flat [F] input here, got " + dimsStr(in),
+                "over the channels of each pixel (ConvNeXt's LayerNorm2d) it is not supported yet; groupnorm(1) normalises a whole image");
+          return poison;
+        }
+        at.groups = 1;
+      } else if (in[0] % at.groups) {
+        error(a.loc["groups"], "groupnorm groups = " + std::to_string(at.groups) + " must divide the input's " + std::to_string(in[0]) + " channels");
+        return poison;
+      }
+      outShape = in;
+      if (at.bias) {
+        params.push_back({"weight", {{in[0]}, ParamRole::Weight}});
+        params.push_back({"bias", {{in[0]}, ParamRole::Bias}});
+      }
       break;
     case OpKind::MaxPool:
     case OpKind::AvgPool:

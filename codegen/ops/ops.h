@@ -73,6 +73,15 @@ ArgNames cropArgs(const KernelSpec& k);
 // conv.cpp: the transposed conv's kernel (its plan steps: conv_transpose.cpp)
 Lowered lowerConvTranspose(const KernelSpec& k);
 ArgNames convTransposeArgs(const KernelSpec& k);
+// group_norm.cpp
+Lowered lowerGNStats(const KernelSpec& k);
+Lowered lowerGNApply(const KernelSpec& k);
+Lowered lowerGNBackData(const KernelSpec& k);
+Lowered lowerGNBackGamma(const KernelSpec& k);
+ArgNames gnStatsArgs(const KernelSpec& k);
+ArgNames gnApplyArgs(const KernelSpec& k);
+ArgNames gnBackDataArgs(const KernelSpec& k);
+ArgNames gnBackGammaArgs(const KernelSpec& k);
 // prelu.cpp
 Lowered lowerPRelu(const KernelSpec& k);
 Lowered lowerPReluBackData(const KernelSpec& k);
@@ -134,6 +143,7 @@ CNNC_OP_PLAN_STEPS(channelShuffle)
 CNNC_OP_PLAN_STEPS(upsample)
 CNNC_OP_PLAN_STEPS(convTranspose)
 CNNC_OP_PLAN_STEPS(pad)
+CNNC_OP_PLAN_STEPS(groupNorm)
 CNNC_OP_PLAN_STEPS(maxPool)
 CNNC_OP_PLAN_STEPS(avgPool)
 CNNC_OP_PLAN_STEPS(adaptiveAvgPool)

@@ -62,6 +62,10 @@ const KernelEntry kTable[] = {
     {K::Pad, "pad", true, lowerPad, padArgs},
     {K::Crop, "crop", true, lowerCrop, cropArgs},
     {K::ConvTranspose, "convtranspose", true, lowerConvTranspose, convTransposeArgs},
+    {K::GNStats, "gnstats", true, lowerGNStats, gnStatsArgs},
+    {K::GNApply, "gnapply", true, lowerGNApply, gnApplyArgs},
+    {K::GNBackData, "gnbackdata", true, lowerGNBackData, gnBackDataArgs},
+    {K::GNBackGamma, "gnbackgamma", false, lowerGNBackGamma, gnBackGammaArgs},
 };
 
 constexpr size_t kRows = sizeof(kTable) / sizeof(kTable[0]);
@@ -90,6 +94,7 @@ const OpPlanEntry kOpTable[] = {
     CNNC_OP_ROW(Upsample, upsample),
     CNNC_OP_ROW(ConvTranspose, convTranspose),
     CNNC_OP_ROW(Pad, pad),
+    CNNC_OP_ROW(GroupNorm, groupNorm),
 };
 #undef CNNC_OP_ROW
 

@@ -93,6 +93,9 @@ CASES = {
     "convtranspose_pad": ("input(2, 4, 5)", "c: conv(4, 1); tanh; t: convtranspose(4, 3, stride=2, padding=1, output_padding=1, groups=2); tanh; pad([1, 0, 2, 1]); u: convtranspose(3, [2, 3], dilation=2); flatten; fc: linear(4)"),
     # Per-side conv padding: "same" with an even kernel, and four explicit sides with a stride.
     "conv_padding_sides": ("input(2, 5, 6)", "c: conv(3, 4, padding=\"same\"); tanh; d: conv(3, 3, stride=2, padding=[1, 0, 2, 1]); flatten; fc: linear(4)"),
+    # Per-image normalisation: groups of 2 channels, instance norm with affine parameters, and a
+    # layer norm on a flat tensor (statistics of each image's own group; no running statistics).
+    "group_instance_layer_norm": ("input(2, 5, 6)", "c: conv(4, 3, padding=1); g: groupnorm(2); tanh; d: conv(3, 1); i: instancenorm(affine=true); sigmoid; flatten; fc: linear(6); l: layernorm; tanh; e: linear(4)"),
 }
 
 

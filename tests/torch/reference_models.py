@@ -371,6 +371,32 @@ class ResampleNet(nn.Module):
         return self.fc(torch.flatten(x, 1))
 
 
+class NormNet(nn.Module):
+    """tests/torch/norm_net.cnn (not a net of nets/): GroupNorm, InstanceNorm2d (affine off and on),
+    GroupNorm(1) and LayerNorm on a flat tensor."""
+
+    def __init__(self, num_classes=5):
+        super().__init__()
+        self.c1 = nn.Conv2d(3, 8, 3, padding=1)
+        self.gn = nn.GroupNorm(4, 8)
+        self.c2 = nn.Conv2d(8, 6, 3, padding=1)
+        self.inorm = nn.InstanceNorm2d(6)
+        self.c3 = nn.Conv2d(6, 6, 3, padding=1)
+        self.in2 = nn.InstanceNorm2d(6, affine=True)
+        self.gn1 = nn.GroupNorm(1, 6, eps=1e-3)
+        self.fc = nn.Linear(6 * 9 * 7, 16)
+        self.ln = nn.LayerNorm(16)
+        self.fc2 = nn.Linear(16, num_classes)
+
+    def forward(self, x):
+        x = F.relu(self.gn(self.c1(x)))
+        x = torch.tanh(self.inorm(self.c2(x)))
+        x = F.silu(self.in2(self.c3(x)))
+        x = self.gn1(x)
+        x = F.gelu(self.ln(self.fc(torch.flatten(x, 1))))
+        return self.fc2(x)
+
+
 class _DoubleConv(nn.Module):
     def __init__(self, cin, cout, mid=None):
         super().__init__()
@@ -483,10 +509,11 @@ _BUILDERS = {
     "longskip_net": LongSkipNet,
     "resample_net": ResampleNet,
     "unet": UNet,
+    "norm_net": NormNet,
 }
 NETS = list(_BUILDERS)
 
-_INPUT = {"lenet5": (1, 32, 32), "lrn_net": (3, 14, 13), "leaky_net": (3, 12, 11), "activations_net": (3, 10, 9), "gating_net": (3, 11, 9), "longskip_net": (3, 10, 9), "resample_net": (3, 9, 7), "unet": (1, 256, 256)}
+_INPUT = {"lenet5": (1, 32, 32), "lrn_net": (3, 14, 13), "leaky_net": (3, 12, 11), "activations_net": (3, 10, 9), "gating_net": (3, 11, 9), "longskip_net": (3, 10, 9), "resample_net": (3, 9, 7), "unet": (1, 256, 256), "norm_net": (3, 9, 7)}
 for _n in ("minivgg", "tinyresnet", "resnet34_cifar", "plain34", "resnet50_cifar"):
     _INPUT[_n] = (3, 32, 32)
 
