@@ -57,7 +57,7 @@ std::string KernelSpec::signature() const {
     case KernelKind::GNBackData:
     case KernelKind::GNBackGamma: {
       char b[64];
-      snprintf(b, sizeof b, " groups=%lld eps=%.9g affine=%d", (long long)a.groups, a.eps, (int)a.bias);
+      snprintf(b, sizeof b, " groups=%lld eps=%.9g affine=%d%s", (long long)a.groups, a.eps, (int)a.bias, a.normChannels ? " over=channels" : "");
       o << b;
       break;
     }

@@ -144,7 +144,9 @@ static std::string attrStr(const Node& n) {
       add("groups", std::to_string(a.groups)); add("bias", a.bias ? "true" : "false");
       break;
     case OpKind::GroupNorm:
-      add("groups", std::to_string(a.groups)); add("eps", fmtDouble(a.eps)); add("affine", a.bias ? "true" : "false");
+      if (a.normChannels) add("over", "channels");
+      else add("groups", std::to_string(a.groups));
+      add("eps", fmtDouble(a.eps)); add("affine", a.bias ? "true" : "false");
       break;
     case OpKind::Pad:
       add("top", std::to_string(a.pad[0])); add("bottom", std::to_string(a.padEnd[0]));

@@ -67,6 +67,7 @@ struct Attrs {
   double upScale[2] = {0, 0};
   int64_t outPad[2] = {0, 0};     // convtranspose: output_padding
   int64_t padEnd[2] = {0, 0};     // pad: rows at the bottom, columns at the right (pad: top, left)
+  bool normChannels = false;      // groupnorm op as layernorm on [C,H,W]: over each pixel's channels
 };
 
 enum class ParamRole { Weight, Bias, RunningMean, RunningVar, NumBatchesTracked };

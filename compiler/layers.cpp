@@ -643,12 +643,10 @@ Tensor Elaborator::layer(const Call& c, Tensor x, Scope& s, ModuleCtx& m, const 
         if (!needSpatial()) return poison;
         at.groups = in[0];
       } else if (c.callee == "layernorm") {
-        if (in.size() != 1) {
-          error(loc, "layernorm normalises a flat [F] input here, got " + dimsStr(in),
-                "over the channels of each pixel (ConvNeXt's LayerNorm2d) it is not supported yet; groupnorm(1) normalises a whole image");
-          return poison;
-        }
+        // [F]: nn.LayerNorm(F). [C,H,W]: over each pixel's C channels, as torchvision's LayerNorm2d
+        // (ConvNeXt) computes it (channels last, then nn.LayerNorm(C)).
         at.groups = 1;
+        at.normChannels = in.size() == 3;
       } else if (in[0] % at.groups) {
         error(a.loc["groups"], "groupnorm groups = " + std::to_string(at.groups) + " must divide the input's " + std::to_string(in[0]) + " channels");
         return poison;

@@ -11,7 +11,9 @@
 //   GNBackGamma  dy, x, st -> dgamma[C] = sum over images and pixels of dy * xhat (not batched)
 //   (dbeta is the BiasGrad of dy, bias.cpp)
 //
-// attrs.groups is G; attrs.bias says whether gamma and beta exist (affine).
+// attrs.groups is G; attrs.bias says whether gamma and beta exist (affine). With attrs.normChannels
+// (layernorm on [C,H,W], torchvision's LayerNorm2d in ConvNeXt) the statistics are per pixel over
+// its C channels instead: st[H,W,2].
 #include "gpu.h"
 #include "ops.h"
 #include "plan_builder.h"
@@ -22,13 +24,14 @@ namespace {
 
 // The per-image tensor as groups: G groups of Cg channels of H x W pixels ([F]: one of F x 1 x 1).
 struct GroupView {
-  bool flat;
+  bool flat, channels;  // channels: per pixel, over its C channels
   int C, H, W, G, Cg;
 };
 
 GroupView viewOf(const Dims& d, const Attrs& a) {
   GroupView g;
   g.flat = d.size() == 1;
+  g.channels = a.normChannels;
   g.C = (int)d[0];
   g.H = g.flat ? 1 : (int)d[1];
   g.W = g.flat ? 1 : (int)d[2];
@@ -43,6 +46,13 @@ Expr at(const ImageParam& t, const GroupView& g, Expr x, Expr y, Expr c, Expr n)
 // The reduction over one group's elements: (r.x, r.y) the pixel, r.z its channel within the group.
 RDom groupDom(const GroupView& g, const std::string& name) { return RDom(0, g.W, 0, g.H, 0, g.Cg, name); }
 
+// Mean (i = 0) or 1 / std (i = 1) of the statistics element (x, y, c) of image n belongs to.
+Expr statOf(const ImageParam& st, const GroupView& g, int i, Expr x, Expr y, Expr c, Expr n) {
+  return g.channels ? st(i, x, y, n) : st(i, c / g.Cg, n);
+}
+
+Dims statsDims(const GroupView& g) { return g.channels ? Dims{g.H, g.W, 2} : Dims{g.G, 2}; }
+
 struct NormFuncs {
   Func out;
   std::vector<Func> sums;  // per (group, image) or per channel: computed once per call on CPUs
@@ -55,25 +65,48 @@ NormFuncs statsAlgorithm(const KernelSpec& k) {
   KernelParams p(k);
   ImageParam x = p.tensor("x", k.in);
   f.args = p.args();
-  Var i("i"), gr("g"), n("n");
-  RDom r = groupDom(g, "gn_r");
-  Expr v = cast<double>(at(x, g, r.x, r.y, gr * g.Cg + r.z, n));
+  Var i("i"), gr("g"), n("n"), px("x"), py("y");
   Func s1("gn_sum"), s2("gn_sumsq");
-  s1(gr, n) = sum(v);
-  s2(gr, n) = sum(v * v);
-  Expr M = Expr((double)g.Cg * g.H * g.W);
-  Expr mean = s1(gr, n) / M;
-  Expr var = max(s2(gr, n) / M - mean * mean, Expr(0.0));
+  Expr M;
+  std::vector<Expr> at2;  // the statistics' own coordinates: (group) or (x, y)
+  if (g.channels) {
+    RDom r(0, g.C, "gn_r");
+    Expr v = cast<double>(x(px, py, r, n));
+    s1(px, py, n) = sum(v);
+    s2(px, py, n) = sum(v * v);
+    M = Expr((double)g.C);
+    at2 = {px, py};
+  } else {
+    RDom r = groupDom(g, "gn_r");
+    Expr v = cast<double>(at(x, g, r.x, r.y, gr * g.Cg + r.z, n));
+    s1(gr, n) = sum(v);
+    s2(gr, n) = sum(v * v);
+    M = Expr((double)g.Cg * g.H * g.W);
+    at2 = {gr};
+  }
+  std::vector<Expr> sn = at2;
+  sn.push_back(n);
+  Expr mean = s1(sn) / M;
+  Expr var = max(s2(sn) / M - mean * mean, Expr(0.0));
   f.out = Func("gn_stats");
-  f.out(i, gr, n) = cast<float>(select(i == 0, mean, Expr(1.0) / sqrt(var + Expr(k.attrs.eps))));
+  std::vector<Var> outArgs{i};
+  if (g.channels) outArgs.insert(outArgs.end(), {px, py});
+  else outArgs.push_back(gr);
+  outArgs.push_back(n);
+  f.out(outArgs) = cast<float>(select(i == 0, mean, Expr(1.0) / sqrt(var + Expr(k.attrs.eps))));
   f.sums = {s1, s2};
   return f;
 }
 
 void statsCpu(NormFuncs& f, const KernelSpec& k) {
-  Var i = f.out.args()[0], gr = f.out.args()[1], n = f.out.args()[2];
-  for (Func s : f.sums) s.compute_at(f.out, gr);
-  f.out.unroll(i).fuse(gr, n, gr).parallel(gr);
+  std::vector<Var> a = f.out.args();
+  if (a.size() == 4) {  // per pixel: a row's sums at a time
+    for (Func s : f.sums) s.compute_at(f.out, a[2]);
+    f.out.unroll(a[0]).parallel(a[3]);
+    return;
+  }
+  for (Func s : f.sums) s.compute_at(f.out, a[1]);
+  f.out.unroll(a[0]).fuse(a[1], a[2], a[1]).parallel(a[1]);
 }
 
 NormFuncs applyAlgorithm(const KernelSpec& k) {
@@ -81,12 +114,12 @@ NormFuncs applyAlgorithm(const KernelSpec& k) {
   Vars v;
   GroupView g = viewOf(k.in, k.attrs);
   KernelParams p(k);
-  ImageParam x = p.tensor("x", k.in), st = p.tensor("stats", {g.G, 2});
+  ImageParam x = p.tensor("x", k.in), st = p.tensor("stats", statsDims(g));
   ImageParam gamma, beta;
   if (k.attrs.bias) gamma = p.fixed("gamma", {g.C}), beta = p.fixed("beta", {g.C});
   f.args = p.args();
-  Expr c = g.flat ? Expr(v.f) : Expr(v.c), grp = c / g.Cg;
-  Expr xhat = (at(x, g, v.x, v.y, c, v.n) - st(0, grp, v.n)) * st(1, grp, v.n);
+  Expr c = g.flat ? Expr(v.f) : Expr(v.c);
+  Expr xhat = (at(x, g, v.x, v.y, c, v.n) - statOf(st, g, 0, v.x, v.y, c, v.n)) * statOf(st, g, 1, v.x, v.y, c, v.n);
   Expr y = k.attrs.bias ? xhat * gamma(c) + beta(c) : xhat;
   f.out = Func("gn_apply");
   if (g.flat) f.out(v.f, v.n) = applyAct(y, k.act);
@@ -106,7 +139,7 @@ NormFuncs backDataAlgorithm(const KernelSpec& k) {
   Vars v;
   GroupView g = viewOf(k.in, k.attrs);
   KernelParams p(k);
-  ImageParam dy = p.tensor("dy", k.in), x = p.tensor("x", k.in), st = p.tensor("stats", {g.G, 2});
+  ImageParam dy = p.tensor("dy", k.in), x = p.tensor("x", k.in), st = p.tensor("stats", statsDims(g));
   ImageParam gamma;
   if (k.attrs.bias) gamma = p.fixed("gamma", {g.C});
   f.args = p.args();
@@ -114,16 +147,28 @@ NormFuncs backDataAlgorithm(const KernelSpec& k) {
     Expr d = at(dy, g, xx, yy, c, n);
     return k.attrs.bias ? d * gamma(c) : d;
   };
-  auto xhatAt = [&](Expr xx, Expr yy, Expr c, Expr n) { return (at(x, g, xx, yy, c, n) - st(0, c / g.Cg, n)) * st(1, c / g.Cg, n); };
-  Var gr("g"), n("n");
-  RDom r = groupDom(g, "gnb_r");
-  Expr c = gr * g.Cg + r.z;
+  auto xhatAt = [&](Expr xx, Expr yy, Expr c, Expr n) {
+    return (at(x, g, xx, yy, c, n) - statOf(st, g, 0, xx, yy, c, n)) * statOf(st, g, 1, xx, yy, c, n);
+  };
+  Var gr("g"), n("n"), px("px"), py("py");
   Func a("gnb_sum_g"), b("gnb_sum_gx");
-  a(gr, n) = cast<float>(sum(cast<double>(gradAt(r.x, r.y, c, n))));
-  b(gr, n) = cast<float>(sum(cast<double>(gradAt(r.x, r.y, c, n) * xhatAt(r.x, r.y, c, n))));
-  float M = (float)((double)g.Cg * g.H * g.W);
-  Expr ce = g.flat ? Expr(v.f) : Expr(v.c), gi = ce / g.Cg;
-  Expr e = st(1, gi, v.n) * (gradAt(v.x, v.y, ce, v.n) - a(gi, v.n) / M - xhatAt(v.x, v.y, ce, v.n) * (b(gi, v.n) / M));
+  float M;
+  Expr ce = g.flat ? Expr(v.f) : Expr(v.c), sa, sb;
+  if (g.channels) {
+    RDom r(0, g.C, "gnb_r");
+    a(px, py, n) = cast<float>(sum(cast<double>(gradAt(px, py, r, n))));
+    b(px, py, n) = cast<float>(sum(cast<double>(gradAt(px, py, r, n) * xhatAt(px, py, r, n))));
+    M = (float)g.C;
+    sa = a(v.x, v.y, v.n), sb = b(v.x, v.y, v.n);
+  } else {
+    RDom r = groupDom(g, "gnb_r");
+    Expr c = gr * g.Cg + r.z;
+    a(gr, n) = cast<float>(sum(cast<double>(gradAt(r.x, r.y, c, n))));
+    b(gr, n) = cast<float>(sum(cast<double>(gradAt(r.x, r.y, c, n) * xhatAt(r.x, r.y, c, n))));
+    M = (float)((double)g.Cg * g.H * g.W);
+    sa = a(ce / g.Cg, v.n), sb = b(ce / g.Cg, v.n);
+  }
+  Expr e = statOf(st, g, 1, v.x, v.y, ce, v.n) * (gradAt(v.x, v.y, ce, v.n) - sa / M - xhatAt(v.x, v.y, ce, v.n) * (sb / M));
   f.out = Func("gn_dx");
   if (g.flat) f.out(v.f, v.n) = e;
   else f.out(v.x, v.y, v.c, v.n) = e;
@@ -142,12 +187,12 @@ NormFuncs backGammaAlgorithm(const KernelSpec& k) {
   NormFuncs f;
   GroupView g = viewOf(k.in, k.attrs);
   KernelParams p(k);
-  ImageParam dy = p.tensor("dy", k.in), x = p.tensor("x", k.in), st = p.tensor("stats", {g.G, 2});
+  ImageParam dy = p.tensor("dy", k.in), x = p.tensor("x", k.in), st = p.tensor("stats", statsDims(g));
   f.args = p.args();
   Var c("c");
   // The batch is the last dimension of every argument: its extent is the call's batch.
   RDom r(0, g.W, 0, g.H, 0, dy.dim(g.flat ? 1 : 3).extent(), "gng_r");
-  Expr xhat = (at(x, g, r.x, r.y, c, r.z) - st(0, c / g.Cg, r.z)) * st(1, c / g.Cg, r.z);
+  Expr xhat = (at(x, g, r.x, r.y, c, r.z) - statOf(st, g, 0, r.x, r.y, c, r.z)) * statOf(st, g, 1, r.x, r.y, c, r.z);
   f.out = Func("gn_dgamma");
   f.out(c) = cast<float>(sum(cast<double>(at(dy, g, r.x, r.y, c, r.z) * xhat)));
   return f;
@@ -176,7 +221,10 @@ Lowered lowerGNBackGamma(const KernelSpec& k) { return lowerWithSchedules(k, bac
 // ---- Plan steps (plan_builder.h) ----
 
 namespace {
-Dims statsShape(const Node& n) { return {n.attrs.groups, 2}; }
+Dims statsShape(const Node& n) {
+  if (n.attrs.normChannels) return {n.shape[1], n.shape[2], 2};
+  return {n.attrs.groups, 2};
+}
 }  // namespace
 
 // Inference: the statistics, then the normalisation absorbing a following activation.

@@ -96,6 +96,8 @@ CASES = {
     # Per-image normalisation: groups of 2 channels, instance norm with affine parameters, and a
     # layer norm on a flat tensor (statistics of each image's own group; no running statistics).
     "group_instance_layer_norm": ("input(2, 5, 6)", "c: conv(4, 3, padding=1); g: groupnorm(2); tanh; d: conv(3, 1); i: instancenorm(affine=true); sigmoid; flatten; fc: linear(6); l: layernorm; tanh; e: linear(4)"),
+    # Layer norm over each pixel's channels (ConvNeXt's LayerNorm2d).
+    "layernorm_channels": ("input(2, 5, 6)", "c: conv(5, 3, padding=1); l: layernorm(eps=1e-6); tanh; d: conv(3, 1); flatten; fc: linear(4)"),
 }
 
 

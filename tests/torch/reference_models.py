@@ -373,7 +373,7 @@ class ResampleNet(nn.Module):
 
 class NormNet(nn.Module):
     """tests/torch/norm_net.cnn (not a net of nets/): GroupNorm, InstanceNorm2d (affine off and on),
-    GroupNorm(1) and LayerNorm on a flat tensor."""
+    GroupNorm(1), torchvision's LayerNorm2d (ConvNeXt) and LayerNorm on a flat tensor."""
 
     def __init__(self, num_classes=5):
         super().__init__()
@@ -384,6 +384,7 @@ class NormNet(nn.Module):
         self.c3 = nn.Conv2d(6, 6, 3, padding=1)
         self.in2 = nn.InstanceNorm2d(6, affine=True)
         self.gn1 = nn.GroupNorm(1, 6, eps=1e-3)
+        self.ln2d = torchvision.models.convnext.LayerNorm2d(6, eps=1e-6)
         self.fc = nn.Linear(6 * 9 * 7, 16)
         self.ln = nn.LayerNorm(16)
         self.fc2 = nn.Linear(16, num_classes)
@@ -392,7 +393,7 @@ class NormNet(nn.Module):
         x = F.relu(self.gn(self.c1(x)))
         x = torch.tanh(self.inorm(self.c2(x)))
         x = F.silu(self.in2(self.c3(x)))
-        x = self.gn1(x)
+        x = self.ln2d(self.gn1(x))
         x = F.gelu(self.ln(self.fc(torch.flatten(x, 1))))
         return self.fc2(x)
 
