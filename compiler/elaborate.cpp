@@ -691,12 +691,19 @@ Tensor Elaborator::join(OpKind op, const std::vector<Tensor>& parts, SourceLoc l
           const Tensor& other = kept == &parts[i] ? parts[0] : parts[i];
           int64_t dh = kept->shape[1] - other.shape[1], dw = kept->shape[2] - other.shape[2];
           std::string name = "'" + keptNodes_[kept->node].first + "'";
-          auto rc = [](int64_t h, int64_t w) { return std::to_string(h) + " rows and " + std::to_string(w) + " columns"; };
+          auto rc = [](int64_t h, int64_t w) {
+            return std::to_string(h) + (h == 1 ? " row" : " rows") + " and " + std::to_string(w) + (w == 1 ? " column" : " columns");
+          };
+          // The pad layer that evens them out, split as U-Net implementations split it (F.pad with
+          // diff // 2 before, the rest after).
+          auto padFor = [](int64_t h, int64_t w) {
+            return "pad([" + std::to_string(h / 2) + ", " + std::to_string(h - h / 2) + ", " + std::to_string(w / 2) + ", " + std::to_string(w - w / 2) + "])";
+          };
           if (dh >= 0 && dw >= 0)
-            hint = name + " is " + rc(dh, dw) + " larger: crop it by " + (dh == dw && dh % 2 == 0 ? std::to_string(dh / 2) + " on each side" : "that much") +
-                   ", or pad the other branch (e.g. padding in its convs) to keep its size";
+            hint = name + " is " + rc(dh, dw) + " larger: pad the other branch with " + padFor(dh, dw) + " before the concat, or crop " + name +
+                   (dh == dw && dh % 2 == 0 ? " by " + std::to_string(dh / 2) + " on each side" : "");
           else if (dh <= 0 && dw <= 0)
-            hint = name + " is " + rc(-dh, -dw) + " smaller: pad it by that much, or crop the other branch";
+            hint = name + " is " + rc(-dh, -dw) + " smaller: pad it, seq { from " + keptNodes_[kept->node].first + "; " + padFor(-dh, -dw) + " }, or crop the other branch";
         }
         error(loc, "concat of " + describe(parts[0]) + " and " + describe(parts[i]) + ": branches must agree in every dimension but channels", hint);
         return Tensor{-1, {}, true};
