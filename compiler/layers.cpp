@@ -530,21 +530,28 @@ Tensor Elaborator::layer(const Call& c, Tensor x, Scope& s, ModuleCtx& m, const 
     return true;
   };
 
+  // conv and convtranspose: the optional in_channels check, and groups dividing both channel counts.
+  auto channelsFit = [&]() {
+    if (a.has("in_channels") && getInt("in_channels", 0) != in[0]) {
+      error(a.loc["in_channels"], std::string(spec.name) + " expects " + std::to_string(getInt("in_channels", 0)) + " input channels (in_channels), but its input is " +
+                                      dimsStr(in),
+            "set in_channels=" + std::to_string(in[0]) + ", or change the layers before it");
+      return false;
+    }
+    if (in[0] % at.groups || at.out % at.groups) {
+      error(a.has("groups") ? a.loc["groups"] : loc, std::string(spec.name) + " groups = " + std::to_string(at.groups) + " must divide both the input channels (" +
+                                                         std::to_string(in[0]) + ") and the output channels (" + std::to_string(at.out) + ")");
+      return false;
+    }
+    return true;
+  };
+
   int64_t macs = 0;
   std::vector<std::pair<std::string, std::pair<Dims, ParamRole>>> params;
   switch (spec.op) {
     case OpKind::Conv: {
       if (!needSpatial()) return poison;
-      if (a.has("in_channels") && getInt("in_channels", 0) != in[0]) {
-        error(a.loc["in_channels"], "conv expects " + std::to_string(getInt("in_channels", 0)) + " input channels (in_channels), but its input is " + dimsStr(in),
-              "set in_channels=" + std::to_string(in[0]) + ", or change the layers before it");
-        return poison;
-      }
-      if (in[0] % at.groups || at.out % at.groups) {
-        error(a.has("groups") ? a.loc["groups"] : loc, "conv groups = " + std::to_string(at.groups) + " must divide both the input channels (" +
-                                                           std::to_string(in[0]) + ") and the output channels (" + std::to_string(at.out) + ")");
-        return poison;
-      }
+      if (!channelsFit()) return poison;
       if (!spatialOut(false)) return poison;
       outShape[0] = at.out;
       int64_t w;
@@ -561,16 +568,7 @@ Tensor Elaborator::layer(const Call& c, Tensor x, Scope& s, ModuleCtx& m, const 
     }
     case OpKind::ConvTranspose: {
       if (!needSpatial()) return poison;
-      if (a.has("in_channels") && getInt("in_channels", 0) != in[0]) {
-        error(a.loc["in_channels"], "convtranspose expects " + std::to_string(getInt("in_channels", 0)) + " input channels (in_channels), but its input is " + dimsStr(in),
-              "set in_channels=" + std::to_string(in[0]) + ", or change the layers before it");
-        return poison;
-      }
-      if (in[0] % at.groups || at.out % at.groups) {
-        error(a.has("groups") ? a.loc["groups"] : loc, "convtranspose groups = " + std::to_string(at.groups) + " must divide both the input channels (" +
-                                                           std::to_string(in[0]) + ") and the output channels (" + std::to_string(at.out) + ")");
-        return poison;
-      }
+      if (!channelsFit()) return poison;
       outShape = {at.out, 0, 0};
       for (int i = 0; i < 2; ++i) outShape[1 + i] = convTransposeOutSize(in[1 + i], at.kernel[i], at.stride[i], at.pad[i], at.dilation[i], at.outPad[i]);
       if (outShape[1] < 1 || outShape[2] < 1 || outShape[1] > kMaxSpatial || outShape[2] > kMaxSpatial) {
