@@ -4,8 +4,8 @@
 //   Pad   x[C,H,W] -> y[C,H+t+b,W+l+r], y(x + l, y + t) = x(x, y), 0 elsewhere
 //   Crop  dy[C,H+t+b,W+l+r] -> dx[C,H,W], dx(x, y) = dy(x + l, y + t)
 //
-// attrs.pad holds (t, l). The pad is a zero fill and a dense copy of the interior (the form of
-// op_helpers.h's zeroPadded, whose measured reason is there: a clamped read scalarises vectors).
+// attrs.pad holds (t, l). The pad is op_helpers.h's zeroPadded: a zero fill and a dense copy of the
+// interior (its measured reason is there: a clamped read scalarises vectors).
 #include "gpu.h"
 #include "ops.h"
 #include "plan_builder.h"
@@ -21,31 +21,19 @@ struct PadFuncs {
 
 PadFuncs padAlgorithm(const KernelSpec& k) {
   PadFuncs f;
-  Vars v;
   KernelParams p(k);
   ImageParam x = p.tensor("input", k.in);
   f.args = p.args();
-  int t = (int)k.attrs.pad[0], l = (int)k.attrs.pad[1], H = (int)k.in[1], W = (int)k.in[2];
-  f.out = Func("pad_out");
-  if (k.schedule.gpu) {
-    f.out(v.x, v.y, v.c, v.n) = BoundaryConditions::constant_exterior(x, 0.0f, {{0, W}, {0, H}})(v.x - l, v.y - t, v.c, v.n);
-    return f;
-  }
-  RDom r(0, W, 0, H, "pad_r");
-  f.out(v.x, v.y, v.c, v.n) = 0.0f;
-  f.out(r.x + l, r.y + t, v.c, v.n) = x(r.x, r.y, v.c, v.n);
+  // op_helpers.h's zeroPadded: the copy form on CPUs, the pure form on GPUs.
+  f.out = zeroPadded(x, (int)k.in[2], (int)k.in[1], (int)k.attrs.pad[1], (int)k.attrs.pad[0], k.schedule, "pad_out");
   return f;
 }
 
 void padCpu(PadFuncs& f, const KernelSpec& k) {
-  Vars v;
-  const auto& rv = f.out.update().get_schedule().rvars();
-  RVar rx(rv[0].var), ry(rv[1].var);
-  int vec = k.schedule.vec;
-  if (vec > 1) f.out.vectorize(v.x, vec);
-  if (vec > 1 && k.in[2] >= vec) f.out.update().vectorize(rx, vec);
-  f.out.fuse(v.c, v.n, v.cn).parallel(v.cn);
-  f.out.update().reorder(rx, ry, v.c, v.n).fuse(v.c, v.n, v.cn).parallel(v.cn);
+  schedulePadded(f.out, (int)k.in[2], k.schedule);
+  Var n = f.out.args()[3];
+  f.out.parallel(n);
+  f.out.update().parallel(n);
 }
 
 PadFuncs cropAlgorithm(const KernelSpec& k) {
