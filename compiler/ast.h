@@ -38,6 +38,13 @@ struct Call {
   std::vector<Arg> args;
 };
 
+// One piece of a label template (`"denselayer{i + 1}": ...`): literal text, or an expression
+// whose value (an int or a string) is spliced in at elaboration.
+struct LabelPart {
+  std::string text;  // literal text when expr is null
+  ExprPtr expr;
+};
+
 struct Stmt;
 using StmtPtr = std::unique_ptr<Stmt>;
 using Body = std::vector<StmtPtr>;
@@ -46,8 +53,9 @@ struct Stmt {
   enum Kind { Let, If, For, Residual, Concat, Add, Mul, Split, Use, Layer, Seq, Keep, From };
   Kind kind;
   SourceLoc loc;          // of the statement's first token
-  std::string label;      // Layer/Seq: optional `label:`
+  std::string label;      // Layer/Seq: optional `label:` (a template: as written, quotes included)
   SourceLoc labelLoc;
+  std::vector<LabelPart> labelParts;  // non-empty for a template label `"name{expr}":`
   std::string name;       // Let: bound name; For: loop variable; Keep/From: the tensor's name
   ExprPtr expr;           // Let: value; If: condition; For: range
   ExprPtr count;          // Layer/Seq: `* count` repetition, or null

@@ -218,12 +218,44 @@ Tensor Elaborator::body(const Body& b, Tensor x, Scope& s, ModuleCtx& m, Mode mo
   return x;
 }
 
-std::string Elaborator::segment(const Stmt& st, ModuleCtx& m, bool isModule, bool& ok) {
-  int index = m.counter++;
-  std::string seg = st.label.empty() ? std::to_string(index) : st.label;
+// A template label's value: its literal pieces and the values of its `{expr}`s (ints or strings).
+std::string Elaborator::labelText(const Stmt& st, Scope& s, bool& ok) {
   ok = true;
+  if (st.labelParts.empty()) return st.label;
+  std::string out;
+  for (const LabelPart& p : st.labelParts) {
+    if (!p.expr) { out += p.text; continue; }
+    Value v = eval(*p.expr, s);
+    if (v.kind == Value::None) { ok = false; return ""; }
+    if (v.kind == Value::Int) out += std::to_string(v.i);
+    else if (v.kind == Value::String) out += v.s;
+    else {
+      error(p.expr->loc, std::string("a label's {} needs an integer or a string, got ") + kindName(v.kind));
+      ok = false;
+      return "";
+    }
+  }
+  for (char ch : out)
+    if (!(isalnum((unsigned char)ch) || ch == '_' || ch == '-')) {
+      error(st.labelLoc, "label " + st.label + " gives '" + out + "', which holds '" + std::string(1, ch) + "'",
+            "a label may hold letters, digits, '_' and '-'");
+      ok = false;
+      return "";
+    }
+  if (out.empty()) {
+    error(st.labelLoc, "label " + st.label + " gives an empty name");
+    ok = false;
+  }
+  return out;
+}
+
+std::string Elaborator::segment(const Stmt& st, Scope& s, ModuleCtx& m, bool isModule, bool& ok) {
+  int index = m.counter++;
+  std::string label = labelText(st, s, ok);
+  if (!ok) return "";
+  std::string seg = label.empty() ? std::to_string(index) : label;
   // A label names one module or layer of its parent, as an attribute does in PyTorch.
-  if (!m.names.insert(seg).second && (isModule || !st.label.empty())) {
+  if (!m.names.insert(seg).second && (isModule || !label.empty())) {
     error(st.labelLoc.valid() ? st.labelLoc : st.loc,
           "name '" + seg + "' is already used in " + (m.path.empty() ? "the network" : "module '" + m.path + "'"),
           "give this statement another label");
@@ -452,7 +484,7 @@ const Decl* Elaborator::resolveBlock(const std::string& name, Scope& s, SourceLo
 Tensor Elaborator::unit(const Stmt& st, Tensor x, Scope& s, ModuleCtx& m) {
   if (st.kind == Stmt::Seq) {
     bool ok;
-    std::string seg = segment(st, m, true, ok);
+    std::string seg = segment(st, s, m, true, ok);
     if (!ok) return Tensor{-1, {}, true};
     ModuleCtx child;
     child.path = m.path.empty() ? seg : m.path + "." + seg;
@@ -472,13 +504,13 @@ Tensor Elaborator::unit(const Stmt& st, Tensor x, Scope& s, ModuleCtx& m) {
   if (bad) return Tensor{-1, {}, true};
   if (d) {
     bool ok;
-    std::string seg = segment(st, m, true, ok);
+    std::string seg = segment(st, s, m, true, ok);
     if (!ok) return Tensor{-1, {}, true};
     return callBlock(d, c, x, s, m, seg, false);
   }
   if (isBuiltin(c.callee)) {
     bool ok;
-    std::string seg = segment(st, m, false, ok);
+    std::string seg = segment(st, s, m, false, ok);
     if (!ok) return Tensor{-1, {}, true};
     return layer(c, x, s, m, seg);
   }

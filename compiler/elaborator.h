@@ -90,7 +90,8 @@ private:
   const Decl* resolveBlock(const std::string& name, Scope& s, SourceLoc loc, bool& isError);
   bool bindParams(const Decl* d, const Call& c, Scope& caller, Scope& callee);
   Tensor join(OpKind op, const std::vector<Tensor>& parts, SourceLoc loc, ModuleCtx& m, bool residual);
-  std::string segment(const Stmt& st, ModuleCtx& m, bool isModule, bool& ok);
+  std::string segment(const Stmt& st, Scope& s, ModuleCtx& m, bool isModule, bool& ok);
+  std::string labelText(const Stmt& st, Scope& s, bool& ok);
   void diagnoseMissingKeep(const Stmt& st);  // `from NAME` with no NAME kept in this scope
   int newModule(const std::string& path, const std::string& kind, int parent);
   void warnUnused();

@@ -61,10 +61,13 @@ std::string tokenDisplay(const std::string& t) {
 class ErrorListener : public antlr4::BaseErrorListener {
 public:
   ErrorListener(int file, Diagnostics& d, antlr4::dfa::Vocabulary vocab) : file_(file), diags_(d), vocab_(vocab) {}
+  // For text parsed out of a string (a label template's `{expr}`): every position is on `line`,
+  // `colShift` columns to the right.
+  void placeAt(int line, int colShift) { line_ = line, colShift_ = colShift; }
 
   void syntaxError(antlr4::Recognizer*, antlr4::Token* tok, size_t line, size_t col,
                    const std::string& msg, std::exception_ptr e) override {
-    SourceLoc loc{file_, (int)line, (int)col + 1, 1};
+    SourceLoc loc{file_, line_ ? line_ : (int)line, (int)col + 1 + colShift_, 1};
     std::string text;
     if (tok) {
       text = tok->getText();
@@ -97,7 +100,10 @@ public:
       } else if (msg.find("no viable alternative") == 0) {
         m = "syntax error at " + tokenDisplay(text);
       }
-      if (text == "<EOF>") hint = "the file ends early: is a '}' or ')' missing?";
+      if (text == "<EOF>") {
+        if (line_) m = "the expression in a label's {} ends early", hint = "complete it, e.g. {i + 1}";
+        else hint = "the file ends early: is a '}' or ')' missing?";
+      }
     }
     (void)e;
     if (count_++ < 20) diags_.error(loc, readable(m), hint);
@@ -127,6 +133,7 @@ private:
   Diagnostics& diags_;
   antlr4::dfa::Vocabulary vocab_;
   int count_ = 0;
+  int line_ = 0, colShift_ = 0;
 };
 
 // Builds AST nodes from ANTLR contexts.
@@ -135,7 +142,7 @@ public:
   Builder(int file, Diagnostics& d) : file_(file), diags_(d) {}
 
   SourceLoc loc(antlr4::Token* t) const {
-    SourceLoc l{file_, (int)t->getLine(), (int)t->getCharPositionInLine() + 1, 1};
+    SourceLoc l{file_, line_ ? line_ : (int)t->getLine(), (int)t->getCharPositionInLine() + 1 + colShift_, 1};
     l.len = std::max<int>(1, (int)t->getText().size());
     return l;
   }
@@ -260,6 +267,7 @@ private:
       if (x->label) {
         s->label = x->label->getText();
         s->labelLoc = loc(x->label->getStart());
+        if (x->label->STRING() && !labelTemplate(x->label->STRING()->getSymbol(), *s)) return nullptr;
       }
       if (x->count) s->count = expr(x->count);
       if (auto* sq = dynamic_cast<CnnParser::UnitSeqContext*>(x->unit())) {
@@ -384,6 +392,79 @@ private:
     return make(Expr::Int, loc(c));
   }
 
+  // `"block{s + 1}-{j}"` -> parts "block", s + 1, "-", j. Each `{...}` is parsed as an expression
+  // with its own lexer and parser (the grammar keeps a string one token), placed at its columns.
+  bool labelTemplate(antlr4::Token* t, Stmt& st) {
+    const std::string raw = t->getText();
+    const int col0 = (int)t->getCharPositionInLine();  // of the opening quote, 0-based
+    auto at = [&](size_t i, int len) { return SourceLoc{file_, (int)t->getLine(), col0 + (int)i + 1, len}; };
+    if (raw.size() <= 2) {
+      diags_.error(loc(t), "empty label", "write a name such as \"layer{i}\", or leave the label out");
+      return false;
+    }
+    std::string lit;
+    for (size_t i = 1; i + 1 < raw.size(); ++i) {
+      char ch = raw[i];
+      if (ch == '{') {
+        size_t close = raw.find('}', i + 1);
+        if (close == std::string::npos) {
+          diags_.error(at(i, 1), "'{' in a label has no matching '}'", "a label template reads \"denselayer{i + 1}\"");
+          return false;
+        }
+        std::string text = raw.substr(i + 1, close - i - 1);
+        if (text.find_first_not_of(" \t") == std::string::npos) {
+          diags_.error(at(i, (int)(close - i + 1)), "empty '{}' in a label", "put an expression inside, e.g. {i + 1}");
+          return false;
+        }
+        if (!lit.empty()) st.labelParts.push_back({lit, nullptr}), lit.clear();
+        ExprPtr e = subExpr(text, (int)t->getLine(), col0 + (int)i + 1);
+        if (!e) return false;
+        st.labelParts.push_back({"", std::move(e)});
+        i = close;
+      } else if (ch == '}') {
+        diags_.error(at(i, 1), "'}' in a label without an opening '{'");
+        return false;
+      } else if (isalnum((unsigned char)ch) || ch == '_' || ch == '-') {
+        lit += ch;
+      } else {
+        diags_.error(at(i, 1), std::string("a label may hold letters, digits, '_' and '-', not '") + ch + "'",
+                     ch == '.' ? "PyTorch joins module names with '.', so a name cannot contain one" : "");
+        return false;
+      }
+    }
+    if (!lit.empty()) st.labelParts.push_back({lit, nullptr});
+    return true;
+  }
+
+  ExprPtr subExpr(const std::string& text, int line, int colShift) {
+    int before = diags_.errors();
+    antlr4::ANTLRInputStream input(text);
+    CnnLexer lexer(&input);
+    ErrorListener lexListener(file_, diags_, lexer.getVocabulary());
+    lexListener.placeAt(line, colShift);
+    lexer.removeErrorListeners();
+    lexer.addErrorListener(&lexListener);
+    antlr4::CommonTokenStream tokens(&lexer);
+    tokens.fill();
+    CnnParser parser(&tokens);
+    ErrorListener parseListener(file_, diags_, parser.getVocabulary());
+    parseListener.placeAt(line, colShift);
+    parser.removeErrorListeners();
+    parser.addErrorListener(&parseListener);
+    CnnParser::ExprContext* tree = parser.expr();
+    if (diags_.errors() > before) return nullptr;
+    antlr4::Token* next = tokens.LT(1);
+    if (next && next->getType() != antlr4::Token::EOF) {
+      diags_.error({file_, line, colShift + (int)next->getCharPositionInLine() + 1, (int)next->getText().size()},
+                   "unexpected '" + next->getText() + "' in a label expression", "one expression per {}");
+      return nullptr;
+    }
+    Builder sub(file_, diags_);
+    sub.line_ = line;
+    sub.colShift_ = colShift;
+    return sub.expr(tree);
+  }
+
   std::string unquote(antlr4::Token* t) {
     std::string s = t->getText();
     if (s.size() < 2) return s;
@@ -401,6 +482,7 @@ private:
 
   int file_;
   Diagnostics& diags_;
+  int line_ = 0, colShift_ = 0;  // see ErrorListener::placeAt
 };
 
 }  // namespace

@@ -31,8 +31,9 @@ stmt
     | (label=labelName ':')? unit ('*' count=expr)? ';'?   # stmtUnit
     ;
 // A label is a module name; PyTorch models use words such as `shortcut` for modules, so the
-// construct keywords are allowed here (a following ':' tells them apart).
-labelName   : ID | 'shortcut' | 'residual' | 'concat' | 'add' | 'mul' | 'split' | 'seq' | 'use' | 'in' | 'block' | 'keep' | 'from' ;
+// construct keywords are allowed here (a following ':' tells them apart). A string is a template
+// whose `{expr}` parts are parsed by the AST builder (parser.cpp).
+labelName   : STRING | ID | 'shortcut' | 'residual' | 'concat' | 'add' | 'mul' | 'split' | 'seq' | 'use' | 'in' | 'block' | 'keep' | 'from' ;
 elseClause  : 'else' (body | ifChain=stmt) ;
 letStmt     : 'let' ID '=' expr ';'? ;
 
