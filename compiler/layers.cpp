@@ -60,7 +60,7 @@ const std::vector<LayerSpec>& specs() {
       {"upsample", OpKind::Upsample, {{"scale", ArgType::Float, false}, {"size", ArgType::IntPair, false},
                                       {"mode", ArgType::Choice, false, 0, "nearest|bilinear"}, {"align_corners", ArgType::Bool, false}}},
       {"pad", OpKind::Pad, {{"padding", ArgType::Padding, true}}},
-      {"linear", OpKind::Linear, {{"out", ArgType::Int, true}, {"bias", ArgType::Bool, false}, {"in_features", ArgType::Int, false}}},
+      {"linear", OpKind::Linear, {{"out", ArgType::Int, true}, {"bias", ArgType::Bool, false}, {"in_features", ArgType::Int, false}, {"per_pixel", ArgType::Bool, false}}},
       {"batchnorm", OpKind::BatchNorm, {{"eps", ArgType::Float, false}, {"momentum", ArgType::Float, false}}},
       // Per-image normalisation (group_norm.cpp): statistics of each image's own groups of channels.
       {"groupnorm", OpKind::GroupNorm, {{"groups", ArgType::Int, true}, {"eps", ArgType::Float, false}, {"affine", ArgType::Bool, false}}},
@@ -548,6 +548,7 @@ Tensor Elaborator::layer(const Call& c, Tensor x, Scope& s, ModuleCtx& m, const 
 
   int64_t macs = 0;
   std::vector<std::pair<std::string, std::pair<Dims, ParamRole>>> params;
+  OpKind op = spec.op;  // a layer may run as another op (linear per_pixel=true: a 1x1 conv)
   switch (spec.op) {
     case OpKind::Conv: {
       if (!needSpatial()) return poison;
@@ -608,8 +609,28 @@ Tensor Elaborator::layer(const Call& c, Tensor x, Scope& s, ModuleCtx& m, const 
       }
       break;
     case OpKind::Linear: {
+      if (getBool("per_pixel", false)) {
+        // nn.Linear on a channels-last image (ConvNeXt's block: Permute, Linear, Permute): the same
+        // numbers as a 1x1 conv, which is what it runs as; only its weight keeps Linear's [out, C].
+        if (in.size() != 3) {
+          error(a.loc["per_pixel"], "linear per_pixel=true applies to each pixel of a [C,H,W] input, got " + dimsStr(in), "drop per_pixel for a flat input");
+          return poison;
+        }
+        if (a.has("in_features") && getInt("in_features", 0) != in[0]) {
+          error(a.loc["in_features"], "linear expects " + std::to_string(getInt("in_features", 0)) + " input features (in_features), but each pixel of " + dimsStr(in) +
+                                          " has " + std::to_string(in[0]));
+          return poison;
+        }
+        op = OpKind::Conv;
+        outShape = {at.out, in[1], in[2]};
+        params.push_back({"weight", {{at.out, in[0]}, ParamRole::Weight}});
+        if (at.bias) params.push_back({"bias", {{at.out}, ParamRole::Bias}});
+        if (!mulOk(numel(outShape), in[0], macs)) macs = INT64_MAX / 4;
+        break;
+      }
       if (in.size() != 1) {
-        error(loc, "linear expects a flat input, got " + dimsStr(in), "insert 'flatten' before it; it would give [" + std::to_string(numel(in)) + "]");
+        error(loc, "linear expects a flat input, got " + dimsStr(in),
+              "insert 'flatten' before it; it would give [" + std::to_string(numel(in)) + "] (or per_pixel=true for a linear over each pixel's channels)");
         return poison;
       }
       if (a.has("in_features") && getInt("in_features", 0) != in[0]) {
@@ -720,7 +741,7 @@ Tensor Elaborator::layer(const Call& c, Tensor x, Scope& s, ModuleCtx& m, const 
       outShape = in;
       break;
   }
-  int id = addNode(spec.op, path, {x.node}, outShape, loc, m.module);
+  int id = addNode(op, path, {x.node}, outShape, loc, m.module);
   Node& n = g_->nodes[id];
   n.attrs = at;
   n.macs = macs;
