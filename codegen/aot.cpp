@@ -312,12 +312,30 @@ bool linkExecutable(const std::string& planJson, const std::string& trainJson, c
   std::string work, gluePath;
   if (!writeGlue(planJson, trainJson, specs, work, gluePath, err)) return false;
   std::string tmpOut = tempPathFor(output);
-  std::string cmd = tc.cxx + " -O1 -o '" + tmpOut + "' '" + gluePath + "'";
-  for (const auto& o : objects) cmd += " '" + o + "'";
+  // The kernel objects go to the linker in a response file: DenseNet-121 has 700 of them, and one
+  // shell argument is limited to 128 KiB (MAX_ARG_STRLEN), which their paths passed.
+  std::string rsp = work + "/objects.rsp";
+  {
+    std::ofstream r(rsp);
+    for (const auto& o : objects) {
+      for (char ch : o) {
+        if (ch == ' ' || ch == '\t' || ch == '\\' || ch == '\'' || ch == '"') r << '\\';
+        r << ch;
+      }
+      r << '\n';
+    }
+    if (!r) {
+      err = "cannot write the linker's object list in " + work;
+      fs::remove_all(work);
+      return false;
+    }
+  }
+  std::string cmd = tc.cxx + " -O1 -o '" + tmpOut + "' '" + gluePath + "' '@" + rsp + "'";
   cmd += " '" + runtimeLib + "' " + tc.linkFlags;
-  if (opts.verbose) fprintf(stderr, "cnnc: %s\n", cmd.c_str());
+  if (opts.verbose) fprintf(stderr, "cnnc: %s (%zu kernel objects listed in the response file)\n", cmd.c_str(), objects.size());
   std::string text;
   if (!runLogged(cmd, work, text)) {
+    if (text.empty()) text = "the linker printed nothing; run with -v to see its command\n";
     unlink(tmpOut.c_str());
     if (text.find("cannot open output file") != std::string::npos || text.find("Permission denied") != std::string::npos)
       err = "cannot write '" + output + "': the folder is missing or not writable";
