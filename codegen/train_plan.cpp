@@ -171,7 +171,11 @@ void TrainingBuilder::weightedBackward(const BackStep& st, KernelKind data, Kern
   const Node& head = st.head;
   int w = param(head, ParamRole::Weight), b = param(head, ParamRole::Bias);
   giveInput(st, data, {{"dy", act(st.dPre)}, {"weight", cst(paramRef(w))}}, head.attrs);
-  KernelSpec sw = spec(weight, st.inShape, g.params[w].shape, head.attrs);
+  // A per-pixel linear is a 1x1 conv whose weight keeps Linear's [out, C] in state_dict; the
+  // weight-gradient kernel computes the conv's [out, C, 1, 1] (the same elements).
+  Dims ws = g.params[w].shape;
+  if (head.op == OpKind::Conv && ws.size() == 2) ws = {ws[0], ws[1], 1, 1};
+  KernelSpec sw = spec(weight, st.inShape, ws, head.attrs);
   sw.extraIns = {head.shape};
   call(sw, {{"dy", act(st.dPre)}, {"x", act(st.x)}}, cst(gradOfParam(w)), st.dl + " (weight)", st.m);
   if (b >= 0 && biasCancels(st.m, st.gr)) gradOfParam(b);  // listed, never written

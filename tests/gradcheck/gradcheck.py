@@ -98,6 +98,9 @@ CASES = {
     "group_instance_layer_norm": ("input(2, 5, 6)", "c: conv(4, 3, padding=1); g: groupnorm(2); tanh; d: conv(3, 1); i: instancenorm(affine=true); sigmoid; flatten; fc: linear(6); l: layernorm; tanh; e: linear(4)"),
     # Layer norm over each pixel's channels (ConvNeXt's LayerNorm2d).
     "layernorm_channels": ("input(2, 5, 6)", "c: conv(5, 3, padding=1); l: layernorm(eps=1e-6); tanh; d: conv(3, 1); flatten; fc: linear(4)"),
+    # ConvNeXt's block body: per-pixel linears (1x1 convs with Linear's [out, C] weight) around a
+    # GELU, scaled per channel, on a residual.
+    "convnext_block": ("input(3, 5, 6)", "c: conv(4, 3, padding=1); residual { d: conv(4, 3, padding=1, groups=4); l: layernorm(eps=1e-6); p: linear(8, per_pixel=true); gelu; q: linear(4, per_pixel=true); s: scale(0.5) }; flatten; fc: linear(4)"),
 }
 
 
