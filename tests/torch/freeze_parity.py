@@ -90,7 +90,7 @@ def scenario(args, model, x, labels, prefixes, d):
         if got[name].tobytes() != given[name].tobytes():
             print(f"FAIL [{tag}]: frozen {name} changed (max diff {np.max(np.abs(got[name] - given[name])):.3e})")
             ok = False
-    cmp_ok, closest = compare(got, ref, ref32, tag)
+    cmp_ok, closest = compare(got, ref, ref32, tag, lr=args.lr)
     ok &= cmp_ok
     ngrad = sum(1 for k_ in ref if k_.startswith("grad."))
     print(f"{'ok  ' if ok else 'FAIL'} [{tag}]: frozen {n} tensor{'s' if n != 1 else ''} ({mm} parameters), backward calls {k} of {t} run ({t - k} skipped); "
@@ -113,8 +113,8 @@ def main():
     gen = torch.Generator().manual_seed(99)
     model = reference_models.build(args.net, meta=False)
     parity.randomize(model, gen, bn_shift=0.5)
-    replace_dropout(model, args.seed)
     shape = tuple(int(v) for v in args.shape.split(",")) if args.shape else reference_models.input_shape(args.net)
+    replace_dropout(model, args.seed, shape)
     x = torch.randn((args.batch,) + shape, generator=gen)
     with torch.no_grad():
         k = model.eval()(x[:1]).shape[1]
