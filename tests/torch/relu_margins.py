@@ -12,7 +12,7 @@ With --exe (a cnnc build of NET; --cnnc for its plan), cnnc's own forward pass o
 compared too: each BN + ReLU kernel's output is dumped (CNNC_DUMP_DIR) and its zeros are set
 against float64's signs ("cnnc flips"). tests/torch/relu_decision.py checks that the backward
 then follows those same decisions.
-Usage: relu_margins.py NET BATCH [--top N] [--exe BUILT_NET --cnnc CNNC]
+Usage: relu_margins.py NET BATCH [--top N] [--shape C,H,W] [--exe BUILT_NET --cnnc CNNC]
 """
 import argparse
 import copy
@@ -57,6 +57,7 @@ def main():
     ap.add_argument("--top", type=int, default=8)
     ap.add_argument("--exe", default="", help="a cnnc build of NET: count its own forward's flips too")
     ap.add_argument("--cnnc", default="cnnc")
+    ap.add_argument("--shape", default="", help="input C,H,W if not the net's own (as step_parity.py --shape)")
     args = ap.parse_args()
     torch.manual_seed(0)
     torch.set_num_threads(2)
@@ -64,7 +65,8 @@ def main():
     model = reference_models.build(args.net, meta=False)
     parity.randomize(model, gen, bn_shift=0.5)
     model.train()
-    x = torch.randn((args.batch,) + reference_models.input_shape(args.net), generator=gen)
+    shape = tuple(int(v) for v in args.shape.split(",")) if args.shape else reference_models.input_shape(args.net)
+    x = torch.randn((args.batch,) + shape, generator=gen)
     m64 = copy.deepcopy(model).double()
     seen32, seen64 = {}, {}
     for m, store in ((model, seen32), (m64, seen64)):
