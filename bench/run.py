@@ -39,7 +39,10 @@ CASES = [
     ("lenet5", "train", 128), ("minivgg", "train", 128), ("tinyresnet", "train", 128), ("resnet18", "train", 8),
     # Issue 17: the modern nets (depthwise convs, squeeze-and-excitation, hardswish).
     ("mobilenet_v2", "infer", 1), ("mobilenet_v3_small", "infer", 1), ("mobilenet_v3_large", "infer", 1),
-    ("shufflenet_v2_x1_0", "infer", 1),
+    ("shufflenet_v2_x1_0", "infer", 1), ("squeezenet1_1", "infer", 1), ("densenet121", "infer", 1),
+    ("regnet_y_400mf", "infer", 1), ("efficientnet_b0", "infer", 1), ("convnext_tiny", "infer", 1),
+    # Issue 17's training bar: MobileNetV2 at batch 32 on 3x96x96 (a 4th field: the input shape).
+    ("mobilenet_v2", "train", 32, (3, 96, 96)),
 ]
 QUICK = [("resnet18", "infer", 1), ("tinyresnet", "infer", 128), ("lenet5", "train", 128), ("minivgg", "train", 128),
          ("tinyresnet", "train", 128)]
@@ -85,13 +88,13 @@ class Torch:
         torch.set_num_threads(threads)
         self.models = {}
 
-    def setup(self, net, mode, batch):
+    def setup(self, net, mode, batch, shape=None):
         torch = self.torch
-        key = (net, mode, batch)
+        key = (net, mode, batch, shape)
         if key not in self.models:
             torch.manual_seed(0)
             m = self.ref.build(net, meta=False)
-            c, h, w = self.ref.input_shape(net)
+            c, h, w = shape or self.ref.input_shape(net)
             x = torch.randn(batch, c, h, w)
             k = m(x[:1]).shape[1] if mode == "train" else 0
             y = torch.arange(batch) % max(k, 1)
@@ -100,9 +103,9 @@ class Torch:
             self.models[key] = (m, x, y, opt)
         return self.models[key]
 
-    def time(self, net, mode, batch, warmup, iters):
+    def time(self, net, mode, batch, warmup, iters, shape=None):
         torch = self.torch
-        m, x, y, opt = self.setup(net, mode, batch)
+        m, x, y, opt = self.setup(net, mode, batch, shape)
         ms = []
         for i in range(warmup + iters):
             t0 = time.perf_counter()
@@ -128,9 +131,10 @@ def cnnc_time(exe, mode, batch, warmup, iters, threads):
     return json.loads(out.strip().splitlines()[-1])
 
 
-def compile_net(cnnc, net, out, cache, tuning_db="none"):
+def compile_net(cnnc, net, out, cache, tuning_db="none", shape=None):
     t0 = time.perf_counter()
-    subprocess.run([cnnc, os.path.join(ROOT, "nets", net + ".cnn"), "-o", out, "--cache-dir", cache, "--tuning-db", tuning_db], check=True,
+    extra = ["--input-shape", ",".join(str(v) for v in shape)] if shape else []
+    subprocess.run([cnnc, os.path.join(ROOT, "nets", net + ".cnn"), "-o", out, "--cache-dir", cache, "--tuning-db", tuning_db] + extra, check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     return time.perf_counter() - t0
 
@@ -172,38 +176,42 @@ def main():
     work = tempfile.mkdtemp(prefix="cnnc-bench-")
     cache = os.path.join(work, "cache")
     torch_side = Torch(a.threads)
-    nets = sorted({c[0] for c in cases})
+    cases = [c if len(c) == 4 else c + (None,) for c in cases]
+    builds = sorted({(c[0], c[3]) for c in cases}, key=lambda b: (b[0], b[1] or ()))
     exes, compile_rows = {}, []
-    for net in nets:
-        exe = os.path.join(work, net)
-        cold = compile_net(a.cnnc, net, exe, os.path.join(work, "cold-" + net))
-        warm = compile_net(a.cnnc, net, exe, os.path.join(work, "cold-" + net)) if not a.no_compile else float("nan")
-        exes[net] = exe
-        compile_rows.append((net, cold, warm))
-        log(f"compiled {net}: cold {cold:.1f} s, warm {warm:.2f} s")
+    for net, shape in builds:
+        tag = net + ("_" + "x".join(str(v) for v in shape) if shape else "")
+        exe = os.path.join(work, tag)
+        cold = compile_net(a.cnnc, net, exe, os.path.join(work, "cold-" + tag), shape=shape)
+        warm = compile_net(a.cnnc, net, exe, os.path.join(work, "cold-" + tag), shape=shape) if not a.no_compile else float("nan")
+        exes[(net, shape)] = exe
+        compile_rows.append((tag, cold, warm))
+        log(f"compiled {tag}: cold {cold:.1f} s, warm {warm:.2f} s")
     rows = []
-    for net, mode, batch in cases:
+    for net, mode, batch, shape in cases:
         c_ms, t_ms = [], []
-        torch_side.setup(net, mode, batch)
+        exe = exes[(net, shape)]
+        torch_side.setup(net, mode, batch, shape)
         # A round of 3 LeNet-5 steps lasts 13 ms, so one brief disturbance on this shared machine
         # decided a round (the full run once read 6.4 ms against 4.2-4.5 ms alone). Both sides run
         # the same count: enough for about round_ms of cnnc's steps.
-        probe = cnnc_time(exes[net], mode, batch, 1, a.iters, a.threads)["median_ms"]
+        probe = cnnc_time(exe, mode, batch, 1, a.iters, a.threads)["median_ms"]
         iters = max(a.iters, min(50, math.ceil(a.round_ms / max(probe, 1e-3))))
         for r in range(a.rounds):
-            res = cnnc_time(exes[net], mode, batch, 1, iters, a.threads)
+            res = cnnc_time(exe, mode, batch, 1, iters, a.threads)
             c_ms.append(res["median_ms"])
-            t_ms.append(statistics.median(torch_side.time(net, mode, batch, 1, iters)))
+            t_ms.append(statistics.median(torch_side.time(net, mode, batch, 1, iters, shape)))
         c, t = statistics.median(c_ms), statistics.median(t_ms)
-        rows.append((net, mode, batch, iters, c, t, t / c))
-        log(f"{net:>10} {mode:5} batch {batch:3}: cnnc {c:9.2f} ms  PyTorch {t:9.2f} ms  ratio {t / c:5.2f}")
+        shown = net + (" " + "x".join(str(v) for v in shape) if shape else "")
+        rows.append((shown, mode, batch, iters, c, t, t / c))
+        log(f"{shown:>10} {mode:5} batch {batch:3}: cnnc {c:9.2f} ms  PyTorch {t:9.2f} ms  ratio {t / c:5.2f}")
     rss = []
     if not a.quick and any(c[0] == "tinyresnet" for c in cases):
         helper = os.path.join(ROOT, "bench", "torch_rss.py")
         for net, mode, batch in (("tinyresnet", "train", 128), ("resnet18", "infer", 1)):
-            if net not in exes:
+            if (net, None) not in exes:
                 continue
-            cm = peak_rss_mib([exes[net], "--threads", str(a.threads), "bench", "--batch", str(batch), "--iters", "2", "--warmup", "1"] +
+            cm = peak_rss_mib([exes[(net, None)], "--threads", str(a.threads), "bench", "--batch", str(batch), "--iters", "2", "--warmup", "1"] +
                               (["--train"] if mode == "train" else []))
             tm = peak_rss_mib(["/usr/bin/python3", helper, net, mode, str(batch), str(a.threads)])
             rss.append((net, mode, batch, cm, tm))

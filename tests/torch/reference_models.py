@@ -500,6 +500,11 @@ _BUILDERS = {
     "mobilenet_v3_small": _TV.mobilenet_v3_small,
     "mobilenet_v3_large": _TV.mobilenet_v3_large,
     "shufflenet_v2_x1_0": _TV.shufflenet_v2_x1_0,
+    "squeezenet1_1": _TV.squeezenet1_1,
+    "densenet121": _TV.densenet121,
+    "regnet_y_400mf": _TV.regnet_y_400mf,
+    "efficientnet_b0": _TV.efficientnet_b0,
+    "convnext_tiny": _TV.convnext_tiny,
     "resnet34_cifar": lambda: CifarResNet(BasicBlock, [3, 4, 6, 3]),
     "plain34": lambda: CifarResNet(PlainBlock, [3, 4, 6, 3]),
     "resnet50_cifar": lambda: CifarResNet(Bottleneck, [3, 4, 6, 3]),
@@ -557,6 +562,11 @@ class _MetaMode(TorchFunctionMode):
         return func(*args, **kwargs)
 
 
+# torchvision's RegNet derives its widths from tensors (BlockParams.from_init_params calls .item()),
+# which meta tensors cannot give; it is small enough to build with storage.
+_NOT_ON_META = {"regnet_y_400mf"}
+
+
 def build(name, meta=True):
     """The reference module for `name`, in eval mode.
 
@@ -565,7 +575,7 @@ def build(name, meta=True):
     forward pass (count_macs) work as usual. meta=False builds ordinary randomly initialised CPU tensors."""
     if name not in _BUILDERS:
         raise KeyError("unknown net %r (known: %s)" % (name, ", ".join(NETS)))
-    if meta:
+    if meta and name not in _NOT_ON_META:
         with _MetaMode():
             m = _BUILDERS[name]()
     else:
