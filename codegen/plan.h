@@ -33,12 +33,13 @@ struct ConstTensor {
   // What it holds (common/plan_schema.h, which the runtime reads too).
   using Kind = plan_schema::ConstKind;
   static constexpr Kind Param = Kind::Param, FoldConvBN = Kind::FoldConvBN, BNScale = Kind::BNScale, BNShift = Kind::BNShift, Zeros = Kind::Zeros,
-                        ParamRef = Kind::ParamRef, Grad = Kind::Grad, Stats = Kind::Stats, DParams = Kind::DParams, Eps = Kind::Eps, Seed = Kind::Seed;
+                        ParamRef = Kind::ParamRef, Grad = Kind::Grad, Stats = Kind::Stats, DParams = Kind::DParams, Eps = Kind::Eps, Seed = Kind::Seed,
+                        Ones = Kind::Ones;
   Kind kind = Param;
   Dims shape;
   int param = -1;                  // Param: index into Graph::params
   int convW = -1, convB = -1;      // FoldConvBN: conv weight and bias (-1: none)
-  int bnW = -1, bnB = -1, bnMean = -1, bnVar = -1;  // FoldConvBN, BNScale, BNShift
+  int bnW = -1, bnB = -1, bnMean = -1, bnVar = -1;  // FoldConvBN, BNScale, BNShift (bnW, bnB -1: affine=false)
   double eps = 1e-5;
   bool foldBias = false;           // FoldConvBN: this constant is the folded bias (else the weight)
   bool pack = false;               // conv weight stored in blocks of T output channels: `shape` is [O/T,C,kh,kw,T]

@@ -116,6 +116,7 @@ struct TrainingBuilder {
   int paramRef(int idx);      // the live value of parameter idx, as a kernel argument
   int gradOfParam(int idx);   // parameter idx's gradient buffer
   int zeros(int64_t n);
+  int ones(int64_t n);  // batchnorm(affine=false)'s gamma
   int param(const Node& n, ParamRole role) const;
   KernelArg act(int t) const { return {false, t}; }
   KernelArg cst(int c) const { return {true, c}; }

@@ -87,6 +87,13 @@ int TrainingBuilder::zeros(int64_t n) {
   return newConst(z);
 }
 
+int TrainingBuilder::ones(int64_t n) {
+  ConstTensor z;
+  z.kind = ConstTensor::Ones;
+  z.shape = {n};
+  return newConst(z);
+}
+
 int TrainingBuilder::param(const Node& n, ParamRole role) const {
   for (int i : n.params) if (g.params[i].role == role) return i;
   return -1;

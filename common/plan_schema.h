@@ -48,10 +48,11 @@ inline constexpr char kRoleWeight[] = "weight", kRoleBias[] = "bias", kRoleRunni
 
 // What a constant kernel argument holds ("kind"), computed from the weights at load time.
 // Inference: Param (a copy of a parameter), FoldConvBN (a conv's weight or bias with the batch norm
-// after it folded in), BNScale, BNShift, Zeros. Training: ParamRef (the live parameter, updated in
+// after it folded in), BNScale, BNShift, Zeros, Ones (batchnorm(affine=false)'s gamma in training). Training: ParamRef (the live parameter, updated in
 // place), Grad (the gradient of `param`), Stats and DParams ([2,C] per batch norm), Eps (label
 // smoothing, [1]), Seed (int32 [2]).
-enum class ConstKind { Param, FoldConvBN, BNScale, BNShift, Zeros, ParamRef, Grad, Stats, DParams, Eps, Seed };
+enum class ConstKind { Param, FoldConvBN, BNScale, BNShift, Zeros, ParamRef, Grad, Stats, DParams, Eps, Seed, Ones };
+inline constexpr ConstKind kLastConstKind = ConstKind::Ones;  // keep last: tests walk every kind
 
 // The spellings of "kind". FoldConvBN is spelt after the half it holds (foldBias: the bias).
 struct ConstKindName {
@@ -64,6 +65,7 @@ inline constexpr ConstKindName kConstKindNames[] = {
     {ConstKind::BNScale, false, "bn_scale"},   {ConstKind::BNShift, false, "bn_shift"},       {ConstKind::Zeros, false, "zeros"},
     {ConstKind::ParamRef, false, "param_ref"}, {ConstKind::Grad, false, "grad"},              {ConstKind::Stats, false, "stats"},
     {ConstKind::DParams, false, "dparams"},    {ConstKind::Eps, false, "eps"},                {ConstKind::Seed, false, "seed"},
+    {ConstKind::Ones, false, "ones"},
 };
 
 constexpr const char* constKindName(ConstKind k, bool foldBias = false) {

@@ -61,7 +61,7 @@ const std::vector<LayerSpec>& specs() {
                                       {"mode", ArgType::Choice, false, 0, "nearest|bilinear"}, {"align_corners", ArgType::Bool, false}}},
       {"pad", OpKind::Pad, {{"padding", ArgType::Padding, true}}},
       {"linear", OpKind::Linear, {{"out", ArgType::Int, true}, {"bias", ArgType::Bool, false}, {"in_features", ArgType::Int, false}, {"per_pixel", ArgType::Bool, false}}},
-      {"batchnorm", OpKind::BatchNorm, {{"eps", ArgType::Float, false}, {"momentum", ArgType::Float, false}}},
+      {"batchnorm", OpKind::BatchNorm, {{"eps", ArgType::Float, false}, {"momentum", ArgType::Float, false}, {"affine", ArgType::Bool, false}}},
       // Per-image normalisation (group_norm.cpp): statistics of each image's own groups of channels.
       {"groupnorm", OpKind::GroupNorm, {{"groups", ArgType::Int, true}, {"eps", ArgType::Float, false}, {"affine", ArgType::Bool, false}}},
       {"instancenorm", OpKind::GroupNorm, {{"eps", ArgType::Float, false}, {"affine", ArgType::Bool, false}}},
@@ -651,8 +651,10 @@ Tensor Elaborator::layer(const Call& c, Tensor x, Scope& s, ModuleCtx& m, const 
     }
     case OpKind::BatchNorm:
       outShape = in;
-      params.push_back({"weight", {{in[0]}, ParamRole::Weight}});
-      params.push_back({"bias", {{in[0]}, ParamRole::Bias}});
+      if (getBool("affine", true)) {  // nn.BatchNorm2d(C, affine=False) has no weight or bias
+        params.push_back({"weight", {{in[0]}, ParamRole::Weight}});
+        params.push_back({"bias", {{in[0]}, ParamRole::Bias}});
+      }
       params.push_back({"running_mean", {{in[0]}, ParamRole::RunningMean}});
       params.push_back({"running_var", {{in[0]}, ParamRole::RunningVar}});
       params.push_back({"num_batches_tracked", {{}, ParamRole::NumBatchesTracked}});

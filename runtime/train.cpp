@@ -68,7 +68,7 @@ std::vector<bool> neededCalls(const Plan& p, const std::vector<bool>& frozen) {
   for (size_t i = 0; i < p.params.size() && i < p.paramGrad.size(); ++i)
     if (!frozen[i] && p.paramGrad[i] >= 0) constNeeded[p.paramGrad[i]] = true;
   for (const auto& b : p.bns)
-    if (!frozen[b.gamma] || !frozen[b.beta]) constNeeded[b.dparams] = true;
+    if (b.gamma >= 0 && (!frozen[b.gamma] || !frozen[b.beta])) constNeeded[b.dparams] = true;  // -1: affine=false
   auto needed = [&](const CallArg& a) -> std::vector<bool>::reference {
     return a.isConst ? constNeeded[a.id] : storageNeeded[p.acts[a.id].storage];
   };
@@ -117,7 +117,7 @@ bool Trainer::init(const Plan& p, const KernelEntry* table, int count, Weights& 
       ptrs[i] = seeds_[i].data();
       isInt[i] = true;
     } else {
-      owned_[i].assign(numel(c.shape), 0.0f);
+      owned_[i].assign(numel(c.shape), c.kind == plan_schema::ConstKind::Ones ? 1.0f : 0.0f);
       ptrs[i] = owned_[i].data();
     }
   }
@@ -158,8 +158,9 @@ bool Trainer::step(const float* input, const int64_t* labels, int64_t n, uint64_
     const std::vector<float>& dp = owned_[b.dparams];
     const std::vector<float>& st = owned_[b.stats];
     size_t C = dp.size() / 2;
-    if (!grads_[b.gamma].empty()) std::copy(dp.begin(), dp.begin() + C, grads_[b.gamma].begin());  // empty: frozen
-    if (!grads_[b.beta].empty()) std::copy(dp.begin() + C, dp.end(), grads_[b.beta].begin());
+    // empty: frozen; -1: affine=false (no gamma or beta to train)
+    if (b.gamma >= 0 && !grads_[b.gamma].empty()) std::copy(dp.begin(), dp.begin() + C, grads_[b.gamma].begin());
+    if (b.beta >= 0 && !grads_[b.beta].empty()) std::copy(dp.begin() + C, dp.end(), grads_[b.beta].begin());
     double M = (double)b.elemsPerImage * (double)n;
     double unbias = M > 1 ? M / (M - 1) : 1.0;
     std::vector<float>& rm = w_->f32[b.mean];

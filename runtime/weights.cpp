@@ -234,16 +234,16 @@ static std::vector<std::vector<float>> deriveUnpacked(const Plan& p, const Weigh
     std::vector<float>& v = out[i];
     if (c.kind == ConstKind::Param) { v = w.f32[c.param]; continue; }
     if (c.kind == ConstKind::Zeros) { v.assign(numel(c.shape), 0.0f); continue; }
-    // BN in inference: y = (x - mean) * gamma / sqrt(var + eps) + beta = x * scale + shift.
-    const auto& g = w.f32[c.bnW];
-    const auto& b = w.f32[c.bnB];
+    if (c.kind == ConstKind::Ones) { v.assign(numel(c.shape), 1.0f); continue; }
+    // BN in inference: y = (x - mean) * gamma / sqrt(var + eps) + beta = x * scale + shift
+    // (gamma 1 and beta 0 for batchnorm(affine=false), which has neither).
     const auto& m = w.f32[c.bnMean];
     const auto& var = w.f32[c.bnVar];
-    size_t C = g.size();
+    size_t C = m.size();
     std::vector<double> scale(C), shift(C);
     for (size_t k = 0; k < C; ++k) {
-      scale[k] = g[k] / std::sqrt((double)var[k] + c.eps);
-      shift[k] = b[k] - m[k] * scale[k];
+      scale[k] = (c.bnW >= 0 ? w.f32[c.bnW][k] : 1.0) / std::sqrt((double)var[k] + c.eps);
+      shift[k] = (c.bnB >= 0 ? w.f32[c.bnB][k] : 0.0) - m[k] * scale[k];
     }
     if (c.kind == ConstKind::BNScale) { v.assign(scale.begin(), scale.end()); continue; }
     if (c.kind == ConstKind::BNShift) { v.assign(shift.begin(), shift.end()); continue; }

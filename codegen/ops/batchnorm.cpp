@@ -447,6 +447,15 @@ void batchnormPlan(InferenceBuilder& b, const Node& n) {
   b.emit(s, args, b.g.nodes[cur], label);
 }
 
+// A batch norm's gamma and beta as kernel arguments: the live parameters, or ones and zeros for
+// batchnorm(affine=false), whose kernels are the affine ones (dparams is then computed and unused).
+static KernelArg gammaOf(TrainingBuilder& b, const BNInfo& bi) {
+  return b.cst(bi.gamma >= 0 ? b.paramRef(bi.gamma) : b.ones(b.g.nodes[bi.node].shape[0]));
+}
+static KernelArg betaOf(TrainingBuilder& b, const BNInfo& bi) {
+  return b.cst(bi.beta >= 0 ? b.paramRef(bi.beta) : b.zeros(b.g.nodes[bi.node].shape[0]));
+}
+
 // Training: batch statistics (BNStats), then BNApply with an absorbed activation. BN + ReLU read
 // only by a max pool that tiles it: the pool folds in (foldedPools). One kernel reads x and writes
 // the pooled output; y = relu(BN(x)) is never stored, as nothing else reads it (MiniVGG: a write
@@ -494,8 +503,7 @@ void batchnormForward(TrainingBuilder& b, const Node& n) {
     b.groups.push_back(pg);
     label += "+" + pn.name;
   }
-  b.call(as, {{"x", b.act(x)}, {"stats", b.cst(gr.stats)}, {"gamma", b.cst(b.paramRef(bi.gamma))}, {"beta", b.cst(b.paramRef(bi.beta))}}, b.act(y), label,
-         n.id);
+  b.call(as, {{"x", b.act(x)}, {"stats", b.cst(gr.stats)}, {"gamma", gammaOf(b, bi)}, {"beta", betaOf(b, bi)}}, b.act(y), label, n.id);
 }
 
 // Backward: dgamma and dbeta (BNBackParams), then dx (BNBackData); dy is a folded max pool's
@@ -514,7 +522,7 @@ void batchnormBackward(TrainingBuilder& b, const BackStep& st) {
     pooled = {pool.shape};
   }
   NamedArgs in{{"dy", b.act(st.dPre)}, {"y", b.act(st.gr.out)}, {"x", b.act(st.x)}, {"stats", b.cst(st.gr.stats)},
-               {"gamma", b.cst(b.paramRef(bi->gamma))}, {"beta", b.cst(b.paramRef(bi->beta))}};
+               {"gamma", gammaOf(b, *bi)}, {"beta", betaOf(b, *bi)}};
   KernelSpec sp = b.spec(KernelKind::BNBackParams, st.inShape, {2, st.inShape[0]}, ba, st.actInBN ? st.gr.act : Act());
   sp.extraIns = pooled;
   b.call(sp, in, b.cst(bi->dparams), st.dl + " (gamma, beta)", st.m);

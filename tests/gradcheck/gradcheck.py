@@ -100,6 +100,8 @@ CASES = {
     "layernorm_channels": ("input(2, 5, 6)", "c: conv(5, 3, padding=1); l: layernorm(eps=1e-6); tanh; d: conv(3, 1); flatten; fc: linear(4)"),
     # ConvNeXt's block body: per-pixel linears (1x1 convs with Linear's [out, C] weight) around a
     # GELU, scaled per channel, on a residual.
+    # Batch norm without affine parameters, after a conv (folded in inference) and on a flat tensor.
+    "batchnorm_no_affine": ("input(3, 5, 6)", "c: conv(4, 3, padding=1, bias=false); b: batchnorm(affine=false); tanh; flatten; fc: linear(6); bf: batchnorm(affine=false); tanh; e: linear(4)"),
     "convnext_block": ("input(3, 5, 6)", "c: conv(4, 3, padding=1); residual { d: conv(4, 3, padding=1, groups=4); l: layernorm(eps=1e-6); p: linear(8, per_pixel=true); gelu; q: linear(4, per_pixel=true); s: scale(0.5) }; flatten; fc: linear(4)"),
 }
 

@@ -373,7 +373,8 @@ class ResampleNet(nn.Module):
 
 class NormNet(nn.Module):
     """tests/torch/norm_net.cnn (not a net of nets/): GroupNorm, InstanceNorm2d (affine off and on),
-    GroupNorm(1), torchvision's LayerNorm2d (ConvNeXt) and LayerNorm on a flat tensor."""
+    GroupNorm(1), torchvision's LayerNorm2d (ConvNeXt), LayerNorm on a flat tensor, and BatchNorm2d
+    and BatchNorm1d without affine parameters."""
 
     def __init__(self, num_classes=5):
         super().__init__()
@@ -383,9 +384,12 @@ class NormNet(nn.Module):
         self.inorm = nn.InstanceNorm2d(6)
         self.c3 = nn.Conv2d(6, 6, 3, padding=1)
         self.in2 = nn.InstanceNorm2d(6, affine=True)
+        self.c4 = nn.Conv2d(6, 6, 1, bias=False)
+        self.bn = nn.BatchNorm2d(6, affine=False)
         self.gn1 = nn.GroupNorm(1, 6, eps=1e-3)
         self.ln2d = torchvision.models.convnext.LayerNorm2d(6, eps=1e-6)
         self.fc = nn.Linear(6 * 9 * 7, 16)
+        self.bnf = nn.BatchNorm1d(16, affine=False, momentum=0.2)
         self.ln = nn.LayerNorm(16)
         self.fc2 = nn.Linear(16, num_classes)
 
@@ -393,8 +397,9 @@ class NormNet(nn.Module):
         x = F.relu(self.gn(self.c1(x)))
         x = torch.tanh(self.inorm(self.c2(x)))
         x = F.silu(self.in2(self.c3(x)))
+        x = F.relu(self.bn(self.c4(x)))
         x = self.ln2d(self.gn1(x))
-        x = F.gelu(self.ln(self.fc(torch.flatten(x, 1))))
+        x = F.gelu(self.ln(self.bnf(self.fc(torch.flatten(x, 1)))))
         return self.fc2(x)
 
 

@@ -164,7 +164,7 @@ TEST(Utf8, ValidAndInvalidSequences) {
 TEST(PlanSchema, EveryConstKindHasOneSpellingThatReadsBack) {
   using namespace plan_schema;
   std::set<std::string> names;
-  for (int i = 0; i <= (int)ConstKind::Seed; ++i)
+  for (int i = 0; i <= (int)kLastConstKind; ++i)
     for (bool foldBias : {false, true}) {
       ConstKind k = (ConstKind)i, back;
       bool backFold = !foldBias;
