@@ -117,6 +117,12 @@ bool checkFits(const Dataset& d, const Preprocess& p, std::string& err) {
     err = "images have " + std::to_string(d.channels) + " channels but the network takes " + std::to_string(p.C);
     return false;
   }
+  if (d.segmentation() && !p.resize && (d.height != p.H || d.width != p.W)) {
+    err = "segmentation images are " + std::to_string(d.height) + "x" + std::to_string(d.width) + " but the network takes " + std::to_string(p.H) + "x" +
+          std::to_string(p.W) + ": give --resize (masks are resized to the nearest pixel), or compile the net for this size (cnnc --input-shape " +
+          std::to_string(p.C) + "," + std::to_string(d.height) + "," + std::to_string(d.width) + ")";
+    return false;
+  }
   if (!p.resize && (d.height > p.H || d.width > p.W)) {
     err = "images are " + std::to_string(d.height) + "x" + std::to_string(d.width) + " but the network takes " + std::to_string(p.H) + "x" +
           std::to_string(p.W) + ": padding cannot shrink them (use --resize)";
@@ -129,17 +135,47 @@ bool checkFits(const Dataset& d, const Preprocess& p, std::string& err) {
   return true;
 }
 
-void prepareImage(const Dataset& d, int64_t i, const Preprocess& p, bool augment, uint64_t seed, float* out) {
-  const uint8_t* src = d.pixels.data() + (size_t)i * d.channels * d.height * d.width;
-  std::mt19937_64 rng(seed);
+namespace {
+
+struct Draw {
   int dx = 0, dy = 0;
   bool flip = false;
+};
+
+// The augmentation of one image: the same draws for its pixels and (segmentation) its labels.
+Draw drawAugmentation(const Preprocess& p, bool augment, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  Draw a;
   if (augment && p.cropPad > 0) {
     std::uniform_int_distribution<int> u(-p.cropPad, p.cropPad);
-    dx = u(rng);
-    dy = u(rng);
+    a.dx = u(rng);
+    a.dy = u(rng);
   }
-  if (augment && p.flip) flip = std::uniform_int_distribution<int>(0, 1)(rng) == 1;
+  if (augment && p.flip) a.flip = std::uniform_int_distribution<int>(0, 1)(rng) == 1;
+  return a;
+}
+
+}  // namespace
+
+void prepareLabels(const Dataset& d, int64_t i, const Preprocess& p, bool augment, uint64_t seed, int64_t* out) {
+  Draw a = drawAugmentation(p, augment, seed);  // segmentation has no crop (preprocessFor): a flip at most
+  const int64_t* src = d.labels.data() + (size_t)i * d.maskH * d.maskW;
+  for (int oy = 0; oy < p.outH; ++oy)
+    for (int ox = 0; ox < p.outW; ++ox) {
+      // output pixel -> input pixel -> (flipped) -> mask pixel, each step nearest (PyTorch's rule:
+      // floor(dst * in / out))
+      int y = (int)((int64_t)oy * p.H / p.outH), x = (int)((int64_t)ox * p.W / p.outW);
+      if (a.flip) x = p.W - 1 - x;
+      int sy = (int)((int64_t)y * d.maskH / p.H), sx = (int)((int64_t)x * d.maskW / p.W);
+      out[(size_t)oy * p.outW + ox] = src[(size_t)sy * d.maskW + sx];
+    }
+}
+
+void prepareImage(const Dataset& d, int64_t i, const Preprocess& p, bool augment, uint64_t seed, float* out) {
+  const uint8_t* src = d.pixels.data() + (size_t)i * d.channels * d.height * d.width;
+  Draw a = drawAugmentation(p, augment, seed);
+  int dx = a.dx, dy = a.dy;
+  bool flip = a.flip;
   int offY = p.resize ? 0 : (p.H - d.height) / 2, offX = p.resize ? 0 : (p.W - d.width) / 2;
   auto pixel = [&](int c, int y, int x) -> float {  // source value at (y, x) of the source image
     if (y < 0 || x < 0 || y >= d.height || x >= d.width) return 0.0f;
@@ -194,13 +230,15 @@ void BatchLoader::produce(int64_t b, std::vector<float>& img, std::vector<int64_
   int64_t lo = b * batch_, hi = std::min(d_.count, lo + batch_);
   size_t per = (size_t)p_.C * p_.H * p_.W;
   img.resize((size_t)(hi - lo) * per);
-  lab.resize(hi - lo);
+  size_t perLab = d_.segmentation() ? (size_t)p_.outH * p_.outW : 1;
+  lab.resize((size_t)(hi - lo) * perLab);
   for (int64_t k = lo; k < hi; ++k) {
     int64_t idx = order_[k];
     // Augmentation depends only on (seed, epoch, position): reproducible from any starting batch.
     uint64_t s = seed_ ^ ((uint64_t)epoch_ * 0x9E3779B97F4A7C15ull) ^ ((uint64_t)k * 0xBF58476D1CE4E5B9ull);
     prepareImage(d_, idx, p_, augment_, s, img.data() + (size_t)(k - lo) * per);
-    lab[k - lo] = d_.labels[idx];
+    if (d_.segmentation()) prepareLabels(d_, idx, p_, augment_, s, lab.data() + (size_t)(k - lo) * perLab);
+    else lab[k - lo] = d_.labels[idx];
   }
 }
 

@@ -1,7 +1,8 @@
 // dataset.h: labelled image data sets in memory and the batches a training step takes.
 //
-// Formats: IDX (MNIST, Fashion-MNIST; gzip or plain), CIFAR-10 binary, and a folder with one
-// subfolder of PNG/JPEG images per class. Images are kept as uint8 CHW; a batch is made by
+// Formats: IDX (MNIST, Fashion-MNIST; gzip or plain), CIFAR-10 binary, a folder with one
+// subfolder of PNG/JPEG images per class, and segmentation folders (images/ and masks/: a class
+// per pixel). Images are kept as uint8 CHW; a batch is made by
 // preparing each image for the network's input (zero-pad or bilinear resize, grey to 3 channels,
 // [0,1] scaling, per-channel normalisation) plus optional augmentation (random crop after padding,
 // horizontal flip), all drawn from a seeded generator per (epoch, index) so that any batch of any
@@ -20,9 +21,19 @@ struct Dataset {
   int64_t count = 0;
   int channels = 1, height = 0, width = 0;
   std::vector<uint8_t> pixels;   // count x C x H x W
-  std::vector<int64_t> labels;   // count
+  std::vector<int64_t> labels;   // count, or count x maskH x maskW for segmentation
   int classes = 10;
   std::vector<std::string> classNames;
+  int maskH = 0, maskW = 0;      // segmentation: a label per pixel of each image (its own size)
+  bool segmentation() const { return maskH > 0; }
+  int64_t labelsPerImage() const { return segmentation() ? (int64_t)maskH * maskW : 1; }
+  // Keeps the first n images (--limit, the training-accuracy sample).
+  void truncate(int64_t n) {
+    if (n >= count) return;
+    count = n;
+    labels.resize((size_t)(n * labelsPerImage()));
+    pixels.resize((size_t)n * channels * height * width);
+  }
 };
 
 bool loadIdx(const std::string& imagesPath, const std::string& labelsPath, Dataset& out, std::string& err);
@@ -46,12 +57,21 @@ bool probeFolder(const std::string& root, std::vector<std::string>& classNames, 
 // message lists both) and is converted to the train split's channels and size, so both fit a net alike.
 bool loadFolderSplit(const std::string& data, bool train, Dataset& out, std::string& err);
 
+// Segmentation folders (dataset_folder.cpp): root/images/NAME.{png,jpg,jpeg} and
+// root/masks/NAME.{png,...}, a greyscale mask of the image's size. The classes are the values the
+// training masks hold, in increasing order (0/255 masks: classes 0 and 1, as milesial/Pytorch-UNet
+// maps them); `data`/test (or val) is read with the training split's map, and a value it does not
+// know is an error naming the file and pixel. All images of a split share one size.
+bool isSegFolder(const std::string& data);  // data/train/images and data/train/masks exist
+bool loadSegSplit(const std::string& data, bool train, Dataset& out, std::string& err);
+
 struct Preprocess {
   int C = 1, H = 28, W = 28;          // the network's input
   bool resize = false;                // false: centre with zero padding (source must fit)
   std::vector<double> mean, std;      // per channel, after scaling to [0,1]
   int cropPad = 0;                    // augmentation: pad by this much, then random crop
   bool flip = false;                  // augmentation: random horizontal flip
+  int outH = 0, outW = 0;             // segmentation: the network's output size (labels per pixel)
 };
 
 // Checks that images of `d` can become the network's input.
@@ -59,6 +79,9 @@ bool checkFits(const Dataset& d, const Preprocess& p, std::string& err);
 
 // Writes image i of `d` into out (C*H*W floats), with augmentation from `seed` when `augment`.
 void prepareImage(const Dataset& d, int64_t i, const Preprocess& p, bool augment, uint64_t seed, float* out);
+// Segmentation: image i's labels at the network's output size (outH x outW), resized nearest and
+// flipped exactly as prepareImage flips the image for the same seed.
+void prepareLabels(const Dataset& d, int64_t i, const Preprocess& p, bool augment, uint64_t seed, int64_t* out);
 
 // The order of epoch e: a Fisher-Yates shuffle from a generator seeded by (seed, e).
 std::vector<int64_t> epochOrder(int64_t count, uint64_t seed, int64_t epoch, bool shuffle);

@@ -3,6 +3,7 @@
 #include <stb/stb_image.h>
 
 #include <algorithm>
+#include <map>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
@@ -315,6 +316,138 @@ bool loadFolderSplit(const std::string& data, bool train, Dataset& out, std::str
     return false;
   }
   return loadFolder(testDir, c, h, w, out, err);
+}
+
+// ---- Segmentation: root/images/NAME.{png,jpg} with root/masks/NAME.png ----
+
+namespace {
+
+// The images of root/images, each with its mask root/masks/<same stem>.<any image extension>.
+bool listSegPairs(const std::string& root, std::vector<std::string>& images, std::vector<std::string>& masks, std::string& err) {
+  std::vector<std::string> imgNames, maskNames;
+  if (!listEntries(root + "/images", false, imgNames, err) || !listEntries(root + "/masks", false, maskNames, err)) return false;
+  if (imgNames.empty()) {
+    err = "segmentation data " + q(root + "/images") + " holds no PNG or JPEG images";
+    return false;
+  }
+  auto stem = [](const std::string& n) { return n.substr(0, n.rfind('.')); };
+  std::map<std::string, std::string> byStem;
+  for (const auto& m : maskNames) byStem[stem(m)] = m;
+  images.clear();
+  masks.clear();
+  for (const auto& n : imgNames) {
+    auto it = byStem.find(stem(n));
+    if (it == byStem.end()) {
+      err = "image " + q(root + "/images/" + n) + " has no mask: expected " + q(root + "/masks/" + stem(n) + ".png") +
+            " (a greyscale image whose values are the classes)";
+      return false;
+    }
+    images.push_back(root + "/images/" + n);
+    masks.push_back(root + "/masks/" + it->second);
+  }
+  return true;
+}
+
+// A mask as one byte per pixel (greyscale; a colour mask's first channel).
+bool readMask(const std::string& path, std::vector<uint8_t>& bytes, int& w, int& h, Pixels& px, std::string& err) {
+  int c = 1;
+  return readBytes(path, bytes, err) && decode(path, bytes, c, w, h, px, err);
+}
+
+}  // namespace
+
+bool segValues(const std::string& root, std::vector<int>& values, std::string& err) {
+  std::vector<std::string> images, masks;
+  if (!listSegPairs(root, images, masks, err)) return false;
+  bool seen[256] = {};
+  std::vector<uint8_t> bytes;
+  for (const auto& m : masks) {
+    int w = 0, h = 0;
+    Pixels px(nullptr, stbi_image_free);
+    if (!readMask(m, bytes, w, h, px, err)) return false;
+    for (size_t i = 0; i < (size_t)w * h; ++i) seen[px.get()[i]] = true;
+  }
+  values.clear();
+  for (int v = 0; v < 256; ++v)
+    if (seen[v]) values.push_back(v);
+  return true;
+}
+
+bool loadSegFolder(const std::string& root, const std::vector<int>& values, Dataset& out, std::string& err) {
+  std::vector<std::string> images, masks;
+  if (!listSegPairs(root, images, masks, err)) return false;
+  int cls[256];
+  std::fill(cls, cls + 256, -1);
+  for (size_t k = 0; k < values.size(); ++k) cls[values[k]] = (int)k;
+  Dataset d;
+  std::vector<uint8_t> bytes;
+  for (size_t i = 0; i < images.size(); ++i) {
+    int c = d.count ? d.channels : 0, w = 0, h = 0, mw = 0, mh = 0;
+    Pixels px(nullptr, stbi_image_free), mp(nullptr, stbi_image_free);
+    if (!readBytes(images[i], bytes, err) || !decode(images[i], bytes, c, w, h, px, err)) return false;
+    if (!readMask(masks[i], bytes, mw, mh, mp, err)) return false;
+    if (d.count == 0) {
+      d.channels = c, d.height = h, d.width = w, d.maskH = h, d.maskW = w;
+      if ((uint64_t)images.size() * (c + 8) * w * h > kMaxDatasetBytes) {
+        err = "segmentation data " + q(root) + " is too large: " + std::to_string(images.size()) + " images of " + std::to_string(h) + "x" +
+              std::to_string(w) + " need more than 16 GiB";
+        return false;
+      }
+      d.pixels.resize(images.size() * (size_t)c * w * h);
+      d.labels.resize(images.size() * (size_t)w * h);
+    }
+    if (w != d.width || h != d.height) {
+      err = "image " + q(images[i]) + " is " + std::to_string(h) + "x" + std::to_string(w) + " but " + q(images[0]) + " is " +
+            std::to_string(d.height) + "x" + std::to_string(d.width) + ": the images of a segmentation split share one size (height x width)";
+      return false;
+    }
+    if (mw != w || mh != h) {
+      err = "mask " + q(masks[i]) + " is " + std::to_string(mh) + "x" + std::to_string(mw) + " but its image is " + std::to_string(h) + "x" +
+            std::to_string(w) + " (height x width): a mask needs one value per pixel of its image";
+      return false;
+    }
+    copyToChw(px.get(), w, h, c, d.pixels.data() + (size_t)d.count * c * w * h);
+    int64_t* lab = d.labels.data() + (size_t)d.count * w * h;
+    for (size_t p = 0; p < (size_t)w * h; ++p) {
+      int v = mp.get()[p];
+      if (cls[v] < 0) {
+        std::string known;
+        for (int x : values) known += (known.empty() ? "" : ", ") + std::to_string(x);
+        err = "mask " + q(masks[i]) + " holds the value " + std::to_string(v) + " at (" + std::to_string(p % w) + ", " + std::to_string(p / w) +
+              "), which no training mask holds (they hold " + known + ")";
+        return false;
+      }
+      lab[p] = cls[v];
+    }
+    ++d.count;
+  }
+  for (int v : values) d.classNames.push_back(std::to_string(v));
+  out = std::move(d);
+  return true;
+}
+
+bool loadSegSplit(const std::string& data, bool train, Dataset& out, std::string& err) {
+  std::error_code ec;
+  std::string trainDir = data + "/train", dir = trainDir;
+  if (!train) {
+    dir.clear();
+    for (const char* t : {"/test", "/val"})
+      if (dir.empty() && fs::is_directory(data + t, ec)) dir = data + t;
+    if (dir.empty()) {
+      err = "segmentation data '" + data + "' has no test/ (or val/) subfolder (expected train/ and test/, each with images/ and masks/)";
+      return false;
+    }
+  }
+  // Classes are the training masks' values in increasing order (0/255 masks: classes 0 and 1), as
+  // milesial/Pytorch-UNet maps them; the test split is read with the same map.
+  std::vector<int> values;
+  if (!segValues(trainDir, values, err)) return false;
+  return loadSegFolder(dir, values, out, err);
+}
+
+bool isSegFolder(const std::string& data) {
+  std::error_code ec;
+  return fs::is_directory(data + "/train/images", ec) && fs::is_directory(data + "/train/masks", ec);
 }
 
 }  // namespace cnnc::rt

@@ -416,7 +416,7 @@ int main(int argc, char** argv) {
   TrainOptions to;
   std::string schedule = "constant", milestones;
   trainCmd->add_option("--data", to.data, "fashion-mnist (default), or a folder holding IDX files, CIFAR-10 binary batches, or train/ and test/ with one subfolder of PNG/JPEG images per class");
-  trainCmd->add_option("--format", to.format, "auto, idx, cifar or folder")->check(CLI::IsMember({"auto", "idx", "cifar", "folder"}));
+  trainCmd->add_option("--format", to.format, "auto, idx, cifar, folder or segmentation")->check(CLI::IsMember({"auto", "idx", "cifar", "folder", "segmentation"}));
   trainCmd->add_option("--epochs", to.epochs, "epochs")->check(CLI::Range(1, 100000));
   trainCmd->add_option("--batch", to.batch, "images per step")->check(CLI::Range(1, 1 << 20));
   trainCmd->add_option("--lr", to.schedule.lr, "learning rate");
@@ -452,7 +452,7 @@ int main(int argc, char** argv) {
   bool evalJson = false, evalResize = false;
   evalCmd->add_option("--weights", weights, "weights (safetensors)")->required();
   evalCmd->add_option("--data", evalData, "fashion-mnist (default), or a folder holding IDX files, CIFAR-10 binary batches, or train/ and test/ with one subfolder of PNG/JPEG images per class");
-  evalCmd->add_option("--format", evalFormat, "auto, idx, cifar or folder")->check(CLI::IsMember({"auto", "idx", "cifar", "folder"}));
+  evalCmd->add_option("--format", evalFormat, "auto, idx, cifar, folder or segmentation")->check(CLI::IsMember({"auto", "idx", "cifar", "folder", "segmentation"}));
   evalCmd->add_flag("--json", evalJson, "one JSON object with loss and accuracy");
   evalCmd->add_flag("--resize", evalResize, "resize images instead of zero-padding them");
 

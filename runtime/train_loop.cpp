@@ -39,6 +39,15 @@ Preprocess preprocessFor(const Plan& p, bool augment, bool resize, const Dataset
   pre.resize = resize;
   pre.mean = p.mean;
   pre.std = p.std;
+  if (d.segmentation()) {
+    // Labels at the output's size; a random crop would leave pixels without a label, so
+    // segmentation augments by flipping only.
+    const Dims& o = p.outputShape();
+    pre.outH = (int)o[1];
+    pre.outW = (int)o[2];
+    pre.flip = augment;
+    return pre;
+  }
   if (augment) {
     pre.cropPad = std::max(2, pre.H / 8);
     pre.flip = d.channels == 3;  // mirror colour photos; clothes and digits keep their side
@@ -58,19 +67,27 @@ bool evaluate(const Plan& p, Executor& ex, const Dataset& d, const Preprocess& p
   std::vector<int64_t> lab;
   double loss = 0;
   int64_t correct = 0, seen = 0;
-  int64_t K = numel(p.outputShape());
+  // Classifiers: K scores per image; segmentation: K scores per pixel ([K,H,W]), each pixel counted
+  // as one sample (loss and accuracy are per pixel, as CrossEntropyLoss averages them).
+  const Dims& o = p.outputShape();
+  int64_t P = d.segmentation() ? o[1] * o[2] : 1, K = d.segmentation() ? o[0] : numel(o);
+  int64_t per = numel(p.inputShape());
   while (loader.next(img, lab)) {
-    int64_t n = (int64_t)lab.size();
+    int64_t n = (int64_t)img.size() / per;
     if (!ex.run(img.data(), n, out, err)) return false;
-    for (int64_t i = 0; i < n; ++i) {
-      const float* z = out.data() + i * K;
-      float m = *std::max_element(z, z + K);
-      double s = 0;
-      for (int64_t k = 0; k < K; ++k) s += std::exp((double)z[k] - m);
-      loss += std::log(s) + m - z[lab[i]];
-      correct += (std::max_element(z, z + K) - z) == lab[i];
-    }
-    seen += n;
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t q = 0; q < P; ++q) {
+        const float* z = out.data() + i * K * P + q;  // score k at z[k * P]
+        int64_t best = 0;
+        for (int64_t k = 1; k < K; ++k) best = z[k * P] > z[best * P] ? k : best;
+        float m = z[best * P];
+        double s = 0;
+        for (int64_t k = 0; k < K; ++k) s += std::exp((double)z[k * P] - m);
+        int64_t y = lab[i * P + q];
+        loss += std::log(s) + m - z[y * P];
+        correct += best == y;
+      }
+    seen += n * P;
   }
   r.loss = loss / std::max<int64_t>(1, seen);
   r.accuracy = (double)correct / std::max<int64_t>(1, seen);
@@ -87,7 +104,8 @@ std::string jnum(double v) {
 // The layouts `--format auto` recognises, listed when a folder fits none of them.
 const char* kLayouts =
     "IDX files ({train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]), CIFAR-10 binary batches (data_batch_1.bin ... "
-    "data_batch_5.bin, test_batch.bin), or train/ and test/ (or val/) folders with one subfolder of PNG/JPEG images per class";
+    "data_batch_5.bin, test_batch.bin), train/ and test/ (or val/) folders with one subfolder of PNG/JPEG images per class, or (segmentation) "
+    "train/ and test/ folders each with images/ and masks/";
 
 // Whether `data` holds IDX files, plain or gzip, of either split.
 bool hasIdx(const std::string& data) {
@@ -113,12 +131,19 @@ bool detectFormat(const std::string& data, std::string& fmt, std::string& err) {
 // Every label must index one of the net's K outputs; a data set with more classes than that is
 // named with both counts, since the fix is in the .cnn file (or the data), not in the images.
 bool checkLabels(const Dataset& d, int64_t K, const std::string& net, std::string& err) {
+  if (d.segmentation() && (int64_t)d.classNames.size() > K) {
+    std::string vals;
+    for (const auto& n : d.classNames) vals += (vals.empty() ? "" : ", ") + n;
+    err = "the masks hold " + std::to_string(d.classNames.size()) + " values (" + vals + "), one class each, but network " + net + " scores " +
+          std::to_string(K) + " classes per pixel: give its last layer " + std::to_string(d.classNames.size()) + " outputs";
+    return false;
+  }
   if ((int64_t)d.classNames.size() > K) {
     err = "the data set has " + std::to_string(d.classNames.size()) + " classes but network " + net + " has " + std::to_string(K) +
           " outputs: give its last layer " + std::to_string(d.classNames.size()) + " outputs, or use at most " + std::to_string(K) + " classes";
     return false;
   }
-  for (int64_t i = 0; i < d.count; ++i)
+  for (int64_t i = 0; i < d.count && !d.segmentation(); ++i)
     if (d.labels[i] < 0 || d.labels[i] >= K) {
       err = "label " + std::to_string(d.labels[i]) + " of image " + std::to_string(i) + " does not fit the network's " + std::to_string(K) + " classes";
       return false;
@@ -126,11 +151,28 @@ bool checkLabels(const Dataset& d, int64_t K, const std::string& net, std::strin
   return true;
 }
 
+// A classifier ([K] scores) takes a classification data set; a net that scores each pixel
+// ([K,H,W]) takes a segmentation one (images/ and masks/). Either mismatch says which is which.
+bool checkTask(const Plan& p, const Dataset& d, std::string& err) {
+  bool perPixel = p.outputShape().size() == 3;
+  if (perPixel && !d.segmentation()) {
+    err = "network " + p.net + " scores each pixel (" + dimsStr(p.outputShape()) +
+          ") and needs a segmentation data set: train/ and test/ folders each with images/ and masks/ (docs/training.md)";
+    return false;
+  }
+  if (!perPixel && d.segmentation()) {
+    err = "this is a segmentation data set (images/ and masks/), but network " + p.net + " gives one score vector " + dimsStr(p.outputShape()) +
+          " per image: segmentation needs a net whose output is [K,H,W]";
+    return false;
+  }
+  return checkLabels(d, perPixel ? p.outputShape()[0] : numel(p.outputShape()), p.net, err);
+}
+
 }  // namespace
 
 bool loadSplit(const std::string& data, const std::string& format, bool train, Dataset& out, std::string& err) {
-  if (format != "auto" && format != "idx" && format != "cifar" && format != "folder") {
-    err = "unknown data format '" + format + "': use auto, idx, cifar or folder";
+  if (format != "auto" && format != "idx" && format != "cifar" && format != "folder" && format != "segmentation") {
+    err = "unknown data format '" + format + "': use auto, idx, cifar, folder or segmentation";
     return false;
   }
   if (data == "fashion-mnist") {
@@ -144,7 +186,9 @@ bool loadSplit(const std::string& data, const std::string& format, bool train, D
   }
   if (!fs::is_directory(data, ec)) { err = "--data '" + data + "' is a file: give the folder that holds the data set"; return false; }
   std::string fmt = format;
+  if (fmt == "auto" && isSegFolder(data)) fmt = "segmentation";
   if (fmt == "auto" && !detectFormat(data, fmt, err)) return false;
+  if (fmt == "segmentation") return loadSegSplit(data, train, out, err);
   if (fmt == "folder") return loadFolderSplit(data, train, out, err);
   if (fmt == "cifar") {
     std::vector<std::string> files;
@@ -163,10 +207,8 @@ bool loadSplit(const std::string& data, const std::string& format, bool train, D
 int runEval(const Plan& infer, const KernelEntry* table, int count, const std::string& weights, const std::string& data, const std::string& format,
             bool json, bool resize) {
   std::string err;
-  if (infer.outputShape().size() != 1)
-    return fail("network " + infer.net + " scores each pixel (" + dimsStr(infer.outputShape()) + "): `eval` reads classification data sets only so far; use `infer`");
   Dataset test;
-  if (!loadSplit(data, format, false, test, err) || !checkLabels(test, numel(infer.outputShape()), infer.net, err)) return fail(err);
+  if (!loadSplit(data, format, false, test, err) || !checkTask(infer, test, err)) return fail(err);
   Preprocess pre = preprocessFor(infer, false, resize, test);
   if (!checkFits(test, pre, err)) return fail(err);
   Weights w;
@@ -176,17 +218,15 @@ int runEval(const Plan& infer, const KernelEntry* table, int count, const std::s
   ex.setWeights(w);
   EvalResult r;
   if (!evaluate(infer, ex, test, pre, 500, r, err)) return fail(err);
+  const char* what = test.segmentation() ? "pixel accuracy" : "accuracy";
   if (json) printf("{\"net\": \"%s\", \"images\": %lld, \"loss\": %s, \"accuracy\": %s}\n", infer.net.c_str(), (long long)test.count, jnum(r.loss).c_str(), jnum(r.accuracy).c_str());
-  else printf("%s: %lld test images, loss %.4f, accuracy %.2f%%\n", infer.net.c_str(), (long long)test.count, r.loss, 100 * r.accuracy);
+  else printf("%s: %lld test images, loss %.4f, %s %.2f%%\n", infer.net.c_str(), (long long)test.count, r.loss, what, 100 * r.accuracy);
   return 0;
 }
 
 int runTrain(const Plan& infer, const Plan& tplan, const KernelEntry* table, int count, const TrainOptions& o) {
   std::string err;
   if (!tplan.isTraining()) return fail("network " + infer.net + " has no training step: it ends in neither class scores [K] nor per-pixel scores [K,H,W]");
-  if (infer.outputShape().size() != 1)
-    return fail("network " + infer.net + " scores each pixel (" + dimsStr(infer.outputShape()) + "): `train` reads classification data sets only so far; "
-                "train it one batch at a time with `step --input X --labels Y` (labels [N,H,W])");
   OptimConfig oc = o.optim;
   if (!parseOptimKind(o.optimizer, oc.kind, err) || !validateOptimConfig(oc, err) || !o.schedule.validate(err)) return fail(err);
   if (o.epochs < 1 || o.batch < 1) return fail("--epochs and --batch must be at least 1");
@@ -206,17 +246,12 @@ int runTrain(const Plan& infer, const Plan& tplan, const KernelEntry* table, int
   std::string limitKey = o.limit > 0 ? std::to_string(o.limit) : "";  // recorded in checkpoints, as --freeze
   if (o.limit > 0) {
     int64_t all = train.count;
-    if (o.limit < all) {
-      train.count = o.limit;
-      train.labels.resize((size_t)o.limit);
-      train.pixels.resize((size_t)o.limit * train.channels * train.height * train.width);
-    }
+    train.truncate(o.limit);
     fprintf(stderr, "--limit %lld: training on %lld of the %lld training images; the test split keeps all %lld\n", (long long)o.limit,
             (long long)train.count, (long long)all, (long long)test.count);
   }
-  int64_t K = numel(infer.outputShape());
   for (const Dataset* d : {&train, &test})
-    if (!checkLabels(*d, K, infer.net, err)) return fail(err);
+    if (!checkTask(infer, *d, err)) return fail(err);
   Preprocess pre = preprocessFor(infer, o.augment, o.resize, train);
   if (!checkFits(train, pre, err)) return fail(err);
   std::error_code ec;
@@ -321,7 +356,8 @@ int runTrain(const Plan& infer, const Plan& tplan, const KernelEntry* table, int
     auto t0 = std::chrono::steady_clock::now();
     for (int64_t b = epoch == startEpoch ? startBatch : 0; loader.next(img, lab); ++b) {
       double loss = 0;
-      if (!tr.step(img.data(), lab.data(), (int64_t)lab.size(), o.seed * 1000003ull + (uint64_t)step, loss, err)) return fail(err);
+      int64_t n = (int64_t)img.size() / numel(infer.inputShape());
+      if (!tr.step(img.data(), lab.data(), n, o.seed * 1000003ull + (uint64_t)step, loss, err)) return fail(err);
       if (!std::isfinite(loss)) {
         fprintf(stderr, "\nerror: the loss became %s at step %lld (epoch %lld, batch %lld); the last good checkpoint in %s is kept\n"
                         "hint: lower --lr, add warmup (--warmup 2), or check the inputs for NaN\n",
@@ -330,8 +366,8 @@ int runTrain(const Plan& infer, const Plan& tplan, const KernelEntry* table, int
       }
       if (!opt.step(lr, err)) return fail(err);
       ++step;
-      lossSum += loss * lab.size();
-      seen += (int64_t)lab.size();
+      lossSum += loss * n;
+      seen += n;
       char extra[64];
       snprintf(extra, sizeof extra, "loss %.4f  lr %.3g", lossSum / seen, lr);
       bar.update((b + 1) * o.batch, extra);
@@ -350,11 +386,7 @@ int runTrain(const Plan& infer, const Plan& tplan, const KernelEntry* table, int
     trainEval.loss = lossSum / std::max<int64_t>(1, seen);
     // Training accuracy on a 10,000-image sample in inference mode keeps epochs short.
     Dataset sample = train;
-    if (sample.count > 10000) {
-      sample.count = 10000;
-      sample.labels.resize(10000);
-      sample.pixels.resize((size_t)10000 * train.channels * train.height * train.width);
-    }
+    sample.truncate(10000);
     EvalResult sampleEval;
     if (!evaluate(infer, evalEx, sample, evalPre, o.evalBatch, sampleEval, err)) return fail(err);
     bar.finish("loss " + jnum(trainEval.loss));
@@ -371,13 +403,14 @@ int runTrain(const Plan& infer, const Plan& tplan, const KernelEntry* table, int
       if (!log) return fail("cannot write " + o.out + "/log.jsonl");
     }
     Panel lossPanel{"loss", "cross-entropy", {{"train", trLoss, "#2563eb"}, {"test", teLoss, "#d97706", true}}};
-    Panel accPanel{"accuracy", "fraction correct", {{"train", trAcc, "#2563eb"}, {"test", teAcc, "#d97706", true}}};
+    Panel accPanel{train.segmentation() ? "pixel accuracy" : "accuracy", train.segmentation() ? "fraction of pixels correct" : "fraction correct",
+                   {{"train", trAcc, "#2563eb"}, {"test", teAcc, "#d97706", true}}};
     std::ofstream(o.out + "/curves.svg") << renderCurves(infer.net + " on " + o.data, {lossPanel, accPanel});
     if (!save(epoch + 1, 0)) return 1;
   }
   if (!saveWeights(tplan, w, o.out + "/weights.safetensors", err)) return fail(err);
-  printf("%s: test accuracy %.2f%% after %d epochs (log: %s/log.jsonl, curves: %s/curves.svg, weights: %s/weights.safetensors)\n",
-         infer.net.c_str(), 100 * teAcc.back(), o.epochs, o.out.c_str(), o.out.c_str(), o.out.c_str());
+  printf("%s: test %saccuracy %.2f%% after %d epochs (log: %s/log.jsonl, curves: %s/curves.svg, weights: %s/weights.safetensors)\n",
+         infer.net.c_str(), train.segmentation() ? "pixel " : "", 100 * teAcc.back(), o.epochs, o.out.c_str(), o.out.c_str(), o.out.c_str());
   return 0;
 }
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """A segmentation net's executable (U-Net, per-pixel scores [K,H,W]) on the command line: `step`
 takes a label per pixel and says so when given one per image or a class out of range (naming the
-image and pixel); `train` and `eval`, which read classification data sets, refuse with a message
-that points at `step`; `infer` writes the [N,K,H,W] map.
+image and pixel); `train` and `eval` given a classification data set say that the net needs a
+segmentation one; `infer` writes the [N,K,H,W] map. (Training on segmentation folders:
+seg_train.py.)
 
 Usage: seg_cli.py EXE (built from nets/unet.cnn with --input-shape 1,48,32)
 """
@@ -39,8 +40,9 @@ def main():
         expect("step with a label per pixel", r, 0)
         out = st.load(f"{d}/o") if r.returncode == 0 else {}
         check("step writes the loss and every gradient", "loss" in out and "grad.outc.conv.weight" in out)
-        expect("train refuses", run([exe, "train", "--data", d, "--epochs", "1"]), 1, "scores each pixel ([2,48,32])", "step --input X --labels Y")
-        expect("eval refuses", run([exe, "eval", "--weights", w, "--data", d]), 1, "scores each pixel ([2,48,32])")
+        expect("train on class folders", run([exe, "train", "--data", "fashion-mnist", "--epochs", "1", "--out", f"{d}/run"]), 1,
+               "scores each pixel ([2,48,32]) and needs a segmentation data set", "images/ and masks/")
+        expect("eval on class folders", run([exe, "eval", "--weights", w, "--data", "fashion-mnist"]), 1, "needs a segmentation data set")
         r = run([exe, "infer", "--weights", w, "--input", f"{d}/x", "--output", f"{d}/y"])
         expect("infer", r, 0)
         y = st.load(f"{d}/y")["output"] if r.returncode == 0 else np.zeros(0)
