@@ -34,7 +34,8 @@ namespace {
 // be at least one tile), so the accumulator tile always has exactly the tile's extent.
 // With `inner`, `out` is not the pipeline's output but one stage computed per image by it (the
 // phases of a strided input gradient): no padded source, no batch-parallel specialisation.
-void scheduleConvTile(Func out, Func acc, RDom r, const Schedule& sc, int channels, Vars& v, Func padded = Func(), bool inner = false) {
+void scheduleConvTile(Func out, Func acc, RDom r, const Schedule& sc, int channels, Vars& v, Func padded = Func(), bool inner = false,
+                      bool padPerTile = false) {
   Var xo("xo"), xi("xi"), xv("xv"), yo("yo"), yi("yi"), co("co"), ci("ci");
   int tc = std::min(sc.tileC, channels);
   out.split(v.x, xo, xi, sc.vec * sc.tileX).split(v.y, yo, yi, sc.tileY).split(v.c, co, ci, tc)
@@ -45,7 +46,9 @@ void scheduleConvTile(Func out, Func acc, RDom r, const Schedule& sc, int channe
   // The zero-padded source is copied once per image: read in place, the border test turns every
   // vector load of the reduction into a gather of single floats.
   if (padded.defined()) {
-    padded.compute_at(out, v.n);
+    // A depthwise conv's channel tile reads only its own input channels: their padded copy, made
+    // per tile, stays in the core's cache and is made in parallel.
+    padded.compute_at(out, padPerTile ? co : v.n);
     if (sc.vec > 1 && !padded.has_update_definition()) padded.vectorize(padded.args()[0], sc.vec);
   }
   // Large batches: one image per task (the padded copy stays in its thread's cache); small ones:
@@ -170,7 +173,8 @@ void convForwardCpu(ConvFuncs& f, const KernelSpec& k) {
   Vars v;
   if (f.padded) schedulePadded(f.src, (int)k.in[2], k.schedule);
   if (k.schedule.chanVec) scheduleConvChannels(f.out, f.acc, k.packedWeights ? Func() : f.wcopy, f.r, k.schedule, v, f.padded ? f.src : Func());
-  else scheduleConvTile(f.out, f.acc, f.r, k.schedule, (int)k.out[0], v, f.padded ? f.src : Func());
+  else scheduleConvTile(f.out, f.acc, f.r, k.schedule, (int)k.out[0], v, f.padded ? f.src : Func(), false,
+                        k.attrs.groups > 1 && k.attrs.groups == k.in[0]);
 }
 
 // Scheduled by Halide's Adams2019 autoscheduler at compile time (`cnnc tune --adams2019`): the
