@@ -43,6 +43,8 @@ CASES = [
     ("regnet_y_400mf", "infer", 1), ("efficientnet_b0", "infer", 1), ("convnext_tiny", "infer", 1),
     # Issue 17's training bar: MobileNetV2 at batch 32 on 3x96x96 (a 4th field: the input shape).
     ("mobilenet_v2", "train", 32, (3, 96, 96)),
+    # U-Net (per-pixel scores): inference at its own 1x256x256, a training step at 1x96x96.
+    ("unet", "infer", 1), ("unet", "train", 8, (1, 96, 96)),
 ]
 QUICK = [("resnet18", "infer", 1), ("tinyresnet", "infer", 128), ("lenet5", "train", 128), ("minivgg", "train", 128),
          ("tinyresnet", "train", 128)]
@@ -96,8 +98,9 @@ class Torch:
             m = self.ref.build(net, meta=False)
             c, h, w = shape or self.ref.input_shape(net)
             x = torch.randn(batch, c, h, w)
-            k = m(x[:1]).shape[1] if mode == "train" else 0
-            y = torch.arange(batch) % max(k, 1)
+            o = m(x[:1]).shape if mode == "train" else (1, 1)
+            # a label per image, or per pixel for a segmentation net's [N,K,H,W] scores
+            y = (torch.arange(batch * int(torch.tensor(o[2:]).prod())) % max(o[1], 1)).reshape((batch,) + tuple(o[2:]))
             opt = torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9) if mode == "train" else None
             m.train(mode == "train")
             self.models[key] = (m, x, y, opt)
