@@ -62,9 +62,11 @@ enum class KernelKind {
   GNApply,       // x, st (, gamma, beta: attrs.bias) -> act(normalised x)
   GNBackData,    // dy, x, st (, gamma) -> dx
   GNBackGamma,   // dy, x, st -> dgamma[C] (sum over batch and space; not batched)
+  AdaptiveMaxPool, // x[C,H,W] -> y[C,OH,OW]: the maximum of each adaptive window (they may overlap)
+  AdaptiveMaxBack, // dy[C,OH,OW], x -> dx: each window's gradient to its first maximum
 };
 // The last kind: ops/registry.cpp has a row for each kind up to it.
-constexpr KernelKind kLastKernelKind = KernelKind::GNBackGamma;
+constexpr KernelKind kLastKernelKind = KernelKind::AdaptiveMaxBack;
 
 // Kernels whose output has no batch dimension (reductions over the batch).
 bool outputIsBatched(KernelKind k);

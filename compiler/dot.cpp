@@ -26,7 +26,7 @@ static const char* fill(OpKind k) {
     case OpKind::Add: return "#fef3c7";
     case OpKind::Concat: return "#fef3c7";
     case OpKind::Mul: return "#fce7f3";
-    case OpKind::MaxPool: case OpKind::AvgPool: case OpKind::AdaptiveAvgPool: return "#dcfce7";
+    case OpKind::MaxPool: case OpKind::AvgPool: case OpKind::AdaptiveAvgPool: case OpKind::AdaptiveMaxPool: return "#dcfce7";
     default: return "#ffffff";
   }
 }

@@ -33,6 +33,7 @@ const char* opName(OpKind k) {
     case OpKind::ConvTranspose: return "convtranspose";
     case OpKind::Pad: return "pad";
     case OpKind::GroupNorm: return "groupnorm";
+    case OpKind::AdaptiveMaxPool: return "adaptivemaxpool";
   }
   return "?";
 }
@@ -128,7 +129,8 @@ static std::string attrStr(const Node& n) {
       add("ceil", a.ceil ? "true" : "false");
       if (n.op == OpKind::AvgPool) add("count_include_pad", a.countIncludePad ? "true" : "false");
       break;
-    case OpKind::AdaptiveAvgPool: add("out", pair(a.outHW)); break;
+    case OpKind::AdaptiveAvgPool:
+    case OpKind::AdaptiveMaxPool: add("out", pair(a.outHW)); break;
     case OpKind::Dropout: add("p", fmtDouble(a.p)); break;  // its unit is in the op's name (nodeOpName)
     case OpKind::Scale: add("init", fmtDouble(a.init)); break;
     case OpKind::Chunk: add("start", std::to_string(a.size)); break;

@@ -20,7 +20,8 @@ enum class OpKind {
   Upsample,        // nn.Upsample: attrs.resample, alignCorners, upScale
   ConvTranspose,   // nn.ConvTranspose2d: conv's attributes, outPad
   Pad,             // F.pad with zeros: attrs.pad (top, left), padEnd (bottom, right)
-  GroupNorm        // groupnorm, instancenorm, layernorm on [F]: attrs.groups, eps, bias (= affine)
+  GroupNorm,       // groupnorm, instancenorm, layernorm on [F]: attrs.groups, eps, bias (= affine)
+  AdaptiveMaxPool  // nn.AdaptiveMaxPool2d to attrs.outHW where windows overlap (else a MaxPool)
 };
 
 const char* opName(OpKind k);

@@ -681,22 +681,24 @@ Tensor Elaborator::layer(const Call& c, Tensor x, Scope& s, ModuleCtx& m, const 
     case OpKind::MaxPool:
     case OpKind::AvgPool:
       if (c.callee == "globalmaxpool" || c.callee == "adaptivemaxpool") {
-        // nn.AdaptiveMaxPool2d's windows are [floor(i H / o), ceil((i + 1) H / o)); where o divides
-        // H they are the tiles of a maxpool with kernel = stride = H / o, which is what this is.
+        // nn.AdaptiveMaxPool2d's windows are [floor(i H / o), ceil((i + 1) H / o)). Where o divides
+        // H they are the tiles of a maxpool with kernel = stride = H / o, which keeps the max pool's
+        // fast paths (the tiled backward, the fold into a batch norm before it); other sizes have
+        // windows of two lengths that may overlap, an op of their own.
         if (!needSpatial()) return poison;
         int64_t o[2] = {1, 1};
         if (c.callee == "adaptivemaxpool") {
-          inRange("out", 1, kMaxSpatial);
+          if (!inRange("out", 1, kMaxSpatial)) return poison;
           getPair("out", 1, o);
         }
-        for (int i = 0; i < 2; ++i) {
-          if (in[1 + i] % o[i]) {
-            error(a.has("out") ? a.loc["out"] : loc, "adaptivemaxpool to " + std::to_string(o[0]) + "x" + std::to_string(o[1]) + " needs an input size that is a multiple of it, got " + dimsStr(in),
-                  "overlapping adaptive windows are not supported yet; pad or pool the input to a multiple first");
-            return poison;
-          }
-          at.kernel[i] = at.stride[i] = in[1 + i] / o[i];
+        if (in[1] % o[0] || in[2] % o[1]) {
+          op = OpKind::AdaptiveMaxPool;
+          at.outHW[0] = o[0];
+          at.outHW[1] = o[1];
+          outShape = {in[0], o[0], o[1]};
+          break;
         }
+        for (int i = 0; i < 2; ++i) at.kernel[i] = at.stride[i] = in[1 + i] / o[i];
       }
       if (!needSpatial() || !spatialOut(true)) return poison;
       break;

@@ -96,6 +96,8 @@ Lowered lowerAdaptiveAvgPool(const KernelSpec& k);
 Lowered lowerMaxPoolBack(const KernelSpec& k);
 Lowered lowerAvgPoolBack(const KernelSpec& k);
 Lowered lowerAdaptiveAvgBack(const KernelSpec& k);
+Lowered lowerAdaptiveMaxPool(const KernelSpec& k);
+Lowered lowerAdaptiveMaxBack(const KernelSpec& k);
 ArgNames poolArgs(const KernelSpec& k);
 ArgNames maxPoolBackArgs(const KernelSpec& k);
 ArgNames avgPoolBackArgs(const KernelSpec& k);
@@ -147,6 +149,7 @@ CNNC_OP_PLAN_STEPS(groupNorm)
 CNNC_OP_PLAN_STEPS(maxPool)
 CNNC_OP_PLAN_STEPS(avgPool)
 CNNC_OP_PLAN_STEPS(adaptiveAvgPool)
+CNNC_OP_PLAN_STEPS(adaptiveMaxPool)
 CNNC_OP_PLAN_STEPS(lrn)
 CNNC_OP_PLAN_STEPS(softmax)
 CNNC_OP_PLAN_STEPS(concat)

@@ -1,10 +1,13 @@
-// pool.cpp: the pool ops (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d).
+// pool.cpp: the pool ops (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d).
 //
 //   MaxPool, AvgPool   x[C,H,W] -> y[C,Ho,Wo]: the maximum or mean of each kh x kw window
 //   AdaptiveAvgPool    x[C,H,W] -> y[C,OH,OW]: PyTorch's adaptive windows
+//   AdaptiveMaxPool    x[C,H,W] -> y[C,OH,OW]: their maxima (only where they overlap; an adaptive
+//                      max pool whose windows tile the input is a MaxPool, compiler/layers.cpp)
 //   MaxPoolBack        dy[C,Ho,Wo], x -> dx: each window's gradient to its first maximum
 //   AvgPoolBack        dy -> dx
 //   AdaptiveAvgBack    dy -> dx
+//   AdaptiveMaxBack    dy[C,OH,OW], x -> dx: as MaxPoolBack, over the adaptive windows
 #include "pool.h"
 
 #include <limits>
@@ -58,21 +61,36 @@ void spatialCpu(PoolFuncs& f, const KernelSpec& k) {
 
 // ---- AdaptiveAvgPool ----
 
+// Output (ox, oy)'s window, nn.AdaptiveMaxPool2d's and AdaptiveAvgPool2d's: rows
+// [floor(oy H / OH), ceil((oy + 1) H / OH)), columns likewise; none is longer than kh x kw.
+struct AdaptiveWindow {
+  Expr x0, y0, x1, y1;
+  int kw, kh;
+};
+
+AdaptiveWindow adaptiveWindow(Expr ox, Expr oy, const Dims& in, const Dims& out) {
+  int H = (int)in[1], W = (int)in[2], OH = (int)out[1], OW = (int)out[2];
+  return {(ox * W) / OW, (oy * H) / OH, ((ox + 1) * W + OW - 1) / OW, ((oy + 1) * H + OH - 1) / OH,
+          std::min((W + OW - 1) / OW + 1, W), std::min((H + OH - 1) / OH + 1, H)};
+}
+
+// Window w's taps over RDom r (kw x kh): clamped so every tap can be read, the value `outside`
+// where a tap is past a shorter window's end.
+Expr adaptiveTap(ImageParam in, const AdaptiveWindow& w, const RDom& r, Vars& v, Expr outside) {
+  Expr xs = min(w.x0 + r.x, w.x1 - 1), ys = min(w.y0 + r.y, w.y1 - 1);
+  return select(w.x0 + r.x < w.x1 && w.y0 + r.y < w.y1, in(xs, ys, v.c, v.n), outside);
+}
+
 PoolFuncs adaptiveAvgForward(const KernelSpec& k) {
   PoolFuncs f;
   Vars v;
-  int64_t H = k.in[1], W = k.in[2], OH = k.out[1], OW = k.out[2];
   KernelParams p(k);
   ImageParam in = p.tensor("input", k.in);
   f.args = p.args();
-  Expr y0 = (v.y * (int)H) / (int)OH, y1 = ((v.y + 1) * (int)H + (int)OH - 1) / (int)OH;
-  Expr x0 = (v.x * (int)W) / (int)OW, x1 = ((v.x + 1) * (int)W + (int)OW - 1) / (int)OW;
-  int kh = (int)((H + OH - 1) / OH + 1), kw = (int)((W + OW - 1) / OW + 1);
-  RDom r(0, std::min<int>(kw, (int)W), 0, std::min<int>(kh, (int)H), "r");
-  Expr xs = min(x0 + r.x, (int)W - 1), ys = min(y0 + r.y, (int)H - 1);
-  Expr inWin = x0 + r.x < x1 && y0 + r.y < y1;
+  AdaptiveWindow w = adaptiveWindow(v.x, v.y, k.in, k.out);
+  RDom r(0, w.kw, 0, w.kh, "r");
   f.out = Func("adaptiveavg_out");
-  f.out(v.x, v.y, v.c, v.n) = sum(select(inWin, in(xs, ys, v.c, v.n), 0.0f)) / cast<float>((x1 - x0) * (y1 - y0));
+  f.out(v.x, v.y, v.c, v.n) = sum(adaptiveTap(in, w, r, v, 0.0f)) / cast<float>((w.x1 - w.x0) * (w.y1 - w.y0));
   return f;
 }
 
@@ -83,6 +101,59 @@ void adaptiveAvgCpu(PoolFuncs& f, const KernelSpec& k) {
   Var cno("cno"), cni("cni");
   int planes = (int)std::max<int64_t>(1, 16384 / (k.in[1] * k.in[2]));
   f.out.fuse(v.c, v.n, v.cn).split(v.cn, cno, cni, planes, TailStrategy::GuardWithIf).parallel(cno);
+}
+
+// ---- AdaptiveMaxPool ----
+
+PoolFuncs adaptiveMaxForward(const KernelSpec& k) {
+  PoolFuncs f;
+  Vars v;
+  KernelParams p(k);
+  ImageParam in = p.tensor("input", k.in);
+  f.args = p.args();
+  AdaptiveWindow w = adaptiveWindow(v.x, v.y, k.in, k.out);
+  RDom r(0, w.kw, 0, w.kh, "r");
+  f.out = Func("adaptivemax_out");
+  f.out(v.x, v.y, v.c, v.n) = maximum(adaptiveTap(in, w, r, v, -std::numeric_limits<float>::infinity()));
+  return f;
+}
+
+// The windows overlap, so the gradient is a scatter over the windows of each (channel, image)
+// plane, in window order as PyTorch adds them, planes in parallel (maxPoolBackScatter's form).
+// Each window's first maximum in scan order (rows, then columns) gets it, as in PyTorch.
+PoolFuncs adaptiveMaxBack(const KernelSpec& k) {
+  PoolFuncs f;
+  Vars v;
+  const Dims& dyd = k.in;   // [C,OH,OW]
+  const Dims& dxd = k.out;  // [C,H,W]
+  KernelParams p(k);
+  ImageParam dy = p.tensor("dy", dyd), x = p.tensor("x", dxd);
+  f.args = p.args();
+  Var px("px"), py("py");
+  AdaptiveWindow q = adaptiveWindow(px, py, dxd, dyd);
+  RDom r(0, q.kw, 0, q.kh, "q");
+  f.am = Func("adaptivemax_argmax");
+  Tuple best = argmax(r, adaptiveTap(x, q, r, v, -std::numeric_limits<float>::infinity()));
+  f.am(px, py, v.c, v.n) = best[0] + best[1] * q.kw;
+  f.w = RDom(0, (int)dyd[2], 0, (int)dyd[1], "w");
+  Expr tap = f.am(f.w.x, f.w.y, v.c, v.n);
+  AdaptiveWindow at = adaptiveWindow(f.w.x, f.w.y, dxd, dyd);
+  // The clamps only tell bounds inference where the writes land (a maximum is inside its window).
+  Expr tx = clamp(at.x0 + tap % q.kw, 0, (int)dxd[2] - 1), ty = clamp(at.y0 + tap / q.kw, 0, (int)dxd[1] - 1);
+  f.out = Func("adaptivemax_dx");
+  f.out(v.x, v.y, v.c, v.n) = 0.0f;
+  f.out(tx, ty, v.c, v.n) += dy(f.w.x, f.w.y, v.c, v.n);
+  return f;
+}
+
+void adaptiveMaxBackCpu(PoolFuncs& f, const KernelSpec& k) {
+  Vars v;
+  int W = (int)k.out[2];
+  int vec = W >= 16 && k.schedule.lanes >= 16 ? 16 : W >= 8 ? 8 : 1;
+  if (vec > 1) f.out.vectorize(v.x, vec, TailStrategy::GuardWithIf);
+  f.out.fuse(v.c, v.n, v.cn).parallel(v.cn);
+  f.out.update().reorder(f.w.x, f.w.y, v.c, v.n).fuse(v.c, v.n, v.cn).parallel(v.cn);
+  f.am.compute_at(f.out, v.cn);
 }
 
 // ---- MaxPoolBack ----
@@ -257,6 +328,9 @@ Lowered lowerMaxPoolBack(const KernelSpec& k) {
 
 Lowered lowerAvgPoolBack(const KernelSpec& k) { return lowerWithSchedules(k, avgPoolBack(k), spatialCpu); }
 Lowered lowerAdaptiveAvgBack(const KernelSpec& k) { return lowerWithSchedules(k, adaptiveAvgBack(k), spatialCpu); }
+// The forward is scheduled as the adaptive average pool is (tasks of whole planes).
+Lowered lowerAdaptiveMaxPool(const KernelSpec& k) { return lowerWithSchedules(k, adaptiveMaxForward(k), adaptiveAvgCpu); }
+Lowered lowerAdaptiveMaxBack(const KernelSpec& k) { return lowerWithSchedules(k, adaptiveMaxBack(k), adaptiveMaxBackCpu); }
 
 // ---- Plan steps (plan_builder.h) ----
 
@@ -268,6 +342,8 @@ void adaptiveAvgPoolPlan(InferenceBuilder& b, const Node& n) { b.single(n, Kerne
 void maxPoolForward(TrainingBuilder& b, const Node& n) { b.singleForward(n, KernelKind::MaxPool); }
 void avgPoolForward(TrainingBuilder& b, const Node& n) { b.singleForward(n, KernelKind::AvgPool); }
 void adaptiveAvgPoolForward(TrainingBuilder& b, const Node& n) { b.singleForward(n, KernelKind::AdaptiveAvgPool); }
+void adaptiveMaxPoolPlan(InferenceBuilder& b, const Node& n) { b.single(n, KernelKind::AdaptiveMaxPool); }
+void adaptiveMaxPoolForward(TrainingBuilder& b, const Node& n) { b.singleForward(n, KernelKind::AdaptiveMaxPool); }
 
 void maxPoolBackward(TrainingBuilder& b, const BackStep& st) {
   if (b.foldedPools.count(st.m)) {
@@ -282,6 +358,10 @@ void maxPoolBackward(TrainingBuilder& b, const BackStep& st) {
 void avgPoolBackward(TrainingBuilder& b, const BackStep& st) { b.giveInput(st, KernelKind::AvgPoolBack, {{"dy", b.act(st.dPre)}}, st.head.attrs); }
 void adaptiveAvgPoolBackward(TrainingBuilder& b, const BackStep& st) {
   b.giveInput(st, KernelKind::AdaptiveAvgBack, {{"dy", b.act(st.dPre)}}, st.head.attrs);
+}
+
+void adaptiveMaxPoolBackward(TrainingBuilder& b, const BackStep& st) {
+  b.giveInput(st, KernelKind::AdaptiveMaxBack, {{"dy", b.act(st.dPre)}, {"x", b.act(st.x)}}, st.head.attrs);
 }
 
 }  // namespace cnnc::codegen

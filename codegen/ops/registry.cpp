@@ -66,6 +66,8 @@ const KernelEntry kTable[] = {
     {K::GNApply, "gnapply", true, lowerGNApply, gnApplyArgs},
     {K::GNBackData, "gnbackdata", true, lowerGNBackData, gnBackDataArgs},
     {K::GNBackGamma, "gnbackgamma", false, lowerGNBackGamma, gnBackGammaArgs},
+    {K::AdaptiveMaxPool, "adaptmax", true, lowerAdaptiveMaxPool, poolArgs},
+    {K::AdaptiveMaxBack, "adaptmaxback", true, lowerAdaptiveMaxBack, maxPoolBackArgs},
 };
 
 constexpr size_t kRows = sizeof(kTable) / sizeof(kTable[0]);
@@ -81,6 +83,7 @@ const OpPlanEntry kOpTable[] = {
     CNNC_OP_ROW(MaxPool, maxPool),
     CNNC_OP_ROW(AvgPool, avgPool),
     CNNC_OP_ROW(AdaptiveAvgPool, adaptiveAvgPool),
+    CNNC_OP_ROW(AdaptiveMaxPool, adaptiveMaxPool),
     CNNC_OP_ROW(Dropout, dropout),
     CNNC_OP_ROW(LRN, lrn),
     CNNC_OP_ROW(Softmax, softmax),

@@ -103,6 +103,9 @@ CASES = {
     # Batch norm without affine parameters, after a conv (folded in inference) and on a flat tensor.
     "batchnorm_no_affine": ("input(3, 5, 6)", "c: conv(4, 3, padding=1, bias=false); b: batchnorm(affine=false); tanh; flatten; fc: linear(6); bf: batchnorm(affine=false); tanh; e: linear(4)"),
     "convnext_block": ("input(3, 5, 6)", "c: conv(4, 3, padding=1); residual { d: conv(4, 3, padding=1, groups=4); l: layernorm(eps=1e-6); p: linear(8, per_pixel=true); gelu; q: linear(4, per_pixel=true); s: scale(0.5) }; flatten; fc: linear(4)"),
+    # Adaptive max pools whose windows overlap: 7x5 to 3x4 (windows of 3 rows and 2 columns), then
+    # 3x4 to 5x2 (more rows out than in: each row is in two windows, and gets both gradients).
+    "adaptive_maxpool_overlap": ("input(2, 7, 5)", "c: conv(3, 1); tanh; adaptivemaxpool([3, 4]); d: conv(3, 1); tanh; adaptivemaxpool([5, 2]); flatten; fc: linear(4)"),
 }
 
 

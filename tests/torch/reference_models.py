@@ -346,7 +346,8 @@ class LongSkipNet(nn.Module):
 class ResampleNet(nn.Module):
     """tests/torch/resample_net.cnn (not a net of nets/): upsample (nearest and bilinear, by a scale
     and to a size, align_corners), convtranspose (output_padding, dilation, groups), F.pad, and
-    convs with per-side and "same" padding (even kernel)."""
+    convs with per-side and "same" padding (even kernel), and an adaptive max pool whose windows
+    overlap."""
 
     def __init__(self, num_classes=5):
         super().__init__()
@@ -366,7 +367,7 @@ class ResampleNet(nn.Module):
         x = F.relu(self.up(x))
         x = F.pad(x, (2, 1, 1, 0))
         x = F.interpolate(x, scale_factor=1.5, mode="bilinear", align_corners=True)
-        x = F.max_pool2d(self.d(x), 4)
+        x = F.adaptive_max_pool2d(self.d(x), (4, 9))
         x = F.interpolate(x, size=(5, 7), mode="nearest")
         return self.fc(torch.flatten(x, 1))
 
