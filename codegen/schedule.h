@@ -25,10 +25,13 @@ struct Schedule {
   // Conv: no hand schedule; Halide's Adams2019 autoscheduler schedules the kernel at compile time,
   // for batches of autoBatch images (its estimate). 0: the hand schedule above.
   int autoBatch = 0;
+  // Depthwise stride-1 conv whose output rows are as long as the input's: each plane walked as one
+  // flat row of H x W pixels (conv.cpp, convDepthwiseFlat), vectors of `vec`. 0: rows.
+  int flat = 0;
   // A GPU target (gpu_schedule.cpp): lowering skips CPU-only transforms (lane sums), whose
   // rfactor Funcs would fix the GPU's reduction order and parallelism.
   bool gpu = false;
-  std::string str() const;  // "vec=8 tileC=1", plus "tile=XxY" when not 1x1, "cvec=N", "lanes=N", "wino=N", "auto=N", "gpu" when set
+  std::string str() const;  // "vec=8 tileC=1", plus "tile=XxY" when not 1x1, "cvec=N", "lanes=N", "wino=N", "auto=N", "flat", "gpu" when set
 };
 
 // The default schedule of a kernel: vectorised over x (or features) and parallel over batch and

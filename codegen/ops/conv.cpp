@@ -177,6 +177,87 @@ void convForwardCpu(ConvFuncs& f, const KernelSpec& k) {
                         k.attrs.groups > 1 && k.attrs.groups == k.in[0]);
 }
 
+// ---- Conv: depthwise, stride 1, planes walked as one flat row ----
+
+// Rows of 7 or 14 pixels (MobileNet's and EfficientNet's late layers, 960 and 1152 channels) fill
+// 7 or 14 of a vector's 16 lanes, and every row ends in a tail. When the output rows are as long
+// as the input's (stride 1, "same" padding), output pixel i = y W + x reads, for tap (kx, ky), the
+// input at flat index i + (ky dy - pt) W + (kx dx - pl): the whole plane is one row of H W pixels
+// (49 for 7x7: 4 vectors instead of 7 part-filled ones). The algorithm, per (channel, image):
+//  1. src: the plane copied flat, with pt rows (and pl pixels) of zeros before it and zeros after.
+//  2. acc(i) = b + sum over taps of w * mask(i, kx) * src(i + ky dy W + kx dx), one expression (no
+//     update), so its vectors stay in registers; mask(i, kx) is 0 where tap kx of pixel i would
+//     read the row above or below through the flat index (the left and right padding), else 1.
+//  3. out(x, y) = act(acc(y W + x) (+ residual)): the flat result stored back as rows.
+}  // namespace
+
+bool depthwiseFlatApplies(const KernelSpec& k) {
+  const Attrs& a = k.attrs;
+  return k.kind == KernelKind::Conv && k.in.size() == 3 && a.groups > 1 && a.groups == k.in[0] && k.out[0] == k.in[0] && a.stride[0] == 1 &&
+         a.stride[1] == 1 && k.out[2] == k.in[2];
+}
+
+namespace {
+
+struct FlatConvFuncs {
+  Func out{"conv_out"}, acc{"dwflat_acc"}, src{"dwflat_src"}, mask{"dwflat_mask"};
+  std::vector<Argument> args;
+};
+
+FlatConvFuncs convDepthwiseFlat(const KernelSpec& k) {
+  FlatConvFuncs f;
+  Vars v;
+  const Attrs& a = k.attrs;
+  int C = (int)k.in[0], H = (int)k.in[1], W = (int)k.in[2];
+  int kh = (int)a.kernel[0], kw = (int)a.kernel[1], dy = (int)a.dilation[0], dx = (int)a.dilation[1], pt = (int)a.pad[0], pl = (int)a.pad[1];
+  KernelParams p(k);
+  ImageParam in = p.tensor("input", k.in);
+  ImageParam w = p.fixed("weight", {C, 1, kh, kw});
+  ImageParam b = p.fixed("bias", {C});
+  Var i("i"), t("t");
+  // Zeros, then the rows copied in: an index (q % W, q / W) into the input made a gather of each
+  // vector (Halide did not fold it back into q).
+  RDom rows(0, W, 0, H, "rows");
+  f.src(i, v.c, v.n) = 0.0f;
+  f.src(pt * W + pl + rows.y * W + rows.x, v.c, v.n) = in(rows.x, rows.y, v.c, v.n);
+  Expr col = i % W + t * dx - pl;
+  f.mask(i, t) = select(col >= 0 && col < W, 1.0f, 0.0f);
+  Expr sum = b(v.c);
+  for (int ky = 0; ky < kh; ++ky)
+    for (int kx = 0; kx < kw; ++kx) {
+      Expr tap = w(kx, ky, 0, v.c) * f.src(i + ky * dy * W + kx * dx, v.c, v.n);
+      bool edge = kx * dx - pl != 0;  // the centre column never leaves its row
+      sum = sum + (edge ? tap * f.mask(i, kx) : tap);
+    }
+  f.acc(i, v.c, v.n) = sum;
+  Expr val = f.acc(v.y * W + v.x, v.c, v.n);
+  if (k.residual) val = val + p.tensor("residual", k.out)(v.x, v.y, v.c, v.n);
+  f.args = p.args();
+  f.out(v.x, v.y, v.c, v.n) = applyAct(val, k.act);
+  return f;
+}
+
+// Channels in tasks of at least 16K output floats; src and acc per channel, in the core's cache.
+void convDepthwiseFlatCpu(FlatConvFuncs& f, const KernelSpec& k) {
+  Vars v;
+  Var co("co"), ci("ci");
+  int64_t plane = k.out[1] * k.out[2];
+  int vec = k.schedule.lanes >= 16 ? 16 : 8;
+  int tile = (int)std::max<int64_t>(1, std::min<int64_t>(k.out[0], 16384 / plane));
+  f.out.split(v.c, co, ci, tile, TailStrategy::GuardWithIf).reorder(v.x, v.y, ci, co, v.n);
+  int ow = k.out[2] >= 16 ? 16 : k.out[2] >= 8 ? 8 : 4;
+  f.out.vectorize(v.x, ow, TailStrategy::GuardWithIf);
+  f.out.specialize(f.out.output_buffer().dim(3).extent() >= 8).parallel(v.n);
+  f.out.parallel(co);
+  Var i = f.acc.args()[0];
+  f.src.compute_at(f.out, ci).vectorize(f.src.args()[0], vec);
+  RVar rx(f.src.update().get_schedule().rvars()[0].var);
+  // Row y's pixels land at distinct flat indices (x < W), which Halide cannot see in y W + x.
+  f.src.update().allow_race_conditions().vectorize(rx, ow, TailStrategy::GuardWithIf);
+  f.acc.compute_at(f.out, ci).vectorize(i, vec);
+  f.mask.compute_root().vectorize(f.mask.args()[0], vec);
+}
+
 // Scheduled by Halide's Adams2019 autoscheduler at compile time (`cnnc tune --adams2019`): the
 // kernel only declares the estimates it plans for, at a batch of autoBatch images.
 void convForwardAuto(ConvFuncs& f, const KernelSpec& k) {
@@ -665,6 +746,7 @@ ArgNames convBackWeightArgs(const KernelSpec&) { return {"dy", "x"}; }
 
 Lowered lowerConv(const KernelSpec& k) {
   if (k.schedule.winograd) return lowerConvWinograd(k);
+  if (k.schedule.flat) return lowerWithSchedules(k, convDepthwiseFlat(k), convDepthwiseFlatCpu);
   ConvFuncs f = convForward(k);
   if (k.schedule.autoBatch) convForwardAuto(f, k);
   else if (k.schedule.gpu) gpuConvSchedule(f.out, f.acc, f.r, k);

@@ -106,6 +106,9 @@ CASES = {
     # Adaptive max pools whose windows overlap: 7x5 to 3x4 (windows of 3 rows and 2 columns), then
     # 3x4 to 5x2 (more rows out than in: each row is in two windows, and gets both gradients).
     "adaptive_maxpool_overlap": ("input(2, 7, 5)", "c: conv(3, 1); tanh; adaptivemaxpool([3, 4]); d: conv(3, 1); tanh; adaptivemaxpool([5, 2]); flatten; fc: linear(4)"),
+    # Depthwise convs on rows shorter than a vector, walked as flat planes: dilated, "same" with an
+    # even kernel (one more column at the end), and one ending a residual branch.
+    "depthwise_flat": ("input(3, 5, 7)", "c: conv(4, 1); tanh; d: conv(4, 3, padding=2, dilation=2, groups=4); tanh; e: conv(4, 4, padding=\"same\", groups=4); tanh; residual { f: conv(4, 3, padding=1, groups=4) }; flatten; fc: linear(4)"),
 }
 
 

@@ -295,7 +295,8 @@ class _Proj(nn.Module):
 class GatingNet(nn.Module):
     """tests/torch/gating_net.cnn (not a net of nets/): squeeze-and-excitation (x * gate, the gate
     [C,1,1]), an add with a broadcast [C,1,1] operand, PReLU (per channel, single, flat) and layer
-    scale parameters (ConvNeXt's [C,1,1] `layer_scale`, and a flat one), Dropout2d and StochasticDepth."""
+    scale parameters (ConvNeXt's [C,1,1] `layer_scale`, and a flat one), Dropout2d, StochasticDepth, and
+    depthwise convs on narrow rows (dilated; "same" with an even kernel)."""
 
     def __init__(self, num_classes=5):
         super().__init__()
@@ -303,10 +304,12 @@ class GatingNet(nn.Module):
         self.act1 = nn.PReLU(16)
         self.se = _SE(16, 4)
         self.drop2d = nn.Dropout2d(0.3)
+        self.dw1 = nn.Conv2d(16, 16, 3, padding=2, dilation=2, groups=16)
+        self.dw2 = nn.Conv2d(16, 16, 4, padding="same", groups=16)
         self.c2 = nn.Conv2d(16, 8, 3, stride=2)
         self.a2 = nn.PReLU()
         self.layer_scale = nn.Parameter(torch.full((8, 1, 1), 0.5))
-        self.add_module("7", _Proj(8))  # gating_net.cnn's unlabeled seq, named by its position
+        self.add_module("10", _Proj(8))  # gating_net.cnn's unlabeled seq, named by its position
         self.fc1 = nn.Linear(160, 12)
         self.p3 = nn.PReLU(12, init=0.1)
         self.s3 = nn.Parameter(torch.full((12,), 2.0))
@@ -315,8 +318,9 @@ class GatingNet(nn.Module):
     def forward(self, x):
         x = self.act1(self.c1(x))
         x = self.drop2d(x * self.se(x))
+        x = F.relu6(self.dw2(self.dw1(x)))
         x = self.a2(self.c2(x)) * self.layer_scale
-        x = x + getattr(self, "7")(x)
+        x = x + getattr(self, "10")(x)
         x = self.p3(self.fc1(torch.flatten(x, 1))) * self.s3
         return self.fc2(x)
 
