@@ -188,7 +188,10 @@ void convForwardCpu(ConvFuncs& f, const KernelSpec& k) {
 //  2. acc(i) = b + sum over taps of w * mask(i, kx) * src(i + ky dy W + kx dx), one expression (no
 //     update), so its vectors stay in registers; mask(i, kx) is 0 where tap kx of pixel i would
 //     read the row above or below through the flat index (the left and right padding), else 1.
-//  3. out(x, y) = act(acc(y W + x) (+ residual)): the flat result stored back as rows.
+//  3. out(x, y) = act(acc(y W + x) (+ residual)).
+// The copy in (1) and the stores of (3) run over x and y fused, so they too are full vectors: the
+// tensors are dense, and Halide folds (i / W) W + i % W back into i. Stored as rows, 960 channels
+// at 7x7 and batch 32 took 1.5-2.0 ms against 1.4-1.7 fused.
 }  // namespace
 
 bool depthwiseFlatApplies(const KernelSpec& k) {
@@ -215,8 +218,9 @@ FlatConvFuncs convDepthwiseFlat(const KernelSpec& k) {
   ImageParam w = p.fixed("weight", {C, 1, kh, kw});
   ImageParam b = p.fixed("bias", {C});
   Var i("i"), t("t");
-  // Zeros, then the rows copied in: an index (q % W, q / W) into the input made a gather of each
-  // vector (Halide did not fold it back into q).
+  // Zeros, then the rows copied in. (A pure src(i) = in(q % W, q / W) with q = i - offset made a
+  // gather of each vector: Halide rewrote the offset differently in the % and the /, and did not
+  // fold them back into q.)
   RDom rows(0, W, 0, H, "rows");
   f.src(i, v.c, v.n) = 0.0f;
   f.src(pt * W + pl + rows.y * W + rows.x, v.c, v.n) = in(rows.x, rows.y, v.c, v.n);
@@ -240,20 +244,20 @@ FlatConvFuncs convDepthwiseFlat(const KernelSpec& k) {
 // Channels in tasks of at least 16K output floats; src and acc per channel, in the core's cache.
 void convDepthwiseFlatCpu(FlatConvFuncs& f, const KernelSpec& k) {
   Vars v;
-  Var co("co"), ci("ci");
+  Var co("co"), ci("ci"), xy("xy");
   int64_t plane = k.out[1] * k.out[2];
   int vec = k.schedule.lanes >= 16 ? 16 : 8;
   int tile = (int)std::max<int64_t>(1, std::min<int64_t>(k.out[0], 16384 / plane));
   f.out.split(v.c, co, ci, tile, TailStrategy::GuardWithIf).reorder(v.x, v.y, ci, co, v.n);
-  int ow = k.out[2] >= 16 ? 16 : k.out[2] >= 8 ? 8 : 4;
-  f.out.vectorize(v.x, ow, TailStrategy::GuardWithIf);
+  f.out.fuse(v.x, v.y, xy).vectorize(xy, vec, TailStrategy::GuardWithIf);
   f.out.specialize(f.out.output_buffer().dim(3).extent() >= 8).parallel(v.n);
   f.out.parallel(co);
   Var i = f.acc.args()[0];
   f.src.compute_at(f.out, ci).vectorize(f.src.args()[0], vec);
-  RVar rx(f.src.update().get_schedule().rvars()[0].var);
+  const auto& rv = f.src.update().get_schedule().rvars();
+  RVar rx(rv[0].var), ry(rv[1].var), rxy("rxy");
   // Row y's pixels land at distinct flat indices (x < W), which Halide cannot see in y W + x.
-  f.src.update().allow_race_conditions().vectorize(rx, ow, TailStrategy::GuardWithIf);
+  f.src.update().allow_race_conditions().fuse(rx, ry, rxy).vectorize(rxy, vec, TailStrategy::GuardWithIf);
   f.acc.compute_at(f.out, ci).vectorize(i, vec);
   f.mask.compute_root().vectorize(f.mask.args()[0], vec);
 }
