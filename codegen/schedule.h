@@ -25,8 +25,8 @@ struct Schedule {
   // Conv: no hand schedule; Halide's Adams2019 autoscheduler schedules the kernel at compile time,
   // for batches of autoBatch images (its estimate). 0: the hand schedule above.
   int autoBatch = 0;
-  // Depthwise stride-1 conv whose output rows are as long as the input's: each plane walked as one
-  // flat row of H x W pixels (conv.cpp, convDepthwiseFlat), vectors of `vec`. 0: rows.
+  // Depthwise stride-1 conv (or its input gradient) whose output rows are as long as the input's:
+  // each plane walked as one flat row of H x W pixels (conv.cpp, convDepthwiseFlat). 0: rows.
   int flat = 0;
   // A GPU target (gpu_schedule.cpp): lowering skips CPU-only transforms (lane sums), whose
   // rfactor Funcs would fix the GPU's reduction order and parallelism.

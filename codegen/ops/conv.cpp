@@ -177,7 +177,7 @@ void convForwardCpu(ConvFuncs& f, const KernelSpec& k) {
                         k.attrs.groups > 1 && k.attrs.groups == k.in[0]);
 }
 
-// ---- Conv: depthwise, stride 1, planes walked as one flat row ----
+// ---- Conv and ConvBackData: depthwise, stride 1, planes walked as one flat row ----
 
 // Rows of 7 or 14 pixels (MobileNet's and EfficientNet's late layers, 960 and 1152 channels) fill
 // 7 or 14 of a vector's 16 lanes, and every row ends in a tail. When the output rows are as long
@@ -196,8 +196,8 @@ void convForwardCpu(ConvFuncs& f, const KernelSpec& k) {
 
 bool depthwiseFlatApplies(const KernelSpec& k) {
   const Attrs& a = k.attrs;
-  return k.kind == KernelKind::Conv && k.in.size() == 3 && a.groups > 1 && a.groups == k.in[0] && k.out[0] == k.in[0] && a.stride[0] == 1 &&
-         a.stride[1] == 1 && k.out[2] == k.in[2];
+  return (k.kind == KernelKind::Conv || k.kind == KernelKind::ConvBackData) && k.in.size() == 3 && a.groups > 1 && a.groups == k.in[0] &&
+         k.out[0] == k.in[0] && a.stride[0] == 1 && a.stride[1] == 1 && k.out[2] == k.in[2];
 }
 
 namespace {
@@ -211,27 +211,34 @@ FlatConvFuncs convDepthwiseFlat(const KernelSpec& k) {
   FlatConvFuncs f;
   Vars v;
   const Attrs& a = k.attrs;
+  // The forward conv reads input (x + kx dx - pl, y + ky dy - pt); its input gradient (ConvBackData)
+  // reads dy at (x + pl - kx dx, y + pt - ky dy), the same walk with the taps mirrored.
+  bool back = k.kind == KernelKind::ConvBackData;
+  int sign = back ? -1 : 1;
   int C = (int)k.in[0], H = (int)k.in[1], W = (int)k.in[2];
   int kh = (int)a.kernel[0], kw = (int)a.kernel[1], dy = (int)a.dilation[0], dx = (int)a.dilation[1], pt = (int)a.pad[0], pl = (int)a.pad[1];
+  auto offX = [&](int kx) { return sign * (kx * dx - pl); };
+  auto offY = [&](int ky) { return sign * (ky * dy - pt); };
+  int S = 0;  // src's offset: no tap of pixel 0 reads before src(0)
+  for (int ky = 0; ky < kh; ++ky)
+    for (int kx = 0; kx < kw; ++kx) S = std::max(S, -(offY(ky) * W + offX(kx)));
   KernelParams p(k);
-  ImageParam in = p.tensor("input", k.in);
+  ImageParam in = p.tensor(back ? "dy" : "input", k.in);
   ImageParam w = p.fixed("weight", {C, 1, kh, kw});
-  ImageParam b = p.fixed("bias", {C});
   Var i("i"), t("t");
   // Zeros, then the rows copied in. (A pure src(i) = in(q % W, q / W) with q = i - offset made a
   // gather of each vector: Halide rewrote the offset differently in the % and the /, and did not
   // fold them back into q.)
   RDom rows(0, W, 0, H, "rows");
   f.src(i, v.c, v.n) = 0.0f;
-  f.src(pt * W + pl + rows.y * W + rows.x, v.c, v.n) = in(rows.x, rows.y, v.c, v.n);
-  Expr col = i % W + t * dx - pl;
+  f.src(S + rows.y * W + rows.x, v.c, v.n) = in(rows.x, rows.y, v.c, v.n);
+  Expr col = i % W + sign * (t * dx - pl);
   f.mask(i, t) = select(col >= 0 && col < W, 1.0f, 0.0f);
-  Expr sum = b(v.c);
+  Expr sum = back ? Expr(0.0f) : Expr(p.fixed("bias", {C})(v.c));
   for (int ky = 0; ky < kh; ++ky)
     for (int kx = 0; kx < kw; ++kx) {
-      Expr tap = w(kx, ky, 0, v.c) * f.src(i + ky * dy * W + kx * dx, v.c, v.n);
-      bool edge = kx * dx - pl != 0;  // the centre column never leaves its row
-      sum = sum + (edge ? tap * f.mask(i, kx) : tap);
+      Expr tap = f.src(i + S + offY(ky) * W + offX(kx), v.c, v.n) * w(kx, ky, 0, v.c);
+      sum = sum + (offX(kx) != 0 ? tap * f.mask(i, kx) : tap);  // the centre column never leaves its row
     }
   f.acc(i, v.c, v.n) = sum;
   Expr val = f.acc(v.y * W + v.x, v.c, v.n);
@@ -762,6 +769,7 @@ Lowered lowerConvTranspose(const KernelSpec& k) { return lowerConvBackData(k); }
 
 Lowered lowerConvBackData(const KernelSpec& k) {
   if (k.schedule.winograd) return lowerConvWinograd(k);
+  if (k.schedule.flat) return lowerWithSchedules(k, convDepthwiseFlat(k), convDepthwiseFlatCpu);
   if (usesPhases(k)) return lowerWithSchedules(k, convBackDataPhases(k), convBackDataPhasesCpu);
   BackDataFuncs f = convBackDataUpsampled(k);
   if (k.schedule.gpu) gpuConvSchedule(f.out, f.acc, f.r, k);
