@@ -56,6 +56,12 @@ Schedule defaultSchedule(const KernelSpec& k, int lanes) {
   // Conv: up to 8 output channels share each input vector; 8 accumulators + input + weights fit
   // easily in AVX-512's 32 (or AVX2's 16) vector registers.
   s.tileC = 1;
+  // Depthwise stride-1 weight gradients: always flat (conv.cpp); the grouped form sums single floats.
+  if (k.kind == KernelKind::ConvBackWeight && depthwiseFlatApplies(k)) {
+    s.flat = 1;
+    s.vec = lanes == 16 ? 16 : 8;
+    return s;
+  }
   if (k.kind == KernelKind::Conv || k.kind == KernelKind::ConvBackData || k.kind == KernelKind::ConvTranspose) {
     // NEON: 8-float vectors take two registers, so half the channels keep the tile in 32.
     s.tileC = (int)std::min<int64_t>(8 / regsPerVec, k.out[0]);

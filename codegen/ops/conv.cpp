@@ -196,6 +196,9 @@ void convForwardCpu(ConvFuncs& f, const KernelSpec& k) {
 
 bool depthwiseFlatApplies(const KernelSpec& k) {
   const Attrs& a = k.attrs;
+  if (k.kind == KernelKind::ConvBackWeight)  // in: x, extraIns[0]: dy
+    return k.in.size() == 3 && !k.extraIns.empty() && a.groups > 1 && a.groups == k.in[0] && k.extraIns[0][0] == k.in[0] && a.stride[0] == 1 &&
+           a.stride[1] == 1 && k.extraIns[0][2] == k.in[2];
   return (k.kind == KernelKind::Conv || k.kind == KernelKind::ConvBackData) && k.in.size() == 3 && a.groups > 1 && a.groups == k.in[0] &&
          k.out[0] == k.in[0] && a.stride[0] == 1 && a.stride[1] == 1 && k.out[2] == k.in[2];
 }
@@ -533,6 +536,79 @@ void convBackWeightGroupedCpu(GroupedWeightFuncs& f, const KernelSpec& k) {
   f.acc.update().reorder(f.kx, f.ky, f.ci, f.r.x, f.r.y, f.r.z);
 }
 
+// Depthwise, stride 1, output rows as long as the input's (depthwiseFlatApplies): the forward's
+// flat walk (convDepthwiseFlat) as a reduction. For each channel (one task each):
+//  1. per image, src: x copied flat with the forward's zeros around it; dyf: dy copied flat, zeros
+//     after it up to a whole vector;
+//  2. part(u, t) = sum over images and vectors i = vec b + u of dyf(i) * mask(i, kx) * src(i + S +
+//     off(t)): one vector accumulator per tap t = ky kw + kx, in registers;
+//  3. dw(kx, ky) = the sum of part(., t)'s lanes.
+// The general grouped form above sums one float at a time with a boundary test per tap: 960
+// channels at 7x7 and batch 32 took 15-22 ms, against about 1 ms for the forward.
+struct FlatWeightFuncs {
+  Func out{"conv_dw"}, part{"dwflat_part"}, src{"dwflat_src"}, dyf{"dwflat_dy"}, mask{"dwflat_mask"};
+  RDom r;
+  Var u{"u"}, t{"t"};
+  std::vector<Argument> args;
+};
+
+FlatWeightFuncs convBackWeightDepthwiseFlat(const KernelSpec& k) {
+  FlatWeightFuncs f;
+  Vars v;
+  const Attrs& a = k.attrs;
+  const Dims& xd = k.in;            // [C,H,W]
+  const Dims& dyd = k.extraIns[0];  // [C,Ho,W]
+  int H = (int)xd[1], W = (int)xd[2], Ho = (int)dyd[1];
+  int kh = (int)a.kernel[0], kw = (int)a.kernel[1], dly = (int)a.dilation[0], dlx = (int)a.dilation[1], pt = (int)a.pad[0], pl = (int)a.pad[1];
+  int vec = k.schedule.lanes >= 16 ? 16 : 8;
+  KernelParams p(k);
+  ImageParam dy = p.tensor("dy", dyd), x = p.tensor("x", xd);
+  f.args = p.args();
+  Var i("i");
+  int S = pt * W + pl;
+  RDom rows(0, W, 0, H, "rows"), orows(0, W, 0, Ho, "orows");
+  f.src(i, v.c, v.n) = 0.0f;
+  f.src(S + rows.y * W + rows.x, v.c, v.n) = x(rows.x, rows.y, v.c, v.n);
+  f.dyf(i, v.c, v.n) = 0.0f;
+  f.dyf(orows.y * W + orows.x, v.c, v.n) = dy(orows.x, orows.y, v.c, v.n);
+  Var t2("t2");
+  Expr col = i % W + t2 * dlx - pl;
+  f.mask(i, t2) = select(col >= 0 && col < W, 1.0f, 0.0f);
+  f.r = RDom(0, (Ho * W + vec - 1) / vec, 0, dy.dim(3).extent(), "r");
+  Expr at = f.r.x * vec + f.u, kx = f.t % kw, ky = f.t / kw;
+  f.part(f.u, f.t, v.c) = 0.0f;
+  f.part(f.u, f.t, v.c) += f.dyf(at, v.c, f.r.y) * f.mask(at, kx) * f.src(at + S + (ky * dly - pt) * W + kx * dlx - pl, v.c, f.r.y);
+  Var kxv("kx"), kyv("ky"), ci("ci"), co("co");
+  RDom lanes(0, vec, "lanes");
+  f.out(kxv, kyv, ci, co) = 0.0f;
+  f.out(kxv, kyv, ci, co) += f.part(lanes, kxv + kyv * kw, co);
+  return f;
+}
+
+void convBackWeightDepthwiseFlatCpu(FlatWeightFuncs& f, const KernelSpec& k) {
+  Var co = f.out.args()[3];
+  int vec = k.schedule.lanes >= 16 ? 16 : 8;
+  int taps = (int)(k.attrs.kernel[0] * k.attrs.kernel[1]);
+  f.out.parallel(co);
+  f.out.update().parallel(co);
+  f.part.compute_at(f.out, co).vectorize(f.u);
+  f.part.update().reorder(f.u, f.t, f.r.x, f.r.y).vectorize(f.u);
+  // Up to 16 taps' accumulators stay in registers (3x3 and 5x5 kernels wholly; a 7x7 in four passes).
+  if (taps <= 16) f.part.update().unroll(f.t);
+  else {
+    Var to("to"), ti("ti");
+    f.part.update().split(f.t, to, ti, 13, TailStrategy::GuardWithIf).reorder(f.u, ti, f.r.x, f.r.y, to).unroll(ti);
+  }
+  for (Func* g : {&f.src, &f.dyf}) {
+    g->compute_at(f.part, f.r.y).vectorize(g->args()[0], vec);
+    const auto& rv = g->update().get_schedule().rvars();
+    RVar rx(rv[0].var), ry(rv[1].var), rxy("rxy");
+    // Row y's pixels land at distinct flat indices (x < W), which Halide cannot see in y W + x.
+    g->update().allow_race_conditions().fuse(rx, ry, rxy).vectorize(rxy, vec, TailStrategy::GuardWithIf);
+  }
+  f.mask.compute_root().vectorize(f.mask.args()[0], vec);
+}
+
 // The inputs of an ungrouped conv's weight gradient, arranged for its register tiles: dy transposed
 // channels-innermost (dyT(co, ox, oy, n), channels clamped because tiles round O up) and x zero-padded
 // (xpad(x, y, c, n), shifted by the padding).
@@ -778,6 +854,7 @@ Lowered lowerConvBackData(const KernelSpec& k) {
 }
 
 Lowered lowerConvBackWeight(const KernelSpec& k) {
+  if (k.schedule.flat) return lowerWithSchedules(k, convBackWeightDepthwiseFlat(k), convBackWeightDepthwiseFlatCpu);
   if (k.attrs.groups != 1) return lowerWithSchedules(k, convBackWeightGrouped(k), convBackWeightGroupedCpu);
   if (weightGradBatched(k)) return lowerWithSchedules(k, convBackWeightBatched(k), convBackWeightBatchedCpu);
   WeightFuncs f = convBackWeightPerImage(k);
