@@ -8,6 +8,9 @@
 //   ConvBackData    dy[O,Ho,Wo], w -> dx[C,H,W]
 //   ConvBackWeight  dy[O,Ho,Wo], x[C,H,W] -> dw[O,C/g,kh,kw] (summed over the batch)
 //
+// Depthwise stride-1 convs with rows as long as their input's take a flat form of all three
+// (Schedule::flat), in conv_depthwise.cpp.
+//
 // Gradients are written by hand (REFERENCE.md: Halide's autodiff ran 10-30x below forward speed
 // here, and left a stride-2 conv's input gradient as a serial scatter). Scatters are turned into
 // gathers: each input element sums the outputs whose windows cover it.
@@ -175,101 +178,6 @@ void convForwardCpu(ConvFuncs& f, const KernelSpec& k) {
   if (k.schedule.chanVec) scheduleConvChannels(f.out, f.acc, k.packedWeights ? Func() : f.wcopy, f.r, k.schedule, v, f.padded ? f.src : Func());
   else scheduleConvTile(f.out, f.acc, f.r, k.schedule, (int)k.out[0], v, f.padded ? f.src : Func(), false,
                         k.attrs.groups > 1 && k.attrs.groups == k.in[0]);
-}
-
-// ---- Conv and ConvBackData: depthwise, stride 1, planes walked as one flat row ----
-
-// Rows of 7 or 14 pixels (MobileNet's and EfficientNet's late layers, 960 and 1152 channels) fill
-// 7 or 14 of a vector's 16 lanes, and every row ends in a tail. When the output rows are as long
-// as the input's (stride 1, "same" padding), output pixel i = y W + x reads, for tap (kx, ky), the
-// input at flat index i + (ky dy - pt) W + (kx dx - pl): the whole plane is one row of H W pixels
-// (49 for 7x7: 4 vectors instead of 7 part-filled ones). The algorithm, per (channel, image):
-//  1. src: the plane copied flat, with pt rows (and pl pixels) of zeros before it and zeros after.
-//  2. acc(i) = b + sum over taps of w * mask(i, kx) * src(i + ky dy W + kx dx), one expression (no
-//     update), so its vectors stay in registers; mask(i, kx) is 0 where tap kx of pixel i would
-//     read the row above or below through the flat index (the left and right padding), else 1.
-//  3. out(x, y) = act(acc(y W + x) (+ residual)).
-// The copy in (1) and the stores of (3) run over x and y fused, so they too are full vectors: the
-// tensors are dense, and Halide folds (i / W) W + i % W back into i. Stored as rows, 960 channels
-// at 7x7 and batch 32 took 1.5-2.0 ms against 1.4-1.7 fused.
-}  // namespace
-
-bool depthwiseFlatApplies(const KernelSpec& k) {
-  const Attrs& a = k.attrs;
-  if (k.kind == KernelKind::ConvBackWeight)  // in: x, extraIns[0]: dy
-    return k.in.size() == 3 && !k.extraIns.empty() && a.groups > 1 && a.groups == k.in[0] && k.extraIns[0][0] == k.in[0] && a.stride[0] == 1 &&
-           a.stride[1] == 1 && k.extraIns[0][2] == k.in[2];
-  return (k.kind == KernelKind::Conv || k.kind == KernelKind::ConvBackData) && k.in.size() == 3 && a.groups > 1 && a.groups == k.in[0] &&
-         k.out[0] == k.in[0] && a.stride[0] == 1 && a.stride[1] == 1 && k.out[2] == k.in[2];
-}
-
-namespace {
-
-struct FlatConvFuncs {
-  Func out{"conv_out"}, acc{"dwflat_acc"}, src{"dwflat_src"}, mask{"dwflat_mask"};
-  std::vector<Argument> args;
-};
-
-FlatConvFuncs convDepthwiseFlat(const KernelSpec& k) {
-  FlatConvFuncs f;
-  Vars v;
-  const Attrs& a = k.attrs;
-  // The forward conv reads input (x + kx dx - pl, y + ky dy - pt); its input gradient (ConvBackData)
-  // reads dy at (x + pl - kx dx, y + pt - ky dy), the same walk with the taps mirrored.
-  bool back = k.kind == KernelKind::ConvBackData;
-  int sign = back ? -1 : 1;
-  int C = (int)k.in[0], H = (int)k.in[1], W = (int)k.in[2];
-  int kh = (int)a.kernel[0], kw = (int)a.kernel[1], dy = (int)a.dilation[0], dx = (int)a.dilation[1], pt = (int)a.pad[0], pl = (int)a.pad[1];
-  auto offX = [&](int kx) { return sign * (kx * dx - pl); };
-  auto offY = [&](int ky) { return sign * (ky * dy - pt); };
-  int S = 0;  // src's offset: no tap of pixel 0 reads before src(0)
-  for (int ky = 0; ky < kh; ++ky)
-    for (int kx = 0; kx < kw; ++kx) S = std::max(S, -(offY(ky) * W + offX(kx)));
-  KernelParams p(k);
-  ImageParam in = p.tensor(back ? "dy" : "input", k.in);
-  ImageParam w = p.fixed("weight", {C, 1, kh, kw});
-  Var i("i"), t("t");
-  // Zeros, then the rows copied in. (A pure src(i) = in(q % W, q / W) with q = i - offset made a
-  // gather of each vector: Halide rewrote the offset differently in the % and the /, and did not
-  // fold them back into q.)
-  RDom rows(0, W, 0, H, "rows");
-  f.src(i, v.c, v.n) = 0.0f;
-  f.src(S + rows.y * W + rows.x, v.c, v.n) = in(rows.x, rows.y, v.c, v.n);
-  Expr col = i % W + sign * (t * dx - pl);
-  f.mask(i, t) = select(col >= 0 && col < W, 1.0f, 0.0f);
-  Expr sum = back ? Expr(0.0f) : Expr(p.fixed("bias", {C})(v.c));
-  for (int ky = 0; ky < kh; ++ky)
-    for (int kx = 0; kx < kw; ++kx) {
-      Expr tap = f.src(i + S + offY(ky) * W + offX(kx), v.c, v.n) * w(kx, ky, 0, v.c);
-      sum = sum + (offX(kx) != 0 ? tap * f.mask(i, kx) : tap);  // the centre column never leaves its row
-    }
-  f.acc(i, v.c, v.n) = sum;
-  Expr val = f.acc(v.y * W + v.x, v.c, v.n);
-  if (k.residual) val = val + p.tensor("residual", k.out)(v.x, v.y, v.c, v.n);
-  f.args = p.args();
-  f.out(v.x, v.y, v.c, v.n) = applyAct(val, k.act);
-  return f;
-}
-
-// Channels in tasks of at least 16K output floats; src and acc per channel, in the core's cache.
-void convDepthwiseFlatCpu(FlatConvFuncs& f, const KernelSpec& k) {
-  Vars v;
-  Var co("co"), ci("ci"), xy("xy");
-  int64_t plane = k.out[1] * k.out[2];
-  int vec = k.schedule.lanes >= 16 ? 16 : 8;
-  int tile = (int)std::max<int64_t>(1, std::min<int64_t>(k.out[0], 16384 / plane));
-  f.out.split(v.c, co, ci, tile, TailStrategy::GuardWithIf).reorder(v.x, v.y, ci, co, v.n);
-  f.out.fuse(v.x, v.y, xy).vectorize(xy, vec, TailStrategy::GuardWithIf);
-  f.out.specialize(f.out.output_buffer().dim(3).extent() >= 8).parallel(v.n);
-  f.out.parallel(co);
-  Var i = f.acc.args()[0];
-  f.src.compute_at(f.out, ci).vectorize(f.src.args()[0], vec);
-  const auto& rv = f.src.update().get_schedule().rvars();
-  RVar rx(rv[0].var), ry(rv[1].var), rxy("rxy");
-  // Row y's pixels land at distinct flat indices (x < W), which Halide cannot see in y W + x.
-  f.src.update().allow_race_conditions().fuse(rx, ry, rxy).vectorize(rxy, vec, TailStrategy::GuardWithIf);
-  f.acc.compute_at(f.out, ci).vectorize(i, vec);
-  f.mask.compute_root().vectorize(f.mask.args()[0], vec);
 }
 
 // Scheduled by Halide's Adams2019 autoscheduler at compile time (`cnnc tune --adams2019`): the
@@ -536,79 +444,6 @@ void convBackWeightGroupedCpu(GroupedWeightFuncs& f, const KernelSpec& k) {
   f.acc.update().reorder(f.kx, f.ky, f.ci, f.r.x, f.r.y, f.r.z);
 }
 
-// Depthwise, stride 1, output rows as long as the input's (depthwiseFlatApplies): the forward's
-// flat walk (convDepthwiseFlat) as a reduction. For each channel (one task each):
-//  1. per image, src: x copied flat with the forward's zeros around it; dyf: dy copied flat, zeros
-//     after it up to a whole vector;
-//  2. part(u, t) = sum over images and vectors i = vec b + u of dyf(i) * mask(i, kx) * src(i + S +
-//     off(t)): one vector accumulator per tap t = ky kw + kx, in registers;
-//  3. dw(kx, ky) = the sum of part(., t)'s lanes.
-// The general grouped form above sums one float at a time with a boundary test per tap: 960
-// channels at 7x7 and batch 32 took 15-22 ms, against about 1 ms for the forward.
-struct FlatWeightFuncs {
-  Func out{"conv_dw"}, part{"dwflat_part"}, src{"dwflat_src"}, dyf{"dwflat_dy"}, mask{"dwflat_mask"};
-  RDom r;
-  Var u{"u"}, t{"t"};
-  std::vector<Argument> args;
-};
-
-FlatWeightFuncs convBackWeightDepthwiseFlat(const KernelSpec& k) {
-  FlatWeightFuncs f;
-  Vars v;
-  const Attrs& a = k.attrs;
-  const Dims& xd = k.in;            // [C,H,W]
-  const Dims& dyd = k.extraIns[0];  // [C,Ho,W]
-  int H = (int)xd[1], W = (int)xd[2], Ho = (int)dyd[1];
-  int kh = (int)a.kernel[0], kw = (int)a.kernel[1], dly = (int)a.dilation[0], dlx = (int)a.dilation[1], pt = (int)a.pad[0], pl = (int)a.pad[1];
-  int vec = k.schedule.lanes >= 16 ? 16 : 8;
-  KernelParams p(k);
-  ImageParam dy = p.tensor("dy", dyd), x = p.tensor("x", xd);
-  f.args = p.args();
-  Var i("i");
-  int S = pt * W + pl;
-  RDom rows(0, W, 0, H, "rows"), orows(0, W, 0, Ho, "orows");
-  f.src(i, v.c, v.n) = 0.0f;
-  f.src(S + rows.y * W + rows.x, v.c, v.n) = x(rows.x, rows.y, v.c, v.n);
-  f.dyf(i, v.c, v.n) = 0.0f;
-  f.dyf(orows.y * W + orows.x, v.c, v.n) = dy(orows.x, orows.y, v.c, v.n);
-  Var t2("t2");
-  Expr col = i % W + t2 * dlx - pl;
-  f.mask(i, t2) = select(col >= 0 && col < W, 1.0f, 0.0f);
-  f.r = RDom(0, (Ho * W + vec - 1) / vec, 0, dy.dim(3).extent(), "r");
-  Expr at = f.r.x * vec + f.u, kx = f.t % kw, ky = f.t / kw;
-  f.part(f.u, f.t, v.c) = 0.0f;
-  f.part(f.u, f.t, v.c) += f.dyf(at, v.c, f.r.y) * f.mask(at, kx) * f.src(at + S + (ky * dly - pt) * W + kx * dlx - pl, v.c, f.r.y);
-  Var kxv("kx"), kyv("ky"), ci("ci"), co("co");
-  RDom lanes(0, vec, "lanes");
-  f.out(kxv, kyv, ci, co) = 0.0f;
-  f.out(kxv, kyv, ci, co) += f.part(lanes, kxv + kyv * kw, co);
-  return f;
-}
-
-void convBackWeightDepthwiseFlatCpu(FlatWeightFuncs& f, const KernelSpec& k) {
-  Var co = f.out.args()[3];
-  int vec = k.schedule.lanes >= 16 ? 16 : 8;
-  int taps = (int)(k.attrs.kernel[0] * k.attrs.kernel[1]);
-  f.out.parallel(co);
-  f.out.update().parallel(co);
-  f.part.compute_at(f.out, co).vectorize(f.u);
-  f.part.update().reorder(f.u, f.t, f.r.x, f.r.y).vectorize(f.u);
-  // Up to 16 taps' accumulators stay in registers (3x3 and 5x5 kernels wholly; a 7x7 in four passes).
-  if (taps <= 16) f.part.update().unroll(f.t);
-  else {
-    Var to("to"), ti("ti");
-    f.part.update().split(f.t, to, ti, 13, TailStrategy::GuardWithIf).reorder(f.u, ti, f.r.x, f.r.y, to).unroll(ti);
-  }
-  for (Func* g : {&f.src, &f.dyf}) {
-    g->compute_at(f.part, f.r.y).vectorize(g->args()[0], vec);
-    const auto& rv = g->update().get_schedule().rvars();
-    RVar rx(rv[0].var), ry(rv[1].var), rxy("rxy");
-    // Row y's pixels land at distinct flat indices (x < W), which Halide cannot see in y W + x.
-    g->update().allow_race_conditions().fuse(rx, ry, rxy).vectorize(rxy, vec, TailStrategy::GuardWithIf);
-  }
-  f.mask.compute_root().vectorize(f.mask.args()[0], vec);
-}
-
 // The inputs of an ungrouped conv's weight gradient, arranged for its register tiles: dy transposed
 // channels-innermost (dyT(co, ox, oy, n), channels clamped because tiles round O up) and x zero-padded
 // (xpad(x, y, c, n), shifted by the padding).
@@ -833,7 +668,7 @@ ArgNames convBackWeightArgs(const KernelSpec&) { return {"dy", "x"}; }
 
 Lowered lowerConv(const KernelSpec& k) {
   if (k.schedule.winograd) return lowerConvWinograd(k);
-  if (k.schedule.flat) return lowerWithSchedules(k, convDepthwiseFlat(k), convDepthwiseFlatCpu);
+  if (k.schedule.flat) return lowerConvDepthwiseFlat(k);
   ConvFuncs f = convForward(k);
   if (k.schedule.autoBatch) convForwardAuto(f, k);
   else if (k.schedule.gpu) gpuConvSchedule(f.out, f.acc, f.r, k);
@@ -845,7 +680,7 @@ Lowered lowerConvTranspose(const KernelSpec& k) { return lowerConvBackData(k); }
 
 Lowered lowerConvBackData(const KernelSpec& k) {
   if (k.schedule.winograd) return lowerConvWinograd(k);
-  if (k.schedule.flat) return lowerWithSchedules(k, convDepthwiseFlat(k), convDepthwiseFlatCpu);
+  if (k.schedule.flat) return lowerConvDepthwiseFlat(k);
   if (usesPhases(k)) return lowerWithSchedules(k, convBackDataPhases(k), convBackDataPhasesCpu);
   BackDataFuncs f = convBackDataUpsampled(k);
   if (k.schedule.gpu) gpuConvSchedule(f.out, f.acc, f.r, k);
@@ -854,7 +689,7 @@ Lowered lowerConvBackData(const KernelSpec& k) {
 }
 
 Lowered lowerConvBackWeight(const KernelSpec& k) {
-  if (k.schedule.flat) return lowerWithSchedules(k, convBackWeightDepthwiseFlat(k), convBackWeightDepthwiseFlatCpu);
+  if (k.schedule.flat) return lowerConvBackWeightDepthwiseFlat(k);
   if (k.attrs.groups != 1) return lowerWithSchedules(k, convBackWeightGrouped(k), convBackWeightGroupedCpu);
   if (weightGradBatched(k)) return lowerWithSchedules(k, convBackWeightBatched(k), convBackWeightBatchedCpu);
   WeightFuncs f = convBackWeightPerImage(k);

@@ -12,6 +12,9 @@ Lowered lowerConv(const KernelSpec& k);
 Lowered lowerConvBackData(const KernelSpec& k);
 Lowered lowerConvBackWeight(const KernelSpec& k);
 Lowered lowerConvWinograd(const KernelSpec& k);
+// conv_depthwise.cpp (kernels whose schedule is flat)
+Lowered lowerConvDepthwiseFlat(const KernelSpec& k);
+Lowered lowerConvBackWeightDepthwiseFlat(const KernelSpec& k);
 ArgNames convArgs(const KernelSpec& k);
 ArgNames convBackDataArgs(const KernelSpec& k);
 ArgNames convBackWeightArgs(const KernelSpec& k);
