@@ -5,7 +5,8 @@
 //
 //   Conv            x[C,H,W], w[C,1,kh,kw], b[C] (, residual) -> y[C,H',W]
 //   ConvBackData    dy[C,H',W], w -> dx[C,H,W]: the same walk with the taps mirrored
-//   ConvBackWeight  dy, x -> dw[C,1,kh,kw] (summed over the batch)
+//   ConvBackWeight  dy, x -> dw[C,1,kh,kw] (summed over the batch); also for grouped convs,
+//                   dw[O,C/g,kh,kw], one input channel of the group at a time
 #include "conv.h"
 #include "gpu.h"
 #include "ops.h"
@@ -14,9 +15,9 @@ namespace cnnc::codegen {
 
 bool depthwiseFlatApplies(const KernelSpec& k) {
   const Attrs& a = k.attrs;
-  if (k.kind == KernelKind::ConvBackWeight)  // in: x, extraIns[0]: dy
-    return k.in.size() == 3 && !k.extraIns.empty() && a.groups > 1 && a.groups == k.in[0] && k.extraIns[0][0] == k.in[0] && a.stride[0] == 1 &&
-           a.stride[1] == 1 && k.extraIns[0][2] == k.in[2];
+  // Weight gradients of grouped convs too (RegNet's, ShuffleNet's): in is x, extraIns[0] is dy.
+  if (k.kind == KernelKind::ConvBackWeight)
+    return k.in.size() == 3 && !k.extraIns.empty() && a.groups > 1 && a.stride[0] == 1 && a.stride[1] == 1 && k.extraIns[0][2] == k.in[2];
   return (k.kind == KernelKind::Conv || k.kind == KernelKind::ConvBackData) && k.in.size() == 3 && a.groups > 1 && a.groups == k.in[0] &&
          k.out[0] == k.in[0] && a.stride[0] == 1 && a.stride[1] == 1 && k.out[2] == k.in[2];
 }
@@ -107,7 +108,8 @@ void convDepthwiseFlatCpu(FlatConvFuncs& f, const KernelSpec& k) {
 
 // ---- ConvBackWeight ----
 
-// The forward's flat walk (convDepthwiseFlat) as a reduction. For each channel (one task each):
+// The forward's flat walk (convDepthwiseFlat) as a reduction. For each output channel co (one task
+// each) and input channel ci of its group (one for depthwise):
 //  1. per image, src: x copied flat with the forward's zeros around it; dyf: dy copied flat, zeros
 //     after it up to a whole vector;
 //  2. part(u, t) = sum over images and vectors i = vec b + u of dyf(i) * mask(i, kx) * src(i + S +
@@ -127,8 +129,9 @@ FlatWeightFuncs convBackWeightDepthwiseFlat(const KernelSpec& k) {
   Vars v;
   const Attrs& a = k.attrs;
   const Dims& xd = k.in;            // [C,H,W]
-  const Dims& dyd = k.extraIns[0];  // [C,Ho,W]
+  const Dims& dyd = k.extraIns[0];  // [O,Ho,W]
   int H = (int)xd[1], W = (int)xd[2], Ho = (int)dyd[1];
+  int cig = (int)(xd[0] / a.groups), cog = (int)(dyd[0] / a.groups);
   int kw = (int)a.kernel[1], dly = (int)a.dilation[0], dlx = (int)a.dilation[1], pt = (int)a.pad[0], pl = (int)a.pad[1];
   int vec = k.schedule.lanes >= 16 ? 16 : 8;
   KernelParams p(k);
@@ -146,12 +149,15 @@ FlatWeightFuncs convBackWeightDepthwiseFlat(const KernelSpec& k) {
   f.mask(i, t2) = select(col >= 0 && col < W, 1.0f, 0.0f);
   f.r = RDom(0, (Ho * W + vec - 1) / vec, 0, dy.dim(3).extent(), "r");
   Expr at = f.r.x * vec + f.u, kx = f.t % kw, ky = f.t / kw;
-  f.part(f.u, f.t, v.c) = 0.0f;
-  f.part(f.u, f.t, v.c) += f.dyf(at, v.c, f.r.y) * f.mask(at, kx) * f.src(at + S + (ky * dly - pt) * W + kx * dlx - pl, v.c, f.r.y);
-  Var kxv("kx"), kyv("ky"), ci("ci"), co("co");
+  // part(u, t, ci, co): output channel co against input channel ci of its group.
+  Var ci("ci"), co("co");
+  Expr c = (co / cog) * cig + ci;
+  f.part(f.u, f.t, ci, co) = 0.0f;
+  f.part(f.u, f.t, ci, co) += f.dyf(at, co, f.r.y) * f.mask(at, kx) * f.src(at + S + (ky * dly - pt) * W + kx * dlx - pl, c, f.r.y);
+  Var kxv("kx"), kyv("ky");
   RDom lanes(0, vec, "lanes");
   f.out(kxv, kyv, ci, co) = 0.0f;
-  f.out(kxv, kyv, ci, co) += f.part(lanes, kxv + kyv * kw, co);
+  f.out(kxv, kyv, ci, co) += f.part(lanes, kxv + kyv * kw, ci, co);
   return f;
 }
 
@@ -162,12 +168,14 @@ void convBackWeightDepthwiseFlatCpu(FlatWeightFuncs& f, const KernelSpec& k) {
   f.out.parallel(co);
   f.out.update().parallel(co);
   f.part.compute_at(f.out, co).vectorize(f.u);
-  f.part.update().reorder(f.u, f.t, f.r.x, f.r.y).vectorize(f.u);
+  // Grouped: one input channel of the group at a time, over every image.
+  Var ci = f.part.args()[2];
+  f.part.update().reorder(f.u, f.t, f.r.x, f.r.y, ci).vectorize(f.u);
   // Up to 16 taps' accumulators stay in registers (3x3 and 5x5 kernels wholly; a 7x7 in four passes).
   if (taps <= 16) f.part.update().unroll(f.t);
   else {
     Var to("to"), ti("ti");
-    f.part.update().split(f.t, to, ti, 13, TailStrategy::GuardWithIf).reorder(f.u, ti, f.r.x, f.r.y, to).unroll(ti);
+    f.part.update().split(f.t, to, ti, 13, TailStrategy::GuardWithIf).reorder(f.u, ti, f.r.x, f.r.y, to, ci).unroll(ti);
   }
   for (Func* g : {&f.src, &f.dyf}) {
     g->compute_at(f.part, f.r.y).vectorize(g->args()[0], vec);

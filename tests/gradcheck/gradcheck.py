@@ -107,8 +107,9 @@ CASES = {
     # 3x4 to 5x2 (more rows out than in: each row is in two windows, and gets both gradients).
     "adaptive_maxpool_overlap": ("input(2, 7, 5)", "c: conv(3, 1); tanh; adaptivemaxpool([3, 4]); d: conv(3, 1); tanh; adaptivemaxpool([5, 2]); flatten; fc: linear(4)"),
     # Depthwise convs on rows shorter than a vector, walked as flat planes: dilated, "same" with an
-    # even kernel (one more column at the end), and one ending a residual branch.
-    "depthwise_flat": ("input(3, 5, 7)", "c: conv(4, 1); tanh; d: conv(4, 3, padding=2, dilation=2, groups=4); tanh; e: conv(4, 4, padding=\"same\", groups=4); tanh; residual { f: conv(4, 3, padding=1, groups=4) }; flatten; fc: linear(4)"),
+    # even kernel (one more column at the end), and one ending a residual branch; then a grouped conv
+    # (2 input channels per group, 3 outputs), whose weight gradient takes the same flat walk.
+    "depthwise_flat": ("input(3, 5, 7)", "c: conv(4, 1); tanh; d: conv(4, 3, padding=2, dilation=2, groups=4); tanh; e: conv(4, 4, padding=\"same\", groups=4); tanh; residual { f: conv(4, 3, padding=1, groups=4) }; g: conv(6, 3, padding=1, groups=2); tanh; flatten; fc: linear(4)"),
 }
 
 
