@@ -56,8 +56,8 @@ Schedule defaultSchedule(const KernelSpec& k, int lanes) {
   // Conv: up to 8 output channels share each input vector; 8 accumulators + input + weights fit
   // easily in AVX-512's 32 (or AVX2's 16) vector registers.
   s.tileC = 1;
-  // Grouped and depthwise stride-1 weight gradients: always flat (conv_depthwise.cpp); the general
-  // grouped form sums single floats.
+  // Grouped and depthwise weight gradients: always flat (conv_depthwise.cpp); the general grouped
+  // form sums single floats.
   if (k.kind == KernelKind::ConvBackWeight && depthwiseFlatApplies(k)) {
     s.flat = 1;
     s.vec = lanes == 16 ? 16 : 8;

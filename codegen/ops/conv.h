@@ -9,8 +9,8 @@ namespace cnnc::codegen {
 // dilation 1, padding 1, ungrouped (same output size as input).
 bool winogradApplies(const KernelSpec& k);
 // Whether a conv, its input gradient or its weight gradient can walk its planes as flat rows
-// (Schedule::flat, conv_depthwise.cpp): depthwise (weight gradients: any groups), stride 1, output
-// rows as long as the input's.
+// (Schedule::flat, conv_depthwise.cpp): convs and input gradients when depthwise, stride 1, output
+// rows as long as the input's; weight gradients of any grouped conv.
 bool depthwiseFlatApplies(const KernelSpec& k);
 
 }  // namespace cnnc::codegen

@@ -6,7 +6,8 @@
 //   Conv            x[C,H,W], w[C,1,kh,kw], b[C] (, residual) -> y[C,H',W]
 //   ConvBackData    dy[C,H',W], w -> dx[C,H,W]: the same walk with the taps mirrored
 //   ConvBackWeight  dy, x -> dw[C,1,kh,kw] (summed over the batch); also for grouped convs,
-//                   dw[O,C/g,kh,kw], one input channel of the group at a time
+//                   dw[O,C/g,kh,kw], one input channel of the group at a time, and any stride
+//                   (x split into stride x stride phases, each a stride-1 walk)
 #include "conv.h"
 #include "gpu.h"
 #include "ops.h"
@@ -16,8 +17,7 @@ namespace cnnc::codegen {
 bool depthwiseFlatApplies(const KernelSpec& k) {
   const Attrs& a = k.attrs;
   // Weight gradients of grouped convs too (RegNet's, ShuffleNet's): in is x, extraIns[0] is dy.
-  if (k.kind == KernelKind::ConvBackWeight)
-    return k.in.size() == 3 && !k.extraIns.empty() && a.groups > 1 && a.stride[0] == 1 && a.stride[1] == 1 && k.extraIns[0][2] == k.in[2];
+  if (k.kind == KernelKind::ConvBackWeight) return k.in.size() == 3 && !k.extraIns.empty() && a.groups > 1;
   return (k.kind == KernelKind::Conv || k.kind == KernelKind::ConvBackData) && k.in.size() == 3 && a.groups > 1 && a.groups == k.in[0] &&
          k.out[0] == k.in[0] && a.stride[0] == 1 && a.stride[1] == 1 && k.out[2] == k.in[2];
 }
@@ -116,7 +116,8 @@ void convDepthwiseFlatCpu(FlatConvFuncs& f, const KernelSpec& k) {
 //     off(t)): one vector accumulator per tap t = ky kw + kx, in registers;
 //  3. dw(kx, ky) = the sum of part(., t)'s lanes.
 // The general grouped form (conv.cpp) sums one float at a time with a boundary test per tap: 960
-// channels at 7x7 and batch 32 took 15-22 ms, against about 1 ms for the forward.
+// channels at 7x7 and batch 32 took 15-22 ms, against about 1 ms for the forward. RegNetY-400MF's
+// grouped weight gradients (training at batch 16 on 96x96) went 60 -> 11.8 ms, its step 217 -> 169 ms.
 struct FlatWeightFuncs {
   Func out{"conv_dw"}, part{"dwflat_part"}, src{"dwflat_src"}, dyf{"dwflat_dy"}, mask{"dwflat_mask"};
   RDom r;
@@ -129,31 +130,46 @@ FlatWeightFuncs convBackWeightDepthwiseFlat(const KernelSpec& k) {
   Vars v;
   const Attrs& a = k.attrs;
   const Dims& xd = k.in;            // [C,H,W]
-  const Dims& dyd = k.extraIns[0];  // [O,Ho,W]
-  int H = (int)xd[1], W = (int)xd[2], Ho = (int)dyd[1];
+  const Dims& dyd = k.extraIns[0];  // [O,Ho,Wo]
+  int H = (int)xd[1], W = (int)xd[2], Ho = (int)dyd[1], Wo = (int)dyd[2];
   int cig = (int)(xd[0] / a.groups), cog = (int)(dyd[0] / a.groups);
-  int kw = (int)a.kernel[1], dly = (int)a.dilation[0], dlx = (int)a.dilation[1], pt = (int)a.pad[0], pl = (int)a.pad[1];
+  int kh = (int)a.kernel[0], kw = (int)a.kernel[1], dly = (int)a.dilation[0], dlx = (int)a.dilation[1], pt = (int)a.pad[0], pl = (int)a.pad[1];
+  int sx = (int)a.stride[1], sy = (int)a.stride[0];
   int vec = k.schedule.lanes >= 16 ? 16 : 8;
+  // A strided conv's taps read x at (sx ox + ax, sy oy + ay): phase (ax mod sx, ay mod sy) of x,
+  // x_p(qx, qy) = x(sx qx + px, sy qy + py), at (ox + floor(ax / sx), oy + floor(ay / sy)), a
+  // stride-1 walk. Each phase (one for stride 1) is copied flat in rows of Wf, as are dy's rows.
+  int Wp = (W + sx - 1) / sx, Hp = (H + sy - 1) / sy;  // the largest phase, (px, py) = (0, 0)
+  int Wf = std::max(Wo, Wp);
+  auto floorDiv = [](int n, int d) { return n >= 0 ? n / d : -((-n + d - 1) / d); };
+  auto tapOff = [&](int kx, int ky) { return floorDiv(ky * dly - pt, sy) * Wf + floorDiv(kx * dlx - pl, sx); };
+  int S = 0;  // no tap of pixel 0 reads before src(0)
+  for (int ky = 0; ky < kh; ++ky)
+    for (int kx = 0; kx < kw; ++kx) S = std::max(S, -tapOff(kx, ky));
   KernelParams p(k);
   ImageParam dy = p.tensor("dy", dyd), x = p.tensor("x", xd);
   f.args = p.args();
-  Var i("i");
-  int S = pt * W + pl;
-  RDom rows(0, W, 0, H, "rows"), orows(0, W, 0, Ho, "orows");
-  f.src(i, v.c, v.n) = 0.0f;
-  f.src(S + rows.y * W + rows.x, v.c, v.n) = x(rows.x, rows.y, v.c, v.n);
+  Var i("i"), ph("ph");
+  RDom rows(0, Wp, 0, Hp, 0, sx * sy, "rows"), orows(0, Wo, 0, Ho, "orows");
+  Expr px = rows.z % sx, py = rows.z / sx, xx = rows.x * sx + px, xy = rows.y * sy + py;
+  f.src(i, ph, v.c, v.n) = 0.0f;
+  f.src(S + rows.y * Wf + rows.x, rows.z, v.c, v.n) = select(xx < W && xy < H, x(min(xx, W - 1), min(xy, H - 1), v.c, v.n), 0.0f);
   f.dyf(i, v.c, v.n) = 0.0f;
-  f.dyf(orows.y * W + orows.x, v.c, v.n) = dy(orows.x, orows.y, v.c, v.n);
+  f.dyf(orows.y * Wf + orows.x, v.c, v.n) = dy(orows.x, orows.y, v.c, v.n);
+  // mask(i, kx): whether tap column kx of output pixel i stays inside its phase's row.
   Var t2("t2");
-  Expr col = i % W + t2 * dlx - pl;
-  f.mask(i, t2) = select(col >= 0 && col < W, 1.0f, 0.0f);
-  f.r = RDom(0, (Ho * W + vec - 1) / vec, 0, dy.dim(3).extent(), "r");
+  Expr ax = t2 * dlx - pl, qx = i % Wf + ax / sx;  // Halide's / floors and its % is never negative
+  Expr phaseW = (W - ax % sx + sx - 1) / sx;
+  f.mask(i, t2) = select(qx >= 0 && qx < phaseW, 1.0f, 0.0f);
+  f.r = RDom(0, (Ho * Wf + vec - 1) / vec, 0, dy.dim(3).extent(), "r");
   Expr at = f.r.x * vec + f.u, kx = f.t % kw, ky = f.t / kw;
+  Expr tx = kx * dlx - pl, ty = ky * dly - pt;
+  Expr off = (ty / sy) * Wf + tx / sx, phase = (ty % sy) * sx + tx % sx;
   // part(u, t, ci, co): output channel co against input channel ci of its group.
   Var ci("ci"), co("co");
   Expr c = (co / cog) * cig + ci;
   f.part(f.u, f.t, ci, co) = 0.0f;
-  f.part(f.u, f.t, ci, co) += f.dyf(at, co, f.r.y) * f.mask(at, kx) * f.src(at + S + (ky * dly - pt) * W + kx * dlx - pl, c, f.r.y);
+  f.part(f.u, f.t, ci, co) += f.dyf(at, co, f.r.y) * f.mask(at, kx) * f.src(at + S + off, phase, c, f.r.y);
   Var kxv("kx"), kyv("ky");
   RDom lanes(0, vec, "lanes");
   f.out(kxv, kyv, ci, co) = 0.0f;
@@ -165,6 +181,7 @@ void convBackWeightDepthwiseFlatCpu(FlatWeightFuncs& f, const KernelSpec& k) {
   Var co = f.out.args()[3];
   int vec = k.schedule.lanes >= 16 ? 16 : 8;
   int taps = (int)(k.attrs.kernel[0] * k.attrs.kernel[1]);
+  bool strided = k.attrs.stride[0] > 1 || k.attrs.stride[1] > 1;
   f.out.parallel(co);
   f.out.update().parallel(co);
   f.part.compute_at(f.out, co).vectorize(f.u);
@@ -177,12 +194,18 @@ void convBackWeightDepthwiseFlatCpu(FlatWeightFuncs& f, const KernelSpec& k) {
     Var to("to"), ti("ti");
     f.part.update().split(f.t, to, ti, 13, TailStrategy::GuardWithIf).reorder(f.u, ti, f.r.x, f.r.y, to, ci).unroll(ti);
   }
+  // The copies run over x and y fused where both sides are dense rows of the same width (Halide
+  // folds (i / W) W + i % W back into i); a strided phase, or dy rows narrower than the flat rows,
+  // copy row by row.
+  int Wo = (int)k.extraIns[0][2], W = (int)k.in[2];
   for (Func* g : {&f.src, &f.dyf}) {
     g->compute_at(f.part, f.r.y).vectorize(g->args()[0], vec);
     const auto& rv = g->update().get_schedule().rvars();
     RVar rx(rv[0].var), ry(rv[1].var), rxy("rxy");
-    // Row y's pixels land at distinct flat indices (x < W), which Halide cannot see in y W + x.
-    g->update().allow_race_conditions().fuse(rx, ry, rxy).vectorize(rxy, vec, TailStrategy::GuardWithIf);
+    bool dense = g == &f.src ? !strided : Wo == std::max(Wo, (W + (int)k.attrs.stride[1] - 1) / (int)k.attrs.stride[1]);
+    // Row y's pixels land at distinct flat indices (x < the row's width), which Halide cannot see.
+    if (dense) g->update().allow_race_conditions().fuse(rx, ry, rxy).vectorize(rxy, vec, TailStrategy::GuardWithIf);
+    else g->update().allow_race_conditions().vectorize(rx, std::min(vec, 8), TailStrategy::GuardWithIf);
   }
   f.mask.compute_root().vectorize(f.mask.args()[0], vec);
 }

@@ -110,6 +110,10 @@ CASES = {
     # even kernel (one more column at the end), and one ending a residual branch; then a grouped conv
     # (2 input channels per group, 3 outputs), whose weight gradient takes the same flat walk.
     "depthwise_flat": ("input(3, 5, 7)", "c: conv(4, 1); tanh; d: conv(4, 3, padding=2, dilation=2, groups=4); tanh; e: conv(4, 4, padding=\"same\", groups=4); tanh; residual { f: conv(4, 3, padding=1, groups=4) }; g: conv(6, 3, padding=1, groups=2); tanh; flatten; fc: linear(4)"),
+    # Grouped and depthwise weight gradients of strided convs (x split into stride x stride phases,
+    # each walked flat): stride 2 on an odd width, a [2, 3] kernel of stride [2, 1], and a stride-1
+    # conv without padding (rows narrower than the input's).
+    "grouped_strided_weightgrad": ("input(4, 13, 11)", "c: conv(6, 1); tanh; d: conv(6, 3, stride=2, padding=1, groups=6); tanh; e: conv(6, [2, 3], stride=[2, 1], groups=3); tanh; f: conv(6, 3, groups=2); flatten; fc: linear(4)"),
 }
 
 
