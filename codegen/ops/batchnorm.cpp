@@ -117,8 +117,8 @@ void bnStatsCpu(StatsFuncs& f, const KernelSpec& k) {
   if (statsInLanes(k)) {
     f.lsum.compute_at(f.out, v.c);
     f.lsq.compute_at(f.out, v.c);
-    laneSum(f.lsum, f.r, (int)k.in[2]);
-    laneSum(f.lsq, f.r, (int)k.in[2]);
+    laneSum(f.lsum, f.r, (int)k.in[2], (int)k.in[1]);
+    laneSum(f.lsq, f.r, (int)k.in[2], (int)k.in[1]);
   }
   f.out.reorder(f.which, v.c).bound(f.which, 0, 2).unroll(f.which).parallel(v.c);
   if (statsInLanes(k)) f.out.specialize(f.large);
@@ -265,6 +265,7 @@ struct BackParamsFuncs {
   std::vector<Func> perChannel;  // compute_root on CPUs
   RDom r;
   int laneWidth = 0;             // the x extent the lane sums split (0: flat input, no lane sums)
+  int laneHeight = 1;            // and the y extent (laneSum)
   Var which{"which"};
   std::vector<Argument> args;
 };
@@ -313,6 +314,7 @@ BackParamsFuncs bnBackParamsAlgorithm(const KernelSpec& k) {
     f.acc(v.c) = Tuple(0.0f, 0.0f);
     f.acc(v.c) = Tuple(f.acc(v.c)[0] + dyv * xhat, f.acc(v.c)[1] + dyv);
     f.laneWidth = (int)pd[2];
+    f.laneHeight = (int)pd[1];
     f.out(v.c, which) = select(which == 0, f.acc(v.c)[0], f.acc(v.c)[1]);
   } else if (d.size() == 3) {
     f.r = RDom(0, (int)d[2], 0, (int)d[1], 0, x.dim(3).extent(), "r");
@@ -322,6 +324,7 @@ BackParamsFuncs bnBackParamsAlgorithm(const KernelSpec& k) {
     Expr dyv = dy(r.x, r.y, v.c, r.z);
     f.acc(v.c) = Tuple(f.acc(v.c)[0] + dyv * xhat, f.acc(v.c)[1] + dyv);
     f.laneWidth = (int)d[2];
+    f.laneHeight = (int)d[1];
     f.out(v.c, which) = select(which == 0, f.acc(v.c)[0], f.acc(v.c)[1]);
   } else {
     RDom r(0, x.dim(1).extent(), "r");
@@ -337,7 +340,7 @@ void bnBackParamsCpu(BackParamsFuncs& f, const KernelSpec& k) {
   Vars v;
   for (Func p : f.perChannel) p.compute_root();
   if (f.laneWidth) {
-    laneSum(f.acc, f.r, f.laneWidth);
+    laneSum(f.acc, f.r, f.laneWidth, f.laneHeight);
     f.acc.compute_at(f.out, v.c);
   } else {
     f.dg.compute_at(f.out, v.c);
