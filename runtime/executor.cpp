@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdint>
 #include <cstring>
 #include <mutex>
 
@@ -23,6 +24,12 @@ std::string lastHalideError() {
 
 namespace cnnc::rt {
 
+// CNNC_CHECK_WRITES's guard zone after the arena: a kernel that stores past the last tensor's
+// end changes it. (Halide 14 dropped the guard of a vectorised tail store in one schedule, so a
+// kernel wrote 15 floats past its output into a live tensor: see conv_depthwise.cpp.)
+static constexpr size_t kGuardFloats = 4096;
+static constexpr float kGuardValue = -1.25e-38f;
+
 // Kernel assertion failures become the caller's error message instead of text printed from
 // inside a kernel.
 static void onHalideError(void*, const char* msg) {
@@ -32,6 +39,8 @@ static void onHalideError(void*, const char* msg) {
 
 bool Executor::init(const Plan& p, const KernelEntry* table, int count, std::string& err) {
   dumpDir_ = getenv("CNNC_DUMP_DIR");
+  const char* check = getenv("CNNC_CHECK_WRITES");
+  checkWrites_ = check && *check && std::string(check) != "0";
   halide_set_error_handler(onHalideError);
   plan_ = &p;
   fns_.clear();
@@ -107,6 +116,7 @@ bool Executor::prepare(int64_t n, std::string& err) {
   deviceOpen_ = true;
   releaseDevice();
   arena_.assign((size_t)(p.arenaPerImage * n), 0.0f);
+  if (checkWrites_ && !dev_) arena_.insert(arena_.end(), kGuardFloats, kGuardValue);
   batch_ = n;
   callBufs_.assign(p.calls.size(), {});
   for (size_t c = 0; c < p.calls.size(); ++c) {
@@ -217,6 +227,36 @@ void Executor::releaseDevice() {
   arenaDev_.b = halide_buffer_t{};
 }
 
+bool Executor::checkWrites(size_t c, int64_t n, std::string& err) const {
+  const Plan& p = *plan_;
+  const CallArg& o = p.calls[c].args.back();
+  size_t begin = 0, end = 0;  // the output's floats in the arena (none when it is a constant)
+  if (!o.isConst) {
+    begin = (size_t)(p.storages[p.acts[o.id].storage].offset * n);
+    end = begin + (size_t)(numel(p.acts[o.id].shape) * n);
+  }
+  auto firstChange = [&](size_t from, size_t to) -> size_t {
+    if (to <= from || memcmp(&arena_[from], &shadow_[from], (to - from) * sizeof(float)) == 0) return SIZE_MAX;
+    for (size_t i = from; i < to; ++i)
+      if (memcmp(&arena_[i], &shadow_[i], sizeof(float)) != 0) return i;
+    return SIZE_MAX;
+  };
+  size_t at = firstChange(0, begin);
+  if (at == SIZE_MAX) at = firstChange(end, arena_.size());
+  if (at == SIZE_MAX) return true;
+  std::string where = "past the arena's end";
+  size_t arenaEnd = (size_t)(p.arenaPerImage * n);
+  for (size_t t = 0; t < p.acts.size() && at < arenaEnd; ++t) {
+    const StorageSpec& s = p.storages[p.acts[t].storage];
+    size_t b = (size_t)(s.offset * n), e = b + (size_t)(s.size * n);
+    if (at >= b && at < e) { where = "in the storage of " + p.acts[t].name; break; }
+  }
+  std::string out = o.isConst ? "a constant" : p.acts[o.id].name + " (arena floats " + std::to_string(begin) + ".." + std::to_string(end) + ")";
+  err = "kernel " + p.kernels[p.calls[c].kernel].fn + " for " + p.calls[c].label + " wrote outside its output " + out + ": arena float " +
+        std::to_string(at) + ", " + where + " (CNNC_CHECK_WRITES; a code generation bug: please report it with the .cnn file)";
+  return false;
+}
+
 // Debugging aid: CNNC_DUMP_DIR=folder writes every call's output (raw float32) as it is produced.
 void Executor::dumpCall(size_t c, int64_t n) {
   const CallArg& o = plan_->calls[c].args.back();
@@ -246,6 +286,7 @@ bool Executor::runCalls(int64_t n, std::string& err) {
       b.b.flags = 0;  // device memory is current: Halide must copy nothing
       argv.push_back(&b.b);
     }
+    if (checkWrites_ && !dev_) shadow_.assign(arena_.begin(), arena_.end());
     auto t0 = std::chrono::steady_clock::now();
     int rc = fns_[p.calls[c].kernel](argv.data());
     if (rc == 0 && dev_ && profile) rc = halide_device_sync(nullptr, &callBufs_[c].back().b);
@@ -254,6 +295,7 @@ bool Executor::runCalls(int64_t n, std::string& err) {
       err = "kernel for " + p.calls[c].label + " failed (" + std::to_string(rc) + "): " + lastHalideError();
       return false;
     }
+    if (checkWrites_ && !dev_ && !checkWrites(c, n, err)) return false;
     if (dumpDir_) dumpCall(c, n);
   }
   if (dev_ && !syncConstants(false, err)) return false;

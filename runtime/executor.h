@@ -57,6 +57,9 @@ private:
   void makeBuffer(Buf& buf, void* data, const Dims& shape, int64_t n, bool isInt = false);
 
   void dumpCall(size_t c, int64_t n);
+  // CNNC_CHECK_WRITES: whether call c wrote only its output (arena compared with a copy taken
+  // before the call, and a guard zone after the arena's end).
+  bool checkWrites(size_t c, int64_t n, std::string& err) const;
   // GPU: one device arena mirroring the host arena, one device copy per constant, and every call
   // argument a crop of those, so tensors stay on the device between kernels.
   bool placeOnDevice(int64_t n, std::string& err);
@@ -72,6 +75,8 @@ private:
   bool constsOnDevice_ = false;
   bool constsChange_ = false;                // training: the host updates parameters between runs
   const char* dumpDir_ = nullptr;
+  bool checkWrites_ = false;
+  std::vector<float> shadow_;  // checkWrites_: the arena (and its guard zone) before the call
   const Plan* plan_ = nullptr;
   std::vector<int (*)(void**)> fns_;
   std::vector<std::vector<float>> consts_;  // owned constants (inference)

@@ -142,6 +142,13 @@ def main():
             x = rng.standard_normal([3] + shape).astype(np.float32)
             st.save(f"{d}/x", {"input": x})
             k = weights[[n for n in weights if n.endswith(".weight")][-1]].shape[0]
+            # The inference kernels too (activations fused into convs), under ctest's
+            # CNNC_CHECK_WRITES: a kernel that stores outside its output fails the run.
+            run([exe, "infer", "--weights", w0, "--input", f"{d}/x", "--output", f"{d}/io"])
+            logits = st.load(f"{d}/io")["output"]
+            if logits.shape != (3, k) or not np.isfinite(logits).all():
+                failures += 1
+                print(f"FAIL {name}: inference gave {logits.shape} logits, finite: {np.isfinite(logits).all()}")
             st.save(f"{d}/y", {"labels": rng.integers(0, k, 3)})
 
             def loss(wts):
