@@ -35,10 +35,17 @@ namespace {
 //  2. acc(i) = b + sum over taps of w * mask(i, kx) * src(i + ky dy W + kx dx), one expression (no
 //     update), so its vectors stay in registers; mask(i, kx) is 0 where tap kx of pixel i would
 //     read the row above or below through the flat index (the left and right padding), else 1.
-//  3. out(x, y) = act(acc(y W + x) (+ residual)), stored row by row.
-// (Copies and stores over x and y fused, as full vectors, measured 1.4-1.7 ms against 1.5-2.0 for
-// 960 channels at 7x7 and batch 32, but the fused stores wrote past the output's end in MobileNetV3
-// at 224x224 (parity.mobilenet_v3_small failed): rows until that is understood.)
+//  3. out(x, y) = act(acc(y W + x) (+ residual)), stored over x and y fused, as full vectors (the
+//     tensors are dense, and Halide folds (i / W) W + i % W back into i); the last vector is
+//     shifted inwards to end at the plane's end, so it rewrites a few pixels rather than needing a
+//     guarded tail.
+// Why not a guarded tail: with 49 pixels (a tail of one lane) and an activation that reads its
+// input twice (hardswish), Halide 14 dropped the guard and stored a whole vector: 15 floats past
+// each plane, past the output's end in MobileNetV3 at 224x224, into a live tensor (found with
+// CNNC_CHECK_WRITES, runtime/executor.cpp; reproduced alone for a row of 17 or 9 floats too, and
+// gradcheck's row_tails and plane_tails keep those shapes under the check). The input copy in (1)
+// stays row by row: Halide allows no shifted tail for an update's loop.
+// Rows against fused: 960 channels at 7x7 and batch 32, 1.5-2.0 ms against 1.4-1.7 fused.
 struct FlatConvFuncs {
   Func out{"conv_out"}, acc{"dwflat_acc"}, src{"dwflat_src"}, mask{"dwflat_mask"};
   std::vector<Argument> args;
@@ -71,12 +78,14 @@ FlatConvFuncs convDepthwiseFlat(const KernelSpec& k) {
   f.src(S + rows.y * W + rows.x, v.c, v.n) = in(rows.x, rows.y, v.c, v.n);
   Expr col = i % W + sign * (t * dx - pl);
   f.mask(i, t) = select(col >= 0 && col < W, 1.0f, 0.0f);
+  // A column's taps share its mask: summed first, then masked once (2 multiplies per vector for
+  // a 3x3 kernel instead of 6).
   Expr sum = back ? Expr(0.0f) : Expr(p.fixed("bias", {C})(v.c));
-  for (int ky = 0; ky < kh; ++ky)
-    for (int kx = 0; kx < kw; ++kx) {
-      Expr tap = f.src(i + S + offY(ky) * W + offX(kx), v.c, v.n) * w(kx, ky, 0, v.c);
-      sum = sum + (offX(kx) != 0 ? tap * f.mask(i, kx) : tap);  // the centre column never leaves its row
-    }
+  for (int kx = 0; kx < kw; ++kx) {
+    Expr column = f.src(i + S + offY(0) * W + offX(kx), v.c, v.n) * w(kx, 0, 0, v.c);
+    for (int ky = 1; ky < kh; ++ky) column = column + f.src(i + S + offY(ky) * W + offX(kx), v.c, v.n) * w(kx, ky, 0, v.c);
+    sum = sum + (offX(kx) != 0 ? column * f.mask(i, kx) : column);  // the centre column never leaves its row
+  }
   f.acc(i, v.c, v.n) = sum;
   Expr val = f.acc(v.y * W + v.x, v.c, v.n);
   if (k.residual) val = val + p.tensor("residual", k.out)(v.x, v.y, v.c, v.n);
@@ -94,7 +103,10 @@ void convDepthwiseFlatCpu(FlatConvFuncs& f, const KernelSpec& k) {
   int tile = (int)std::max<int64_t>(1, std::min<int64_t>(k.out[0], 16384 / plane));
   f.out.split(v.c, co, ci, tile, TailStrategy::GuardWithIf).reorder(v.x, v.y, ci, co, v.n);
   int ow = k.out[2] >= 16 ? 16 : k.out[2] >= 8 ? 8 : 4;
-  f.out.vectorize(v.x, ow, TailStrategy::GuardWithIf);
+  bool fused = plane >= vec;
+  Var xy("xy");
+  if (fused) f.out.fuse(v.x, v.y, xy).vectorize(xy, vec, TailStrategy::ShiftInwards);
+  else f.out.vectorize(v.x, ow, k.out[2] >= ow ? TailStrategy::ShiftInwards : TailStrategy::GuardWithIf);
   f.out.specialize(f.out.output_buffer().dim(3).extent() >= 8).parallel(v.n);
   f.out.parallel(co);
   Var i = f.acc.args()[0];

@@ -114,6 +114,12 @@ CASES = {
     # each walked flat): stride 2 on an odd width, a [2, 3] kernel of stride [2, 1], and a stride-1
     # conv without padding (rows narrower than the input's).
     "grouped_strided_weightgrad": ("input(4, 13, 11)", "c: conv(6, 1); tanh; d: conv(6, 3, stride=2, padding=1, groups=6); tanh; e: conv(6, [2, 3], stride=[2, 1], groups=3); tanh; f: conv(6, 3, groups=2); flatten; fc: linear(4)"),
+    # Vector tails of one lane (extents 17, 9 and 49 = 3 x 16 + 1) in front of activations that read
+    # their input twice (hardswish, silu): Halide 14 dropped the guard of such a tail store in one
+    # schedule and wrote 15 floats past the output (CNNC_CHECK_WRITES, set by ctest, catches it).
+    # One-row images, a depthwise conv on a 7x7 plane, and flat tensors of 17 features.
+    "row_tails": ("input(2, 1, 17)", "c: conv(4, [1, 3], padding=[0, 1]); hardswish; d: conv(4, [1, 3], padding=[0, 1], groups=4); hardswish; e: conv(4, [1, 9]); silu; f: conv(4, [1, 3], padding=[0, 1], groups=4); hardswish; flatten; fc: linear(17); hardswish; fc2: linear(4)"),
+    "plane_tails": ("input(2, 7, 7)", "c: conv(4, 1); hardswish; d: conv(4, 5, padding=2, groups=4); hardswish; e: conv(4, 3, padding=1, groups=4); silu; flatten; fc: linear(4)"),
 }
 
 
