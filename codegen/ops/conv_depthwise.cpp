@@ -35,10 +35,10 @@ namespace {
 //  2. acc(i) = b + sum over taps of w * mask(i, kx) * src(i + ky dy W + kx dx), one expression (no
 //     update), so its vectors stay in registers; mask(i, kx) is 0 where tap kx of pixel i would
 //     read the row above or below through the flat index (the left and right padding), else 1.
-//  3. out(x, y) = act(acc(y W + x) (+ residual)), stored over x and y fused, as full vectors (the
-//     tensors are dense, and Halide folds (i / W) W + i % W back into i); the last vector is
-//     shifted inwards to end at the plane's end, so it rewrites a few pixels rather than needing a
-//     guarded tail.
+//  3. out(x, y) = act(acc(y W + x) (+ residual)), stored row by row, or, for rows narrower than 8
+//     (7x7 planes), over x and y fused, as full vectors (the tensors are dense, and Halide folds
+//     (i / W) W + i % W back into i). The last vector of a row or plane is shifted inwards to end
+//     at its end, so it rewrites a few pixels rather than needing a guarded tail.
 // Why not a guarded tail: with 49 pixels (a tail of one lane) and an activation that reads its
 // input twice (hardswish), Halide 14 dropped the guard and stored a whole vector: 15 floats past
 // each plane, past the output's end in MobileNetV3 at 224x224, into a live tensor (found with
@@ -105,7 +105,10 @@ void convDepthwiseFlatCpu(FlatConvFuncs& f, const KernelSpec& k) {
   int tile = (int)std::max<int64_t>(1, std::min<int64_t>(k.out[0], 16384 / plane));
   f.out.split(v.c, co, ci, tile, TailStrategy::GuardWithIf).reorder(v.x, v.y, ci, co, v.n);
   int ow = k.out[2] >= 16 ? 16 : k.out[2] >= 8 ? 8 : 4;
-  bool fused = plane >= vec;
+  // Fused only for rows narrower than 8 (7x7 planes): rows of 8 to 15 already store an 8-lane
+  // vector and a tail, and stored fused, MobileNetV2's 14x14 depthwise convs went 0.95-1.45 ->
+  // 1.03-1.55 ms at batch 32 (A/B, same run), while its 7x7 ones gained (0.70-0.90 -> 0.67-0.74).
+  bool fused = plane >= vec && k.out[2] < 8;
   Var xy("xy");
   if (fused) f.out.fuse(v.x, v.y, xy).vectorize(xy, vec, TailStrategy::ShiftInwards);
   else f.out.vectorize(v.x, ow, k.out[2] >= ow ? TailStrategy::ShiftInwards : TailStrategy::GuardWithIf);
