@@ -86,7 +86,7 @@ FlatConvFuncs convDepthwiseFlat(const KernelSpec& k) {
   for (int ky = 0; ky < kh; ++ky)
     for (int kx = 0; kx < kw; ++kx) {
       Expr tap = f.src(i + S + offY(ky) * W + offX(kx), v.c, v.n) * w(kx, ky, 0, v.c);
-      sum = sum + (offX(kx) != 0 ? tap * f.mask(i, kx) : tap);
+      sum = sum + (offX(kx) != 0 ? tap * f.mask(i, kx) : tap);  // the centre column never leaves its row
     }
   f.acc(i, v.c, v.n) = sum;
   Expr val = f.acc(v.y * W + v.x, v.c, v.n);
@@ -210,8 +210,9 @@ void convBackWeightDepthwiseFlatCpu(FlatWeightFuncs& f, const KernelSpec& k) {
     Var to("to"), ti("ti");
     f.part.update().split(f.t, to, ti, 13, TailStrategy::GuardWithIf).reorder(f.u, ti, f.r.x, f.r.y, to, ci).unroll(ti);
   }
-  // The copies run row by row. (Fused over x and y, as one run of vectors, the stores of the
-  // forward's output wrote past its end in MobileNetV3 at 224x224, corrupting a live tensor.)
+  // The copies run row by row. Fused over x and y they would need a guarded tail (an update's
+  // loop cannot shift its last vector inwards), and a one-lane guarded tail is what Halide 14
+  // miscompiled in the forward's stores (see convDepthwiseFlat's header).
   for (Func* g : {&f.src, &f.dyf}) {
     g->compute_at(f.part, f.r.y).vectorize(g->args()[0], vec);
     RVar rx(g->update().get_schedule().rvars()[0].var);
