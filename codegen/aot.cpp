@@ -1,6 +1,6 @@
 // aot.cpp: see aot.h.
 //
-// Kernels compile in forked worker processes: each compile is independent, a crash in one cannot
+// Kernels compile in a few long-lived forked worker processes (worker_pool.h): a crash in one cannot
 // take the driver down, and no Halide state is shared between threads. Every object lands in the
 // cache under a key made of the kernel signature, the target, and the identity of this cnnc
 // binary (so a rebuilt compiler never reuses stale code).
@@ -23,6 +23,7 @@
 #include "common/atomic_file.h"
 #include "common/fnv1a.h"
 #include "lower.h"
+#include "worker_pool.h"
 
 #ifndef CNNC_RUNTIME_LIB
 #define CNNC_RUNTIME_LIB ""
@@ -148,74 +149,62 @@ bool compileKernels(const std::vector<KernelSpec>& specs, const AotOptions& opts
   bool needRuntime = !fs::exists(rtPath);
   objects.push_back(rtPath);
 
-  int jobs = opts.jobs > 0 ? opts.jobs : (int)std::max<long>(1, sysconf(_SC_NPROCESSORS_ONLN));
-  std::map<pid_t, std::string> running;  // pid -> what it compiles
-  std::map<pid_t, size_t> objectOf;       // pid -> index in `objects` of the kernel it compiles
-  size_t next = 0;
-  bool failed = false;
-  auto spawn = [&](std::function<void()> work, const std::string& what) {
-    fflush(nullptr);
-    pid_t pid = fork();
-    if (pid == 0) {
-      if (opts.keepGoing && !opts.verbose && !freopen("/dev/null", "w", stderr)) _exit(1);  // a rejected candidate is expected
-      try {
-        work();
-        _exit(0);
-      } catch (const Halide::CompileError& e) {
-        fprintf(stderr, "cnnc: error: compiling %s: %s\n", what.c_str(), e.what());
-      } catch (const std::exception& e) {
-        fprintf(stderr, "cnnc: error: compiling %s: %s\n", what.c_str(), e.what());
-      }
-      _exit(1);
-    }
-    if (pid < 0) { err = std::string("fork failed: ") + strerror(errno); failed = true; return (pid_t)0; }
-    running[pid] = what;
-    return pid;
-  };
-  auto compileTo = [target](const std::string& path, std::function<void(const std::string&)> fn) {
+  // The runtime (when missing) is job 0; kernel todo[i] is job i + (needRuntime ? 1 : 0).
+  size_t first = needRuntime ? 1 : 0;
+  auto compileTo = [](const std::string& path, const std::function<void(const std::string&)>& fn) {
     std::string tmp = tempPathFor(path);
     fn(tmp);
     if (int e = moveIntoPlace(tmp, path)) throw std::runtime_error("cannot write " + path + ": " + strerror(e));
   };
-  if (needRuntime)
-    spawn([&] {
+  auto what = [&](size_t job) {
+    if (job < first) return std::string("the Halide runtime");
+    const KernelSpec& s = *todo[job - first].spec;
+    return s.functionName() + " (" + s.signature() + ")";
+  };
+  auto work = [&](size_t job) {
+    if (job < first) {
       compileTo(rtPath, [&](const std::string& tmp) { Halide::compile_standalone_runtime(tmp, Halide::Target(target)); });
-    }, "the Halide runtime");
-  while (!failed && (next < todo.size() || !running.empty())) {
-    while (!failed && next < todo.size() && (int)running.size() < jobs) {
-      const Job j = todo[next++];
-      pid_t pid = spawn([&, j] {
-        compileTo(j.path, [&](const std::string& tmp) {
-          auto k0 = std::chrono::steady_clock::now();
-          Lowered l = lowerKernel(*j.spec);
-          if (j.spec->schedule.autoBatch) autoSchedule(l.pipeline, kernelTarget(target));
-          l.pipeline.compile_to_object(tmp, l.args, j.spec->functionName(), kernelTarget(target));
-          if (opts.verbose)
-            fprintf(stderr, "cnnc: compiled %s in %.2f s\n", j.spec->signature().c_str(),
-                    std::chrono::duration<double>(std::chrono::steady_clock::now() - k0).count());
-        });
-      }, j.spec->functionName() + " (" + j.spec->signature() + ")");
-      if (pid > 0) objectOf[pid] = j.index;
-      if (opts.verbose) fprintf(stderr, "cnnc: compiling %s\n", j.spec->signature().c_str());
+      return true;
     }
-    if (running.empty()) break;
-    int status = 0;
-    pid_t pid = wait(&status);
-    if (pid < 0) { err = std::string("wait failed: ") + strerror(errno); failed = true; break; }
-    std::string what = running[pid];
-    running.erase(pid);
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-      if (opts.keepGoing && objectOf.count(pid)) {
-        objects[objectOf[pid]].clear();
-      } else {
-        err = "kernel compile failed: " + what;
-        failed = true;
-      }
-    } else if (what != "the Halide runtime") {
-      stats.compiled++;
+    const Job& j = todo[job - first];
+    try {
+      compileTo(j.path, [&](const std::string& tmp) {
+        auto k0 = std::chrono::steady_clock::now();
+        Lowered l = lowerKernel(*j.spec);
+        if (j.spec->schedule.autoBatch) autoSchedule(l.pipeline, kernelTarget(target));
+        l.pipeline.compile_to_object(tmp, l.args, j.spec->functionName(), kernelTarget(target));
+        if (opts.verbose)
+          fprintf(stderr, "cnnc: compiled %s in %.2f s\n", j.spec->signature().c_str(),
+                  std::chrono::duration<double>(std::chrono::steady_clock::now() - k0).count());
+      });
+    } catch (const Halide::CompileError& e) {
+      fprintf(stderr, "cnnc: error: compiling %s: %s\n", what(job).c_str(), e.what());
+      return false;
+    } catch (const std::exception& e) {
+      fprintf(stderr, "cnnc: error: compiling %s: %s\n", what(job).c_str(), e.what());
+      return false;
     }
-  }
-  for (auto& [pid, what] : running) waitpid(pid, nullptr, 0);
+    return true;
+  };
+  bool failed = false;
+  auto done = [&](size_t job, bool ok, bool crashed) {
+    if (ok) {
+      if (job >= first) stats.compiled++;
+      return true;
+    }
+    if (opts.keepGoing && job >= first) {
+      objects[todo[job - first].index].clear();
+      return true;
+    }
+    err = "kernel compile failed: " + what(job) + (crashed ? " (the compiler crashed in it)" : "");
+    failed = true;
+    return false;
+  };
+  WorkerPoolOptions pool;
+  pool.workers = opts.jobs > 0 ? opts.jobs : (int)std::max<long>(1, sysconf(_SC_NPROCESSORS_ONLN));
+  // A rejected tuning candidate is expected: its Halide error would only be noise.
+  if (opts.keepGoing && !opts.verbose) pool.initWorker = [] { (void)!freopen("/dev/null", "w", stderr); };
+  if (!runInWorkers(first + todo.size(), pool, work, done, err)) return false;
   stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return !failed;
 }
