@@ -14,6 +14,7 @@ PACKAGES=(
   clang-14 libclang-rt-14-dev           # libFuzzer and sanitizers
   python3 python3-torch python3-torchvision  # numerical reference in tests only
   graphviz                              # --emit=dot -o net.svg
+  libonnx-dev libprotobuf-dev python3-onnx   # --emit=onnx; the checker in tests
   dataset-fashion-mnist                 # the default training data set
   g++-aarch64-linux-gnu zlib1g-dev:arm64 qemu-user   # --target arm-64-linux, tested under qemu
   pocl-opencl-icd ocl-icd-libopencl1   # --target host-opencl: runs the GPU path on this CPU in tests

@@ -15,6 +15,8 @@
 #include "aot.h"
 #include "common/atomic_file.h"
 #include "compile.h"
+#include "net_weights.h"
+#include "onnx_export.h"
 #include "flags.h"
 #include "frontend.h"
 #include "plot.h"
@@ -82,6 +84,25 @@ int compileNetwork(FrontendResult& r, const std::string& output, const std::stri
   return 0;
 }
 
+// --emit=onnx: the weights (checked as the executable checks them) and the model, written atomically.
+int writeOnnx(FrontendResult& r, const std::string& output, const std::string& target, const std::string& weightsPath, int opset) {
+  if (output.empty() || output == "-") { fprintf(stderr, "cnnc: error: --emit=onnx needs -o FILE.onnx\n"); return 2; }
+  std::string tgt, err, bytes;
+  if (!codegen::resolveTarget(target, tgt, err)) { fprintf(stderr, "cnnc: error: %s\n", err.c_str()); return 1; }
+  interop::NamedTensors weights;
+  codegen::Plan plan = codegen::buildInferencePlan(r.graph);
+  if (!netWeights(codegen::planToJson(plan, r.graph, r.sm, tgt), weightsPath, weights, err)) { fprintf(stderr, "cnnc: error: %s\n", err.c_str()); return 1; }
+  interop::OnnxExportOptions o;
+  o.opset = opset;
+  o.producerVersion = CNNC_VERSION;
+  if (!interop::exportOnnx(r.graph, weights, o, bytes, err) || !writeAtomically(output, bytes, err)) {
+    fprintf(stderr, "cnnc: error: %s\n", err.c_str());
+    return 1;
+  }
+  fprintf(stderr, "cnnc: %s -> %s: ONNX opset %d, %zu initializers, %.1f MB\n", r.graph.name.c_str(), output.c_str(), opset, weights.size(), bytes.size() / 1e6);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -95,8 +116,14 @@ int main(int argc, char** argv) {
   std::vector<std::string> defines;
   bool summary = false, noWarn = false, werror = false;
   app.add_option("file", input, "the .cnn source")->required();
-  app.add_option("--emit", emit, "print a stage instead of compiling (ast, graph, params, dot, plan), or lib: a static library + C header in the -o folder")
-      ->check(CLI::IsMember({"ast", "graph", "params", "dot", "plan", "train-plan", "lib"}));
+  app.add_option("--emit", emit,
+                 "print a stage instead of compiling (ast, graph, params, dot, plan, train-plan), or write one to -o: lib (a static library + C header in "
+                 "the -o folder), onnx (an ONNX model)")
+      ->check(CLI::IsMember({"ast", "graph", "params", "dot", "plan", "train-plan", "lib", "onnx"}));
+  std::string weightsPath;
+  int opset = 13;
+  app.add_option("--weights", weightsPath, "with --emit=onnx: the weights to export (safetensors, state_dict names; default: the initial weights, seed 0)");
+  app.add_option("--opset", opset, "with --emit=onnx: the ONNX opset to write")->capture_default_str()->check(CLI::Range(13, 17));
   app.add_flag("--summary", summary, "print a per-layer table with shapes, parameters and MACs");
   app.add_option("-o,--output", output, "the executable to build (with --emit: where to write it; for dot: .dot, .svg, .png or .pdf)");
   app.add_option("--target", target, "host (default), host-cuda[-cuda_capability_NN] (NVIDIA GPU), or a Halide target string, e.g. x86-64-linux-avx2 or arm-64-linux (aarch64, cross-compiled)");
@@ -166,6 +193,8 @@ int main(int argc, char** argv) {
     text = codegen::planToText(tp.plan, r.graph);
     std::string bad = codegen::verifyPlan(tp.plan);
     if (!bad.empty()) text += "memory plan error: " + bad + "\n";
+  } else if (emit == "onnx") {
+    return writeOnnx(r, output, target, weightsPath, opset);
   } else if (emit == "lib") {
     if (output.empty()) { fprintf(stderr, "cnnc: error: --emit=lib needs -o FOLDER\n"); return 2; }
     return compileNetwork(r, output, target, cacheDir, jobs, verbose, true, tuningDb);
