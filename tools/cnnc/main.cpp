@@ -15,6 +15,7 @@
 #include "aot.h"
 #include "common/atomic_file.h"
 #include "compile.h"
+#include "import_cmd.h"
 #include "net_weights.h"
 #include "onnx_export.h"
 #include "flags.h"
@@ -109,6 +110,7 @@ int main(int argc, char** argv) {
   // `cnnc plot LOG...` has its own command line (the main one requires a .cnn file).
   if (argc > 1 && strcmp(argv[1], "plot") == 0) return runPlot(argc, argv);
   if (argc > 1 && strcmp(argv[1], "tune") == 0) return runTune(argc, argv);
+  if (argc > 1 && strcmp(argv[1], "import") == 0) return runImport(argc, argv);
   CLI::App app{"cnnc: compiles .cnn network descriptions (see docs/language.md)", "cnnc"};
   std::string input, emit, output, network, color = "auto", target = "host", cacheDir, tuningDb = codegen::defaultTuningDbPath();
   int jobs = 0;
@@ -141,7 +143,8 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", std::string("cnnc ") + CNNC_VERSION + " (ANTLR 4 front end)");
   app.footer("Exit status: 0 success, 1 errors in the input, 2 bad command line.\nExample: cnnc nets/resnet18.cnn --summary\n"
              "Training curves: cnnc plot RUN1/log.jsonl RUN2/log.jsonl... -o OUT.svg draws several runs in one picture (cnnc plot --help)\n"
-             "Tuning: cnnc tune NET.cnn --budget 10m measures schedules for this machine (cnnc tune --help)");
+             "Tuning: cnnc tune NET.cnn --budget 10m measures schedules for this machine (cnnc tune --help)\n"
+             "ONNX: cnnc import MODEL.onnx -o NET.cnn writes a .cnn and its weights (cnnc import --help); --emit=onnx goes the other way");
   // Accept the gcc/clang spelling -Werror, which CLI11 would read as -W -e -r -r -o -r.
   std::vector<std::string> args(argv + 1, argv + argc);
   for (auto& a : args)

@@ -1,0 +1,665 @@
+// onnx_import.cpp: see onnx_import.h. The algorithm:
+//  1. Read and parse the file; load external data (relative to the model's folder); run ONNX's checker
+//     (topological order, single assignment, known ops) and shape inference with data propagation.
+//  2. The graph input (the one input that is not an initializer) must be [N, C, H, W] or [N, F] with
+//     every dimension but the batch static.
+//  3. Fold what exporters leave around the real ops: Identity and Dropout alias their input (or an
+//     initializer); Constant nodes become initializers; a Reshape whose inferred output is [N, F] of
+//     an image is a flatten (its Shape/Gather/Unsqueeze/Concat chain is then dead and dropped); a Pad
+//     of zeros is dropped.
+//  4. Each remaining node becomes one .cnn statement by its op's row (translate()); an op without a
+//     row is an error that names the node and lists the ops import knows.
+//  5. Names: a layer's parameters keep their initializer names when those are PATH.weight, PATH.bias,
+//     ... with one PATH per layer (what PyTorch's exporter writes with its constant folding off);
+//     otherwise the layer is named after its node and the weights are renamed (a note says so). PATH's
+//     segments become nested `seq`s with labels, so that cnnc derives the same names.
+//  6. The chain: statements in the model's (topological) order; a value used other than by the next
+//     statement is kept (`keep tN`) and read back with `from tN` (as a branch of add, mul and concat, or
+//     to continue the chain from it).
+#include "onnx_import.h"
+
+#include <onnx/checker.h>
+#include <onnx/defs/tensor_proto_util.h>
+#include <onnx/onnx_pb.h>
+#include <onnx/shape_inference/implementation.h>
+
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <list>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <set>
+#include <sstream>
+
+namespace cnnc::interop {
+
+namespace fs = std::filesystem;
+
+const std::vector<std::string>& importableOps() {
+  static const std::vector<std::string> ops = {
+      "Add", "AveragePool", "BatchNormalization", "Clip", "Concat", "Constant", "Conv", "Dropout", "Elu", "Flatten", "Gemm",
+      "GlobalAveragePool", "GlobalMaxPool", "HardSigmoid", "HardSwish", "Identity", "LRN", "LeakyRelu", "MaxPool", "Mul", "Pad",
+      "Relu", "Reshape", "Sigmoid", "Softmax", "Tanh"};
+  return ops;
+}
+
+namespace {
+
+struct Fail {
+  std::string msg;
+};
+
+std::string fmt(double v) {
+  std::ostringstream s;
+  s.precision(9);
+  s << v;
+  std::string t = s.str();
+  if (t.find_first_of(".e") == std::string::npos && t != "inf" && t != "-inf") t += ".0";
+  return t;
+}
+
+// The shortest decimal that `stored` (a float32 attribute) is the rounding of: 1e-05 for BN's eps,
+// not 9.99999975e-06. With `oneMinus`, the decimal d whose 1 - d was stored (BN's momentum).
+std::string shortest(float stored, bool oneMinus = false) {
+  double approx = oneMinus ? 1.0 - (double)stored : (double)stored;
+  for (int digits = 1; digits <= 9; ++digits) {
+    char buf[64];
+    snprintf(buf, sizeof buf, "%.*g", digits, approx);
+    double d = strtod(buf, nullptr);
+    if ((float)(oneMinus ? 1.0 - d : d) == stored) return fmt(d);
+  }
+  return fmt(approx);
+}
+
+// A translated node: one .cnn statement.
+struct Stmt {
+  std::string text;                   // "conv(64, 3, padding=1)" or a combinator's name
+  std::vector<std::string> inputs;    // ONNX values it reads (branches, for add/mul/concat)
+  std::string output;
+  bool combinator = false;            // add, mul, concat: inputs are branches
+  std::vector<std::pair<std::string, std::string>> params;  // (cnnc suffix, initializer name)
+  bool hasParams() const { return !params.empty(); }
+  std::string node;                   // the ONNX node's name, for names and errors
+};
+
+class Importer {
+ public:
+  Importer(onnx::ModelProto& m, std::string dir) : m_(m), dir_(std::move(dir)) {}
+
+  // External data into the initializers, before the checker sees them.
+  void loadExternals() {
+    for (auto& t : *m_.mutable_graph()->mutable_initializer()) loadExternal(t);
+  }
+
+  void run(const std::string& netName, ImportResult& out) {
+    onnx::GraphProto& g = *m_.mutable_graph();
+    for (const auto& op : m_.opset_import())
+      if (op.domain().empty() || op.domain() == "ai.onnx") opset_ = (int)op.version();
+    if (opset_ < 9 || opset_ > 17) throw Fail{"the model uses ONNX opset " + std::to_string(opset_) + "; import reads opsets 9 to 17"};
+    for (auto& t : *g.mutable_initializer()) consts_[t.name()] = &t;
+    for (auto& vi : g.value_info()) shapes_[vi.name()] = dimsOf(vi);
+    for (auto& vi : g.output()) shapes_[vi.name()] = dimsOf(vi);
+    findInput(g);
+    for (const auto& n : g.node()) translate(n);
+    if (g.output_size() != 1) throw Fail{"the model has " + std::to_string(g.output_size()) + " outputs; import reads models with one"};
+    output_ = resolve(g.output(0).name());
+    emit(netName, out);
+  }
+
+ private:
+  // ---- values, constants and shapes ----
+
+  void loadExternal(onnx::TensorProto& t) {
+    if (t.data_location() != onnx::TensorProto::EXTERNAL) return;
+    std::string loc;
+    int64_t offset = 0, length = -1;
+    for (const auto& kv : t.external_data()) {
+      if (kv.key() == "location") loc = kv.value();
+      else if (kv.key() == "offset") offset = std::stoll(kv.value());
+      else if (kv.key() == "length") length = std::stoll(kv.value());
+    }
+    fs::path p = fs::path(dir_) / loc;
+    if (loc.empty() || fs::path(loc).is_absolute() || loc.find("..") != std::string::npos)
+      throw Fail{"initializer '" + t.name() + "' refers to external data '" + loc + "' outside the model's folder"};
+    std::ifstream f(p, std::ios::binary);
+    if (!f) throw Fail{"initializer '" + t.name() + "' keeps its data in '" + p.string() + "', which cannot be read: put it next to the model"};
+    f.seekg(0, std::ios::end);
+    int64_t size = f.tellg();
+    if (length < 0) length = size - offset;
+    if (offset < 0 || offset + length > size)
+      throw Fail{"initializer '" + t.name() + "': external data '" + p.string() + "' is " + std::to_string(size) + " bytes, too short for offset " +
+                 std::to_string(offset) + " + length " + std::to_string(length)};
+    std::string buf((size_t)length, '\0');
+    f.seekg(offset);
+    f.read(buf.data(), length);
+    t.set_raw_data(buf);
+    t.clear_external_data();
+    t.set_data_location(onnx::TensorProto::DEFAULT);
+  }
+
+  static std::vector<int64_t> dimsOf(const onnx::ValueInfoProto& vi) {
+    std::vector<int64_t> d;
+    if (!vi.type().has_tensor_type() || !vi.type().tensor_type().has_shape()) return d;
+    for (const auto& dim : vi.type().tensor_type().shape().dim()) d.push_back(dim.has_dim_value() ? dim.dim_value() : -1);
+    return d;
+  }
+
+  void findInput(const onnx::GraphProto& g) {
+    for (const auto& in : g.input()) {
+      if (consts_.count(in.name())) continue;
+      if (!input_.empty()) throw Fail{"the model has more than one input ('" + input_ + "', '" + in.name() + "'); import reads models with one"};
+      input_ = in.name();
+      auto d = dimsOf(in);
+      if (d.size() != 4 && d.size() != 2) throw Fail{"input '" + in.name() + "' has rank " + std::to_string(d.size()) + "; import reads [N, C, H, W] or [N, F]"};
+      for (size_t i = 1; i < d.size(); ++i)
+        if (d[i] <= 0)
+          throw Fail{"input '" + in.name() + "' has a dynamic dimension " + std::to_string(i) +
+                     "; cnnc compiles for static image sizes: export with a fixed input size (only the batch may be dynamic)"};
+      inputDims_.assign(d.begin() + 1, d.end());
+      shapes_[in.name()] = d;
+    }
+    if (input_.empty()) throw Fail{"the model has no input that is not an initializer"};
+    alias_[input_] = input_;
+  }
+
+  // What a value really is after folding (Identity and Dropout are aliases).
+  std::string resolve(const std::string& v) const {
+    auto it = alias_.find(v);
+    if (it == alias_.end()) throw Fail{"value '" + v + "' is read before anything computes it"};
+    return it->second;
+  }
+
+  const onnx::TensorProto* constant(const std::string& v) const {
+    auto it = consts_.find(v);
+    return it == consts_.end() ? nullptr : it->second;
+  }
+
+  std::vector<float> floats(const onnx::TensorProto& t) const {
+    if (t.data_type() == onnx::TensorProto::FLOAT) return onnx::ParseData<float>(&t);
+    if (t.data_type() == onnx::TensorProto::DOUBLE) {
+      auto d = onnx::ParseData<double>(&t);
+      return std::vector<float>(d.begin(), d.end());
+    }
+    throw Fail{"tensor '" + t.name() + "' is of ONNX data type " + std::to_string(t.data_type()) + "; import reads float32 weights"};
+  }
+  std::vector<int64_t> ints(const onnx::TensorProto& t) const {
+    if (t.data_type() == onnx::TensorProto::INT64) return onnx::ParseData<int64_t>(&t);
+    if (t.data_type() == onnx::TensorProto::INT32) {
+      auto d = onnx::ParseData<int32_t>(&t);
+      return std::vector<int64_t>(d.begin(), d.end());
+    }
+    throw Fail{"tensor '" + t.name() + "' is not an integer tensor"};
+  }
+
+  // ---- attributes ----
+
+  static const onnx::AttributeProto* attr(const onnx::NodeProto& n, const std::string& name) {
+    for (const auto& a : n.attribute())
+      if (a.name() == name) return &a;
+    return nullptr;
+  }
+  static int64_t attrInt(const onnx::NodeProto& n, const std::string& name, int64_t def) {
+    auto* a = attr(n, name);
+    return a ? a->i() : def;
+  }
+  static double attrFloat(const onnx::NodeProto& n, const std::string& name, double def) {
+    auto* a = attr(n, name);
+    return a ? a->f() : def;
+  }
+  static std::vector<int64_t> attrInts(const onnx::NodeProto& n, const std::string& name, std::vector<int64_t> def) {
+    auto* a = attr(n, name);
+    return a ? std::vector<int64_t>(a->ints().begin(), a->ints().end()) : def;
+  }
+  static std::string attrStr(const onnx::NodeProto& n, const std::string& name, const std::string& def) {
+    auto* a = attr(n, name);
+    return a ? a->s() : def;
+  }
+
+  std::string where(const onnx::NodeProto& n) const {
+    return "node '" + n.name() + "' (" + n.op_type() + ", opset " + std::to_string(opset_) + ")";
+  }
+  [[noreturn]] void unsupported(const onnx::NodeProto& n, const std::string& why) const { throw Fail{where(n) + ": " + why}; }
+
+  // Pads [top, left, bottom, right] as a .cnn padding argument; auto_pad other than NOTSET is refused.
+  std::string padding(const onnx::NodeProto& n) const {
+    std::string ap = attrStr(n, "auto_pad", "NOTSET");
+    if (ap != "NOTSET") unsupported(n, "auto_pad=" + ap + " is not supported; export with explicit pads");
+    auto p = attrInts(n, "pads", {0, 0, 0, 0});
+    if (p.size() != 4) unsupported(n, "pads of " + std::to_string(p.size()) + " values; import reads 2-D windows");
+    if (p[0] == p[2] && p[1] == p[3]) return p[0] == p[1] ? std::to_string(p[0]) : "(" + std::to_string(p[0]) + ", " + std::to_string(p[1]) + ")";
+    return "[" + std::to_string(p[0]) + ", " + std::to_string(p[2]) + ", " + std::to_string(p[1]) + ", " + std::to_string(p[3]) + "]";
+  }
+  static std::string pair(const std::vector<int64_t>& v) {
+    return v[0] == v[1] ? std::to_string(v[0]) : "(" + std::to_string(v[0]) + ", " + std::to_string(v[1]) + ")";
+  }
+
+  // ---- step 4: one node ----
+
+  void add(Stmt s, const onnx::NodeProto& n) {
+    s.node = n.name().empty() ? n.op_type() + "_" + std::to_string(stmts_.size()) : n.name();
+    s.output = n.output(0);
+    alias_[n.output(0)] = n.output(0);
+    stmts_.push_back(std::move(s));
+  }
+
+  void translate(const onnx::NodeProto& n) {
+    const std::string& op = n.op_type();
+    if (!n.domain().empty() && n.domain() != "ai.onnx") unsupported(n, "ops of domain '" + n.domain() + "' are not supported");
+    auto in = [&](int i) { return resolve(n.input(i)); };
+    auto optionalIn = [&](int i) { return i < n.input_size() && !n.input(i).empty(); };
+    if (op == "Constant") {
+      auto* v = attr(n, "value");
+      if (!v || !v->has_t()) unsupported(n, "a Constant without a tensor 'value'");
+      folded_.push_back(v->t());
+      folded_.back().set_name(n.output(0));
+      consts_[n.output(0)] = &folded_.back();
+      return;
+    }
+    if (op == "Identity" || op == "Dropout") {
+      if (constant(n.input(0))) consts_[n.output(0)] = constant(n.input(0));
+      else alias_[n.output(0)] = in(0);
+      return;
+    }
+    // Shape arithmetic (what exporters leave for a flatten: Shape, Gather, Unsqueeze, Concat, ...) is
+    // only ever read by a Reshape, which is translated from its inferred output shape: skip it.
+    if (op == "Shape" || (op != "Reshape" && readsOnlyShapes(n))) {
+      shapeValues_.insert(n.output(0));
+      return;
+    }
+    Stmt s;
+    std::vector<int64_t> dims = inferred(n.output(0));
+    if (op == "Conv") {
+      auto* w = constant(n.input(1));
+      if (!w) unsupported(n, "its weight is computed, not an initializer");
+      auto k = attrInts(n, "kernel_shape", {w->dims(2), w->dims(3)});
+      if (w->dims_size() != 4) unsupported(n, "only 2-D convolutions are supported");
+      std::string t = "conv(" + std::to_string(w->dims(0)) + ", " + pair(k);
+      auto st = attrInts(n, "strides", {1, 1}), dl = attrInts(n, "dilations", {1, 1});
+      if (st != std::vector<int64_t>{1, 1}) t += ", stride=" + pair(st);
+      std::string p = padding(n);
+      if (p != "0") t += ", padding=" + p;
+      if (dl != std::vector<int64_t>{1, 1}) t += ", dilation=" + pair(dl);
+      if (int64_t g = attrInt(n, "group", 1); g != 1) t += ", groups=" + std::to_string(g);
+      bool bias = optionalIn(2);
+      if (!bias) t += ", bias=false";
+      s.text = t + ")";
+      s.inputs = {in(0)};
+      s.params = {{"weight", n.input(1)}};
+      if (bias) s.params.push_back({"bias", n.input(2)});
+    } else if (op == "BatchNormalization") {
+      for (int i = 1; i < 5; ++i)
+        if (!constant(n.input(i))) unsupported(n, "its parameters are computed, not initializers");
+      if (attrInt(n, "training_mode", 0)) unsupported(n, "training_mode=1: export the model in eval mode");
+      // ONNX's momentum weighs the running value, PyTorch's the new one: PyTorch's is 1 - it.
+      std::string t = "batchnorm(eps=" + shortest((float)attrFloat(n, "epsilon", 1e-5)) +
+                      ", momentum=" + shortest((float)attrFloat(n, "momentum", 0.9), true) + ")";
+      s.text = t;
+      s.inputs = {in(0)};
+      s.params = {{"weight", n.input(1)}, {"bias", n.input(2)}, {"running_mean", n.input(3)}, {"running_var", n.input(4)}};
+    } else if (op == "Gemm") {
+      auto* w = constant(n.input(1));
+      if (!w) unsupported(n, "its weight is computed, not an initializer");
+      if (attrInt(n, "transA", 0) || attrFloat(n, "alpha", 1.0) != 1.0 || attrFloat(n, "beta", 1.0) != 1.0)
+        unsupported(n, "transA, alpha or beta other than 0, 1, 1 (not a linear layer)");
+      bool transB = attrInt(n, "transB", 0);
+      int64_t outF = transB ? w->dims(0) : w->dims(1);
+      bool bias = optionalIn(2);
+      if (bias && !constant(n.input(2))) unsupported(n, "its bias is computed, not an initializer");
+      s.text = "linear(" + std::to_string(outF) + (bias ? "" : ", bias=false") + ")";
+      s.inputs = {in(0)};
+      s.params = {{transB ? "weight" : "weight^T", n.input(1)}};
+      if (bias) s.params.push_back({"bias", n.input(2)});
+    } else if (op == "Relu" || op == "Sigmoid" || op == "Tanh" || op == "HardSwish") {
+      s.text = op == "Relu" ? "relu" : op == "Sigmoid" ? "sigmoid" : op == "Tanh" ? "tanh" : "hardswish";
+      s.inputs = {in(0)};
+    } else if (op == "LeakyRelu") {
+      s.text = "leakyrelu(" + shortest((float)attrFloat(n, "alpha", 0.01)) + ")";
+      s.inputs = {in(0)};
+    } else if (op == "Elu") {
+      s.text = "elu(" + shortest((float)attrFloat(n, "alpha", 1.0)) + ")";
+      s.inputs = {in(0)};
+    } else if (op == "HardSigmoid") {
+      double a = attrFloat(n, "alpha", 0.2), b = attrFloat(n, "beta", 0.5);
+      if (std::fabs(a - 1.0 / 6.0) > 1e-6 || std::fabs(b - 0.5) > 1e-6) unsupported(n, "alpha " + fmt(a) + " and beta " + fmt(b) + " (cnnc's hardsigmoid is PyTorch's: 1/6 and 0.5)");
+      s.text = "hardsigmoid";
+      s.inputs = {in(0)};
+    } else if (op == "Clip") {
+      double lo = -INFINITY, hi = INFINITY;
+      if (opset_ < 11) {
+        lo = attrFloat(n, "min", -INFINITY);
+        hi = attrFloat(n, "max", INFINITY);
+      } else {
+        for (int i = 1; i <= 2; ++i) {
+          if (!optionalIn(i)) continue;
+          auto* c = constant(n.input(i));
+          if (!c) unsupported(n, "its bounds are computed, not constants");
+          (i == 1 ? lo : hi) = floats(*c).at(0);
+        }
+      }
+      if (lo == 0 && hi == 6) s.text = "relu6";
+      else if (std::isfinite(lo) && std::isfinite(hi)) s.text = "hardtanh(" + fmt(lo) + ", " + fmt(hi) + ")";
+      else if (lo == 0 && !std::isfinite(hi)) s.text = "relu";
+      else unsupported(n, "a one-sided clip other than at 0");
+      s.inputs = {in(0)};
+    } else if (op == "MaxPool" || op == "AveragePool") {
+      auto k = attrInts(n, "kernel_shape", {});
+      if (k.size() != 2) unsupported(n, "only 2-D pools are supported");
+      auto st = attrInts(n, "strides", {1, 1});
+      std::string t = std::string(op == "MaxPool" ? "maxpool(" : "avgpool(") + pair(k) + ", stride=" + pair(st);
+      std::string p = padding(n);
+      if (p != "0") t += ", padding=" + p;
+      if (op == "MaxPool" && attrInts(n, "dilations", {1, 1}) != std::vector<int64_t>{1, 1}) t += ", dilation=" + pair(attrInts(n, "dilations", {1, 1}));
+      if (attrInt(n, "ceil_mode", 0)) t += ", ceil=true";
+      if (op == "AveragePool" && p != "0") t += attrInt(n, "count_include_pad", 0) ? ", count_include_pad=true" : ", count_include_pad=false";
+      if (op == "MaxPool" && n.output_size() > 1 && !n.output(1).empty()) unsupported(n, "the indices output is not supported");
+      s.text = t + ")";
+      s.inputs = {in(0)};
+    } else if (op == "GlobalAveragePool" || op == "GlobalMaxPool") {
+      s.text = op == "GlobalAveragePool" ? "globalavgpool" : "globalmaxpool";
+      s.inputs = {in(0)};
+    } else if (op == "Flatten" || op == "Reshape") {
+      auto src = inferred(n.input(0));
+      if (op == "Flatten" && attrInt(n, "axis", 1) != 1) unsupported(n, "axis other than 1");
+      if (op == "Reshape" && !(dims.size() == 2 && src.size() == 4 && dims[1] > 0)) {
+        if (dims == src && !dims.empty()) {  // a reshape to the same shape
+          alias_[n.output(0)] = in(0);
+          return;
+        }
+        unsupported(n, "a reshape other than a flatten of an image (to [N, C*H*W])");
+      }
+      if (src.size() == 2) {  // already flat
+        alias_[n.output(0)] = in(0);
+        return;
+      }
+      s.text = "flatten";
+      s.inputs = {in(0)};
+    } else if (op == "Add" || op == "Mul" || op == "Concat") {
+      if (op == "Concat" && attrInt(n, "axis", 1) != 1) unsupported(n, "concatenation along axis " + std::to_string(attrInt(n, "axis", 1)) + " (cnnc concatenates channels)");
+      for (int i = 0; i < n.input_size(); ++i)
+        if (constant(n.input(i))) unsupported(n, "an operand that is a constant tensor (a learned or fixed scale or bias)");
+      s.text = op == "Add" ? "add" : op == "Mul" ? "mul" : "concat";
+      s.combinator = true;
+      for (int i = 0; i < n.input_size(); ++i) s.inputs.push_back(in(i));
+    } else if (op == "Softmax") {
+      auto src = inferred(n.input(0));
+      int64_t axis = attrInt(n, "axis", opset_ < 13 ? 1 : -1);
+      if (!(src.size() == 2 && (axis == 1 || axis == -1))) unsupported(n, "softmax other than over the features of [N, F]");
+      s.text = "softmax";
+      s.inputs = {in(0)};
+    } else if (op == "LRN") {
+      s.text = "lrn(" + std::to_string(attrInt(n, "size", 5)) + ", alpha=" + shortest((float)attrFloat(n, "alpha", 1e-4)) +
+               ", beta=" + shortest((float)attrFloat(n, "beta", 0.75)) + ", k=" + shortest((float)attrFloat(n, "bias", 1.0)) + ")";
+      s.inputs = {in(0)};
+    } else if (op == "Pad") {
+      std::vector<int64_t> p = opset_ < 11 ? attrInts(n, "pads", {}) : std::vector<int64_t>{};
+      if (opset_ >= 11) {
+        auto* c = constant(n.input(1));
+        if (!c) unsupported(n, "its pads are computed, not constants");
+        p = ints(*c);
+      }
+      if (attrStr(n, "mode", "constant") != "constant") unsupported(n, "mode " + attrStr(n, "mode", "constant") + " (cnnc pads with zeros)");
+      if (optionalIn(2)) {
+        auto* v = constant(n.input(2));
+        if (!v || floats(*v).at(0) != 0.0f) unsupported(n, "a pad value other than 0");
+      }
+      if (p.size() != 8 || p[0] || p[1] || p[4] || p[5]) unsupported(n, "padding other than of height and width");
+      bool none = true;
+      for (int64_t v : p) none &= v == 0;
+      if (none) {
+        alias_[n.output(0)] = in(0);
+        return;
+      }
+      s.text = "pad([" + std::to_string(p[2]) + ", " + std::to_string(p[6]) + ", " + std::to_string(p[3]) + ", " + std::to_string(p[7]) + "])";
+      s.inputs = {in(0)};
+    } else {
+      std::string known;
+      for (const auto& o : importableOps()) known += (known.empty() ? "" : ", ") + o;
+      unsupported(n, "this op is not supported by import (it reads: " + known + ")");
+    }
+    add(std::move(s), n);
+  }
+
+  // Whether every input is a constant or shape arithmetic, and at least one is shape arithmetic.
+  bool readsOnlyShapes(const onnx::NodeProto& n) const {
+    bool any = false;
+    for (const auto& i : n.input()) {
+      if (i.empty() || constant(i)) continue;
+      if (!shapeValues_.count(i)) return false;
+      any = true;
+    }
+    return any;
+  }
+
+  std::vector<int64_t> inferred(const std::string& v) const {
+    auto it = shapes_.find(v);
+    return it == shapes_.end() ? std::vector<int64_t>{} : it->second;
+  }
+
+  // ---- steps 5 and 6: names and the chain ----
+
+  static bool isIdent(const std::string& s) {
+    if (s.empty() || !(isalpha((unsigned char)s[0]) || s[0] == '_')) return false;
+    for (char c : s)
+      if (!(isalnum((unsigned char)c) || c == '_')) return false;
+    static const std::set<std::string> reserved = {"import", "block", "network", "let", "if", "else", "for", "in", "residual", "shortcut", "concat",
+                                                   "add", "mul", "split", "use", "seq", "keep", "from", "true", "false"};
+    return !reserved.count(s);
+  }
+  static std::string label(const std::string& seg) { return isIdent(seg) ? seg : "\"" + seg + "\""; }
+  static bool segmentOk(const std::string& s) {
+    if (s.empty()) return false;
+    for (char c : s)
+      if (!(isalnum((unsigned char)c) || c == '_' || c == '-')) return false;
+    return true;
+  }
+  static std::string sanitize(const std::string& s) {
+    std::string o;
+    for (char c : s) o += isalnum((unsigned char)c) || c == '_' || c == '-' ? c : '_';
+    while (!o.empty() && o[0] == '_') o.erase(0, 1);
+    return o.empty() ? "layer" : o;
+  }
+
+  // The module path of a layer with parameters: PATH when every parameter is PATH.<suffix> (its
+  // cnnc suffix), else a name made from the node's.
+  std::string pathOf(Stmt& s, ImportResult& out) {
+    std::string path;
+    bool ok = true;
+    for (auto& [suffix, init] : s.params) {
+      std::string want = suffix == "weight^T" ? "weight" : suffix;
+      if (init.size() <= want.size() + 1 || init.compare(init.size() - want.size(), want.size(), want) != 0 || init[init.size() - want.size() - 1] != '.') {
+        ok = false;
+        break;
+      }
+      std::string p = init.substr(0, init.size() - want.size() - 1);
+      if (path.empty()) path = p;
+      else if (p != path) ok = false;
+    }
+    if (ok) {
+      std::stringstream ss(path);
+      std::string seg;
+      while (std::getline(ss, seg, '.')) ok &= segmentOk(seg);
+    }
+    if (ok && !usedPaths_.count(path)) {
+      usedPaths_.insert(path);
+      return path;
+    }
+    std::string base = sanitize(s.node), p = base;
+    for (int i = 2; usedPaths_.count(p); ++i) p = base + "_" + std::to_string(i);
+    usedPaths_.insert(p);
+    out.notes.push_back("layer '" + s.node + "': its parameters (" + s.params[0].second + ", ...) are not named PATH.weight, PATH.bias, ...; they are now " + p + ".*");
+    return p;
+  }
+
+  void emit(const std::string& netName, ImportResult& out) {
+    // Which values must be kept: read by any statement but the next one, or by two.
+    std::map<std::string, int> uses;
+    for (const Stmt& s : stmts_)
+      for (const auto& v : s.inputs) uses[v]++;
+    uses[output_]++;
+    std::set<std::string> kept;
+    std::string prev = input_;
+    for (size_t i = 0; i < stmts_.size(); ++i) {
+      const Stmt& s = stmts_[i];
+      for (const auto& v : s.inputs)
+        if (v != prev || uses[v] > 1) kept.insert(v);
+      prev = s.output;
+    }
+    if (output_ != prev) kept.insert(output_);
+    std::map<std::string, std::string> keepName;
+    auto nameOf = [&](const std::string& v) {
+      auto it = keepName.find(v);
+      if (it != keepName.end()) return it->second;
+      std::string k = "t" + std::to_string(keepName.size());
+      keepName[v] = k;
+      return k;
+    };
+
+    std::ostringstream o;
+    o << "# Imported by `cnnc import` from " << fs::path(path_).filename().string() << " (ONNX opset " << opset_;
+    if (!m_.producer_name().empty()) o << ", written by " << m_.producer_name() << " " << m_.producer_version();
+    o << ").\n# Its weights are in the safetensors file written beside it, under the names this file gives the layers.\n";
+    o << "network " << netName << " {\n";
+    o << "  input(";
+    for (size_t i = 0; i < inputDims_.size(); ++i) o << (i ? ", " : "") << inputDims_[i];
+    o << ")\n";
+    if (kept.count(input_)) o << "  keep " << nameOf(input_) << "\n";
+
+    std::vector<std::string> open;  // the open seqs' segments
+    auto indent = [&]() { return std::string(2 * (open.size() + 1), ' '); };
+    std::set<std::string> openedPaths;  // a seq label may not open twice in one module
+    std::string cur = input_;
+    for (Stmt& s : stmts_) {
+      std::vector<std::string> segs;
+      if (s.hasParams()) {
+        std::string path = pathOf(s, out);
+        std::stringstream ss(path);
+        std::string seg;
+        while (std::getline(ss, seg, '.')) segs.push_back(seg);
+        std::vector<std::string> parents(segs.begin(), segs.end() - 1);
+        size_t common = 0;
+        while (common < open.size() && common < parents.size() && open[common] == parents[common]) ++common;
+        while (open.size() > common) {
+          open.pop_back();
+          o << indent() << "}\n";
+        }
+        for (size_t i = common; i < parents.size(); ++i) {
+          std::string full;
+          for (size_t j = 0; j <= i; ++j) full += (j ? "." : "") + parents[j];
+          if (!openedPaths.insert(full).second) throw Fail{"module '" + full + "' is not contiguous in the model's node order; import cannot nest it (node '" + s.node + "')"};
+          o << indent() << label(parents[i]) << ": seq {\n";
+          open.push_back(parents[i]);
+        }
+        for (auto& [suffix, init] : s.params) paramOrder_.push_back({path + "." + (suffix == "weight^T" ? "weight" : suffix), init, suffix == "weight^T"});
+        if (s.text.rfind("batchnorm", 0) == 0) paramOrder_.push_back({path + ".num_batches_tracked", "", false});
+      }
+      std::string ind = indent();
+      if (s.combinator) {
+        o << ind << s.text << " {";
+        for (size_t i = 0; i < s.inputs.size(); ++i) o << (i ? "; " : " ") << (s.inputs[i] == cur ? "identity" : "from " + nameOf(s.inputs[i]));
+        o << " }\n";
+      } else {
+        if (s.inputs[0] != cur) o << ind << "from " << nameOf(s.inputs[0]) << "\n";
+        o << ind << (segs.empty() ? "" : label(segs.back()) + ": ") << s.text << "\n";
+      }
+      cur = s.output;
+      if (kept.count(cur)) o << ind << "keep " << nameOf(cur) << "\n";
+    }
+    while (!open.empty()) {
+      open.pop_back();
+      o << indent() << "}\n";
+    }
+    if (cur != output_) o << "  from " << nameOf(output_) << "\n";
+    o << "}\n";
+    out.cnn = o.str();
+
+    for (const auto& p : paramOrder_) {
+      ImportedTensor t;
+      t.name = p.name;
+      if (p.init.empty()) {
+        t.isInt64 = true;
+        out.weights.push_back(t);
+        continue;
+      }
+      const onnx::TensorProto* c = constant(p.init);
+      if (!c) throw Fail{"parameter '" + p.init + "' is not an initializer"};
+      t.shape.assign(c->dims().begin(), c->dims().end());
+      t.f32 = floats(*c);
+      if (p.transpose) {  // Gemm with transB = 0 stores [F, O]; linear's weight is [O, F]
+        int64_t F = t.shape[0], O = t.shape[1];
+        std::vector<float> tr(t.f32.size());
+        for (int64_t f = 0; f < F; ++f)
+          for (int64_t oo = 0; oo < O; ++oo) tr[oo * F + f] = t.f32[f * O + oo];
+        t.f32 = std::move(tr);
+        t.shape = {O, F};
+      }
+      out.weights.push_back(std::move(t));
+    }
+  }
+
+ public:
+  std::string path_;
+
+ private:
+  struct ParamOut {
+    std::string name, init;
+    bool transpose;
+  };
+  onnx::ModelProto& m_;
+  std::string dir_;
+  int opset_ = 0;
+  std::map<std::string, const onnx::TensorProto*> consts_;
+  std::list<onnx::TensorProto> folded_;
+  std::map<std::string, std::vector<int64_t>> shapes_;
+  std::map<std::string, std::string> alias_;
+  std::set<std::string> shapeValues_;
+  std::string input_, output_;
+  std::vector<int64_t> inputDims_;
+  std::vector<Stmt> stmts_;
+  std::set<std::string> usedPaths_;
+  std::vector<ParamOut> paramOrder_;
+};
+
+}  // namespace
+
+bool importOnnx(const std::string& path, const std::string& netName, ImportResult& out, std::string& err) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) {
+    err = path + ": cannot open: " + strerror(errno);
+    return false;
+  }
+  std::string bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  onnx::ModelProto m;
+  if (bytes.empty() || !m.ParseFromString(bytes) || !m.has_graph()) {
+    err = path + ": not an ONNX model (the file does not parse as an ONNX ModelProto; truncated or another format?)";
+    return false;
+  }
+  try {
+    std::string dir = fs::path(path).parent_path().string();
+    Importer imp(m, dir.empty() ? "." : dir);
+    imp.path_ = path;
+    // The checker (topological order, single assignment, valid ops and attributes), then shapes.
+    imp.loadExternals();
+    onnx::checker::check_model(m);
+    onnx::shape_inference::InferShapes(m, onnx::OpSchemaRegistry::Instance(), onnx::ShapeInferenceOptions(false, 0, true));
+    imp.run(netName, out);
+  } catch (const Fail& e) {
+    err = path + ": " + e.msg;
+    return false;
+  } catch (const std::exception& e) {
+    // ONNX's messages span lines ("...of node: \nname: r1 OpType: Relu\n is not..."): one line here.
+    std::string msg;
+    for (char c : std::string(e.what())) {
+      if (c == '\n') c = ' ';
+      if (!(c == ' ' && !msg.empty() && msg.back() == ' ')) msg += c;
+    }
+    while (!msg.empty() && msg.back() == ' ') msg.pop_back();
+    err = path + ": the model is not valid ONNX: " + msg;
+    return false;
+  }
+  return true;
+}
+
+}  // namespace cnnc::interop

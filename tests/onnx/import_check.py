@@ -1,0 +1,113 @@
+#!/usr/bin/env python3
+"""ONNX import against PyTorch. For each net:
+
+  1. the PyTorch reference model gets random weights (parity.py's randomize) and is exported
+     - `torch`: by torch.onnx.export at opset 13 (dynamic batch, batch norm kept as BatchNormalization:
+       training=PRESERVE of an eval model, constant folding off, so parameters keep state_dict names), or
+     - `cnnc`: by `cnnc NET.cnn --emit=onnx --weights W` (the round trip);
+  2. `cnnc import MODEL.onnx -o NET.cnn` writes the .cnn and its weights; every float tensor of the
+     state_dict must be among the weights under the same name and with the same values;
+  3. the imported .cnn compiles, and `X infer --weights` on random inputs at batch 1 and 3 matches
+     PyTorch's output within the forward bound 1e-4 x (1 + max |torch|) (parity.py's).
+
+Usage: import_check.py --cnnc CNNC --nets DIR --cache-dir DIR --via torch|cnnc --net NAME[:C,H,W] [NAME...]
+"""
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "torch"))
+import reference_models  # noqa: E402
+import st  # noqa: E402
+from parity import TOL, randomize  # noqa: E402
+
+
+def run(cmd):
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({r.returncode}):\n{r.stderr.strip()}")
+    return r
+
+
+def check_net(a, net, shape_arg, d):
+    gen = torch.Generator().manual_seed(4321)
+    model = reference_models.build(net, meta=False).eval()
+    randomize(model, gen)
+    shape = tuple(int(x) for x in shape_arg.split(",")) if shape_arg else reference_models.input_shape(net)
+    onnx_path = os.path.join(d, net + ".onnx")
+    if a.via == "torch":
+        x = torch.randn((1,) + shape, generator=gen)
+        torch.onnx.export(model, x, onnx_path, opset_version=13, input_names=["input"], output_names=["output"],
+                          dynamic_axes={"input": {0: "N"}, "output": {0: "N"}}, training=torch.onnx.TrainingMode.PRESERVE,
+                          do_constant_folding=False)
+    else:
+        wpath = os.path.join(d, net + ".orig.safetensors")
+        st.save(wpath, model.state_dict())
+        src = os.path.join(a.nets, net + ".cnn")
+        if not os.path.exists(src):
+            src = os.path.join(HERE, "..", "torch", net + ".cnn")
+        run([a.cnnc, src, "--emit=onnx", "-o", onnx_path, "--weights", wpath] + (["--input-shape", shape_arg] if shape_arg else []))
+    cnn, weights, exe = (os.path.join(d, net + "_imported" + ext) for ext in (".cnn", ".safetensors", ""))
+    r = run([a.cnnc, "import", onnx_path, "-o", cnn])
+    fails = [f"import note: {line}" for line in r.stderr.splitlines() if "note:" in line]
+    got = st.load(weights)
+    for name, t in model.state_dict().items():
+        if t.dtype != torch.float32:
+            continue
+        if name not in got:
+            fails.append(f"state_dict tensor {name} is not among the imported weights")
+        elif not np.array_equal(np.asarray(got[name]).reshape(-1), t.numpy().reshape(-1)):
+            fails.append(f"imported {name} differs from the state_dict")
+    run([a.cnnc, cnn, "-o", exe, "--cache-dir", a.cache_dir])
+    for b in (1, 3):
+        x = torch.randn((b,) + shape, generator=gen)
+        with torch.no_grad():
+            ref = model(x).numpy()
+        ipath, opath = os.path.join(d, "in.safetensors"), os.path.join(d, "out.safetensors")
+        st.save(ipath, {"input": x})
+        run([exe, "infer", "--weights", weights, "--input", ipath, "--output", opath])
+        out = st.load(opath)["output"]
+        if out.shape != ref.shape:
+            fails.append(f"batch {b}: output shape {out.shape}, torch {ref.shape}")
+            continue
+        diff = float(np.max(np.abs(out - ref)))
+        bound = TOL * (1.0 + float(np.max(np.abs(ref))))
+        print(f"{'ok' if diff <= bound else 'FAIL'} {net} via {a.via} input {(b,) + shape}: max abs diff {diff:.3e} (bound {bound:.3e})")
+        if diff > bound:
+            fails.append(f"batch {b}: max abs diff {diff:.3e} > {bound:.3e}")
+    return fails
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--cnnc", required=True)
+    ap.add_argument("--nets", required=True, help="folder of the .cnn files (then tests/torch)")
+    ap.add_argument("--cache-dir", required=True, help="kernel cache for the compiles")
+    ap.add_argument("--via", choices=["torch", "cnnc"], required=True)
+    ap.add_argument("--net", required=True, nargs="+", help="NAME, or NAME:C,H,W for another input size")
+    a = ap.parse_args()
+    torch.manual_seed(0)
+    torch.set_num_threads(2)
+    bad = 0
+    with tempfile.TemporaryDirectory() as d:
+        for spec in a.net:
+            net, _, shape = spec.partition(":")
+            try:
+                fails = check_net(a, net, shape, d)
+            except RuntimeError as e:
+                fails = [str(e)]
+            for f in fails:
+                print(f"FAIL {net}: {f}")
+            bad += bool(fails)
+    print(f"{len(a.net) - bad} passed, {bad} failed")
+    sys.exit(1 if bad else 0)
+
+
+if __name__ == "__main__":
+    main()
