@@ -274,8 +274,9 @@ class Importer {
     if (op == "Conv") {
       auto* w = constant(n.input(1));
       if (!w) unsupported(n, "its weight is computed, not an initializer");
+      if (w->dims_size() != 4) unsupported(n, "only 2-D convolutions are supported (its weight has rank " + std::to_string(w->dims_size()) + ")");
       auto k = attrInts(n, "kernel_shape", {w->dims(2), w->dims(3)});
-      if (w->dims_size() != 4) unsupported(n, "only 2-D convolutions are supported");
+      if (k.size() != 2 || k[0] != w->dims(2) || k[1] != w->dims(3)) unsupported(n, "kernel_shape disagrees with its weight's shape");
       std::string t = "conv(" + std::to_string(w->dims(0)) + ", " + pair(k);
       auto st = attrInts(n, "strides", {1, 1}), dl = attrInts(n, "dilations", {1, 1});
       if (st != std::vector<int64_t>{1, 1}) t += ", stride=" + pair(st);
@@ -302,6 +303,7 @@ class Importer {
     } else if (op == "Gemm") {
       auto* w = constant(n.input(1));
       if (!w) unsupported(n, "its weight is computed, not an initializer");
+      if (w->dims_size() != 2) unsupported(n, "its weight has rank " + std::to_string(w->dims_size()) + ", not 2");
       if (attrInt(n, "transA", 0) || attrFloat(n, "alpha", 1.0) != 1.0 || attrFloat(n, "beta", 1.0) != 1.0)
         unsupported(n, "transA, alpha or beta other than 0, 1, 1 (not a linear layer)");
       bool transB = attrInt(n, "transB", 0);
@@ -587,6 +589,10 @@ class Importer {
       if (!c) throw Fail{"parameter '" + p.init + "' is not an initializer"};
       t.shape.assign(c->dims().begin(), c->dims().end());
       t.f32 = floats(*c);
+      int64_t count = 1;
+      for (int64_t d : t.shape) count *= d;
+      if ((int64_t)t.f32.size() != count)
+        throw Fail{"initializer '" + p.init + "' holds " + std::to_string(t.f32.size()) + " values for a shape of " + std::to_string(count) + " (a corrupt model)"};
       if (p.transpose) {  // Gemm with transB = 0 stores [F, O]; linear's weight is [O, F]
         int64_t F = t.shape[0], O = t.shape[1];
         std::vector<float> tr(t.f32.size());

@@ -2,7 +2,8 @@
 """`cnnc import` on bad input: each case must exit 1 with its error text, write nothing, and not crash.
 
 Cases (models built with onnx.helper): garbage bytes, a truncated model, an empty file, a graph with a
-cycle, a node reading a value nothing computes, external data whose file is missing, an op import does
+cycle, a node reading a value nothing computes, external data whose file is missing, an initializer with
+fewer values than its shape, an op import does
 not know (the error names the node, its op type and opset and lists the ops import reads), a dynamic
 image size, and a missing file. Then one good model, to show that the same command works.
 
@@ -70,6 +71,9 @@ def main():
         case("unsupported_op", unknown, ["node 'weird' (Einsum, opset 13)", "not supported by import", "Conv", "BatchNormalization"])
         case("dynamic_size", conv_model(dims=(1, 3, "H", "W"), extra_nodes=[helper.make_node("Relu", ["y"], ["z"], name="r")]),
              ["input 'input' has a dynamic dimension 2", "fixed input size"])
+        short = conv_model(extra_nodes=[helper.make_node("Relu", ["y"], ["z"], name="r")])
+        short.graph.initializer[0].raw_data = short.graph.initializer[0].raw_data[:20]
+        case("short_initializer", short, ["c.weight"])
         case("missing_file", None, ["cannot open"])
         case("good", good, ["-> "], rc=0)
     print("all cases passed" if not fails else f"{fails} case(s) failed")
