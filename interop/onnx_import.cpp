@@ -23,6 +23,7 @@
 #include <onnx/onnx_pb.h>
 #include <onnx/shape_inference/implementation.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstring>
@@ -40,9 +41,9 @@ namespace fs = std::filesystem;
 
 const std::vector<std::string>& importableOps() {
   static const std::vector<std::string> ops = {
-      "Add", "AveragePool", "BatchNormalization", "Clip", "Concat", "Constant", "Conv", "Dropout", "Elu", "Flatten", "Gemm",
-      "GlobalAveragePool", "GlobalMaxPool", "HardSigmoid", "HardSwish", "Identity", "LRN", "LeakyRelu", "MaxPool", "Mul", "Pad",
-      "Relu", "Reshape", "Sigmoid", "Softmax", "Tanh"};
+      "Add", "AveragePool", "BatchNormalization", "Clip", "Concat", "Constant", "Conv", "ConvTranspose", "Dropout", "Elu", "Flatten",
+      "Gemm", "GlobalAveragePool", "GlobalMaxPool", "HardSigmoid", "HardSwish", "Identity", "LRN", "LeakyRelu", "MaxPool", "Mul", "PRelu",
+      "Pad", "Relu", "Reshape", "Resize", "Sigmoid", "Softmax", "Tanh"};
   return ops;
 }
 
@@ -81,6 +82,7 @@ struct Stmt {
   std::string output;
   bool combinator = false;            // add, mul, concat: inputs are branches
   std::vector<std::pair<std::string, std::string>> params;  // (cnnc suffix, initializer name)
+  std::string path;                   // its module path, for a layer with parameters
   bool hasParams() const { return !params.empty(); }
   std::string node;                   // the ONNX node's name, for names and errors
 };
@@ -258,6 +260,17 @@ class Importer {
       consts_[n.output(0)] = &folded_.back();
       return;
     }
+    // A constant reshaped (PyTorch unsqueezes PReLU's slope to [C,1,1]): the same data, the original
+    // tensor's name (that is the parameter's name).
+    if ((op == "Unsqueeze" || op == "Squeeze" || op == "Reshape") && constant(n.input(0))) {
+      auto d = inferred(n.output(0));
+      if (d.empty() || std::find(d.begin(), d.end(), -1) != d.end()) unsupported(n, "a reshaped constant whose shape is not known");
+      folded_.push_back(*constant(n.input(0)));
+      folded_.back().clear_dims();
+      for (int64_t x : d) folded_.back().add_dims(x);
+      consts_[n.output(0)] = &folded_.back();
+      return;
+    }
     if (op == "Identity" || op == "Dropout") {
       if (constant(n.input(0))) consts_[n.output(0)] = constant(n.input(0));
       else alias_[n.output(0)] = in(0);
@@ -378,10 +391,70 @@ class Importer {
       }
       s.text = "flatten";
       s.inputs = {in(0)};
+    } else if (op == "Mul" && n.input_size() == 2 && constant(n.input(1)) && !constant(n.input(0))) {
+      // A learned per-channel factor: `scale` (ConvNeXt's layer_scale), its parameter named as the layer.
+      auto src = inferred(n.input(0));
+      auto* c = constant(n.input(1));
+      int64_t C = src.size() >= 2 ? src[1] : -1, count = 1;
+      for (int64_t d : c->dims()) count *= d;
+      bool perChannel = C > 0 && count == C && (c->dims_size() == 1 || (src.size() == 4 && c->dims_size() == 3 && c->dims(1) == 1 && c->dims(2) == 1));
+      if (!perChannel) unsupported(n, "a product with a constant that is not one factor per channel");
+      s.text = "scale";
+      s.inputs = {in(0)};
+      s.params = {{"", paramName(n.input(1))}};
+      reshape_[s.params[0].second] = src.size() == 4 ? std::vector<int64_t>{C, 1, 1} : std::vector<int64_t>{C};
+    } else if (op == "PRelu") {
+      auto* c = constant(n.input(1));
+      if (!c) unsupported(n, "its slope is computed, not an initializer");
+      int64_t count = 1;
+      for (int64_t d : c->dims()) count *= d;
+      s.text = count == 1 ? "prelu" : "prelu(" + std::to_string(count) + ")";
+      s.inputs = {in(0)};
+      s.params = {{"weight", paramName(n.input(1))}};
+      reshape_[s.params[0].second] = {count};
+    } else if (op == "ConvTranspose") {
+      auto* w = constant(n.input(1));
+      if (!w) unsupported(n, "its weight is computed, not an initializer");
+      if (w->dims_size() != 4) unsupported(n, "only 2-D transposed convolutions are supported");
+      if (attr(n, "output_shape")) unsupported(n, "output_shape (give pads and output_padding instead)");
+      int64_t g = attrInt(n, "group", 1);
+      auto k = attrInts(n, "kernel_shape", {w->dims(2), w->dims(3)});
+      std::string t = "convtranspose(" + std::to_string(w->dims(1) * g) + ", " + pair(k);
+      auto st = attrInts(n, "strides", {1, 1}), dl = attrInts(n, "dilations", {1, 1}), op2 = attrInts(n, "output_padding", {0, 0});
+      if (st != std::vector<int64_t>{1, 1}) t += ", stride=" + pair(st);
+      std::string p = padding(n);
+      if (p.find('[') != std::string::npos) unsupported(n, "pads that differ between the two sides");
+      if (p != "0") t += ", padding=" + p;
+      if (op2 != std::vector<int64_t>{0, 0}) t += ", output_padding=" + pair(op2);
+      if (dl != std::vector<int64_t>{1, 1}) t += ", dilation=" + pair(dl);
+      if (g != 1) t += ", groups=" + std::to_string(g);
+      bool bias = optionalIn(2);
+      if (!bias) t += ", bias=false";
+      s.text = t + ")";
+      s.inputs = {in(0)};
+      s.params = {{"weight", n.input(1)}};
+      if (bias) s.params.push_back({"bias", n.input(2)});
+    } else if (op == "Resize") {
+      std::string mode = attrStr(n, "mode", "nearest"), coord = attrStr(n, "coordinate_transformation_mode", "half_pixel");
+      auto src = inferred(n.input(0));
+      if (src.size() != 4 || dims.size() != 4 || dims[2] <= 0 || dims[3] <= 0) unsupported(n, "a resize whose output size is not known");
+      std::string how;
+      if (mode == "nearest" && coord == "asymmetric" && attrStr(n, "nearest_mode", "round_prefer_floor") == "floor") how = "mode=\"nearest\"";
+      else if (mode == "linear" && coord == "align_corners") how = "mode=\"bilinear\", align_corners=true";
+      else if (mode == "linear" && (coord == "pytorch_half_pixel" || coord == "half_pixel")) how = "mode=\"bilinear\"";
+      else unsupported(n, "mode " + mode + " with coordinate_transformation_mode " + coord + " (import reads PyTorch's nearest and bilinear)");
+      // A constant scale keeps PyTorch's scale_factor semantics (coordinates mapped by 1 / scale);
+      // otherwise the output size (coordinates mapped by in / out).
+      std::vector<float> sc;
+      if (n.input_size() > 2 && !n.input(2).empty())
+        if (auto* c = constant(n.input(2))) sc = floats(*c);
+      if (sc.size() == 4 && sc[2] == sc[3] && sc[0] == 1 && sc[1] == 1) s.text = "upsample(scale=" + shortest(sc[2]) + ", " + how + ")";
+      else s.text = "upsample(size=(" + std::to_string(dims[2]) + ", " + std::to_string(dims[3]) + "), " + how + ")";
+      s.inputs = {in(0)};
     } else if (op == "Add" || op == "Mul" || op == "Concat") {
       if (op == "Concat" && attrInt(n, "axis", 1) != 1) unsupported(n, "concatenation along axis " + std::to_string(attrInt(n, "axis", 1)) + " (cnnc concatenates channels)");
       for (int i = 0; i < n.input_size(); ++i)
-        if (constant(n.input(i))) unsupported(n, "an operand that is a constant tensor (a learned or fixed scale or bias)");
+        if (constant(n.input(i))) unsupported(n, "an operand that is a constant tensor (a learned or fixed bias)");
       s.text = op == "Add" ? "add" : op == "Mul" ? "mul" : "concat";
       s.combinator = true;
       for (int i = 0; i < n.input_size(); ++i) s.inputs.push_back(in(i));
@@ -422,6 +495,14 @@ class Importer {
       unsupported(n, "this op is not supported by import (it reads: " + known + ")");
     }
     add(std::move(s), n);
+  }
+
+  // The name a parameter is known by: the value's own when it reads PATH.suffix (an exporter's Identity
+  // gives each user of a shared tensor its own name), else the initializer's (under a folded reshape).
+  std::string paramName(const std::string& v) const {
+    if (v.find('.') != std::string::npos && v.find("::") == std::string::npos) return v;
+    auto* c = constant(v);
+    return c && !c->name().empty() ? c->name() : v;
   }
 
   // Whether every input is a constant or shape arithmetic, and at least one is shape arithmetic.
@@ -470,6 +551,10 @@ class Importer {
     std::string path;
     bool ok = true;
     for (auto& [suffix, init] : s.params) {
+      if (suffix.empty()) {  // scale: the parameter is named as its layer
+        path = init;
+        continue;
+      }
       std::string want = suffix == "weight^T" ? "weight" : suffix;
       if (init.size() <= want.size() + 1 || init.compare(init.size() - want.size(), want.size(), want) != 0 || init[init.size() - want.size() - 1] != '.') {
         ok = false;
@@ -529,6 +614,28 @@ class Importer {
     o << ")\n";
     if (kept.count(input_)) o << "  keep " << nameOf(input_) << "\n";
 
+    // Module paths first. A module with numeric labels ("0": a Sequential's child) would clash with
+    // the positions its unlabelled statements are named by, so those get labels "_N" there.
+    std::set<std::string> numericModules;
+    for (Stmt& s : stmts_) {
+      if (!s.hasParams()) continue;
+      s.path = pathOf(s, out);
+      std::string parent;
+      std::stringstream ss(s.path);
+      std::string seg;
+      while (std::getline(ss, seg, '.')) {
+        if (std::all_of(seg.begin(), seg.end(), [](char c) { return isdigit((unsigned char)c); })) numericModules.insert(parent);
+        parent += (parent.empty() ? "" : ".") + seg;
+      }
+    }
+    std::map<std::string, int> extraLabels;
+    auto labelFor = [&](const std::vector<std::string>& openSegs) -> std::string {
+      std::string m;
+      for (size_t i = 0; i < openSegs.size(); ++i) m += (i ? "." : "") + openSegs[i];
+      if (!numericModules.count(m)) return "";
+      return "\"_" + std::to_string(extraLabels[m]++) + "\": ";
+    };
+
     std::vector<std::string> open;  // the open seqs' segments
     auto indent = [&]() { return std::string(2 * (open.size() + 1), ' '); };
     std::set<std::string> openedPaths;  // a seq label may not open twice in one module
@@ -536,7 +643,7 @@ class Importer {
     for (Stmt& s : stmts_) {
       std::vector<std::string> segs;
       if (s.hasParams()) {
-        std::string path = pathOf(s, out);
+        const std::string& path = s.path;
         std::stringstream ss(path);
         std::string seg;
         while (std::getline(ss, seg, '.')) segs.push_back(seg);
@@ -554,17 +661,20 @@ class Importer {
           o << indent() << label(parents[i]) << ": seq {\n";
           open.push_back(parents[i]);
         }
-        for (auto& [suffix, init] : s.params) paramOrder_.push_back({path + "." + (suffix == "weight^T" ? "weight" : suffix), init, suffix == "weight^T"});
+        for (auto& [suffix, init] : s.params)
+          paramOrder_.push_back({suffix.empty() ? path : path + "." + (suffix == "weight^T" ? "weight" : suffix), init, suffix == "weight^T"});
         if (s.text.rfind("batchnorm", 0) == 0) paramOrder_.push_back({path + ".num_batches_tracked", "", false});
       }
       std::string ind = indent();
       if (s.combinator) {
-        o << ind << s.text << " {";
+        // A combinator takes no label: where one is needed it goes on a seq around it.
+        std::string lab = labelFor(open);
+        o << ind << (lab.empty() ? "" : lab + "seq { ") << s.text << " {";
         for (size_t i = 0; i < s.inputs.size(); ++i) o << (i ? "; " : " ") << (s.inputs[i] == cur ? "identity" : "from " + nameOf(s.inputs[i]));
-        o << " }\n";
+        o << (lab.empty() ? " }\n" : " } }\n");
       } else {
         if (s.inputs[0] != cur) o << ind << "from " << nameOf(s.inputs[0]) << "\n";
-        o << ind << (segs.empty() ? "" : label(segs.back()) + ": ") << s.text << "\n";
+        o << ind << (segs.empty() ? labelFor(open) : label(segs.back()) + ": ") << s.text << "\n";
       }
       cur = s.output;
       if (kept.count(cur)) o << ind << "keep " << nameOf(cur) << "\n";
@@ -589,6 +699,7 @@ class Importer {
       if (!c) throw Fail{"parameter '" + p.init + "' is not an initializer"};
       t.shape.assign(c->dims().begin(), c->dims().end());
       t.f32 = floats(*c);
+      if (auto r = reshape_.find(p.init); r != reshape_.end()) t.shape = r->second;  // cnnc's shape, same data
       int64_t count = 1;
       for (int64_t d : t.shape) count *= d;
       if ((int64_t)t.f32.size() != count)
@@ -626,6 +737,7 @@ class Importer {
   std::vector<Stmt> stmts_;
   std::set<std::string> usedPaths_;
   std::vector<ParamOut> paramOrder_;
+  std::map<std::string, std::vector<int64_t>> reshape_;  // parameter -> the shape cnnc gives it
 };
 
 }  // namespace
