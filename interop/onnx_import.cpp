@@ -284,19 +284,27 @@ class Importer {
     }
     Stmt s;
     std::vector<int64_t> dims = inferred(n.output(0));
-    if (op == "Conv") {
+    if (op == "Conv" || op == "ConvTranspose") {
+      // One row for both: a transposed conv's weight is [in, out / groups, kh, kw], and it adds
+      // output_padding and refuses pads that differ per side (cnnc's convtranspose pads both alike).
+      bool tr = op == "ConvTranspose";
       auto* w = constant(n.input(1));
       if (!w) unsupported(n, "its weight is computed, not an initializer");
-      if (w->dims_size() != 4) unsupported(n, "only 2-D convolutions are supported (its weight has rank " + std::to_string(w->dims_size()) + ")");
+      if (w->dims_size() != 4)
+        unsupported(n, std::string("only 2-D ") + (tr ? "transposed " : "") + "convolutions are supported (its weight has rank " + std::to_string(w->dims_size()) + ")");
+      if (tr && attr(n, "output_shape")) unsupported(n, "output_shape (give pads and output_padding instead)");
       auto k = attrInts(n, "kernel_shape", {w->dims(2), w->dims(3)});
       if (k.size() != 2 || k[0] != w->dims(2) || k[1] != w->dims(3)) unsupported(n, "kernel_shape disagrees with its weight's shape");
-      std::string t = "conv(" + std::to_string(w->dims(0)) + ", " + pair(k);
-      auto st = attrInts(n, "strides", {1, 1}), dl = attrInts(n, "dilations", {1, 1});
+      int64_t g = attrInt(n, "group", 1);
+      std::string t = std::string(tr ? "convtranspose(" : "conv(") + std::to_string(tr ? w->dims(1) * g : w->dims(0)) + ", " + pair(k);
+      auto st = attrInts(n, "strides", {1, 1}), dl = attrInts(n, "dilations", {1, 1}), outPad = attrInts(n, "output_padding", {0, 0});
       if (st != std::vector<int64_t>{1, 1}) t += ", stride=" + pair(st);
       std::string p = padding(n);
+      if (tr && p.find('[') != std::string::npos) unsupported(n, "pads that differ between the two sides");
       if (p != "0") t += ", padding=" + p;
+      if (tr && outPad != std::vector<int64_t>{0, 0}) t += ", output_padding=" + pair(outPad);
       if (dl != std::vector<int64_t>{1, 1}) t += ", dilation=" + pair(dl);
-      if (int64_t g = attrInt(n, "group", 1); g != 1) t += ", groups=" + std::to_string(g);
+      if (g != 1) t += ", groups=" + std::to_string(g);
       bool bias = optionalIn(2);
       if (!bias) t += ", bias=false";
       s.text = t + ")";
@@ -412,28 +420,6 @@ class Importer {
       s.inputs = {in(0)};
       s.params = {{"weight", paramName(n.input(1))}};
       reshape_[s.params[0].second] = {count};
-    } else if (op == "ConvTranspose") {
-      auto* w = constant(n.input(1));
-      if (!w) unsupported(n, "its weight is computed, not an initializer");
-      if (w->dims_size() != 4) unsupported(n, "only 2-D transposed convolutions are supported");
-      if (attr(n, "output_shape")) unsupported(n, "output_shape (give pads and output_padding instead)");
-      int64_t g = attrInt(n, "group", 1);
-      auto k = attrInts(n, "kernel_shape", {w->dims(2), w->dims(3)});
-      std::string t = "convtranspose(" + std::to_string(w->dims(1) * g) + ", " + pair(k);
-      auto st = attrInts(n, "strides", {1, 1}), dl = attrInts(n, "dilations", {1, 1}), op2 = attrInts(n, "output_padding", {0, 0});
-      if (st != std::vector<int64_t>{1, 1}) t += ", stride=" + pair(st);
-      std::string p = padding(n);
-      if (p.find('[') != std::string::npos) unsupported(n, "pads that differ between the two sides");
-      if (p != "0") t += ", padding=" + p;
-      if (op2 != std::vector<int64_t>{0, 0}) t += ", output_padding=" + pair(op2);
-      if (dl != std::vector<int64_t>{1, 1}) t += ", dilation=" + pair(dl);
-      if (g != 1) t += ", groups=" + std::to_string(g);
-      bool bias = optionalIn(2);
-      if (!bias) t += ", bias=false";
-      s.text = t + ")";
-      s.inputs = {in(0)};
-      s.params = {{"weight", n.input(1)}};
-      if (bias) s.params.push_back({"bias", n.input(2)});
     } else if (op == "Resize") {
       std::string mode = attrStr(n, "mode", "nearest"), coord = attrStr(n, "coordinate_transformation_mode", "half_pixel");
       auto src = inferred(n.input(0));
