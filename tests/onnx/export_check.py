@@ -20,7 +20,6 @@ import argparse
 import os
 import subprocess
 import sys
-import tempfile
 
 import numpy as np
 import onnx
@@ -30,6 +29,7 @@ from onnx import numpy_helper, shape_inference
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "torch"))
 sys.path.insert(0, HERE)
+import net_cases  # noqa: E402
 import onnx_eval  # noqa: E402
 import reference_models  # noqa: E402
 import st  # noqa: E402
@@ -45,9 +45,7 @@ def check_net(a, net, shape_arg, d):
     shape = tuple(int(x) for x in shape_arg.split(",")) if shape_arg else reference_models.input_shape(net)
     wpath, opath = os.path.join(d, net + ".safetensors"), os.path.join(d, net + ".onnx")
     st.save(wpath, model.state_dict())
-    src = os.path.join(a.nets, net + ".cnn")
-    if not os.path.exists(src):  # the test nets of single ops
-        src = os.path.join(HERE, "..", "torch", net + ".cnn")
+    src = net_cases.cnn_source(a.nets, net)
     cmd = [a.cnnc, src, "--emit=onnx", "-o", opath, "--weights", wpath, "--opset", str(a.opset)]
     if shape_arg:
         cmd += ["--input-shape", shape_arg]
@@ -77,15 +75,7 @@ def check_net(a, net, shape_arg, d):
         with torch.no_grad():
             ref = model(x)
             got = onnx_eval.run(m, {"input": x})["output"]
-        if tuple(got.shape) != tuple(ref.shape):
-            fails.append(f"batch {b}: output shape {tuple(got.shape)}, torch {tuple(ref.shape)}")
-            continue
-        diff = float((got - ref).abs().max())
-        bound = TOL * (1.0 + float(ref.abs().max()))
-        print(f"{'ok' if diff <= bound else 'FAIL'} {net} opset {a.opset} input {(b,) + shape}: max abs diff {diff:.3e} (bound {bound:.3e}), "
-              f"{len(m.graph.node)} nodes")
-        if diff > bound:
-            fails.append(f"batch {b}: max abs diff {diff:.3e} > {bound:.3e}")
+        net_cases.compare(fails, f"{net} opset {a.opset} input {(b,) + shape}", got.numpy(), ref.numpy(), TOL, f", {len(m.graph.node)} nodes")
     return fails
 
 
@@ -97,18 +87,7 @@ def main():
     ap.add_argument("--opset", type=int, default=13)
     a = ap.parse_args()
     torch.set_num_threads(2)
-    bad = 0
-    names = a.net
-    with tempfile.TemporaryDirectory() as d:
-        for spec in names:
-            net, _, shape = spec.partition(":")
-            fails = check_net(a, net, shape, d)
-            for f in fails:
-                print(f"FAIL {net}: {f}")
-            bad += bool(fails)
-    print(f"{len(names) - bad} passed, {bad} failed")
-    sys.exit(1 if bad else 0)
-
+    net_cases.run_cases(a.net, lambda net, shape, d: check_net(a, net, shape, d))
 
 if __name__ == "__main__":
     main()

@@ -16,13 +16,14 @@ import argparse
 import os
 import subprocess
 import sys
-import tempfile
 
 import numpy as np
 import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "torch"))
+sys.path.insert(0, HERE)
+import net_cases  # noqa: E402
 import reference_models  # noqa: E402
 import st  # noqa: E402
 from parity import TOL, randomize  # noqa: E402
@@ -49,9 +50,7 @@ def check_net(a, net, shape_arg, d):
     else:
         wpath = os.path.join(d, net + ".orig.safetensors")
         st.save(wpath, model.state_dict())
-        src = os.path.join(a.nets, net + ".cnn")
-        if not os.path.exists(src):
-            src = os.path.join(HERE, "..", "torch", net + ".cnn")
+        src = net_cases.cnn_source(a.nets, net)
         run([a.cnnc, src, "--emit=onnx", "-o", onnx_path, "--weights", wpath] + (["--input-shape", shape_arg] if shape_arg else []))
     cnn, weights, exe = (os.path.join(d, net + "_imported" + ext) for ext in (".cnn", ".safetensors", ""))
     r = run([a.cnnc, "import", onnx_path, "-o", cnn])
@@ -73,14 +72,7 @@ def check_net(a, net, shape_arg, d):
         st.save(ipath, {"input": x})
         run([exe, "infer", "--weights", weights, "--input", ipath, "--output", opath])
         out = st.load(opath)["output"]
-        if out.shape != ref.shape:
-            fails.append(f"batch {b}: output shape {out.shape}, torch {ref.shape}")
-            continue
-        diff = float(np.max(np.abs(out - ref)))
-        bound = TOL * (1.0 + float(np.max(np.abs(ref))))
-        print(f"{'ok' if diff <= bound else 'FAIL'} {net} via {a.via} input {(b,) + shape}: max abs diff {diff:.3e} (bound {bound:.3e})")
-        if diff > bound:
-            fails.append(f"batch {b}: max abs diff {diff:.3e} > {bound:.3e}")
+        net_cases.compare(fails, f"{net} via {a.via} input {(b,) + shape}", out, ref, TOL)
     return fails
 
 
@@ -94,20 +86,7 @@ def main():
     a = ap.parse_args()
     torch.manual_seed(0)
     torch.set_num_threads(2)
-    bad = 0
-    with tempfile.TemporaryDirectory() as d:
-        for spec in a.net:
-            net, _, shape = spec.partition(":")
-            try:
-                fails = check_net(a, net, shape, d)
-            except RuntimeError as e:
-                fails = [str(e)]
-            for f in fails:
-                print(f"FAIL {net}: {f}")
-            bad += bool(fails)
-    print(f"{len(a.net) - bad} passed, {bad} failed")
-    sys.exit(1 if bad else 0)
-
+    net_cases.run_cases(a.net, lambda net, shape, d: check_net(a, net, shape, d))
 
 if __name__ == "__main__":
     main()
