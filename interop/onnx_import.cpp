@@ -22,6 +22,7 @@
 #include <onnx/defs/tensor_proto_util.h>
 #include <onnx/onnx_pb.h>
 #include <onnx/shape_inference/implementation.h>
+#include <onnx/version_converter/convert.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -189,6 +190,14 @@ class Importer {
   }
   std::vector<int64_t> ints(const onnx::TensorProto& t) const {
     if (t.data_type() == onnx::TensorProto::INT64) return onnx::ParseData<int64_t>(&t);
+    if (t.data_type() == onnx::TensorProto::BOOL) {  // one byte each in raw_data, else int32_data
+      std::vector<int64_t> v;
+      if (t.has_raw_data())
+        for (char c : t.raw_data()) v.push_back(c != 0);
+      else
+        for (int32_t x : t.int32_data()) v.push_back(x != 0);
+      return v;
+    }
     if (t.data_type() == onnx::TensorProto::INT32) {
       auto d = onnx::ParseData<int32_t>(&t);
       return std::vector<int64_t>(d.begin(), d.end());
@@ -231,11 +240,11 @@ class Importer {
     if (ap != "NOTSET") unsupported(n, "auto_pad=" + ap + " is not supported; export with explicit pads");
     auto p = attrInts(n, "pads", {0, 0, 0, 0});
     if (p.size() != 4) unsupported(n, "pads of " + std::to_string(p.size()) + " values; import reads 2-D windows");
-    if (p[0] == p[2] && p[1] == p[3]) return p[0] == p[1] ? std::to_string(p[0]) : "(" + std::to_string(p[0]) + ", " + std::to_string(p[1]) + ")";
+    if (p[0] == p[2] && p[1] == p[3]) return p[0] == p[1] ? std::to_string(p[0]) : "[" + std::to_string(p[0]) + ", " + std::to_string(p[1]) + "]";
     return "[" + std::to_string(p[0]) + ", " + std::to_string(p[2]) + ", " + std::to_string(p[1]) + ", " + std::to_string(p[3]) + "]";
   }
   static std::string pair(const std::vector<int64_t>& v) {
-    return v[0] == v[1] ? std::to_string(v[0]) : "(" + std::to_string(v[0]) + ", " + std::to_string(v[1]) + ")";
+    return v[0] == v[1] ? std::to_string(v[0]) : "[" + std::to_string(v[0]) + ", " + std::to_string(v[1]) + "]";
   }
 
   // ---- step 4: one node ----
@@ -272,6 +281,11 @@ class Importer {
       return;
     }
     if (op == "Identity" || op == "Dropout") {
+      // Dropout is the identity at inference; with training_mode true it drops at random.
+      if (op == "Dropout" && n.input_size() > 2 && !n.input(2).empty()) {
+        auto* t = constant(n.input(2));
+        if (!t || ints(*t).at(0) != 0) unsupported(n, "training_mode is true or computed: export the model in eval mode");
+      }
       if (constant(n.input(0))) consts_[n.output(0)] = constant(n.input(0));
       else alias_[n.output(0)] = in(0);
       return;
@@ -331,6 +345,27 @@ class Importer {
       int64_t outF = transB ? w->dims(0) : w->dims(1);
       bool bias = optionalIn(2);
       if (bias && !constant(n.input(2))) unsupported(n, "its bias is computed, not an initializer");
+      if (bias) {  // Gemm's C broadcasts: [O] and [1, O] are linear's bias, one value is that value O times
+        const onnx::TensorProto& c = *constant(n.input(2));
+        int64_t count = 1;
+        for (int64_t d : c.dims()) count *= d;
+        if (count == 1 && outF != 1) {
+          folded_.push_back(c);
+          auto& t = folded_.back();
+          float v = floats(c).at(0);
+          t.clear_raw_data();
+          t.clear_float_data();
+          t.clear_double_data();
+          t.set_data_type(onnx::TensorProto::FLOAT);
+          t.clear_dims();
+          t.add_dims(outF);
+          for (int64_t i = 0; i < outF; ++i) t.add_float_data(v);
+          consts_[n.input(2)] = &t;
+        } else if (count != outF || c.dims_size() > 2 || (c.dims_size() == 2 && c.dims(0) != 1)) {
+          unsupported(n, "a bias that is not one value per output ([" + std::to_string(outF) + "] or [1, " + std::to_string(outF) + "])");
+        }
+        reshape_[n.input(2)] = {outF};
+      }
       s.text = "linear(" + std::to_string(outF) + (bias ? "" : ", bias=false") + ")";
       s.inputs = {in(0)};
       s.params = {{transB ? "weight" : "weight^T", n.input(1)}};
@@ -365,12 +400,19 @@ class Importer {
       if (lo == 0 && hi == 6) s.text = "relu6";
       else if (std::isfinite(lo) && std::isfinite(hi)) s.text = "hardtanh(" + fmt(lo) + ", " + fmt(hi) + ")";
       else if (lo == 0 && !std::isfinite(hi)) s.text = "relu";
+      else if (!std::isfinite(lo) && !std::isfinite(hi)) {  // no bounds: the identity
+        alias_[n.output(0)] = in(0);
+        return;
+      }
       else unsupported(n, "a one-sided clip other than at 0");
       s.inputs = {in(0)};
     } else if (op == "MaxPool" || op == "AveragePool") {
       auto k = attrInts(n, "kernel_shape", {});
       if (k.size() != 2) unsupported(n, "only 2-D pools are supported");
       auto st = attrInts(n, "strides", {1, 1});
+      auto pads = attrInts(n, "pads", {0, 0, 0, 0});
+      for (size_t i = 0; i < pads.size() && i < 4; ++i)
+        if (2 * pads[i] > k[i % 2]) unsupported(n, "pads of more than half the window (" + std::to_string(pads[i]) + " for a window of " + std::to_string(k[i % 2]) + "), which PyTorch and cnnc do not allow");
       std::string t = std::string(op == "MaxPool" ? "maxpool(" : "avgpool(") + pair(k) + ", stride=" + pair(st);
       std::string p = padding(n);
       if (p != "0") t += ", padding=" + p;
@@ -403,9 +445,8 @@ class Importer {
       // A learned per-channel factor: `scale` (ConvNeXt's layer_scale), its parameter named as the layer.
       auto src = inferred(n.input(0));
       auto* c = constant(n.input(1));
-      int64_t C = src.size() >= 2 ? src[1] : -1, count = 1;
-      for (int64_t d : c->dims()) count *= d;
-      bool perChannel = C > 0 && count == C && (c->dims_size() == 1 || (src.size() == 4 && c->dims_size() == 3 && c->dims(1) == 1 && c->dims(2) == 1));
+      int64_t C = src.size() >= 2 ? src[1] : -1;
+      bool perChannel = C > 0 && channelCount(*c, src) == C;
       if (!perChannel) unsupported(n, "a product with a constant that is not one factor per channel");
       s.text = "scale";
       s.inputs = {in(0)};
@@ -414,8 +455,8 @@ class Importer {
     } else if (op == "PRelu") {
       auto* c = constant(n.input(1));
       if (!c) unsupported(n, "its slope is computed, not an initializer");
-      int64_t count = 1;
-      for (int64_t d : c->dims()) count *= d;
+      int64_t count = channelCount(*c, inferred(n.input(0)));
+      if (count < 0) unsupported(n, "a slope that is not one value or one per channel ([C, 1, 1] over an image, [F] over features)");
       s.text = count == 1 ? "prelu" : "prelu(" + std::to_string(count) + ")";
       s.inputs = {in(0)};
       s.params = {{"weight", paramName(n.input(1))}};
@@ -434,8 +475,17 @@ class Importer {
       std::vector<float> sc;
       if (n.input_size() > 2 && !n.input(2).empty())
         if (auto* c = constant(n.input(2))) sc = floats(*c);
+      // Where ONNX's coordinates differ from PyTorch's: pytorch_half_pixel maps an output of size 1 to
+      // the first pixel (PyTorch: the centre), and align_corners with scales divides by the unrounded
+      // size in x scale - 1 (PyTorch: by the output size - 1).
+      if (coord == "pytorch_half_pixel" && (dims[2] == 1 || dims[3] == 1))
+        unsupported(n, "pytorch_half_pixel with an output of size 1, which ONNX maps to the first pixel and PyTorch to the centre");
+      if (coord == "align_corners" && sc.size() == 4)
+        for (int i = 2; i < 4; ++i)
+          if ((double)src[i] * sc[i] != (double)dims[i])
+            unsupported(n, "align_corners with a scale whose output size " + fmt(src[i] * (double)sc[i]) + " is not whole (ONNX then maps coordinates by that size, PyTorch by the rounded one)");
       if (sc.size() == 4 && sc[2] == sc[3] && sc[0] == 1 && sc[1] == 1) s.text = "upsample(scale=" + shortest(sc[2]) + ", " + how + ")";
-      else s.text = "upsample(size=(" + std::to_string(dims[2]) + ", " + std::to_string(dims[3]) + "), " + how + ")";
+      else s.text = "upsample(size=[" + std::to_string(dims[2]) + ", " + std::to_string(dims[3]) + "], " + how + ")";
       s.inputs = {in(0)};
     } else if (op == "Add" || op == "Mul" || op == "Concat") {
       if (op == "Concat" && attrInt(n, "axis", 1) != 1) unsupported(n, "concatenation along axis " + std::to_string(attrInt(n, "axis", 1)) + " (cnnc concatenates channels)");
@@ -500,6 +550,20 @@ class Importer {
       any = true;
     }
     return any;
+  }
+
+  // How many values constant `c` gives when broadcast over `src` ([N, C, H, W] or [N, F]): 1 (all its
+  // dimensions 1), C (one per channel: [C, 1, 1] or [1, C, 1, 1] over an image, [C] or [1, C] over
+  // features), else -1 (it varies along H or W, or does not broadcast; a [C] vector over an image
+  // broadcasts along W, not along the channels).
+  static int64_t channelCount(const onnx::TensorProto& c, const std::vector<int64_t>& src) {
+    std::vector<int64_t> d(c.dims().begin(), c.dims().end());
+    if (std::all_of(d.begin(), d.end(), [](int64_t x) { return x == 1; })) return 1;
+    if (src.size() < 2 || src[1] <= 0 || d.size() > src.size()) return -1;
+    d.insert(d.begin(), src.size() - d.size(), 1);  // numpy broadcasting aligns the last dimensions
+    for (size_t i = 0; i < d.size(); ++i)
+      if (d[i] != (i == 1 ? src[1] : 1)) return -1;
+    return src[1];
   }
 
   std::vector<int64_t> inferred(const std::string& v) const {
@@ -746,6 +810,21 @@ bool importOnnx(const std::string& path, const std::string& netName, ImportResul
     imp.path_ = path;
     // The checker (topological order, single assignment, valid ops and attributes), then shapes.
     imp.loadExternals();
+    // A model older than opset 9 is upgraded by ONNX's own version converter (which knows each op's
+    // changes), then imported as opset 13.
+    int64_t opset = 0;
+    for (const auto& op : m.opset_import())
+      if (op.domain().empty() || op.domain() == "ai.onnx") opset = op.version();
+    if (opset >= 1 && opset < 9) {
+      onnx::checker::check_model(m);
+      try {
+        m = onnx::version_conversion::ConvertVersion(m, 13);
+      } catch (const std::exception& e) {
+        throw Fail{"the model uses ONNX opset " + std::to_string(opset) + " and ONNX's version converter cannot upgrade it to 13 (" +
+                   std::string(e.what()).substr(0, 200) + "); import reads opsets 9 to 17"};
+      }
+      out.notes.push_back("the model's opset " + std::to_string(opset) + " was upgraded to 13 by ONNX's version converter");
+    }
     onnx::checker::check_model(m);
     onnx::shape_inference::InferShapes(m, onnx::OpSchemaRegistry::Instance(), onnx::ShapeInferenceOptions(false, 0, true));
     imp.run(netName, out);

@@ -15,6 +15,7 @@ PACKAGES=(
   python3 python3-torch python3-torchvision  # numerical reference in tests only
   graphviz                              # --emit=dot -o net.svg
   libonnx-dev libprotobuf-dev python3-onnx   # --emit=onnx; the checker in tests
+  libonnx-testdata                      # ONNX's node tests: the import conformance test
   dataset-fashion-mnist                 # the default training data set
   g++-aarch64-linux-gnu zlib1g-dev:arm64 qemu-user   # --target arm-64-linux, tested under qemu
   pocl-opencl-icd ocl-icd-libopencl1   # --target host-opencl: runs the GPU path on this CPU in tests

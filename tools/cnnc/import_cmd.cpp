@@ -29,8 +29,10 @@ std::string netNameFor(const std::string& out) {
 int runImport(int argc, char** argv) {
   CLI::App app{"cnnc import: an ONNX model as a .cnn file a person can read and edit, and its weights as safetensors", "cnnc import"};
   std::string model, out, weights, name;
-  app.add_option("model", model, "the .onnx file (opsets 9 to 17)")->required();
-  app.add_option("-o,--output", out, "the .cnn file to write")->required();
+  bool listOps = false;
+  app.add_option("model", model, "the .onnx file (opsets 9 to 17)");
+  app.add_option("-o,--output", out, "the .cnn file to write");
+  app.add_flag("--list-ops", listOps, "print the ONNX ops import reads, one per line, and exit");
   app.add_option("--weights", weights, "the weights file to write (default: the -o name with .safetensors)");
   app.add_option("--name", name, "the network's name in the .cnn (default: from the -o file name)");
   app.footer("Exit status: 0 success, 1 a model that cannot be imported or an output that cannot be written, 2 bad command line.\n"
@@ -40,6 +42,14 @@ int runImport(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     int rc = app.exit(e);
     return rc == 0 ? 0 : 2;
+  }
+  if (listOps) {
+    for (const auto& op : interop::importableOps()) printf("%s\n", op.c_str());
+    return 0;
+  }
+  if (model.empty() || out.empty()) {
+    fprintf(stderr, "cnnc import: error: %s is required\nRun with --help for more information.\n", model.empty() ? "the model (an .onnx file)" : "-o NET.cnn");
+    return 2;
   }
   if (weights.empty()) weights = (fs::path(out).parent_path() / fs::path(out).stem()).string() + ".safetensors";
   for (const std::string& f : {out, weights}) {
