@@ -366,12 +366,14 @@ void exportNode(Builder& b, const Graph& g, const Node& n) {
     }
     case OpKind::Upsample: {
       std::string scales, sizes;
-      if (a.upScale[0] > 0) {
+      // align_corners with a scale is written as a size: ONNX would map its coordinates by the unrounded
+      // size in x scale, PyTorch and cnnc by the output size.
+      if (a.upScale[0] > 0 && !a.alignCorners) {
         scales = b.tensor(nm + "/scales", {4}, {1.0f, 1.0f, (float)(1.0 / a.upScale[0]), (float)(1.0 / a.upScale[1])});
       } else {  // a size: the batch and channels from the input, then H and W
         b.node("Shape", {ins[0]}, nm + "/in_shape", nm + "/in_shape");
         b.node("Slice", {nm + "/in_shape", b.ints(nm + "/nc_start", {0}), b.ints(nm + "/nc_end", {2})}, nm + "/nc", nm + "/nc");
-        Builder::attr(b.node("Concat", {nm + "/nc", b.ints(nm + "/hw", {a.outHW[0], a.outHW[1]})}, nm + "/sizes", nm + "/sizes"), "axis", (int64_t)0);
+        Builder::attr(b.node("Concat", {nm + "/nc", b.ints(nm + "/hw", {n.shape[1], n.shape[2]})}, nm + "/sizes", nm + "/sizes"), "axis", (int64_t)0);
         sizes = nm + "/sizes";
       }
       auto* p = b.node("Resize", {ins[0], "", scales}, out, nm);
@@ -380,7 +382,11 @@ void exportNode(Builder& b, const Graph& g, const Node& n) {
       Builder::attr(p, "mode", std::string(nearest ? "nearest" : "linear"));
       // PyTorch's coordinate rules: nearest floors x_out / scale; bilinear maps pixel centres
       // (pytorch_half_pixel) or the corners.
-      Builder::attr(p, "coordinate_transformation_mode", std::string(nearest ? "asymmetric" : a.alignCorners ? "align_corners" : "pytorch_half_pixel"));
+      // An output of size 1 maps to the centre in PyTorch, to the first pixel under pytorch_half_pixel:
+      // half_pixel (the same map without that exception) is PyTorch's then.
+      bool one = n.shape.size() == 3 && (n.shape[1] == 1 || n.shape[2] == 1);
+      Builder::attr(p, "coordinate_transformation_mode",
+                    std::string(nearest ? "asymmetric" : a.alignCorners ? "align_corners" : one ? "half_pixel" : "pytorch_half_pixel"));
       if (nearest) Builder::attr(p, "nearest_mode", std::string("floor"));
       break;
     }

@@ -39,13 +39,15 @@ def _sym_pads(at, node):
     return tuple(pads[:2])
 
 
-def _resize_axis(n_in, n_out, scale, mode, coord):
-    """Source coordinate of every output index along one axis (ONNX Resize's formulas)."""
+def _resize_axis(n_in, n_out, scale, mode, coord, from_scales):
+    """Source coordinate of every output index along one axis (ONNX Resize's formulas; with scales,
+    align_corners divides by the unrounded size n_in x scale - 1, as ONNX's reference does)."""
     o = torch.arange(n_out, dtype=torch.float64)
     if coord == "asymmetric":
         return o / scale
     if coord == "align_corners":
-        return o * (n_in - 1) / (n_out - 1) if n_out > 1 else torch.zeros_like(o)
+        n_resized = n_in * scale if from_scales else n_out
+        return o * (n_in - 1) / (n_resized - 1) if n_resized != 1 else torch.zeros_like(o)
     if coord == "pytorch_half_pixel":
         return (o + 0.5) / scale - 0.5 if n_out > 1 else torch.zeros_like(o)
     if coord == "half_pixel":
@@ -62,7 +64,7 @@ def _resize(x, scales, sizes, at):
     else:
         sh, sw = float(scales[2]), float(scales[3])
         oh, ow = int(math.floor(H * sh)), int(math.floor(W * sw))
-    ys, xs = _resize_axis(H, oh, sh, mode, coord), _resize_axis(W, ow, sw, mode, coord)
+    ys, xs = (_resize_axis(H, oh, sh, mode, coord, sizes is None), _resize_axis(W, ow, sw, mode, coord, sizes is None))
     if mode == "nearest":
         if at.get("nearest_mode", "round_prefer_floor") != "floor":
             raise ValueError("nearest_mode other than floor")
