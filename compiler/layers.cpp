@@ -84,6 +84,9 @@ const std::vector<LayerSpec>& specs() {
       {"prelu", OpKind::PReLU, {{"num_parameters", ArgType::Int, false}, {"init", ArgType::Float, false}}},
       {"scale", OpKind::Scale, {{"init", ArgType::Float, false}}},
       {"channelshuffle", OpKind::ChannelShuffle, {{"groups", ArgType::Int, true}}},
+      // Channels [start, start + length) (torch.narrow(x, 1, start, length)): what `split` feeds each
+      // branch, as a layer of its own (an imported ONNX Slice on the channels).
+      {"narrow", OpKind::Chunk, {{"start", ArgType::Int, true}, {"length", ArgType::Int, true}}},
       {"softmax", OpKind::Softmax, {}},
       {"flatten", OpKind::Flatten, {}},
       {"identity", OpKind::Input, {}},  // no node: passes its input through
@@ -453,6 +456,12 @@ Tensor Elaborator::layer(const Call& c, Tensor x, Scope& s, ModuleCtx& m, const 
       inRange("groups", 1, kMaxChannels);
       at.groups = getInt("groups", 1);
       break;
+    case OpKind::Chunk:
+      inRange("start", 0, kMaxChannels);
+      inRange("length", 1, kMaxChannels);
+      at.size = getInt("start", 0);
+      at.out = getInt("length", 1);
+      break;
     case OpKind::LRN:
       inRange("size", 1, kMaxWindow);
       at.size = getInt("size", 5);
@@ -723,6 +732,17 @@ Tensor Elaborator::layer(const Call& c, Tensor x, Scope& s, ModuleCtx& m, const 
       }
       outShape = in;
       params.push_back({"weight", {{at.out}, ParamRole::Weight}});
+      break;
+    case OpKind::Chunk:
+      if (!needSpatial()) return poison;
+      if (at.size + at.out > in[0]) {
+        error(a.loc["length"], "narrow(" + std::to_string(at.size) + ", " + std::to_string(at.out) + ") reaches channel " + std::to_string(at.size + at.out) +
+                                   " of an input with " + std::to_string(in[0]),
+              "start + length must be at most the input's channels");
+        return poison;
+      }
+      outShape = in;
+      outShape[0] = at.out;
       break;
     case OpKind::ChannelShuffle:
       if (!needSpatial()) return poison;
