@@ -18,6 +18,8 @@
 //     to continue the chain from it).
 #include "onnx_import.h"
 
+#include "onnx_patterns.h"
+
 #include <onnx/checker.h>
 #include <onnx/defs/tensor_proto_util.h>
 #include <onnx/onnx_pb.h>
@@ -43,8 +45,8 @@ namespace fs = std::filesystem;
 const std::vector<std::string>& importableOps() {
   static const std::vector<std::string> ops = {
       "Add", "AveragePool", "BatchNormalization", "Clip", "Concat", "Constant", "Conv", "ConvTranspose", "Dropout", "Elu", "Flatten",
-      "Gemm", "GlobalAveragePool", "GlobalMaxPool", "HardSigmoid", "HardSwish", "Identity", "LRN", "LeakyRelu", "MaxPool", "Mul", "PRelu",
-      "Pad", "Relu", "Reshape", "Resize", "Sigmoid", "Softmax", "Tanh"};
+      "Gemm", "GlobalAveragePool", "GlobalMaxPool", "HardSigmoid", "HardSwish", "Identity", "InstanceNormalization", "LRN", "LeakyRelu", "MaxPool", "Mul", "PRelu",
+      "Pad", "Relu", "Reshape", "Resize", "Sigmoid", "Slice", "Softmax", "Tanh"};
   return ops;
 }
 
@@ -106,7 +108,15 @@ class Importer {
     for (auto& vi : g.value_info()) shapes_[vi.name()] = dimsOf(vi);
     for (auto& vi : g.output()) shapes_[vi.name()] = dimsOf(vi);
     findInput(g);
-    for (const auto& n : g.node()) translate(n);
+    shapeValues_.insert(shapeConstants_.begin(), shapeConstants_.end());
+    std::vector<onnx::NodeProto> rest;
+    for (const auto& n : g.node())
+      if (!foldConstant(n)) rest.push_back(n);
+    PatternEnv env{[this](const std::string& v) { return constant(v); }, [this](const std::string& v) { return inferred(v); },
+                   [this](const onnx::TensorProto& t) { return floats(t); }, {}};
+    for (const auto& o : g.output()) env.graphOutputs.push_back(o.name());
+    fusePatterns(rest, env);
+    for (const auto& n : rest) translate(n);
     if (g.output_size() != 1) throw Fail{"the model has " + std::to_string(g.output_size()) + " outputs; import reads models with one"};
     output_ = resolve(g.output(0).name());
     emit(netName, out);
@@ -256,30 +266,102 @@ class Importer {
     stmts_.push_back(std::move(s));
   }
 
-  void translate(const onnx::NodeProto& n) {
+  // Constants and what only rearranges them, computed here (step 3). True when `n` was one.
+  bool foldConstant(const onnx::NodeProto& n) {
     const std::string& op = n.op_type();
-    if (!n.domain().empty() && n.domain() != "ai.onnx") unsupported(n, "ops of domain '" + n.domain() + "' are not supported");
-    auto in = [&](int i) { return resolve(n.input(i)); };
-    auto optionalIn = [&](int i) { return i < n.input_size() && !n.input(i).empty(); };
+    if (!n.domain().empty() && n.domain() != "ai.onnx") return false;
     if (op == "Constant") {
       auto* v = attr(n, "value");
       if (!v || !v->has_t()) unsupported(n, "a Constant without a tensor 'value'");
       folded_.push_back(v->t());
       folded_.back().set_name(n.output(0));
       consts_[n.output(0)] = &folded_.back();
-      return;
+      return true;
     }
     // A constant reshaped (PyTorch unsqueezes PReLU's slope to [C,1,1]): the same data, the original
     // tensor's name (that is the parameter's name).
-    if ((op == "Unsqueeze" || op == "Squeeze" || op == "Reshape") && constant(n.input(0))) {
+    if ((op == "Unsqueeze" || op == "Squeeze" || op == "Reshape" || op == "Transpose") && constant(n.input(0))) {
       auto d = inferred(n.output(0));
       if (d.empty() || std::find(d.begin(), d.end(), -1) != d.end()) unsupported(n, "a reshaped constant whose shape is not known");
       folded_.push_back(*constant(n.input(0)));
+      if (op == "Transpose") transposeData(n, folded_.back());
       folded_.back().clear_dims();
       for (int64_t x : d) folded_.back().add_dims(x);
       consts_[n.output(0)] = &folded_.back();
-      return;
+      return true;
     }
+    if ((op == "Identity" || op == "Dropout") && constant(n.input(0))) {
+      consts_[n.output(0)] = constant(n.input(0));
+      return true;
+    }
+    return false;
+  }
+
+  // A constant's data permuted by a Transpose's perm (a linear weight exported as W^T).
+  void transposeData(const onnx::NodeProto& n, onnx::TensorProto& t) {
+    std::vector<int64_t> dims(t.dims().begin(), t.dims().end()), perm = attrInts(n, "perm", {});
+    if (perm.empty())
+      for (int64_t k = (int64_t)dims.size() - 1; k >= 0; --k) perm.push_back(k);
+    std::vector<float> in = floats(t), out(in.size());
+    size_t r = dims.size();
+    std::vector<int64_t> outDims(r), inStride(r, 1), idx(r, 0);
+    for (size_t k = 0; k < r; ++k) outDims[k] = dims[perm[k]];
+    for (int64_t k = (int64_t)r - 2; k >= 0; --k) inStride[k] = inStride[k + 1] * dims[k + 1];
+    for (size_t o = 0; o < out.size(); ++o) {  // idx: the output's multi-index, in row-major order
+      int64_t src = 0;
+      for (size_t k = 0; k < r; ++k) src += idx[k] * inStride[perm[k]];
+      out[o] = in[src];
+      for (int64_t k = (int64_t)r - 1; k >= 0 && ++idx[k] == outDims[k]; --k) idx[k] = 0;
+    }
+    t.clear_raw_data();
+    t.clear_float_data();
+    t.clear_double_data();
+    t.set_data_type(onnx::TensorProto::FLOAT);
+    for (float v : out) t.add_float_data(v);
+  }
+
+  // A node fusePatterns() made (onnx_patterns.h lists them).
+  void translateFused(const onnx::NodeProto& n) {
+    const std::string& op = n.op_type();
+    Stmt s;
+    s.inputs = {resolve(n.input(0))};
+    auto src = inferred(n.input(0));
+    int64_t C = src.size() >= 2 ? src[1] : -1;
+    if (op == "Gelu") s.text = attrInt(n, "approximate", 0) ? "gelu(approximate=\"tanh\")" : "gelu";
+    else if (op == "Silu") s.text = "silu";
+    else if (op == "Mish") s.text = "mish";
+    else if (op == "HardSwish") s.text = "hardswish";
+    else if (op == "ChannelShuffle") s.text = "channelshuffle(" + std::to_string(attrInt(n, "groups", 1)) + ")";
+    else if (op == "Norm") {
+      bool affine = n.input_size() == 3;
+      std::string eps = "eps=" + shortest((float)attrFloat(n, "eps", 1e-5));
+      int64_t G = attrInt(n, "groups", 1);
+      if (attrStr(n, "kind", "") == "layer") s.text = "layernorm(" + eps + (affine ? "" : ", affine=false") + ")";
+      else if (G == C) s.text = "instancenorm(" + eps + (affine ? ", affine=true" : "") + ")";
+      else s.text = "groupnorm(" + std::to_string(G) + ", " + eps + (affine ? "" : ", affine=false") + ")";
+      if (affine) {
+        s.params = {{"weight", n.input(1)}, {"bias", n.input(2)}};
+        reshape_[n.input(1)] = reshape_[n.input(2)] = {C};
+      }
+    } else if (op == "PixelLinear") {
+      const onnx::TensorProto* w = constant(n.input(1));
+      bool bias = n.input_size() == 3;
+      s.text = "linear(" + std::to_string(w->dims(1)) + ", per_pixel=true" + (bias ? "" : ", bias=false") + ")";
+      s.params = {{"weight^T", w->name().empty() ? n.input(1) : w->name()}};
+      if (!w->name().empty()) consts_[w->name()] = w;
+      if (bias) s.params.push_back({"bias", n.input(2)});
+    } else {
+      unsupported(n, "an internal pattern without a translation");
+    }
+    add(std::move(s), n);
+  }
+
+  void translate(const onnx::NodeProto& n) {
+    const std::string& op = n.op_type();
+    if (n.domain() == "cnnc") return translateFused(n);
+    if (!n.domain().empty() && n.domain() != "ai.onnx") unsupported(n, "ops of domain '" + n.domain() + "' are not supported");
+    auto in = [&](int i) { return resolve(n.input(i)); };
+    auto optionalIn = [&](int i) { return i < n.input_size() && !n.input(i).empty(); };
     if (op == "Identity" || op == "Dropout") {
       // Dropout is the identity at inference; with training_mode true it drops at random.
       if (op == "Dropout" && n.input_size() > 2 && !n.input(2).empty()) {
@@ -332,9 +414,23 @@ class Importer {
       // ONNX's momentum weighs the running value, PyTorch's the new one: PyTorch's is 1 - it.
       std::string t = "batchnorm(eps=" + shortest((float)attrFloat(n, "epsilon", 1e-5)) +
                       ", momentum=" + shortest((float)attrFloat(n, "momentum", 0.9), true) + ")";
-      s.text = t;
       s.inputs = {in(0)};
-      s.params = {{"weight", n.input(1)}, {"bias", n.input(2)}, {"running_mean", n.input(3)}, {"running_var", n.input(4)}};
+      // batchnorm(affine=false) is exported with a scale of ones and a shift of zeros that are not
+      // parameters (not named PATH.weight and PATH.bias): read back as such.
+      auto all = [&](int i, float v) {
+        for (float x : floats(*constant(n.input(i))))
+          if (x != v) return false;
+        return true;
+      };
+      auto endsWith = [](const std::string& a, const std::string& b) { return a.size() > b.size() && a.compare(a.size() - b.size(), b.size(), b) == 0; };
+      std::string wn = paramName(n.input(1)), bn = paramName(n.input(2));
+      if (!endsWith(wn, ".weight") && !endsWith(bn, ".bias") && all(1, 1.0f) && all(2, 0.0f)) {
+        s.text = t.substr(0, t.size() - 1) + ", affine=false)";
+        s.params = {{"running_mean", n.input(3)}, {"running_var", n.input(4)}};
+      } else {
+        s.text = t;
+        s.params = {{"weight", n.input(1)}, {"bias", n.input(2)}, {"running_mean", n.input(3)}, {"running_var", n.input(4)}};
+      }
     } else if (op == "Gemm") {
       auto* w = constant(n.input(1));
       if (!w) unsupported(n, "its weight is computed, not an initializer");
@@ -494,6 +590,37 @@ class Importer {
       s.text = op == "Add" ? "add" : op == "Mul" ? "mul" : "concat";
       s.combinator = true;
       for (int i = 0; i < n.input_size(); ++i) s.inputs.push_back(in(i));
+    } else if (op == "InstanceNormalization") {
+      // Of an image, with a scale and shift per channel (fusePatterns() has taken the group norms).
+      auto src = inferred(n.input(0));
+      if (src.size() != 4) unsupported(n, "an instance norm of other than an image [N, C, H, W]");
+      for (int k = 1; k < 3; ++k)
+        if (!constant(n.input(k))) unsupported(n, "its scale or shift is computed, not an initializer");
+      s.text = "instancenorm(eps=" + shortest((float)attrFloat(n, "epsilon", 1e-5)) + ", affine=true)";
+      s.inputs = {in(0)};
+      s.params = {{"weight", n.input(1)}, {"bias", n.input(2)}};
+    } else if (op == "Slice") {
+      // Channels [start, end) of an image: narrow(start, end - start).
+      auto src = inferred(n.input(0));
+      std::vector<int64_t> v[4];
+      for (int k = 1; k < 5 && k < n.input_size(); ++k) {
+        if (n.input(k).empty()) continue;
+        auto* c = constant(n.input(k));
+        if (!c) unsupported(n, "its starts, ends, axes or steps are computed, not constants");
+        v[k - 1] = ints(*c);
+      }
+      if (opset_ < 10) v[0] = attrInts(n, "starts", {}), v[1] = attrInts(n, "ends", {}), v[2] = attrInts(n, "axes", {});
+      if (v[2].empty())
+        for (size_t k = 0; k < v[0].size(); ++k) v[2].push_back((int64_t)k);
+      bool steps1 = std::all_of(v[3].begin(), v[3].end(), [](int64_t x) { return x == 1; });
+      if (src.size() != 4 || v[0].size() != 1 || v[1].size() != 1 || v[2].size() != 1 || (v[2][0] != 1 && v[2][0] != -3) || !steps1)
+        unsupported(n, "a slice other than of channels (axis 1, step 1) of an image");
+      int64_t C = src[1], b = v[0][0] < 0 ? v[0][0] + C : v[0][0], e = v[1][0] < 0 ? v[1][0] + C : v[1][0];
+      b = std::clamp(b, (int64_t)0, C);
+      e = std::clamp(e, (int64_t)0, C);
+      if (e <= b) unsupported(n, "an empty slice");
+      s.text = "narrow(" + std::to_string(b) + ", " + std::to_string(e - b) + ")";
+      s.inputs = {in(0)};
     } else if (op == "Softmax") {
       auto src = inferred(n.input(0));
       int64_t axis = attrInt(n, "axis", opset_ < 13 ? 1 : -1);
@@ -545,9 +672,8 @@ class Importer {
   bool readsOnlyShapes(const onnx::NodeProto& n) const {
     bool any = false;
     for (const auto& i : n.input()) {
-      if (i.empty() || constant(i)) continue;
-      if (!shapeValues_.count(i)) return false;
-      any = true;
+      if (shapeValues_.count(i)) any = true;
+      else if (!i.empty() && !constant(i)) return false;
     }
     return any;
   }
@@ -768,6 +894,7 @@ class Importer {
 
  public:
   std::string path_;
+  std::set<std::string> shapeConstants_;  // Shape nodes computed before import (importOnnx)
 
  private:
   struct ParamOut {
@@ -789,6 +916,105 @@ class Importer {
   std::vector<ParamOut> paramOrder_;
   std::map<std::string, std::vector<int64_t>> reshape_;  // parameter -> the shape cnnc gives it
 };
+
+// Shape(x) of a known shape, and Slice, Concat, Gather, Unsqueeze, Squeeze and Cast of such integer
+// vectors, become Constant nodes (their outputs go to `folded`). True when any node changed.
+bool foldShapes(onnx::ModelProto& m, std::set<std::string>& folded) {
+  struct Ints {
+    std::vector<int64_t> v;
+    bool scalar = false;
+  };
+  std::map<std::string, Ints> known;
+  auto intsOf = [](const onnx::TensorProto& t, Ints& out) {
+    if (t.data_type() != onnx::TensorProto::INT64 && t.data_type() != onnx::TensorProto::INT32) return false;
+    out.v = t.data_type() == onnx::TensorProto::INT64 ? onnx::ParseData<int64_t>(&t) : [&] {
+      auto d = onnx::ParseData<int32_t>(&t);
+      return std::vector<int64_t>(d.begin(), d.end());
+    }();
+    out.scalar = t.dims_size() == 0;
+    return t.dims_size() <= 1;
+  };
+  for (const auto& t : m.graph().initializer()) {
+    Ints i;
+    if (intsOf(t, i)) known[t.name()] = i;
+  }
+  std::map<std::string, const onnx::TypeProto*> types;
+  for (const auto& vi : m.graph().value_info()) types[vi.name()] = &vi.type();
+  for (const auto& vi : m.graph().input()) types[vi.name()] = &vi.type();
+  bool changed = false;
+  for (auto& n : *m.mutable_graph()->mutable_node()) {
+    if (!(n.domain().empty() || n.domain() == "ai.onnx")) continue;
+    const std::string& op = n.op_type();
+    auto attrI = [&](const char* name, int64_t def) {
+      for (const auto& a : n.attribute())
+        if (a.name() == name) return a.i();
+      return def;
+    };
+    if (op == "Constant") {
+      for (const auto& a : n.attribute()) {
+        Ints i;
+        if (a.name() == "value" && a.has_t() && intsOf(a.t(), i)) known[n.output(0)] = i;
+      }
+      continue;
+    }
+    auto has = [&](int k) { return k < n.input_size() && known.count(n.input(k)); };
+    Ints r;
+    if (op == "Shape" && n.attribute_size() == 0 && types.count(n.input(0))) {
+      const onnx::TypeProto* t = types[n.input(0)];
+      if (!t->has_tensor_type() || !t->tensor_type().has_shape()) continue;
+      bool full = true;
+      for (const auto& d : t->tensor_type().shape().dim()) {
+        full &= d.has_dim_value();
+        r.v.push_back(d.dim_value());
+      }
+      if (!full) continue;
+    } else if (op == "Slice" && has(0) && has(1) && has(2) && (n.input_size() < 4 || has(3)) && (n.input_size() < 5 || has(4))) {
+      const auto& d = known[n.input(0)].v;
+      int64_t len = (int64_t)d.size(), b = known[n.input(1)].v.at(0), e = known[n.input(2)].v.at(0);
+      if ((n.input_size() >= 4 && known[n.input(3)].v.at(0) != 0) || (n.input_size() >= 5 && known[n.input(4)].v.at(0) != 1)) continue;
+      b = std::clamp(b < 0 ? b + len : b, (int64_t)0, len);
+      e = std::clamp(e < 0 ? e + len : e, (int64_t)0, len);
+      for (int64_t k = b; k < e; ++k) r.v.push_back(d[k]);
+    } else if (op == "Concat" && attrI("axis", 0) == 0 && n.input_size() > 0) {
+      bool all = true;
+      for (int k = 0; k < n.input_size(); ++k) all &= has(k);
+      if (!all) continue;
+      for (int k = 0; k < n.input_size(); ++k) r.v.insert(r.v.end(), known[n.input(k)].v.begin(), known[n.input(k)].v.end());
+    } else if (op == "Gather" && attrI("axis", 0) == 0 && has(0) && has(1)) {
+      const auto& d = known[n.input(0)].v;
+      r.scalar = known[n.input(1)].scalar;
+      bool ok = true;
+      for (int64_t k : known[n.input(1)].v) {
+        if (k < 0) k += (int64_t)d.size();
+        if (k < 0 || k >= (int64_t)d.size()) ok = false;
+        else r.v.push_back(d[k]);
+      }
+      if (!ok) continue;
+    } else if ((op == "Unsqueeze" || op == "Squeeze" || op == "Cast") && has(0)) {
+      if (op == "Cast" && attrI("to", 0) != onnx::TensorProto::INT64) continue;
+      r.v = known[n.input(0)].v;
+      r.scalar = op == "Squeeze" && r.v.size() == 1;
+      if (op == "Unsqueeze" && !known[n.input(0)].scalar) continue;  // only a scalar to [1]
+    } else {
+      continue;
+    }
+    onnx::TensorProto value;
+    value.set_data_type(onnx::TensorProto::INT64);
+    if (!r.scalar) value.add_dims((int64_t)r.v.size());
+    for (int64_t d : r.v) value.add_int64_data(d);
+    n.set_op_type("Constant");
+    n.clear_input();
+    n.clear_attribute();
+    auto* a = n.add_attribute();
+    a->set_name("value");
+    a->set_type(onnx::AttributeProto::TENSOR);
+    *a->mutable_t() = value;
+    known[n.output(0)] = r;
+    folded.insert(n.output(0));
+    changed = true;
+  }
+  return changed;
+}
 
 }  // namespace
 
@@ -826,7 +1052,22 @@ bool importOnnx(const std::string& path, const std::string& netName, ImportResul
       out.notes.push_back("the model's opset " + std::to_string(opset) + " was upgraded to 13 by ONNX's version converter");
     }
     onnx::checker::check_model(m);
-    onnx::shape_inference::InferShapes(m, onnx::OpSchemaRegistry::Instance(), onnx::ShapeInferenceOptions(false, 0, true));
+    // Shapes are inferred at batch 1: with a symbolic batch, ONNX's data propagation cannot compute
+    // Shape(x) and so loses every shape after a Reshape to it (group norm's, an upsample's size).
+    std::set<std::string> inits;
+    for (const auto& t : m.graph().initializer()) inits.insert(t.name());
+    for (auto& in : *m.mutable_graph()->mutable_input()) {
+      if (inits.count(in.name()) || !in.type().has_tensor_type() || in.type().tensor_type().shape().dim_size() == 0) continue;
+      auto* d0 = in.mutable_type()->mutable_tensor_type()->mutable_shape()->mutable_dim(0);
+      if (!d0->has_dim_value()) d0->set_dim_value(1);
+    }
+    // ONNX 1.12's data propagation does not carry Shape(x) into a Reshape or a Resize: the shape
+    // arithmetic is computed here (foldShapes) and inference runs again, until nothing changes.
+    // (Each round starts afresh: a dimension left symbolic by the last round would stay so.)
+    do {
+      m.mutable_graph()->clear_value_info();
+      onnx::shape_inference::InferShapes(m, onnx::OpSchemaRegistry::Instance(), onnx::ShapeInferenceOptions(false, 0, true));
+    } while (foldShapes(m, imp.shapeConstants_));
     imp.run(netName, out);
   } catch (const Fail& e) {
     err = path + ": " + e.msg;

@@ -8,9 +8,11 @@
   2. `cnnc import MODEL.onnx -o NET.cnn` writes the .cnn and its weights; every float tensor of the
      state_dict must be among the weights under the same name and with the same values;
   3. the imported .cnn compiles, and `X infer --weights` on random inputs at batch 1 and 3 matches
-     PyTorch's output within the forward bound 1e-4 x (1 + max |torch|) (parity.py's).
+     PyTorch's output within the forward bound 1e-4 x (1 + max |torch|) (parity.py's);
+  4. with --step NET: the imported net's training step (loss, every gradient, the SGD update, batch
+     norm's running statistics) matches PyTorch's (tests/torch/step_parity.py on the imported build).
 
-Usage: import_check.py --cnnc CNNC --nets DIR --cache-dir DIR --via torch|cnnc --net NAME[:C,H,W] [NAME...]
+Usage: import_check.py --cnnc CNNC --nets DIR --cache-dir DIR --via torch|cnnc --net NAME[:C,H,W] [NAME...] [--step NAME...]
 """
 import argparse
 import os
@@ -73,6 +75,14 @@ def check_net(a, net, shape_arg, d):
         run([exe, "infer", "--weights", weights, "--input", ipath, "--output", opath])
         out = st.load(opath)["output"]
         net_cases.compare(fails, f"{net} via {a.via} input {(b,) + shape}", out, ref, TOL)
+    if net in (a.step or []):
+        # The imported net trains: one SGD step from the same weights and batch as PyTorch's.
+        r = subprocess.run([sys.executable, os.path.join(HERE, "..", "torch", "step_parity.py"), "--exe", exe, "--net", net, "--batch", "2"]
+                           + (["--shape", shape_arg] if shape_arg else []), capture_output=True, text=True)
+        summary = [line for line in r.stdout.splitlines() if line.startswith(("ok ", "FAIL "))]
+        print(f"{'ok' if r.returncode == 0 else 'FAIL'} {net} imported, training step against PyTorch: {summary[-1] if summary else r.stdout[-300:]}")
+        if r.returncode != 0:
+            fails.append(f"{net}: the imported net's training step differs from PyTorch's:\n{r.stdout[-3000:]}{r.stderr[-2000:]}")
     return fails
 
 
@@ -83,6 +93,7 @@ def main():
     ap.add_argument("--cache-dir", required=True, help="kernel cache for the compiles")
     ap.add_argument("--via", choices=["torch", "cnnc"], required=True)
     ap.add_argument("--net", required=True, nargs="+", help="NAME, or NAME:C,H,W for another input size")
+    ap.add_argument("--step", nargs="*", help="nets whose imported build also takes one training step against PyTorch's")
     a = ap.parse_args()
     torch.manual_seed(0)
     torch.set_num_threads(2)
