@@ -46,7 +46,7 @@ const std::vector<std::string>& importableOps() {
   static const std::vector<std::string> ops = {
       "Add", "AveragePool", "BatchNormalization", "Clip", "Concat", "Constant", "Conv", "ConvTranspose", "Dropout", "Elu", "Flatten",
       "Gemm", "GlobalAveragePool", "GlobalMaxPool", "HardSigmoid", "HardSwish", "Identity", "InstanceNormalization", "LRN", "LeakyRelu", "MaxPool", "Mul", "PRelu",
-      "Pad", "Relu", "Reshape", "Resize", "Sigmoid", "Slice", "Softmax", "Tanh"};
+      "Pad", "ReduceMax", "ReduceMean", "Relu", "Reshape", "Resize", "Sigmoid", "Slice", "Softmax", "Tanh"};
   return ops;
 }
 
@@ -294,6 +294,21 @@ class Importer {
       consts_[n.output(0)] = constant(n.input(0));
       return true;
     }
+    // A Concat of float constants (PyTorch builds an upsample's scales so); shape values go to foldShapes.
+    if (op == "Concat" && n.input_size() > 0 && std::all_of(n.input().begin(), n.input().end(), [&](const std::string& v) {
+          const onnx::TensorProto* c = constant(v);
+          return c && c->dims_size() == 1 && (c->data_type() == onnx::TensorProto::FLOAT || c->data_type() == onnx::TensorProto::DOUBLE);
+        })) {
+      onnx::TensorProto t;
+      t.set_name(n.output(0));
+      t.set_data_type(onnx::TensorProto::FLOAT);
+      for (const auto& v : n.input())
+        for (float x : floats(*constant(v))) t.add_float_data(x);
+      t.add_dims(t.float_data_size());
+      folded_.push_back(t);
+      consts_[n.output(0)] = &folded_.back();
+      return true;
+    }
     return false;
   }
 
@@ -521,6 +536,24 @@ class Importer {
     } else if (op == "GlobalAveragePool" || op == "GlobalMaxPool") {
       s.text = op == "GlobalAveragePool" ? "globalavgpool" : "globalmaxpool";
       s.inputs = {in(0)};
+    } else if (op == "ReduceMean" || op == "ReduceMax") {
+      // Over the whole plane (x.mean([2, 3])): a global pool, flattened when the axes are dropped.
+      auto src = inferred(n.input(0));
+      auto axes = attrInts(n, "axes", {});
+      for (auto& a : axes) a = a < 0 ? a + (int64_t)src.size() : a;
+      std::sort(axes.begin(), axes.end());
+      if (src.size() != 4 || axes != std::vector<int64_t>{2, 3}) unsupported(n, "a reduction other than over height and width of an image");
+      s.text = op == "ReduceMean" ? "globalavgpool" : "globalmaxpool";
+      s.inputs = {in(0)};
+      if (!attrInt(n, "keepdims", 1)) {
+        Stmt pooled = s;
+        pooled.node = (n.name().empty() ? op : n.name()) + "/pool";
+        pooled.output = n.output(0) + "/pool";
+        alias_[pooled.output] = pooled.output;
+        stmts_.push_back(pooled);
+        s.text = "flatten";
+        s.inputs = {pooled.output};
+      }
     } else if (op == "Flatten" || op == "Reshape") {
       auto src = inferred(n.input(0));
       if (op == "Flatten" && attrInt(n, "axis", 1) != 1) unsupported(n, "axis other than 1");
@@ -917,13 +950,17 @@ class Importer {
   std::map<std::string, std::vector<int64_t>> reshape_;  // parameter -> the shape cnnc gives it
 };
 
-// Shape(x) of a known shape, and Slice, Concat, Gather, Unsqueeze, Squeeze and Cast of such integer
-// vectors, become Constant nodes (their outputs go to `folded`). True when any node changed.
+// Shape(x) of a known shape, and Slice, Concat, Gather, Unsqueeze, Squeeze, Cast, integer
+// Add/Sub/Mul/Div, ConstantOfShape, Reshape and Transpose of such integer vectors (what PyTorch
+// writes for a flatten, a channel shuffle's view, F.pad to a computed size), and Concats of float
+// vectors (an upsample's scales), become Constant nodes (their outputs go to `folded`). True when any node changed.
 bool foldShapes(onnx::ModelProto& m, std::set<std::string>& folded) {
   struct Ints {
     std::vector<int64_t> v;
     bool scalar = false;
+    std::vector<int64_t> dims2;  // [rows, cols] for a matrix (F.pad's pads, mid-way); else empty
   };
+  std::map<std::string, std::vector<float>> floatVecs;  // 1-D float constants (an upsample's scales)
   std::map<std::string, Ints> known;
   auto intsOf = [](const onnx::TensorProto& t, Ints& out) {
     if (t.data_type() != onnx::TensorProto::INT64 && t.data_type() != onnx::TensorProto::INT32) return false;
@@ -932,11 +969,16 @@ bool foldShapes(onnx::ModelProto& m, std::set<std::string>& folded) {
       return std::vector<int64_t>(d.begin(), d.end());
     }();
     out.scalar = t.dims_size() == 0;
-    return t.dims_size() <= 1;
+    if (t.dims_size() == 2) out.dims2 = {t.dims(0), t.dims(1)};
+    return t.dims_size() <= 2;
+  };
+  auto noteFloats = [&](const std::string& name, const onnx::TensorProto& t) {
+    if (t.data_type() == onnx::TensorProto::FLOAT && t.dims_size() == 1) floatVecs[name] = onnx::ParseData<float>(&t);
   };
   for (const auto& t : m.graph().initializer()) {
     Ints i;
     if (intsOf(t, i)) known[t.name()] = i;
+    noteFloats(t.name(), t);
   }
   std::map<std::string, const onnx::TypeProto*> types;
   for (const auto& vi : m.graph().value_info()) types[vi.name()] = &vi.type();
@@ -954,7 +996,32 @@ bool foldShapes(onnx::ModelProto& m, std::set<std::string>& folded) {
       for (const auto& a : n.attribute()) {
         Ints i;
         if (a.name() == "value" && a.has_t() && intsOf(a.t(), i)) known[n.output(0)] = i;
+        if (a.name() == "value" && a.has_t()) noteFloats(n.output(0), a.t());
       }
+      continue;
+    }
+    auto makeConstant = [&](const onnx::TensorProto& value) {
+      n.set_op_type("Constant");
+      n.clear_input();
+      n.clear_attribute();
+      auto* a = n.add_attribute();
+      a->set_name("value");
+      a->set_type(onnx::AttributeProto::TENSOR);
+      *a->mutable_t() = value;
+      folded.insert(n.output(0));
+      changed = true;
+    };
+    if (op == "Concat" && n.input_size() > 0 &&
+        std::all_of(n.input().begin(), n.input().end(), [&](const std::string& v) { return floatVecs.count(v) > 0; })) {
+      onnx::TensorProto value;
+      value.set_data_type(onnx::TensorProto::FLOAT);
+      std::vector<float> all;
+      for (const auto& v : n.input()) all.insert(all.end(), floatVecs[v].begin(), floatVecs[v].end());
+      for (float x : all) value.add_float_data(x);
+      value.add_dims((int64_t)all.size());
+      floatVecs[n.output(0)] = all;
+      makeConstant(value);
+      folded.erase(n.output(0));  // a float constant, not shape arithmetic: import reads it as a constant
       continue;
     }
     auto has = [&](int k) { return k < n.input_size() && known.count(n.input(k)); };
@@ -968,13 +1035,6 @@ bool foldShapes(onnx::ModelProto& m, std::set<std::string>& folded) {
         r.v.push_back(d.dim_value());
       }
       if (!full) continue;
-    } else if (op == "Slice" && has(0) && has(1) && has(2) && (n.input_size() < 4 || has(3)) && (n.input_size() < 5 || has(4))) {
-      const auto& d = known[n.input(0)].v;
-      int64_t len = (int64_t)d.size(), b = known[n.input(1)].v.at(0), e = known[n.input(2)].v.at(0);
-      if ((n.input_size() >= 4 && known[n.input(3)].v.at(0) != 0) || (n.input_size() >= 5 && known[n.input(4)].v.at(0) != 1)) continue;
-      b = std::clamp(b < 0 ? b + len : b, (int64_t)0, len);
-      e = std::clamp(e < 0 ? e + len : e, (int64_t)0, len);
-      for (int64_t k = b; k < e; ++k) r.v.push_back(d[k]);
     } else if (op == "Concat" && attrI("axis", 0) == 0 && n.input_size() > 0) {
       bool all = true;
       for (int k = 0; k < n.input_size(); ++k) all &= has(k);
@@ -990,28 +1050,91 @@ bool foldShapes(onnx::ModelProto& m, std::set<std::string>& folded) {
         else r.v.push_back(d[k]);
       }
       if (!ok) continue;
+    } else if (op == "ConstantOfShape" && has(0) && known[n.input(0)].v.size() == 1) {
+      // F.pad's zeros for the dimensions it does not pad: [count] of the value attribute (0).
+      int64_t fill = 0, count = known[n.input(0)].v[0];
+      for (const auto& a : n.attribute()) {
+        Ints i;
+        if (a.name() == "value" && a.has_t()) {
+          if (!intsOf(a.t(), i) || i.v.size() != 1) count = -1;
+          else fill = i.v[0];
+        }
+      }
+      if (count < 0) continue;
+      r.v.assign((size_t)count, fill);
+    } else if (op == "Reshape" && has(0) && has(1) && known[n.input(0)].dims2.empty()) {
+      // A vector to [-1, 2] and back to [-1] (F.pad's pairs of pads).
+      auto target = known[n.input(1)].v;
+      int64_t total = (int64_t)known[n.input(0)].v.size();
+      r.v = known[n.input(0)].v;
+      if (target.size() == 1 && (target[0] == -1 || target[0] == total)) {
+      } else if (target.size() == 2 && (target[1] > 0 || target[0] > 0)) {
+        int64_t c = target[1] > 0 ? target[1] : total / target[0], rows = total / c;
+        if (c <= 0 || rows * c != total) continue;
+        r.dims2 = {rows, c};
+      } else {
+        continue;
+      }
+    } else if (op == "Reshape" && has(0) && has(1) && !known[n.input(0)].dims2.empty()) {
+      auto target = known[n.input(1)].v;
+      if (target.size() != 1) continue;
+      r.v = known[n.input(0)].v;  // a matrix flattened row by row
+    } else if (op == "Transpose" && has(0) && known[n.input(0)].dims2.size() == 2) {
+      const Ints& x = known[n.input(0)];
+      int64_t R = x.dims2[0], C = x.dims2[1];
+      for (int64_t c = 0; c < C; ++c)
+        for (int64_t rr = 0; rr < R; ++rr) r.v.push_back(x.v[rr * C + c]);
+      r.dims2 = {C, R};
+    } else if (op == "Slice" && has(0) && has(1) && has(2) && (n.input_size() < 4 || n.input(3).empty() || (has(3) && known[n.input(3)].v == std::vector<int64_t>{0})) &&
+               (n.input_size() < 5 || n.input(4).empty() || (has(4) && known[n.input(4)].v.size() == 1 && known[n.input(4)].v[0] != 0))) {
+      // Along the first axis, with any step (F.pad reverses its pairs with step -1), of a vector or rows.
+      const Ints& x = known[n.input(0)];
+      int64_t rows = x.dims2.empty() ? (int64_t)x.v.size() : x.dims2[0], width = x.dims2.empty() ? 1 : x.dims2[1];
+      int64_t step = n.input_size() >= 5 && !n.input(4).empty() ? known[n.input(4)].v[0] : 1;
+      if (known[n.input(1)].v.size() != 1 || known[n.input(2)].v.size() != 1) continue;
+      int64_t b = known[n.input(1)].v[0], e = known[n.input(2)].v[0];
+      if (b < 0) b += rows;
+      if (e < 0 && e > -rows - 1) e += rows;
+      if (step > 0) {
+        b = std::clamp(b, (int64_t)0, rows);
+        e = std::clamp(e, (int64_t)0, rows);
+      } else {
+        b = std::clamp(b, (int64_t)-1, rows - 1);
+        e = std::clamp(e, (int64_t)-1, rows - 1);
+      }
+      int64_t count = 0;
+      for (int64_t k = b; step > 0 ? k < e : k > e; k += step, ++count)
+        for (int64_t c = 0; c < width; ++c) r.v.push_back(x.v[k * width + c]);
+      if (!x.dims2.empty()) r.dims2 = {count, width};
+    } else if ((op == "Add" || op == "Sub" || op == "Mul" || op == "Div") && has(0) && has(1)) {
+      // Integer arithmetic of shapes (U-Net's padding to the skip's size, a channel count / groups),
+      // elementwise, a one-value operand broadcast.
+      const Ints &x = known[n.input(0)], &y = known[n.input(1)];
+      size_t len = std::max(x.v.size(), y.v.size());
+      if ((x.v.size() != len && x.v.size() != 1) || (y.v.size() != len && y.v.size() != 1)) continue;
+      bool ok = true;
+      for (size_t k = 0; k < len; ++k) {
+        int64_t p = x.v[x.v.size() == 1 ? 0 : k], q = y.v[y.v.size() == 1 ? 0 : k];
+        if (op == "Div" && q == 0) ok = false;
+        else r.v.push_back(op == "Add" ? p + q : op == "Sub" ? p - q : op == "Mul" ? p * q : p / q);
+      }
+      if (!ok) continue;
+      r.scalar = x.scalar && y.scalar;
     } else if ((op == "Unsqueeze" || op == "Squeeze" || op == "Cast") && has(0)) {
       if (op == "Cast" && attrI("to", 0) != onnx::TensorProto::INT64) continue;
       r.v = known[n.input(0)].v;
-      r.scalar = op == "Squeeze" && r.v.size() == 1;
+      r.scalar = op == "Cast" ? known[n.input(0)].scalar : op == "Squeeze" && r.v.size() == 1;
       if (op == "Unsqueeze" && !known[n.input(0)].scalar) continue;  // only a scalar to [1]
     } else {
       continue;
     }
     onnx::TensorProto value;
     value.set_data_type(onnx::TensorProto::INT64);
-    if (!r.scalar) value.add_dims((int64_t)r.v.size());
+    if (!r.dims2.empty()) value.add_dims(r.dims2[0]), value.add_dims(r.dims2[1]);
+    else if (!r.scalar) value.add_dims((int64_t)r.v.size());
     for (int64_t d : r.v) value.add_int64_data(d);
-    n.set_op_type("Constant");
-    n.clear_input();
-    n.clear_attribute();
-    auto* a = n.add_attribute();
-    a->set_name("value");
-    a->set_type(onnx::AttributeProto::TENSOR);
-    *a->mutable_t() = value;
     known[n.output(0)] = r;
-    folded.insert(n.output(0));
-    changed = true;
+    makeConstant(value);
   }
   return changed;
 }
