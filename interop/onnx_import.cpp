@@ -45,8 +45,8 @@ namespace fs = std::filesystem;
 const std::vector<std::string>& importableOps() {
   static const std::vector<std::string> ops = {
       "Add", "AveragePool", "BatchNormalization", "Clip", "Concat", "Constant", "Conv", "ConvTranspose", "Dropout", "Elu", "Flatten",
-      "Gemm", "GlobalAveragePool", "GlobalMaxPool", "HardSigmoid", "HardSwish", "Identity", "InstanceNormalization", "LRN", "LeakyRelu", "MaxPool", "Mul", "PRelu",
-      "Pad", "ReduceMax", "ReduceMean", "Relu", "Reshape", "Resize", "Sigmoid", "Slice", "Softmax", "Tanh"};
+      "Gemm", "GlobalAveragePool", "GlobalMaxPool", "HardSigmoid", "HardSwish", "Identity", "InstanceNormalization", "LRN", "LeakyRelu", "MatMul", "MaxPool", "Mul", "PRelu",
+      "Pad", "ReduceMax", "ReduceMean", "Relu", "Reshape", "Resize", "Sigmoid", "Slice", "Softmax", "Tanh", "Transpose"};
   return ops;
 }
 
@@ -118,6 +118,8 @@ class Importer {
     fusePatterns(rest, env);
     for (const auto& n : rest) translate(n);
     if (g.output_size() != 1) throw Fail{"the model has " + std::to_string(g.output_size()) + " outputs; import reads models with one"};
+    if (nhwc_.count(g.output(0).name()))
+      throw Fail{"the model's output '" + g.output(0).name() + "' is channels last (a Transpose to 0, 2, 3, 1 not undone); cnnc's outputs are [N, C, H, W]"};
     output_ = resolve(g.output(0).name());
     emit(netName, out);
   }
@@ -341,7 +343,10 @@ class Importer {
     Stmt s;
     s.inputs = {resolve(n.input(0))};
     auto src = inferred(n.input(0));
-    int64_t C = src.size() >= 2 ? src[1] : -1;
+    bool cl = channelsLast(n);  // checks that nothing but what reads each pixel's channels sees such a tensor
+    int64_t C = cl ? src.back() : src.size() >= 2 ? src[1] : -1;
+    bool perPixel = op == "Gelu" || op == "Silu" || op == "Mish" || op == "HardSwish" || op == "LastLinear" || (op == "Norm" && attrInt(n, "last", 0));
+    if (cl && !perPixel) unsupported(n, "an op on a channels-last tensor (after a Transpose to 0, 2, 3, 1) other than layer norm, linear and activations");
     if (op == "Gelu") s.text = attrInt(n, "approximate", 0) ? "gelu(approximate=\"tanh\")" : "gelu";
     else if (op == "Silu") s.text = "silu";
     else if (op == "Mish") s.text = "mish";
@@ -351,6 +356,7 @@ class Importer {
       bool affine = n.input_size() == 3;
       std::string eps = "eps=" + shortest((float)attrFloat(n, "eps", 1e-5));
       int64_t G = attrInt(n, "groups", 1);
+      if (attrInt(n, "last", 0) && !cl) unsupported(n, "a layer norm over the last axis (the width) of an image");
       if (attrStr(n, "kind", "") == "layer") s.text = "layernorm(" + eps + (affine ? "" : ", affine=false") + ")";
       else if (G == C) s.text = "instancenorm(" + eps + (affine ? ", affine=true" : "") + ")";
       else s.text = "groupnorm(" + std::to_string(G) + ", " + eps + (affine ? "" : ", affine=false") + ")";
@@ -358,17 +364,35 @@ class Importer {
         s.params = {{"weight", n.input(1)}, {"bias", n.input(2)}};
         reshape_[n.input(1)] = reshape_[n.input(2)] = {C};
       }
-    } else if (op == "PixelLinear") {
-      const onnx::TensorProto* w = constant(n.input(1));
-      bool bias = n.input_size() == 3;
-      s.text = "linear(" + std::to_string(w->dims(1)) + ", per_pixel=true" + (bias ? "" : ", bias=false") + ")";
-      s.params = {{"weight^T", w->name().empty() ? n.input(1) : w->name()}};
-      if (!w->name().empty()) consts_[w->name()] = w;
-      if (bias) s.params.push_back({"bias", n.input(2)});
+    } else if (op == "LastLinear") {
+      linearOverLast(n, s, src, cl);
     } else {
       unsupported(n, "an internal pattern without a translation");
     }
     add(std::move(s), n);
+    if (cl) nhwc_.insert(n.output(0));
+  }
+
+  // x @ W^T [C, O] (+ bias): `linear` over the features of [N, C], `linear(per_pixel=true)` over each
+  // pixel's channels of a channels-last image.
+  void linearOverLast(const onnx::NodeProto& n, Stmt& s, const std::vector<int64_t>& src, bool cl) {
+    const onnx::TensorProto* w = constant(n.input(1));
+    if (!w || w->dims_size() != 2) unsupported(n, "a matrix product with a computed or non-matrix operand");
+    if (!(src.size() == 2 || cl)) unsupported(n, "a matrix product over the last axis (the width) of an image");
+    if (src.empty() || src.back() != w->dims(0)) unsupported(n, "a matrix product whose sizes do not match");
+    bool bias = n.input_size() == 3;
+    s.text = "linear(" + std::to_string(w->dims(1)) + (cl ? ", per_pixel=true" : "") + (bias ? "" : ", bias=false") + ")";
+    s.params = {{"weight^T", w->name().empty() ? n.input(1) : w->name()}};
+    if (!w->name().empty()) consts_[w->name()] = w;
+    if (bias) s.params.push_back({"bias", n.input(2)});
+  }
+
+  // Whether node n reads a channels-last tensor (a Transpose(0, 2, 3, 1) of an image, or what only
+  // per-pixel layers made of one). Only those may read one: they are the same layer in NCHW.
+  bool channelsLast(const onnx::NodeProto& n) const {
+    for (const auto& v : n.input())
+      if (nhwc_.count(v)) return true;
+    return false;
   }
 
   void translate(const onnx::NodeProto& n) {
@@ -376,6 +400,32 @@ class Importer {
     if (n.domain() == "cnnc") return translateFused(n);
     if (!n.domain().empty() && n.domain() != "ai.onnx") unsupported(n, "ops of domain '" + n.domain() + "' are not supported");
     auto in = [&](int i) { return resolve(n.input(i)); };
+    // Channels last and back (PyTorch's permute around ConvNeXt's layer norms and linears): the same
+    // tensor in cnnc, tagged so that only per-pixel layers may read it.
+    if (op == "Transpose") {
+      auto perm = attrInts(n, "perm", {});
+      bool cl = channelsLast(n);
+      if (!cl && perm == std::vector<int64_t>{0, 2, 3, 1} && inferred(n.input(0)).size() == 4) nhwc_.insert(n.output(0));
+      else if (!(cl && perm == std::vector<int64_t>{0, 3, 1, 2}))
+        unsupported(n, "a transpose other than to channels last (0, 2, 3, 1) and back (0, 3, 1, 2) around per-pixel layers");
+      alias_[n.output(0)] = in(0);
+      return;
+    }
+    if (channelsLast(n)) {
+      static const std::set<std::string> perPixel = {"Relu", "Sigmoid", "Tanh", "LeakyRelu", "Elu", "HardSigmoid", "HardSwish", "Clip", "Identity", "Dropout", "MatMul"};
+      if (!perPixel.count(op))
+        unsupported(n, "an op on a channels-last tensor (after a Transpose to 0, 2, 3, 1) other than layer norm, linear and activations");
+      if (op == "Identity" || op == "Dropout") nhwc_.insert(n.output(0));
+    }
+    if (op == "MatMul") {
+      Stmt s;
+      s.inputs = {in(0)};
+      bool cl = channelsLast(n);
+      linearOverLast(n, s, inferred(n.input(0)), cl);
+      add(std::move(s), n);
+      if (cl) nhwc_.insert(n.output(0));
+      return;
+    }
     auto optionalIn = [&](int i) { return i < n.input_size() && !n.input(i).empty(); };
     if (op == "Identity" || op == "Dropout") {
       // Dropout is the identity at inference; with training_mode true it drops at random.
@@ -570,16 +620,17 @@ class Importer {
       }
       s.text = "flatten";
       s.inputs = {in(0)};
-    } else if (op == "Mul" && n.input_size() == 2 && constant(n.input(1)) && !constant(n.input(0))) {
+    } else if (op == "Mul" && n.input_size() == 2 && (constant(n.input(0)) != nullptr) != (constant(n.input(1)) != nullptr)) {
       // A learned per-channel factor: `scale` (ConvNeXt's layer_scale), its parameter named as the layer.
-      auto src = inferred(n.input(0));
-      auto* c = constant(n.input(1));
+      int xi = constant(n.input(0)) ? 1 : 0;
+      auto src = inferred(n.input(xi));
+      auto* c = constant(n.input(1 - xi));
       int64_t C = src.size() >= 2 ? src[1] : -1;
       bool perChannel = C > 0 && channelCount(*c, src) == C;
       if (!perChannel) unsupported(n, "a product with a constant that is not one factor per channel");
       s.text = "scale";
-      s.inputs = {in(0)};
-      s.params = {{"", paramName(n.input(1))}};
+      s.inputs = {in(xi)};
+      s.params = {{"", paramName(n.input(1 - xi))}};
       reshape_[s.params[0].second] = src.size() == 4 ? std::vector<int64_t>{C, 1, 1} : std::vector<int64_t>{C};
     } else if (op == "PRelu") {
       auto* c = constant(n.input(1));
@@ -691,6 +742,7 @@ class Importer {
       unsupported(n, "this op is not supported by import (it reads: " + known + ")");
     }
     add(std::move(s), n);
+    if (channelsLast(n)) nhwc_.insert(n.output(0));
   }
 
   // The name a parameter is known by: the value's own when it reads PATH.suffix (an exporter's Identity
@@ -942,6 +994,7 @@ class Importer {
   std::map<std::string, std::vector<int64_t>> shapes_;
   std::map<std::string, std::string> alias_;
   std::set<std::string> shapeValues_;
+  std::set<std::string> nhwc_;  // values that are channels-last views of an image (channelsLast())
   std::string input_, output_;
   std::vector<int64_t> inputDims_;
   std::vector<Stmt> stmts_;

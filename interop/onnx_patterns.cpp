@@ -32,7 +32,7 @@ class Matcher {
   void run() {
     for (size_t i = 0; i < nodes_.size(); ++i) {
       if (dead_[i]) continue;
-      gelu(i) || unaryTimesX(i) || norm(i) || groupNorm(i) || normAffine(i) || channelShuffle(i) || pixelLinear(i);
+      gelu(i) || unaryTimesX(i) || norm(i) || groupNorm(i) || normAffine(i) || channelShuffle(i) || lastLinear(i);
     }
     std::vector<onnx::NodeProto> kept;
     for (size_t i = 0; i < nodes_.size(); ++i)
@@ -229,9 +229,11 @@ class Matcher {
     auto axes = ints(*rm, "axes");
     if (axes != ints(*rv, "axes") || axes.size() != 1) return fail();
     int64_t axis = axes[0] < 0 ? axes[0] + (int64_t)shape.size() : axes[0];
-    if (!((shape.size() == 4 || shape.size() == 2) && axis == 1)) return fail();
+    bool last = shape.size() == 4 && axis == 3;  // a channels-last tensor's channels (import checks it is one)
+    if (!((shape.size() == 4 || shape.size() == 2) && axis == 1) && !last) return fail();
     Node f = make("Norm", {x});
     setString(f, "kind", "layer");
+    setInt(f, "last", last);
     setFloat(f, "eps", (float)*eps);
     return replace(i, f);
   }
@@ -273,7 +275,9 @@ class Matcher {
         const Node* n = inner(y, "Norm", 1, true);
         if (!n || n->input_size() != 1 || !env_.constant(w)) return false;
         auto xs = env_.shape(n->input(0));
-        if (!perChannel(w, xs) || !perChannel(bias, xs)) return false;
+        bool last = attr(*n, "last") && attr(*n, "last")->i();
+        auto ok = [&](const std::string& v) { return last ? perLast(v, xs) : perChannel(v, xs); };
+        if (!ok(w) || !ok(bias)) return false;
         f = *n;
         f.add_input(w);
         f.add_input(bias);
@@ -295,6 +299,15 @@ class Matcher {
     return true;
   }
 
+  // One value per entry of the last axis of `xs` (a channels-last tensor's channels): [C], [1, 1, 1, C].
+  bool perLast(const std::string& v, const std::vector<int64_t>& xs) const {
+    const onnx::TensorProto* c = env_.constant(v);
+    if (!c || xs.empty() || c->dims_size() == 0 || c->dims_size() > (int)xs.size() || c->dims(c->dims_size() - 1) != xs.back()) return false;
+    for (int k = 0; k + 1 < c->dims_size(); ++k)
+      if (c->dims(k) != 1) return false;
+    return true;
+  }
+
   // Reshape(x, [N, G, C/G, H, W]) -> Transpose(0, 2, 1, 3, 4) -> Reshape(back to [N, C, H, W]).
   bool channelShuffle(size_t i) {
     const Node& t = nodes_[i];
@@ -310,27 +323,22 @@ class Matcher {
     return replace(i, f);
   }
 
-  // Transpose(x, 0 2 3 1) -> MatMul(., W^T [C, O]) [-> Add(., bias [O])] -> Transpose(0 3 1 2): a linear
-  // layer over each pixel's channels.
-  bool pixelLinear(size_t i) {
+  // MatMul(x, W^T [C, O]) + bias [O]: a linear layer over x's last axis (PyTorch's nn.Linear on a
+  // channels-last tensor, as in ConvNeXt's blocks, and cnnc's linear(per_pixel=true)).
+  bool lastLinear(size_t i) {
     const Node& t = nodes_[i];
-    if (t.op_type() != "Transpose" || !t.domain().empty() || ints(t, "perm") != std::vector<int64_t>{0, 3, 1, 2}) return false;
-    std::string y = t.input(0), bias;
-    if (const Node* add = inner(y, "Add")) {
-      bool ok = either(*add, [&](const std::string& mm, const std::string& b) {
-        const onnx::TensorProto* c = env_.constant(b);
-        return c && c->dims_size() == 1 && (y = mm, bias = b, true);
-      });
-      if (!ok) return fail();
-    }
-    const Node* mm = inner(y, "MatMul");
-    const onnx::TensorProto* w = mm ? env_.constant(mm->input(1)) : nullptr;
-    const Node* t1 = mm ? inner(mm->input(0), "Transpose") : nullptr;
-    if (!w || !t1 || w->dims_size() != 2 || ints(*t1, "perm") != std::vector<int64_t>{0, 2, 3, 1}) return fail();
-    if (!bias.empty() && env_.constant(bias)->dims(0) != w->dims(1)) return fail();
-    std::vector<std::string> ins = {t1->input(0), mm->input(1)};
-    if (!bias.empty()) ins.push_back(bias);
-    return replace(i, make("PixelLinear", ins));
+    if (t.op_type() != "Add" || !t.domain().empty()) return false;
+    Node f;
+    bool ok = either(t, [&](const std::string& y, const std::string& b) {
+      const onnx::TensorProto* bias = env_.constant(b);
+      const Node* mm = bias && bias->dims_size() == 1 ? inner(y, "MatMul") : nullptr;
+      const onnx::TensorProto* w = mm ? env_.constant(mm->input(1)) : nullptr;
+      if (!w || w->dims_size() != 2 || w->dims(1) != bias->dims(0) || env_.constant(mm->input(0))) return false;
+      f = make("LastLinear", {mm->input(0), mm->input(1), b});
+      return true;
+    });
+    if (!ok) return fail();
+    return replace(i, f);
   }
 
   std::vector<onnx::NodeProto>& nodes_;

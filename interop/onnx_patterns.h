@@ -1,6 +1,6 @@
 // onnx_patterns.h: the multi-node forms that exporters write for one cnnc layer (gelu as Div-Erf-Add-
 // Mul-Mul, layer norm as a ReduceMean chain, group norm around InstanceNormalization, channel shuffle
-// as Reshape-Transpose-Reshape, a per-pixel linear as Transpose-MatMul-Transpose), found and replaced
+// as Reshape-Transpose-Reshape, a linear as MatMul-Add), found and replaced
 // by one node of the internal domain "cnnc" that onnx_import.cpp translates like any other.
 #pragma once
 #include <onnx/onnx_pb.h>
@@ -22,10 +22,12 @@ struct PatternEnv {
 
 // The fused ops, their inputs and attributes:
 //   Gelu(x) approximate=0|1; Silu(x); Mish(x); HardSwish(x) (opset < 14's x * HardSigmoid(x))
-//   Norm(x[, weight, bias]) kind="layer"|"group", groups, eps: normalised over the channels of each
-//     pixel or feature vector (layer) or over groups of channels and the whole plane (group), then
-//     scaled and shifted per channel when weight and bias are given;
-//   ChannelShuffle(x) groups; PixelLinear(x, weightT[, bias]): weightT is [C, O].
+//   Norm(x[, weight, bias]) kind="layer"|"group", groups, eps, last: normalised over the channels of
+//     each pixel or feature vector (layer; over the last axis when last=1, of a channels-last tensor)
+//     or over groups of channels and the whole plane (group), then scaled and shifted per channel
+//     when weight and bias are given;
+//   ChannelShuffle(x) groups; LastLinear(x, weightT, bias): x @ weightT + bias over x's last axis,
+//     weightT [C, O].
 void fusePatterns(std::vector<onnx::NodeProto>& nodes, const PatternEnv& env);
 
 }  // namespace cnnc::interop

@@ -5,7 +5,7 @@ Cases (models built with onnx.helper): garbage bytes, a truncated model, an empt
 cycle, a node reading a value nothing computes, external data whose file is missing, an initializer with
 fewer values than its shape, an op import does
 not know (the error names the node, its op type and opset and lists the ops import reads), a dynamic
-image size, and a missing file. Then one good model, to show that the same command works.
+image size, a missing file, a transpose of height and width, and a pool on a channels-last tensor. Then one good model, to show that the same command works.
 
 Usage: import_errors.py --cnnc CNNC
 """
@@ -75,6 +75,13 @@ def main():
         short.graph.initializer[0].raw_data = short.graph.initializer[0].raw_data[:20]
         case("short_initializer", short, ["c.weight"])
         case("missing_file", None, ["cannot open"])
+        # A transpose that is not to channels last and back, and a channels-last tensor read by an op
+        # that is not per pixel.
+        swap = conv_model(extra_nodes=[helper.make_node("Transpose", ["y"], ["z"], name="swap", perm=[0, 1, 3, 2])])
+        case("transpose_hw", swap, ["node 'swap' (Transpose, opset 13)", "channels last (0, 2, 3, 1) and back"])
+        pool_cl = conv_model(extra_nodes=[helper.make_node("Transpose", ["y"], ["t"], name="to_nhwc", perm=[0, 2, 3, 1]),
+                                          helper.make_node("MaxPool", ["t"], ["z"], name="pool_nhwc", kernel_shape=[2, 2])])
+        case("pool_on_channels_last", pool_cl, ["node 'pool_nhwc' (MaxPool, opset 13)", "channels-last tensor"])
         case("good", good, ["-> "], rc=0)
     print("all cases passed" if not fails else f"{fails} case(s) failed")
     sys.exit(1 if fails else 0)
