@@ -364,6 +364,9 @@ class Importer {
         s.params = {{"weight", n.input(1)}, {"bias", n.input(2)}};
         reshape_[n.input(1)] = reshape_[n.input(2)] = {C};
       }
+    } else if (op == "AdaptivePool") {
+      auto out = attrInts(n, "out", {});
+      s.text = std::string(attrStr(n, "kind", "") == "max" ? "adaptivemaxpool(" : "adaptiveavgpool(") + pair(out) + ")";
     } else if (op == "LastLinear") {
       linearOverLast(n, s, src, cl);
     } else {

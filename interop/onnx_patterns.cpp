@@ -10,6 +10,8 @@
 //     its last node was and reads only values computed before its first.
 #include "onnx_patterns.h"
 
+#include <onnx/defs/tensor_proto_util.h>
+
 #include <cmath>
 #include <map>
 #include <optional>
@@ -32,7 +34,7 @@ class Matcher {
   void run() {
     for (size_t i = 0; i < nodes_.size(); ++i) {
       if (dead_[i]) continue;
-      gelu(i) || unaryTimesX(i) || norm(i) || groupNorm(i) || normAffine(i) || channelShuffle(i) || lastLinear(i);
+      gelu(i) || unaryTimesX(i) || norm(i) || groupNorm(i) || normAffine(i) || channelShuffle(i) || lastLinear(i) || adaptivePool(i);
     }
     std::vector<onnx::NodeProto> kept;
     for (size_t i = 0; i < nodes_.size(); ++i)
@@ -338,6 +340,53 @@ class Matcher {
       return true;
     });
     if (!ok) return fail();
+    return replace(i, f);
+  }
+
+  // An int64 constant's values (empty when `v` is not one).
+  std::vector<int64_t> intsOf(const std::string& v) const {
+    const onnx::TensorProto* t = env_.constant(v);
+    if (!t || t->data_type() != onnx::TensorProto::INT64) return {};
+    return onnx::ParseData<int64_t>(t);
+  }
+
+  // Concat along axis A (2 or 3) of Reduce{Mean,Max}(Slice(x, [s_i, e_i), axis A), axis A) for i < o,
+  // with PyTorch's adaptive windows s_i = floor(i n / o), e_i = ceil((i + 1) n / o): an adaptive pool
+  // along one axis (cnnc's export of adaptive pools with unequal windows, one stage per axis). A stage
+  // over W of a stage over H is one adaptive pool.
+  bool adaptivePool(size_t i) {
+    const Node& t = nodes_[i];
+    auto* ax = attr(t, "axis");
+    if (t.op_type() != "Concat" || !t.domain().empty() || !ax || (ax->i() != 2 && ax->i() != 3) || t.input_size() < 2) return false;
+    int64_t axis = ax->i(), o = t.input_size();
+    std::string x, kind;
+    for (int64_t k = 0; k < o; ++k) {
+      const Node* r = inner(t.input((int)k), "ReduceMean");
+      std::string rk = "avg";
+      if (!r) r = inner(t.input((int)k), "ReduceMax"), rk = "max";
+      const Node* sl = r ? inner(r->input(0), "Slice") : nullptr;
+      if (!sl || ints(*r, "axes") != std::vector<int64_t>{axis} || (attr(*r, "keepdims") && attr(*r, "keepdims")->i() == 0)) return fail();
+      if (k == 0) x = sl->input(0), kind = rk;
+      if (sl->input(0) != x || rk != kind || sl->input_size() != 4 || intsOf(sl->input(3)) != std::vector<int64_t>{axis}) return fail();
+      auto xs = env_.shape(x);
+      if (xs.size() != 4 || xs[axis] <= 0) return fail();
+      int64_t n = xs[axis];
+      if (intsOf(sl->input(1)) != std::vector<int64_t>{k * n / o} || intsOf(sl->input(2)) != std::vector<int64_t>{((k + 1) * n + o - 1) / o}) return fail();
+    }
+    auto xs = env_.shape(x);
+    std::vector<int64_t> out = {xs[2], xs[3]};
+    out[axis - 2] = o;
+    std::string src = x;
+    // The H stage before this W stage, when only this stage reads it: one pool over both axes.
+    if (axis == 3)
+      if (const Node* h = inner(x, "AdaptivePool", (int)o, true))  // read by this stage's o Slices only
+        if (attr(*h, "kind")->s() == kind && ints(*h, "out")[1] == xs[3]) out[0] = ints(*h, "out")[0], src = h->input(0);
+    Node f = make("AdaptivePool", {src});
+    setString(f, "kind", kind);
+    auto* a = f.add_attribute();
+    a->set_name("out");
+    a->set_type(onnx::AttributeProto::INTS);
+    for (int64_t v : out) a->add_ints(v);
     return replace(i, f);
   }
 

@@ -26,6 +26,7 @@ struct PatternEnv {
 //     each pixel or feature vector (layer; over the last axis when last=1, of a channels-last tensor)
 //     or over groups of channels and the whole plane (group), then scaled and shifted per channel
 //     when weight and bias are given;
+//   AdaptivePool(x) kind="avg"|"max", out=[oh, ow]: PyTorch's adaptive pool (unequal windows);
 //   ChannelShuffle(x) groups; LastLinear(x, weightT, bias): x @ weightT + bias over x's last axis,
 //     weightT [C, O].
 void fusePatterns(std::vector<onnx::NodeProto>& nodes, const PatternEnv& env);
