@@ -330,11 +330,16 @@ class Importer {
       out[o] = in[src];
       for (int64_t k = (int64_t)r - 1; k >= 0 && ++idx[k] == outDims[k]; --k) idx[k] = 0;
     }
+    setFloats(t, out);
+  }
+
+  // `t`'s data replaced by `v` as float32 (its dims are the caller's).
+  static void setFloats(onnx::TensorProto& t, const std::vector<float>& v) {
     t.clear_raw_data();
     t.clear_float_data();
     t.clear_double_data();
     t.set_data_type(onnx::TensorProto::FLOAT);
-    for (float v : out) t.add_float_data(v);
+    for (float x : v) t.add_float_data(x);
   }
 
   // A node fusePatterns() made (onnx_patterns.h lists them).
@@ -516,14 +521,9 @@ class Importer {
         if (count == 1 && outF != 1) {
           folded_.push_back(c);
           auto& t = folded_.back();
-          float v = floats(c).at(0);
-          t.clear_raw_data();
-          t.clear_float_data();
-          t.clear_double_data();
-          t.set_data_type(onnx::TensorProto::FLOAT);
+          setFloats(t, std::vector<float>((size_t)outF, floats(c).at(0)));
           t.clear_dims();
           t.add_dims(outF);
-          for (int64_t i = 0; i < outF; ++i) t.add_float_data(v);
           consts_[n.input(2)] = &t;
         } else if (count != outF || c.dims_size() > 2 || (c.dims_size() == 2 && c.dims(0) != 1)) {
           unsupported(n, "a bias that is not one value per output ([" + std::to_string(outF) + "] or [1, " + std::to_string(outF) + "])");
@@ -764,20 +764,6 @@ class Importer {
       else if (!i.empty() && !constant(i)) return false;
     }
     return any;
-  }
-
-  // How many values constant `c` gives when broadcast over `src` ([N, C, H, W] or [N, F]): 1 (all its
-  // dimensions 1), C (one per channel: [C, 1, 1] or [1, C, 1, 1] over an image, [C] or [1, C] over
-  // features), else -1 (it varies along H or W, or does not broadcast; a [C] vector over an image
-  // broadcasts along W, not along the channels).
-  static int64_t channelCount(const onnx::TensorProto& c, const std::vector<int64_t>& src) {
-    std::vector<int64_t> d(c.dims().begin(), c.dims().end());
-    if (std::all_of(d.begin(), d.end(), [](int64_t x) { return x == 1; })) return 1;
-    if (src.size() < 2 || src[1] <= 0 || d.size() > src.size()) return -1;
-    d.insert(d.begin(), src.size() - d.size(), 1);  // numpy broadcasting aligns the last dimensions
-    for (size_t i = 0; i < d.size(); ++i)
-      if (d[i] != (i == 1 ? src[1] : 1)) return -1;
-    return src[1];
   }
 
   std::vector<int64_t> inferred(const std::string& v) const {

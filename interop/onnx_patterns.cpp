@@ -12,6 +12,7 @@
 
 #include <onnx/defs/tensor_proto_util.h>
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 #include <optional>
@@ -293,12 +294,7 @@ class Matcher {
   // One value per channel of `xs` ([N, C, H, W]: [C, 1, 1] or [1, C, 1, 1]; [N, F]: [F] or [1, F]).
   bool perChannel(const std::string& v, const std::vector<int64_t>& xs) const {
     const onnx::TensorProto* c = env_.constant(v);
-    if (!c || xs.size() < 2 || c->dims_size() > (int)xs.size()) return false;
-    std::vector<int64_t> d(c->dims().begin(), c->dims().end());
-    d.insert(d.begin(), xs.size() - d.size(), 1);
-    for (size_t k = 0; k < d.size(); ++k)
-      if (d[k] != (k == 1 ? xs[1] : 1)) return false;
-    return true;
+    return c && xs.size() >= 2 && channelCount(*c, xs) == xs[1];
   }
 
   // One value per entry of the last axis of `xs` (a channels-last tensor's channels): [C], [1, 1, 1, C].
@@ -398,6 +394,20 @@ class Matcher {
 };
 
 }  // namespace
+
+// How many values constant `c` gives when broadcast over `src` ([N, C, H, W] or [N, F]): 1 (all its
+// dimensions 1), C (one per channel: [C, 1, 1] or [1, C, 1, 1] over an image, [C] or [1, C] over
+// features), else -1 (it varies along H or W, or does not broadcast; a [C] vector over an image
+// broadcasts along W, not along the channels).
+int64_t channelCount(const onnx::TensorProto& c, const std::vector<int64_t>& src) {
+  std::vector<int64_t> d(c.dims().begin(), c.dims().end());
+  if (std::all_of(d.begin(), d.end(), [](int64_t x) { return x == 1; })) return 1;
+  if (src.size() < 2 || src[1] <= 0 || d.size() > src.size()) return -1;
+  d.insert(d.begin(), src.size() - d.size(), 1);  // numpy broadcasting aligns the last dimensions
+  for (size_t i = 0; i < d.size(); ++i)
+    if (d[i] != (i == 1 ? src[1] : 1)) return -1;
+  return src[1];
+}
 
 void fusePatterns(std::vector<onnx::NodeProto>& nodes, const PatternEnv& env) { Matcher(nodes, env).run(); }
 

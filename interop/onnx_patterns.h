@@ -31,4 +31,8 @@ struct PatternEnv {
 //     weightT [C, O].
 void fusePatterns(std::vector<onnx::NodeProto>& nodes, const PatternEnv& env);
 
+// How many values constant `c` gives when broadcast over `src` ([N, C, H, W] or [N, F]): 1 (all its
+// dimensions 1), C (one per channel), else -1. Shared by the matcher and the importer's scale/PRelu.
+int64_t channelCount(const onnx::TensorProto& c, const std::vector<int64_t>& src);
+
 }  // namespace cnnc::interop
