@@ -10,6 +10,7 @@
 // BN kinds with extraIns = {pooled}: a k x k max pool (attrs.kernel) that tiles the BN's ReLU
 // output is folded in (batchnormForward, below): BNApply writes the pooled output, and dy of the backward
 // kinds is the pooled gradient.
+#include "activation.h"
 #include "gpu.h"
 #include "ops.h"
 #include "plan_builder.h"
@@ -18,9 +19,15 @@ namespace cnnc::codegen {
 
 namespace {
 
-// The BN backward kernels with a fused ReLU recompute its mask from x (so they read gamma and beta,
-// not y): one tensor less to read. Other activations' derivatives need y, an extra argument after dy.
-bool bnMaskFromX(const Act& a) { return a.is("relu"); }
+// The BN backward kernels with a fused piecewise-linear activation (ReLU, ReLU6, hardtanh, leaky
+// ReLU, hardsigmoid) recompute y from x with the forward's own expression, so they read gamma and
+// beta, not y: one tensor less to read in each of the two kernels (MobileNetV2's step at batch 32
+// on 96x96: its 35 BN + ReLU6 pairs' backward kernels read 3 and 4 tensors, now 2 and 3). Other
+// activations' derivatives need y (recomputing an exp or erf would cost more than the read), an
+// extra argument after dy.
+bool bnMaskFromX(const Act& a) {
+  return a.is("relu") || a.is("relu6") || a.is("hardtanh") || a.is("hardsigmoid") || (a.is("leakyrelu") && gradReadsOutput(a));
+}
 
 // BN over [C,H,W] or [F]: M = batch x H x W elements per channel.
 Expr elemsPerChannel(const ImageParam& x, const Dims& d) {
@@ -146,9 +153,16 @@ Func bnInvStd(const ImageParam& st, const KernelSpec& k) {  // 1 / sqrt(var + ep
 }
 
 // The normalised, scaled and shifted x: bnApply's output before its activation. The backward
-// kernels behind a folded max pool recompute ReLU's mask with this same expression.
+// kernels recompute the activation's decision with this same expression, so it must round the same
+// in every kernel: strict_float, because Halide lets LLVM reassociate and contract float math, and
+// it did so differently per kernel. BNApply computed (x - mean) * gamma / sd + beta (LLVM's
+// reassociation of the expression as written, (x - mean) / sd * gamma + beta), and BNBackParams
+// with ReLU6 fma((x - mean) / sd, gamma, beta): 81 of 4096 pre-activations within ulps of 0 or 6
+// were clamped by the forward and passed by the backward (relu_decision.py relu6). The order
+// written here is the one BNApply had: training results are unchanged (step.resnet152's layer3
+// BN gradients, 4x4 planes at batch 1, moved past their bound with the other order).
 Expr bnNorm(Expr xv, Expr c, const ImageParam& st, Func sd, const ImageParam& g, const ImageParam& b) {
-  return (xv - st(c, 0)) / sd(c) * g(c) + b(c);
+  return strict_float((xv - st(c, 0)) * g(c) / sd(c) + b(c));
 }
 
 // sign(gamma): bnNorm is increasing in x for gamma > 0 and decreasing for gamma < 0, so a window's
@@ -199,7 +213,7 @@ void bnApplyCpu(ApplyFuncs& f, const KernelSpec& k) {
 
 // BN backward kernels with a fused activation (k.act set) apply the activation's gradient inline:
 // the separate ActGrad kernel read and wrote a whole tensor for what is one multiply per element.
-// ReLU's mask is recomputed from x (bnMaskFromX); other activations read their output y (appended
+// Piecewise-linear activations recompute y from x (bnMaskFromX); others read their output y (appended
 // to the arguments after dy). Behind a folded max pool (poolFolded) dy is the pool's gradient.
 bool poolFolded(const KernelSpec& k) { return k.act.is("relu") && !k.extraIns.empty(); }
 
@@ -251,7 +265,12 @@ DyAct actBackInline(ImageParam dy, const KernelSpec& k, KernelParams& p, const I
     // per element but rounds differently: on pre-activations within a few ulps of 0 it passed
     // gradients through elements the forward had set to 0 (tests/torch/relu_decision.py: 187 of
     // 4096 such channels), and every gradient upstream was off by that element's dy.
-    f(idx) = select(bnNorm(x(ix), ix[2], st, sd, g, b) > 0.0f, dy(ix), 0.0f);
+    Expr pre = bnNorm(x(ix), ix[2], st, sd, g, b);
+    // The others: y = act(pre) is BNApply's output bit for bit, and the derivative reads y as the
+    // unfused ActGrad would.
+    Expr pass = pre > 0.0f;
+    if (k.act.is("relu6")) pass = pass && pre < 6.0f;
+    f(idx) = k.act.is("relu") || k.act.is("relu6") ? select(pass, dy(ix), 0.0f) : dy(ix) * actDeriv(applyAct(pre, k.act), k.act);
     return {f, {}};
   }
   ImageParam y = p.tensor("y", k.in);
@@ -319,7 +338,11 @@ BackParamsFuncs bnBackParamsAlgorithm(const KernelSpec& k) {
   } else if (d.size() == 3) {
     f.r = RDom(0, (int)d[2], 0, (int)d[1], 0, x.dim(3).extent(), "r");
     RDom& r = f.r;
-    Expr xhat = (x(r.x, r.y, v.c, r.z) - st(v.c, 0)) / sd(v.c);
+    // xhat by a multiply with 1 / sd, as BNBackData has it: with ReLU6's mask recomputed from x
+    // (bnNorm's division), a second division per element made this kernel division-bound.
+    Func invstd = bnInvStd(st, k);
+    f.perChannel.push_back(invstd);
+    Expr xhat = (x(r.x, r.y, v.c, r.z) - st(v.c, 0)) * invstd(v.c);
     f.acc(v.c) = Tuple(0.0f, 0.0f);
     Expr dyv = dy(r.x, r.y, v.c, r.z);
     f.acc(v.c) = Tuple(f.acc(v.c)[0] + dyv * xhat, f.acc(v.c)[1] + dyv);
@@ -395,7 +418,7 @@ void bnBackDataCpu(BackDataFuncs& f, const KernelSpec& k) {
 }  // namespace
 
 // The inputs of the BN kernels. With a fused activation the backward kernels take dy through it:
-// ReLU's mask is recomputed from x, so they read gamma and beta (bnMaskFromX); any other activation
+// piecewise-linear ones recompute y from x, so they read gamma and beta (bnMaskFromX); any other activation
 // reads its output y, right after dy.
 static bool readsY(const KernelSpec& k) { return !k.act.none() && !bnMaskFromX(k.act); }
 ArgNames affineArgs(const KernelSpec&) { return {"input", "scale", "shift"}; }
