@@ -9,7 +9,8 @@ namespace cnnc::interop {
 struct ImportedTensor {
   std::string name;            // the .cnn's state_dict name
   std::vector<int64_t> shape;
-  std::vector<float> f32;      // float parameters
+  std::string f32;             // float parameters: float32 values, little-endian (ONNX's raw_data and
+                               // safetensors' layout, so a model's weights are moved, not copied)
   bool isInt64 = false;        // num_batches_tracked (0)
 };
 

@@ -71,7 +71,7 @@ int runImport(int argc, char** argv) {
   static const int64_t zero = 0;
   for (const auto& t : r.weights) {
     if (t.isInt64) tensors.push_back({t.name, rt::DType::I64, {}, &zero, sizeof zero});
-    else tensors.push_back({t.name, rt::DType::F32, t.shape, t.f32.data(), t.f32.size() * sizeof(float)});
+    else tensors.push_back({t.name, rt::DType::F32, t.shape, t.f32.data(), t.f32.size()});
   }
   // Both files or neither: the weights under a temporary name until the .cnn is in place.
   std::string tmpWeights = tempPathFor(weights);
