@@ -59,6 +59,15 @@ bool Executor::init(const Plan& p, const KernelEntry* table, int count, std::str
 
 void Executor::setWeights(const Weights& w) {
   consts_ = deriveConsts(*plan_, w);
+  constantsChanged();
+}
+
+void Executor::setWeights(Weights&& w) {
+  consts_ = deriveConsts(*plan_, std::move(w));
+  constantsChanged();
+}
+
+void Executor::constantsChanged() {
   constPtr_.clear();
   for (auto& c : consts_) constPtr_.push_back(c.data());
   constInt_.assign(consts_.size(), false);

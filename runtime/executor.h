@@ -24,6 +24,9 @@ public:
   bool init(const Plan& p, const KernelEntry* table, int count, std::string& err);
   // Inference: constants derived from (copies of) the weights.
   void setWeights(const Weights& w);
+  // The same, taking over w's storage where it can (w is left partly empty): no second copy of the
+  // weights in memory.
+  void setWeights(Weights&& w);
   // Training: constants point into live storage (parameters, gradients, statistics); `ptrs[i]`
   // for constant i, `isInt[i]` when it holds int32.
   void bindConstants(std::vector<void*> ptrs, std::vector<bool> isInt);
@@ -79,6 +82,7 @@ private:
   std::vector<float> shadow_;  // checkWrites_: the arena (and its guard zone) before the call
   const Plan* plan_ = nullptr;
   std::vector<int (*)(void**)> fns_;
+  void constantsChanged();  // after consts_ is set: pointers and buffers follow it
   std::vector<std::vector<float>> consts_;  // owned constants (inference)
   std::vector<void*> constPtr_;
   std::vector<bool> constInt_;

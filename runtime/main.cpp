@@ -108,7 +108,7 @@ int cmdInfer(const Plan& p, Executor& ex, const std::string& weights, const std:
   const float* input = inputBatch(st, inPath, p, n, err);
   if (!input) return fail(err);
   if (!ex.reserve(n, err)) return fail(err);
-  ex.setWeights(w);
+  ex.setWeights(std::move(w));  // w is not read again
   std::vector<float> out;
   if (!ex.run(input, n, out, err)) return fail(err);
   Dims oshape{n};
@@ -141,7 +141,7 @@ int cmdPredict(const Plan& p, Executor& ex, const std::string& weights, const st
   }
   Weights w;
   if (!loadWeights(p, weights, w, err)) return fail(err);
-  ex.setWeights(w);
+  ex.setWeights(std::move(w));  // w is not read again
   std::vector<float> out;
   if (!ex.run(batch.data(), (int64_t)images.size(), out, err)) return fail(err);
   size_t k = numel(p.outputShape());
@@ -211,7 +211,7 @@ int cmdBench(const Plan& p, Executor& ex, const std::string& weights, int batch,
   if (!ex.reserve(batch, err)) return fail(err);
   Weights w;
   if (!getWeights(p, weights, 0, w, err)) return fail(err);
-  ex.setWeights(w);
+  ex.setWeights(std::move(w));  // w is not read again
   std::vector<float> input((size_t)(numel(p.inputShape()) * batch));
   std::mt19937 rng(0);
   std::normal_distribution<float> nd;

@@ -45,5 +45,7 @@ bool saveWeights(const Plan& p, const Weights& w, const std::string& path, std::
 
 // The kernels' constant arguments, in plan order.
 std::vector<std::vector<float>> deriveConsts(const Plan& p, const Weights& w);
+// The same, taking over w's storage where a parameter is one constant and nothing else.
+std::vector<std::vector<float>> deriveConsts(const Plan& p, Weights&& w);
 
 }  // namespace cnnc::rt
