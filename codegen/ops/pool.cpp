@@ -23,6 +23,8 @@ namespace {
 struct PoolFuncs {
   Func out, am;  // am: the max-pool backward kernels' argmax of each window
   RDom w;        // the scatter form's windows
+  Func planeSum;  // a global average pool's sum over each plane (CPU)
+  RDom plane;
   std::vector<Argument> args;
 };
 
@@ -90,6 +92,18 @@ PoolFuncs adaptiveAvgForward(const KernelSpec& k) {
   AdaptiveWindow w = adaptiveWindow(v.x, v.y, k.in, k.out);
   RDom r(0, w.kw, 0, w.kh, "r");
   f.out = Func("adaptiveavg_out");
+  int H = (int)k.in[1], W = (int)k.in[2];
+  if (k.out[1] == 1 && k.out[2] == 1 && !k.schedule.gpu) {
+    // A global pool (squeeze-and-excitation's, a classifier's) sums whole planes: in vector lanes
+    // (laneSum) rather than one float at a time through the window's clamped, tested taps, which
+    // read 5 GB/s (MobileNetV2's 96 x 48 x 48 planes at batch 32: 5.4 ms for 28 MB).
+    f.plane = RDom(0, W, 0, H, "plane");
+    f.planeSum = Func("adaptiveavg_sum");
+    f.planeSum(v.c, v.n) = 0.0f;
+    f.planeSum(v.c, v.n) += in(f.plane.x, f.plane.y, v.c, v.n);
+    f.out(v.x, v.y, v.c, v.n) = f.planeSum(v.c, v.n) / (float)(H * W);
+    return f;
+  }
   f.out(v.x, v.y, v.c, v.n) = sum(adaptiveTap(in, w, r, v, 0.0f)) / cast<float>((w.x1 - w.x0) * (w.y1 - w.y0));
   return f;
 }
@@ -101,6 +115,10 @@ void adaptiveAvgCpu(PoolFuncs& f, const KernelSpec& k) {
   Var cno("cno"), cni("cni");
   int planes = (int)std::max<int64_t>(1, 16384 / (k.in[1] * k.in[2]));
   f.out.fuse(v.c, v.n, v.cn).split(v.cn, cno, cni, planes, TailStrategy::GuardWithIf).parallel(cno);
+  if (f.planeSum.defined()) {
+    f.planeSum.compute_at(f.out, cni);
+    laneSum(f.planeSum, f.plane, (int)k.in[2], (int)k.in[1]);
+  }
 }
 
 // ---- AdaptiveMaxPool ----
