@@ -7,13 +7,14 @@
      - `cnnc`: by `cnnc NET.cnn --emit=onnx --weights W` (the round trip);
   2. `cnnc import MODEL.onnx -o NET.cnn` writes the .cnn and its weights; every float tensor of the
      state_dict must be among the weights under the same name and with the same values;
-  3. the imported .cnn compiles, and `X infer --weights` on random inputs at batch 1 and 3 matches
+  3. the imported .cnn compiles, and `X infer --weights` on random inputs at batch 1 and 3 (--batches) matches
      PyTorch's output within the forward bound 1e-4 x (1 + max |torch|) (parity.py's), or for the round
      trip equals the original .cnn's output exactly (its parity with PyTorch is parity.py's test);
   4. with --step NET: the imported net's training step (loss, every gradient, the SGD update, batch
      norm's running statistics) matches PyTorch's (tests/torch/step_parity.py on the imported build).
 
-Usage: import_check.py --cnnc CNNC --nets DIR --cache-dir DIR --via torch|cnnc --net NAME[:C,H,W] [NAME...] [--step NAME...]
+Usage: import_check.py --cnnc CNNC --nets DIR --cache-dir DIR --via torch|cnnc --net NAME[:C,H,W] [NAME...] [--batches 1,3]
+       [--step NAME...]
 """
 import argparse
 import os
@@ -71,7 +72,7 @@ def check_net(a, net, shape_arg, d):
     if a.via == "cnnc":  # the round trip: the original .cnn, built (its kernels are cached) to compare with
         orig_exe = os.path.join(d, net + "_original")
         run([a.cnnc, src, "-o", orig_exe, "--cache-dir", a.cache_dir] + (["--input-shape", shape_arg] if shape_arg else []))
-    for b in (1, 3):
+    for b in a.batches:
         x = torch.randn((b,) + shape, generator=gen)
         ipath, opath = os.path.join(d, "in.safetensors"), os.path.join(d, "out.safetensors")
         st.save(ipath, {"input": x})
@@ -105,6 +106,8 @@ def main():
     ap.add_argument("--cache-dir", required=True, help="kernel cache for the compiles")
     ap.add_argument("--via", choices=["torch", "cnnc"], required=True)
     ap.add_argument("--net", required=True, nargs="+", help="NAME, or NAME:C,H,W for another input size")
+    ap.add_argument("--batches", type=lambda v: [int(b) for b in v.split(",")], default=[1, 3],
+                    help="batch sizes to run (default 1,3; each run loads the weights again)")
     ap.add_argument("--step", nargs="*", help="nets whose imported build also takes one training step against PyTorch's")
     a = ap.parse_args()
     torch.manual_seed(0)
