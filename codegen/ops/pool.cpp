@@ -93,10 +93,13 @@ PoolFuncs adaptiveAvgForward(const KernelSpec& k) {
   RDom r(0, w.kw, 0, w.kh, "r");
   f.out = Func("adaptiveavg_out");
   int H = (int)k.in[1], W = (int)k.in[2];
-  if (k.out[1] == 1 && k.out[2] == 1 && !k.schedule.gpu) {
-    // A global pool (squeeze-and-excitation's, a classifier's) sums whole planes: in vector lanes
-    // (laneSum) rather than one float at a time through the window's clamped, tested taps, which
-    // read 5 GB/s (MobileNetV2's 96 x 48 x 48 planes at batch 32: 5.4 ms for 28 MB).
+  if (k.out[1] == 1 && k.out[2] == 1 && !k.schedule.gpu && H * W >= 256) {
+    // A global pool (squeeze-and-excitation's, a classifier's) over planes of 256 pixels or more
+    // sums them in vector lanes (laneSum) rather than one float at a time through the window's
+    // clamped, tested taps, which read 5 GB/s (96 x 48 x 48 planes at batch 32: 5.4 ms for 28 MB).
+    // Smaller planes keep PyTorch's order (row by row): RegNetY's training step at 67 x 45, batch 2,
+    // whose batch norms see 12 values per channel in its last stage, moved 20x past its gradient
+    // bound with the lane order in its first stage's 17 x 12 squeeze-and-excitation pools.
     f.plane = RDom(0, W, 0, H, "plane");
     f.planeSum = Func("adaptiveavg_sum");
     f.planeSum(v.c, v.n) = 0.0f;
