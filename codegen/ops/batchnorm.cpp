@@ -266,11 +266,9 @@ DyAct actBackInline(ImageParam dy, const KernelSpec& k, KernelParams& p, const I
     // gradients through elements the forward had set to 0 (tests/torch/relu_decision.py: 187 of
     // 4096 such channels), and every gradient upstream was off by that element's dy.
     Expr pre = bnNorm(x(ix), ix[2], st, sd, g, b);
-    // The others: y = act(pre) is BNApply's output bit for bit, and the derivative reads y as the
-    // unfused ActGrad would.
-    Expr pass = pre > 0.0f;
-    if (k.act.is("relu6")) pass = pass && pre < 6.0f;
-    f(idx) = k.act.is("relu") || k.act.is("relu6") ? select(pass, dy(ix), 0.0f) : dy(ix) * actDeriv(applyAct(pre, k.act), k.act);
+    // The others: y = act(pre) is BNApply's output bit for bit (bnNorm is strict_float), and the
+    // derivative reads it as the unfused ActGrad would.
+    f(idx) = k.act.is("relu") ? select(pre > 0.0f, dy(ix), 0.0f) : dy(ix) * actDeriv(applyAct(pre, k.act), k.act);
     return {f, {}};
   }
   ImageParam y = p.tensor("y", k.in);
