@@ -225,19 +225,15 @@ static void packBlocked(std::vector<float>& v, const Dims& packed) {
 
 static std::vector<std::vector<float>> deriveUnpacked(const Plan& p, const Weights& w, Weights* movable);
 
-std::vector<std::vector<float>> deriveConsts(const Plan& p, const Weights& w) {
-  std::vector<std::vector<float>> out = deriveUnpacked(p, w, nullptr);
+static std::vector<std::vector<float>> derivePacked(const Plan& p, const Weights& w, Weights* movable) {
+  std::vector<std::vector<float>> out = deriveUnpacked(p, w, movable);
   for (size_t i = 0; i < p.consts.size(); ++i)
     if (p.consts[i].pack) packBlocked(out[i], p.consts[i].shape);
   return out;
 }
 
-std::vector<std::vector<float>> deriveConsts(const Plan& p, Weights&& w) {
-  std::vector<std::vector<float>> out = deriveUnpacked(p, w, &w);
-  for (size_t i = 0; i < p.consts.size(); ++i)
-    if (p.consts[i].pack) packBlocked(out[i], p.consts[i].shape);
-  return out;
-}
+std::vector<std::vector<float>> deriveConsts(const Plan& p, const Weights& w) { return derivePacked(p, w, nullptr); }
+std::vector<std::vector<float>> deriveConsts(const Plan& p, Weights&& w) { return derivePacked(p, w, &w); }
 
 // The constants in their natural layout ([O,C,kh,kw] for conv weights). With `movable` (w itself,
 // which the caller gives up), a parameter that is one constant and nothing else is moved, not copied.
