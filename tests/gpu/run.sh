@@ -10,8 +10,8 @@
 #
 # CNNC_GPU_DRYRUN=1 runs both steps on this machine without a GPU: the nets are built for OpenCL
 # (pocl runs them on the CPU), PyTorch runs on the CPU, only LeNet-5 and MiniVGG are built (the
-# OpenCL parity and step tests of ctest cover TinyResNet), and measured at small batches. It checks the script itself (ctest
-# gpu_script_dryrun), not a GPU's speed.
+# OpenCL parity and step tests of ctest cover TinyResNet), and measured at small batches. It checks
+# the script itself (ctest gpu_script_dryrun), not a GPU's speed.
 set -u
 root=$(cd "$(dirname "$0")/../.." && pwd)
 dry=${CNNC_GPU_DRYRUN:-}
