@@ -25,6 +25,9 @@
 #include "lower.h"
 #include "worker_pool.h"
 
+#ifndef CNNC_RUNTIME_LINK_EXTRA
+#define CNNC_RUNTIME_LINK_EXTRA ""
+#endif
 #ifndef CNNC_RUNTIME_LIB
 #define CNNC_RUNTIME_LIB ""
 #endif
@@ -272,7 +275,8 @@ bool toolchainFor(const AotOptions& opts, Toolchain& tc, std::string& err) {
     tc.runtimeLib = getenv("CNNC_RUNTIME_LIB") ? getenv("CNNC_RUNTIME_LIB") : CNNC_RUNTIME_LIB;
     tc.capiLib = getenv("CNNC_CAPI_LIB") ? getenv("CNNC_CAPI_LIB") : CNNC_CAPI_LIB;
     tc.ar = "ar";
-    tc.linkFlags = "-lz -lpthread -ldl";
+    // Open MPI's library when the runtime was built with it (data-parallel training).
+    tc.linkFlags = std::string("-lz -lpthread -ldl ") + CNNC_RUNTIME_LINK_EXTRA;
     return findCxx(tc.cxx, err);
   }
   const char* hint = "install the aarch64 cross toolchain (apt-get install g++-aarch64-linux-gnu zlib1g-dev:arm64, after "

@@ -39,6 +39,7 @@ foreach(src ${CNNC_RUNTIME_SOURCES})
 endforeach()
 set(runtime_objs)
 cnnc_aarch64_object(main.cpp runtime_objs)
+cnnc_aarch64_object(comm_mpi.cpp runtime_objs)  # without MPI: single process
 set(capi_objs)
 cnnc_aarch64_object(capi.cpp capi_objs)
 

@@ -227,7 +227,9 @@ BatchLoader::~BatchLoader() { stop(); }
 int64_t BatchLoader::batchesPerEpoch() const { return dropLast_ ? d_.count / batch_ : (d_.count + batch_ - 1) / batch_; }
 
 void BatchLoader::produce(int64_t b, std::vector<float>& img, std::vector<int64_t>& lab) {
-  int64_t lo = b * batch_, hi = std::min(d_.count, lo + batch_);
+  int64_t lo = b * batch_, hi = std::min(d_.count, lo + batch_), m = hi - lo;
+  hi = lo + m * (shard_ + 1) / shards_;
+  lo = lo + m * shard_ / shards_;
   size_t per = (size_t)p_.C * p_.H * p_.W;
   img.resize((size_t)(hi - lo) * per);
   size_t perLab = d_.segmentation() ? (size_t)p_.outH * p_.outW : 1;

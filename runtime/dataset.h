@@ -92,6 +92,10 @@ public:
   BatchLoader(const Dataset& d, Preprocess p, int64_t batch, bool shuffle, bool augment, bool dropLast, uint64_t seed);
   ~BatchLoader();
   int64_t batchesPerEpoch() const;
+  // Data-parallel training and evaluation: this rank prepares only its slice of every batch,
+  // positions [lo + m*r/N, lo + m*(r+1)/N) of a batch [lo, lo+m) (m = batch, or less at the end),
+  // with the same order and augmentation the single process draws for those positions.
+  void setShard(int r, int N) { shard_ = r; shards_ = N; }
   // Starts epoch `epoch` at batch `first` (for resume).
   void start(int64_t epoch, int64_t first = 0);
   // Blocks until the next batch is ready; false at the end of the epoch.
@@ -105,6 +109,7 @@ private:
   int64_t batch_;
   bool shuffle_, augment_, dropLast_;
   uint64_t seed_;
+  int shard_ = 0, shards_ = 1;
   int64_t epoch_ = 0, nextBatch_ = 0, end_ = 0;
   std::vector<int64_t> order_;
   std::thread worker_;

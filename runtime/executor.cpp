@@ -306,6 +306,7 @@ bool Executor::runCalls(int64_t n, std::string& err) {
     }
     if (checkWrites_ && !dev_ && !checkWrites(c, n, err)) return false;
     if (dumpDir_) dumpCall(c, n);
+    if (afterCall && !afterCall(c, err)) return false;
   }
   if (dev_ && !syncConstants(false, err)) return false;
   return true;

@@ -1,5 +1,6 @@
 // executor.h: runs a plan: kernel calls in order over one arena whose size is planned per image.
 #pragma once
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -48,6 +49,9 @@ public:
   const Plan& plan() const { return *plan_; }
   // Training with frozen parameters: active[c] false skips call c (empty: every call runs).
   std::vector<bool> active;
+  // Called after each call that ran (data-parallel training starts gradient sums and combines
+  // batch statistics there); false stops the run with its error.
+  std::function<bool(size_t call, std::string& err)> afterCall;
   // Per-call wall time of the last run, in ms, when profiling is on.
   bool profile = false;
   std::vector<double> callMs;

@@ -12,7 +12,11 @@
 #include <random>
 #include <thread>
 
+#include <sched.h>
+#include <unistd.h>
+
 #include "HalideRuntime.h"
+#include "comm.h"
 #include "executor.h"
 #include "optim.h"
 #include "image.h"
@@ -304,7 +308,7 @@ bool readLabels(const SafeTensors& st, const std::string& path, int64_t n, const
 }
 
 int cmdStep(const Plan& trainPlan, const std::string& weights, const std::string& inPath, const std::string& labelsPath, double lr,
-            double smoothing, uint64_t seed, const std::string& outPath, const std::vector<std::string>& freeze) {
+            double smoothing, uint64_t seed, const std::string& outPath, const std::vector<std::string>& freeze, Comm& comm, bool syncBn) {
   std::string err;
   if (!trainPlan.isTraining()) return fail("this executable has no training step: its network ends in neither class scores [K] nor per-pixel scores [K,H,W]");
   std::vector<bool> frozen;
@@ -320,11 +324,25 @@ int cmdStep(const Plan& trainPlan, const std::string& weights, const std::string
   if (!readLabels(lab, labelsPath, n, trainPlan.acts[trainPlan.labels].shape, labels, err)) return fail(err);
   Trainer tr;
   if (!tr.init(trainPlan, kKernels, kNumKernels, w, err, frozen)) return fail(err);
-  if (!frozen.empty()) fprintf(stderr, "%s\n", freezeSummary(trainPlan, frozen).c_str());
+  if (!frozen.empty() && comm.rank() == 0) fprintf(stderr, "%s\n", freezeSummary(trainPlan, frozen).c_str());
   tr.labelSmoothing = smoothing;
+  // Under mpirun each rank steps on its slice of the batch (as `train` does) and rank 0 writes.
+  int64_t lo = 0, count = n;
+  if (comm.distributed()) {
+    if (n % comm.size() != 0)
+      return fail("the batch of " + std::to_string(n) + " images must divide by the " + std::to_string(comm.size()) + " ranks");
+    count = n / comm.size();
+    lo = count * comm.rank();
+    if (!tr.enableDataParallel(comm, syncBn, 4u << 20, err)) return fail(err);
+  }
+  int64_t perLabel = numel(trainPlan.acts[trainPlan.labels].shape);
   double loss = 0;
-  if (!tr.step(input, labels.data(), n, seed, loss, err)) return fail(err);
+  if (!tr.step(input + lo * numel(trainPlan.inputShape()), labels.data() + lo * perLabel, count, seed, loss, err)) return fail(err);
+  double sum[1] = {loss * (double)count};
+  if (!comm.allreduceSum(sum, 1, err)) return fail(err);
+  loss = sum[0] / (double)n;
   sgdUpdate(trainPlan, w, tr.grads(), lr);
+  if (comm.rank() != 0) return 0;
   std::vector<TensorOut> out;
   float lossF = (float)loss;
   out.push_back({"loss", DType::F32, {}, &lossF, sizeof(float)});
@@ -356,8 +374,11 @@ int main(int argc, char** argv) {
   CLI::App app{plan.net + ": a network compiled by cnnc from " + plan.source, argv[0]};
   app.require_subcommand(1);
   app.set_version_flag("--version", plan.net + " built by cnnc for " + plan.target);
-  int threads = (int)std::max(1u, std::thread::hardware_concurrency());
-  app.add_option("--threads", threads, "worker threads (default: all cores)")->check(CLI::Range(1, 1024));
+  // The cores this process may run on: under `mpirun --bind-to core` a rank's own core(s), not the machine's.
+  cpu_set_t cpus;
+  int threads = sched_getaffinity(0, sizeof cpus, &cpus) == 0 ? CPU_COUNT(&cpus) : (int)std::thread::hardware_concurrency();
+  threads = std::max(1, threads);
+  app.add_option("--threads", threads, "worker threads (default: the cores this process may use)")->check(CLI::Range(1, 1024))->capture_default_str();
 
   auto* info = app.add_subcommand("info", "network summary, target, kernels and memory plan");
 
@@ -409,6 +430,8 @@ int main(int argc, char** argv) {
   stepCmd->add_option("--output", outPath, "where to write loss, grad.<param> and the updated parameters")->required();
   stepCmd->add_option("--label-smoothing", smoothing, "cross-entropy label smoothing")->check(CLI::Range(0.0, 1.0));
   stepCmd->add_option("--seed", stepSeed, "dropout seed");
+  bool stepSyncBn = false;
+  stepCmd->add_flag("--sync-bn", stepSyncBn, "under mpirun: batch-norm statistics over the whole batch, not each rank's slice");
   std::vector<std::string> stepFreeze;
   stepCmd->add_option("--freeze", stepFreeze, "freeze the parameters under these layer names: no grad.<name>, unchanged weights");
 
@@ -445,6 +468,9 @@ int main(int argc, char** argv) {
         long long n = strtoll(v.c_str(), &end, 10);
         return end != v.c_str() && !*end && n < 1 ? "got " + v + ", but it must be at least 1 (the number of training images to use)" : std::string();
       }, ""));
+  trainCmd->add_flag("--sync-bn", to.syncBn, "under mpirun: batch-norm statistics over the global batch (as SyncBatchNorm), not each rank's shard");
+  trainCmd->add_option("--bucket-mb", to.bucketMiB, "under mpirun: gradients are summed over the ranks in buckets of this many MiB, overlapped with the backward pass")
+      ->capture_default_str();
   trainCmd->add_option("--freeze", to.freeze, "train only the rest: parameters under these layer names (e.g. conv1 bn1 layer1) get no gradient and no update");
 
   auto* evalCmd = app.add_subcommand("eval", "test-set loss and accuracy");
@@ -468,12 +494,22 @@ int main(int argc, char** argv) {
   if (*predict) return cmdPredict(plan, ex, weights, labels, top, mean, stdv, images);
   if (*bench && benchTrain) return cmdBenchTrain(trainPlan, weights, batch, warmup, iters, json, threads, profile);
   if (*bench) return cmdBench(plan, ex, weights, batch, warmup, iters, json, threads, profile);
-  if (*trainCmd) {
+  if (*trainCmd || *stepCmd) {
     to.schedule.tMax = to.epochs - to.schedule.warmup;
-    return runTrain(plan, trainPlan, kKernels, kNumKernels, to);
+    std::unique_ptr<Comm> comm = makeComm(err);
+    if (!comm) return fail(err);
+    int rc = *trainCmd ? runTrain(plan, trainPlan, kKernels, kNumKernels, to, *comm)
+                       : cmdStep(trainPlan, weights, inPath, labelsPath, lr, smoothing, stepSeed, outPath, stepFreeze, *comm, stepSyncBn);
+    if (comm->distributed() && rc != 0 && rc != 130) {
+      // Not MPI_Finalize: the other ranks may be waiting in a collective. mpirun sees the
+      // failed rank and ends the job.
+      fflush(stdout);
+      fflush(stderr);
+      _exit(rc);
+    }
+    return rc;
   }
   if (*evalCmd) return runEval(plan, kKernels, kNumKernels, weights, evalData, evalFormat, evalJson, evalResize);
-  if (*stepCmd) return cmdStep(trainPlan, weights, inPath, labelsPath, lr, smoothing, stepSeed, outPath, stepFreeze);
   if (*exportW) {
     Weights w;
     initWeights(plan, seed, w);

@@ -17,7 +17,7 @@ std::string formatDuration(double s) {
 }
 
 Progress::Progress(std::string title, int64_t total, const char* unit, FILE* out)
-    : title_(std::move(title)), total_(total > 0 ? total : 1), unit_(unit), out_(out), tty_(isatty(fileno(out)) != 0) {
+    : title_(std::move(title)), total_(total > 0 ? total : 1), unit_(unit), out_(out), tty_(out && isatty(fileno(out)) != 0) {
   start_ = lastDraw_ = std::chrono::steady_clock::now();
 }
 
@@ -40,6 +40,7 @@ std::string Progress::line(int64_t done, double secs, const std::string& extra) 
 }
 
 void Progress::update(int64_t done, const std::string& extra) {
+  if (!out_) return;
   auto now = std::chrono::steady_clock::now();
   double secs = std::chrono::duration<double>(now - start_).count();
   if (tty_) {
@@ -57,6 +58,7 @@ void Progress::update(int64_t done, const std::string& extra) {
 }
 
 void Progress::finish(const std::string& extra) {
+  if (!out_) return;
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   if (tty_) fprintf(out_, "\r%s\033[K\n", line(total_, secs, extra).c_str());
   else if (lastDecile_ != 10) fprintf(out_, "%s\n", line(total_, secs, extra).c_str());

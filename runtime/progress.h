@@ -11,6 +11,7 @@ namespace cnnc::rt {
 class Progress {
 public:
   Progress(std::string title, int64_t total, const char* unit = "img", FILE* out = stderr);
+  // out == nullptr draws nothing (the ranks other than 0 in data-parallel training).
   // `done` items so far; `extra` is shown after the rate (e.g. "loss 0.4321").
   void update(int64_t done, const std::string& extra = "");
   void finish(const std::string& extra = "");

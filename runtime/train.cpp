@@ -141,6 +141,9 @@ bool Trainer::step(const float* input, const int64_t* labels, int64_t n, uint64_
   float* lab = ex_.tensorData(p.labels, n);
   for (int64_t i = 0; i < n * perImage; ++i) lab[i] = (float)labels[i];
   owned_[p.eps][0] = (float)labelSmoothing;
+  // Data parallel: each rank draws its own dropout masks (a mask is a hash of the element's index
+  // within the rank's slice, so equal seeds would repeat one mask on every slice).
+  if (par_) stepSeed += (uint64_t)comm_->rank() * 0xD6E8FEB86659FD93ull;
   for (size_t k = 0; k < p.seeds.size(); ++k) {
     // One independent stream per dropout layer and step.
     uint64_t s = stepSeed * 0x9E3779B97F4A7C15ull + (k + 1) * 0xBF58476D1CE4E5B9ull;
@@ -155,13 +158,11 @@ bool Trainer::step(const float* input, const int64_t* labels, int64_t n, uint64_
   // Batch norm: gamma/beta gradients come out of the kernels as [2,C]; running statistics follow
   // PyTorch: the unbiased batch variance, blended with `momentum`.
   for (const auto& b : p.bns) {
-    const std::vector<float>& dp = owned_[b.dparams];
     const std::vector<float>& st = owned_[b.stats];
-    size_t C = dp.size() / 2;
-    // empty: frozen; -1: affine=false (no gamma or beta to train)
-    if (b.gamma >= 0 && !grads_[b.gamma].empty()) std::copy(dp.begin(), dp.begin() + C, grads_[b.gamma].begin());
-    if (b.beta >= 0 && !grads_[b.beta].empty()) std::copy(dp.begin() + C, dp.end(), grads_[b.beta].begin());
-    double M = (double)b.elemsPerImage * (double)n;
+    size_t C = st.size() / 2;
+    if (!par_) copyBnGrads(b);  // data parallel: copied as soon as the kernel wrote them
+    // SyncBatchNorm's statistics are over the global batch.
+    double M = (double)b.elemsPerImage * (double)n * (par_ && syncBn_ ? comm_->size() : 1);
     double unbias = M > 1 ? M / (M - 1) : 1.0;
     std::vector<float>& rm = w_->f32[b.mean];
     std::vector<float>& rv = w_->f32[b.var];
@@ -171,7 +172,15 @@ bool Trainer::step(const float* input, const int64_t* labels, int64_t n, uint64_
     }
     w_->i64[b.tracked] += 1;
   }
-  return true;
+  return !par_ || finishParallel(n, err);
+}
+
+void Trainer::copyBnGrads(const BNSpec& b) {
+  const std::vector<float>& dp = owned_[b.dparams];
+  size_t C = dp.size() / 2;
+  // empty: frozen; -1: affine=false (no gamma or beta to train)
+  if (b.gamma >= 0 && !grads_[b.gamma].empty()) std::copy(dp.begin(), dp.begin() + C, grads_[b.gamma].begin());
+  if (b.beta >= 0 && !grads_[b.beta].empty()) std::copy(dp.begin() + C, dp.end(), grads_[b.beta].begin());
 }
 
 void sgdUpdate(const Plan& p, Weights& w, const std::vector<std::vector<float>>& grads, double lr) {

@@ -3,9 +3,11 @@
 // Parameter updates are the optimizer's (optim.h); `sgdUpdate` is the plain rule `step` uses.
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "comm.h"
 #include "executor.h"
 #include "plan.h"
 #include "weights.h"
@@ -49,6 +51,13 @@ public:
   std::vector<std::vector<float>>& grads() { return grads_; }
   double labelSmoothing = 0.0;
   Executor& executor() { return ex_; }
+  // Data-parallel training (train_parallel.cpp): each rank steps on its shard of the global batch,
+  // and step() leaves in grads() the mean over the ranks, as one process at the global batch would
+  // compute it. Gradients are summed in buckets of about `bucketBytes`, each started as soon as the
+  // backward calls that write it have run. Batch norm: per-rank statistics (PyTorch DDP), with
+  // running statistics taken from rank 0 after each step; with `syncBn`, statistics and the
+  // backward's per-channel sums over the global batch (SyncBatchNorm). After init().
+  bool enableDataParallel(Comm& comm, bool syncBn, size_t bucketBytes, std::string& err);
 
 private:
   const Plan* plan_ = nullptr;
@@ -57,6 +66,14 @@ private:
   std::vector<std::vector<float>> grads_;  // per param
   std::vector<std::vector<float>> owned_;  // per constant: stats, dparams, zeros, eps
   std::vector<std::vector<int32_t>> seeds_;
+  // Data parallel (null: one process).
+  struct Parallel;
+  std::shared_ptr<Parallel> par_;
+  Comm* comm_ = nullptr;
+  bool syncBn_ = false;
+  bool afterCall(size_t c, std::string& err);
+  bool finishParallel(int64_t n, std::string& err);
+  void copyBnGrads(const BNSpec& b);
 };
 
 // w -= lr * grad for every trainable parameter.

@@ -2,12 +2,14 @@
 #include "train_loop.h"
 
 #include <signal.h>
+#include <unistd.h>
 #include <sys/stat.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
@@ -24,6 +26,23 @@ namespace {
 
 std::atomic<bool> gStop{false};
 void onSignal(int) { gStop = true; }
+
+// Under mpirun, SIGTERM is mpirun ending the job: a rank died, or the user pressed Ctrl-C (mpirun
+// kills every rank a second later, too soon for a checkpoint). The rank may be blocked in a
+// collective with a dead peer, so it leaves at once; the checkpoint on disk is the last complete one.
+char gTermMsg[512];
+void onTermDistributed(int) {
+  ssize_t r = write(2, gTermMsg, strlen(gTermMsg));
+  (void)r;
+  _exit(1);
+}
+
+// Whether every rank says yes (a failed write on rank 0 stops them all, not only rank 0).
+bool allAgree(Comm& comm, bool mine, std::string& err) {
+  double no = mine ? 0 : 1;
+  if (!comm.allreduceSum(&no, 1, err)) return false;
+  return no == 0;
+}
 
 int fail(const std::string& m) {
   fprintf(stderr, "error: %s\n", m.c_str());
@@ -60,8 +79,11 @@ struct EvalResult {
 };
 
 // Inference-mode loss and accuracy over a whole split (BN running statistics, no dropout).
-bool evaluate(const Plan& p, Executor& ex, const Dataset& d, const Preprocess& pre, int64_t batch, EvalResult& r, std::string& err) {
-  BatchLoader loader(d, pre, batch, false, false, false, 0);
+// Data parallel: each rank scores its slice of every batch of batch x ranks images; the sums are
+// combined over the ranks.
+bool evaluate(const Plan& p, Executor& ex, const Dataset& d, const Preprocess& pre, int64_t batch, Comm& comm, EvalResult& r, std::string& err) {
+  BatchLoader loader(d, pre, batch * comm.size(), false, false, false, 0);
+  loader.setShard(comm.rank(), comm.size());
   loader.start(0);
   std::vector<float> img, out;
   std::vector<int64_t> lab;
@@ -74,6 +96,7 @@ bool evaluate(const Plan& p, Executor& ex, const Dataset& d, const Preprocess& p
   int64_t per = numel(p.inputShape());
   while (loader.next(img, lab)) {
     int64_t n = (int64_t)img.size() / per;
+    if (n == 0) continue;  // a short last batch can leave a rank nothing
     if (!ex.run(img.data(), n, out, err)) return false;
     for (int64_t i = 0; i < n; ++i)
       for (int64_t q = 0; q < P; ++q) {
@@ -89,6 +112,11 @@ bool evaluate(const Plan& p, Executor& ex, const Dataset& d, const Preprocess& p
       }
     seen += n * P;
   }
+  double sums[3] = {loss, (double)correct, (double)seen};
+  if (!comm.allreduceSum(sums, 3, err)) return false;
+  loss = sums[0];
+  correct = (int64_t)sums[1];
+  seen = (int64_t)sums[2];
   r.loss = loss / std::max<int64_t>(1, seen);
   r.accuracy = (double)correct / std::max<int64_t>(1, seen);
   return true;
@@ -217,20 +245,30 @@ int runEval(const Plan& infer, const KernelEntry* table, int count, const std::s
   if (!ex.init(infer, table, count, err)) return fail(err);
   ex.setWeights(w);
   EvalResult r;
-  if (!evaluate(infer, ex, test, pre, 500, r, err)) return fail(err);
+  Comm single;
+  if (!evaluate(infer, ex, test, pre, 500, single, r, err)) return fail(err);
   const char* what = test.segmentation() ? "pixel accuracy" : "accuracy";
   if (json) printf("{\"net\": \"%s\", \"images\": %lld, \"loss\": %s, \"accuracy\": %s}\n", infer.net.c_str(), (long long)test.count, jnum(r.loss).c_str(), jnum(r.accuracy).c_str());
   else printf("%s: %lld test images, loss %.4f, %s %.2f%%\n", infer.net.c_str(), (long long)test.count, r.loss, what, 100 * r.accuracy);
   return 0;
 }
 
-int runTrain(const Plan& infer, const Plan& tplan, const KernelEntry* table, int count, const TrainOptions& o) {
+int runTrain(const Plan& infer, const Plan& tplan, const KernelEntry* table, int count, const TrainOptions& o, Comm& comm) {
   std::string err;
+  const bool lead = comm.rank() == 0;  // prints, logs and writes files
+  const int ranks = comm.size();
   if (!tplan.isTraining()) return fail("network " + infer.net + " has no training step: it ends in neither class scores [K] nor per-pixel scores [K,H,W]");
   OptimConfig oc = o.optim;
   if (!parseOptimKind(o.optimizer, oc.kind, err) || !validateOptimConfig(oc, err) || !o.schedule.validate(err)) return fail(err);
   if (o.epochs < 1 || o.batch < 1) return fail("--epochs and --batch must be at least 1");
   if (o.limit < 0) return fail("--limit must be at least 1");
+  if (o.batch % ranks != 0) {
+    int64_t down = o.batch / ranks * ranks, up = down + ranks;
+    return fail("--batch " + std::to_string(o.batch) + " is the global batch and must divide by the " + std::to_string(ranks) +
+                " ranks: use " + (down > 0 ? std::to_string(down) + " or " : "") + std::to_string(up));
+  }
+  if (o.syncBn && ranks == 1 && lead) fprintf(stderr, "note: --sync-bn has no effect in a single process (its statistics are the whole batch's already)\n");
+  if (o.bucketMiB <= 0) return fail("--bucket-mb must be positive");
   // Transfer learning: a bad --freeze is reported before the data set is read.
   std::vector<bool> frozen;
   std::string freezeKey;  // recorded in checkpoints: a resumed run must freeze the same tensors
@@ -247,7 +285,7 @@ int runTrain(const Plan& infer, const Plan& tplan, const KernelEntry* table, int
   if (o.limit > 0) {
     int64_t all = train.count;
     train.truncate(o.limit);
-    fprintf(stderr, "--limit %lld: training on %lld of the %lld training images; the test split keeps all %lld\n", (long long)o.limit,
+    if (lead) fprintf(stderr, "--limit %lld: training on %lld of the %lld training images; the test split keeps all %lld\n", (long long)o.limit,
             (long long)train.count, (long long)all, (long long)test.count);
   }
   for (const Dataset* d : {&train, &test})
@@ -270,7 +308,7 @@ int runTrain(const Plan& infer, const Plan& tplan, const KernelEntry* table, int
     CheckpointState cs;
     bool prev = false;
     if (!loadCheckpoint(o.out, tplan, w, cs, prev, err)) return fail(err);
-    if (prev) fprintf(stderr, "warning: the latest checkpoint was unreadable; resuming from the previous one\n");
+    if (prev && lead) fprintf(stderr, "warning: the latest checkpoint was unreadable; resuming from the previous one\n");
     startEpoch = std::stoll(cs.meta["epoch"]);
     resumedLossSum = std::stod(cs.meta.count("loss_sum") ? cs.meta["loss_sum"] : "0");
     resumedSeen = std::stoll(cs.meta.count("seen") ? cs.meta["seen"] : "0");
@@ -288,52 +326,84 @@ int runTrain(const Plan& infer, const Plan& tplan, const KernelEntry* table, int
     optimState = cs.extra;
     std::ifstream log(o.out + "/log.jsonl");
     for (std::string line; std::getline(log, line);) history.push_back(line);
-    fprintf(stderr, "resuming %s at epoch %lld, batch %lld\n", infer.net.c_str(), (long long)startEpoch + 1, (long long)startBatch);
+    std::string wasRanks = cs.meta.count("ranks") ? cs.meta["ranks"] : "1";
+    if (lead) {
+      fprintf(stderr, "resuming %s at epoch %lld, batch %lld\n", infer.net.c_str(), (long long)startEpoch + 1, (long long)startBatch);
+      // The global batch and its order do not depend on the ranks, so another count continues the
+      // same run; only per-rank batch norm statistics (without --sync-bn) see other shards.
+      if (wasRanks != std::to_string(ranks))
+        fprintf(stderr, "note: the run was trained by %s process(es) and continues with %d; the global batch stays %lld\n", wasRanks.c_str(), ranks,
+                (long long)o.batch);
+    }
   } else if (!o.init.empty()) {
     std::vector<bool> reinit;
     std::vector<std::string> notes;
     if (!loadWeightsForTransfer(tplan, o.init, o.reinitMismatched, o.seed, w, reinit, notes, err)) return fail(err);
-    for (const auto& n : notes) fprintf(stderr, "note: %s\n", n.c_str());
+    for (const auto& n : notes)
+      if (lead) fprintf(stderr, "note: %s\n", n.c_str());
     for (size_t i = 0; i < frozen.size(); ++i)
-      if (frozen[i] && reinit[i]) fprintf(stderr, "warning: '%s' is frozen but was re-initialised at random: it will stay random\n", tplan.params[i].name.c_str());
+      if (frozen[i] && reinit[i] && lead) fprintf(stderr, "warning: '%s' is frozen but was re-initialised at random: it will stay random\n", tplan.params[i].name.c_str());
   } else {
     initWeights(tplan, o.seed, w);
   }
 
   Trainer tr;
   if (!tr.init(tplan, table, count, w, err, frozen)) return fail(err);
-  if (!frozen.empty()) fprintf(stderr, "%s\n", freezeSummary(tplan, frozen).c_str());
+  if (!frozen.empty() && lead) fprintf(stderr, "%s\n", freezeSummary(tplan, frozen).c_str());
   std::vector<OptimParam> params;
   for (size_t i = 0; i < tplan.params.size(); ++i)
     if (!tr.grad(i).empty()) params.push_back({tplan.params[i].name, &w.f32[i], &tr.grad(i), true});
   if (!opt.init(oc, params, err)) return fail(err);
   if (o.resume && !opt.loadState(optimState, err)) return fail("the checkpoint's optimizer state does not fit --optimizer " + o.optimizer + ": " + err);
+  if (comm.distributed()) {
+    // Every rank starts from rank 0's parameters, buffers and optimizer state.
+    for (size_t i = 0; i < w.f32.size(); ++i)
+      if (!w.f32[i].empty() && !comm.broadcast(w.f32[i].data(), w.f32[i].size() * sizeof(float), err)) return fail(err);
+    if (!w.i64.empty() && !comm.broadcast(w.i64.data(), w.i64.size() * sizeof(int64_t), err)) return fail(err);
+    std::map<std::string, std::vector<float>> st;
+    opt.state(st);
+    for (auto& [name, v] : st)
+      if (!v.empty() && !comm.broadcast(v.data(), v.size() * sizeof(float), err)) return fail(err);
+    if (o.resume && !opt.loadState(st, err)) return fail(err);
+    if (!tr.enableDataParallel(comm, o.syncBn, (size_t)(o.bucketMiB * 1048576), err)) return fail(err);
+  }
   tr.labelSmoothing = o.labelSmoothing;
   Executor evalEx;
   if (!evalEx.init(infer, table, count, err)) return fail(err);
   BatchLoader loader(train, pre, o.batch, true, o.augment, true, o.seed);
+  loader.setShard(comm.rank(), ranks);
   if (loader.batchesPerEpoch() < 1) return fail("the training set has fewer images than one batch");
   Preprocess evalPre = preprocessFor(infer, false, o.resize, test);
 
   signal(SIGINT, onSignal);
   signal(SIGTERM, onSignal);
+  if (comm.distributed()) {
+    snprintf(gTermMsg, sizeof gTermMsg,
+             "error: rank %d of %d was ended by mpirun: another rank failed or the job was interrupted; the last checkpoint in %s is intact "
+             "(to stop with a checkpoint, send SIGUSR1 to mpirun)\n",
+             comm.rank(), ranks, o.out.c_str());
+    signal(SIGTERM, onTermDistributed);
+    signal(SIGUSR1, onSignal);  // mpirun forwards it to every rank: a checkpoint, then exit 130
+  }
   // Tests interrupt at an exact step, as a Ctrl-C there would.
   const char* stopAt = getenv("CNNC_INTERRUPT_AT_STEP");
   int64_t interruptStep = stopAt ? atoll(stopAt) : -1;
   double lossSum = 0;
   int64_t seen = 0;
   auto save = [&](int64_t epoch, int64_t batch) {
+    if (!lead) return allAgree(comm, true, err);
     CheckpointState cs;
     opt.state(cs.extra);
     cs.meta = {{"epoch", std::to_string(epoch)}, {"batch", std::to_string(batch)}, {"step", std::to_string(step)},
                {"seed", std::to_string(o.seed)}, {"freeze", freezeKey}, {"limit", limitKey},
-               {"loss_sum", jnum(batch ? lossSum : 0)}, {"seen", std::to_string(batch ? seen : 0)}};
+               {"loss_sum", jnum(batch ? lossSum : 0)}, {"seen", std::to_string(batch ? seen : 0)}, {"ranks", std::to_string(ranks)}};
     std::string e;
     if (!saveCheckpoint(o.out, tplan, w, cs, e)) {
       fprintf(stderr, "error: %s\n(the previous checkpoint in %s is intact)\n", e.c_str(), o.out.c_str());
+      allAgree(comm, false, err);
       return false;
     }
-    return true;
+    return allAgree(comm, true, err);
   };
 
   std::vector<double> trLoss, teLoss, trAcc, teAcc;
@@ -350,15 +420,26 @@ int runTrain(const Plan& infer, const Plan& tplan, const KernelEntry* table, int
   for (int64_t epoch = startEpoch; epoch < o.epochs; ++epoch) {
     double lr = o.schedule.at((int)epoch);
     loader.start(epoch, epoch == startEpoch ? startBatch : 0);
-    Progress bar("epoch " + std::to_string(epoch + 1) + "/" + std::to_string(o.epochs), loader.batchesPerEpoch() * o.batch);
+    Progress bar("epoch " + std::to_string(epoch + 1) + "/" + std::to_string(o.epochs), loader.batchesPerEpoch() * o.batch, "img", lead ? stderr : nullptr);
     lossSum = epoch == startEpoch ? resumedLossSum : 0;
     seen = epoch == startEpoch ? resumedSeen : 0;
     auto t0 = std::chrono::steady_clock::now();
+    double commMs = 0, blockedMs = 0;
+    comm.takeTimes(commMs, blockedMs);  // from this epoch's first step on
     for (int64_t b = epoch == startEpoch ? startBatch : 0; loader.next(img, lab); ++b) {
       double loss = 0;
       int64_t n = (int64_t)img.size() / numel(infer.inputShape());
       if (!tr.step(img.data(), lab.data(), n, o.seed * 1000003ull + (uint64_t)step, loss, err)) return fail(err);
+      if (comm.distributed()) {
+        // The global batch's mean loss, and whether any rank was asked to stop: all stop together.
+        double g[3] = {loss * (double)n, (double)n, gStop ? 1.0 : 0.0};
+        if (!comm.allreduceSum(g, 3, err)) return fail(err);
+        loss = g[0] / g[1];
+        n = (int64_t)g[1];
+        if (g[2] > 0) gStop = true;
+      }
       if (!std::isfinite(loss)) {
+        if (!lead) return 1;
         fprintf(stderr, "\nerror: the loss became %s at step %lld (epoch %lld, batch %lld); the last good checkpoint in %s is kept\n"
                         "hint: lower --lr, add warmup (--warmup 2), or check the inputs for NaN\n",
                 std::isnan(loss) ? "NaN" : "infinite", (long long)step, (long long)epoch + 1, (long long)b, o.out.c_str());
@@ -373,27 +454,36 @@ int runTrain(const Plan& infer, const Plan& tplan, const KernelEntry* table, int
       bar.update((b + 1) * o.batch, extra);
       if (step == interruptStep) gStop = true;
       if (gStop) {
-        fprintf(stderr, "\ninterrupted: saving a checkpoint at epoch %lld, batch %lld\n", (long long)epoch + 1, (long long)b + 1);
+        if (lead) fprintf(stderr, "\ninterrupted: saving a checkpoint at epoch %lld, batch %lld\n", (long long)epoch + 1, (long long)b + 1);
         if (!save(epoch, b + 1)) return 1;
-        fprintf(stderr, "resume with: %s train ... --out %s --resume\n", infer.net.c_str(), o.out.c_str());
+        if (lead) fprintf(stderr, "resume with: %s%s train ... --out %s --resume\n", ranks > 1 ? ("mpirun -np " + std::to_string(ranks) + " ").c_str() : "",
+                          infer.net.c_str(), o.out.c_str());
         return 130;
       }
     }
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    comm.takeTimes(commMs, blockedMs);
     evalEx.setWeights(w);
     EvalResult trainEval, testEval;
-    if (!evaluate(infer, evalEx, test, evalPre, o.evalBatch, testEval, err)) return fail(err);
+    if (!evaluate(infer, evalEx, test, evalPre, o.evalBatch, comm, testEval, err)) return fail(err);
     trainEval.loss = lossSum / std::max<int64_t>(1, seen);
     // Training accuracy on a 10,000-image sample in inference mode keeps epochs short.
     Dataset sample = train;
     sample.truncate(10000);
     EvalResult sampleEval;
-    if (!evaluate(infer, evalEx, sample, evalPre, o.evalBatch, sampleEval, err)) return fail(err);
+    if (!evaluate(infer, evalEx, sample, evalPre, o.evalBatch, comm, sampleEval, err)) return fail(err);
     bar.finish("loss " + jnum(trainEval.loss));
-    fprintf(stderr, "epoch %lld: train loss %.4f acc %.2f%% | test loss %.4f acc %.2f%% | %.1f s, %.0f img/s\n", (long long)epoch + 1,
+    if (comm.distributed() && lead)
+      fprintf(stderr, "  gradient sums (rank 0): %.1f ms of %.1f s in collectives, %.0f%% of it overlapped with the backward pass\n", commMs, secs,
+              commMs > 0 ? 100.0 * std::max(0.0, 1.0 - blockedMs / commMs) : 0.0);
+    if (lead) fprintf(stderr, "epoch %lld: train loss %.4f acc %.2f%% | test loss %.4f acc %.2f%% | %.1f s, %.0f img/s\n", (long long)epoch + 1,
             trainEval.loss, 100 * sampleEval.accuracy, testEval.loss, 100 * testEval.accuracy, secs, seen / secs);
     trLoss.push_back(trainEval.loss); teLoss.push_back(testEval.loss);
     trAcc.push_back(sampleEval.accuracy); teAcc.push_back(testEval.accuracy);
+    if (!lead) {
+      if (!save(epoch + 1, 0)) return 1;  // waits for rank 0's files
+      continue;
+    }
     std::string line = "{\"epoch\": " + std::to_string(epoch + 1) + ", \"lr\": " + jnum(lr) + ", \"train_loss\": " + jnum(trainEval.loss) +
                        ", \"train_accuracy\": " + jnum(sampleEval.accuracy) + ", \"test_loss\": " + jnum(testEval.loss) +
                        ", \"test_accuracy\": " + jnum(testEval.accuracy) + ", \"seconds\": " + jnum(secs) + "}";
@@ -408,7 +498,9 @@ int runTrain(const Plan& infer, const Plan& tplan, const KernelEntry* table, int
     std::ofstream(o.out + "/curves.svg") << renderCurves(infer.net + " on " + o.data, {lossPanel, accPanel});
     if (!save(epoch + 1, 0)) return 1;
   }
-  if (!saveWeights(tplan, w, o.out + "/weights.safetensors", err)) return fail(err);
+  if (!lead) return allAgree(comm, true, err) ? 0 : 1;
+  bool saved = saveWeights(tplan, w, o.out + "/weights.safetensors", err);
+  if (!allAgree(comm, saved, err) || !saved) return fail(err);
   printf("%s: test %saccuracy %.2f%% after %d epochs (log: %s/log.jsonl, curves: %s/curves.svg, weights: %s/weights.safetensors)\n",
          infer.net.c_str(), train.segmentation() ? "pixel " : "", 100 * teAcc.back(), o.epochs, o.out.c_str(), o.out.c_str(), o.out.c_str());
   return 0;

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "comm.h"
 #include "dataset.h"
 #include "executor.h"
 #include "lr_schedule.h"
@@ -31,13 +32,17 @@ struct TrainOptions {
   // unchanged. Recorded in checkpoints: a resumed run must give the same --limit.
   int64_t limit = 0;
   int evalBatch = 500;
+  // Data parallel (under mpirun): `batch` is the global batch; --sync-bn; gradient bucket size.
+  bool syncBn = false;
+  double bucketMiB = 4;
 };
 
 // Loads the train or test split named by `data` ("fashion-mnist", or a folder of IDX files, CIFAR-10
 // batches, or train/ and test/ with one subfolder of images per class); `format` auto, idx, cifar or folder.
 bool loadSplit(const std::string& data, const std::string& format, bool train, Dataset& out, std::string& err);
 
-int runTrain(const Plan& infer, const Plan& train, const KernelEntry* table, int count, const TrainOptions& o);
+// Under mpirun (comm.size() > 1) every rank runs this: rank 0 alone prints, logs and writes files.
+int runTrain(const Plan& infer, const Plan& train, const KernelEntry* table, int count, const TrainOptions& o, Comm& comm);
 int runEval(const Plan& infer, const KernelEntry* table, int count, const std::string& weights, const std::string& data,
             const std::string& format, bool json, bool resize);
 

@@ -19,6 +19,7 @@ PACKAGES=(
   dataset-fashion-mnist                 # the default training data set
   g++-aarch64-linux-gnu zlib1g-dev:arm64 qemu-user   # --target arm-64-linux, tested under qemu
   pocl-opencl-icd ocl-icd-libopencl1   # --target host-opencl: runs the GPU path on this CPU in tests
+  libopenmpi-dev openmpi-bin           # data-parallel training under mpirun (optional at build time)
 )
 
 # zlib1g-dev:arm64 (the static zlib of aarch64 executables) is a multiarch package.

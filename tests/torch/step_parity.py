@@ -13,7 +13,12 @@ ResNet-34 on 32x32 at batch 2), where PyTorch's own float32 gradients miss the f
 up to 40x the fixed bound: there cnnc must be as accurate as PyTorch, within a factor 4. A wrong
 kernel (a missing tap, a wrong stride) is off by orders of magnitude more.
 
-Usage: step_parity.py --exe BUILT_NET --net NAME [--batch 4] [--shape C,H,W] [--lr 0.1]
+With --ranks N the step runs under `mpirun -np N` (data parallel, each rank on its slice of the
+batch) and the reference follows PyTorch DDP: N replicas, each on its slice in train mode, their
+gradients averaged, the running statistics rank 0's; with --sync-bn (SyncBatchNorm) the reference
+is one model on the whole batch.
+
+Usage: step_parity.py --exe BUILT_NET --net NAME [--batch 4] [--shape C,H,W] [--lr 0.1] [--ranks N [--sync-bn]]
 """
 import argparse
 import copy
@@ -222,6 +227,8 @@ def main():
     ap.add_argument("--seed", type=int, default=5, help="dropout seed of the step")
     ap.add_argument("--avoid-pool-ties", action="store_true",
                     help="redraw the input until no max-pool window has a near-tie (for GPU builds, whose sums run in another order)")
+    ap.add_argument("--ranks", type=int, default=1, help="run the step under mpirun with this many ranks")
+    ap.add_argument("--sync-bn", action="store_true", help="with --ranks: batch norm over the whole batch")
     args = ap.parse_args()
     torch.manual_seed(0)
     torch.set_num_threads(2)
@@ -250,9 +257,11 @@ def main():
         st.save(f"{d}/w.safetensors", model.state_dict())
         st.save(f"{d}/in.safetensors", {"input": x})
         st.save(f"{d}/labels.safetensors", {"labels": labels})
-        r = subprocess.run(([args.runner] if args.runner else []) + [args.exe, "step", "--weights", f"{d}/w.safetensors", "--input", f"{d}/in.safetensors", "--labels",
+        mpi = ["mpirun", "--oversubscribe", "-np", str(args.ranks)] if args.ranks > 1 else []
+        env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", OMPI_MCA_btl="self,vader,tcp")
+        r = subprocess.run(mpi + ([args.runner] if args.runner else []) + [args.exe, "step", "--weights", f"{d}/w.safetensors", "--input", f"{d}/in.safetensors", "--labels",
                             f"{d}/labels.safetensors", "--lr", str(args.lr), "--label-smoothing", str(args.label_smoothing), "--seed", str(args.seed),
-                            "--output", f"{d}/out.safetensors"], capture_output=True, text=True)
+                            "--output", f"{d}/out.safetensors"] + (["--sync-bn"] if args.sync_bn else []), capture_output=True, text=True, env=env)
         if r.returncode != 0:
             print(f"FAIL {args.net}: step exited {r.returncode}\n{r.stderr}")
             print("0 passed, 1 failed")
@@ -274,12 +283,35 @@ def main():
             r[name] = t.numpy()
         return r
 
+    def reference_ddp(m, xx):
+        # DDP: replica r steps on slice r; gradients are averaged; rank 0's buffers are kept.
+        reps = [m] + [copy.deepcopy(m) for _ in range(args.ranks - 1)]
+        n = args.batch // args.ranks
+        losses = []
+        for k, mk in enumerate(reps):
+            out = torch.nn.functional.cross_entropy(mk(xx[k * n:(k + 1) * n]), labels[k * n:(k + 1) * n], label_smoothing=args.label_smoothing)
+            out.backward()
+            losses.append(out.detach())
+        r = {"loss": (sum(losses) / len(losses)).double().numpy()}
+        params = [dict(mk.named_parameters()) for mk in reps]
+        for name, p in m.named_parameters():
+            p.grad = sum(pk[name].grad for pk in params) / args.ranks
+            r["grad." + name] = p.grad.numpy()
+        with torch.no_grad():
+            for p in m.parameters():
+                p.sub_(args.lr * p.grad)
+        for name, t in m.state_dict().items():
+            r[name] = t.numpy()
+        return r
+
+    ddp = args.ranks > 1 and not args.sync_bn
     model64 = copy.deepcopy(model).double()
-    ref32 = reference(model, x)
-    ref = reference(model64, x.double())
+    ref32 = (reference_ddp if ddp else reference)(model, x)
+    ref = (reference_ddp if ddp else reference)(model64, x.double())
     cmp_ok, closest = compare(got, ref, ref32, lr=args.lr)
     ok &= cmp_ok
-    print(f"{'ok' if ok else 'FAIL'} {args.net} step, batch {args.batch}: loss {float(got['loss']):.6f} (torch {float(ref['loss']):.6f}); "
+    how = f", {args.ranks} ranks" + (" with --sync-bn" if args.sync_bn else " (DDP semantics)") if args.ranks > 1 else ""
+    print(f"{'ok' if ok else 'FAIL'} {args.net} step, batch {args.batch}{how}: loss {float(got['loss']):.6f} (torch {float(ref['loss']):.6f}); "
           f"{len(ref)} tensors compared, closest to its bound: {closest}")
     print("1 passed, 0 failed" if ok else "0 passed, 1 failed")
     return 0 if ok else 1
