@@ -44,8 +44,12 @@ bool allAgree(Comm& comm, bool mine, std::string& err) {
   return no == 0;
 }
 
+// Data parallel: ranks other than 0 name themselves ("error: rank 1 of 2: ..."), so that a message
+// every rank prints reads as one error seen N times, and one rank's own error says whose it is.
+std::string gRankTag;
+
 int fail(const std::string& m) {
-  fprintf(stderr, "error: %s\n", m.c_str());
+  fprintf(stderr, "error: %s%s\n", gRankTag.c_str(), m.c_str());
   return 1;
 }
 
@@ -257,6 +261,7 @@ int runTrain(const Plan& infer, const Plan& tplan, const KernelEntry* table, int
   std::string err;
   const bool lead = comm.rank() == 0;  // prints, logs and writes files
   const int ranks = comm.size();
+  if (!lead) gRankTag = "rank " + std::to_string(comm.rank()) + " of " + std::to_string(ranks) + ": ";
   if (!tplan.isTraining()) return fail("network " + infer.net + " has no training step: it ends in neither class scores [K] nor per-pixel scores [K,H,W]");
   OptimConfig oc = o.optim;
   if (!parseOptimKind(o.optimizer, oc.kind, err) || !validateOptimConfig(oc, err) || !o.schedule.validate(err)) return fail(err);

@@ -10,16 +10,18 @@
    first steps can tell a right synchronisation from a wrong one. The same run without --sync-bn
    (per-rank statistics) must miss the bound: the check can fail.
 3. Resume: 2 ranks interrupted at step 13 (a checkpoint mid-epoch), resumed, end byte-identical to
-   the uninterrupted 2-rank run.
+   the uninterrupted 2-rank run; the same checkpoint resumed by one process continues the run.
 4. Fault: killing rank 1 mid-training makes rank 0 exit non-zero with an error within FAULT_SECONDS,
    and the checkpoint written before stays readable.
-5. A global batch that does not divide by the ranks is refused with a message that says so.
+5. Hang: rank 1 stopped with SIGSTOP; rank 0 gives up after CNNC_COMM_TIMEOUT with an error.
+6. A global batch that does not divide by the ranks is refused with a message that says so.
 Per tensor: rel = max |a - b| / max |b| (b: the single process). Per-rank batch norm (no --sync-bn)
 against PyTorch DDP is step_parity.py --ranks 2.
 
 Usage: data_parallel.py CNNC NETS CACHE_DIR
 """
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -37,6 +39,7 @@ from cli import write_fashion_slice  # noqa: E402
 LENET_REL_TOL = 1e-5
 MINIVGG_REL_TOL = 1e-3  # measured 2.7e-4 with --sync-bn, 3.3e-3 without
 FAULT_SECONDS = 30
+HANG_TIMEOUT = 3  # seconds: CNNC_COMM_TIMEOUT for the hang case
 MPIRUN = ["mpirun", "--oversubscribe", "-np", "2"]
 # mpirun refuses root without these; vader (shared memory) and tcp on loopback.
 ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", OMPI_MCA_btl="self,vader,tcp")
@@ -108,6 +111,7 @@ def main():
         env = dict(ENV, CNNC_INTERRUPT_AT_STEP="13")
         args = [f"{d}/lenet5", "train"] + common + ["--limit", "1280"]
         a = run(MPIRUN + ["-x", "CNNC_INTERRUPT_AT_STEP"] + args + ["--out", f"{d}/res"], env=env)
+        shutil.copytree(f"{d}/res", f"{d}/res1")
         b = run(MPIRUN + args + ["--out", f"{d}/res", "--resume"])
         same = b.returncode == 0 and open(f"{d}/res/weights.safetensors", "rb").read() == open(f"{d}/lenet5_2/weights.safetensors", "rb").read()
         good = a.returncode != 0 and "interrupted: saving a checkpoint" in a.stderr and same
@@ -116,6 +120,18 @@ def main():
               f"final weights {'identical' if same else 'DIFFERENT'} to the uninterrupted 2-rank run")
         if not good:
             print(a.stderr[-2000:], b.stderr[-2000:])
+
+        # The same checkpoint resumed by one process: the global batch and its order do not depend on
+        # the ranks, so it continues the run (LeNet-5 has no batch norm: equal up to summation order).
+        c = run(args + ["--out", f"{d}/res1", "--resume"])
+        r = rel_diff(f"{d}/res1/weights.safetensors", f"{d}/lenet5_2/weights.safetensors")[0] if c.returncode == 0 else float("inf")
+        noted = "note: the run was trained by 2 process(es) and continues with 1; the global batch stays 64" in c.stderr
+        good = c.returncode == 0 and noted and r <= LENET_REL_TOL
+        ok &= good
+        print(f"{'ok' if good else 'FAIL'} resume of the 2-rank checkpoint by 1 process: exit {c.returncode}, note printed: {noted}, "
+              f"max relative difference to the 2-rank run {r:.2e} (tolerance {LENET_REL_TOL:.0e})")
+        if not good:
+            print(c.stderr[-2000:])
 
         # Fault: rank 1 killed during the second epoch; rank 0 must end with an error, not hang.
         write_fashion_slice(d, {"train": 12800, "t10k": 200})
@@ -149,6 +165,37 @@ def main():
         ok &= good
         print(f"{'ok' if good else 'FAIL'} fault: rank 1 (pid {victim}) killed; the job ended with exit {p.returncode} after {took:.1f} s "
               f"(limit {FAULT_SECONDS} s); rank 0 said why: {said}; checkpoint readable: {readable}")
+        if not good:
+            print(err[-3000:])
+
+        # Hang: rank 1 stopped (SIGSTOP), as a silent network would leave it; rank 0's wait is bounded
+        # by CNNC_COMM_TIMEOUT and it ends the job with an error naming the collective.
+        env = dict(ENV, CNNC_COMM_TIMEOUT=str(HANG_TIMEOUT))
+        p = subprocess.Popen(MPIRUN + ["-x", "CNNC_COMM_TIMEOUT", f"{d}/minivgg", "train", "--data", d, "--epochs", "3", "--batch", "64",
+                                        "--out", f"{d}/hang", "--limit", "640"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
+        t0 = time.time()
+        while not os.path.exists(f"{d}/hang/checkpoint.safetensors") and time.time() - t0 < 120 and p.poll() is None:
+            time.sleep(0.05)
+        victim = None
+        for line in subprocess.run(["pgrep", "-f", f"{d}/minivgg train"], capture_output=True, text=True).stdout.split():
+            e = open(f"/proc/{line}/environ", "rb").read() if os.path.exists(f"/proc/{line}/environ") else b""
+            if b"OMPI_COMM_WORLD_RANK=1\0" in e:
+                victim = int(line)
+        stopped = time.time()
+        if victim:
+            os.kill(victim, signal.SIGSTOP)
+        try:
+            _, err = p.communicate(timeout=HANG_TIMEOUT + 60)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+            _, err = p.communicate()
+        took = time.time() - stopped
+        said = f"did not finish within {HANG_TIMEOUT} s (CNNC_COMM_TIMEOUT): another rank stopped or the network failed" in err
+        good = victim is not None and p.returncode != 0 and said and took < HANG_TIMEOUT + FAULT_SECONDS
+        ok &= good
+        print(f"{'ok' if good else 'FAIL'} hang: rank 1 stopped; the job ended with exit {p.returncode} after {took:.1f} s "
+              f"(CNNC_COMM_TIMEOUT={HANG_TIMEOUT}); rank 0 named the timeout: {said}")
         if not good:
             print(err[-3000:])
 
