@@ -3,12 +3,13 @@
 
 1. LeNet-5 (no batch norm): 2 ranks at global batch 64 for 20 steps end with the weights of one
    process at batch 64, within LENET_REL_TOL (only the order of the gradient sums differs).
-2. MiniVGG with --sync-bn, 2 steps: within MINIVGG_REL_TOL of one process, running statistics
-   included, measured as |a - b| / |b| over all tensors together (L2). Not 20 steps: MiniVGG's
-   training on this data is chaotic at float32 rounding (a 1e-7 relative perturbation of the initial
-   weights alone moves one process's weights by 5e-2 after 20 steps, 2.6e-5 after 2), so only the
-   first steps can tell a right synchronisation from a wrong one. The same run without --sync-bn
-   (per-rank statistics) must miss the bound: the check can fail.
+2. MiniVGG with --sync-bn, 20 steps at lr 5e-4 without momentum: within MINIVGG_REL_TOL of one
+   process, running statistics included, measured as |a - b| / |b| over all tensors together (L2).
+   At the lesson's lr 0.05 with momentum 0.9 MiniVGG's training on this data is chaotic at float32
+   rounding: a 1e-7 relative perturbation of the initial weights alone moves one process's weights by
+   5e-2 after 20 steps, so no implementation could meet 1e-4 there; at lr 5e-4 the same perturbation
+   moves them by 1.1e-5. Per tensor the BN biases (which start at 0) stay too small to compare
+   relatively. The same run without --sync-bn (per-rank statistics) must miss the bound: the check can fail.
 3. Resume: 2 ranks interrupted at step 13 (a checkpoint mid-epoch), resumed, end byte-identical to
    the uninterrupted 2-rank run; the same checkpoint resumed by one process continues the run.
 4. Fault: killing rank 1 mid-training makes rank 0 exit non-zero with an error within FAULT_SECONDS,
@@ -37,7 +38,8 @@ import st  # noqa: E402
 from cli import write_fashion_slice  # noqa: E402
 
 LENET_REL_TOL = 1e-5
-MINIVGG_REL_TOL = 1e-3  # measured 2.7e-4 with --sync-bn, 3.3e-3 without
+MINIVGG_REL_TOL = 1e-4  # measured 1.3e-5 with --sync-bn, 1.2e-3 without (float32 noise: 1.1e-5)
+MINIVGG_RECIPE = {"--lr": "0.0005", "--momentum": "0"}
 FAULT_SECONDS = 30
 HANG_TIMEOUT = 3  # seconds: CNNC_COMM_TIMEOUT for the hang case
 MPIRUN = ["mpirun", "--oversubscribe", "-np", "2"]
@@ -81,17 +83,18 @@ def main():
                 return 1
         common = ["--data", d, "--epochs", "1", "--batch", "64", "--lr", "0.05", "--momentum", "0.9", "--seed", "3"]
         for net, extra, tol in (("lenet5", [], LENET_REL_TOL), ("minivgg", ["--sync-bn"], MINIVGG_REL_TOL), ("minivgg", [], None)):
-            limit = ["--limit", "1280"] if net == "lenet5" else ["--limit", "128"]
+            limit = ["--limit", "1280"]
+            recipe = common if net == "lenet5" else [MINIVGG_RECIPE.get(common[i - 1], a) if i else a for i, a in enumerate(common)]
             out = f"{d}/{net}{'_sync' if extra else ''}"
-            one = run([f"{d}/{net}", "train"] + common + limit + ["--out", f"{out}_1"]) if not os.path.exists(f"{d}/{net}_1") else None
+            one = run([f"{d}/{net}", "train"] + recipe + limit + ["--out", f"{out}_1"]) if not os.path.exists(f"{d}/{net}_1") else None
             if one is not None and one.returncode == 0:
                 os.rename(f"{out}_1", f"{d}/{net}_1")
-            two = run(MPIRUN + [f"{d}/{net}", "train"] + common + limit + extra + ["--out", f"{out}_2"])
+            two = run(MPIRUN + [f"{d}/{net}", "train"] + recipe + limit + extra + ["--out", f"{out}_2"])
             if (one is not None and one.returncode) or two.returncode:
                 print(f"FAIL {net}: exit {one.returncode if one else 0} (1 process), {two.returncode} (2 ranks)\n{one.stderr[-1500:] if one else ''}\n{two.stderr[-3000:]}")
                 ok = False
                 continue
-            steps = 20 if net == "lenet5" else 2
+            steps = 20
             if net == "lenet5":
                 r, name = rel_diff(f"{out}_2/weights.safetensors", f"{d}/{net}_1/weights.safetensors")
                 good = r <= tol
