@@ -109,15 +109,17 @@ bool Trainer::afterCall(size_t c, std::string& err) {
     // Two sums: the mean first, then each shard's variance plus its mean's squared distance from
     // the global mean. One sum of squared means would subtract two large numbers (a channel whose
     // mean is 100 standard deviations from 0 lost 3 digits of its variance that way).
-    s.assign(st.begin(), st.begin() + (long)C);
+    s.assign(st.begin(), st.begin() + (long)C);  // means, then (from C on) variances
     if (!comm_->allreduceSum(s.data(), C, err)) return false;
-    for (size_t i = 0; i < C; ++i) s[i] /= N;
-    std::vector<double> v(C);
-    for (size_t i = 0; i < C; ++i) v[i] = (double)st[C + i] + ((double)st[i] - s[i]) * ((double)st[i] - s[i]);
-    if (!comm_->allreduceSum(v.data(), C, err)) return false;
+    s.resize(2 * C);
+    for (size_t i = 0; i < C; ++i) {
+      s[i] /= N;
+      s[C + i] = (double)st[C + i] + ((double)st[i] - s[i]) * ((double)st[i] - s[i]);
+    }
+    if (!comm_->allreduceSum(s.data() + C, C, err)) return false;
     for (size_t i = 0; i < C; ++i) {
       st[i] = (float)s[i];
-      st[C + i] = (float)(v[i] / N);
+      st[C + i] = (float)(s[C + i] / N);
     }
   }
   if (par.dparamsOf[c] >= 0) {

@@ -71,6 +71,32 @@ def run(cmd, **kw):
     return subprocess.run(cmd, capture_output=True, text=True, env=kw.pop("env", ENV), **kw)
 
 
+def signal_rank1_mid_run(d, out, sig, wait, mpi_extra=(), env=ENV):
+    """Starts MiniVGG training on 2 ranks, sends `sig` to rank 1 once the first checkpoint exists, and
+    waits up to `wait` s for the job to end (then kills it). Returns (rank 1's pid or None, exit status,
+    stderr, seconds from the signal to the end)."""
+    p = subprocess.Popen(MPIRUN + list(mpi_extra) + [f"{d}/minivgg", "train", "--data", d, "--epochs", "3", "--batch", "64", "--out", out,
+                                                      "--limit", "640"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
+    t0 = time.time()
+    while not os.path.exists(f"{out}/checkpoint.safetensors") and time.time() - t0 < 120 and p.poll() is None:
+        time.sleep(0.05)
+    victim = None
+    for line in subprocess.run(["pgrep", "-f", f"{d}/minivgg train"], capture_output=True, text=True).stdout.split():
+        e = open(f"/proc/{line}/environ", "rb").read() if os.path.exists(f"/proc/{line}/environ") else b""
+        if b"OMPI_COMM_WORLD_RANK=1\0" in e:
+            victim = int(line)
+    sent = time.time()
+    if victim:
+        os.kill(victim, sig)
+    try:
+        _, err = p.communicate(timeout=wait)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL)
+        _, err = p.communicate()
+    return victim, p.returncode, err, time.time() - sent
+
+
 def main():
     cnnc, nets, cache = sys.argv[1:4]
     ok = True
@@ -138,25 +164,7 @@ def main():
 
         # Fault: rank 1 killed during the second epoch; rank 0 must end with an error, not hang.
         write_fashion_slice(d, {"train": 12800, "t10k": 200})
-        p = subprocess.Popen(MPIRUN + [f"{d}/minivgg", "train", "--data", d, "--epochs", "3", "--batch", "64", "--out", f"{d}/fault", "--limit", "640"],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV, start_new_session=True)
-        t0 = time.time()
-        while not os.path.exists(f"{d}/fault/checkpoint.safetensors") and time.time() - t0 < 120 and p.poll() is None:
-            time.sleep(0.05)
-        victim = None
-        for line in subprocess.run(["pgrep", "-f", f"{d}/minivgg train"], capture_output=True, text=True).stdout.split():
-            e = open(f"/proc/{line}/environ", "rb").read() if os.path.exists(f"/proc/{line}/environ") else b""
-            if b"OMPI_COMM_WORLD_RANK=1\0" in e:
-                victim = int(line)
-        killed = time.time()
-        if victim:
-            os.kill(victim, signal.SIGKILL)
-        try:
-            _, err = p.communicate(timeout=FAULT_SECONDS + 30)
-        except subprocess.TimeoutExpired:
-            os.killpg(p.pid, signal.SIGKILL)
-            _, err = p.communicate()
-        took = time.time() - killed
+        victim, rc, err, took = signal_rank1_mid_run(d, f"{d}/fault", signal.SIGKILL, FAULT_SECONDS + 30)
         readable = True
         try:
             st.load(f"{d}/fault/checkpoint.safetensors")
@@ -164,9 +172,9 @@ def main():
             readable = False
             print(f"checkpoint unreadable: {e}")
         said = "rank 0 of 2 was ended by mpirun" in err
-        good = victim is not None and p.returncode != 0 and took < FAULT_SECONDS and said and readable
+        good = victim is not None and rc != 0 and took < FAULT_SECONDS and said and readable
         ok &= good
-        print(f"{'ok' if good else 'FAIL'} fault: rank 1 (pid {victim}) killed; the job ended with exit {p.returncode} after {took:.1f} s "
+        print(f"{'ok' if good else 'FAIL'} fault: rank 1 (pid {victim}) killed; the job ended with exit {rc} after {took:.1f} s "
               f"(limit {FAULT_SECONDS} s); rank 0 said why: {said}; checkpoint readable: {readable}")
         if not good:
             print(err[-3000:])
@@ -174,30 +182,11 @@ def main():
         # Hang: rank 1 stopped (SIGSTOP), as a silent network would leave it; rank 0's wait is bounded
         # by CNNC_COMM_TIMEOUT and it ends the job with an error naming the collective.
         env = dict(ENV, CNNC_COMM_TIMEOUT=str(HANG_TIMEOUT))
-        p = subprocess.Popen(MPIRUN + ["-x", "CNNC_COMM_TIMEOUT", f"{d}/minivgg", "train", "--data", d, "--epochs", "3", "--batch", "64",
-                                        "--out", f"{d}/hang", "--limit", "640"],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
-        t0 = time.time()
-        while not os.path.exists(f"{d}/hang/checkpoint.safetensors") and time.time() - t0 < 120 and p.poll() is None:
-            time.sleep(0.05)
-        victim = None
-        for line in subprocess.run(["pgrep", "-f", f"{d}/minivgg train"], capture_output=True, text=True).stdout.split():
-            e = open(f"/proc/{line}/environ", "rb").read() if os.path.exists(f"/proc/{line}/environ") else b""
-            if b"OMPI_COMM_WORLD_RANK=1\0" in e:
-                victim = int(line)
-        stopped = time.time()
-        if victim:
-            os.kill(victim, signal.SIGSTOP)
-        try:
-            _, err = p.communicate(timeout=HANG_TIMEOUT + 60)
-        except subprocess.TimeoutExpired:
-            os.killpg(p.pid, signal.SIGKILL)
-            _, err = p.communicate()
-        took = time.time() - stopped
+        victim, rc, err, took = signal_rank1_mid_run(d, f"{d}/hang", signal.SIGSTOP, HANG_TIMEOUT + 60, ["-x", "CNNC_COMM_TIMEOUT"], env)
         said = f"did not finish within {HANG_TIMEOUT} s (CNNC_COMM_TIMEOUT): another rank stopped or the network failed" in err
-        good = victim is not None and p.returncode != 0 and said and took < HANG_TIMEOUT + FAULT_SECONDS
+        good = victim is not None and rc != 0 and said and took < HANG_TIMEOUT + FAULT_SECONDS
         ok &= good
-        print(f"{'ok' if good else 'FAIL'} hang: rank 1 stopped; the job ended with exit {p.returncode} after {took:.1f} s "
+        print(f"{'ok' if good else 'FAIL'} hang: rank 1 stopped; the job ended with exit {rc} after {took:.1f} s "
               f"(CNNC_COMM_TIMEOUT={HANG_TIMEOUT}); rank 0 named the timeout: {said}")
         if not good:
             print(err[-3000:])

@@ -268,34 +268,24 @@ def main():
             return 1
         got = st.load(f"{d}/out.safetensors")
 
-    def reference(m, xx):
-        out = torch.nn.functional.cross_entropy(m(xx), labels, label_smoothing=args.label_smoothing)
-        out.backward()
-        # Arrays share the tensors' memory (no copies: VGG's classifier is 0.4 GB in float32): each
-        # gradient tensor stays as backward left it, and the update replaces the parameters' values.
-        r = {"loss": out.detach().double().numpy()}
-        for name, p in m.named_parameters():
-            r["grad." + name] = p.grad.numpy()
-        with torch.no_grad():
-            for p in m.parameters():
-                p.sub_(args.lr * p.grad)
-        for name, t in m.state_dict().items():
-            r[name] = t.numpy()
-        return r
-
-    def reference_ddp(m, xx):
-        # DDP: replica r steps on slice r; gradients are averaged; rank 0's buffers are kept.
-        reps = [m] + [copy.deepcopy(m) for _ in range(args.ranks - 1)]
-        n = args.batch // args.ranks
+    def reference(m, xx, replicas=1):
+        # replicas > 1: PyTorch DDP, replica k steps on slice k, gradients are averaged and rank 0's
+        # (m's) buffers are kept. One replica is one model on the whole batch.
+        reps = [m] + [copy.deepcopy(m) for _ in range(replicas - 1)]
+        n = args.batch // replicas
         losses = []
         for k, mk in enumerate(reps):
             out = torch.nn.functional.cross_entropy(mk(xx[k * n:(k + 1) * n]), labels[k * n:(k + 1) * n], label_smoothing=args.label_smoothing)
             out.backward()
             losses.append(out.detach())
+        if replicas > 1:
+            params = [dict(mk.named_parameters()) for mk in reps]
+            for name, p in m.named_parameters():
+                p.grad = sum(pk[name].grad for pk in params) / replicas
+        # Arrays share the tensors' memory (no copies: VGG's classifier is 0.4 GB in float32): each
+        # gradient tensor stays as backward left it, and the update replaces the parameters' values.
         r = {"loss": (sum(losses) / len(losses)).double().numpy()}
-        params = [dict(mk.named_parameters()) for mk in reps]
         for name, p in m.named_parameters():
-            p.grad = sum(pk[name].grad for pk in params) / args.ranks
             r["grad." + name] = p.grad.numpy()
         with torch.no_grad():
             for p in m.parameters():
@@ -304,10 +294,10 @@ def main():
             r[name] = t.numpy()
         return r
 
-    ddp = args.ranks > 1 and not args.sync_bn
+    replicas = 1 if args.sync_bn else args.ranks
     model64 = copy.deepcopy(model).double()
-    ref32 = (reference_ddp if ddp else reference)(model, x)
-    ref = (reference_ddp if ddp else reference)(model64, x.double())
+    ref32 = reference(model, x, replicas)
+    ref = reference(model64, x.double(), replicas)
     cmp_ok, closest = compare(got, ref, ref32, lr=args.lr)
     ok &= cmp_ok
     how = f", {args.ranks} ranks" + (" with --sync-bn" if args.sync_bn else " (DDP semantics)") if args.ranks > 1 else ""
