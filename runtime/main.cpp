@@ -333,7 +333,7 @@ int cmdStep(const Plan& trainPlan, const std::string& weights, const std::string
       return fail("the batch of " + std::to_string(n) + " images must divide by the " + std::to_string(comm.size()) + " ranks");
     count = n / comm.size();
     lo = count * comm.rank();
-    if (!tr.enableDataParallel(comm, syncBn, 4u << 20, err)) return fail(err);
+    if (!tr.enableDataParallel(comm, syncBn, (size_t)(TrainOptions{}.bucketMiB * 1048576), err)) return fail(err);  // train's default bucket
   }
   int64_t perLabel = numel(trainPlan.acts[trainPlan.labels].shape);
   double loss = 0;

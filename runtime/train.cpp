@@ -172,7 +172,7 @@ bool Trainer::step(const float* input, const int64_t* labels, int64_t n, uint64_
     }
     w_->i64[b.tracked] += 1;
   }
-  return !par_ || finishParallel(n, err);
+  return !par_ || finishParallel(err);
 }
 
 void Trainer::copyBnGrads(const BNSpec& b) {

@@ -72,7 +72,7 @@ private:
   Comm* comm_ = nullptr;
   bool syncBn_ = false;
   bool afterCall(size_t c, std::string& err);
-  bool finishParallel(int64_t n, std::string& err);
+  bool finishParallel(std::string& err);
   void copyBnGrads(const BNSpec& b);
 };
 

@@ -140,7 +140,7 @@ bool Trainer::afterCall(size_t c, std::string& err) {
   return true;
 }
 
-bool Trainer::finishParallel(int64_t n, std::string& err) {
+bool Trainer::finishParallel(std::string& err) {
   Parallel& par = *par_;
   const Plan& p = *plan_;
   if (!comm_->waitAll(err)) return false;
