@@ -8,16 +8,16 @@ once, so it is bandwidth-bound: its measure is GB/s, not GFLOP/s. This script
   1. compiles and runs bench/mem_bandwidth.c (STREAM copy and triad over 768 MiB) on all cores;
   2. compiles NET and reads its inference plan (`cnnc --emit=plan`): the depthwise calls (groups =
      input channels = output channels) and their shapes;
-  3. runs `NET bench --profile` `runs` times per batch and takes each call's median time;
+  3. runs `NET bench --profile --json` with `runs` profiled runs per batch: each call's median time;
   4. prints per call: the bytes it must move (input + output + weights and bias, float32, the lower
      bound: each read or written once), its time, GB/s, and the share of the triad bandwidth.
 At batch 1 every tensor of MobileNetV2 fits in the caches, so a depthwise conv can beat the memory
 bandwidth; at batch 32 its tensors (up to 154 MB) do not.
 """
 import argparse
+import json
 import os
 import re
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -27,7 +27,6 @@ sys.path.insert(0, os.path.join(ROOT, "bench"))
 
 CALL_RE = re.compile(r"^  (\S+) = (k_\S+) -> \[([\d,]+)\]")
 SIG_RE = re.compile(r"^    conv in=\[(\d+),(\d+),(\d+)\] out=\[(\d+),(\d+),(\d+)\] .*k=(\d+)x(\d+) .*g=(\d+)")
-PROF_RE = re.compile(r"^\s+([\d.]+) ms\s+[\d.]+%\s+(\S+)$")
 
 
 def depthwise_calls(cnnc, net_file, shape):
@@ -44,17 +43,10 @@ def depthwise_calls(cnnc, net_file, shape):
 
 
 def profile(exe, batch, runs, threads):
-    per_call = {}
-    for _ in range(runs):
-        out = subprocess.run([exe, "--threads", str(threads), "bench", "--batch", str(batch), "--warmup", "2", "--iters", "3", "--profile"],
-                             check=True, capture_output=True, text=True).stdout
-        for line in out.splitlines():
-            if line.startswith("by kernel kind"):
-                break
-            m = PROF_RE.match(line)
-            if m:
-                per_call.setdefault(m.group(2), []).append(float(m.group(1)))
-    return {k: statistics.median(v) for k, v in per_call.items()}
+    """{call label: median ms} from `bench --profile --json` (each call's median over `runs` runs)."""
+    out = subprocess.run([exe, "--threads", str(threads), "bench", "--batch", str(batch), "--warmup", "2", "--iters", str(runs), "--profile", "--json"],
+                         check=True, capture_output=True, text=True).stdout
+    return {c["label"]: c["ms"] for c in json.loads(out.strip().splitlines()[-1])["profile"]["calls"]}
 
 
 def main():

@@ -327,7 +327,7 @@ nlohmann::json planJsonObject(const Plan& p, const Graph& g, const SourceManager
                       {key::eps, c.eps}, {key::pack, c.pack}});
   j[key::consts] = consts;
   json kernels = json::array();
-  for (const auto& s : p.specs) kernels.push_back({{key::fn, s.functionName()}, {key::signature, s.signature()}});
+  for (const auto& s : p.specs) kernels.push_back({{key::fn, s.functionName()}, {key::signature, s.signature()}, {key::flops, kernelFlops(s)}});
   j[key::kernels] = kernels;
   json calls = json::array();
   for (const auto& c : p.calls) {

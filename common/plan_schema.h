@@ -10,7 +10,7 @@
 //   acts[]            {shape, storage, name}            activation tensors, views of storages
 //   storages[]        {offset, size}                    arena slots, floats per image
 //   consts[]          {kind, shape, param, conv_w, conv_b, bn_w, bn_b, bn_mean, bn_var, eps, pack}
-//   kernels[]         {fn, signature}
+//   kernels[]         {fn, signature, flops}        flops: per image, 2 x multiply-adds (0: memory-bound)
 //   calls[]           {kernel, args[] {const, id}, label}
 // and, in a training plan (mode = "train"):
 //   labels, loss, eps, param_grad[], forward_calls, seeds[],
@@ -31,7 +31,7 @@ inline constexpr char params[] = "params", name[] = "name", shape[] = "shape", d
 inline constexpr char acts[] = "acts", storage[] = "storage", storages[] = "storages", offset[] = "offset", size[] = "size";
 inline constexpr char consts[] = "consts", kind[] = "kind", param[] = "param", conv_w[] = "conv_w", conv_b[] = "conv_b", bn_w[] = "bn_w",
                       bn_b[] = "bn_b", bn_mean[] = "bn_mean", bn_var[] = "bn_var", eps[] = "eps", pack[] = "pack";
-inline constexpr char kernels[] = "kernels", fn[] = "fn", signature[] = "signature";
+inline constexpr char kernels[] = "kernels", fn[] = "fn", signature[] = "signature", flops[] = "flops";
 inline constexpr char calls[] = "calls", kernel[] = "kernel", args[] = "args", is_const[] = "const", id[] = "id", label[] = "label";
 inline constexpr char labels[] = "labels", loss[] = "loss", param_grad[] = "param_grad", forward_calls[] = "forward_calls", seeds[] = "seeds";
 inline constexpr char bns[] = "bns", stats[] = "stats", dparams[] = "dparams", gamma[] = "gamma", beta[] = "beta", var[] = "var",

@@ -19,6 +19,8 @@
 #include "comm.h"
 #include "executor.h"
 #include "optim.h"
+#include "machine_peak.h"
+#include "profile.h"
 #include "image.h"
 #include "safetensors.h"
 #include "train.h"
@@ -175,34 +177,34 @@ double medianOf(std::vector<double>& ms) {
   return ms.size() % 2 ? ms[ms.size() / 2] : (ms[ms.size() / 2 - 1] + ms[ms.size() / 2]) / 2;
 }
 
-// Per-call times of one profiled run, then the same summed per kernel label prefix (the op kind),
-// so a person sees both the slowest calls and which kind of kernel dominates.
-void printProfile(const Plan& p, const std::vector<double>& callMs, FILE* f) {
-  double total = 0;
-  for (double t : callMs) total += t;
-  fprintf(f, "profile (one run, %.3f ms):\n", total);
-  std::vector<std::pair<std::string, double>> kinds;
-  for (size_t c = 0; c < p.calls.size(); ++c) {
-    fprintf(f, "  %9.3f ms %5.1f%%  %s\n", callMs[c], 100 * callMs[c] / total, p.calls[c].label.c_str());
-    std::string kind = p.kernels[p.calls[c].kernel].fn;
-    kind = kind.substr(0, kind.rfind('_'));  // drop the signature hash
-    auto it = std::find_if(kinds.begin(), kinds.end(), [&](auto& k) { return k.first == kind; });
-    if (it == kinds.end()) kinds.push_back({kind, callMs[c]});
-    else it->second += callMs[c];
+// `--profile`: `runs` more runs after the timed ones (so that timing each call cannot disturb
+// the timed runs), each call's median, and the machine's roofs measured right after.
+template <class RunOnce>
+bool profileRuns(const Plan& p, Executor& ex, int64_t batch, int runs, int threads, ProfileInput& out, RunOnce runOnce, std::string& err) {
+  out.plan = &p;
+  out.batch = batch;
+  out.threads = threads;
+  ex.profile = true;
+  for (int i = 0; i < runs; ++i) {
+    if (!runOnce(err)) return false;
+    out.runs.push_back(ex.callMs);
   }
-  std::sort(kinds.begin(), kinds.end(), [](auto& a, auto& b) { return a.second > b.second; });
-  fprintf(f, "by kernel kind:\n");
-  for (auto& k : kinds) fprintf(f, "  %9.3f ms %5.1f%%  %s\n", k.second, 100 * k.second / total, k.first.c_str());
+  ex.profile = false;
+  // The roofs of a GPU build are the device's, which this does not measure.
+  if (p.target.find("cuda") == std::string::npos && p.target.find("opencl") == std::string::npos) out.peak = measureMachinePeak(threads, p.target);
+  return true;
 }
 
 // The result line(s) of `bench` and `bench --train`: one JSON object, or two lines for a person.
-void printBenchResult(const Plan& p, const char* mode, const char* what, int batch, int threads, int warmup, std::vector<double>& ms, bool json) {
+void printBenchResult(const Plan& p, const char* mode, const char* what, int batch, int threads, int warmup, std::vector<double>& ms, bool json,
+                      const ProfileInput* prof = nullptr) {
   double median = medianOf(ms);
   int iters = (int)ms.size();
   if (json) {
     printf("{\"net\": \"%s\", \"mode\": \"%s\", \"batch\": %d, \"threads\": %d, \"iters\": %d, \"median_ms\": %.4f, \"min_ms\": %.4f, "
-           "\"max_ms\": %.4f, \"images_per_s\": %.2f, \"target\": \"%s\"}\n",
-           p.net.c_str(), mode, batch, threads, iters, median, ms.front(), ms.back(), batch * 1000.0 / median, p.target.c_str());
+           "\"max_ms\": %.4f, \"images_per_s\": %.2f, \"target\": \"%s\"%s%s}\n",
+           p.net.c_str(), mode, batch, threads, iters, median, ms.front(), ms.back(), batch * 1000.0 / median, p.target.c_str(),
+           prof ? ", \"profile\": " : "", prof ? rooflineJson(*prof).c_str() : "");
   } else {
     printf("%s %s, batch %d, %d threads, %d iterations after %d warm-up\n", p.net.c_str(), what, batch, threads, iters, warmup);
     printf("  median %.3f ms   min %.3f ms   max %.3f ms   %.1f images/s\n", median, ms.front(), ms.back(), batch * 1000.0 / median);
@@ -228,14 +230,12 @@ int cmdBench(const Plan& p, Executor& ex, const std::string& weights, int batch,
     double dt = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     if (i >= warmup) ms.push_back(dt);
   }
+  ProfileInput prof;
   if (profile) {
-    // One more run with per-call timing, so the profile does not disturb the timed runs.
-    ex.profile = true;
-    if (!ex.run(input.data(), batch, out, err)) return fail(err);
-    ex.profile = false;
-    printProfile(p, ex.callMs, json ? stderr : stdout);
+    if (!profileRuns(p, ex, batch, iters, threads, prof, [&](std::string& e) { return ex.run(input.data(), batch, out, e); }, err)) return fail(err);
+    if (!json) printRoofline(prof, stdout);
   }
-  printBenchResult(p, "infer", "inference", batch, threads, warmup, ms, json);
+  printBenchResult(p, "infer", "inference", batch, threads, warmup, ms, json, profile ? &prof : nullptr);
   return 0;
 }
 
@@ -267,16 +267,20 @@ int cmdBenchTrain(const Plan& tp, const std::string& weights, int batch, int war
   for (size_t i = 0; i < labels.size(); ++i) labels[i] = (int64_t)i % K;
   std::vector<double> ms;
   double loss = 0;
-  for (int i = 0; i < warmup + iters + (profile ? 1 : 0); ++i) {
-    bool prof = profile && i == warmup + iters;  // an extra run, so profiling does not disturb the timed ones
-    tr.executor().profile = prof;
+  for (int i = 0; i < warmup + iters; ++i) {
     auto t0 = std::chrono::steady_clock::now();
     if (!tr.step(input.data(), labels.data(), batch, (uint64_t)i, loss, err) || !opt.step(0.01, err)) return fail(err);
     double dt = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-    if (i >= warmup && !prof) ms.push_back(dt);
+    if (i >= warmup) ms.push_back(dt);
   }
-  if (profile) printProfile(tp, tr.executor().callMs, json ? stderr : stdout);
-  printBenchResult(tp, "train", "training step (SGD momentum)", batch, threads, warmup, ms, json);
+  ProfileInput prof;
+  if (profile) {
+    uint64_t i = warmup + iters;
+    auto once = [&](std::string& e) { return tr.step(input.data(), labels.data(), batch, i++, loss, e) && opt.step(0.01, e); };
+    if (!profileRuns(tp, tr.executor(), batch, iters, threads, prof, once, err)) return fail(err);
+    if (!json) printRoofline(prof, stdout);
+  }
+  printBenchResult(tp, "train", "training step (SGD momentum)", batch, threads, warmup, ms, json, profile ? &prof : nullptr);
   return 0;
 }
 
@@ -409,7 +413,7 @@ int main(int argc, char** argv) {
   bench->add_flag("--json", json, "one JSON object: net, mode, batch, threads, median_ms, min_ms, ...");
   bench->add_option("--weights", weights, "weights (default: PyTorch-style random init)");
   bool profile = false;
-  bench->add_flag("--profile", profile, "print the time of every kernel call");
+  bench->add_flag("--profile", profile, "after the timed runs, as many profiled ones: per kernel, its median time, GFLOP/s, GB/s and distance to the FMA peak or memory bandwidth measured in the same run");
   bool benchTrain = false;
   bench->add_flag("--train", benchTrain, "time a training step (forward, backward, SGD momentum update) instead");
 

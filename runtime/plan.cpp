@@ -32,7 +32,7 @@ bool parsePlan(const char* text, size_t size, Plan& p, std::string& err) {
       c.pack = x.value(key::pack, false);
       p.consts.push_back(std::move(c));
     }
-    for (auto& x : j[key::kernels]) p.kernels.push_back({x[key::fn], x[key::signature]});
+    for (auto& x : j[key::kernels]) p.kernels.push_back({x[key::fn], x[key::signature], x.value(key::flops, 0.0)});
     for (auto& x : j[key::calls]) {
       CallSpec c;
       c.kernel = x[key::kernel];

@@ -39,7 +39,10 @@ struct ConstSpec {
 
 struct CallArg { bool isConst; int id; };
 struct CallSpec { int kernel; std::vector<CallArg> args; std::string label; };
-struct KernelSpecRt { std::string fn, signature; };
+struct KernelSpecRt {
+  std::string fn, signature;
+  double flops = 0;  // per image (0: a memory-bound kind)
+};
 
 struct BNSpec {
   int stats, dparams, gamma, beta, mean, var, tracked;

@@ -666,6 +666,22 @@ ArgNames convBackDataArgs(const KernelSpec&) { return {"dy", "weight"}; }
 ArgNames convTransposeArgs(const KernelSpec&) { return {"input", "weight", "bias"}; }
 ArgNames convBackWeightArgs(const KernelSpec&) { return {"dy", "x"}; }
 
+// Work per image, as 2 x multiply-adds of the direct algorithm (Winograd kernels are credited
+// with the same, so their rate can read above the peak). Every conv-like kind multiplies each
+// element of its "big" operand by (channels per group x kh x kw) weights:
+//   Conv                   out [O,Ho,Wo]   x (C/g) kh kw,  C = in[0]
+//   ConvBackData, ConvTranspose   in = dy [O,Ho,Wo] (the transposed conv's x)  x (C/g) kh kw,  C = out[0]
+//   ConvBackWeight         extraIns[0] = dy  x  numel(dw) / O,  dw = out [O,C/g,kh,kw]
+double convFlops(const KernelSpec& k) {
+  double taps = (double)k.attrs.kernel[0] * k.attrs.kernel[1] / k.attrs.groups;
+  switch (k.kind) {
+    case KernelKind::Conv: return 2.0 * numel(k.out) * k.in[0] * taps;
+    case KernelKind::ConvBackData: case KernelKind::ConvTranspose: return 2.0 * numel(k.in) * k.out[0] * taps;
+    case KernelKind::ConvBackWeight: return k.extraIns.empty() ? 0.0 : 2.0 * numel(k.extraIns[0]) * ((double)numel(k.out) / k.out[0]);
+    default: return 0.0;
+  }
+}
+
 Lowered lowerConv(const KernelSpec& k) {
   if (k.schedule.winograd) return lowerConvWinograd(k);
   if (k.schedule.flat) return lowerConvDepthwiseFlat(k);

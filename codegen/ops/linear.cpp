@@ -148,6 +148,12 @@ ArgNames linearArgs(const KernelSpec&) { return {"input", "weight", "bias"}; }
 ArgNames linearBackDataArgs(const KernelSpec&) { return {"dy", "weight"}; }
 ArgNames linearBackWeightArgs(const KernelSpec&) { return {"dy", "x"}; }
 
+// Work per image, 2 x multiply-adds: F x O for the forward and the input gradient (in x out),
+// and for the weight gradient's [O,F] output, one product per element and image.
+double linearFlops(const KernelSpec& k) {
+  return k.kind == KernelKind::LinearBackWeight ? 2.0 * numel(k.out) : 2.0 * numel(k.in) * numel(k.out);
+}
+
 Lowered lowerLinear(const KernelSpec& k) { return lowerWithSchedules(k, linearForward(k), linearCpu); }
 
 Lowered lowerLinearBackData(const KernelSpec& k) { return lowerWithSchedules(k, linearBackDataAlgorithm(k), linearBackDataCpu); }

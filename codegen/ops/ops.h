@@ -18,6 +18,7 @@ Lowered lowerConvBackWeightDepthwiseFlat(const KernelSpec& k);
 ArgNames convArgs(const KernelSpec& k);
 ArgNames convBackDataArgs(const KernelSpec& k);
 ArgNames convBackWeightArgs(const KernelSpec& k);
+double convFlops(const KernelSpec& k);  // also ConvTranspose's
 // bias.cpp
 Lowered lowerBiasGrad(const KernelSpec& k);
 ArgNames biasGradArgs(const KernelSpec& k);
@@ -28,6 +29,7 @@ Lowered lowerLinearBackWeight(const KernelSpec& k);
 ArgNames linearArgs(const KernelSpec& k);
 ArgNames linearBackDataArgs(const KernelSpec& k);
 ArgNames linearBackWeightArgs(const KernelSpec& k);
+double linearFlops(const KernelSpec& k);
 // batchnorm.cpp
 Lowered lowerAffine(const KernelSpec& k);
 Lowered lowerBNStats(const KernelSpec& k);
