@@ -2,8 +2,14 @@
 // (torch/optim/sgd.py _single_tensor_sgd, adam.py _single_tensor_adam, adamw.py _single_tensor_adamw).
 #include "optim.h"
 
+#include <sched.h>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
 #include <cmath>
 #include <set>
+#include <thread>
 
 namespace cnnc::rt {
 
@@ -20,6 +26,102 @@ inline float nanMax(float a, float b) {
 
 // torch stores the Adam step as a float32 tensor; counts above 2^24 are not exact there either.
 constexpr double kMaxExactStep = 16777216.0;
+
+// The update loops are elementwise, so vectors and threads change no result: each element sees
+// the same float operations (std::fma is exact however it is computed). On x86 they are cloned for
+// AVX-512 and AVX2 + FMA (else std::fma is a libm call per element) and built at -O3 (the -O2 cost
+// model leaves them scalar). ResNet-18's training step at batch 8 (11.7M parameters, SGD with
+// momentum) on the 2-core Zen 4: 328-332 -> 286-292 ms, same run.
+#if defined(__x86_64__)
+#define CNNC_UPDATE_LOOP __attribute__((optimize("O3"), target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define CNNC_UPDATE_LOOP __attribute__((optimize("O3")))
+#endif
+
+struct SgdCoef {
+  float wd, mu, oneMinusDamp, negLr;
+  bool hasWd, hasMu, nesterov, first;
+};
+
+CNNC_UPDATE_LOOP void sgdRange(float* __restrict w, const float* __restrict g, float* __restrict b, size_t lo, size_t hi, SgdCoef c) {
+  if (c.hasMu && !c.first && !c.nesterov && c.oneMinusDamp == 1.0f) {
+    // The common case, without the branches, so that it vectorizes.
+    if (c.hasWd) {
+      for (size_t i = lo; i < hi; ++i) {
+        float d = std::fma(w[i], c.wd, g[i]);
+        b[i] = std::fma(d, 1.0f, b[i] * c.mu);
+        w[i] = std::fma(b[i], c.negLr, w[i]);
+      }
+    } else {
+      for (size_t i = lo; i < hi; ++i) {
+        b[i] = std::fma(g[i], 1.0f, b[i] * c.mu);
+        w[i] = std::fma(b[i], c.negLr, w[i]);
+      }
+    }
+    return;
+  }
+  for (size_t i = lo; i < hi; ++i) {
+    float d = g[i];
+    if (c.hasWd) d = std::fma(w[i], c.wd, d);  // d_p = d_p.add(param, alpha=weight_decay)
+    if (c.hasMu) {
+      if (c.first) b[i] = d;                     // buf = torch.clone(d_p)
+      else {
+        float m = b[i] * c.mu;                   // buf.mul_(momentum)
+        b[i] = std::fma(d, c.oneMinusDamp, m);   //    .add_(d_p, alpha=1 - dampening)
+      }
+      d = c.nesterov ? std::fma(b[i], c.mu, d)  // d_p = d_p.add(buf, alpha=momentum)
+                     : b[i];                    // d_p = buf
+    }
+    w[i] = std::fma(d, c.negLr, w[i]);           // param.add_(d_p, alpha=-lr)
+  }
+}
+
+struct AdamCoef {
+  float wd, decayFactor, b1, b2, oneMinusB1, oneMinusB2, negStepSize, bc2Sqrt, eps;
+  bool decoupled, hasWd;
+};
+
+CNNC_UPDATE_LOOP void adamRange(float* __restrict w, const float* __restrict g, float* __restrict m, float* __restrict v, float* __restrict vmax,
+                                size_t lo, size_t hi, AdamCoef c) {
+  for (size_t i = lo; i < hi; ++i) {
+    float d = g[i];
+    if (c.decoupled) {
+      if (c.hasWd) w[i] = w[i] * c.decayFactor;
+    } else if (c.hasWd) {
+      d = std::fma(w[i], c.wd, d);                     // grad = grad.add(param, alpha=weight_decay)
+    }
+    m[i] = std::fma(d, c.oneMinusB1, m[i] * c.b1);      // exp_avg.mul_(beta1).add_(grad, alpha=1 - beta1)
+    v[i] = std::fma(c.oneMinusB2 * d, d, v[i] * c.b2);  // exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+    float vv = v[i];
+    if (vmax) vv = vmax[i] = nanMax(vmax[i], v[i]);     // torch.maximum(max_exp_avg_sqs[i], exp_avg_sq, out=...)
+    float denom = std::sqrt(vv) / c.bc2Sqrt + c.eps;    // (x.sqrt() / bias_correction2_sqrt).add_(eps)
+    w[i] = w[i] + (c.negStepSize * m[i]) / denom;       // param.addcdiv_(exp_avg, denom, value=-step_size)
+  }
+}
+
+// Runs fn(param, lo, hi) over every parameter's elements, in chunks spread over the threads this
+// process may use (one thread for small models, where starting threads would cost more).
+template <class F>
+void forChunks(const std::vector<size_t>& sizes, F fn) {
+  constexpr size_t kChunk = 1 << 16, kMinParallel = 1 << 20;
+  std::vector<std::array<size_t, 3>> jobs;
+  size_t total = 0;
+  for (size_t p = 0; p < sizes.size(); ++p) {
+    for (size_t lo = 0; lo < sizes[p]; lo += kChunk) jobs.push_back({p, lo, std::min(sizes[p], lo + kChunk)});
+    total += sizes[p];
+  }
+  cpu_set_t cpus;
+  int threads = sched_getaffinity(0, sizeof cpus, &cpus) == 0 ? CPU_COUNT(&cpus) : 1;
+  if (total < kMinParallel) threads = 1;
+  std::atomic<size_t> next{0};
+  auto work = [&] {
+    for (size_t j; (j = next.fetch_add(1)) < jobs.size();) fn(jobs[j][0], jobs[j][1], jobs[j][2]);
+  };
+  std::vector<std::thread> ts;
+  for (int t = 1; t < threads; ++t) ts.emplace_back(work);
+  work();
+  for (auto& t : ts) t.join();
+}
 
 }  // namespace
 
@@ -135,78 +237,44 @@ bool Optim::step(double lrD, std::string& err) {
   const bool first = steps_ == 0;
   const double t = (double)(steps_ + 1);  // torch: step_t += 1 before the update
 
+  std::vector<size_t> sizes;
+  for (const auto& p : params_) sizes.push_back(p.data->size());
   if (cfg_.kind == OptimKind::SGD) {
     const double mu = cfg_.momentum;
-    const float muF = (float)mu;
-    const float oneMinusDamp = (float)(1.0 - cfg_.dampening);  // alpha=1 - dampening
-    const float negLr = (float)(-lrD);                           // alpha=-lr
+    std::vector<SgdCoef> coef;
     for (size_t pi = 0; pi < params_.size(); ++pi) {
-      float* w = params_[pi].data->data();
-      const float* g = params_[pi].grad->data();
-      const size_t n = params_[pi].data->size();
       const double wdD = params_[pi].decay ? cfg_.weightDecay : 0.0;
-      const float wd = (float)wdD;
-      std::vector<float>& buf = slots_[pi].buf0;
-      if (mu != 0 && first) buf.assign(n, 0.0f);
-      float* b = buf.data();
-      for (size_t i = 0; i < n; ++i) {
-        float d = g[i];
-        if (wdD != 0) d = std::fma(w[i], wd, d);  // d_p = d_p.add(param, alpha=weight_decay)
-        if (mu != 0) {
-          if (first) b[i] = d;                     // buf = torch.clone(d_p)
-          else {
-            float m = b[i] * muF;                  // buf.mul_(momentum)
-            b[i] = std::fma(d, oneMinusDamp, m);   //    .add_(d_p, alpha=1 - dampening)
-          }
-          d = cfg_.nesterov ? std::fma(b[i], muF, d)  // d_p = d_p.add(buf, alpha=momentum)
-                            : b[i];                   // d_p = buf
-        }
-        w[i] = std::fma(d, negLr, w[i]);           // param.add_(d_p, alpha=-lr)
-      }
+      coef.push_back({(float)wdD, (float)mu, (float)(1.0 - cfg_.dampening) /* alpha=1 - dampening */, (float)(-lrD) /* alpha=-lr */,
+                      wdD != 0, mu != 0, cfg_.nesterov, first});
+      if (mu != 0 && first) slots_[pi].buf0.assign(sizes[pi], 0.0f);
     }
+    forChunks(sizes, [&](size_t pi, size_t lo, size_t hi) {
+      sgdRange(params_[pi].data->data(), params_[pi].grad->data(), slots_[pi].buf0.data(), lo, hi, coef[pi]);
+    });
   } else {
-    const bool decoupled = cfg_.kind == OptimKind::AdamW;
     const double b1 = cfg_.beta1, b2 = cfg_.beta2;
-    const float b1F = (float)b1, b2F = (float)b2;
-    const float oneMinusB1 = (float)(1.0 - b1);  // alpha=1 - beta1
-    const float oneMinusB2 = (float)(1.0 - b2);  // value=1 - beta2
     const double bc1 = 1.0 - std::pow(b1, t);    // bias_correction1 = 1 - beta1 ** step
     const double bc2 = 1.0 - std::pow(b2, t);    // bias_correction2 = 1 - beta2 ** step
     const double stepSize = lrD / bc1;           // step_size = lr / bias_correction1
-    const float negStepSize = (float)(-stepSize);  // value=-step_size
-    const float bc2Sqrt = (float)std::sqrt(bc2);   // bias_correction2_sqrt = math.sqrt(...)
-    const float eps = (float)cfg_.eps;
+    std::vector<AdamCoef> coef;
     for (size_t pi = 0; pi < params_.size(); ++pi) {
-      float* w = params_[pi].data->data();
-      const float* g = params_[pi].grad->data();
-      const size_t n = params_[pi].data->size();
       const double wdD = params_[pi].decay ? cfg_.weightDecay : 0.0;
-      const float wd = (float)wdD;
-      const float decayFactor = (float)(1.0 - lrD * wdD);  // AdamW: param.mul_(1 - lr * weight_decay)
+      coef.push_back({(float)wdD, (float)(1.0 - lrD * wdD) /* AdamW: param.mul_(1 - lr * weight_decay) */, (float)b1, (float)b2,
+                      (float)(1.0 - b1) /* alpha=1 - beta1 */, (float)(1.0 - b2) /* value=1 - beta2 */,
+                      (float)(-stepSize) /* value=-step_size */, (float)std::sqrt(bc2) /* bias_correction2_sqrt */, (float)cfg_.eps,
+                      cfg_.kind == OptimKind::AdamW, wdD != 0});
       Slot& s = slots_[pi];
       if (first) {
-        s.buf0.assign(n, 0.0f);
-        s.buf1.assign(n, 0.0f);
-        if (cfg_.amsgrad) s.buf2.assign(n, 0.0f);
-      }
-      float* m = s.buf0.data();
-      float* v = s.buf1.data();
-      float* vmax = cfg_.amsgrad ? s.buf2.data() : nullptr;
-      for (size_t i = 0; i < n; ++i) {
-        float d = g[i];
-        if (decoupled) {
-          if (wdD != 0) w[i] = w[i] * decayFactor;
-        } else if (wdD != 0) {
-          d = std::fma(w[i], wd, d);                  // grad = grad.add(param, alpha=weight_decay)
-        }
-        m[i] = std::fma(d, oneMinusB1, m[i] * b1F);   // exp_avg.mul_(beta1).add_(grad, alpha=1 - beta1)
-        v[i] = std::fma(oneMinusB2 * d, d, v[i] * b2F);  // exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-        float vv = v[i];
-        if (vmax) vv = vmax[i] = nanMax(vmax[i], v[i]);  // torch.maximum(max_exp_avg_sqs[i], exp_avg_sq, out=...)
-        float denom = std::sqrt(vv) / bc2Sqrt + eps;     // (x.sqrt() / bias_correction2_sqrt).add_(eps)
-        w[i] = w[i] + (negStepSize * m[i]) / denom;      // param.addcdiv_(exp_avg, denom, value=-step_size)
+        s.buf0.assign(sizes[pi], 0.0f);
+        s.buf1.assign(sizes[pi], 0.0f);
+        if (cfg_.amsgrad) s.buf2.assign(sizes[pi], 0.0f);
       }
     }
+    forChunks(sizes, [&](size_t pi, size_t lo, size_t hi) {
+      Slot& s = slots_[pi];
+      adamRange(params_[pi].data->data(), params_[pi].grad->data(), s.buf0.data(), s.buf1.data(), cfg_.amsgrad ? s.buf2.data() : nullptr, lo, hi,
+                coef[pi]);
+    });
   }
   ++steps_;
   return true;

@@ -129,6 +129,46 @@ TEST(Optim, MatchesTorchOptimTrajectories) {
 }
 
 // Saving the state after 2 steps and loading it into a fresh optimizer continues bit for bit.
+// Models of over a million parameters are updated in chunks on several threads with vector
+// code: each element must come out bit for bit as the plain loop of torch's statements gives it.
+TEST(Optim, LargeModelsUpdateAsThePlainLoop) {
+  const size_t n = (1u << 20) + 12345;  // over the threaded threshold, not a multiple of a chunk or vector
+  for (OptimKind kind : {OptimKind::SGD, OptimKind::AdamW}) {
+    OptimConfig c = defaultOptimConfig(kind);
+    c.momentum = 0.9;
+    c.weightDecay = 5e-4;
+    std::vector<float> w(n), g(n), wRef(n), bRef(n, 0.0f), vRef(n, 0.0f);
+    for (size_t i = 0; i < n; ++i) w[i] = wRef[i] = std::sin(0.001f * i), g[i] = std::cos(0.003f * i);
+    Optim opt;
+    std::string err;
+    ASSERT_TRUE(opt.init(c, {{"w", &w, &g, true}}, err)) << err;
+    const double lr = 0.05;
+    for (int step = 1; step <= 3; ++step) {
+      ASSERT_TRUE(opt.step(lr, err)) << err;
+      const float wd = (float)c.weightDecay;
+      if (kind == OptimKind::SGD) {
+        for (size_t i = 0; i < n; ++i) {
+          float d = std::fma(wRef[i], wd, g[i]);
+          bRef[i] = step == 1 ? d : std::fma(d, 1.0f, bRef[i] * (float)c.momentum);
+          wRef[i] = std::fma(bRef[i], (float)-lr, wRef[i]);
+        }
+      } else {
+        const double bc1 = 1 - std::pow(c.beta1, step), bc2 = 1 - std::pow(c.beta2, step);
+        for (size_t i = 0; i < n; ++i) {
+          wRef[i] = wRef[i] * (float)(1.0 - lr * c.weightDecay);
+          bRef[i] = std::fma(g[i], (float)(1.0 - c.beta1), bRef[i] * (float)c.beta1);
+          vRef[i] = std::fma((float)(1.0 - c.beta2) * g[i], g[i], vRef[i] * (float)c.beta2);
+          float denom = std::sqrt(vRef[i]) / (float)std::sqrt(bc2) + (float)c.eps;
+          wRef[i] = wRef[i] + ((float)(-lr / bc1) * bRef[i]) / denom;
+        }
+      }
+    }
+    size_t differ = 0;
+    for (size_t i = 0; i < n; ++i) differ += std::memcmp(&w[i], &wRef[i], 4) != 0;
+    EXPECT_EQ(differ, 0u) << optimKindName(kind) << ": parameters that differ from the plain loop";
+  }
+}
+
 TEST(Optim, StateRoundTripResumesBitForBit) {
   for (const auto& c : optim_ref::kCases) {
     SCOPED_TRACE(c.name);
