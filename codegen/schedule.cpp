@@ -4,6 +4,7 @@
 #include "schedule.h"
 
 #include <algorithm>
+#include <vector>
 
 #include "Halide.h"
 #include "gpu_schedule.h"
@@ -37,7 +38,12 @@ Schedule gpuDefaultSchedule() {
   return s;
 }
 
-int lanesOf(const std::string& target) { return target.rfind("arm-", 0) == 0 ? 4 : 16; }
+int lanesOf(const std::string& target) {
+  if (target.rfind("arm-", 0) == 0) return 4;
+  Halide::Target t(target);
+  if (t.has_feature(Halide::Target::AVX512)) return 16;
+  return t.has_feature(Halide::Target::AVX2) ? 8 : 4;
+}
 
 // Vectors are at most two registers wide on NEON (one x86 register elsewhere).
 static int widthFor(int64_t extent, int lanes) {
@@ -83,22 +89,33 @@ Schedule defaultSchedule(const KernelSpec& k, int lanes) {
       s.tileC = 1;
       return s;
     }
-    if (W < (lanes == 16 ? 32 : 16) && k.attrs.groups == 1 && k.out[0] % 16 == 0) {
-      // x86: 2 vectors of 16 channels x up to 8 pixels (14 pixels' 28 accumulators ran the 14x14
-      // layers at two thirds of the speed); NEON: 4 vectors of 4 x up to 7 pixels.
+    if (W < (lanes >= 8 ? 32 : 16) && k.attrs.groups == 1 && k.out[0] % 16 == 0) {
+      // AVX-512: 2 vectors of 16 channels x up to 8 pixels (14 pixels' 28 accumulators ran the
+      // 14x14 layers at two thirds of the speed); NEON: 4 vectors of 4 x up to 7 pixels. AVX2: at
+      // most 12 accumulators of its 16 registers, as 2 vectors of 8 channels x up to 6 pixels or
+      // 1 x up to 12, whichever tile is larger (ResNet-18's 7x7 layers: 1 x 7, as 2 x 1 they ran
+      // at 30% of the peak; 2 x 7 spilled and ran its 28x28 and 14x14 layers at 45% against 76-81%).
       s.vec = lanes;
-      s.chanVec = lanes == 16 ? 2 : 4;
-      while (k.out[0] % (s.vec * s.chanVec)) s.chanVec /= 2;  // blocks of vec * chanVec channels tile the output
       s.tileC = 1;
-      int maxPixels = lanes == 16 ? 8 : 28 / s.chanVec;
       // Columns and rows per tile: divisors of W and H (the accumulator's update loops have no
       // tail), at most maxPixels pixels in all.
-      s.tileX = 1;
-      for (int t = (int)std::min<int64_t>(W, maxPixels); t > 1; --t)
-        if (W % t == 0) { s.tileX = t; break; }
-      s.tileY = 1;
-      for (int t = (int)std::min<int64_t>(H, maxPixels / s.tileX); t > 1; --t)
-        if (H % t == 0) { s.tileY = t; break; }
+      auto tile = [&](int maxPixels, int& tx, int& ty) {
+        tx = 1;
+        for (int t = (int)std::min<int64_t>(W, maxPixels); t > 1; --t)
+          if (W % t == 0) { tx = t; break; }
+        ty = 1;
+        for (int t = (int)std::min<int64_t>(H, maxPixels / tx); t > 1; --t)
+          if (H % t == 0) { ty = t; break; }
+      };
+      int bestAcc = 0;
+      for (int cv : lanes == 8 ? std::vector<int>{2, 1} : std::vector<int>{lanes == 16 ? 2 : 4}) {
+        int chanVec = cv;
+        while (k.out[0] % (s.vec * chanVec)) chanVec /= 2;  // blocks of vec * chanVec channels tile the output
+        int maxPixels = lanes == 16 ? 8 : lanes == 8 ? 12 / chanVec : 28 / chanVec;
+        int tx, ty;
+        tile(maxPixels, tx, ty);
+        if (tx * ty * chanVec > bestAcc) bestAcc = tx * ty * chanVec, s.chanVec = chanVec, s.tileX = tx, s.tileY = ty;
+      }
       return s;
     }
     // Winograd F(2x2, 3x3) where rows hold at least a full vector of 2x2 tiles and 64 or more
@@ -107,13 +124,20 @@ Schedule defaultSchedule(const KernelSpec& k, int lanes) {
     // batch 8 6.6 -> 4.1 ms, its input gradient at batch 8 6.2 -> 4.1 ms. MiniVGG's 32-channel
     // 32x32 conv at batch 128 was slower (9.3 against 7.1 ms); so were 128 channels at 28x28.
     // Register tile: 2 vectors of 16 tiles x 8 channels; tasks of 2 tile rows (4 output rows).
-    if (winogradApplies(k) && lanes == 16 && W >= 32 && k.in[0] >= 64) {
+    // AVX2: vectors of 8 tiles, 2 x 4 channels (8 of its 16 registers).
+    if (winogradApplies(k) && lanes >= 8 && W >= 32 && k.in[0] >= 64) {
       s.winograd = 2;
-      s.vec = 16;
-      s.tileX = (W + 1) / 2 > 16 ? 2 : 1;
-      s.tileC = 8;
+      s.vec = lanes;
+      s.tileX = (W + 1) / 2 > lanes ? 2 : 1;
+      s.tileC = lanes == 16 ? 8 : 4;
       s.tileY = 2;
       return s;
+    }
+    // AVX2: one register per vector, 4 channels x 2 vectors (AVX-512's 16-lane vectors would take
+    // two registers each, and 8 channels x 2 of them all 16 registers).
+    if (lanes == 8 && W >= 8) {
+      s.vec = 8;
+      s.tileC = (int)std::min<int64_t>(4, k.out[0]);
     }
     if (W >= 2 * s.vec) s.tileX = 2;
     else if (H >= 2) s.tileY = (int)std::min<int64_t>(H, s.vec <= 4 ? 3 : 2);

@@ -15,8 +15,9 @@ struct Schedule {
   // Conv with small rows: vectors run along output channels instead of x (chanVec vectors of `vec`
   // channels per tile, tileX x tileY pixels); 0 keeps vectors along x.
   int chanVec = 0;
-  // Floats per vector register of the target: 16 on x86 (AVX-512; AVX2 splits each vector in
-  // two), 4 on ARM NEON. Tiles are sized so their accumulators fit 32 such registers.
+  // Floats per vector register of the target: 16 with AVX-512 (32 registers), 8 with AVX2 (16
+  // registers), 4 on ARM NEON (32 registers) and on x86 without AVX2. Register tiles are sized so
+  // that their accumulators leave room in the register file of that width.
   int lanes = 16;
   // 3x3 stride-1 conv as Winograd F(m x m, 3x3) with m = winograd (2 or 4; winograd.cpp); 0 keeps
   // the direct form. Then vec runs along tiles, tileX is vectors of tiles per register tile, tileC
@@ -39,7 +40,8 @@ struct Schedule {
 // `lanes` is Schedule::lanes of the target (lanesOf).
 Schedule defaultSchedule(const KernelSpec& k, int lanes = 16);
 
-// Floats per vector register of a resolved Halide target string: 4 for arm, else 16.
+// Floats per vector register of a resolved Halide target string: 16 for x86 with AVX-512, 8 for
+// x86 with AVX2, else 4 (arm, or x86 without AVX2).
 int lanesOf(const std::string& target);
 
 }  // namespace cnnc::codegen

@@ -62,14 +62,16 @@ std::vector<Schedule> scheduleCandidates(const KernelSpec& k, bool adams2019) {
     s.lanes = lanes;
     if (seen.insert(s.str()).second) out.push_back(s);
   };
-  // Vectors along x: tileX vectors x tileY rows x tileC channels of accumulators (<= 24 registers).
+  // Accumulators per register tile: 24 of AVX-512's (or NEON's) 32 registers, 12 of AVX2's 16.
+  const int budget = lanes == 8 ? 12 : 24;
+  // Vectors along x: tileX vectors x tileY rows x tileC channels of accumulators.
   for (int vec : {16, 8, 4}) {
     if (vec > W || (lanes < 16 && vec > 8)) continue;
     int regs = std::max(1, vec / lanes);
     for (int tx : {1, 2})
       for (int ty : {1, 2, 3, 4})
         for (int tc : {4, 8, 12, 16})
-          if (vec * tx <= W && ty <= H && tc <= O && tx * ty * tc * regs <= 24) {
+          if (vec * tx <= W && ty <= H && tc <= O && tx * ty * tc * regs <= budget) {
             Schedule s;
             s.vec = vec, s.tileX = tx, s.tileY = ty, s.tileC = tc;
             add(s);
@@ -80,7 +82,7 @@ std::vector<Schedule> scheduleCandidates(const KernelSpec& k, bool adams2019) {
     if (O % (lanes * cv) || (lanes == 16 && cv > 2)) continue;
     for (int tx = 1; tx <= std::min(W, 14); ++tx)
       for (int ty = 1; ty <= std::min(H, 8); ++ty)
-        if (W % tx == 0 && H % ty == 0 && tx * ty <= 16 && tx * ty * cv <= 28) {
+        if (W % tx == 0 && H % ty == 0 && tx * ty <= 16 && tx * ty * cv <= budget + budget / 6) {
           Schedule s;
           s.vec = lanes, s.chanVec = cv, s.tileX = tx, s.tileY = ty, s.tileC = 1;
           add(s);
@@ -88,13 +90,13 @@ std::vector<Schedule> scheduleCandidates(const KernelSpec& k, bool adams2019) {
   }
   // Winograd F(2x2, 3x3): vectors along 2x2 tiles.
   int TW = (W + 1) / 2;
-  if (winogradApplies(k) && lanes == 16 && TW >= 8) {
-    int vec = TW >= 16 ? 16 : 8;
+  if (winogradApplies(k) && lanes >= 8 && TW >= 8) {
+    int vec = TW >= 16 && lanes == 16 ? 16 : 8;
     int TWp = (TW + vec - 1) / vec * vec;
     for (int tx : {1, 2})
-      for (int tc : {6, 8, 12})
+      for (int tc : {4, 6, 8, 12})
         for (int ty : {1, 2, 4})
-          if (vec * tx <= TWp && tx * tc <= 24 && tc <= O) {
+          if (vec * tx <= TWp && tx * tc <= budget && tc <= O) {
             Schedule s;
             s.winograd = 2, s.vec = vec, s.tileX = tx, s.tileC = tc, s.tileY = ty;
             add(s);

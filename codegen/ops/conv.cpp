@@ -393,12 +393,14 @@ struct BackWeightTile {
 BackWeightTile backWeightTile(const KernelSpec& k) {
   int C = (int)k.in[0], O = (int)k.extraIns[0][0], kh = (int)k.attrs.kernel[0], kw = (int)k.attrs.kernel[1];
   BackWeightTile t;
-  t.vec = k.schedule.lanes < 16 ? 4 : O >= 16 ? 16 : O >= 8 ? 8 : 4;
+  // AVX2 (8 lanes, 16 registers): 8-channel vectors, at most 12 accumulators.
+  int lanes = k.schedule.lanes, budget = lanes == 8 ? 12 : 24;
+  t.vec = lanes == 8 ? (O >= 8 ? 8 : 4) : lanes < 16 ? 4 : O >= 16 ? 16 : O >= 8 ? 8 : 4;
   t.cv = O >= 2 * t.vec ? 2 : 1;
-  t.kyt = t.cv * kw * kh <= 24 ? kh : 1;
+  t.kyt = t.cv * kw * kh <= budget ? kh : 1;
   t.cit = 1;
   for (int c : {8, 4, 2})
-    if (C % c == 0 && t.cv * kw * t.kyt * c <= 24) { t.cit = c; break; }
+    if (C % c == 0 && t.cv * kw * t.kyt * c <= budget) { t.cit = c; break; }
   return t;
 }
 

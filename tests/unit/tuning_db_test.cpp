@@ -294,4 +294,41 @@ TEST(TuneCandidates, DefaultFirstAllDistinctRegisterTilesFit) {
   EXPECT_FALSE(tunable(d));
 }
 
+// AVX2 has 16 vector registers of 8 floats: its defaults and candidates keep at most 12
+// accumulators (14 with channel vectors, whose weights can come from memory), in one register per
+// vector, and its Winograd kernels are among them.
+TEST(TuneCandidates, Avx2TilesFitSixteenRegisters) {
+  EXPECT_EQ(lanesOf("x86-64-linux-avx2-fma"), 8);
+  EXPECT_EQ(lanesOf("x86-64-linux-avx-avx2-avx512-f16c-fma-sse41"), 16);
+  EXPECT_EQ(lanesOf("arm-64-linux"), 4);
+  EXPECT_EQ(lanesOf("x86-64-linux-sse41"), 4);
+  bool wino = false, chan = false;
+  for (int64_t side : {56, 28, 14, 7}) {
+    KernelSpec k;
+    k.kind = KernelKind::Conv;
+    k.in = {64, side, side};
+    k.out = {64, side, side};
+    k.attrs.kernel[0] = k.attrs.kernel[1] = 3;
+    k.attrs.pad[0] = k.attrs.pad[1] = 1;
+    k.schedule = defaultSchedule(k, 8);
+    for (const auto& s : scheduleCandidates(k)) {
+      EXPECT_LE(s.vec, 8) << side << ": " << s.str();
+      if (s.winograd) {
+        wino = true;
+        EXPECT_LE(s.tileX * s.tileC, 12) << s.str();
+      } else if (s.chanVec) {
+        chan = true;
+        EXPECT_LE(s.tileX * s.tileY * s.chanVec, 14) << s.str();
+      } else {
+        EXPECT_LE(s.tileX * s.tileY * s.tileC, 12) << s.str();
+      }
+    }
+    // The default: ResNet-18's 7x7 layers take 1 x 7 (a 2 x 1 tile ran at 30% of the peak).
+    if (side == 7) EXPECT_EQ(k.schedule.tileX * k.schedule.tileY * k.schedule.chanVec, 7) << k.schedule.str();
+    if (side == 56) EXPECT_EQ(k.schedule.winograd, 2) << k.schedule.str();
+  }
+  EXPECT_TRUE(wino);
+  EXPECT_TRUE(chan);
+}
+
 }  // namespace
