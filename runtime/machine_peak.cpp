@@ -3,7 +3,7 @@
 //
 // 1. FMA: each thread runs independent FMA chains on register-resident vectors: 24 with AVX-512's
 //    32 registers, 12 with AVX2's or SSE's 16 (24 there spill to memory and measured 156 instead
-//    of ~400 GFLOP/s on the Zen 4); 12 still cover the 4-cycle latency of two FMA pipes. The best
+//    of ~200 GFLOP/s with AVX2 on the Zen 5); 12 still cover the 4-cycle latency of two FMA pipes. The best
 //    of 4 runs, so that a descheduled thread does not lower the peak.
 // 2. Memory: a = b + s * c over three 64 MiB arrays (larger than any L3 this runs on), each
 //    thread on the slice it first touched, so pages sit near it; the best of 3 passes; 12 bytes

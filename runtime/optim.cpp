@@ -31,7 +31,7 @@ constexpr double kMaxExactStep = 16777216.0;
 // the same float operations (std::fma is exact however it is computed). On x86 they are cloned for
 // AVX-512 and AVX2 + FMA (else std::fma is a libm call per element) and built at -O3 (the -O2 cost
 // model leaves them scalar). ResNet-18's training step at batch 8 (11.7M parameters, SGD with
-// momentum) on the 2-core Zen 4: 328-332 -> 286-292 ms, same run.
+// momentum) on the 2-core AMD EPYC (Zen 5): 328-332 -> 286-292 ms, same run.
 #if defined(__x86_64__)
 #define CNNC_UPDATE_LOOP __attribute__((optimize("O3"), target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
