@@ -143,14 +143,23 @@ def compile_net(cnnc, net, out, cache, tuning_db="none", shape=None):
 
 
 def machine():
-    cpu = "unknown CPU"
+    """The processor as /proc/cpuinfo names it, with its family and model: a VM may report only
+    "AMD EPYC", and family 25 (Zen 3/4) and 26 (Zen 5) differ in their AVX-512 FMA rate."""
+    cpu, fam, model = "unknown CPU", None, None
     try:
         for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+            key, _, val = line.partition(":")
+            key, val = key.strip(), val.strip()
+            if key == "model name" and cpu == "unknown CPU":
+                cpu = val
+            elif key == "cpu family" and fam is None:
+                fam = val
+            elif key == "model" and model is None:
+                model = val
     except OSError:
         pass
+    if fam is not None:
+        cpu += f" (family {fam}, model {model})"
     return f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"
 
 
