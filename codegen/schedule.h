@@ -13,7 +13,9 @@ struct Schedule {
   int tileX = 1;        // vectors along x per register tile (conv)
   int tileY = 1;        // rows per register tile (conv)
   // Conv with small rows: vectors run along output channels instead of x (chanVec vectors of `vec`
-  // channels per tile, tileX x tileY pixels); 0 keeps vectors along x.
+  // channels per tile, tileX x tileY pixels); 0 keeps vectors along x. ConvBackWeight (set by the
+  // tuner; 0 keeps conv.cpp's own tile): chanVec vectors of `vec` output channels x tileY tap rows x
+  // tileC input channels.
   int chanVec = 0;
   // Floats per vector register of the target: 16 with AVX-512 (32 registers), 8 with AVX2 (16
   // registers), 4 on ARM NEON (32 registers) and on x86 without AVX2. Register tiles are sized so

@@ -49,6 +49,8 @@ using Clock = std::chrono::steady_clock;
 bool tunable(const KernelSpec& k) {
   if (k.attrs.groups != 1) return false;
   if (k.kind == KernelKind::Conv) return true;
+  // Weight gradients: the register tile (backWeightTile in conv.cpp); the flat depthwise form has one.
+  if (k.kind == KernelKind::ConvBackWeight) return !k.schedule.flat && !k.extraIns.empty();
   // Strided input gradients are split by phase, each phase with its own derived schedule.
   return k.kind == KernelKind::ConvBackData && k.attrs.stride[0] == 1 && k.attrs.stride[1] == 1;
 }
@@ -64,6 +66,24 @@ std::vector<Schedule> scheduleCandidates(const KernelSpec& k, bool adams2019) {
   };
   // Accumulators per register tile: 24 of AVX-512's (or NEON's) 32 registers, 12 of AVX2's 16.
   const int budget = lanes == 8 ? 12 : 24;
+  // Weight gradients: cv vectors of vec output channels x kw x kyt taps x cit input channels
+  // (Schedule fields chanVec, tileY, tileC; conv.cpp's backWeightTile), up to the budget and 4
+  // more (the broadcast pixel can come from memory).
+  if (k.kind == KernelKind::ConvBackWeight) {
+    int C = (int)k.in[0], Od = (int)k.out[0], kh = (int)k.attrs.kernel[0], kw = (int)k.attrs.kernel[1];
+    for (int vec : {16, 8, 4})
+      for (int cv : {1, 2, 3, 4})
+        for (int kyt : {1, kh})
+          for (int cit : {1, 2, 4, 8}) {
+            if (vec > lanes || 2 * vec < lanes || (cv > 1 && Od % (vec * cv)) || C % cit || cv * kw * kyt * cit > budget + 4) continue;
+            Schedule s = d;
+            s.vec = vec, s.chanVec = cv, s.tileY = kyt, s.tileC = cit, s.tileX = 1;
+            add(s);
+          }
+    std::mt19937 rng(12345);
+    std::shuffle(out.begin() + 1, out.end(), rng);
+    return out;
+  }
   // Vectors along x: tileX vectors x tileY rows x tileC channels of accumulators.
   for (int vec : {16, 8, 4}) {
     if (vec > W || (lanes < 16 && vec > 8)) continue;
@@ -146,6 +166,15 @@ struct Shapes {
 
 Shapes shapesOf(const KernelSpec& k, int batch) {
   const Attrs& a = k.attrs;
+  if (k.kind == KernelKind::ConvBackWeight) {  // dy, x -> dw [O, C/g, kh, kw], summed over the batch
+    Shapes s;
+    for (const auto& name : kernelArgNames(k)) {
+      s.in.push_back(imageShape(name == "dy" ? k.extraIns[0] : k.in, batch));
+      s.scale.push_back(1.0f);
+    }
+    s.out = std::vector<int>(k.out.rbegin(), k.out.rend());
+    return s;
+  }
   int kh = (int)a.kernel[0], kw = (int)a.kernel[1];
   bool fwd = k.kind == KernelKind::Conv;  // else ConvBackData: dy, weight
   int O = fwd ? (int)k.out[0] : (int)k.in[0], C = fwd ? (int)k.in[0] : (int)k.out[0], cig = C / (int)a.groups;
@@ -192,7 +221,7 @@ CallBuffers callBuffers(const KernelSpec& k, const CallBuffers& in, int batch) {
     p.for_each_element([&](const int* i) { p(i) = w(i[1], i[2], i[3], (int)packedWeightChannel(i[4], i[0], T)); });
     c.bufs[wi] = p;
   }
-  c.bufs.emplace_back(imageShape(k.out, batch));
+  c.bufs.emplace_back(shapesOf(k, batch).out);
   return c;
 }
 

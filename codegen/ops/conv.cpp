@@ -401,6 +401,11 @@ BackWeightTile backWeightTile(const KernelSpec& k) {
   t.cit = 1;
   for (int c : {8, 4, 2})
     if (C % c == 0 && t.cv * kw * t.kyt * c <= budget) { t.cit = c; break; }
+  // A tuned tile (cnnc tune, tune.cpp) overrides: chanVec vectors of vec channels, tileY tap rows
+  // (1 or kh), tileC input channels (dividing C).
+  const Schedule& sc = k.schedule;
+  if (sc.chanVec > 0 && (sc.tileY == 1 || sc.tileY == kh) && sc.tileC >= 1 && C % sc.tileC == 0)
+    t.vec = sc.vec, t.cv = sc.chanVec, t.kyt = sc.tileY, t.cit = sc.tileC;
   return t;
 }
 

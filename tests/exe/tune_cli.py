@@ -74,6 +74,19 @@ def main():
         r = run([cnnc, src, "-o", f"{d}/plain", "--cache-dir", cache, "--tuning-db", "none"])
         check("--tuning-db none compiles untuned", r.returncode == 0 and "tuned" not in r.stderr, r.stderr.strip()[-200:])
 
+        # Training kernels: weight gradients are tuned too (their register tiles), checked against
+        # the default's output like every candidate, and a compile with the database takes them.
+        tdb = f"{d}/train.jsonl"
+        r = run([cnnc, "tune", src, "--train", "--batch", "4", "--db", tdb, "--cache-dir", cache, "--budget", "10s"])
+        expect("tune --train", r, 0, "tune_small/train", "candidates measured")
+        trecs = [x for x in records(tdb) if x]
+        wg = [x for x in trecs if x["kernel"].startswith("convbackweight")]
+        check("weight-gradient candidates are measured", len({x["schedule"]["cvec"] for x in wg}) > 1, f"{len(wg)} records")
+        r = run([cnnc, src, "-o", f"{d}/tuned_train", "--cache-dir", cache, "--tuning-db", tdb])
+        expect("compile with the training database", r, 0, "tuned")
+        r = run([f"{d}/tuned_train", "bench", "--train", "--batch", "4", "--iters", "1", "--warmup", "0"])
+        expect("its training step runs", r, 0, "median")
+
         # Kill a tune once it has written records, then resume it.
         kdb = f"{d}/killed.jsonl"
         p = subprocess.Popen(base[:3] + ["--db", kdb, "--cache-dir", cache, "--budget", "20s", "--batch", "2"],

@@ -294,6 +294,42 @@ TEST(TuneCandidates, DefaultFirstAllDistinctRegisterTilesFit) {
   EXPECT_FALSE(tunable(d));
 }
 
+// Weight gradients are tuned too: their register tile (vectors of output channels x tap rows x
+// input channels) varies within the register budget, input channels dividing C, and vector blocks
+// dividing O; the default (conv.cpp's own tile) comes first.
+TEST(TuneCandidates, WeightGradientTilesVaryWithinTheRegisters) {
+  for (int lanes : {16, 8}) {
+    KernelSpec k;
+    k.kind = KernelKind::ConvBackWeight;
+    k.in = {96, 14, 14};
+    k.out = {64, 96, 3, 3};
+    k.extraIns = {{64, 14, 14}};
+    k.attrs.kernel[0] = k.attrs.kernel[1] = 3;
+    k.attrs.pad[0] = k.attrs.pad[1] = 1;
+    k.schedule = defaultSchedule(k, lanes);
+    ASSERT_TRUE(tunable(k));
+    auto cs = scheduleCandidates(k);
+    ASSERT_GT(cs.size(), 8u) << lanes;
+    EXPECT_EQ(cs[0].str(), k.schedule.str());
+    EXPECT_EQ(cs[0].chanVec, 0);  // the default keeps conv.cpp's tile
+    std::set<std::string> seen;
+    for (size_t i = 1; i < cs.size(); ++i) {
+      const Schedule& s = cs[i];
+      EXPECT_TRUE(seen.insert(s.str()).second) << s.str();
+      EXPECT_LE(s.vec, lanes) << s.str();
+      EXPECT_TRUE(s.tileY == 1 || s.tileY == 3) << s.str();
+      EXPECT_EQ(96 % s.tileC, 0) << s.str();
+      EXPECT_TRUE(s.chanVec == 1 || 64 % (s.vec * s.chanVec) == 0) << s.str();
+      EXPECT_LE(s.chanVec * 3 * s.tileY * s.tileC, (lanes == 8 ? 12 : 24) + 4) << s.str();
+    }
+  }
+  KernelSpec flat;  // a depthwise weight gradient walks flat planes: nothing to tune
+  flat.kind = KernelKind::ConvBackWeight;
+  flat.schedule.flat = 1;
+  flat.extraIns = {{8, 7, 7}};
+  EXPECT_FALSE(tunable(flat));
+}
+
 // AVX2 has 16 vector registers of 8 floats: its defaults and candidates keep at most 12
 // accumulators (14 with channel vectors, whose weights can come from memory), in one register per
 // vector, and its Winograd kernels are among them.
