@@ -17,6 +17,8 @@
 
 #include "HalideRuntime.h"
 #include "comm.h"
+#include "cores.h"
+#include "median.h"
 #include "executor.h"
 #include "optim.h"
 #include "machine_peak.h"
@@ -171,12 +173,6 @@ int cmdPredict(const Plan& p, Executor& ex, const std::string& weights, const st
   return 0;
 }
 
-// Median of a list of timings (sorted in place).
-double medianOf(std::vector<double>& ms) {
-  std::sort(ms.begin(), ms.end());
-  return ms.size() % 2 ? ms[ms.size() / 2] : (ms[ms.size() / 2 - 1] + ms[ms.size() / 2]) / 2;
-}
-
 // `--profile`: `runs` more runs after the timed ones (so that timing each call cannot disturb
 // the timed runs), each call's median, and the machine's roofs measured right after.
 template <class RunOnce>
@@ -198,6 +194,7 @@ bool profileRuns(const Plan& p, Executor& ex, int64_t batch, int runs, int threa
 // The result line(s) of `bench` and `bench --train`: one JSON object, or two lines for a person.
 void printBenchResult(const Plan& p, const char* mode, const char* what, int batch, int threads, int warmup, std::vector<double>& ms, bool json,
                       const ProfileInput* prof = nullptr) {
+  std::sort(ms.begin(), ms.end());
   double median = medianOf(ms);
   int iters = (int)ms.size();
   if (json) {
@@ -378,10 +375,7 @@ int main(int argc, char** argv) {
   CLI::App app{plan.net + ": a network compiled by cnnc from " + plan.source, argv[0]};
   app.require_subcommand(1);
   app.set_version_flag("--version", plan.net + " built by cnnc for " + plan.target);
-  // The cores this process may run on: under `mpirun --bind-to core` a rank's own core(s), not the machine's.
-  cpu_set_t cpus;
-  int threads = sched_getaffinity(0, sizeof cpus, &cpus) == 0 ? CPU_COUNT(&cpus) : (int)std::thread::hardware_concurrency();
-  threads = std::max(1, threads);
+  int threads = allowedCores();
   app.add_option("--threads", threads, "worker threads (default: the cores this process may use)")->check(CLI::Range(1, 1024))->capture_default_str();
 
   auto* info = app.add_subcommand("info", "network summary, target, kernels and memory plan");

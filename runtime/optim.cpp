@@ -1,8 +1,7 @@
 // optim.cpp: see optim.h. Every line of an update names the torch 1.13 statement it reproduces
 // (torch/optim/sgd.py _single_tensor_sgd, adam.py _single_tensor_adam, adamw.py _single_tensor_adamw).
 #include "optim.h"
-
-#include <sched.h>
+#include "cores.h"
 
 #include <algorithm>
 #include <array>
@@ -110,8 +109,7 @@ void forChunks(const std::vector<size_t>& sizes, F fn) {
     for (size_t lo = 0; lo < sizes[p]; lo += kChunk) jobs.push_back({p, lo, std::min(sizes[p], lo + kChunk)});
     total += sizes[p];
   }
-  cpu_set_t cpus;
-  int threads = sched_getaffinity(0, sizeof cpus, &cpus) == 0 ? CPU_COUNT(&cpus) : 1;
+  int threads = allowedCores();
   if (total < kMinParallel) threads = 1;
   std::atomic<size_t> next{0};
   auto work = [&] {

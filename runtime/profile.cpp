@@ -16,15 +16,11 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "median.h"
+
 namespace cnnc::rt {
 
 namespace {
-
-double median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
-}
 
 struct CallStat {
   double ms = 0, flops = 0, bytes = 0;
@@ -39,7 +35,7 @@ std::vector<CallStat> callStats(const ProfileInput& in) {
     for (const auto& r : in.runs)
       if (c < r.size() && r[c] > 0) ms.push_back(r[c]);
     s[c].ran = !ms.empty();
-    s[c].ms = median(ms);
+    s[c].ms = medianOf(ms);
     s[c].flops = p.kernels[p.calls[c].kernel].flops * in.batch;
     s[c].bytes = callBytes(p, c, in.batch);
   }
