@@ -2,8 +2,9 @@
 """Tuned against untuned cnnc, side by side: what a tuning database (`cnnc tune`) buys per net.
 
 For each case the net is compiled twice, with `--tuning-db none` (the default schedules) and with
-the database, and both executables' `X bench [--train] --json` run interleaved over several rounds;
-each number is the median of the per-round medians. Speedup = untuned / tuned.
+the database, and both executables' `X bench [--train] --json` run in alternation over several
+rounds, the order flipping each round; times are medians of the per-round medians, the speedup is
+the median of the per-round ratios untuned / tuned.
 
 Usage (from the repository root, after scripts/build.sh and a tune):
     /usr/bin/python3 bench/tuned.py --db ~/.cache/cnnc/tuning.jsonl --cases resnet18:infer:1,tinyresnet:train:128 [--write]
@@ -28,8 +29,8 @@ def main():
     ap.add_argument("--db", required=True, help="the tuning database")
     ap.add_argument("--cases", default="resnet18:infer:1,tinyresnet:train:128", help="net:mode:batch,...")
     ap.add_argument("--threads", type=int, default=os.cpu_count())
-    ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--iters", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--iters", type=int, default=10)
     ap.add_argument("--write", action="store_true")
     ap.add_argument("--note", default="", help="a paragraph to add under the table (how the database was made)")
     a = ap.parse_args()
@@ -44,19 +45,27 @@ def main():
             plain, tuned = os.path.join(work, net + "-default"), os.path.join(work, net + "-tuned")
             compile_net(a.cnnc, net, plain, cache, "none")
             compile_net(a.cnnc, net, tuned, cache, a.db)
-            p_ms, t_ms = [], []
-            for _ in range(a.rounds):
-                p_ms.append(cnnc_time(plain, mode, batch, 1, a.iters, a.threads)["median_ms"])
-                t_ms.append(cnnc_time(tuned, mode, batch, 1, a.iters, a.threads)["median_ms"])
-            p, t = statistics.median(p_ms), statistics.median(t_ms)
-            rows.append((net, mode, batch, p, t))
-            print(f"{net:>10} {mode:5} batch {batch:3}: default {p:9.2f} ms  tuned {t:9.2f} ms  speedup {p / t:5.2f}", file=sys.stderr)
+            # The order flips every round, and the speedup is the median of the rounds' ratios: this
+            # shared machine's speed drifts by a fifth within minutes (ResNet-18 b1: 21-28 ms).
+            p_ms, t_ms, ratios = [], [], []
+            for r in range(a.rounds):
+                first, second = (plain, tuned) if r % 2 == 0 else (tuned, plain)
+                x = cnnc_time(first, mode, batch, 1, a.iters, a.threads)["median_ms"]
+                y = cnnc_time(second, mode, batch, 1, a.iters, a.threads)["median_ms"]
+                p, t = (x, y) if first == plain else (y, x)
+                p_ms.append(p)
+                t_ms.append(t)
+                ratios.append(p / t)
+            p, t, sp = statistics.median(p_ms), statistics.median(t_ms), statistics.median(ratios)
+            rows.append((net, mode, batch, p, t, sp))
+            print(f"{net:>10} {mode:5} batch {batch:3}: default {p:9.2f} ms  tuned {t:9.2f} ms  speedup {sp:5.2f}", file=sys.stderr)
     now = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
     lines = ["## Tuning: tuned against default schedules", "",
              f"Measured {now} on {machine()}, {a.threads} threads, by `bench/tuned.py` with the database that `cnnc tune` wrote "
-             f"({a.rounds} interleaved rounds of {a.iters} iterations; medians). Speedup = default / tuned.", "",
+             f"({a.rounds} rounds of {a.iters} iterations, the order flipping each round; medians). "
+             "Speedup = the median over rounds of default / tuned.", "",
              "| net | mode | batch | default ms | tuned ms | speedup |", "|---|---|---:|---:|---:|---:|"]
-    lines += [f"| {n} | {m} | {b} | {p:.2f} | {t:.2f} | {p / t:.2f} |" for n, m, b, p, t in rows]
+    lines += [f"| {n} | {m} | {b} | {p:.2f} | {t:.2f} | {sp:.2f} |" for n, m, b, p, t, sp in rows]
     if a.note:
         lines += ["", a.note]
     emit("\n".join(lines) + "\n", a.write, ROOT)

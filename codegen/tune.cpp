@@ -3,11 +3,18 @@
 //     tuned compile is never slower than an untuned one beyond noise), and default time x calls per
 //     run is the kernel's weight.
 //  2. Kernels are tuned heaviest first. Each gets the remaining budget in proportion to its weight
-//     among the kernels left, so time a light kernel does not use flows on to the next.
+//     among the kernels left, so time a light kernel does not use flows on to the next. Candidates
+//     go in the order of tune_model.cpp: seeds (the best on record of similar kernels), then the
+//     cost model's ranking (refitted before each kernel, so later kernels learn from earlier ones);
+//     when a candidate beats the best by 1%, its one-field neighbours move to the front
+//     (evolutionary refinement). In an informed order (a model or seeds) a kernel stops after
+//     `patience` measured candidates without such a gain.
 //  3. Candidates (scheduleCandidates) are compiled in parallel batches through the kernel cache
 //     (a rejected schedule is skipped), linked into shared objects against one Halide runtime, and
-//     timed serially in this process: a warm-up call, then the median of up to 7 calls. A candidate
-//     whose warm-up takes 5x the best so far is not timed further.
+//     timed serially in this process: a warm-up call, then up to 7 calls alternating with calls of
+//     the default; the candidate's median over the default's median, times the default's first
+//     timing, is its time (so that what slows both in that moment cancels). A candidate whose
+//     warm-up takes 5x the best so far is not timed further.
 //  4. A candidate's output must match the default's (max difference within 1e-4 of the output's
 //     magnitude): a schedule that computes something else is rejected, never recorded.
 //  5. Each timed candidate is appended to the database at once (fsync), so a tune killed at any
@@ -37,6 +44,7 @@
 #include "aot.h"
 #include "common/packed_layout.h"
 #include "schedule.h"
+#include "tune_model.h"
 #include "tuning_db.h"
 #include "ops/conv.h"
 #include "ops/registry.h"
@@ -314,6 +322,8 @@ struct KernelState {
   double defaultMs = 0, bestMs = 0;
   int measured = 0;
   std::unique_ptr<CallBuffers> inputs, ref;  // local: the kernel's inputs; the default's call (its output last)
+  std::unique_ptr<Loaded> def;               // local: the default, timed again beside each candidate
+  double drift = 0;                          // local: the default's latest time over its first (verbose)
   std::string harness;                       // remote: the measurement program's object
   double refSum = 0, refAsum = 0;            // remote: the default's output sums
 };
@@ -340,6 +350,9 @@ private:
   bool load(const std::string& object, const KernelSpec& k, Loaded& l, std::string& err);
   // Times `l` on `c`; the first call's output is left in c's output buffer.
   double time(const Loaded& l, CallBuffers& c, double giveUpMs);
+  // Times candidate `l` on `c` in alternation with the default of `s` and returns its median on
+  // the scale of the default's first timing; the first call's output is left in c's output buffer.
+  double timeBesideDefault(KernelState& s, const Loaded& l, CallBuffers& c, double giveUpMs);
   // Times candidate `c` (compiled to `object`) of kernel `s`: its median ms, or -1 with `why` when
   // it cannot run or its output differs from the default's. The default (`isDefault`) sets the
   // reference output.
@@ -352,7 +365,7 @@ bool Tuner::setup(std::string& err) {
   if (!readTuningDb(o_.dbPath, o_.version, db_, err, warnings)) return false;
   for (const auto& w : warnings) fprintf(stderr, "cnnc: warning: %s\n", w.c_str());
   for (const auto& r : db_.records)
-    if (r.version == o_.version && r.target == o_.target) measured_.insert({r.kernel, r.schedule.str()});
+    if (r.version == o_.version && r.target == o_.target && !r.inNet) measured_.insert({r.kernel, r.schedule.str()});
   char tmpl[] = "/tmp/cnnc-tune-XXXXXX";
   if (!mkdtemp(tmpl)) { err = std::string("cannot create a temporary folder: ") + strerror(errno); return false; }
   work_ = tmpl;
@@ -409,9 +422,45 @@ double Tuner::time(const Loaded& l, CallBuffers& c, double giveUpMs) {
   return ts[ts.size() / 2];
 }
 
+double Tuner::timeBesideDefault(KernelState& s, const Loaded& l, CallBuffers& c, double giveUpMs) {
+  auto argsOf = [](CallBuffers& b) {
+    std::vector<void*> a;
+    for (auto& x : b.bufs) a.push_back(x.raw_buffer());
+    return a;
+  };
+  std::vector<void*> ca = argsOf(c), da = argsOf(*s.ref);
+  auto once = [](KernelFn fn, std::vector<void*>& a) {
+    auto t0 = Clock::now();
+    int rc = fn(a.data());
+    double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+    return rc == 0 ? ms : -1.0;
+  };
+  double first = once(l.fn, ca);
+  if (first < 0) return -1;
+  if (first > giveUpMs) return first;
+  // Pairs in alternating order, so that neither side always runs on the caches the other warmed.
+  std::vector<double> cand, def;
+  double total = 0;
+  while (cand.size() < 7 && (cand.size() < 3 || total < 1000)) {
+    bool defFirst = cand.size() % 2 == 0;
+    double a = once(defFirst ? s.def->fn : l.fn, defFirst ? da : ca);
+    double b = once(defFirst ? l.fn : s.def->fn, defFirst ? ca : da);
+    if (a < 0 || b < 0) return -1;
+    cand.push_back(defFirst ? b : a);
+    def.push_back(defFirst ? a : b);
+    total += a + b;
+  }
+  std::sort(cand.begin(), cand.end());
+  std::sort(def.begin(), def.end());
+  double dm = def[def.size() / 2];
+  s.drift = dm / s.defaultMs;
+  return cand[cand.size() / 2] * s.defaultMs / dm;
+}
+
 double Tuner::measure(KernelState& s, const KernelSpec& c, const std::string& object, bool isDefault, std::string& why) {
   if (!o_.remote.empty()) return measureRemote(s, c, object, isDefault, why);
-  Loaded l;
+  auto owned = std::make_unique<Loaded>();
+  Loaded& l = *owned;
   if (!load(object, c, l, why)) return -1;
   if (isDefault) {
     s.inputs = std::make_unique<CallBuffers>(canonicalInputs(c, o_.batch));
@@ -422,10 +471,14 @@ double Tuner::measure(KernelState& s, const KernelSpec& c, const std::string& ob
     double ms = time(l, *s.ref, INFINITY);
     if (ms >= 0) ms = time(l, *s.ref, INFINITY);
     if (ms < 0) why = "it failed when run";
+    s.def = std::move(owned);
     return ms;
   }
+  // Timed beside the default: a candidate timed alone right after its batch compiled read up to 2x
+  // its time in the net (TinyResNet's weight gradients at batch 32), while the default, timed alone
+  // before, did not; the ratio of the two, measured in the same moments, is what both share.
   CallBuffers call = callBuffers(c, *s.inputs, o_.batch);
-  double ms = time(l, call, 5 * s.bestMs);
+  double ms = timeBesideDefault(s, l, call, 5 * s.bestMs);
   if (ms < 0) { why = "it failed when run"; return -1; }
   double scale = 0, d = maxAbsDiff(s.ref->bufs.back(), call.bufs.back(), scale);
   if (!(d <= 1e-4 * std::max(1.0, scale))) {
@@ -556,8 +609,31 @@ bool Tuner::run(const std::vector<TuneKernel>& kernels, std::string& err) {
     if (!measured_.count({k.key(), k.schedule.str()}) && !record(k, ms, cost)) return false;
     // The fastest already on record for this kernel (an earlier tune, another net).
     auto it = db_.best.find({k.key(), o_.target});
-    if (it != db_.best.end()) st[i].bestMs = std::min(ms, it->second.medianMs);
+    if (it != db_.best.end() && !it->second.inNet) st[i].bestMs = std::min(ms, it->second.medianMs);
   }
+
+  // The cost model, from every record of this target and version (the defaults just timed too).
+  {
+    TuningDb now;
+    std::vector<std::string> warnings;
+    if (readTuningDb(o_.dbPath, o_.version, now, err, warnings)) db_ = std::move(now);
+    err.clear();
+  }
+  std::vector<TuningRecord> onRecord;
+  for (const auto& r : db_.records)
+    if (r.version == o_.version && r.target == o_.target && !r.inNet) onRecord.push_back(r);
+  CostModel model;
+  if (model.fit(onRecord)) fprintf(stderr, "cnnc tune: cost model fitted to %d records; candidates measured in its order\n", model.samples());
+  else if (o_.verbose) fprintf(stderr, "cnnc tune: %d records on file are too few for a cost model; candidates in a fixed shuffled order\n", model.samples());
+  int stoppedEarly = 0;
+  // Later kernels learn from the earlier ones of this tune too: the model is refitted before each.
+  auto recordAndLearn = [&](const KernelSpec& k, double ms, double cost) {
+    if (!record(k, ms, cost)) return false;
+    TuningRecord r;
+    r.kernel = k.key(), r.target = o_.target, r.schedule = k.schedule, r.medianMs = ms;
+    onRecord.push_back(r);
+    return true;
+  };
 
   // 2. Heaviest first; each kernel's share of what is left.
   std::vector<KernelState*> order;
@@ -575,14 +651,28 @@ bool Tuner::run(const std::vector<TuneKernel>& kernels, std::string& err) {
     weightLeft -= weight;
     auto kStart = Clock::now();
     auto kElapsed = [&] { return std::chrono::duration<double>(Clock::now() - kStart).count(); };
+    // 3. Order: seeds from similar kernels on record, then the model's ranking (tune_model.cpp).
+    if (done > 0) model.fit(onRecord);
+    KernelShape shape = parseKernelKey(base.key());
+    std::vector<Schedule> seeds = shape.ok ? similarKernelsBest(shape, base.key(), db_, o_.target, 3) : std::vector<Schedule>{};
+    std::vector<Schedule> cands = scheduleCandidates(base, o_.adams2019);
+    if (shape.ok) cands = orderCandidates(shape, cands, seeds, model);
+    bool informed = shape.ok && (model.ready() || !seeds.empty());
     std::vector<KernelSpec> todo;
-    for (Schedule sc : scheduleCandidates(base, o_.adams2019)) {
+    for (Schedule sc : cands) {
       if (sc.autoBatch) sc.autoBatch = o_.batch;
       KernelSpec c = withSchedule(*s->k, sc);
       if (!measured_.count({c.key(), sc.str()})) todo.push_back(c);
     }
     size_t next = 0;
+    int sinceBetter = 0;
+    Schedule bestSchedule = base.schedule;
     while (next < todo.size() && kElapsed() < mine && elapsed() < budget) {
+      if (informed && o_.patience > 0 && sinceBetter >= o_.patience) {
+        ++stoppedEarly;
+        break;
+      }
+      bool improved = false;
       std::vector<KernelSpec> batch(todo.begin() + next, todo.begin() + std::min(todo.size(), next + (size_t)jobs));
       next += batch.size();
       std::vector<std::string> objs;
@@ -600,21 +690,31 @@ bool Tuner::run(const std::vector<TuneKernel>& kernels, std::string& err) {
           continue;
         }
         s->measured++;
+        if (ms < 0.99 * s->bestMs) sinceBetter = 0, bestSchedule = batch[j].schedule, improved = true;
+        else ++sinceBetter;
         s->bestMs = std::min(s->bestMs, ms);
-        if (!record(batch[j], ms, cc + std::chrono::duration<double>(Clock::now() - t1).count())) return false;
+        if (!recordAndLearn(batch[j], ms, cc + std::chrono::duration<double>(Clock::now() - t1).count())) return false;
       }
+      // Evolutionary refinement: the best's one-field neighbours move to the front, in model order.
+      if (improved)
+        std::stable_partition(todo.begin() + (long)next, todo.end(), [&](const KernelSpec& c) { return neighbours(c.schedule, bestSchedule); });
     }
     ++done;
     if (o_.progress) o_.progress(done, (int)order.size(), s->defaultMs / s->bestMs, std::max(0.0, budget - elapsed()));
     if (o_.verbose)
-      fprintf(stderr, "cnnc tune: %-70s x%d  default %.3f ms  best %.3f ms  (%.2fx, %d new candidates)\n", shortName(base).c_str(), s->k->calls,
-              s->defaultMs, s->bestMs, s->defaultMs / s->bestMs, s->measured);
+      fprintf(stderr,
+              "cnnc tune: %-70s x%d  default %.3f ms  best %.3f ms  (%.2fx, %d new candidates, %zu seeds, %s order; the default's last "
+              "timing %.2fx its first)\n",
+              shortName(base).c_str(), s->k->calls, s->defaultMs, s->bestMs, s->defaultMs / s->bestMs, s->measured, seeds.size(),
+              model.ready() ? "model" : "shuffled", s->drift);
   }
 
   // Summary: the net's time in these kernels, default against best.
   double def = 0, best = 0;
   int newRecords = 0;
   for (auto& s : st) { def += s.defaultMs * s.k->calls; best += s.bestMs * s.k->calls; newRecords += s.measured; }
+  if (stoppedEarly)
+    fprintf(stderr, "cnnc tune: %d kernels stopped after %d candidates without a better one (--patience)\n", stoppedEarly, o_.patience);
   // Timed in isolation: a kernel inside the net can run faster or slower (bench/tuned.py measures the net).
   fprintf(stderr,
           "cnnc tune: %s: %d candidates measured in %.0f s; per run of the net, the tunable kernels take %.2f ms with the defaults and "

@@ -23,6 +23,10 @@ struct TuneOptions {
   // Also try the Adams2019 autoscheduler on forward convs. Off by default: with Debian's default cost
   // model it took about 60 s per ResNet-18 kernel to schedule and ran 7-80x slower than the defaults.
   bool adams2019 = false;
+  // When the candidates come in an informed order (a cost model fitted to the database, or the best
+  // schedules of similar kernels on record), a kernel stops after this many measured candidates
+  // without one 1% faster than its best; 0 never stops early.
+  int patience = 8;
   // Remote measurement: a command template run once per candidate. `{exe}` is replaced by the
   // path of a static measurement executable built for the target (its arguments follow `{exe}`, or
   // go where `{args}` stands); the command must run it on the target and relay its one line of JSON

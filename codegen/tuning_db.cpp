@@ -35,8 +35,10 @@ json scheduleToJson(const Schedule& s) {
 
 // The record's fields without the checksum; json objects keep their keys sorted, so the text is canonical.
 json recordBody(const TuningRecord& r) {
-  return {{"v", kTuningFormat}, {"kernel", r.kernel}, {"target", r.target}, {"schedule", scheduleToJson(r.schedule)},
-          {"median_ms", r.medianMs}, {"batch", r.batch}, {"cnnc", r.version}, {"date", r.date}, {"net", r.net}, {"tune_s", r.tuneSeconds}};
+  json j = {{"v", kTuningFormat}, {"kernel", r.kernel}, {"target", r.target}, {"schedule", scheduleToJson(r.schedule)},
+            {"median_ms", r.medianMs}, {"batch", r.batch}, {"cnnc", r.version}, {"date", r.date}, {"net", r.net}, {"tune_s", r.tuneSeconds}};
+  if (r.inNet) j["situ"] = "net";  // only when set: isolated records keep their checksums
+  return j;
 }
 
 // Field `name` of `j` as an int in [lo, hi]; false with `err` when absent, mistyped or out of range.
@@ -80,6 +82,10 @@ bool parseRecord(const std::string& line, TuningRecord& r, std::string& err) {
     return false;
   }
   r.medianMs = ms->get<double>();
+  if (auto si = j.find("situ"); si != j.end()) {
+    if (!si->is_string() || *si != "net") { err = "field 'situ' must be \"net\" when present"; return false; }
+    r.inNet = true;
+  }
   if (!intField(j, "batch", 1, 1 << 20, r.batch, err)) return false;
   auto sc = j.find("schedule");
   if (sc == j.end() || !sc->is_object()) { err = "field 'schedule' missing or not an object"; return false; }
@@ -148,7 +154,8 @@ bool readTuningDb(const std::string& path, const std::string& version, TuningDb&
     if (r.version != version) { ++db.otherVersion; continue; }
     auto key = std::make_pair(r.kernel, r.target);
     auto it = db.best.find(key);
-    if (it == db.best.end() || r.medianMs < it->second.medianMs) db.best[key] = r;
+    bool better = it == db.best.end() || (r.inNet && !it->second.inNet) || (r.inNet == it->second.inNet && r.medianMs < it->second.medianMs);
+    if (better) db.best[key] = r;
   }
   if (db.otherVersion)
     warnings.push_back(path + ": ignoring " + std::to_string(db.otherVersion) + " record(s) measured by another cnnc version (run `cnnc tune` again)");

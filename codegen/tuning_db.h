@@ -22,6 +22,9 @@ struct TuningRecord {
   std::string date;     // UTC, ISO 8601
   std::string net;      // the tune that measured it ("resnet18/infer"): `cnnc tune --resume` counts its time
   double tuneSeconds = 0;  // compile + measurement time this record cost
+  // Measured in the whole net (`cnnc tune`'s last step, situ "net"), not alone: per kernel, a
+  // compile prefers these records over isolated ones (tools/cnnc/tune_in_net.cpp says why).
+  bool inNet = false;
 };
 
 // Format version of a record line ("v"). A reader rejects other versions: their fields may mean
@@ -34,7 +37,8 @@ std::string recordToLine(const TuningRecord& r);
 
 struct TuningDb {
   std::vector<TuningRecord> records;
-  // Fastest record per (kernel, target), among records of this cnnc version.
+  // Fastest record per (kernel, target), among records of this cnnc version; among those measured
+  // in the net where the kernel has any.
   std::map<std::pair<std::string, std::string>, TuningRecord> best;
   int otherVersion = 0;  // records of another cnnc version, ignored (their schedules may differ)
 };

@@ -6,6 +6,9 @@
 - a tune killed with SIGKILL keeps every record it had written, and `--resume` continues within
   what is left of the budget without losing or rewriting any of them;
 - bad flags, an untimeable target and a corrupt database are errors that say what to do;
+- the in-net step profiles the net with the defaults and with the search's best and records
+  both times per differing kernel (situ "net");
+- a second net with similar shapes starts from the first one's best schedules (seeds);
 - --adams2019 adds the autoscheduler's schedule as a candidate (and only then);
 - remote measurement (--remote 'CMD {exe}'): the measurement program runs natively through the
   command, and for arm-64-linux under qemu-aarch64 when QEMU is given (plumbing only: qemu timings
@@ -15,6 +18,7 @@ Usage: tune_cli.py CNNC KERNEL_CACHE [QEMU_AARCH64|none]
 """
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -55,7 +59,8 @@ def main():
         src, db = f"{d}/tune_small.cnn", f"{d}/tuning.jsonl"
         with open(src, "w") as f:
             f.write(NET)
-        base = [cnnc, "tune", src, "--db", db, "--cache-dir", cache]
+        # The in-net step (compile the net twice, profile both) is checked once, below; elsewhere off.
+        base = [cnnc, "tune", src, "--db", db, "--cache-dir", cache, "--in-net-rounds", "0"]
 
         r = run(base + ["--budget", "8s"])
         expect("tune writes a database", r, 0, "tune_small/infer", "candidates measured")
@@ -64,6 +69,20 @@ def main():
         kernels = {x["kernel"] for x in recs if x}
         check("records cover both convs", len(kernels) == 2, f"{sorted(kernels)}")
         check("records name the tune and the batch", all(x["net"] == "tune_small/infer" and x["batch"] == 1 for x in recs if x))
+
+        # In the net: both compiles profiled, each differing kernel's time in the net recorded with
+        # either schedule (situ "net"), which the compile below then prefers.
+        r = run([cnnc, "tune", src, "--db", db, "--cache-dir", cache, "--budget", "1s", "--in-net-rounds", "1", "-v"])
+        expect("tune measures in the net", r, 0, "tune_small/infer")
+        net = [x for x in records(db) if x and x.get("situ") == "net"]
+        if "nothing to compare" in r.stderr:  # the defaults were the fastest alone, for both convs
+            check("nothing measured in the net when the defaults won alone", not net, f"{len(net)} records")
+        else:
+            check("in-net summary", "alternating profiled runs" in r.stderr and "keep their tuned schedule" in r.stderr, r.stderr[-400:])
+            # Per differing kernel the default's time in the net, and the tuned schedule's when it won there.
+            kernels_net = {x["kernel"] for x in net}
+            check("in-net records: the default's for each differing kernel, the tuned one's where it won",
+                  net and len(kernels_net) <= len(net) <= 2 * len(kernels_net) and all(x["median_ms"] > 0 for x in net), f"{len(net)} records")
 
         exe = f"{d}/tuned"
         r = run([cnnc, src, "-o", exe, "--cache-dir", cache, "--tuning-db", db])
@@ -74,10 +93,19 @@ def main():
         r = run([cnnc, src, "-o", f"{d}/plain", "--cache-dir", cache, "--tuning-db", "none"])
         check("--tuning-db none compiles untuned", r.returncode == 0 and "tuned" not in r.stderr, r.stderr.strip()[-200:])
 
+        # A second net with similar (not equal) shapes: the first tune's best schedules seed its
+        # search (`N seeds` in the verbose kernel lines).
+        src2 = f"{d}/tune_other.cnn"
+        with open(src2, "w") as f:
+            f.write(NET.replace("tune_small", "tune_other").replace("input(16, 12, 12)", "input(16, 10, 14)"))
+        r = run([cnnc, "tune", src2, "--in-net-rounds", "0", "--db", db, "--cache-dir", cache, "--budget", "6s", "-v"])
+        expect("tune a second net", r, 0, "tune_other/infer", "candidates measured")
+        check("similar kernels on record seed its search", re.search(r"\b[1-9] seeds", r.stderr), r.stderr.strip()[-600:])
+
         # Training kernels: weight gradients are tuned too (their register tiles), checked against
         # the default's output like every candidate, and a compile with the database takes them.
         tdb = f"{d}/train.jsonl"
-        r = run([cnnc, "tune", src, "--train", "--batch", "4", "--db", tdb, "--cache-dir", cache, "--budget", "10s"])
+        r = run([cnnc, "tune", src, "--train", "--in-net-rounds", "0", "--batch", "4", "--db", tdb, "--cache-dir", cache, "--budget", "10s"])
         expect("tune --train", r, 0, "tune_small/train", "candidates measured")
         trecs = [x for x in records(tdb) if x]
         wg = [x for x in trecs if x["kernel"].startswith("convbackweight")]
@@ -89,7 +117,7 @@ def main():
 
         # Kill a tune once it has written records, then resume it.
         kdb = f"{d}/killed.jsonl"
-        p = subprocess.Popen(base[:3] + ["--db", kdb, "--cache-dir", cache, "--budget", "20s", "--batch", "2"],
+        p = subprocess.Popen(base[:3] + ["--in-net-rounds", "0", "--db", kdb, "--cache-dir", cache, "--budget", "10s", "--batch", "2"],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.time() + 60
         while time.time() < deadline and (not os.path.exists(kdb) or len(open(kdb).read().splitlines()) < 4):
@@ -99,7 +127,7 @@ def main():
         before = open(kdb).read() if os.path.exists(kdb) else ""
         whole = before[:before.rfind("\n") + 1]  # a record cut mid-write is not a record
         check("killed tune kept its records", whole.count("\n") >= 4, f"{whole.count(chr(10))} records")
-        r = run(base[:3] + ["--db", kdb, "--cache-dir", cache, "--budget", "20s", "--batch", "2", "--resume"])
+        r = run(base[:3] + ["--in-net-rounds", "0", "--db", kdb, "--cache-dir", cache, "--budget", "10s", "--batch", "2", "--resume"])
         expect("resume runs", r, 0, "resuming tune_small/infer", "s left")
         after = open(kdb).read()
         check("resume lost no record", after.startswith(whole), f"{len(whole)} bytes before, {len(after)} after")
@@ -110,7 +138,8 @@ def main():
 
         # The Adams2019 autoscheduler as one more candidate, when asked for.
         adb2 = f"{d}/adams.jsonl"
-        r = run(base[:3] + ["--db", adb2, "--cache-dir", cache, "--budget", "30s", "--adams2019"])
+        # Right after the default, in the first batch, which always starts: a short budget measures it.
+        r = run(base[:3] + ["--in-net-rounds", "0", "--db", adb2, "--cache-dir", cache, "--budget", "5s", "--adams2019"])
         expect("tune with --adams2019", r, 0, "candidates measured")
         recs = records(adb2) if os.path.exists(adb2) else []
         check("an Adams2019 record", any(x and x["schedule"].get("auto") == 1 for x in recs), f"{len(recs)} lines")

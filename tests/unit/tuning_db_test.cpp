@@ -81,6 +81,36 @@ TEST(TuningDb, RoundTripAndFastestWins) {
   unlink(p.c_str());
 }
 
+// Records measured in the net (cnnc tune's last step) outrank isolated ones of the same kernel,
+// however fast those read alone; among them the fastest wins; isolated records keep their
+// checksums (no "situ" field), and a "situ" other than "net" is an error.
+TEST(TuningDb, RecordsMeasuredInTheNetOutrankIsolatedOnes) {
+  std::string p = tempPath(), err;
+  TuningRecord fastAlone = rec("conv a", 0.5, 12), netDefault = rec("conv a", 1.1, 8), netTuned = rec("conv a", 1.3, 12);
+  netDefault.inNet = netTuned.inNet = true;
+  ASSERT_TRUE(appendTuningRecord(p, fastAlone, err)) << err;
+  ASSERT_TRUE(appendTuningRecord(p, netDefault, err)) << err;
+  ASSERT_TRUE(appendTuningRecord(p, netTuned, err)) << err;
+  ASSERT_TRUE(appendTuningRecord(p, rec("conv b", 3.0, 4), err)) << err;
+  TuningDb db;
+  std::vector<std::string> w;
+  ASSERT_TRUE(read(p, db, err, w)) << err;
+  auto best = db.best.at({"conv a", "x86-64-linux-avx512"});
+  EXPECT_TRUE(best.inNet);
+  EXPECT_EQ(best.schedule.tileC, 8);  // the default won in the net, though 12 read faster alone
+  EXPECT_DOUBLE_EQ(best.medianMs, 1.1);
+  EXPECT_FALSE(db.best.at({"conv b", "x86-64-linux-avx512"}).inNet);
+  EXPECT_EQ(recordToLine(fastAlone).find("situ"), std::string::npos);
+  EXPECT_NE(recordToLine(netTuned).find("\"situ\":\"net\""), std::string::npos);
+  std::string line = recordToLine(netTuned);
+  line.replace(line.find("\"situ\":\"net\""), 12, "\"situ\":\"lab\"");
+  spit(p, line + "\n");
+  TuningDb bad;
+  EXPECT_FALSE(read(p, bad, err, w));
+  EXPECT_NE(err.find("field 'situ' must be \"net\""), std::string::npos) << err;
+  unlink(p.c_str());
+}
+
 TEST(TuningDb, ConcatenatedDatabasesAreADatabase) {
   std::string a = tempPath(), b = tempPath(), err;
   ASSERT_TRUE(appendTuningRecord(a, rec("conv a", 2.0), err));

@@ -18,6 +18,7 @@
 #include "frontend.h"
 #include "../../runtime/progress.h"  // by path: runtime/ also has a plan.h
 #include "tune.h"
+#include "tune_in_net.h"
 #include "tuning_db.h"
 
 #ifndef CNNC_VERSION
@@ -60,6 +61,7 @@ int runTune(int argc, char** argv) {
                "cnnc tune"};
   std::string input, target = "host", budgetText = "10m", db = codegen::defaultTuningDbPath(), cacheDir, network, inputShape, remote;
   bool train = false, resume = false, verbose = false, adams = false;
+  int patience = 8, inNetRounds = 5;
   int batch = 0, jobs = 0;
   std::vector<std::string> defines;
   app.add_option("file", input, "the .cnn source")->required();
@@ -74,6 +76,16 @@ int runTune(int argc, char** argv) {
   app.add_option("-D,--define", defines, "override a network parameter: -D classes=10")->type_name("NAME=VALUE");
   app.add_option("--input-shape", inputShape, "tune for another input size, e.g. 3,160,160")->type_name("C,H,W");
   app.add_option("--network", network, "the network to tune when the file declares several");
+  app.add_option("--patience", patience,
+                 "with a cost model or similar kernels on record to order the candidates, stop a kernel after this many measured candidates "
+                 "without a 1% better one (0: measure until its budget share or the candidates run out)")
+      ->check(CLI::Range(0, 100000))
+      ->capture_default_str();
+  app.add_option("--in-net-rounds", inNetRounds,
+                 "after the search, profile the net with the defaults and with the best found, alternating, this many times each, and "
+                 "record each tuned kernel's time in the net, which later compiles prefer (0: skip; not with --remote)")
+      ->check(CLI::Range(0, 1000))
+      ->capture_default_str();
   app.add_flag("-v,--verbose", verbose, "print each kernel's default and best time");
   app.add_flag("--adams2019", adams, "also try Halide's Adams2019 autoscheduler on forward convs (slow to schedule; rarely wins here)");
   app.add_option("--remote", remote,
@@ -147,6 +159,7 @@ int runTune(int argc, char** argv) {
   o.verbose = verbose;
   o.remote = remote;
   o.adams2019 = adams;
+  o.patience = patience;
   std::optional<rt::Progress> bar;  // made when the tuner knows how many kernels it tunes
   o.progress = [&](int done, int total, double speedup, double left) {
     if (!bar) bar.emplace("tune " + o.net, total, "kernel");
@@ -156,6 +169,11 @@ int runTune(int argc, char** argv) {
     bar->update(done, extra);
   };
   if (!codegen::tuneKernels(kernels, o, err)) {
+    fprintf(stderr, "cnnc: error: %s\n", err.c_str());
+    return 1;
+  }
+  bar.reset();
+  if (remote.empty() && inNetRounds > 0 && !measureInNet(r.graph, r.sm, o, train, inNetRounds, err)) {
     fprintf(stderr, "cnnc: error: %s\n", err.c_str());
     return 1;
   }
