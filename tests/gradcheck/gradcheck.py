@@ -27,6 +27,9 @@ REL_TOL = 1e-2
 SCALE_FLOOR = 0.1
 # Central-difference step: big enough that float32 loss noise (~1e-7) stays ~1e-3 of the floor, small enough to rarely cross a kink.
 FD_STEP = 1e-3
+# Weights sampled per parameter tensor: a wrong gradient kernel is wrong at almost every element
+# (a wrong index, a missing term), so three points find it; each costs two launches.
+SAMPLES = 3
 
 CASES = {
     "conv_strided_padded": ("input(3, 9, 7)", "c: conv(4, 3, stride=2, padding=1); tanh; flatten; fc: linear(5)"),
@@ -169,7 +172,7 @@ def main():
                 if "grad." + pname not in base:
                     continue
                 flat = arr.reshape(-1)
-                for i in rng.choice(flat.size, size=min(4, flat.size), replace=False):
+                for i in rng.choice(flat.size, size=min(SAMPLES, flat.size), replace=False):
                     h = FD_STEP
                     plus, minus = dict(weights), dict(weights)
                     p, m = flat.copy(), flat.copy()
