@@ -6,8 +6,8 @@
 - a tune killed with SIGKILL keeps every record it had written, and `--resume` continues within
   what is left of the budget without losing or rewriting any of them;
 - bad flags, an untimeable target and a corrupt database are errors that say what to do;
-- the in-net step profiles the net with the defaults and with the search's best and records
-  both times per differing kernel (situ "net");
+- the in-net step profiles the net with the defaults and with the search's fastest schedules and
+  records each differing kernel's time in the net (situ "net");
 - a second net with similar shapes starts from the first one's best schedules (seeds);
 - --adams2019 adds the autoscheduler's schedule as a candidate (and only then);
 - remote measurement (--remote 'CMD {exe}'): the measurement program runs natively through the
@@ -78,7 +78,7 @@ def main():
         if "nothing to compare" in r.stderr:  # the defaults were the fastest alone, for both convs
             check("nothing measured in the net when the defaults won alone", not net, f"{len(net)} records")
         else:
-            check("in-net summary", "alternating profiled runs" in r.stderr and "keep their tuned schedule" in r.stderr, r.stderr[-400:])
+            check("in-net summary", "profiled runs of each of" in r.stderr and "keep a tuned schedule" in r.stderr, r.stderr[-400:])
             # Per differing kernel the default's time in the net, and the tuned schedule's when it won there.
             kernels_net = {x["kernel"] for x in net}
             check("in-net records: the default's for each differing kernel, the tuned one's where it won",

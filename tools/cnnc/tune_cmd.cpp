@@ -61,7 +61,7 @@ int runTune(int argc, char** argv) {
                "cnnc tune"};
   std::string input, target = "host", budgetText = "10m", db = codegen::defaultTuningDbPath(), cacheDir, network, inputShape, remote;
   bool train = false, resume = false, verbose = false, adams = false;
-  int patience = 8, inNetRounds = 5;
+  int patience = 8, inNetRounds = 5, inNetCandidates = 3;
   int batch = 0, jobs = 0;
   std::vector<std::string> defines;
   app.add_option("file", input, "the .cnn source")->required();
@@ -82,9 +82,13 @@ int runTune(int argc, char** argv) {
       ->check(CLI::Range(0, 100000))
       ->capture_default_str();
   app.add_option("--in-net-rounds", inNetRounds,
-                 "after the search, profile the net with the defaults and with the best found, alternating, this many times each, and "
-                 "record each tuned kernel's time in the net, which later compiles prefer (0: skip; not with --remote)")
+                 "after the search, profile the net with the defaults and with each kernel's fastest schedules found (--in-net-candidates), "
+                 "this many times each, and record each tuned kernel's time in the net, which later compiles prefer (0: skip; not with --remote)")
       ->check(CLI::Range(0, 1000))
+      ->capture_default_str();
+  app.add_option("--in-net-candidates", inNetCandidates,
+                 "how many of each kernel's fastest isolated schedules the in-net step measures in the net (one compile of the net each)")
+      ->check(CLI::Range(1, 20))
       ->capture_default_str();
   app.add_flag("-v,--verbose", verbose, "print each kernel's default and best time");
   app.add_flag("--adams2019", adams, "also try Halide's Adams2019 autoscheduler on forward convs (slow to schedule; rarely wins here)");
@@ -173,7 +177,7 @@ int runTune(int argc, char** argv) {
     return 1;
   }
   bar.reset();
-  if (remote.empty() && inNetRounds > 0 && !measureInNet(r.graph, r.sm, o, train, inNetRounds, err)) {
+  if (remote.empty() && inNetRounds > 0 && !measureInNet(r.graph, r.sm, o, train, inNetRounds, inNetCandidates, err)) {
     fprintf(stderr, "cnnc: error: %s\n", err.c_str());
     return 1;
   }
