@@ -1,6 +1,7 @@
 /* fma_peak.c: the FP32 FMA peak of this machine, in GFLOP/s over N threads: each thread runs 24
  * independent AVX-512 FMA chains (enough to cover the FMA latency on every core this project meets)
- * on register-resident data. bench/conv_shapes.py compiles and runs it to state "% of peak".
+ * on register-resident data. The standalone figure the docs name next to their timings; `X bench
+ * --profile` measures the same in-process for the build's instruction set (runtime/machine_peak.cpp).
  * Usage: fma_peak THREADS */
 #include <immintrin.h>
 #include <pthread.h>
