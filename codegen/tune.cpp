@@ -295,6 +295,21 @@ double maxAbsDiff(const Halide::Runtime::Buffer<float>& a, const Halide::Runtime
   return std::isnan(d) ? INFINITY : d;
 }
 
+// The raw buffers of a call, in argument order.
+std::vector<void*> callArgs(CallBuffers& c) {
+  std::vector<void*> a;
+  for (auto& b : c.bufs) a.push_back(b.raw_buffer());
+  return a;
+}
+
+// One call's wall time in ms; -1 when the kernel fails.
+double timeCall(KernelFn fn, std::vector<void*>& args) {
+  auto t0 = Clock::now();
+  int rc = fn(args.data());
+  double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+  return rc == 0 ? ms : -1.0;
+}
+
 // A compiled candidate loaded into this process.
 struct Loaded {
   void* handle = nullptr;
@@ -303,13 +318,6 @@ struct Loaded {
     if (handle) dlclose(handle);
   }
 };
-
-std::string isoNow() {
-  char b[32];
-  time_t t = time(nullptr);
-  strftime(b, sizeof b, "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
-  return b;
-}
 
 std::string shortName(const KernelSpec& k) {
   std::string s = k.key();
@@ -399,14 +407,8 @@ bool Tuner::load(const std::string& object, const KernelSpec& k, Loaded& l, std:
 }
 
 double Tuner::time(const Loaded& l, CallBuffers& c, double giveUpMs) {
-  std::vector<void*> args;
-  for (auto& b : c.bufs) args.push_back(b.raw_buffer());
-  auto once = [&] {
-    auto t0 = Clock::now();
-    int rc = l.fn(args.data());
-    double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-    return rc == 0 ? ms : -1.0;
-  };
+  std::vector<void*> args = callArgs(c);
+  auto once = [&] { return timeCall(l.fn, args); };
   double first = once();
   if (first < 0) return -1;
   if (first > giveUpMs) return first;
@@ -423,19 +425,8 @@ double Tuner::time(const Loaded& l, CallBuffers& c, double giveUpMs) {
 }
 
 double Tuner::timeBesideDefault(KernelState& s, const Loaded& l, CallBuffers& c, double giveUpMs) {
-  auto argsOf = [](CallBuffers& b) {
-    std::vector<void*> a;
-    for (auto& x : b.bufs) a.push_back(x.raw_buffer());
-    return a;
-  };
-  std::vector<void*> ca = argsOf(c), da = argsOf(*s.ref);
-  auto once = [](KernelFn fn, std::vector<void*>& a) {
-    auto t0 = Clock::now();
-    int rc = fn(a.data());
-    double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-    return rc == 0 ? ms : -1.0;
-  };
-  double first = once(l.fn, ca);
+  std::vector<void*> ca = callArgs(c), da = callArgs(*s.ref);
+  double first = timeCall(l.fn, ca);
   if (first < 0) return -1;
   if (first > giveUpMs) return first;
   // Pairs in alternating order, so that neither side always runs on the caches the other warmed.
@@ -443,8 +434,8 @@ double Tuner::timeBesideDefault(KernelState& s, const Loaded& l, CallBuffers& c,
   double total = 0;
   while (cand.size() < 7 && (cand.size() < 3 || total < 1000)) {
     bool defFirst = cand.size() % 2 == 0;
-    double a = once(defFirst ? s.def->fn : l.fn, defFirst ? da : ca);
-    double b = once(defFirst ? l.fn : s.def->fn, defFirst ? ca : da);
+    double a = timeCall(defFirst ? s.def->fn : l.fn, defFirst ? da : ca);
+    double b = timeCall(defFirst ? l.fn : s.def->fn, defFirst ? ca : da);
     if (a < 0 || b < 0) return -1;
     cand.push_back(defFirst ? b : a);
     def.push_back(defFirst ? a : b);
@@ -572,10 +563,12 @@ bool Tuner::run(const std::vector<TuneKernel>& kernels, std::string& err) {
   if (st.empty()) { fprintf(stderr, "cnnc tune: no tunable kernels (convolutions) in %s\n", o_.net.c_str()); return true; }
 
   // Appends one measured candidate; false stops the tune (the database cannot be written).
+  TuningRecord last;  // the latest record appended
   auto record = [&](const KernelSpec& s, double ms, double cost) {
-    TuningRecord r;
+    TuningRecord& r = last;
+    r = TuningRecord{};
     r.kernel = s.key(), r.target = o_.target, r.schedule = s.schedule, r.medianMs = ms, r.batch = o_.batch;
-    r.version = o_.version, r.date = isoNow(), r.net = o_.net, r.tuneSeconds = cost;
+    r.version = o_.version, r.date = tuningDateNow(), r.net = o_.net, r.tuneSeconds = cost;
     measured_.insert({r.kernel, r.schedule.str()});
     return appendTuningRecord(o_.dbPath, r, err);
   };
@@ -606,19 +599,16 @@ bool Tuner::run(const std::vector<TuneKernel>& kernels, std::string& err) {
     if (ms < 0) { err = "cannot time the default schedule of " + k.signature() + ": " + why; return false; }
     st[i].defaultMs = st[i].bestMs = ms;
     double cost = compileCost + std::chrono::duration<double>(Clock::now() - t1).count();
-    if (!measured_.count({k.key(), k.schedule.str()}) && !record(k, ms, cost)) return false;
+    if (!measured_.count({k.key(), k.schedule.str()})) {
+      if (!record(k, ms, cost)) return false;
+      addTuningRecord(db_, last, o_.version);  // the cost model below learns from the defaults too
+    }
     // The fastest already on record for this kernel (an earlier tune, another net).
     auto it = db_.best.find({k.key(), o_.target});
     if (it != db_.best.end() && !it->second.inNet) st[i].bestMs = std::min(ms, it->second.medianMs);
   }
 
   // The cost model, from every record of this target and version (the defaults just timed too).
-  {
-    TuningDb now;
-    std::vector<std::string> warnings;
-    if (readTuningDb(o_.dbPath, o_.version, now, err, warnings)) db_ = std::move(now);
-    err.clear();
-  }
   std::vector<TuningRecord> onRecord;
   for (const auto& r : db_.records)
     if (r.version == o_.version && r.target == o_.target && !r.inNet) onRecord.push_back(r);
@@ -629,9 +619,7 @@ bool Tuner::run(const std::vector<TuneKernel>& kernels, std::string& err) {
   // Later kernels learn from the earlier ones of this tune too: the model is refitted before each.
   auto recordAndLearn = [&](const KernelSpec& k, double ms, double cost) {
     if (!record(k, ms, cost)) return false;
-    TuningRecord r;
-    r.kernel = k.key(), r.target = o_.target, r.schedule = k.schedule, r.medianMs = ms;
-    onRecord.push_back(r);
+    onRecord.push_back(last);
     return true;
   };
 

@@ -1,6 +1,8 @@
 // tuning_db.cpp: reading, appending and applying tuning records (tuning_db.h).
 #include "tuning_db.h"
 
+#include <ctime>
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -120,6 +122,22 @@ std::string recordToLine(const TuningRecord& r) {
   return body.dump();
 }
 
+void addTuningRecord(TuningDb& db, const TuningRecord& r, const std::string& version) {
+  db.records.push_back(r);
+  if (r.version != version) { ++db.otherVersion; return; }
+  auto key = std::make_pair(r.kernel, r.target);
+  auto it = db.best.find(key);
+  bool better = it == db.best.end() || (r.inNet && !it->second.inNet) || (r.inNet == it->second.inNet && r.medianMs < it->second.medianMs);
+  if (better) db.best[key] = r;
+}
+
+std::string tuningDateNow() {
+  char b[32];
+  time_t t = time(nullptr);
+  strftime(b, sizeof b, "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
+  return b;
+}
+
 bool readTuningDb(const std::string& path, const std::string& version, TuningDb& db, std::string& err, std::vector<std::string>& warnings) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
@@ -150,12 +168,7 @@ bool readTuningDb(const std::string& path, const std::string& version, TuningDb&
             "; remove the line, or the file, and run `cnnc tune` again";
       return false;
     }
-    db.records.push_back(r);
-    if (r.version != version) { ++db.otherVersion; continue; }
-    auto key = std::make_pair(r.kernel, r.target);
-    auto it = db.best.find(key);
-    bool better = it == db.best.end() || (r.inNet && !it->second.inNet) || (r.inNet == it->second.inNet && r.medianMs < it->second.medianMs);
-    if (better) db.best[key] = r;
+    addTuningRecord(db, r, version);
   }
   if (db.otherVersion)
     warnings.push_back(path + ": ignoring " + std::to_string(db.otherVersion) + " record(s) measured by another cnnc version (run `cnnc tune` again)");

@@ -48,6 +48,13 @@ struct TuningDb {
 // tune killed mid-write) is skipped with a warning in `warnings`. Returns false with `err` set.
 bool readTuningDb(const std::string& path, const std::string& version, TuningDb& db, std::string& err, std::vector<std::string>& warnings);
 
+// Adds `r` to `db` as readTuningDb adds each line: to its records, and to `best` when r is of
+// `version` (in-net records first, then the fastest), else to the count of other versions.
+void addTuningRecord(TuningDb& db, const TuningRecord& r, const std::string& version);
+
+// Now, UTC, ISO 8601 ("2026-12-05T13:02:06Z"): the date a record carries.
+std::string tuningDateNow();
+
 // Appends one record line and syncs it to disk before returning, so a tune killed at any moment
 // keeps every record it reported. A torn last line left by an earlier kill is cut off first.
 bool appendTuningRecord(const std::string& path, const TuningRecord& r, std::string& err);

@@ -112,27 +112,25 @@ bool measureInNet(const Graph& g, const SourceManager& sm, const codegen::TuneOp
   std::map<std::string, std::string> defaultOf;  // key -> default schedule
   for (const auto& sp : plans[0].specs)
     if (codegen::tunable(sp)) defaultOf[sp.key()] = sp.schedule.str();
+  // Per kernel, its other schedules fastest first, each once (its fastest record).
   std::map<std::string, std::vector<const codegen::TuningRecord*>> ranked;
   for (const auto& r : db.records)
     if (!r.inNet && r.version == o.version && r.target == o.target && defaultOf.count(r.kernel) && r.schedule.str() != defaultOf[r.kernel])
       ranked[r.kernel].push_back(&r);
+  for (auto& [key, rs] : ranked) {
+    std::stable_sort(rs.begin(), rs.end(), [](auto* a, auto* b) { return a->medianMs < b->medianMs; });
+    std::set<std::string> seen;
+    rs.erase(std::remove_if(rs.begin(), rs.end(), [&](auto* r) { return !seen.insert(r->schedule.str()).second; }), rs.end());
+  }
   std::vector<std::string> dbs{"none"};
   for (int v = 1; v <= candidates; ++v) {
     std::string path = dir + "/variant" + std::to_string(v) + ".jsonl";
     int n = 0;
-    for (auto& [key, rs] : ranked) {
-      std::stable_sort(rs.begin(), rs.end(), [](auto* a, auto* b) { return a->medianMs < b->medianMs; });
-      std::set<std::string> seen;
-      int rank = 0;
-      for (const auto* r : rs) {
-        if (!seen.insert(r->schedule.str()).second) continue;
-        if (++rank == v) {
-          if (!codegen::appendTuningRecord(path, *r, err)) return false;
-          ++n;
-          break;
-        }
+    for (const auto& [key, rs] : ranked)
+      if ((int)rs.size() >= v) {
+        if (!codegen::appendTuningRecord(path, *rs[v - 1], err)) return false;
+        ++n;
       }
-    }
     if (n == 0) break;
     dbs.push_back(path);
   }
@@ -266,11 +264,7 @@ bool measureInNet(const Graph& g, const SourceManager& sm, const codegen::TuneOp
     for (int v = 0; v < (keep ? 2 : 1); ++v) {
       codegen::TuningRecord rec;
       rec.kernel = c.key, rec.target = o.target, rec.schedule = c.sched[v], rec.medianMs = std::max(c.ms[v], 1e-6), rec.batch = o.batch;
-      rec.version = o.version, rec.net = o.net, rec.inNet = true;
-      char b[32];
-      time_t t = time(nullptr);
-      strftime(b, sizeof b, "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
-      rec.date = b;
+      rec.version = o.version, rec.net = o.net, rec.inNet = true, rec.date = codegen::tuningDateNow();
       if (!codegen::appendTuningRecord(o.dbPath, rec, err)) return false;
     }
     (keep ? kept : reverted)++;
