@@ -16,6 +16,8 @@
 //    GPU executor hands each kernel (pocl: 1024 bits; with 16 floats, odd batches failed).
 #include "plan.h"
 
+#include "common/recipe.h"
+
 #include "plan_builder.h"
 
 #include "common/packed_layout.h"
@@ -298,6 +300,19 @@ nlohmann::json planJsonObject(const Plan& p, const Graph& g, const SourceManager
   j[key::target] = target;
   j[key::mean] = g.mean;
   j[key::std_] = g.std;
+  json recipe = json::array();
+  for (const RecipeEntry& e : g.recipe) {
+    json v;
+    switch (recipe::find(e.key)->kind) {
+      case recipe::Kind::Int: v = (int64_t)e.num; break;
+      case recipe::Kind::Float: v = e.num; break;
+      case recipe::Kind::Bool: v = e.flag; break;
+      case recipe::Kind::String: v = e.text; break;
+      case recipe::Kind::IntList: v = e.list; break;
+    }
+    recipe.push_back({{key::key_, e.key}, {key::value, v}, {key::where, e.where}});
+  }
+  j[key::recipe] = recipe;
   j[key::arena_per_image] = p.arenaPerImage;
   j[key::input] = p.input;
   j[key::output] = p.output;

@@ -50,7 +50,7 @@ using StmtPtr = std::unique_ptr<Stmt>;
 using Body = std::vector<StmtPtr>;
 
 struct Stmt {
-  enum Kind { Let, If, For, Residual, Concat, Add, Mul, Split, Use, Layer, Seq, Keep, From };
+  enum Kind { Let, If, For, Residual, Concat, Add, Mul, Split, Use, Layer, Seq, Keep, From, Recipe };
   Kind kind;
   SourceLoc loc;          // of the statement's first token
   std::string label;      // Layer/Seq: optional `label:` (a template: as written, quotes included)
@@ -59,7 +59,7 @@ struct Stmt {
   std::string name;       // Let: bound name; For: loop variable; Keep/From: the tensor's name
   ExprPtr expr;           // Let: value; If: condition; For: range
   ExprPtr count;          // Layer/Seq: `* count` repetition, or null
-  Call call;              // Layer, Use
+  Call call;              // Layer, Use; Recipe: its fields as keyword arguments (callee "recipe")
   Body body;              // If: then; For/Seq/Concat/Add/Mul/Split: body; Residual: main path
   Body body2;             // If: else; Residual: shortcut
   bool hasElse = false;

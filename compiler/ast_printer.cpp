@@ -80,6 +80,10 @@ struct Printer {
       case Stmt::Keep: o << pad << "keep " << s.name << at(s.loc) << "\n"; break;
       case Stmt::From: o << pad << "from " << s.name << at(s.loc) << "\n"; break;
       case Stmt::Use: o << pad << "use " << call(s.call) << at(s.loc) << "\n"; break;
+      case Stmt::Recipe:
+        o << pad << "recipe" << at(s.loc) << "\n";
+        for (const Arg& a : s.call.args) o << pad << "  " << a.name << " = " << expr(*a.value) << at(a.loc) << "\n";
+        break;
       case Stmt::Layer: o << pad << "layer " << call(s.call) << label << count << at(s.loc) << "\n"; break;
       case Stmt::Seq: o << pad << "seq" << label << count << at(s.loc) << "\n"; body(s.body, ind + 1); break;
     }

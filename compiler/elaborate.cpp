@@ -189,8 +189,9 @@ bool Elaborator::run(Graph& g) {
   }
   if (diags_.errors()) return false;
 
-  // The first statement must be input(...).
-  const Body& b = net->body;
+  // The network's layers start with input(...); its recipe may stand anywhere among them.
+  std::vector<const Stmt*> b, recipes;
+  for (const auto& st : net->body) (st->kind == Stmt::Recipe ? recipes : b).push_back(st.get());
   if (b.empty() || b[0]->kind != Stmt::Layer || b[0]->call.callee != "input") {
     error(b.empty() ? net->loc : b[0]->loc, "a network must start with input(C, H, W)",
           "e.g. input(3, 32, 32) for colour 32x32 images; the batch size is chosen at run time");
@@ -205,6 +206,14 @@ bool Elaborator::run(Graph& g) {
   Tensor y = x;
   for (size_t i = 1; i < b.size() && !aborted_; ++i) y = stmt(*b[i], y, scope, top, Mode::Chain, nullptr);
   g.output = y.poison ? -1 : y.node;
+  for (size_t i = 0; i < recipes.size(); ++i) {
+    if (i > 0) {
+      error(recipes[i]->loc, "network '" + net->name + "' has a recipe already (at " + sm_.where(recipes[0]->loc) + ")",
+            "a network has one recipe: merge the two");
+      continue;
+    }
+    recipe(*recipes[i], scope);
+  }
   orderParamsAsPyTorch(g);
   if (!diags_.errors()) warnUnused();
   return diags_.errors() == 0 && g.output >= 0;
@@ -319,6 +328,12 @@ Tensor Elaborator::stmt(const Stmt& st, Tensor x, Scope& s, ModuleCtx& m, Mode m
       if (mode == Mode::Branch && branches) branches->push_back(out);
       return mode == Mode::Branch ? x : out;
     }
+    case Stmt::Recipe:
+      error(st.loc, stack_.empty() ? "a recipe belongs directly in the network's body, not inside another statement"
+                                   : std::string("a recipe belongs in the network being compiled, not in ") +
+                                         (stack_.back().decl->kind == Decl::Network ? "network '" : "block '") + stack_.back().decl->name + "'",
+            "move `recipe { ... }` to the top level of the network that trains with it");
+      return x;
     case Stmt::Keep: {
       // Names the tensor at this point of the chain; no node, no position.
       auto& scope = kept_.back().names;

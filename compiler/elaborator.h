@@ -95,6 +95,8 @@ private:
   void diagnoseMissingKeep(const Stmt& st);  // `from NAME` with no NAME kept in this scope
   int newModule(const std::string& path, const std::string& kind, int parent);
   void warnUnused();
+  // elaborate_recipe.cpp: checks `recipe { ... }` and stores it in the graph.
+  void recipe(const Stmt& st, Scope& s);
 
   // layers.cpp
   Tensor layer(const Call& c, Tensor x, Scope& s, ModuleCtx& m, const std::string& seg);

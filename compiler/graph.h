@@ -117,6 +117,17 @@ struct ModuleInfo {
   int parent = -1;
 };
 
+// One field of the network's training recipe (`recipe { ... }`, keys and kinds in common/recipe.h),
+// checked; `where` is the .cnn location that sets it ("nets/lenet5.cnn:18:3").
+struct RecipeEntry {
+  std::string key;
+  double num = 0;                // Int, Float
+  bool flag = false;             // Bool
+  std::string text;              // String
+  std::vector<int64_t> list;     // IntList
+  std::string where;
+};
+
 struct Graph {
   std::string name;
   std::string file;
@@ -125,6 +136,7 @@ struct Graph {
   std::vector<ModuleInfo> modules;
   int output = -1;
   std::vector<double> mean, std;  // input normalisation, may be empty
+  std::vector<RecipeEntry> recipe;  // in the order written; empty without a recipe
 
   int64_t totalParams() const;     // trainable parameters
   int64_t bufferElems() const;     // BN running mean + var

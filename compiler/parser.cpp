@@ -260,6 +260,17 @@ private:
     } else if (auto* x = dynamic_cast<CnnParser::StmtFromContext*>(c)) {
       s->kind = Stmt::From;
       s->name = x->ID()->getText();
+    } else if (auto* x = dynamic_cast<CnnParser::StmtRecipeContext*>(c)) {
+      s->kind = Stmt::Recipe;
+      s->call.callee = "recipe";
+      s->call.loc = s->loc;
+      for (auto* f : x->recipeField()) {
+        Arg arg;
+        arg.name = f->ID()->getText();
+        arg.loc = loc(f->ID()->getSymbol());
+        arg.value = expr(f->expr());
+        s->call.args.push_back(std::move(arg));
+      }
     } else if (auto* x = dynamic_cast<CnnParser::StmtUseContext*>(c)) {
       s->kind = Stmt::Use;
       s->call = call(x->call());

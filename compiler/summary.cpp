@@ -2,6 +2,7 @@
 #include <cstdio>
 #include <sstream>
 
+#include "common/recipe.h"
 #include "graph.h"
 
 namespace cnnc {
@@ -46,6 +47,25 @@ std::string printSummary(const Graph& g) {
   o << "MACs per image: " << withCommas(g.totalMacs()) << " (" << millions(g.totalMacs()) << ")\n";
   o << "Forward activations, batch 1: " << bytes(g.activationBytes()) << "\n";
   o << "Parameter memory: " << bytes(total * 4) << "\n";
+  // The recipe as written, values evaluated (the executable fills in the rest: `X info`).
+  if (!g.recipe.empty()) {
+    std::string r;
+    for (const RecipeEntry& e : g.recipe) {
+      std::string v;
+      switch (recipe::find(e.key)->kind) {
+        case recipe::Kind::Int: v = std::to_string((int64_t)e.num); break;
+        case recipe::Kind::Float: snprintf(line, sizeof line, "%g", e.num); v = line; break;
+        case recipe::Kind::Bool: v = e.flag ? "true" : "false"; break;
+        case recipe::Kind::String: v = "\"" + e.text + "\""; break;
+        case recipe::Kind::IntList:
+          for (int64_t m : e.list) v += (v.empty() ? "" : ", ") + std::to_string(m);
+          v = "[" + v + "]";
+          break;
+      }
+      r += (r.empty() ? "" : ", ") + e.key + " = " + v;
+    }
+    o << "Recipe: " << r << "\n";
+  }
   return o.str();
 }
 

@@ -28,12 +28,15 @@ stmt
     | 'use' call ';'?                                      # stmtUse
     | 'keep' ID ';'?                                       # stmtKeep
     | 'from' ID ';'?                                       # stmtFrom
+    | 'recipe' '{' recipeField* '}' ';'?                   # stmtRecipe
     | (label=labelName ':')? unit ('*' count=expr)? ';'?   # stmtUnit
     ;
 // A label is a module name; PyTorch models use words such as `shortcut` for modules, so the
 // construct keywords are allowed here (a following ':' tells them apart). A string is a template
 // whose `{expr}` parts are parsed by the AST builder (parser.cpp).
-labelName   : STRING | ID | 'shortcut' | 'residual' | 'concat' | 'add' | 'mul' | 'split' | 'seq' | 'use' | 'in' | 'block' | 'keep' | 'from' ;
+labelName   : STRING | ID | 'shortcut' | 'residual' | 'concat' | 'add' | 'mul' | 'split' | 'seq' | 'use' | 'in' | 'block' | 'keep' | 'from' | 'recipe' ;
+// A training recipe's `key = value` (the keys are common/recipe.h's).
+recipeField : ID '=' expr ';'? ;
 elseClause  : 'else' (body | ifChain=stmt) ;
 letStmt     : 'let' ID '=' expr ';'? ;
 

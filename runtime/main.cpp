@@ -23,6 +23,7 @@
 #include "optim.h"
 #include "machine_peak.h"
 #include "profile.h"
+#include "recipe.h"
 #include "image.h"
 #include "safetensors.h"
 #include "train.h"
@@ -79,7 +80,8 @@ const float* inputBatch(const SafeTensors& st, const std::string& path, const Pl
   return reinterpret_cast<const float*>(t->data);
 }
 
-int cmdInfo(const Plan& p) {
+// recipe: what `X train` would use with the flags given to `info` ("" for a net that cannot train).
+int cmdInfo(const Plan& p, const std::string& recipe) {
   int64_t params = 0;
   for (const auto& ps : p.params)
     if (ps.trainable()) params += numel(ps.shape);
@@ -96,6 +98,7 @@ int cmdInfo(const Plan& p) {
   for (const auto& a : p.acts) naive += numel(a.shape);
   printf("memory    arena %s per image (%s without sharing), %zu slots\n", human(p.arenaPerImage * 4.0).c_str(), human(naive * 4.0).c_str(),
          p.storages.size());
+  if (!recipe.empty()) printf("%s", recipe.c_str());
   printf("kernels   %zu distinct, %zu calls\n", p.kernels.size(), p.calls.size());
   for (size_t i = 0; i < p.calls.size(); ++i) {
     const CallSpec& c = p.calls[i];
@@ -378,7 +381,10 @@ int main(int argc, char** argv) {
   int threads = allowedCores();
   app.add_option("--threads", threads, "worker threads (default: the cores this process may use)")->check(CLI::Range(1, 1024))->capture_default_str();
 
-  auto* info = app.add_subcommand("info", "network summary, target, kernels and memory plan");
+  auto* info = app.add_subcommand("info", "network summary, target, training recipe, kernels and memory plan (the recipe with any train flags given here applied)");
+  TrainOptions infoTo;
+  applyRecipe(plan, infoTo);
+  addRecipeOptions(info, infoTo, plan);
 
   auto* infer = app.add_subcommand("infer", "run the tensor 'input' of a safetensors file and write 'output'");
   std::string weights, inPath, outPath;
@@ -435,31 +441,15 @@ int main(int argc, char** argv) {
 
   auto* trainCmd = app.add_subcommand("train", "train on a data set: progress bar, per-epoch log and curves, checkpoints");
   TrainOptions to;
-  std::string schedule = "constant", milestones;
-  trainCmd->add_option("--data", to.data, "fashion-mnist (default), or a folder holding IDX files, CIFAR-10 binary batches, or train/ and test/ with one subfolder of PNG/JPEG images per class");
-  trainCmd->add_option("--format", to.format, "auto, idx, cifar, folder or segmentation")->check(CLI::IsMember({"auto", "idx", "cifar", "folder", "segmentation"}));
-  trainCmd->add_option("--epochs", to.epochs, "epochs")->check(CLI::Range(1, 100000));
-  trainCmd->add_option("--batch", to.batch, "images per step")->check(CLI::Range(1, 1 << 20));
-  trainCmd->add_option("--lr", to.schedule.lr, "learning rate");
-  trainCmd->add_option("--optimizer", to.optimizer, "sgd, adam or adamw")->check(CLI::IsMember({"sgd", "adam", "adamw"}));
-  trainCmd->add_option("--momentum", to.optim.momentum, "SGD momentum");
-  trainCmd->add_flag("--nesterov", to.optim.nesterov, "Nesterov momentum");
-  trainCmd->add_option("--weight-decay", to.optim.weightDecay, "L2 (sgd, adam) or decoupled (adamw) weight decay");
-  trainCmd->add_option("--schedule", to.schedule.kind, "constant, step, multistep or cosine")->check(CLI::IsMember({"constant", "step", "multistep", "cosine"}));
-  trainCmd->add_option("--step-size", to.schedule.stepSize, "epochs between decays (step)");
-  trainCmd->add_option("--gamma", to.schedule.gamma, "decay factor (step, multistep)");
-  trainCmd->add_option("--milestones", to.schedule.milestones, "epochs of decay (multistep)");
-  trainCmd->add_option("--warmup", to.schedule.warmup, "epochs of linear warmup from 0.1 x lr");
-  trainCmd->add_option("--label-smoothing", to.labelSmoothing, "cross-entropy label smoothing")->check(CLI::Range(0.0, 1.0));
-  trainCmd->add_flag("--augment", to.augment, "random crop with padding (and flip for colour images)");
-  trainCmd->add_flag("--resize", to.resize, "resize images to the input size instead of zero-padding them");
-  trainCmd->add_option("--seed", to.seed, "seed of initialisation, shuffling, augmentation and dropout");
-  trainCmd->add_option("--out", to.out, "run folder: log.jsonl, curves.svg, checkpoint.safetensors, weights.safetensors");
+  applyRecipe(plan, to);
+  addRecipeOptions(trainCmd, to, plan);
+  trainCmd->add_option("--seed", to.seed, "seed of initialisation, shuffling, augmentation and dropout")->capture_default_str();
+  trainCmd->add_option("--out", to.out, "run folder: log.jsonl, curves.svg, checkpoint.safetensors, weights.safetensors")->capture_default_str();
   trainCmd->add_flag("--resume", to.resume, "continue the run in --out from its last checkpoint");
   auto* initOpt = trainCmd->add_option("--init", to.init, "start from these weights (safetensors): tensors that match by name and shape are loaded, others ignored");
   trainCmd->add_flag("--reinit-mismatched", to.reinitMismatched, "with --init: re-initialise at random the parameters the file lacks or shapes differently (e.g. a new head)")
       ->needs(initOpt);
-  trainCmd->add_option("--limit", to.limit, "train on the first N images of the training split only (in file order); the test split is unchanged")
+  trainCmd->add_option("--limit", to.limit, "train on the first N images of the training split only (in file order); the test split is unchanged [default: all]")
       ->type_name("N")
       ->check(CLI::Validator([](std::string& v) {  // not a number: left to CLI11's conversion error
         char* end = nullptr;
@@ -487,13 +477,16 @@ int main(int argc, char** argv) {
     return app.exit(e) == 0 ? 0 : 2;
   }
   halide_set_num_threads(threads);
-  if (*info) return cmdInfo(plan);
+  if (*info)
+    return cmdInfo(plan, kTrainPlanJsonSize == 0 ? std::string()
+                                                 : "recipe    " + recipeSummary(infoTo, plan, info) + "\n" + describeRecipe(infoTo, plan, info));
   if (*infer) return cmdInfer(plan, ex, weights, inPath, outPath);
   if (*predict) return cmdPredict(plan, ex, weights, labels, top, mean, stdv, images);
   if (*bench && benchTrain) return cmdBenchTrain(trainPlan, weights, batch, warmup, iters, json, threads, profile);
   if (*bench) return cmdBench(plan, ex, weights, batch, warmup, iters, json, threads, profile);
   if (*trainCmd || *stepCmd) {
     to.schedule.tMax = to.epochs - to.schedule.warmup;
+    to.recipeLine = recipeSummary(to, plan, trainCmd);
     std::unique_ptr<Comm> comm = makeComm(err);
     if (!comm) return fail(err);
     int rc = *trainCmd ? runTrain(plan, trainPlan, kKernels, kNumKernels, to, *comm)

@@ -3,6 +3,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/recipe.h"
+
 namespace cnnc::rt {
 
 bool parsePlan(const char* text, size_t size, Plan& p, std::string& err) {
@@ -13,6 +15,22 @@ bool parsePlan(const char* text, size_t size, Plan& p, std::string& err) {
     p.net = j[key::net]; p.source = j[key::source]; p.target = j[key::target];
     p.mean = j[key::mean].get<std::vector<double>>();
     p.std = j[key::std_].get<std::vector<double>>();
+    if (j.contains(key::recipe))
+      for (auto& x : j[key::recipe]) {
+        RecipeValue r;
+        r.key = x[key::key_];
+        r.where = x[key::where];
+        const recipe::Field* f = recipe::find(r.key);
+        if (!f) { err = "embedded plan has a recipe field '" + r.key + "' this runtime does not know"; return false; }
+        const auto& v = x[key::value];
+        switch (f->kind) {
+          case recipe::Kind::Int: case recipe::Kind::Float: r.num = v.get<double>(); break;
+          case recipe::Kind::Bool: r.flag = v.get<bool>(); break;
+          case recipe::Kind::String: r.text = v.get<std::string>(); break;
+          case recipe::Kind::IntList: r.list = v.get<std::vector<int>>(); break;
+        }
+        p.recipe.push_back(r);
+      }
     p.arenaPerImage = j[key::arena_per_image];
     p.input = j[key::input]; p.output = j[key::output];
     for (auto& x : j[key::params]) {

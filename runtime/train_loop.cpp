@@ -284,6 +284,7 @@ int runTrain(const Plan& infer, const Plan& tplan, const KernelEntry* table, int
     sorted.erase(std::unique(sorted.begin(), sorted.end()), sorted.end());
     for (const auto& f : sorted) freezeKey += (freezeKey.empty() ? "" : " ") + f;
   }
+  if (lead && !o.recipeLine.empty()) fprintf(stderr, "%s: %s\n", infer.net.c_str(), o.recipeLine.c_str());
   Dataset train, test;
   if (!loadSplit(o.data, o.format, true, train, err) || !loadSplit(o.data, o.format, false, test, err)) return fail(err);
   std::string limitKey = o.limit > 0 ? std::to_string(o.limit) : "";  // recorded in checkpoints, as --freeze

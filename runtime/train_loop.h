@@ -35,6 +35,8 @@ struct TrainOptions {
   // Data parallel (under mpirun): `batch` is the global batch; --sync-bn; gradient bucket size.
   bool syncBn = false;
   double bucketMiB = 4;
+  // Printed when the run starts: the recipe in effect and where it came from (runtime/recipe.h).
+  std::string recipeLine;
 };
 
 // Loads the train or test split named by `data` ("fashion-mnist", or a folder of IDX files, CIFAR-10

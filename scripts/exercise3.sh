@@ -19,7 +19,7 @@ cache=()
 [[ -n "${CNNC_CACHE_DIR:-}" ]] && cache=(--cache-dir "$CNNC_CACHE_DIR")
 
 LIMIT=3000 EPOCHS=5
-recipe=(--limit "$LIMIT" --epochs "$EPOCHS" --batch 64 --lr 0.05 --momentum 0.9 --seed 1)
+recipe=(--limit "$LIMIT" --epochs "$EPOCHS" --batch 64 --lr 0.05 --momentum 0.9 --schedule constant --seed 1)
 out=build/exercise3
 rm -rf "$out/plain34" "$out/resnet34"  # this script's own previous runs
 mkdir -p "$out"

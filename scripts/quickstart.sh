@@ -14,7 +14,7 @@ build/cnnc "$net" -o "build/$name"
 build/cnnc "$net" --emit=dot -o "build/$name.svg"
 echo "== build/$name info"
 "build/$name" info
-echo "== build/$name train (Fashion-MNIST, 10 epochs, SGD momentum 0.9, cosine schedule)"
+echo "== build/$name train (the recipe in $net: Fashion-MNIST, 10 epochs, SGD momentum 0.9, cosine schedule)"
 rm -rf "build/run-$name"  # this script's own previous run
-"build/$name" train --epochs "${EPOCHS:-10}" --batch 64 --lr 0.05 --momentum 0.9 --schedule cosine --out "build/run-$name"
+"build/$name" train ${EPOCHS:+--epochs "$EPOCHS"} --out "build/run-$name"
 echo "graph: build/$name.svg; curves: build/run-$name/curves.svg; try: build/$name --help"

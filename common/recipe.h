@@ -1,0 +1,108 @@
+// recipe.h: the fields of a training recipe, declared once. A `.cnn` network may carry a recipe
+// (`recipe { lr = 0.05; ... }`, docs/language.md); the compiler checks each field against this table
+// (compiler/elaborate_recipe.cpp), the plan carries the values (key "recipe"), and the executable's
+// `train` flags are made from the same table (runtime/recipe.cpp): each field is one flag, spelt as
+// the key with '-' for '_', whose default is the recipe's value or, without one, the default here.
+#pragma once
+#include <cmath>
+#include <string>
+#include <string_view>
+
+namespace cnnc::recipe {
+
+enum class Kind { Int, Float, Bool, String, IntList };
+
+struct Field {
+  const char* key;      // in the .cnn file and in the plan
+  Kind kind;
+  const char* def;      // the default without a recipe, as a flag would spell it ("" = none)
+  const char* choices;  // String: the allowed values, '|'-separated ("" = any text)
+  double lo, hi;        // Int, Float, IntList items: the allowed range
+  bool loOpen, hiOpen;  // true: the bound itself is not allowed
+  const char* help;
+};
+
+inline constexpr double kInf = HUGE_VAL;
+
+// Defaults train reasonably without a recipe: SGD with momentum 0.9 and a cosine schedule (plain
+// SGD at lr 0.01 left LeNet-5 at 78% after 10 epochs, against 90% with the lesson's recipe).
+inline constexpr Field kFields[] = {
+    {"epochs", Kind::Int, "10", "", 1, 100000, false, false, "epochs"},
+    {"batch", Kind::Int, "128", "", 1, 1 << 20, false, false, "images per step (the global batch under mpirun)"},
+    {"optimizer", Kind::String, "sgd", "sgd|adam|adamw", 0, 0, false, false, "sgd, adam or adamw"},
+    {"lr", Kind::Float, "0.01", "", 0, kInf, true, true, "learning rate (the base of the schedule)"},
+    {"momentum", Kind::Float, "0.9", "", 0, 1, false, true, "SGD momentum"},
+    {"nesterov", Kind::Bool, "false", "", 0, 0, false, false, "Nesterov momentum (SGD)"},
+    {"weight_decay", Kind::Float, "0", "", 0, kInf, false, true, "L2 (sgd, adam) or decoupled (adamw) weight decay"},
+    {"schedule", Kind::String, "cosine", "constant|step|multistep|cosine", 0, 0, false, false, "learning-rate schedule: constant, step, multistep or cosine (to 0 at the last epoch)"},
+    {"step_size", Kind::Int, "30", "", 1, 100000, false, false, "epochs between decays (schedule step)"},
+    {"gamma", Kind::Float, "0.1", "", 0, kInf, true, true, "decay factor (schedule step, multistep)"},
+    {"milestones", Kind::IntList, "", "", 1, 100000, false, false, "epochs at which the lr decays (schedule multistep)"},
+    {"warmup", Kind::Int, "0", "", 0, 100000, false, false, "epochs of linear warmup from 0.1 x lr"},
+    {"label_smoothing", Kind::Float, "0", "", 0, 1, false, false, "cross-entropy label smoothing"},
+    {"augment", Kind::Bool, "false", "", 0, 0, false, false, "random crop with padding (and flip for colour images)"},
+    {"resize", Kind::Bool, "false", "", 0, 0, false, false, "resize images to the input size instead of zero-padding them"},
+    {"data", Kind::String, "fashion-mnist", "", 0, 0, false, false,
+     "fashion-mnist, or a folder holding IDX files, CIFAR-10 binary batches, or train/ and test/ with one subfolder of PNG/JPEG images per class"},
+    {"format", Kind::String, "auto", "auto|idx|cifar|folder|segmentation", 0, 0, false, false, "data format: auto, idx, cifar, folder or segmentation"},
+};
+
+inline const Field* find(std::string_view key) {
+  for (const Field& f : kFields)
+    if (key == f.key) return &f;
+  return nullptr;
+}
+
+inline const char* kindName(Kind k) {
+  switch (k) {
+    case Kind::Int: return "an integer";
+    case Kind::Float: return "a number";
+    case Kind::Bool: return "true or false";
+    case Kind::String: return "a string";
+    case Kind::IntList: return "a list of integers";
+  }
+  return "?";
+}
+
+// The flag of a field: "--weight-decay" for "weight_decay".
+inline std::string flagOf(const Field& f) {
+  std::string s = std::string("--") + f.key;
+  for (char& c : s)
+    if (c == '_') c = '-';
+  return s;
+}
+
+// "" if v is in the field's range, else what is wrong ("must be > 0").
+inline std::string checkRange(const Field& f, double v) {
+  if (!std::isfinite(v)) return "must be a finite number";
+  auto num = [&](double x) {
+    std::string s = std::to_string(x);
+    if (s.find('.') != std::string::npos) {
+      while (s.back() == '0') s.pop_back();
+      if (s.back() == '.') s.pop_back();
+    }
+    return s;
+  };
+  bool lowBad = f.loOpen ? v <= f.lo : v < f.lo, highBad = f.hi != kInf && (f.hiOpen ? v >= f.hi : v > f.hi);
+  if (!lowBad && !highBad) return "";
+  std::string low = std::string(f.loOpen ? "> " : ">= ") + num(f.lo), high = std::string(f.hiOpen ? "< " : "<= ") + num(f.hi);
+  if (f.hi == kInf) return "must be " + low;
+  return "must be " + low + " and " + high;
+}
+
+// "" if s is one of the field's choices (or the field takes any text), else the choices listed.
+inline std::string checkChoice(const Field& f, const std::string& s) {
+  std::string_view c = f.choices;
+  if (c.empty()) return "";
+  std::string list;
+  while (!c.empty()) {
+    size_t bar = c.find('|');
+    std::string_view one = c.substr(0, bar);
+    if (s == one) return "";
+    list += (list.empty() ? "" : ", ") + std::string(one);
+    c = bar == std::string_view::npos ? std::string_view() : c.substr(bar + 1);
+  }
+  return "must be one of " + list;
+}
+
+}  // namespace cnnc::recipe
