@@ -22,6 +22,7 @@
 #include "Halide.h"
 #include "common/atomic_file.h"
 #include "common/fnv1a.h"
+#include "common/install_paths.h"
 #include "lower.h"
 #include "worker_pool.h"
 
@@ -272,8 +273,8 @@ bool toolchainFor(const AotOptions& opts, Toolchain& tc, std::string& err) {
   std::string target;
   if (!resolveTarget(opts.target, target, err)) return false;
   if (target.rfind("arm-", 0) != 0) {
-    tc.runtimeLib = getenv("CNNC_RUNTIME_LIB") ? getenv("CNNC_RUNTIME_LIB") : CNNC_RUNTIME_LIB;
-    tc.capiLib = getenv("CNNC_CAPI_LIB") ? getenv("CNNC_CAPI_LIB") : CNNC_CAPI_LIB;
+    tc.runtimeLib = installedOr("CNNC_RUNTIME_LIB", "lib/cnnc/libcnnc_runtime.a", CNNC_RUNTIME_LIB);
+    tc.capiLib = installedOr("CNNC_CAPI_LIB", "lib/cnnc/libcnnc_capi.a", CNNC_CAPI_LIB);
     tc.ar = "ar";
     // Open MPI's library when the runtime was built with it (data-parallel training).
     tc.linkFlags = std::string("-lz -lpthread -ldl ") + CNNC_RUNTIME_LINK_EXTRA;
@@ -281,8 +282,8 @@ bool toolchainFor(const AotOptions& opts, Toolchain& tc, std::string& err) {
   }
   const char* hint = "install the aarch64 cross toolchain (apt-get install g++-aarch64-linux-gnu zlib1g-dev:arm64, after "
                      "dpkg --add-architecture arm64) and rebuild cnnc";
-  tc.runtimeLib = CNNC_RUNTIME_AARCH64_LIB;
-  tc.capiLib = CNNC_CAPI_AARCH64_LIB;
+  tc.runtimeLib = installedOr(nullptr, "lib/cnnc/aarch64/libcnnc_runtime.a", CNNC_RUNTIME_AARCH64_LIB);
+  tc.capiLib = installedOr(nullptr, "lib/cnnc/aarch64/libcnnc_capi.a", CNNC_CAPI_AARCH64_LIB);
   tc.cxx = "aarch64-linux-gnu-g++";
   tc.ar = "aarch64-linux-gnu-ar";
   tc.linkFlags = "-static -lz -lpthread";
@@ -354,7 +355,7 @@ bool buildLibrary(const std::string& planJson, const std::vector<KernelSpec>& sp
   Toolchain tc;
   if (!toolchainFor(opts, tc, err)) return false;
   const std::string& capiLib = tc.capiLib;
-  std::string capiHeader = CNNC_CAPI_HEADER;
+  std::string capiHeader = installedOr(nullptr, "include/cnnc/capi.h", CNNC_CAPI_HEADER);
   if (!fs::exists(capiLib) || !fs::exists(capiHeader)) {
     err = "the cnnc C API library was not found at '" + capiLib + "': rebuild cnnc, or set CNNC_CAPI_LIB";
     return false;

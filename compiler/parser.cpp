@@ -7,8 +7,11 @@
 // 3. The ANTLR parser builds a parse tree; syntax errors go through our listener so that they
 //    print as `file:line:col: error:` with a caret.
 // 4. The parse tree is converted into the AST (ast.h), keeping a location on every node.
-// 5. loadProgram follows `import`s relative to the importing file, detecting cycles.
+// 5. loadProgram follows `import`s relative to the importing file, then along the search path
+//    (importSearchPath: CNNC_PATH, then the installed network library), detecting cycles.
 #include "parser.h"
+
+#include "common/install_paths.h"
 
 #include <climits>
 #include <cmath>
@@ -594,9 +597,18 @@ struct Loader {
     }
     std::string text, err;
     if (!readFile(shown, text, err)) {
-      if (from.valid()) diags.error(from, "cannot open imported file '" + shown + "': " + err,
-                                    "import paths are relative to the importing file");
-      else diags.error({}, "cannot open '" + shown + "': " + err);
+      if (from.valid()) {
+        std::string where;
+        for (const std::string& dir : importSearchPath()) where += (where.empty() ? "" : ", ") + dir;
+        diags.error(from, "cannot open imported file '" + shown + "': " + err,
+                    "import paths are relative to the importing file, then to each folder of the search path (" +
+                        (where.empty() ? std::string("empty: set CNNC_PATH to folders of .cnn files") : where) + ")");
+      }
+      else {
+        std::string where;
+        for (const std::string& dir : importSearchPath()) where += (where.empty() ? "" : ", ") + dir;
+        diags.error({}, "cannot open '" + shown + "': " + err + (where.empty() || fs::path(shown).is_absolute() ? "" : " (nor in " + where + ")"));
+      }
       ok = false;
       return;
     }
@@ -612,6 +624,12 @@ struct Loader {
       fs::path base = fs::path(shown).parent_path();
       fs::path p = base / im.path;
       std::error_code ec;
+      if (!fs::exists(p, ec) && fs::path(im.path).is_relative())
+        for (const std::string& dir : importSearchPath())
+          if (fs::exists(fs::path(dir) / im.path, ec)) {
+            p = fs::path(dir) / im.path;
+            break;
+          }
       fs::path c = fs::weakly_canonical(p, ec);
       load(p.lexically_normal().string(), ec ? p.string() : c.string(), im.loc);
     }
@@ -623,11 +641,36 @@ struct Loader {
 
 }  // namespace
 
+std::vector<std::string> importSearchPath() {
+  std::vector<std::string> dirs;
+  if (const char* env = getenv("CNNC_PATH")) {
+    std::string s = env;
+    for (size_t a = 0; a <= s.size();) {
+      size_t b = s.find(':', a);
+      if (b == std::string::npos) b = s.size();
+      if (b > a) dirs.push_back(s.substr(a, b - a));
+      a = b + 1;
+    }
+  }
+  std::string lib = installedPath("share/cnnc/nets");
+  if (!lib.empty()) dirs.push_back(lib);
+  return dirs;
+}
+
 bool loadProgram(const std::string& path, SourceManager& sm, Diagnostics& diags, Program& out, const ParseLimits& limits) {
   Loader l{sm, diags, limits, out, {}, {}, {}};
   std::error_code ec;
-  fs::path c = fs::weakly_canonical(path, ec);
-  l.load(path, ec ? path : c.string(), {});
+  // A network named by a relative path that is not here may come from the search path too
+  // (`cnnc resnet18.cnn -o resnet18` with the installed library).
+  std::string first = path;
+  if (!fs::exists(first, ec) && fs::path(first).is_relative())
+    for (const std::string& dir : importSearchPath())
+      if (fs::exists(fs::path(dir) / path, ec)) {
+        first = (fs::path(dir) / path).string();
+        break;
+      }
+  fs::path c = fs::weakly_canonical(first, ec);
+  l.load(first, ec ? first : c.string(), {});
   if (!l.ok) return false;
   // Drop slots of files that failed (they were reported).
   for (auto& f : out.files) if (!f) return false;

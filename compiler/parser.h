@@ -20,6 +20,10 @@ struct ParseLimits {
 std::unique_ptr<FileAst> parseSource(int file, SourceManager& sm, Diagnostics& diags,
                                      const ParseLimits& limits = {});
 
+// Folders searched for an `import` (and a main file) not found where it is named: CNNC_PATH
+// (colon-separated), then the network library of an installed cnnc (PREFIX/share/cnnc/nets).
+std::vector<std::string> importSearchPath();
+
 // A whole program: the main file and everything it imports, transitively, each file once.
 struct Program {
   std::vector<std::unique_ptr<FileAst>> files;  // files[0] is the main file

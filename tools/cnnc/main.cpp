@@ -140,7 +140,18 @@ int main(int argc, char** argv) {
   app.add_flag("-w", noWarn, "suppress warnings");
   app.add_flag("--Werror,-W", werror, "treat warnings as errors");
   app.add_option("--color", color, "colour diagnostics: auto, always or never")->check(CLI::IsMember({"auto", "always", "never"}));
-  app.set_version_flag("--version", std::string("cnnc ") + CNNC_VERSION + " (ANTLR 4 front end)");
+  app.set_version_flag("--version", [] {
+    // Where this cnnc takes what it links and imports: an installed tree or its build tree.
+    std::string v = std::string("cnnc ") + CNNC_VERSION + " (ANTLR 4 front end, Halide 14)\n";
+    codegen::Toolchain tc;
+    std::string err;
+    codegen::AotOptions host;
+    if (codegen::toolchainFor(host, tc, err)) v += "runtime     " + tc.runtimeLib + "\n";
+    std::string path;
+    for (const std::string& dir : importSearchPath()) path += (path.empty() ? "" : ":") + dir;
+    v += "import path " + (path.empty() ? std::string("(none: set CNNC_PATH)") : path);
+    return v;
+  });
   app.footer("Exit status: 0 success, 1 errors in the input, 2 bad command line.\nExample: cnnc nets/resnet18.cnn --summary\n"
              "Training curves: cnnc plot RUN1/log.jsonl RUN2/log.jsonl... -o OUT.svg draws several runs in one picture (cnnc plot --help)\n"
              "Tuning: cnnc tune NET.cnn --budget 10m measures schedules for this machine (cnnc tune --help)\n"
