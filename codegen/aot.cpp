@@ -36,6 +36,9 @@
 #define CNNC_CAPI_LIB ""
 #define CNNC_CAPI_HEADER ""
 #endif
+#ifndef CNNC_PYTHON_MODULE
+#define CNNC_PYTHON_MODULE ""
+#endif
 #ifndef CNNC_RUNTIME_AARCH64_LIB
 #define CNNC_RUNTIME_AARCH64_LIB ""
 #define CNNC_CAPI_AARCH64_LIB ""
@@ -350,8 +353,9 @@ bool linkExecutable(const std::string& planJson, const std::string& trainJson, c
 
 namespace cnnc::codegen {
 
-bool buildLibrary(const std::string& planJson, const std::vector<KernelSpec>& specs, const std::vector<std::string>& objects, const std::string& outDir,
-                  const std::string& netName, const AotOptions& opts, std::string& err) {
+bool buildLibrary(const std::string& planJson, const std::string& trainJson, const std::vector<KernelSpec>& specs,
+                  const std::vector<std::string>& objects, const std::string& outDir, const std::string& netName, bool python,
+                  const AotOptions& opts, std::string& err) {
   Toolchain tc;
   if (!toolchainFor(opts, tc, err)) return false;
   const std::string& capiLib = tc.capiLib;
@@ -364,7 +368,16 @@ bool buildLibrary(const std::string& planJson, const std::vector<KernelSpec>& sp
   fs::create_directories(outDir, ec);
   if (ec || access(outDir.c_str(), W_OK) != 0) { err = "cannot write to '" + outDir + "': " + (ec ? ec.message() : strerror(errno)); return false; }
   std::string work, gluePath;
-  if (!writeGlue(planJson, "", specs, work, gluePath, err)) return false;
+  std::string wrapper = installedOr(nullptr, "share/cnnc/python/cnnc_net.py", CNNC_PYTHON_MODULE);
+  if (python && tc.cxx != "c++" && tc.cxx.find("aarch64") != std::string::npos) {
+    err = "--emit=python builds a module for this machine's Python; for an aarch64 board use --emit=lib";
+    return false;
+  }
+  if (python && !fs::exists(wrapper)) {
+    err = "the Python module cnnc_net.py was not found at '" + wrapper + "': reinstall cnnc";
+    return false;
+  }
+  if (!writeGlue(planJson, trainJson, specs, work, gluePath, err)) return false;
   std::string log;
   if (!runLogged(tc.cxx + " -O1 -fPIC -c '" + gluePath + "' -o '" + work + "/glue.o'", work, log)) {
     err = "compiling the glue failed:\n" + log;
@@ -400,8 +413,22 @@ bool buildLibrary(const std::string& planJson, const std::vector<KernelSpec>& sp
     if (ec) unlink(tmp.c_str());
     else if (int e = moveIntoPlace(tmp, to)) ec = std::error_code(e, std::generic_category());
   };
-  install(tmpLib, lib);
-  if (!ec) install(tmpHeader, outDir + "/" + netName + ".h");
+  if (python) {
+    // The whole archive in one shared library. -Bsymbolic: each network's library binds to its
+    // own plan and kernels, so several networks load into one Python process.
+    std::string so = work + "/lib.so";
+    if (!runLogged(tc.cxx + " -shared -Wl,-Bsymbolic -o '" + so + "' -Wl,--whole-archive '" + tmpLib + "' -Wl,--no-whole-archive -lz -lpthread -ldl -lm",
+                   work, log)) {
+      err = "linking the shared library failed:\n" + log;
+      fs::remove_all(work);
+      return false;
+    }
+    install(so, outDir + "/lib" + netName + ".so");
+    if (!ec) install(wrapper, outDir + "/cnnc_net.py");
+  } else {
+    install(tmpLib, lib);
+    if (!ec) install(tmpHeader, outDir + "/" + netName + ".h");
+  }
   fs::remove_all(work);
   if (ec) { err = "cannot write to '" + outDir + "': " + ec.message(); return false; }
   return true;

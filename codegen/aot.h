@@ -45,9 +45,11 @@ bool compileKernels(const std::vector<KernelSpec>& specs, const AotOptions& opts
 bool linkExecutable(const std::string& planJson, const std::string& trainJson, const std::vector<KernelSpec>& specs,
                     const std::vector<std::string>& objects, const std::string& output, const AotOptions& opts, std::string& err);
 
-// `--emit=lib`: writes DIR/lib<net>.a (kernels, Halide runtime, cnnc runtime, C API) and
-// DIR/<net>.h (the C API of runtime/capi.h).
-bool buildLibrary(const std::string& planJson, const std::vector<KernelSpec>& specs, const std::vector<std::string>& objects, const std::string& outDir,
-                  const std::string& netName, const AotOptions& opts, std::string& err);
+// `--emit=lib`: writes DIR/lib<net>.a (kernels, Halide runtime, cnnc runtime, C API, both plans)
+// and DIR/<net>.h (the C API of runtime/capi.h). With `python` (`--emit=python`): DIR/lib<net>.so
+// instead, and DIR/cnnc_net.py, the module that loads it (runtime/python/cnnc_net.py).
+bool buildLibrary(const std::string& planJson, const std::string& trainJson, const std::vector<KernelSpec>& specs,
+                  const std::vector<std::string>& objects, const std::string& outDir, const std::string& netName, bool python,
+                  const AotOptions& opts, std::string& err);
 
 }  // namespace cnnc::codegen

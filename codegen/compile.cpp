@@ -15,14 +15,14 @@
 //    conv packs, and its block T = vec * chanVec, depend on its final schedule. It changes the
 //    spec (so its name) and the const tensor's shape, both of which the plan JSON records. The
 //    training plan does not pack: the optimizer updates the weights in place every step.
-// 5. The training plan (executables only, when the net ends in class scores) takes steps 1-3.
+// 5. The training plan (when the net ends in class scores) takes steps 1-3.
 //    Then the kernels of both plans are merged, each functionName once (after 2-4, as names
 //    depend on schedule and packing): a kernel both plans use is compiled and linked once.
 // 6. compileKernels compiles each kernel ahead of time (or finds it in the cache, keyed by its
 //    signature, the target and this compiler build).
 // 7. planToJson / trainPlanToJson serialise the plans (they name kernels, so after 2-5).
-// 8. linkExecutable (both plans) or buildLibrary (--emit=lib: the inference plan) links the
-//    kernels, the Halide runtime, cnnc's runtime and the embedded plans.
+// 8. linkExecutable or buildLibrary (--emit=lib, a static library; --emit=python, a shared one)
+//    links the kernels, the Halide runtime, cnnc's runtime and the embedded plans.
 #include "compile.h"
 
 #include <unistd.h>
@@ -91,8 +91,8 @@ bool compile(const Graph& g, const SourceManager& sm, const CompileOptions& o, C
     for (const auto& w : warnings) diag("warning", w);
   }
 
-  // Executables also carry a training step when the net ends in class scores.
-  Plans plans = buildPlans(g, out.target, db, !o.asLibrary);
+  // Executables and libraries carry a training step when the net ends in class scores.
+  Plans plans = buildPlans(g, out.target, db);
   if (!o.asLibrary && !plans.training) diag("note", "the executable infers but cannot train: " + plans.whyNoTraining);
   out.tuned = plans.tuned;
   out.calls = plans.inference.calls.size();
@@ -106,7 +106,7 @@ bool compile(const Graph& g, const SourceManager& sm, const CompileOptions& o, C
   if (!compileKernels(plans.specs, ao, objects, out.stats, err)) return false;  // 6
   std::string json = planToJson(plans.inference, g, sm, out.target);            // 7
   std::string trainJson = plans.training ? trainPlanToJson(*plans.training, g, sm, out.target) : "";
-  bool ok = o.asLibrary ? buildLibrary(json, plans.specs, objects, o.output, g.name, ao, err)  // 8
+  bool ok = o.asLibrary ? buildLibrary(json, trainJson, plans.specs, objects, o.output, g.name, o.asPython, ao, err)  // 8
                         : linkExecutable(json, trainJson, plans.specs, objects, o.output, ao, err);
   out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return ok;

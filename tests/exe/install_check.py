@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """cnnc installed, used from nothing but the installed tree:
 1. `cmake --install BUILD --prefix P`: P/bin/cnnc says it links P's runtime and imports from P's
-   network library; from an empty folder it compiles `lenet5.cnn` (found in that library), and the
-   executable carries the library's recipe and trains.
+   network library; from an empty folder it compiles `lenet5.cnn` (found in that library), the
+   executable carries the library's recipe and trains, and --emit=python gives a module that loads.
 2. A CMake project (tests/cmake_example) finds the installed cnnc with find_package(cnnc), builds
    LeNet-5 with cnnc_add_network() and links a C program that matches PyTorch's output.
 3. The Debian package from CPack declares its dependencies, installs into an empty root with
@@ -42,6 +42,10 @@ def uses_only(prefix, cnnc, cwd, cache, data):
     expect(f"{prefix}: the recipe comes from the installed library", r, 0, f"(recipe of {prefix}/share/cnnc/nets/lenet5.cnn)")
     r = in_dir(["./lenet5", "train", "--data", data, "--limit", "256", "--epochs", "1", "--out", "run"], cwd)
     expect(f"{prefix}: train", r, 0, "lenet5: test accuracy")
+    r = in_dir([cnnc, "lenet5.cnn", "--emit=python", "-o", "py", "--cache-dir", cache], cwd)
+    expect(f"{prefix}: --emit=python", r, 0)
+    r = in_dir([sys.executable, "-c", "import sys; sys.path.insert(0, 'py'); import cnnc_net; print(cnnc_net.load('lenet5'))"], cwd)
+    expect(f"{prefix}: the Python module loads", r, 0, "<cnnc_net.Net lenet5: [1, 32, 32] -> [10]>")
 
 
 def cmake_example(src, prefix, work):

@@ -67,10 +67,11 @@ bool renderDot(const std::string& dot, const std::string& path, const std::strin
 // Lowers the checked graph, compiles its kernels ahead of time and links the executable (or
 // the --emit=lib library): codegen::compile, the back end's pass pipeline.
 int compileNetwork(FrontendResult& r, const std::string& output, const std::string& target, const std::string& cacheDir, int jobs, bool verbose,
-                   bool asLibrary, const std::string& tuningDb) {
+                   bool asLibrary, const std::string& tuningDb, bool asPython = false) {
   codegen::CompileOptions o;
   o.output = output;
-  o.asLibrary = asLibrary;
+  o.asLibrary = asLibrary || asPython;
+  o.asPython = asPython;
   o.target = target;
   o.cacheDir = cacheDir;
   o.jobs = jobs;
@@ -120,8 +121,8 @@ int main(int argc, char** argv) {
   app.add_option("file", input, "the .cnn source")->required();
   app.add_option("--emit", emit,
                  "print a stage instead of compiling (ast, graph, params, dot, plan, train-plan), or write one to -o: lib (a static library + C header in "
-                 "the -o folder), onnx (an ONNX model)")
-      ->check(CLI::IsMember({"ast", "graph", "params", "dot", "plan", "train-plan", "lib", "onnx"}));
+                 "the -o folder), python (a shared library + the module cnnc_net.py in the -o folder), onnx (an ONNX model)")
+      ->check(CLI::IsMember({"ast", "graph", "params", "dot", "plan", "train-plan", "lib", "python", "onnx"}));
   std::string weightsPath;
   int opset = 13;
   app.add_option("--weights", weightsPath, "with --emit=onnx: the weights to export (safetensors, state_dict names; default: the initial weights, seed 0)");
@@ -212,6 +213,9 @@ int main(int argc, char** argv) {
   } else if (emit == "lib") {
     if (output.empty()) { fprintf(stderr, "cnnc: error: --emit=lib needs -o FOLDER\n"); return 2; }
     return compileNetwork(r, output, target, cacheDir, jobs, verbose, true, tuningDb);
+  } else if (emit == "python") {
+    if (output.empty()) { fprintf(stderr, "cnnc: error: --emit=python needs -o FOLDER (it gets lib<net>.so and cnnc_net.py)\n"); return 2; }
+    return compileNetwork(r, output, target, cacheDir, jobs, verbose, true, tuningDb, true);
   } else if (!output.empty()) {
     return compileNetwork(r, output, target, cacheDir, jobs, verbose, false, tuningDb);
   } else {
