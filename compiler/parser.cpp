@@ -567,6 +567,22 @@ bool readFile(const std::string& path, std::string& out, std::string& err) {
   return true;
 }
 
+// The first folder of the search path that holds `rel` (a relative path), joined to it; else `fallback`.
+fs::path onSearchPath(const fs::path& rel, const fs::path& fallback) {
+  std::error_code ec;
+  if (rel.is_relative())
+    for (const std::string& dir : importSearchPath())
+      if (fs::exists(fs::path(dir) / rel, ec)) return fs::path(dir) / rel;
+  return fallback;
+}
+
+// The search path for messages: "a, b" ("" when empty).
+std::string searchPathText() {
+  std::string s;
+  for (const std::string& dir : importSearchPath()) s += (s.empty() ? "" : ", ") + dir;
+  return s;
+}
+
 struct Loader {
   SourceManager& sm;
   Diagnostics& diags;
@@ -597,18 +613,13 @@ struct Loader {
     }
     std::string text, err;
     if (!readFile(shown, text, err)) {
-      if (from.valid()) {
-        std::string where;
-        for (const std::string& dir : importSearchPath()) where += (where.empty() ? "" : ", ") + dir;
+      std::string where = searchPathText();
+      if (from.valid())
         diags.error(from, "cannot open imported file '" + shown + "': " + err,
                     "import paths are relative to the importing file, then to each folder of the search path (" +
                         (where.empty() ? std::string("empty: set CNNC_PATH to folders of .cnn files") : where) + ")");
-      }
-      else {
-        std::string where;
-        for (const std::string& dir : importSearchPath()) where += (where.empty() ? "" : ", ") + dir;
+      else
         diags.error({}, "cannot open '" + shown + "': " + err + (where.empty() || fs::path(shown).is_absolute() ? "" : " (nor in " + where + ")"));
-      }
       ok = false;
       return;
     }
@@ -624,12 +635,7 @@ struct Loader {
       fs::path base = fs::path(shown).parent_path();
       fs::path p = base / im.path;
       std::error_code ec;
-      if (!fs::exists(p, ec) && fs::path(im.path).is_relative())
-        for (const std::string& dir : importSearchPath())
-          if (fs::exists(fs::path(dir) / im.path, ec)) {
-            p = fs::path(dir) / im.path;
-            break;
-          }
+      if (!fs::exists(p, ec)) p = onSearchPath(im.path, p);
       fs::path c = fs::weakly_canonical(p, ec);
       load(p.lexically_normal().string(), ec ? p.string() : c.string(), im.loc);
     }
@@ -662,13 +668,7 @@ bool loadProgram(const std::string& path, SourceManager& sm, Diagnostics& diags,
   std::error_code ec;
   // A network named by a relative path that is not here may come from the search path too
   // (`cnnc resnet18.cnn -o resnet18` with the installed library).
-  std::string first = path;
-  if (!fs::exists(first, ec) && fs::path(first).is_relative())
-    for (const std::string& dir : importSearchPath())
-      if (fs::exists(fs::path(dir) / path, ec)) {
-        first = (fs::path(dir) / path).string();
-        break;
-      }
+  std::string first = fs::exists(path, ec) ? path : onSearchPath(path, path).string();
   fs::path c = fs::weakly_canonical(first, ec);
   l.load(first, ec ? first : c.string(), {});
   if (!l.ok) return false;
