@@ -8,7 +8,9 @@
 //     cost model's ranking (refitted before each kernel, so later kernels learn from earlier ones);
 //     when a candidate beats the best by 1%, its one-field neighbours move to the front
 //     (evolutionary refinement). In an informed order (a model or seeds) a kernel stops after
-//     `patience` measured candidates without such a gain.
+//     `patience` measured candidates without such a gain, counting the candidates earlier tunes
+//     measured since their best one: a kernel searched to its patience before (by this net or by
+//     another with the same kernel) is not searched again, one cut off by a budget goes on.
 //  3. Candidates (scheduleCandidates) are compiled in parallel batches through the kernel cache
 //     (a rejected schedule is skipped), linked into shared objects against one Halide runtime, and
 //     timed serially in this process: a warm-up call, then up to 7 calls alternating with calls of
@@ -150,6 +152,7 @@ std::vector<Schedule> scheduleCandidates(const KernelSpec& k, bool adams2019) {
 namespace {
 
 using KernelFn = int (*)(void**);
+
 
 // The buffers of one call at `batch` images, in argument order, the output last.
 struct CallBuffers {
@@ -615,7 +618,7 @@ bool Tuner::run(const std::vector<TuneKernel>& kernels, std::string& err) {
   CostModel model;
   if (model.fit(onRecord)) fprintf(stderr, "cnnc tune: cost model fitted to %d records; candidates measured in its order\n", model.samples());
   else if (o_.verbose) fprintf(stderr, "cnnc tune: %d records on file are too few for a cost model; candidates in a fixed shuffled order\n", model.samples());
-  int stoppedEarly = 0;
+  int stoppedEarly = 0, searchedBefore = 0;
   // Later kernels learn from the earlier ones of this tune too: the model is refitted before each.
   auto recordAndLearn = [&](const KernelSpec& k, double ms, double cost) {
     if (!record(k, ms, cost)) return false;
@@ -653,11 +656,12 @@ bool Tuner::run(const std::vector<TuneKernel>& kernels, std::string& err) {
       if (!measured_.count({c.key(), sc.str()})) todo.push_back(c);
     }
     size_t next = 0;
-    int sinceBetter = 0;
+    int sinceBetter = sinceBestOnRecord(db_, base.key(), o_.target, o_.version, o_.batch);
+    if (informed && o_.patience > 0 && sinceBetter >= o_.patience) ++searchedBefore;
     Schedule bestSchedule = base.schedule;
     while (next < todo.size() && kElapsed() < mine && elapsed() < budget) {
       if (informed && o_.patience > 0 && sinceBetter >= o_.patience) {
-        ++stoppedEarly;
+        if (s->measured > 0) ++stoppedEarly;
         break;
       }
       bool improved = false;
@@ -703,6 +707,9 @@ bool Tuner::run(const std::vector<TuneKernel>& kernels, std::string& err) {
   for (auto& s : st) { def += s.defaultMs * s.k->calls; best += s.bestMs * s.k->calls; newRecords += s.measured; }
   if (stoppedEarly)
     fprintf(stderr, "cnnc tune: %d kernels stopped after %d candidates without a better one (--patience)\n", stoppedEarly, o_.patience);
+  if (searchedBefore)
+    fprintf(stderr, "cnnc tune: %d kernels were searched to their patience by an earlier tune (this net or another with the same kernels): not searched again\n",
+            searchedBefore);
   // Timed in isolation: a kernel inside the net can run faster or slower (bench/tuned.py measures the net).
   fprintf(stderr,
           "cnnc tune: %s: %d candidates measured in %.0f s; per run of the net, the tunable kernels take %.2f ms with the defaults and "

@@ -131,6 +131,18 @@ void addTuningRecord(TuningDb& db, const TuningRecord& r, const std::string& ver
   if (better) db.best[key] = r;
 }
 
+int sinceBestOnRecord(const TuningDb& db, const std::string& key, const std::string& target, const std::string& version, int batch) {
+  double best = 0;
+  int since = 0;
+  bool any = false;
+  for (const TuningRecord& r : db.records) {
+    if (r.kernel != key || r.target != target || r.version != version || r.batch != batch || r.inNet) continue;
+    if (!any || r.medianMs < 0.99 * best) best = r.medianMs, since = 0, any = true;
+    else ++since;
+  }
+  return since;
+}
+
 std::string tuningDateNow() {
   char b[32];
   time_t t = time(nullptr);

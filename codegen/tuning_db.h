@@ -52,6 +52,11 @@ bool readTuningDb(const std::string& path, const std::string& version, TuningDb&
 // `version` (in-net records first, then the fastest), else to the count of other versions.
 void addTuningRecord(TuningDb& db, const TuningRecord& r, const std::string& version);
 
+// The candidates on record for (kernel key, target, version, batch) measured after the best of them,
+// in file order, a 1% gain counting as better (the search's rule, tune.cpp): where an earlier
+// search of this kernel left its patience count. Records measured in the whole net are skipped.
+int sinceBestOnRecord(const TuningDb& db, const std::string& key, const std::string& target, const std::string& version, int batch);
+
 // Now, UTC, ISO 8601 ("2026-12-05T13:02:06Z"): the date a record carries.
 std::string tuningDateNow();
 

@@ -111,6 +111,30 @@ TEST(TuningDb, RecordsMeasuredInTheNetOutrankIsolatedOnes) {
   unlink(p.c_str());
 }
 
+// A second tune picks up the patience count where the first left it: candidates after the last
+// 1% gain count, others (another target, batch or version, in-net records) do not.
+TEST(TuningDb, SinceBestOnRecordCountsFromTheLastOnePercentGain) {
+  TuningDb db;
+  auto add = [&](double ms, const std::string& kernel = "k", int batch = 1, bool inNet = false, const std::string& target = "t") {
+    TuningRecord r;
+    r.kernel = kernel, r.target = target, r.medianMs = ms, r.batch = batch, r.version = "v", r.inNet = inNet;
+    addTuningRecord(db, r, "v");
+  };
+  EXPECT_EQ(sinceBestOnRecord(db, "k", "t", "v", 1), 0);
+  add(10.0);   // the default
+  add(9.5);    // a gain: resets
+  add(9.46);   // within 1% of 9.5: counts
+  add(12.0);
+  add(9.0, "other");
+  add(9.0, "k", 8);
+  add(1.0, "k", 1, true);
+  add(1.0, "k", 1, false, "t2");
+  EXPECT_EQ(sinceBestOnRecord(db, "k", "t", "v", 1), 2);
+  add(9.3);    // 2.1% below 9.5: a gain
+  EXPECT_EQ(sinceBestOnRecord(db, "k", "t", "v", 1), 0);
+  EXPECT_EQ(sinceBestOnRecord(db, "k", "t", "other-version", 1), 0);
+}
+
 TEST(TuningDb, ConcatenatedDatabasesAreADatabase) {
   std::string a = tempPath(), b = tempPath(), err;
   ASSERT_TRUE(appendTuningRecord(a, rec("conv a", 2.0), err));
