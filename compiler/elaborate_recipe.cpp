@@ -9,6 +9,8 @@
 //    silently at run time, so it is an error here).
 // 3. The checked values go to Graph::recipe, and from there into the plan (codegen/plan.cpp), where
 //    the executable's `train` takes them as its defaults.
+#include <algorithm>
+
 #include "common/recipe.h"
 #include "elaborator.h"
 
@@ -125,9 +127,15 @@ void Elaborator::recipe(const Stmt& st, Scope& s) {
     error(at("step_size"), "step_size applies to schedule = \"step\", but the schedule is \"" + sched + "\"", "set schedule = \"step\", or remove step_size");
   if (got.count("gamma") && sched != "step" && sched != "multistep")
     error(at("gamma"), "gamma applies to the step and multistep schedules, but the schedule is \"" + sched + "\"", "remove gamma");
-  for (const char* k : {"momentum", "nesterov"})
-    if (got.count(k) && opt != "sgd")
-      error(at(k), std::string(k) + " applies to optimizer \"sgd\", but the optimizer is \"" + opt + "\"", "remove " + std::string(k));
+  // Which optimizers read each of their settings.
+  const std::pair<const char*, std::vector<std::string>> owners[] = {
+      {"momentum", {"sgd", "rmsprop"}}, {"nesterov", {"sgd"}}, {"alpha", {"rmsprop"}}, {"eps", {"adam", "adamw", "rmsprop"}}};
+  for (const auto& [k, opts] : owners) {
+    if (!got.count(k) || std::find(opts.begin(), opts.end(), opt) != opts.end()) continue;
+    std::string list;
+    for (size_t i = 0; i < opts.size(); ++i) list += (i ? (i + 1 == opts.size() ? " and \"" : ", \"") : "\"") + opts[i] + "\"";
+    error(at(k), std::string(k) + " applies to optimizer " + list + ", but the optimizer is \"" + opt + "\"", "remove " + std::string(k));
+  }
   if (got.count("nesterov") && got["nesterov"].flag && opt == "sgd" && num("momentum") == 0)
     error(at("nesterov"), "Nesterov momentum needs a momentum above 0", "set momentum, e.g. momentum = 0.9");
 

@@ -1,5 +1,6 @@
 // optim.cpp: see optim.h. Every line of an update names the torch 1.13 statement it reproduces
-// (torch/optim/sgd.py _single_tensor_sgd, adam.py _single_tensor_adam, adamw.py _single_tensor_adamw).
+// (torch/optim/sgd.py _single_tensor_sgd, adam.py _single_tensor_adam, adamw.py _single_tensor_adamw,
+// rmsprop.py _single_tensor_rmsprop).
 #include "optim.h"
 #include "cores.h"
 
@@ -98,6 +99,35 @@ CNNC_UPDATE_LOOP void adamRange(float* __restrict w, const float* __restrict g, 
   }
 }
 
+struct RmspropCoef {
+  float wd, alpha, oneMinusAlpha, eps, mu, negLr;
+  bool hasWd;
+};
+
+// b (momentum_buffer) and a (grad_avg) are null when unused.
+CNNC_UPDATE_LOOP void rmspropRange(float* __restrict w, const float* __restrict g, float* __restrict sq, float* __restrict b, float* __restrict a,
+                                   size_t lo, size_t hi, RmspropCoef c) {
+  for (size_t i = lo; i < hi; ++i) {
+    float d = g[i];
+    if (c.hasWd) d = std::fma(w[i], c.wd, d);                 // grad = grad.add(param, alpha=weight_decay)
+    sq[i] = std::fma(c.oneMinusAlpha * d, d, sq[i] * c.alpha);  // square_avg.mul_(alpha).addcmul_(grad, grad, value=1 - alpha)
+    float avg;
+    if (a) {
+      a[i] = std::fma(d, c.oneMinusAlpha, a[i] * c.alpha);     // grad_avg.mul_(alpha).add_(grad, alpha=1 - alpha)
+      avg = std::sqrt(std::fma(-a[i], a[i], sq[i]));           // square_avg.addcmul(grad_avg, grad_avg, value=-1).sqrt_()
+    } else {
+      avg = std::sqrt(sq[i]);                                  // square_avg.sqrt()
+    }
+    avg = avg + c.eps;                                         // avg.add_(eps)
+    if (b) {
+      b[i] = b[i] * c.mu + d / avg;                            // buf.mul_(momentum).addcdiv_(grad, avg)
+      w[i] = std::fma(b[i], c.negLr, w[i]);                    // param.add_(buf, alpha=-lr)
+    } else {
+      w[i] = w[i] + (c.negLr * d) / avg;                       // param.addcdiv_(grad, avg, value=-lr)
+    }
+  }
+}
+
 // Runs fn(param, lo, hi) over every parameter's elements, in chunks spread over the threads this
 // process may use (one thread for small models, where starting threads would cost more).
 template <class F>
@@ -127,8 +157,9 @@ bool parseOptimKind(const std::string& s, OptimKind& k, std::string& err) {
   if (s == "sgd") k = OptimKind::SGD;
   else if (s == "adam") k = OptimKind::Adam;
   else if (s == "adamw") k = OptimKind::AdamW;
+  else if (s == "rmsprop") k = OptimKind::RMSprop;
   else {
-    err = "unknown optimizer '" + s + "': use sgd, adam or adamw";
+    err = "unknown optimizer '" + s + "': use sgd, adam, adamw or rmsprop";
     return false;
   }
   return true;
@@ -139,6 +170,7 @@ const char* optimKindName(OptimKind k) {
     case OptimKind::SGD: return "sgd";
     case OptimKind::Adam: return "adam";
     case OptimKind::AdamW: return "adamw";
+    case OptimKind::RMSprop: return "rmsprop";
   }
   return "?";
 }
@@ -152,7 +184,7 @@ OptimConfig defaultOptimConfig(OptimKind k) {
 
 bool validateOptimConfig(const OptimConfig& c, std::string& err) {
   const char* name = optimKindName(c.kind);
-  if (c.kind != OptimKind::SGD && c.kind != OptimKind::Adam && c.kind != OptimKind::AdamW) {
+  if (c.kind != OptimKind::SGD && c.kind != OptimKind::Adam && c.kind != OptimKind::AdamW && c.kind != OptimKind::RMSprop) {
     err = "unknown optimizer kind";
     return false;
   }
@@ -167,6 +199,12 @@ bool validateOptimConfig(const OptimConfig& c, std::string& err) {
       err = "sgd: Nesterov momentum requires a momentum > 0 and zero dampening";
       return false;
     }
+    return true;
+  }
+  if (c.kind == OptimKind::RMSprop) {
+    if (!finite(c.momentum) || c.momentum < 0) { err = "rmsprop: momentum must be a finite number >= 0"; return false; }
+    if (!(c.alpha >= 0 && c.alpha <= 1)) { err = "rmsprop: alpha must be in [0, 1]"; return false; }
+    if (!finite(c.eps) || c.eps < 0) { err = "rmsprop: eps must be a finite number >= 0"; return false; }
     return true;
   }
   if (!(c.beta1 >= 0 && c.beta1 < 1) || !(c.beta2 >= 0 && c.beta2 < 1)) {
@@ -188,6 +226,12 @@ std::vector<const char*> Optim::bufferNames() const {
   if (cfg_.kind == OptimKind::SGD) {
     if (cfg_.momentum != 0) return {"momentum_buffer"};
     return {};
+  }
+  if (cfg_.kind == OptimKind::RMSprop) {
+    std::vector<const char*> names{"square_avg"};
+    if (cfg_.momentum > 0) names.push_back("momentum_buffer");
+    if (cfg_.centered) names.push_back("grad_avg");
+    return names;
   }
   if (cfg_.amsgrad) return {"exp_avg", "exp_avg_sq", "max_exp_avg_sq"};
   return {"exp_avg", "exp_avg_sq"};
@@ -248,6 +292,26 @@ bool Optim::step(double lrD, std::string& err) {
     }
     forChunks(sizes, [&](size_t pi, size_t lo, size_t hi) {
       sgdRange(params_[pi].data->data(), params_[pi].grad->data(), slots_[pi].buf0.data(), lo, hi, coef[pi]);
+    });
+  } else if (cfg_.kind == OptimKind::RMSprop) {
+    const bool hasMu = cfg_.momentum > 0;
+    std::vector<RmspropCoef> coef;
+    for (size_t pi = 0; pi < params_.size(); ++pi) {
+      const double wdD = params_[pi].decay ? cfg_.weightDecay : 0.0;
+      coef.push_back({(float)wdD, (float)cfg_.alpha, (float)(1.0 - cfg_.alpha) /* value=1 - alpha */, (float)cfg_.eps, (float)cfg_.momentum,
+                      (float)(-lrD) /* alpha=-lr */, wdD != 0});
+      Slot& s = slots_[pi];
+      if (first) {
+        s.buf0.assign(sizes[pi], 0.0f);
+        if (hasMu) s.buf1.assign(sizes[pi], 0.0f);
+        if (cfg_.centered) (hasMu ? s.buf2 : s.buf1).assign(sizes[pi], 0.0f);
+      }
+    }
+    forChunks(sizes, [&](size_t pi, size_t lo, size_t hi) {
+      Slot& s = slots_[pi];
+      float* b = hasMu ? s.buf1.data() : nullptr;
+      float* a = cfg_.centered ? (hasMu ? s.buf2 : s.buf1).data() : nullptr;
+      rmspropRange(params_[pi].data->data(), params_[pi].grad->data(), s.buf0.data(), b, a, lo, hi, coef[pi]);
     });
   } else {
     const double b1 = cfg_.beta1, b2 = cfg_.beta2;

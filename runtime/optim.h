@@ -16,6 +16,11 @@
 //          denom = sqrt(v) / sqrt(bc2) + eps
 //          p = p + (-stepSize * m) / denom
 //   AdamW  p = p * (1 - lr*wd) first (decoupled decay), then Adam with d = g.
+//   RMSprop d = g + wd*p                                 (only if wd != 0)
+//          s = alpha*s + (1-alpha)*d*d
+//          centered: a = alpha*a + (1-alpha)*d;  avg = sqrt(s - a*a) + eps,  else avg = sqrt(s) + eps
+//          momentum mu > 0:  b = mu*b + d/avg;  p = p - lr*b        (b starts at 0)
+//          else              p = p + (-lr*d)/avg
 //
 // Rounding follows ATen's kernels: scalars (lr, wd, 1-dampening, 1-b1, -stepSize, ...) are formed
 // in double as Python does and rounded to float once; `x.add(y, alpha=a)` is fma(y, a, x) and
@@ -26,6 +31,7 @@
 //   optim.<key>.momentum_buffer                      SGD with momentum, after the first step
 //   optim.<key>.exp_avg, optim.<key>.exp_avg_sq      Adam/AdamW, after the first step
 //   optim.<key>.max_exp_avg_sq                       Adam/AdamW with amsgrad, after the first step
+//   optim.<key>.square_avg (, momentum_buffer, grad_avg)  RMSprop (with momentum, centered), after the first step
 //   optim.step                                       one value: the number of steps taken
 // where <key> is the parameter's name, or its index in the list when the name is empty.
 #pragma once
@@ -37,9 +43,9 @@
 
 namespace cnnc::rt {
 
-enum class OptimKind { SGD, Adam, AdamW };
+enum class OptimKind { SGD, Adam, AdamW, RMSprop };
 
-// "sgd", "adam", "adamw" <-> OptimKind; parseOptimKind fails with a message listing the choices.
+// "sgd", "adam", "adamw", "rmsprop" <-> OptimKind; parseOptimKind fails with a message listing the choices.
 bool parseOptimKind(const std::string& s, OptimKind& k, std::string& err);
 const char* optimKindName(OptimKind k);
 
@@ -49,9 +55,12 @@ struct OptimConfig {
   // SGD
   double momentum = 0, dampening = 0;
   bool nesterov = false;
-  // Adam, AdamW
+  // Adam, AdamW (eps: RMSprop's too)
   double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
   bool amsgrad = false;
+  // RMSprop (momentum: SGD's field)
+  double alpha = 0.99;
+  bool centered = false;
 };
 
 // torch.optim's defaults for the kind (AdamW's weight decay is 1e-2; the others' 0).
@@ -98,7 +107,9 @@ public:
 
 private:
   struct Slot {
-    std::vector<float> buf0, buf1, buf2;  // SGD: momentum_buffer; Adam: exp_avg, exp_avg_sq, max_exp_avg_sq
+    // SGD: momentum_buffer; Adam: exp_avg, exp_avg_sq, max_exp_avg_sq; RMSprop: square_avg, then
+    // momentum_buffer (with momentum), then grad_avg (centered), in the order of bufferNames().
+    std::vector<float> buf0, buf1, buf2;
   };
   std::string key(size_t i) const;
   std::vector<const char*> bufferNames() const;  // per slot, in buf0..buf2 order

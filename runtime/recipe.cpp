@@ -27,6 +27,8 @@ Slot slotOf(const std::string& key, TrainOptions& o) {
   else if (key == "lr") x.d = &o.schedule.lr;
   else if (key == "momentum") x.d = &o.optim.momentum;
   else if (key == "nesterov") x.b = &o.optim.nesterov;
+  else if (key == "alpha") x.d = &o.optim.alpha;
+  else if (key == "eps") x.d = &o.optim.eps;
   else if (key == "weight_decay") x.d = &o.optim.weightDecay;
   else if (key == "schedule") x.s = &o.schedule.kind;
   else if (key == "step_size") x.i = &o.schedule.stepSize;
@@ -66,7 +68,10 @@ const RecipeValue* inRecipe(const Plan& p, const std::string& key) {
 }
 
 bool applies(const std::string& key, const TrainOptions& o) {
-  if (key == "momentum" || key == "nesterov") return o.optimizer == "sgd";
+  if (key == "momentum") return o.optimizer == "sgd" || o.optimizer == "rmsprop";
+  if (key == "nesterov") return o.optimizer == "sgd";
+  if (key == "alpha") return o.optimizer == "rmsprop";
+  if (key == "eps") return o.optimizer != "sgd";
   if (key == "step_size") return o.schedule.kind == "step";
   if (key == "gamma") return o.schedule.kind == "step" || o.schedule.kind == "multistep";
   if (key == "milestones") return o.schedule.kind == "multistep";
@@ -148,7 +153,9 @@ std::string describeRecipe(const TrainOptions& o, const Plan& p, const CLI::App*
 std::string recipeSummary(const TrainOptions& o, const Plan& p, const CLI::App* cmd) {
   TrainOptions c = o;
   std::string s = c.optimizer + " lr " + fmt(c.schedule.lr);
-  if (c.optimizer == "sgd" && c.optim.momentum > 0) s += " momentum " + fmt(c.optim.momentum) + (c.optim.nesterov ? " nesterov" : "");
+  if ((c.optimizer == "sgd" || c.optimizer == "rmsprop") && c.optim.momentum > 0)
+    s += " momentum " + fmt(c.optim.momentum) + (c.optim.nesterov && c.optimizer == "sgd" ? " nesterov" : "");
+  if (c.optimizer == "rmsprop") s += " alpha " + fmt(c.optim.alpha) + " eps " + fmt(c.optim.eps);
   if (c.optim.weightDecay > 0) s += " weight decay " + fmt(c.optim.weightDecay);
   s += ", " + c.schedule.kind;
   if (c.schedule.warmup > 0) s += " after " + std::to_string(c.schedule.warmup) + " epochs of warmup";

@@ -55,7 +55,7 @@ def main():
     expect("train --help shows the recipe's defaults", r, 0, "--lr FLOAT=0.05", "--batch INT=64", lr_at, "--weight-decay FLOAT=0",
            "--augment,--no-augment{false}", "--out TEXT=run", "--seed UINT=0")
     expect("a negative --lr", run([exe, "train", "--lr", "-1"]), 2, "--lr: got -1, but it must be > 0")
-    expect("an unknown --optimizer", run([exe, "train", "--optimizer", "rmsprop"]), 2, "must be one of sgd, adam, adamw")
+    expect("an unknown --optimizer", run([exe, "train", "--optimizer", "lion"]), 2, "must be one of sgd, adam, adamw, rmsprop")
     expect("--momentum 1", run([exe, "train", "--momentum", "1"]), 2, "--momentum: got 1, but it must be >= 0 and < 1")
 
     with tempfile.TemporaryDirectory() as d:

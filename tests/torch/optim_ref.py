@@ -50,6 +50,11 @@ OPTIM_CASES = [
     ("adamw_nodecay_lrs", "adamw", dict(betas=(0.8, 0.99), eps=1e-6, weight_decay=1e-1),
      [x * 0.1 for x in VARYING_LRS], True),
     ("adamw_amsgrad", "adamw", dict(weight_decay=1e-2, amsgrad=True), [1e-2] * STEPS, False),
+    ("rmsprop", "rmsprop", {}, [1e-2] * STEPS, False),
+    # torchvision's MobileNetV3 recipe: momentum 0.9, eps 0.0316, alpha 0.9, weight decay 1e-5.
+    ("rmsprop_momentum_wd", "rmsprop", dict(momentum=0.9, eps=0.0316, alpha=0.9, weight_decay=1e-5), [0.064] * STEPS, False),
+    ("rmsprop_centered_nodecay_lrs", "rmsprop", dict(centered=True, momentum=0.5, weight_decay=1e-2), [x * 0.1 for x in VARYING_LRS], True),
+    ("rmsprop_centered", "rmsprop", dict(centered=True, alpha=0.9), [1e-2] * STEPS, False),
 ]
 
 # Schedules: base lr 0.1; name -> (C++ fields, torch scheduler factory, epochs, iters per epoch)
@@ -103,7 +108,7 @@ def make_inputs():
 
 def run_optim(kind, kw, lrs, exclude_last, init, grads):
     ps = [torch.nn.Parameter(x.clone()) for x in init]
-    cls = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[kind]
+    cls = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "rmsprop": torch.optim.RMSprop}[kind]
     if exclude_last:
         groups = [{"params": ps[:-1]}, {"params": ps[-1:], "weight_decay": 0.0}]
     else:
@@ -120,8 +125,10 @@ def run_optim(kind, kw, lrs, exclude_last, init, grads):
     state = []
     for (name, _), p in zip(PARAMS, ps):
         st = opt.state[p]
-        for buf in ("momentum_buffer", "exp_avg", "exp_avg_sq", "max_exp_avg_sq"):
-            if buf in st and st[buf] is not None:
+        # RMSprop's in cnnc's order: square_avg, momentum_buffer, grad_avg.
+        order = ("square_avg", "momentum_buffer", "grad_avg") if kind == "rmsprop" else ("momentum_buffer", "exp_avg", "exp_avg_sq", "max_exp_avg_sq")
+        for buf in order:
+            if buf in st and st[buf] is not None and not (buf == "momentum_buffer" and kind == "rmsprop" and kw.get("momentum", 0) == 0):
                 state.append(("optim.%s.%s" % (name, buf), st[buf].clone()))
     state.append(("optim.step", torch.tensor([float(STEPS)])))
     return traj, state
@@ -182,11 +189,13 @@ def write_header(path):
     w("")
     w("struct Case {")
     w("  const char* name;")
-    w('  const char* kind;  // "sgd", "adam", "adamw"')
+    w('  const char* kind;  // "sgd", "adam", "adamw", "rmsprop"')
     w("  double weightDecay, momentum, dampening;")
     w("  bool nesterov;")
     w("  double beta1, beta2, eps;")
     w("  bool amsgrad;")
+    w("  double alpha;")
+    w("  bool centered;")
     w("  bool lastNoDecay;  // the last parameter sits in a param group with weight_decay=0")
     w("  std::vector<double> lrs;  // per step")
     w("  std::vector<std::vector<std::vector<float>>> after;  // [step][param]: parameters after the step")
@@ -196,10 +205,11 @@ def write_header(path):
     for name, kind, kw, lrs, excl in OPTIM_CASES:
         traj, state = run_optim(kind, kw, lrs, excl, init, grads)
         betas = kw.get("betas", (0.9, 0.999))
-        w("    {\"%s\", \"%s\", %s, %s, %s, %s, %s, %s, %s, %s, %s," % (
+        w("    {\"%s\", \"%s\", %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s," % (
             name, kind, cd(kw.get("weight_decay", 1e-2 if kind == "adamw" else 0.0)), cd(kw.get("momentum", 0.0)),
             cd(kw.get("dampening", 0.0)), "true" if kw.get("nesterov", False) else "false", cd(betas[0]),
             cd(betas[1]), cd(kw.get("eps", 1e-8)), "true" if kw.get("amsgrad", False) else "false",
+            cd(kw.get("alpha", 0.99)), "true" if kw.get("centered", False) else "false",
             "true" if excl else "false"))
         w("     {" + ", ".join(cd(x) for x in lrs) + "},")
         w("     {")

@@ -47,6 +47,8 @@ OptimConfig configOf(const optim_ref::Case& c) {
   cfg.beta2 = c.beta2;
   cfg.eps = c.eps;
   cfg.amsgrad = c.amsgrad;
+  cfg.alpha = c.alpha;
+  cfg.centered = c.centered;
   return cfg;
 }
 
@@ -315,10 +317,18 @@ TEST(Optim, RejectsInvalidSettingsAndArguments) {
   bad(c, "eps");
   c.eps = std::numeric_limits<double>::infinity();
   bad(c, "eps");
+  c = defaultOptimConfig(OptimKind::RMSprop);
+  c.alpha = 1.5;
+  bad(c, "alpha");
+  c = defaultOptimConfig(OptimKind::RMSprop);
+  c.momentum = -0.5;
+  bad(c, "rmsprop: momentum");
 
   OptimKind k;
-  EXPECT_FALSE(parseOptimKind("rmsprop", k, err));
-  EXPECT_NE(err.find("sgd, adam or adamw"), std::string::npos);
+  EXPECT_FALSE(parseOptimKind("lion", k, err));
+  EXPECT_NE(err.find("sgd, adam, adamw or rmsprop"), std::string::npos);
+  ASSERT_TRUE(parseOptimKind("rmsprop", k, err));
+  EXPECT_EQ(k, OptimKind::RMSprop);
   ASSERT_TRUE(parseOptimKind("adamw", k, err));
   EXPECT_EQ(k, OptimKind::AdamW);
   EXPECT_EQ(defaultOptimConfig(OptimKind::AdamW).weightDecay, 1e-2);  // torch's AdamW default
