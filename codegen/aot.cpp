@@ -369,10 +369,6 @@ bool buildLibrary(const std::string& planJson, const std::string& trainJson, con
   if (ec || access(outDir.c_str(), W_OK) != 0) { err = "cannot write to '" + outDir + "': " + (ec ? ec.message() : strerror(errno)); return false; }
   std::string work, gluePath;
   std::string wrapper = installedOr(nullptr, "share/cnnc/python/cnnc_net.py", CNNC_PYTHON_MODULE);
-  if (python && tc.cxx != "c++" && tc.cxx.find("aarch64") != std::string::npos) {
-    err = "--emit=python builds a module for this machine's Python; for an aarch64 board use --emit=lib";
-    return false;
-  }
   if (python && !fs::exists(wrapper)) {
     err = "the Python module cnnc_net.py was not found at '" + wrapper + "': reinstall cnnc";
     return false;

@@ -69,6 +69,10 @@ bool compile(const Graph& g, const SourceManager& sm, const CompileOptions& o, C
     else fprintf(stderr, "cnnc: %s: %s\n", severity, text.c_str());
   };
   if (!resolveTarget(o.target, out.target, err)) return false;
+  if (o.asPython && out.target.rfind("arm-", 0) == 0) {  // before any kernel is compiled for nothing
+    err = "--emit=python builds a module for this machine's Python; for an aarch64 board use --emit=lib";
+    return false;
+  }
   std::error_code ec;
   fs::path dir = o.asLibrary ? fs::path(o.output) : fs::path(o.output).parent_path();
   if (o.asLibrary) fs::create_directories(dir, ec);

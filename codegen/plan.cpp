@@ -301,7 +301,7 @@ nlohmann::json planJsonObject(const Plan& p, const Graph& g, const SourceManager
   j[key::mean] = g.mean;
   j[key::std_] = g.std;
   json recipe = json::array();
-  for (const RecipeEntry& e : g.recipe) {
+  for (const recipe::Value& e : g.recipe) {
     json v;
     switch (recipe::find(e.key)->kind) {
       case recipe::Kind::Int: v = (int64_t)e.num; break;

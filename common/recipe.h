@@ -5,8 +5,10 @@
 // the key with '-' for '_', whose default is the recipe's value or, without one, the default here.
 #pragma once
 #include <cmath>
+#include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace cnnc::recipe {
 
@@ -20,6 +22,21 @@ struct Field {
   double lo, hi;        // Int, Float, IntList items: the allowed range
   bool loOpen, hiOpen;  // true: the bound itself is not allowed
   const char* help;
+  // The optimizers and schedules that read this field, '|'-separated ("" = all): elsewhere the
+  // compiler rejects it and `X info` leaves it out.
+  const char* optimizers = "";
+  const char* schedules = "";
+};
+
+// One field as a .cnn file set it, checked: the compiler's graph and the runtime's plan both hold
+// these (the plan's JSON carries them between the two).
+struct Value {
+  std::string key;
+  double num = 0;              // Int, Float
+  bool flag = false;           // Bool
+  std::string text;            // String
+  std::vector<int64_t> list;   // IntList
+  std::string where;           // "nets/lenet5.cnn:18:3"
 };
 
 inline constexpr double kInf = HUGE_VAL;
@@ -31,15 +48,15 @@ inline constexpr Field kFields[] = {
     {"batch", Kind::Int, "128", "", 1, 1 << 20, false, false, "images per step (the global batch under mpirun)"},
     {"optimizer", Kind::String, "sgd", "sgd|adam|adamw|rmsprop", 0, 0, false, false, "sgd, adam, adamw or rmsprop"},
     {"lr", Kind::Float, "0.01", "", 0, kInf, true, true, "learning rate (the base of the schedule)"},
-    {"momentum", Kind::Float, "0.9", "", 0, 1, false, true, "momentum (sgd, rmsprop)"},
-    {"nesterov", Kind::Bool, "false", "", 0, 0, false, false, "Nesterov momentum (sgd)"},
-    {"alpha", Kind::Float, "0.99", "", 0, 1, false, false, "smoothing constant of the squared-gradient average (rmsprop)"},
-    {"eps", Kind::Float, "1e-08", "", 0, kInf, false, true, "term added to the denominator (adam, adamw, rmsprop)"},
+    {"momentum", Kind::Float, "0.9", "", 0, 1, false, true, "momentum (sgd, rmsprop)", "sgd|rmsprop"},
+    {"nesterov", Kind::Bool, "false", "", 0, 0, false, false, "Nesterov momentum (sgd)", "sgd"},
+    {"alpha", Kind::Float, "0.99", "", 0, 1, false, false, "smoothing constant of the squared-gradient average (rmsprop)", "rmsprop"},
+    {"eps", Kind::Float, "1e-08", "", 0, kInf, false, true, "term added to the denominator (adam, adamw, rmsprop)", "adam|adamw|rmsprop"},
     {"weight_decay", Kind::Float, "0", "", 0, kInf, false, true, "L2 (sgd, adam) or decoupled (adamw) weight decay"},
     {"schedule", Kind::String, "cosine", "constant|step|multistep|cosine", 0, 0, false, false, "learning-rate schedule: constant, step, multistep or cosine (to 0 at the last epoch)"},
-    {"step_size", Kind::Int, "30", "", 1, 100000, false, false, "epochs between decays (schedule step)"},
-    {"gamma", Kind::Float, "0.1", "", 0, kInf, true, true, "decay factor (schedule step, multistep)"},
-    {"milestones", Kind::IntList, "", "", 1, 100000, false, false, "epochs at which the lr decays (schedule multistep)"},
+    {"step_size", Kind::Int, "30", "", 1, 100000, false, false, "epochs between decays (schedule step)", "", "step"},
+    {"gamma", Kind::Float, "0.1", "", 0, kInf, true, true, "decay factor (schedule step, multistep)", "", "step|multistep"},
+    {"milestones", Kind::IntList, "", "", 1, 100000, false, false, "epochs at which the lr decays (schedule multistep)", "", "multistep"},
     {"warmup", Kind::Int, "0", "", 0, 100000, false, false, "epochs of linear warmup from 0.1 x lr"},
     {"label_smoothing", Kind::Float, "0", "", 0, 1, false, false, "cross-entropy label smoothing"},
     {"augment", Kind::Bool, "false", "", 0, 0, false, false, "random crop with padding (and flip for colour images)"},
@@ -92,19 +109,35 @@ inline std::string checkRange(const Field& f, double v) {
   return "must be " + low + " and " + high;
 }
 
-// "" if s is one of the field's choices (or the field takes any text), else the choices listed.
-inline std::string checkChoice(const Field& f, const std::string& s) {
-  std::string_view c = f.choices;
-  if (c.empty()) return "";
-  std::string list;
+// The words of a '|'-separated list ("sgd|rmsprop").
+inline std::vector<std::string> words(std::string_view c) {
+  std::vector<std::string> out;
   while (!c.empty()) {
     size_t bar = c.find('|');
-    std::string_view one = c.substr(0, bar);
-    if (s == one) return "";
-    list += (list.empty() ? "" : ", ") + std::string(one);
+    out.emplace_back(c.substr(0, bar));
     c = bar == std::string_view::npos ? std::string_view() : c.substr(bar + 1);
   }
+  return out;
+}
+
+inline bool listed(std::string_view list, const std::string& s) {
+  if (list.empty()) return true;
+  for (const std::string& w : words(list))
+    if (w == s) return true;
+  return false;
+}
+
+// "" if s is one of the field's choices (or the field takes any text), else the choices listed.
+inline std::string checkChoice(const Field& f, const std::string& s) {
+  if (listed(f.choices, s)) return "";
+  std::string list;
+  for (const std::string& w : words(f.choices)) list += (list.empty() ? "" : ", ") + w;
   return "must be one of " + list;
+}
+
+// Whether the chosen optimizer and schedule read field f.
+inline bool applies(const Field& f, const std::string& optimizer, const std::string& schedule) {
+  return listed(f.optimizers, optimizer) && listed(f.schedules, schedule);
 }
 
 }  // namespace cnnc::recipe

@@ -9,8 +9,6 @@
 //    silently at run time, so it is an error here).
 // 3. The checked values go to Graph::recipe, and from there into the plan (codegen/plan.cpp), where
 //    the executable's `train` takes them as its defaults.
-#include <algorithm>
-
 #include "common/recipe.h"
 #include "elaborator.h"
 
@@ -30,7 +28,7 @@ void Elaborator::recipe(const Stmt& st, Scope& s) {
   std::vector<std::string> keys;
   for (const recipe::Field& f : recipe::kFields) keys.push_back(f.key);
   std::map<std::string, const Arg*> seen;
-  std::map<std::string, RecipeEntry> got;
+  std::map<std::string, recipe::Value> got;
   for (const Arg& a : st.call.args) {
     const recipe::Field* f = recipe::find(a.name);
     if (!f) {
@@ -52,7 +50,7 @@ void Elaborator::recipe(const Stmt& st, Scope& s) {
     }
     Value v = eval(*a.value, s);
     if (v.kind == Value::None) continue;  // reported by eval
-    RecipeEntry e;
+    recipe::Value e;
     e.key = f->key;
     e.where = sm_.where(a.loc);
     std::string what = "recipe field '" + a.name + "'", bad;
@@ -123,18 +121,24 @@ void Elaborator::recipe(const Stmt& st, Scope& s) {
   } else if (got.count("schedule") && sched == "multistep") {
     error(at("schedule"), "schedule \"multistep\" needs milestones", "add e.g. milestones = [30, 60]");
   }
-  if (got.count("step_size") && sched != "step")
-    error(at("step_size"), "step_size applies to schedule = \"step\", but the schedule is \"" + sched + "\"", "set schedule = \"step\", or remove step_size");
-  if (got.count("gamma") && sched != "step" && sched != "multistep")
-    error(at("gamma"), "gamma applies to the step and multistep schedules, but the schedule is \"" + sched + "\"", "remove gamma");
-  // Which optimizers read each of their settings.
-  const std::pair<const char*, std::vector<std::string>> owners[] = {
-      {"momentum", {"sgd", "rmsprop"}}, {"nesterov", {"sgd"}}, {"alpha", {"rmsprop"}}, {"eps", {"adam", "adamw", "rmsprop"}}};
-  for (const auto& [k, opts] : owners) {
-    if (!got.count(k) || std::find(opts.begin(), opts.end(), opt) != opts.end()) continue;
+  // Settings of another schedule, then of another optimizer (common/recipe.h says which read which;
+  // milestones have their message above).
+  for (const recipe::Field& f : recipe::kFields) {
+    std::string k = f.key;
+    if (!got.count(k) || k == "milestones" || recipe::listed(f.schedules, sched)) continue;
+    std::vector<std::string> s = recipe::words(f.schedules);
+    if (s.size() == 1)
+      error(at(f.key), k + " applies to schedule = \"" + s[0] + "\", but the schedule is \"" + sched + "\"", "set schedule = \"" + s[0] + "\", or remove " + k);
+    else
+      error(at(f.key), k + " applies to the " + s[0] + " and " + s[1] + " schedules, but the schedule is \"" + sched + "\"", "remove " + k);
+  }
+  for (const recipe::Field& f : recipe::kFields) {
+    std::string k = f.key;
+    if (!got.count(k) || recipe::listed(f.optimizers, opt)) continue;
+    std::vector<std::string> opts = recipe::words(f.optimizers);
     std::string list;
     for (size_t i = 0; i < opts.size(); ++i) list += (i ? (i + 1 == opts.size() ? " and \"" : ", \"") : "\"") + opts[i] + "\"";
-    error(at(k), std::string(k) + " applies to optimizer " + list + ", but the optimizer is \"" + opt + "\"", "remove " + std::string(k));
+    error(at(f.key), k + " applies to optimizer " + list + ", but the optimizer is \"" + opt + "\"", "remove " + k);
   }
   if (got.count("nesterov") && got["nesterov"].flag && opt == "sgd" && num("momentum") == 0)
     error(at("nesterov"), "Nesterov momentum needs a momentum above 0", "set momentum, e.g. momentum = 0.9");

@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/recipe.h"
 #include "common/shape.h"  // Dims, numel, dimsStr
 #include "source.h"
 
@@ -117,17 +118,6 @@ struct ModuleInfo {
   int parent = -1;
 };
 
-// One field of the network's training recipe (`recipe { ... }`, keys and kinds in common/recipe.h),
-// checked; `where` is the .cnn location that sets it ("nets/lenet5.cnn:18:3").
-struct RecipeEntry {
-  std::string key;
-  double num = 0;                // Int, Float
-  bool flag = false;             // Bool
-  std::string text;              // String
-  std::vector<int64_t> list;     // IntList
-  std::string where;
-};
-
 struct Graph {
   std::string name;
   std::string file;
@@ -136,7 +126,7 @@ struct Graph {
   std::vector<ModuleInfo> modules;
   int output = -1;
   std::vector<double> mean, std;  // input normalisation, may be empty
-  std::vector<RecipeEntry> recipe;  // in the order written; empty without a recipe
+  std::vector<recipe::Value> recipe;  // the training recipe, in the order written; empty without one
 
   int64_t totalParams() const;     // trainable parameters
   int64_t bufferElems() const;     // BN running mean + var

@@ -50,7 +50,7 @@ std::string printSummary(const Graph& g) {
   // The recipe as written, values evaluated (the executable fills in the rest: `X info`).
   if (!g.recipe.empty()) {
     std::string r;
-    for (const RecipeEntry& e : g.recipe) {
+    for (const recipe::Value& e : g.recipe) {
       std::string v;
       switch (recipe::find(e.key)->kind) {
         case recipe::Kind::Int: v = std::to_string((int64_t)e.num); break;

@@ -40,6 +40,12 @@ void refresh(cnnc_net* n) {
 
 bool validParam(const cnnc_net* n, int64_t i) { return n && i >= 0 && i < (int64_t)n->plan.params.size(); }
 
+// The shape queries: at most `room` dims written, the rank returned.
+int copyDims(const Dims& d, int64_t* dims, size_t room) {
+  for (size_t i = 0; i < d.size() && i < room; ++i) dims[i] = d[i];
+  return (int)d.size();
+}
+
 }  // namespace
 
 extern "C" {
@@ -94,29 +100,14 @@ int cnnc_forward(cnnc_net* n, const float* input, int64_t batch, float* output) 
 int64_t cnnc_input_size(const cnnc_net* n) { return n ? numel(n->plan.inputShape()) : 0; }
 int64_t cnnc_output_size(const cnnc_net* n) { return n ? numel(n->plan.outputShape()) : 0; }
 
-int cnnc_input_shape(const cnnc_net* n, int64_t dims[3]) {
-  if (!n) return -1;
-  const Dims& d = n->plan.inputShape();
-  for (size_t i = 0; i < d.size() && i < 3; ++i) dims[i] = d[i];
-  return (int)d.size();
-}
+int cnnc_input_shape(const cnnc_net* n, int64_t dims[3]) { return n ? copyDims(n->plan.inputShape(), dims, 3) : -1; }
 
-int cnnc_output_shape(const cnnc_net* n, int64_t dims[3]) {
-  if (!n) return -1;
-  const Dims& d = n->plan.outputShape();
-  for (size_t i = 0; i < d.size() && i < 3; ++i) dims[i] = d[i];
-  return (int)d.size();
-}
+int cnnc_output_shape(const cnnc_net* n, int64_t dims[3]) { return n ? copyDims(n->plan.outputShape(), dims, 3) : -1; }
 
 int64_t cnnc_param_count(const cnnc_net* n) { return n ? (int64_t)n->plan.params.size() : 0; }
 const char* cnnc_param_name(const cnnc_net* n, int64_t i) { return validParam(n, i) ? n->plan.params[i].name.c_str() : ""; }
 
-int cnnc_param_shape(const cnnc_net* n, int64_t i, int64_t dims[8]) {
-  if (!validParam(n, i)) return -1;
-  const Dims& d = n->plan.params[i].shape;
-  for (size_t k = 0; k < d.size() && k < 8; ++k) dims[k] = d[k];
-  return (int)d.size();
-}
+int cnnc_param_shape(const cnnc_net* n, int64_t i, int64_t dims[8]) { return validParam(n, i) ? copyDims(n->plan.params[i].shape, dims, 8) : -1; }
 
 int cnnc_param_is_float(const cnnc_net* n, int64_t i) { return validParam(n, i) && !n->plan.params[i].isInt64(); }
 

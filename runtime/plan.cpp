@@ -17,7 +17,7 @@ bool parsePlan(const char* text, size_t size, Plan& p, std::string& err) {
     p.std = j[key::std_].get<std::vector<double>>();
     if (j.contains(key::recipe))
       for (auto& x : j[key::recipe]) {
-        RecipeValue r;
+        recipe::Value r;
         r.key = x[key::key_];
         r.where = x[key::where];
         const recipe::Field* f = recipe::find(r.key);
@@ -27,7 +27,7 @@ bool parsePlan(const char* text, size_t size, Plan& p, std::string& err) {
           case recipe::Kind::Int: case recipe::Kind::Float: r.num = v.get<double>(); break;
           case recipe::Kind::Bool: r.flag = v.get<bool>(); break;
           case recipe::Kind::String: r.text = v.get<std::string>(); break;
-          case recipe::Kind::IntList: r.list = v.get<std::vector<int>>(); break;
+          case recipe::Kind::IntList: r.list = v.get<std::vector<int64_t>>(); break;
         }
         p.recipe.push_back(r);
       }

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "common/recipe.h"
 #include "common/plan_schema.h"
 #include "common/shape.h"
 
@@ -50,16 +51,6 @@ struct BNSpec {
   int64_t elemsPerImage;
 };
 
-// One field of the network's training recipe (common/recipe.h), as the .cnn file set it.
-struct RecipeValue {
-  std::string key;
-  double num = 0;              // Int, Float
-  bool flag = false;           // Bool
-  std::string text;            // String
-  std::vector<int> list;       // IntList
-  std::string where;           // "nets/lenet5.cnn:18:3"
-};
-
 struct Plan {
   std::string net, source, target;
   // Training plans only (mode == "train"): see codegen/train_plan.h.
@@ -68,7 +59,7 @@ struct Plan {
   std::vector<int> paramGrad, seeds;
   std::vector<BNSpec> bns;
   std::vector<double> mean, std;
-  std::vector<RecipeValue> recipe;  // empty without a recipe
+  std::vector<recipe::Value> recipe;  // the network's training recipe; empty without one
   int64_t arenaPerImage = 0;
   int input = -1, output = -1;
   std::vector<ParamSpec> params;

@@ -61,21 +61,10 @@ std::string valueText(const std::string& key, TrainOptions& o) {
   return "[" + s + "]";
 }
 
-const RecipeValue* inRecipe(const Plan& p, const std::string& key) {
-  for (const RecipeValue& r : p.recipe)
+const recipe::Value* inRecipe(const Plan& p, const std::string& key) {
+  for (const recipe::Value& r : p.recipe)
     if (r.key == key) return &r;
   return nullptr;
-}
-
-bool applies(const std::string& key, const TrainOptions& o) {
-  if (key == "momentum") return o.optimizer == "sgd" || o.optimizer == "rmsprop";
-  if (key == "nesterov") return o.optimizer == "sgd";
-  if (key == "alpha") return o.optimizer == "rmsprop";
-  if (key == "eps") return o.optimizer != "sgd";
-  if (key == "step_size") return o.schedule.kind == "step";
-  if (key == "gamma") return o.schedule.kind == "step" || o.schedule.kind == "multistep";
-  if (key == "milestones") return o.schedule.kind == "multistep";
-  return true;
 }
 
 }  // namespace
@@ -83,21 +72,21 @@ bool applies(const std::string& key, const TrainOptions& o) {
 void applyRecipe(const Plan& p, TrainOptions& o) {
   for (const recipe::Field& f : recipe::kFields) {
     Slot x = slotOf(f.key, o);
-    const RecipeValue* r = inRecipe(p, f.key);
+    const recipe::Value* r = inRecipe(p, f.key);
     std::string def = f.def;
     if (x.i) *x.i = r ? (int)r->num : std::stoi(def);
     else if (x.i64) *x.i64 = r ? (int64_t)r->num : std::stoll(def);
     else if (x.d) *x.d = r ? r->num : std::stod(def);
     else if (x.b) *x.b = r ? r->flag : def == "true";
     else if (x.s) *x.s = r ? r->text : def;
-    else if (x.list) *x.list = r ? r->list : std::vector<int>{};
+    else if (x.list) *x.list = r ? std::vector<int>(r->list.begin(), r->list.end()) : std::vector<int>{};
   }
 }
 
 void addRecipeOptions(CLI::App* cmd, TrainOptions& o, const Plan& p) {
   for (const recipe::Field& f : recipe::kFields) {
     Slot x = slotOf(f.key, o);
-    const RecipeValue* r = inRecipe(p, f.key);
+    const recipe::Value* r = inRecipe(p, f.key);
     std::string flag = recipe::flagOf(f), value = valueText(f.key, o);
     std::string help = std::string(f.help) + (r ? " (the recipe's, " + r->where + ")" : "");
     const recipe::Field* fp = &f;
@@ -134,7 +123,7 @@ std::string recipeOrigin(const std::string& key, const Plan& p, const CLI::App* 
     const CLI::Option* opt = cmd->get_option_no_throw(flag);
     if (opt && opt->count() > 0) return "flag " + flag;
   }
-  if (const RecipeValue* r = inRecipe(p, key)) return "recipe " + r->where;
+  if (const recipe::Value* r = inRecipe(p, key)) return "recipe " + r->where;
   return "default";
 }
 
@@ -142,7 +131,7 @@ std::string describeRecipe(const TrainOptions& o, const Plan& p, const CLI::App*
   TrainOptions copy = o;
   std::string out;
   for (const recipe::Field& f : recipe::kFields) {
-    if (!applies(f.key, o)) continue;
+    if (!recipe::applies(f, o.optimizer, o.schedule.kind)) continue;
     char line[512];
     snprintf(line, sizeof line, "  %-16s %-14s %s\n", f.key, valueText(f.key, copy).c_str(), recipeOrigin(f.key, p, cmd).c_str());
     out += line;
@@ -150,8 +139,7 @@ std::string describeRecipe(const TrainOptions& o, const Plan& p, const CLI::App*
   return out;
 }
 
-std::string recipeSummary(const TrainOptions& o, const Plan& p, const CLI::App* cmd) {
-  TrainOptions c = o;
+std::string recipeSummary(const TrainOptions& c, const Plan& p, const CLI::App* cmd) {
   std::string s = c.optimizer + " lr " + fmt(c.schedule.lr);
   if ((c.optimizer == "sgd" || c.optimizer == "rmsprop") && c.optim.momentum > 0)
     s += " momentum " + fmt(c.optim.momentum) + (c.optim.nesterov && c.optimizer == "sgd" ? " nesterov" : "");
