@@ -96,8 +96,9 @@ bool compile(const Graph& g, const SourceManager& sm, const CompileOptions& o, C
   }
 
   // Executables and libraries carry a training step when the net ends in class scores.
-  Plans plans = buildPlans(g, out.target, db);
-  if (!o.asLibrary && !plans.training) diag("note", "the executable infers but cannot train: " + plans.whyNoTraining);
+  Plans plans = buildPlans(g, out.target, db, !o.inferenceOnly);
+  std::string noTraining = o.inferenceOnly ? "it was built with --inference-only (compile it without that flag to train)" : plans.whyNoTraining;
+  if (!o.asLibrary && !o.inferenceOnly && !plans.training) diag("note", "the executable infers but cannot train: " + plans.whyNoTraining);
   out.tuned = plans.tuned;
   out.calls = plans.inference.calls.size();
 
@@ -108,7 +109,7 @@ bool compile(const Graph& g, const SourceManager& sm, const CompileOptions& o, C
   ao.verbose = o.verbose;
   std::vector<std::string> objects;
   if (!compileKernels(plans.specs, ao, objects, out.stats, err)) return false;  // 6
-  std::string json = planToJson(plans.inference, g, sm, out.target);            // 7
+  std::string json = planToJson(plans.inference, g, sm, out.target, plans.training ? "" : noTraining);  // 7
   std::string trainJson = plans.training ? trainPlanToJson(*plans.training, g, sm, out.target) : "";
   bool ok = o.asLibrary ? buildLibrary(json, trainJson, plans.specs, objects, o.output, g.name, o.asPython, ao, err)  // 8
                         : linkExecutable(json, trainJson, plans.specs, objects, o.output, ao, err);

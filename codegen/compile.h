@@ -34,6 +34,7 @@ struct CompileOptions {
   std::string output;            // the executable, or with asLibrary the folder of lib<net>.a and <net>.h
   bool asLibrary = false;        // --emit=lib: static library + C header (with the training step when the net can train)
   bool asPython = false;         // --emit=python (with asLibrary): shared library + the Python module cnnc_net.py
+  bool inferenceOnly = false;    // --inference-only: no training plan, no training kernels (deployment builds)
   std::string target = "host";   // as the user wrote it: "host", "host-cuda", a Halide target string
   std::string cacheDir;          // compiled-kernel cache (empty: the default, see aot.h)
   int jobs = 0;                  // parallel kernel compiles; 0: number of cores

@@ -290,7 +290,7 @@ std::string planToText(const Plan& p, const Graph& g) {
   return s;
 }
 
-nlohmann::json planJsonObject(const Plan& p, const Graph& g, const SourceManager& sm, const std::string& target) {
+nlohmann::json planJsonObject(const Plan& p, const Graph& g, const SourceManager& sm, const std::string& target, const std::string& noTraining) {
   using nlohmann::json;
   using namespace plan_schema;
   json j;
@@ -313,6 +313,7 @@ nlohmann::json planJsonObject(const Plan& p, const Graph& g, const SourceManager
     recipe.push_back({{key::key_, e.key}, {key::value, v}, {key::where, e.where}});
   }
   j[key::recipe] = recipe;
+  if (!noTraining.empty()) j[key::no_training] = noTraining;
   j[key::arena_per_image] = p.arenaPerImage;
   j[key::input] = p.input;
   j[key::output] = p.output;
@@ -354,8 +355,8 @@ nlohmann::json planJsonObject(const Plan& p, const Graph& g, const SourceManager
   return j;
 }
 
-std::string planToJson(const Plan& p, const Graph& g, const SourceManager& sm, const std::string& target) {
-  return planJsonObject(p, g, sm, target).dump();
+std::string planToJson(const Plan& p, const Graph& g, const SourceManager& sm, const std::string& target, const std::string& noTraining) {
+  return planJsonObject(p, g, sm, target, noTraining).dump();
 }
 
 }  // namespace cnnc::codegen

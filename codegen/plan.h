@@ -118,9 +118,11 @@ inline int packedBlock(const Schedule& s) { return s.vec * s.chanVec; }
 
 // The plan as the JSON object the runtime reads (common/plan_schema.h); trainPlanToJson adds the
 // training fields to it.
-nlohmann::json planJsonObject(const Plan& p, const Graph& g, const SourceManager& sm, const std::string& target);
+// `noTraining`: why the executable built from it has no training step ("" when it has one).
+nlohmann::json planJsonObject(const Plan& p, const Graph& g, const SourceManager& sm, const std::string& target,
+                              const std::string& noTraining = "");
 
 // planJsonObject as text.
-std::string planToJson(const Plan& p, const Graph& g, const SourceManager& sm, const std::string& target);
+std::string planToJson(const Plan& p, const Graph& g, const SourceManager& sm, const std::string& target, const std::string& noTraining = "");
 
 }  // namespace cnnc::codegen

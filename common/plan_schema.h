@@ -14,6 +14,8 @@
 //   calls[]           {kernel, args[] {const, id}, label}
 //   recipe[]          {key, value, where}   the network's training recipe (keys: common/recipe.h), in
 //                                          source order; value a number, bool, string or int list
+//   no_training       why the executable has no training step (absent when it has one): the net's
+//                     output is not scores, or it was built with --inference-only
 // and, in a training plan (mode = "train"):
 //   labels, loss, eps, param_grad[], forward_calls, seeds[],
 //   bns[]             {stats, dparams, gamma, beta, mean, var, tracked, momentum, elems_per_image}
@@ -35,7 +37,7 @@ inline constexpr char consts[] = "consts", kind[] = "kind", param[] = "param", c
                       bn_b[] = "bn_b", bn_mean[] = "bn_mean", bn_var[] = "bn_var", eps[] = "eps", pack[] = "pack";
 inline constexpr char kernels[] = "kernels", fn[] = "fn", signature[] = "signature", flops[] = "flops";
 inline constexpr char calls[] = "calls", kernel[] = "kernel", args[] = "args", is_const[] = "const", id[] = "id", label[] = "label";
-inline constexpr char recipe[] = "recipe", key_[] = "key", value[] = "value";
+inline constexpr char recipe[] = "recipe", key_[] = "key", value[] = "value", no_training[] = "no_training";
 inline constexpr char labels[] = "labels", loss[] = "loss", param_grad[] = "param_grad", forward_calls[] = "forward_calls", seeds[] = "seeds";
 inline constexpr char bns[] = "bns", stats[] = "stats", dparams[] = "dparams", gamma[] = "gamma", beta[] = "beta", var[] = "var",
                       tracked[] = "tracked", momentum[] = "momentum", elems_per_image[] = "elems_per_image";

@@ -129,7 +129,7 @@ int cnnc_can_train(const cnnc_net* n) { return n && n->trainPlan.isTraining() ? 
 int cnnc_train_step(cnnc_net* n, const float* input, const int64_t* labels, int64_t batch, double lr, double* loss) {
   if (!n || !input || !labels || !loss) return -1;
   if (!n->trainPlan.isTraining()) {
-    n->error = "network " + n->plan.net + " has no training step: it ends in neither class scores [K] nor per-pixel scores [K,H,W]";
+    n->error = noTrainingMessage(n->plan);
     return 1;
   }
   if (batch < 1) { n->error = "batch must be at least 1"; return 1; }

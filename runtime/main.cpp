@@ -99,6 +99,7 @@ int cmdInfo(const Plan& p, const std::string& recipe) {
   printf("memory    arena %s per image (%s without sharing), %zu slots\n", human(p.arenaPerImage * 4.0).c_str(), human(naive * 4.0).c_str(),
          p.storages.size());
   if (!recipe.empty()) printf("%s", recipe.c_str());
+  else printf("training  none: %s\n", p.noTraining.empty() ? "the executable has no training step" : p.noTraining.c_str());
   printf("kernels   %zu distinct, %zu calls\n", p.kernels.size(), p.calls.size());
   for (size_t i = 0; i < p.calls.size(); ++i) {
     const CallSpec& c = p.calls[i];
@@ -242,7 +243,6 @@ int cmdBench(const Plan& p, Executor& ex, const std::string& weights, int batch,
 // `bench --train`: forward, backward and an SGD-momentum update on random data, timed per step.
 int cmdBenchTrain(const Plan& tp, const std::string& weights, int batch, int warmup, int iters, bool json, int threads, bool profile) {
   std::string err;
-  if (!tp.isTraining()) return fail("this executable has no training step: its network ends in neither class scores [K] nor per-pixel scores [K,H,W]");
   if (batch < 1 || iters < 1 || warmup < 0) return fail("--batch and --iters must be at least 1, --warmup at least 0");
   Weights w;
   if (!getWeights(tp, weights, 0, w, err)) return fail(err);
@@ -314,7 +314,6 @@ bool readLabels(const SafeTensors& st, const std::string& path, int64_t n, const
 int cmdStep(const Plan& trainPlan, const std::string& weights, const std::string& inPath, const std::string& labelsPath, double lr,
             double smoothing, uint64_t seed, const std::string& outPath, const std::vector<std::string>& freeze, Comm& comm, bool syncBn) {
   std::string err;
-  if (!trainPlan.isTraining()) return fail("this executable has no training step: its network ends in neither class scores [K] nor per-pixel scores [K,H,W]");
   std::vector<bool> frozen;
   if (!freeze.empty() && !resolveFreeze(trainPlan, freeze, frozen, err)) return fail(err);
   Weights w;
@@ -482,6 +481,7 @@ int main(int argc, char** argv) {
                                                  : "recipe    " + recipeSummary(infoTo, plan, info) + "\n" + describeRecipe(infoTo, plan, info));
   if (*infer) return cmdInfer(plan, ex, weights, inPath, outPath);
   if (*predict) return cmdPredict(plan, ex, weights, labels, top, mean, stdv, images);
+  if (((*bench && benchTrain) || *trainCmd || *stepCmd) && !trainPlan.isTraining()) return fail(noTrainingMessage(plan));
   if (*bench && benchTrain) return cmdBenchTrain(trainPlan, weights, batch, warmup, iters, json, threads, profile);
   if (*bench) return cmdBench(plan, ex, weights, batch, warmup, iters, json, threads, profile);
   if (*trainCmd || *stepCmd) {

@@ -31,6 +31,7 @@ bool parsePlan(const char* text, size_t size, Plan& p, std::string& err) {
         }
         p.recipe.push_back(r);
       }
+    p.noTraining = j.value(key::no_training, "");
     p.arenaPerImage = j[key::arena_per_image];
     p.input = j[key::input]; p.output = j[key::output];
     for (auto& x : j[key::params]) {
@@ -72,6 +73,11 @@ bool parsePlan(const char* text, size_t size, Plan& p, std::string& err) {
     return false;
   }
   return true;
+}
+
+std::string noTrainingMessage(const Plan& infer) {
+  return "network " + infer.net + " has no training step: " +
+         (infer.noTraining.empty() ? std::string("its output is neither class scores [K] nor per-pixel scores [K,H,W]") : infer.noTraining);
 }
 
 }  // namespace cnnc::rt

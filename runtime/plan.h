@@ -60,6 +60,7 @@ struct Plan {
   std::vector<BNSpec> bns;
   std::vector<double> mean, std;
   std::vector<recipe::Value> recipe;  // the network's training recipe; empty without one
+  std::string noTraining;             // inference plans: why the executable cannot train ("" when it can)
   int64_t arenaPerImage = 0;
   int input = -1, output = -1;
   std::vector<ParamSpec> params;
@@ -72,6 +73,9 @@ struct Plan {
   const Dims& outputShape() const { return acts[output].shape; }
   bool isTraining() const { return mode == plan_schema::kModeTrain; }
 };
+
+// "network N has no training step: <why>", the why from the compiler (Plan::noTraining).
+std::string noTrainingMessage(const Plan& infer);
 
 // Parses the embedded JSON; false with `err` if it is malformed (a build problem, not user input).
 bool parsePlan(const char* json, size_t size, Plan& out, std::string& err);

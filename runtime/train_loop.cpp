@@ -262,7 +262,7 @@ int runTrain(const Plan& infer, const Plan& tplan, const KernelEntry* table, int
   const bool lead = comm.rank() == 0;  // prints, logs and writes files
   const int ranks = comm.size();
   if (!lead) gRankTag = "rank " + std::to_string(comm.rank()) + " of " + std::to_string(ranks) + ": ";
-  if (!tplan.isTraining()) return fail("network " + infer.net + " has no training step: it ends in neither class scores [K] nor per-pixel scores [K,H,W]");
+  if (!tplan.isTraining()) return fail(noTrainingMessage(infer));
   OptimConfig oc = o.optim;
   if (!parseOptimKind(o.optimizer, oc.kind, err) || !validateOptimConfig(oc, err) || !o.schedule.validate(err)) return fail(err);
   if (o.epochs < 1 || o.batch < 1) return fail("--epochs and --batch must be at least 1");

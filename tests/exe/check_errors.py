@@ -125,6 +125,22 @@ def main():
         open(f"{d}/corrupt/train/b/0.png", "wb").write(b"\x89PNG\r\n\x1a\ngarbage")
         expect("corrupt image in a folder data set", run([exe, "train", "--data", f"{d}/corrupt", "--epochs", "1", "--out", f"{d}/crun"]), 1,
                f"cannot read image '{d}/corrupt/train/b/0.png'")
+        # --- --inference-only: the same inference, no training step, and a message that says why ---
+        ie = os.path.join(d, "lenet5_infer")
+        r = run([cnnc, f"{nets}/lenet5.cnn", "--inference-only", "-o", ie, "--cache-dir", cache])
+        expect("compile --inference-only", r, 0, "lenet5_infer")
+        full_k = int(run([cnnc, f"{nets}/lenet5.cnn", "-o", f"{d}/again", "--cache-dir", cache]).stderr.split(" kernels")[0].split()[-1])
+        infer_k = int(r.stderr.split(" kernels")[0].split()[-1])
+        check("--inference-only compiles fewer kernels", infer_k < full_k, f"{infer_k} of {full_k}")
+        for name, e in (("full", exe), ("inference-only", ie)):
+            expect(f"infer, {name} build", run([e, "infer", "--weights", w, "--input", f"{d}/in.safetensors", "--output", f"{d}/{name}.safetensors"]), 0)
+        check("--inference-only infers exactly as the full build",
+              np.array_equal(st.load(f"{d}/full.safetensors")["output"], st.load(f"{d}/inference-only.safetensors")["output"]))
+        why = "network lenet5 has no training step: it was built with --inference-only (compile it without that flag to train)"
+        expect("train an inference-only build", run([ie, "train", "--data", f"{d}/fold", "--epochs", "1", "--out", f"{d}/irun"]), 1, why)
+        expect("step an inference-only build", run([ie, "step", "--weights", w, "--input", f"{d}/in.safetensors", "--labels", "x", "--lr", "0.1", "--output", f"{d}/o"]), 1, why)
+        expect("bench --train an inference-only build", run([ie, "bench", "--train"]), 1, why)
+        expect("info of an inference-only build", run([ie, "info"]), 0, "training  none: it was built with --inference-only")
         # --- command line ---
         expect("unknown subcommand", run([exe, "frobnicate"]), 2)
         expect("infer without --weights", run([exe, "infer", "--input", "a", "--output", "b"]), 2, "--weights")

@@ -67,11 +67,12 @@ def check_net(a, net, shape_arg, d):
             fails.append(f"state_dict tensor {name} is not among the imported weights")
         elif not np.array_equal(np.asarray(got[name]).reshape(-1), t.numpy().reshape(-1)):
             fails.append(f"imported {name} differs from the state_dict")
-    run([a.cnnc, cnn, "-o", exe, "--cache-dir", a.cache_dir])
+    # Only a net whose training step is checked below needs the training kernels.
+    run([a.cnnc, cnn, "-o", exe, "--cache-dir", a.cache_dir] + ([] if net in (a.step or []) else ["--inference-only"]))
     orig_exe = None
     if a.via == "cnnc":  # the round trip: the original .cnn, built (its kernels are cached) to compare with
         orig_exe = os.path.join(d, net + "_original")
-        run([a.cnnc, src, "-o", orig_exe, "--cache-dir", a.cache_dir] + (["--input-shape", shape_arg] if shape_arg else []))
+        run([a.cnnc, src, "-o", orig_exe, "--cache-dir", a.cache_dir, "--inference-only"] + (["--input-shape", shape_arg] if shape_arg else []))
     for b in a.batches:
         x = torch.randn((b,) + shape, generator=gen)
         ipath, opath = os.path.join(d, "in.safetensors"), os.path.join(d, "out.safetensors")

@@ -66,22 +66,12 @@ bool renderDot(const std::string& dot, const std::string& path, const std::strin
 
 // Lowers the checked graph, compiles its kernels ahead of time and links the executable (or
 // the --emit=lib library): codegen::compile, the back end's pass pipeline.
-int compileNetwork(FrontendResult& r, const std::string& output, const std::string& target, const std::string& cacheDir, int jobs, bool verbose,
-                   bool asLibrary, const std::string& tuningDb, bool asPython = false) {
-  codegen::CompileOptions o;
-  o.output = output;
-  o.asLibrary = asLibrary || asPython;
-  o.asPython = asPython;
-  o.target = target;
-  o.cacheDir = cacheDir;
-  o.jobs = jobs;
-  o.verbose = verbose;
-  o.tuningDbPath = tuningDb;
+int compileNetwork(FrontendResult& r, const codegen::CompileOptions& o) {
   codegen::CompileResult res;
   std::string err;
   if (!codegen::compile(r.graph, r.sm, o, res, err)) { fprintf(stderr, "cnnc: error: %s\n", err.c_str()); return 1; }
   std::string tunedNote = res.tuned ? ", " + std::to_string(res.tuned) + " tuned" : "";
-  fprintf(stderr, "cnnc: %s -> %s: %d kernels (%d compiled, %d cached%s), %zu calls, %.1f s\n", r.graph.name.c_str(), output.c_str(), res.stats.kernels,
+  fprintf(stderr, "cnnc: %s -> %s: %d kernels (%d compiled, %d cached%s), %zu calls, %.1f s\n", r.graph.name.c_str(), o.output.c_str(), res.stats.kernels,
           res.stats.compiled, res.stats.cached, tunedNote.c_str(), res.calls, res.seconds);
   return 0;
 }
@@ -117,7 +107,7 @@ int main(int argc, char** argv) {
   int jobs = 0;
   bool verbose = false;
   std::vector<std::string> defines;
-  bool summary = false, noWarn = false, werror = false;
+  bool summary = false, noWarn = false, werror = false, inferenceOnly = false;
   app.add_option("file", input, "the .cnn source")->required();
   app.add_option("--emit", emit,
                  "print a stage instead of compiling (ast, graph, params, dot, plan, train-plan), or write one to -o: lib (a static library + C header in "
@@ -133,6 +123,8 @@ int main(int argc, char** argv) {
   app.add_option("--cache-dir", cacheDir, "compiled-kernel cache (default: $XDG_CACHE_HOME/cnnc)");
   app.add_option("--tuning-db", tuningDb, "schedules measured by `cnnc tune` (default: $CNNC_TUNING_DB or ~/.cache/cnnc/tuning.jsonl; none: defaults only)");
   app.add_option("-j,--jobs", jobs, "parallel kernel compiles (default: number of cores)")->check(CLI::Range(1, 256));
+  app.add_flag("--inference-only", inferenceOnly,
+               "leave out the training step and its kernels (about half the compile time; `X train` then says how to get it back)");
   app.add_flag("-v,--verbose", verbose, "show each kernel compile and the link command");
   app.add_option("-D,--define", defines, "override a network parameter: -D classes=10")->type_name("NAME=VALUE");
   std::string inputShape;
@@ -210,14 +202,20 @@ int main(int argc, char** argv) {
     if (!bad.empty()) text += "memory plan error: " + bad + "\n";
   } else if (emit == "onnx") {
     return writeOnnx(r, output, target, weightsPath, opset);
-  } else if (emit == "lib") {
-    if (output.empty()) { fprintf(stderr, "cnnc: error: --emit=lib needs -o FOLDER\n"); return 2; }
-    return compileNetwork(r, output, target, cacheDir, jobs, verbose, true, tuningDb);
-  } else if (emit == "python") {
+  } else if (emit == "lib" || emit == "python" || (emit.empty() && !output.empty())) {
+    if (output.empty() && emit == "lib") { fprintf(stderr, "cnnc: error: --emit=lib needs -o FOLDER\n"); return 2; }
     if (output.empty()) { fprintf(stderr, "cnnc: error: --emit=python needs -o FOLDER (it gets lib<net>.so and cnnc_net.py)\n"); return 2; }
-    return compileNetwork(r, output, target, cacheDir, jobs, verbose, true, tuningDb, true);
-  } else if (!output.empty()) {
-    return compileNetwork(r, output, target, cacheDir, jobs, verbose, false, tuningDb);
+    codegen::CompileOptions o;
+    o.output = output;
+    o.asLibrary = !emit.empty();
+    o.asPython = emit == "python";
+    o.inferenceOnly = inferenceOnly;
+    o.target = target;
+    o.cacheDir = cacheDir;
+    o.jobs = jobs;
+    o.verbose = verbose;
+    o.tuningDbPath = tuningDb;
+    return compileNetwork(r, o);
   } else {
     return 0;  // checked, nothing else asked for
   }
