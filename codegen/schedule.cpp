@@ -20,7 +20,8 @@ std::string Schedule::str() const {
   if (lanes != 16) t += " lanes=" + std::to_string(lanes);
   if (winograd) t += " wino=" + std::to_string(winograd);
   if (autoBatch) t += " auto=" + std::to_string(autoBatch);
-  if (flat) t += " flat";
+  if (flat) t += flat == 1 ? " flat" : " flat=" + std::to_string(flat);
+  if (task) t += " task=" + std::to_string(task);
   if (gpu) t += " gpu";
   return t;
 }

@@ -29,12 +29,16 @@ struct Schedule {
   // for batches of autoBatch images (its estimate). 0: the hand schedule above.
   int autoBatch = 0;
   // Depthwise stride-1 conv (or its input gradient) whose output rows are as long as the input's:
-  // each plane walked as one flat row of H x W pixels (conv.cpp, convDepthwiseFlat). 0: rows.
+  // each plane walked as one flat row of H x W pixels (conv_depthwise.cpp). 0: rows. 1: the output
+  // stored row by row, or as whole vectors over the fused plane when its rows are narrower than 8;
+  // 2: always row by row; 3: always fused (set by the tuner, which measures both).
   int flat = 0;
+  // Flat depthwise forms: output channels per parallel task; 0: enough channels for 16K output floats.
+  int task = 0;
   // A GPU target (gpu_schedule.cpp): lowering skips CPU-only transforms (lane sums), whose
   // rfactor Funcs would fix the GPU's reduction order and parallelism.
   bool gpu = false;
-  std::string str() const;  // "vec=8 tileC=1", plus "tile=XxY" when not 1x1, "cvec=N", "lanes=N", "wino=N", "auto=N", "flat", "gpu" when set
+  std::string str() const;  // "vec=8 tileC=1", plus "tile=XxY" when not 1x1, "cvec=N", "lanes=N", "wino=N", "auto=N", "flat" (or "flat=N"), "task=N", "gpu" when set
 };
 
 // The default schedule of a kernel: vectorised over x (or features) and parallel over batch and

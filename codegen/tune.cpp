@@ -56,7 +56,13 @@ namespace cnnc::codegen {
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
+// One input channel per output channel (k.in is x for a conv, dy for its input gradient).
+bool depthwise(const KernelSpec& k) { return k.in.size() == 3 && k.attrs.groups > 1 && k.attrs.groups == k.in[0] && k.out[0] == k.in[0]; }
+
 bool tunable(const KernelSpec& k) {
+  // Depthwise convs, and the input gradients of those that walk flat (stride 1, "same"); a strided
+  // one's input gradient is split by phase, each phase with its own derived schedule.
+  if (depthwise(k)) return k.kind == KernelKind::Conv || (k.kind == KernelKind::ConvBackData && depthwiseFlatApplies(k));
   if (k.attrs.groups != 1) return false;
   if (k.kind == KernelKind::Conv) return true;
   // Weight gradients: the register tile (backWeightTile in conv.cpp); the flat depthwise form has one.
@@ -90,6 +96,37 @@ std::vector<Schedule> scheduleCandidates(const KernelSpec& k, bool adams2019) {
             s.vec = vec, s.chanVec = cv, s.tileY = kyt, s.tileC = cit, s.tileX = 1;
             add(s);
           }
+    std::mt19937 rng(12345);
+    std::shuffle(out.begin() + 1, out.end(), rng);
+    return out;
+  }
+  if (depthwise(k)) {
+    // Rows: vectors along x, tx vectors x ty rows x tc channels (each its own input plane).
+    for (int vec : {16, 8, 4}) {
+      if (vec > W || (lanes < 16 && vec > 8)) continue;
+      int regs = std::max(1, vec / lanes);
+      for (int tx : {1, 2})
+        for (int ty : {1, 2, 4})
+          for (int tc : {1, 2, 4, 8})
+            if (vec * tx <= W && ty <= H && tc <= O && tx * ty * tc * regs <= budget) {
+              Schedule s;
+              s.vec = vec, s.tileX = tx, s.tileY = ty, s.tileC = tc;
+              add(s);
+            }
+    }
+    // The flat walk (conv_depthwise.cpp): stores by row or fused over the plane, vectors of 8 or
+    // 16, channels per task (0: the 16K-floats rule).
+    if (depthwiseFlatApplies(k))
+      for (int flat : {2, 3})
+        for (int vec : {16, 8}) {
+          if ((vec == 16 && lanes < 16) || (flat == 3 && H * W < vec)) continue;
+          for (int task : {0, 1, 2, 4, 8, 16, 32, 64, 128, 256}) {
+            if (task > O) continue;
+            Schedule s;
+            s.flat = flat, s.vec = vec, s.task = task;
+            add(s);
+          }
+        }
     std::mt19937 rng(12345);
     std::shuffle(out.begin() + 1, out.end(), rng);
     return out;

@@ -5,7 +5,8 @@
 //     accumulators the register tile holds against the registers the target has (and how far past
 //     them it spills), the share of each tile dimension wasted at the edges of the layer, the tile's
 //     dimensions in log2, and the family crossed with the layer's widths (vectors along x suit wide
-//     rows, along channels narrow ones).
+//     rows, along channels narrow ones). Weight gradients and depthwise convs (memory-bound, with
+//     their own flat forms) have feature blocks of their own.
 //  2. The target is log(ms) minus the mean log(ms) of the same kernel's records, and the features
 //     are centered the same way: a per-kernel intercept absorbs each layer's size, so records of
 //     every kernel of every tuned net train one model of what makes a schedule faster than its
@@ -59,7 +60,7 @@ double waste(int n, int t) {
   return std::log2((double)((n + t - 1) / t * t) / n);
 }
 
-constexpr int kFeatures = 30;
+constexpr int kFeatures = 40;
 
 }  // namespace
 
@@ -112,6 +113,27 @@ std::vector<double> scheduleFeatures(const KernelShape& k, const Schedule& s) {
     f[27] = ty == k.kh ? 1 : 0;
     f[28] = lg(tc);
     f[29] = 1.0 / acc;
+    return f;
+  }
+  if (k.groups > 1 && k.groups == k.C && k.O == k.C) {
+    // Slots 30-39, depthwise: rows (vectors along x, tx x ty x tc accumulators) or the flat walk
+    // (stores fused or by row, channels per task, vector width).
+    if (s.flat) {
+      bool fused = s.flat == 3 || (s.flat == 1 && k.OW < 8);
+      int task = s.task > 0 ? s.task : std::max(1, 16384 / std::max(1, k.OH * k.OW));
+      f[30] = 1;
+      f[31] = fused;
+      f[32] = lg(std::min(task, k.O));
+      f[33] = std::log2((double)vec / lanes);
+      f[34] = waste(k.OH * k.OW, vec) * fused + waste(k.OW, vec) * !fused;
+      return f;
+    }
+    double acc = (double)tx * ty * tc * std::max(1, vec / lanes);
+    f[35] = acc / budget;
+    f[36] = std::max(0.0, acc - budget) / budget;
+    f[37] = waste(k.OW, vec * tx);
+    f[38] = lg(tc) + lg(ty);
+    f[39] = std::log2((double)vec / lanes);
     return f;
   }
   bool wino = s.winograd > 0, cvec = !wino && s.chanVec > 0, xvec = !wino && !cvec;
@@ -212,7 +234,10 @@ std::vector<Schedule> similarKernelsBest(const KernelShape& k, const std::string
   for (const auto& [kt, r] : db.best) {
     if (kt.second != target || kt.first == key || count[kt.first] < 4) continue;
     KernelShape o = parseKernelKey(kt.first);
-    if (!o.ok || o.kind != k.kind || o.kh != k.kh || o.kw != k.kw || o.sh != k.sh || o.sw != k.sw || o.groups != k.groups) continue;
+    // Depthwise convs of any width are alike (groups = channels); other groups must match.
+    auto dw = [](const KernelShape& s) { return s.groups > 1 && s.groups == s.C && s.O == s.C; };
+    bool sameGroups = o.groups == k.groups || (dw(o) && dw(k));
+    if (!o.ok || o.kind != k.kind || o.kh != k.kh || o.kw != k.kw || o.sh != k.sh || o.sw != k.sw || !sameGroups) continue;
     double dist = std::fabs(lg(o.C) - lg(k.C)) + std::fabs(lg(o.O) - lg(k.O)) + std::fabs(lg(o.OH) - lg(k.OH)) + std::fabs(lg(o.OW) - lg(k.OW));
     near.push_back({dist, r.schedule});
   }

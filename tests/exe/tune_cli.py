@@ -25,8 +25,12 @@ import sys
 import tempfile
 import time
 
+import numpy as np
+
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "torch"))
 from cli import check, expect, failures, run  # noqa: E402
+import st  # noqa: E402
 
 NET = """network tune_small {
   input(16, 12, 12)
@@ -114,6 +118,33 @@ def main():
         expect("compile with the training database", r, 0, "tuned")
         r = run([f"{d}/tuned_train", "bench", "--train", "--batch", "4", "--iters", "1", "--warmup", "0"])
         expect("its training step runs", r, 0, "median")
+
+        # Depthwise convs: the flat walk at 7x9 (stores by row or fused, channels per task) and rows of
+        # x vectors for the strided one; the tuned net infers as the untuned one does.
+        dsrc, ddb = f"{d}/tune_dw.cnn", f"{d}/dw.jsonl"
+        with open(dsrc, "w") as f:
+            f.write("network tune_dw {\n  input(32, 7, 9)\n  conv(32, 3, padding=1, groups=32)\n  relu\n"
+                    "  conv(32, 3, stride=2, padding=1, groups=32)\n  flatten\n  linear(10)\n}\n")
+        r = run([cnnc, "tune", dsrc, "--in-net-rounds", "0", "--db", ddb, "--cache-dir", cache, "--budget", "8s", "--patience", "100"])
+        expect("tune a depthwise net", r, 0, "tune_dw/infer", "candidates measured")
+        drecs = [x for x in records(ddb) if x] if os.path.exists(ddb) else []
+        dw_kernels = {x["kernel"] for x in drecs if " g=32 " in x["kernel"]}
+        flat_forms = {(x["schedule"].get("flat", 0), x["schedule"].get("task", 0)) for x in drecs}
+        check("both depthwise convs are tuned", len(dw_kernels) == 2, f"{sorted(dw_kernels)}")
+        check("flat walks of several forms are measured", len({f for f, _ in flat_forms if f}) >= 2 and len({t for _, t in flat_forms}) >= 2,
+              f"{sorted(flat_forms)}")
+        x = np.random.default_rng(1).standard_normal((2, 32, 7, 9)).astype(np.float32)
+        st.save(f"{d}/dw_in.safetensors", {"input": x})
+        outs = []
+        for tag, tdb_arg in (("tuned", ddb), ("plain", "none")):
+            r = run([cnnc, dsrc, "-o", f"{d}/dw_{tag}", "--cache-dir", cache, "--tuning-db", tdb_arg, "--inference-only"])
+            expect(f"compile the depthwise net, {tag}", r, 0)
+            run([f"{d}/dw_{tag}", "export-weights", f"{d}/dw_w.safetensors", "--seed", "2"])
+            r = run([f"{d}/dw_{tag}", "infer", "--weights", f"{d}/dw_w.safetensors", "--input", f"{d}/dw_in.safetensors", "--output", f"{d}/dw_{tag}.safetensors"])
+            outs.append(st.load(f"{d}/dw_{tag}.safetensors")["output"] if r.returncode == 0 else None)
+        diff = float(np.max(np.abs(outs[0] - outs[1]))) if all(o is not None for o in outs) else float("inf")
+        # Forms differ only in the order of a few float sums: 1e-5 of the output's scale names that.
+        check(f"the tuned depthwise net infers as the untuned one (max abs diff {diff:.2e}, tol 1e-5)", diff <= 1e-5 * (1 + float(np.max(np.abs(outs[1])))))
 
         # Kill a tune once it has written records, then resume it.
         kdb = f"{d}/killed.jsonl"

@@ -78,6 +78,13 @@ TEST(TuningDb, RoundTripAndFastestWins) {
   EXPECT_DOUBLE_EQ(best.medianMs, 1.5);
   EXPECT_EQ(best.schedule.tileC, 12);
   EXPECT_EQ(best.net, "t/infer");
+  // A flat depthwise schedule keeps its store form and channels per task.
+  TuningRecord dw = rec("conv dw", 0.7, 1);
+  dw.schedule.flat = 3, dw.schedule.task = 32;
+  ASSERT_TRUE(appendTuningRecord(p, dw, err)) << err;
+  TuningDb db2;
+  ASSERT_TRUE(read(p, db2, err, w)) << err;
+  EXPECT_EQ(db2.best.at({"conv dw", "x86-64-linux-avx512"}).schedule.str(), dw.schedule.str());
   unlink(p.c_str());
 }
 
@@ -382,6 +389,59 @@ TEST(TuneCandidates, WeightGradientTilesVaryWithinTheRegisters) {
   flat.schedule.flat = 1;
   flat.extraIns = {{8, 7, 7}};
   EXPECT_FALSE(tunable(flat));
+}
+
+// Depthwise convs are tuned: rows of x vectors (tx x ty x tc accumulators within the registers) and,
+// where the plane can be walked flat (stride 1, "same"), the flat walk with its stores by row or
+// fused, its vector width and its channels per task; the flat input gradient likewise. A strided
+// depthwise conv has no flat form, and its input gradient (split by phase) is not tuned.
+TEST(TuneCandidates, DepthwiseRowsAndFlatWalks) {
+  for (int lanes : {16, 8}) {
+    KernelSpec k;
+    k.kind = KernelKind::Conv;
+    k.in = k.out = {96, 14, 14};
+    k.attrs.kernel[0] = k.attrs.kernel[1] = 3;
+    k.attrs.pad[0] = k.attrs.pad[1] = 1;
+    k.attrs.groups = 96;
+    k.schedule = defaultSchedule(k, lanes);
+    EXPECT_EQ(k.schedule.flat, 1);  // 14 < 16: the default walks flat
+    ASSERT_TRUE(tunable(k));
+    auto cs = scheduleCandidates(k);
+    EXPECT_EQ(cs[0].str(), k.schedule.str());
+    std::set<std::string> seen;
+    std::set<int> flats, tasks;
+    for (const auto& s : cs) {
+      EXPECT_TRUE(seen.insert(s.str()).second) << s.str();
+      EXPECT_LE(s.vec, std::max(lanes, 8)) << s.str();
+      flats.insert(s.flat);
+      if (s.flat) {
+        EXPECT_LE(s.task, 96) << s.str();
+        tasks.insert(s.task);
+      } else {
+        EXPECT_EQ(s.chanVec, 0) << s.str();  // channel vectors would gather across planes
+        EXPECT_LE(s.tileX * s.tileY * s.tileC * std::max(1, s.vec / lanes), lanes == 8 ? 12 : 24) << s.str();
+      }
+    }
+    EXPECT_EQ(flats, (std::set<int>{0, 1, 2, 3})) << lanes;
+    EXPECT_GE(tasks.size(), 6u) << lanes;
+    KernelSpec dx = k;  // its input gradient: dy [96,14,14] -> dx
+    dx.kind = KernelKind::ConvBackData;
+    EXPECT_TRUE(tunable(dx));
+    KernelSpec s2 = k;
+    s2.attrs.stride[0] = s2.attrs.stride[1] = 2;
+    s2.out = {96, 7, 7};
+    s2.schedule = defaultSchedule(s2, lanes);
+    ASSERT_TRUE(tunable(s2));
+    for (const auto& s : scheduleCandidates(s2)) EXPECT_EQ(s.flat, 0) << s.str();
+    KernelSpec s2dx = s2;
+    s2dx.kind = KernelKind::ConvBackData;
+    s2dx.in = {96, 7, 7};
+    s2dx.out = {96, 14, 14};
+    EXPECT_FALSE(tunable(s2dx));
+  }
+  Schedule s;
+  s.flat = 3, s.task = 8;
+  EXPECT_NE(s.str().find("flat=3 task=8"), std::string::npos) << s.str();
 }
 
 // AVX2 has 16 vector registers of 8 floats: its defaults and candidates keep at most 12
