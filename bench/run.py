@@ -134,9 +134,10 @@ def cnnc_time(exe, mode, batch, warmup, iters, threads):
     return json.loads(out.strip().splitlines()[-1])
 
 
-def compile_net(cnnc, net, out, cache, tuning_db="none", shape=None):
+def compile_net(cnnc, net, out, cache, tuning_db="none", shape=None, target=None):
     t0 = time.perf_counter()
     extra = ["--input-shape", ",".join(str(v) for v in shape)] if shape else []
+    extra += ["--target", target] if target else []
     subprocess.run([cnnc, os.path.join(ROOT, "nets", net + ".cnn"), "-o", out, "--cache-dir", cache, "--tuning-db", tuning_db] + extra, check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     return time.perf_counter() - t0

@@ -8,6 +8,8 @@ the median of the per-round ratios untuned / tuned.
 
 Usage (from the repository root, after scripts/build.sh and a tune):
     /usr/bin/python3 bench/tuned.py --db ~/.cache/cnnc/tuning.jsonl --cases resnet18:infer:1,tinyresnet:train:128 [--write]
+  A case may name a target as its fourth field (resnet18:infer:1:x86-64-linux-avx2-fma): both builds
+  are then for it, and the database's records for that target apply.
   --write replaces the "Tuning" section of BENCHMARKS.md.
 """
 import argparse
@@ -27,7 +29,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cnnc", default=os.path.join(ROOT, "build", "cnnc"))
     ap.add_argument("--db", required=True, help="the tuning database")
-    ap.add_argument("--cases", default="resnet18:infer:1,tinyresnet:train:128", help="net:mode:batch,...")
+    ap.add_argument("--cases", default="resnet18:infer:1,tinyresnet:train:128", help="net:mode:batch[:target],...")
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--iters", type=int, default=10)
@@ -40,11 +42,11 @@ def main():
     with tempfile.TemporaryDirectory() as work:
         cache = os.path.join(work, "cache")
         for case in a.cases.split(","):
-            net, mode, batch = case.split(":")
+            net, mode, batch, target = (case.split(":") + [""])[:4]
             batch = int(batch)
             plain, tuned = os.path.join(work, net + "-default"), os.path.join(work, net + "-tuned")
-            compile_net(a.cnnc, net, plain, cache, "none")
-            compile_net(a.cnnc, net, tuned, cache, a.db)
+            compile_net(a.cnnc, net, plain, cache, "none", target=target or None)
+            compile_net(a.cnnc, net, tuned, cache, a.db, target=target or None)
             # The order flips every round, and the speedup is the median of the rounds' ratios: this
             # shared machine's speed drifts by a fifth within minutes (ResNet-18 b1: 21-28 ms).
             p_ms, t_ms, ratios = [], [], []
@@ -57,7 +59,7 @@ def main():
                 t_ms.append(t)
                 ratios.append(p / t)
             p, t, sp = statistics.median(p_ms), statistics.median(t_ms), statistics.median(ratios)
-            rows.append((net, mode, batch, p, t, sp))
+            rows.append((net + (f" ({target})" if target else ""), mode, batch, p, t, sp))
             print(f"{net:>10} {mode:5} batch {batch:3}: default {p:9.2f} ms  tuned {t:9.2f} ms  speedup {sp:5.2f}", file=sys.stderr)
     now = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
     lines = ["## Tuning: tuned against default schedules", "",

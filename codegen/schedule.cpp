@@ -22,6 +22,7 @@ std::string Schedule::str() const {
   if (autoBatch) t += " auto=" + std::to_string(autoBatch);
   if (flat) t += flat == 1 ? " flat" : " flat=" + std::to_string(flat);
   if (task) t += " task=" + std::to_string(task);
+  if (phase) t += " phase";
   if (gpu) t += " gpu";
   return t;
 }

@@ -35,10 +35,14 @@ struct Schedule {
   int flat = 0;
   // Flat depthwise forms: output channels per parallel task; 0: enough channels for 16K output floats.
   int task = 0;
+  // Strided input gradient (split by phase, conv.cpp): 1: vec, tileX, tileY, tileC and chanVec
+  // schedule every phase, as a conv of the phase grid's shape (set by the tuner); 0: each phase
+  // derives its own default.
+  int phase = 0;
   // A GPU target (gpu_schedule.cpp): lowering skips CPU-only transforms (lane sums), whose
   // rfactor Funcs would fix the GPU's reduction order and parallelism.
   bool gpu = false;
-  std::string str() const;  // "vec=8 tileC=1", plus "tile=XxY" when not 1x1, "cvec=N", "lanes=N", "wino=N", "auto=N", "flat" (or "flat=N"), "task=N", "gpu" when set
+  std::string str() const;  // "vec=8 tileC=1", plus "tile=XxY" when not 1x1, "cvec=N", "lanes=N", "wino=N", "auto=N", "flat" (or "flat=N"), "task=N", "phase", "gpu" when set
 };
 
 // The default schedule of a kernel: vectorised over x (or features) and parallel over batch and

@@ -67,8 +67,9 @@ bool tunable(const KernelSpec& k) {
   if (k.kind == KernelKind::Conv) return true;
   // Weight gradients: the register tile (backWeightTile in conv.cpp); the flat depthwise form has one.
   if (k.kind == KernelKind::ConvBackWeight) return !k.schedule.flat && !k.extraIns.empty();
-  // Strided input gradients are split by phase, each phase with its own derived schedule.
-  return k.kind == KernelKind::ConvBackData && k.attrs.stride[0] == 1 && k.attrs.stride[1] == 1;
+  // Input gradients: stride 1, and strided ones split by phase (one schedule for every phase); a
+  // strided dilated one runs over upsampled dy and keeps its default.
+  return k.kind == KernelKind::ConvBackData && ((k.attrs.stride[0] == 1 && k.attrs.stride[1] == 1) || usesPhases(k));
 }
 
 std::vector<Schedule> scheduleCandidates(const KernelSpec& k, bool adams2019) {
@@ -96,6 +97,25 @@ std::vector<Schedule> scheduleCandidates(const KernelSpec& k, bool adams2019) {
             s.vec = vec, s.chanVec = cv, s.tileY = kyt, s.tileC = cit, s.tileX = 1;
             add(s);
           }
+    std::mt19937 rng(12345);
+    std::shuffle(out.begin() + 1, out.end(), rng);
+    return out;
+  }
+  if (k.kind == KernelKind::ConvBackData && usesPhases(k)) {
+    // The phases' schedule (Schedule::phase): a forward conv's candidates for the largest phase
+    // grid, kept where they fit the smallest too (a phase is one column or row shorter when the
+    // stride does not divide the size), as pixel tiles of channel vectors must divide it.
+    int sx = (int)k.attrs.stride[1], sy = (int)k.attrs.stride[0];
+    int Wq = (W + sx - 1) / sx, Hq = (H + sy - 1) / sy, Wq1 = W / sx, Hq1 = H / sy;
+    KernelSpec g = k;
+    g.kind = KernelKind::Conv;
+    g.out = {k.out[0], Hq, Wq};
+    g.schedule = defaultSchedule(g, lanes);
+    for (Schedule s : scheduleCandidates(g)) {
+      if (s.chanVec ? (Wq % s.tileX || Hq % s.tileY || Wq1 % s.tileX || Hq1 % s.tileY) : (s.vec * s.tileX > Wq1 || s.tileY > Hq1)) continue;
+      s.phase = 1;
+      add(s);
+    }
     std::mt19937 rng(12345);
     std::shuffle(out.begin() + 1, out.end(), rng);
     return out;

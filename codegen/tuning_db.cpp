@@ -33,6 +33,7 @@ json scheduleToJson(const Schedule& s) {
   if (s.autoBatch) j["auto"] = s.autoBatch;  // only when set: records without it keep their checksums
   if (s.flat) j["flat"] = s.flat;
   if (s.task) j["task"] = s.task;
+  if (s.phase) j["phase"] = s.phase;
   return j;
 }
 
@@ -101,6 +102,7 @@ bool parseRecord(const std::string& line, TuningRecord& r, std::string& err) {
   if (sc->contains("auto") && !intField(*sc, "auto", 1, 1 << 20, s.autoBatch, err)) return false;
   if (sc->contains("flat") && !intField(*sc, "flat", 0, 3, s.flat, err)) return false;
   if (sc->contains("task") && !intField(*sc, "task", 1, 1 << 16, s.task, err)) return false;
+  if (sc->contains("phase") && !intField(*sc, "phase", 0, 1, s.phase, err)) return false;
   // Records of cnnc 0.1.0 carry "par", a schedule field that nothing read (since removed); it
   // stays in their checksummed body so they still verify.
   json body = recordBody(r);

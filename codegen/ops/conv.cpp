@@ -26,6 +26,11 @@
 
 namespace cnnc::codegen {
 
+bool usesPhases(const KernelSpec& k) {
+  const Attrs& a = k.attrs;
+  return (a.stride[0] > 1 || a.stride[1] > 1) && a.dilation[0] == 1 && a.dilation[1] == 1;
+}
+
 namespace {
 
 // ---- Schedules shared by the direct convolutions (forward and input gradient) ----
@@ -264,7 +269,7 @@ PhaseFuncs convBackDataPhases(const KernelSpec& k) {
       }
       KernelSpec ks = k;
       ks.out = {C, ph.Hq, ph.Wq};
-      ph.sc = defaultSchedule(ks, k.schedule.lanes);
+      ph.sc = k.schedule.phase ? k.schedule : defaultSchedule(ks, k.schedule.lanes);
       ph.r = RDom(0, nx, 0, ny, 0, cog, "r" + tag);
       RDom& r = ph.r;
       Expr co = g * cog + r.z, kx = k0x + sx * r.x, ky = k0y + sy * r.y;
@@ -375,10 +380,6 @@ void convBackDataUpsampledCpu(BackDataFuncs& f, const KernelSpec& k) {
   else scheduleConvTile(f.out, f.acc, f.r, k.schedule, (int)k.out[0], v, f.dyz);
 }
 
-bool usesPhases(const KernelSpec& k) {
-  const Attrs& a = k.attrs;
-  return (a.stride[0] > 1 || a.stride[1] > 1) && a.dilation[0] == 1 && a.dilation[1] == 1;
-}
 
 // ---- ConvBackWeight: the weight gradient ----
 

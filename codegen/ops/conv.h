@@ -13,4 +13,7 @@ bool winogradApplies(const KernelSpec& k);
 // rows as long as the input's; weight gradients of any grouped conv.
 bool depthwiseFlatApplies(const KernelSpec& k);
 
+// A strided input gradient without dilation, computed per phase of the stride (convBackDataPhases).
+bool usesPhases(const KernelSpec& k);
+
 }  // namespace cnnc::codegen

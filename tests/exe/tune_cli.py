@@ -106,18 +106,36 @@ def main():
         expect("tune a second net", r, 0, "tune_other/infer", "candidates measured")
         check("similar kernels on record seed its search", re.search(r"\b[1-9] seeds", r.stderr), r.stderr.strip()[-600:])
 
-        # Training kernels: weight gradients are tuned too (their register tiles), checked against
-        # the default's output like every candidate, and a compile with the database takes them.
+        # Training kernels: weight gradients are tuned too (their register tiles), and the strided
+        # conv's input gradient (one schedule for its four phases), each checked against the default's
+        # output like every candidate; a compile with the database takes them and its training step
+        # gives the untuned step's loss, gradients and updates.
+        tsrc = f"{d}/tune_stride.cnn"
+        with open(tsrc, "w") as f:
+            f.write(NET.replace("tune_small", "tune_stride").replace("b: conv(32, 3, padding=1)", "b: conv(32, 3, stride=2, padding=1)"))
         tdb = f"{d}/train.jsonl"
-        r = run([cnnc, "tune", src, "--train", "--in-net-rounds", "0", "--batch", "4", "--db", tdb, "--cache-dir", cache, "--budget", "10s"])
-        expect("tune --train", r, 0, "tune_small/train", "candidates measured")
+        r = run([cnnc, "tune", tsrc, "--train", "--in-net-rounds", "0", "--batch", "4", "--db", tdb, "--cache-dir", cache, "--budget", "12s"])
+        expect("tune --train", r, 0, "tune_stride/train", "candidates measured")
         trecs = [x for x in records(tdb) if x]
         wg = [x for x in trecs if x["kernel"].startswith("convbackweight")]
         check("weight-gradient candidates are measured", len({x["schedule"]["cvec"] for x in wg}) > 1, f"{len(wg)} records")
-        r = run([cnnc, src, "-o", f"{d}/tuned_train", "--cache-dir", cache, "--tuning-db", tdb])
-        expect("compile with the training database", r, 0, "tuned")
-        r = run([f"{d}/tuned_train", "bench", "--train", "--batch", "4", "--iters", "1", "--warmup", "0"])
-        expect("its training step runs", r, 0, "median")
+        ph = [x for x in trecs if x["kernel"].startswith("convbackdata") and " s=2x2 " in x["kernel"]]
+        check("the strided input gradient's phase schedules are measured", any(x["schedule"].get("phase") for x in ph), f"{len(ph)} records")
+        xin = np.random.default_rng(2).standard_normal((3, 16, 12, 12)).astype(np.float32)
+        st.save(f"{d}/t_in.safetensors", {"input": xin})
+        st.save(f"{d}/t_lab.safetensors", {"labels": np.array([1, 7, 3], np.int64)})
+        steps = []
+        for tag, tdb_arg in (("tuned_train", tdb), ("plain_train", "none")):
+            r = run([cnnc, tsrc, "-o", f"{d}/{tag}", "--cache-dir", cache, "--tuning-db", tdb_arg])
+            expect(f"compile the strided net, {tag}", r, 0, *(["tuned"] if tdb_arg != "none" else []))
+            run([f"{d}/{tag}", "export-weights", f"{d}/t_w.safetensors", "--seed", "4"])
+            r = run([f"{d}/{tag}", "step", "--weights", f"{d}/t_w.safetensors", "--input", f"{d}/t_in.safetensors", "--labels", f"{d}/t_lab.safetensors",
+                     "--lr", "0.1", "--output", f"{d}/{tag}_step.safetensors"])
+            steps.append(st.load(f"{d}/{tag}_step.safetensors") if r.returncode == 0 else {})
+        worst = max((float(np.max(np.abs(np.asarray(steps[0][n], np.float64) - steps[1][n]))) / (1 + float(np.max(np.abs(steps[1][n]))))
+                     for n in steps[1]), default=float("inf")) if steps[0] and steps[0].keys() == steps[1].keys() else float("inf")
+        # Schedules reorder float sums only: 1e-5 relative to each tensor's scale names that.
+        check(f"the tuned training step equals the untuned one (max rel diff {worst:.2e}, tol 1e-5)", worst <= 1e-5)
 
         # Depthwise convs: the flat walk at 7x9 (stores by row or fused, channels per task) and rows of
         # x vectors for the strided one; the tuned net infers as the untuned one does.

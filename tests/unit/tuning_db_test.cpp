@@ -348,10 +348,35 @@ TEST(TuneCandidates, DefaultFirstAllDistinctRegisterTilesFit) {
   EXPECT_TRUE(wino);
   EXPECT_TRUE(chan);
   EXPECT_TRUE(adams);
-  // A strided input gradient is split by phase with derived schedules: nothing to tune.
+  // A strided input gradient is split by phase: its candidates schedule every phase (Schedule::phase)
+  // as a conv of the phase grid, and fit the smaller phases of an odd size (29x29 at stride 2: grids
+  // of 15 and 14) -- channel-vector tiles dividing both, x-vector tiles no wider than the smaller.
   KernelSpec d = k;
   d.kind = KernelKind::ConvBackData;
   d.attrs.stride[0] = d.attrs.stride[1] = 2;
+  d.in = {128, 15, 15};
+  d.out = {64, 29, 29};
+  d.schedule = defaultSchedule(d);
+  ASSERT_TRUE(tunable(d));
+  auto ds = scheduleCandidates(d);
+  ASSERT_GT(ds.size(), 10u);
+  EXPECT_EQ(ds[0].str(), d.schedule.str());
+  EXPECT_EQ(ds[0].phase, 0);
+  bool dchan = false;
+  for (size_t i = 1; i < ds.size(); ++i) {
+    const Schedule& s = ds[i];
+    EXPECT_EQ(s.phase, 1) << s.str();
+    EXPECT_EQ(s.winograd, 0) << s.str();
+    if (s.chanVec) {
+      dchan = true;
+      EXPECT_EQ(15 % s.tileX + 14 % s.tileX + 15 % s.tileY + 14 % s.tileY, 0) << s.str();
+    } else {
+      EXPECT_LE(s.vec * s.tileX, 14) << s.str();
+      EXPECT_LE(s.tileY, 14) << s.str();
+    }
+  }
+  EXPECT_TRUE(dchan);
+  d.attrs.dilation[0] = d.attrs.dilation[1] = 2;  // strided and dilated: over upsampled dy, not tuned
   EXPECT_FALSE(tunable(d));
 }
 
