@@ -9,7 +9,8 @@ the median of the per-round ratios untuned / tuned.
 Usage (from the repository root, after scripts/build.sh and a tune):
     /usr/bin/python3 bench/tuned.py --db ~/.cache/cnnc/tuning.jsonl --cases resnet18:infer:1,tinyresnet:train:128 [--write]
   A case may name a target as its fourth field (resnet18:infer:1:x86-64-linux-avx2-fma): both builds
-  are then for it, and the database's records for that target apply.
+  are then for it, and the database's records for that target apply; a net may name an input size
+  (resnet18@3x192x192:infer:1).
   --write replaces the "Tuning" section of BENCHMARKS.md.
 """
 import argparse
@@ -42,11 +43,13 @@ def main():
     with tempfile.TemporaryDirectory() as work:
         cache = os.path.join(work, "cache")
         for case in a.cases.split(","):
-            net, mode, batch, target = (case.split(":") + [""])[:4]
+            name, mode, batch, target = (case.split(":") + [""])[:4]
+            net, _, size = name.partition("@")
+            shape = [int(v) for v in size.split("x")] if size else None
             batch = int(batch)
             plain, tuned = os.path.join(work, net + "-default"), os.path.join(work, net + "-tuned")
-            compile_net(a.cnnc, net, plain, cache, "none", target=target or None)
-            compile_net(a.cnnc, net, tuned, cache, a.db, target=target or None)
+            compile_net(a.cnnc, net, plain, cache, "none", shape=shape, target=target or None)
+            compile_net(a.cnnc, net, tuned, cache, a.db, shape=shape, target=target or None)
             # The order flips every round, and the speedup is the median of the rounds' ratios: this
             # shared machine's speed drifts by a fifth within minutes (ResNet-18 b1: 21-28 ms).
             p_ms, t_ms, ratios = [], [], []
@@ -59,7 +62,7 @@ def main():
                 t_ms.append(t)
                 ratios.append(p / t)
             p, t, sp = statistics.median(p_ms), statistics.median(t_ms), statistics.median(ratios)
-            rows.append((net + (f" ({target})" if target else ""), mode, batch, p, t, sp))
+            rows.append((name + (f" ({target})" if target else ""), mode, batch, p, t, sp))
             print(f"{net:>10} {mode:5} batch {batch:3}: default {p:9.2f} ms  tuned {t:9.2f} ms  speedup {sp:5.2f}", file=sys.stderr)
     now = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
     lines = ["## Tuning: tuned against default schedules", "",
