@@ -210,6 +210,9 @@ namespace {
 
 using KernelFn = int (*)(void**);
 
+// The patience of a kernel whose search starts from seeds (similar kernels' best schedules).
+int seededPatience(int patience) { return std::max(2, patience / 2); }
+
 
 // The buffers of one call at `batch` images, in argument order, the output last.
 struct CallBuffers {
@@ -708,7 +711,7 @@ bool Tuner::run(const std::vector<TuneKernel>& kernels, std::string& err) {
     bool informed = shape.ok && (model.ready() || !seeds.empty());
     // Seeded, half the patience: a similar kernel's best, measured first, is most of what a search
     // finds (ResNet-18 at 192 after 224: 186 candidates with the full patience against 328 from scratch).
-    const int patience = seeds.empty() ? o_.patience : std::max(2, o_.patience / 2);
+    const int patience = seeds.empty() ? o_.patience : seededPatience(o_.patience);
     std::vector<KernelSpec> todo;
     for (Schedule sc : cands) {
       if (sc.autoBatch) sc.autoBatch = o_.batch;
@@ -766,7 +769,8 @@ bool Tuner::run(const std::vector<TuneKernel>& kernels, std::string& err) {
   int newRecords = 0;
   for (auto& s : st) { def += s.defaultMs * s.k->calls; best += s.bestMs * s.k->calls; newRecords += s.measured; }
   if (stoppedEarly)
-    fprintf(stderr, "cnnc tune: %d kernels stopped after %d candidates without a better one (--patience)\n", stoppedEarly, o_.patience);
+    fprintf(stderr, "cnnc tune: %d kernels stopped after %d candidates without a better one (--patience; %d for a kernel with seeds)\n", stoppedEarly,
+            o_.patience, seededPatience(o_.patience));
   if (searchedBefore)
     fprintf(stderr, "cnnc tune: %d kernels were searched to their patience by an earlier tune (this net or another with the same kernels): not searched again\n",
             searchedBefore);
