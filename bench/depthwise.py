@@ -57,6 +57,7 @@ def main():
     ap.add_argument("--batches", default="1,32")
     ap.add_argument("--runs", type=int, default=7)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--tuning-db", default="none", help="compile with this tuning database (cnnc tune); none: the default schedules")
     a = ap.parse_args()
     work = tempfile.mkdtemp(prefix="cnnc-dw-")
     bw_exe = os.path.join(work, "mem_bandwidth")
@@ -65,11 +66,12 @@ def main():
     triad = float(re.search(r"triad ([\d.]+)", bw).group(1))
     net_file = os.path.join(ROOT, "nets", a.net + ".cnn")
     exe = os.path.join(work, a.net)
-    subprocess.run([a.cnnc, net_file, "-o", exe, "--cache-dir", os.path.join(work, "cache")] + (["--input-shape", a.shape] if a.shape else []),
+    subprocess.run([a.cnnc, net_file, "-o", exe, "--cache-dir", os.path.join(work, "cache"), "--tuning-db", a.tuning_db, "--inference-only"]
+                   + (["--input-shape", a.shape] if a.shape else []),
                    check=True, capture_output=True)
     calls = depthwise_calls(a.cnnc, net_file, a.shape)
     from run import machine  # bench/run.py's description of the processor
-    print(f"{machine()}; memory bandwidth ({a.threads} threads): {bw}")
+    print(f"{machine()}; memory bandwidth ({a.threads} threads): {bw}; tuning database: {a.tuning_db}")
     for batch in (int(b) for b in a.batches.split(",")):
         ms = profile(exe, batch, a.runs, a.threads)
         print(f"\n{a.net}, batch {batch}, {a.threads} threads, median of {a.runs} profiled runs:\n")

@@ -7,7 +7,8 @@ input size and batch, interleaved over several rounds so that both see the same 
 The ratio is PyTorch's median / cnnc's median: above 1 means cnnc is faster. Also measured: cold
 and warm compile time of each net (`cnnc NET.cnn -o X` with an empty and a filled kernel cache) and
 the peak RSS of both for TinyResNet training and ResNet-18 inference. Nets compile with the default
-schedules (`--tuning-db none`); bench/tuned.py measures what a tuning database changes.
+schedules (`--tuning-db none`) unless --tuning-db names a database (then the run prints only: the
+written table is the defaults'); bench/tuned.py measures what a tuning database changes.
 
 Usage (from the repository root, after scripts/build.sh):
     /usr/bin/python3 bench/run.py                 # every case; writes BENCHMARKS.md
@@ -175,6 +176,7 @@ def main():
     ap.add_argument("--quick", action="store_true", help="fewer cases and rounds; does not write BENCHMARKS.md")
     ap.add_argument("--cases", help="comma-separated net names to keep")
     ap.add_argument("--no-write", action="store_true", help="print only")
+    ap.add_argument("--tuning-db", default="none", help="compile with this tuning database (prints only)")
     ap.add_argument("--no-compile", action="store_true", help="skip the cold/warm compile timing")
     ap.add_argument("--out", default=os.path.join(ROOT, "BENCHMARKS.md"))
     a = ap.parse_args()
@@ -183,6 +185,8 @@ def main():
     cases = QUICK if a.quick else CASES
     if a.quick:
         a.rounds, a.no_write = min(a.rounds, 3), True
+    if a.tuning_db != "none":
+        a.no_write = True
     if a.cases:
         keep = set(a.cases.split(","))
         cases = [c for c in cases if c[0] in keep]
@@ -195,8 +199,8 @@ def main():
     for net, shape in builds:
         tag = net + ("_" + "x".join(str(v) for v in shape) if shape else "")
         exe = os.path.join(work, tag)
-        cold = compile_net(a.cnnc, net, exe, os.path.join(work, "cold-" + tag), shape=shape)
-        warm = compile_net(a.cnnc, net, exe, os.path.join(work, "cold-" + tag), shape=shape) if not a.no_compile else float("nan")
+        cold = compile_net(a.cnnc, net, exe, os.path.join(work, "cold-" + tag), a.tuning_db, shape=shape)
+        warm = compile_net(a.cnnc, net, exe, os.path.join(work, "cold-" + tag), a.tuning_db, shape=shape) if not a.no_compile else float("nan")
         exes[(net, shape)] = exe
         compile_rows.append((tag, cold, warm))
         log(f"compiled {tag}: cold {cold:.1f} s, warm {warm:.2f} s")
