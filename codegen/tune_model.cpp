@@ -17,6 +17,7 @@
 #include "tune_model.h"
 
 #include "kernel.h"
+#include "ops/conv.h"
 
 #include <algorithm>
 #include <cmath>
@@ -115,15 +116,14 @@ std::vector<double> scheduleFeatures(const KernelShape& k, const Schedule& s) {
     f[29] = 1.0 / acc;
     return f;
   }
-  if (k.groups > 1 && k.groups == k.C && k.O == k.C) {
+  if (k.depthwise()) {
     // Slots 30-39, depthwise: rows (vectors along x, tx x ty x tc accumulators) or the flat walk
     // (stores fused or by row, channels per task, vector width).
     if (s.flat) {
-      bool fused = s.flat == 3 || (s.flat == 1 && k.OW < 8);
-      int task = s.task > 0 ? s.task : std::max(1, 16384 / std::max(1, k.OH * k.OW));
+      bool fused = depthwiseFlatFused(s, k.OW, (int64_t)k.OH * k.OW, vec);
       f[30] = 1;
       f[31] = fused;
-      f[32] = lg(std::min(task, k.O));
+      f[32] = lg(depthwiseFlatTask(s, k.O, (int64_t)k.OH * k.OW));
       f[33] = std::log2((double)vec / lanes);
       f[34] = waste(k.OH * k.OW, vec) * fused + waste(k.OW, vec) * !fused;
       return f;
@@ -235,8 +235,7 @@ std::vector<Schedule> similarKernelsBest(const KernelShape& k, const std::string
     if (kt.second != target || kt.first == key || count[kt.first] < 4) continue;
     KernelShape o = parseKernelKey(kt.first);
     // Depthwise convs of any width are alike (groups = channels); other groups must match.
-    auto dw = [](const KernelShape& s) { return s.groups > 1 && s.groups == s.C && s.O == s.C; };
-    bool sameGroups = o.groups == k.groups || (dw(o) && dw(k));
+    bool sameGroups = o.groups == k.groups || (o.depthwise() && k.depthwise());
     if (!o.ok || o.kind != k.kind || o.kh != k.kh || o.kw != k.kw || o.sh != k.sh || o.sw != k.sw || !sameGroups) continue;
     double dist = std::fabs(lg(o.C) - lg(k.C)) + std::fabs(lg(o.O) - lg(k.O)) + std::fabs(lg(o.OH) - lg(k.OH)) + std::fabs(lg(o.OW) - lg(k.OW));
     near.push_back({dist, r.schedule});

@@ -12,6 +12,11 @@ bool winogradApplies(const KernelSpec& k);
 // (Schedule::flat, conv_depthwise.cpp): convs and input gradients when depthwise, stride 1, output
 // rows as long as the input's; weight gradients of any grouped conv.
 bool depthwiseFlatApplies(const KernelSpec& k);
+// The flat forward walk's choices (conv_depthwise.cpp), shared with the tuner's cost model: output
+// channels per parallel task (of C), and whether the output is stored as vectors of `vec` over the
+// fused plane of W-pixel rows rather than row by row.
+int depthwiseFlatTask(const Schedule& s, int64_t C, int64_t plane);
+bool depthwiseFlatFused(const Schedule& s, int64_t W, int64_t plane, int vec);
 
 // A strided input gradient without dilation, computed per phase of the stride (convBackDataPhases).
 bool usesPhases(const KernelSpec& k);

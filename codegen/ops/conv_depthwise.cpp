@@ -22,6 +22,14 @@ bool depthwiseFlatApplies(const KernelSpec& k) {
          k.out[0] == k.in[0] && a.stride[0] == 1 && a.stride[1] == 1 && k.out[2] == k.in[2];
 }
 
+int depthwiseFlatTask(const Schedule& s, int64_t C, int64_t plane) {
+  return (int)std::max<int64_t>(1, std::min<int64_t>(C, s.task > 0 ? s.task : 16384 / std::max<int64_t>(1, plane)));
+}
+
+// Fused by default only for rows narrower than 8 (see convDepthwiseFlatCpu); never for a plane
+// smaller than one vector.
+bool depthwiseFlatFused(const Schedule& s, int64_t W, int64_t plane, int vec) { return plane >= vec && (s.flat == 3 || (s.flat == 1 && W < 8)); }
+
 namespace {
 
 // ---- Conv and ConvBackData ----
@@ -104,13 +112,13 @@ void convDepthwiseFlatCpu(FlatConvFuncs& f, const KernelSpec& k) {
   const Schedule& sc = k.schedule;
   int64_t plane = k.out[1] * k.out[2];
   int vec = (sc.vec == 8 || sc.vec == 16) && sc.vec <= std::max(sc.lanes, 8) ? sc.vec : sc.lanes >= 16 ? 16 : 8;
-  int tile = (int)std::max<int64_t>(1, std::min<int64_t>(k.out[0], sc.task > 0 ? sc.task : 16384 / plane));
+  int tile = depthwiseFlatTask(sc, k.out[0], plane);
   f.out.split(v.c, co, ci, tile, TailStrategy::GuardWithIf).reorder(v.x, v.y, ci, co, v.n);
   int ow = k.out[2] >= 16 ? 16 : k.out[2] >= 8 ? 8 : 4;
   // Fused only for rows narrower than 8 (7x7 planes): rows of 8 to 15 already store an 8-lane
   // vector and a tail, and stored fused, MobileNetV2's 14x14 depthwise convs went 0.95-1.45 ->
   // 1.03-1.55 ms at batch 32 (A/B, same run), while its 7x7 ones gained (0.70-0.90 -> 0.67-0.74).
-  bool fused = plane >= vec && (sc.flat == 3 || (sc.flat == 1 && k.out[2] < 8));
+  bool fused = depthwiseFlatFused(sc, k.out[2], plane, vec);
   Var xy("xy");
   if (fused) f.out.fuse(v.x, v.y, xy).vectorize(xy, vec, TailStrategy::ShiftInwards);
   else f.out.vectorize(v.x, ow, k.out[2] >= ow ? TailStrategy::ShiftInwards : TailStrategy::GuardWithIf);
