@@ -39,10 +39,16 @@ struct Schedule {
   // schedule every phase, as a conv of the phase grid's shape (set by the tuner); 0: each phase
   // derives its own default.
   int phase = 0;
+  // Conv register tiles along x (chanVec 0, not Winograd): where the channel-tile loop sits among
+  // the pixel-tile loops (conv.cpp's scheduleConvTile). 0: outermost, an image walked once per
+  // channel tile; 1: inside each strip of tileY rows (the strip's inputs reused from L2); 2:
+  // innermost (a pixel tile's inputs reused from L1 by every channel tile). With 1 and 2 the strips
+  // are the parallel loop instead of the channel tiles. Set by the tuner.
+  int order = 0;
   // A GPU target (gpu_schedule.cpp): lowering skips CPU-only transforms (lane sums), whose
   // rfactor Funcs would fix the GPU's reduction order and parallelism.
   bool gpu = false;
-  std::string str() const;  // "vec=8 tileC=1", plus "tile=XxY" when not 1x1, "cvec=N", "lanes=N", "wino=N", "auto=N", "flat" (or "flat=N"), "task=N", "phase", "gpu" when set
+  std::string str() const;  // "vec=8 tileC=1", plus "tile=XxY" when not 1x1, "cvec=N", "lanes=N", "wino=N", "auto=N", "flat" (or "flat=N"), "task=N", "phase", "order=N", "gpu" when set
 };
 
 // The default schedule of a kernel: vectorised over x (or features) and parallel over batch and

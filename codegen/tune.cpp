@@ -158,11 +158,12 @@ std::vector<Schedule> scheduleCandidates(const KernelSpec& k, bool adams2019) {
     for (int tx : {1, 2})
       for (int ty : {1, 2, 3, 4})
         for (int tc : {4, 8, 12, 16})
-          if (vec * tx <= W && ty <= H && tc <= O && tx * ty * tc * regs <= budget) {
-            Schedule s;
-            s.vec = vec, s.tileX = tx, s.tileY = ty, s.tileC = tc;
-            add(s);
-          }
+          if (vec * tx <= W && ty <= H && tc <= O && tx * ty * tc * regs <= budget)
+            for (int order : {0, 1, 2}) {  // the channel tiles outermost, inside row strips, innermost
+              Schedule s;
+              s.vec = vec, s.tileX = tx, s.tileY = ty, s.tileC = tc, s.order = order;
+              add(s);
+            }
   }
   // Vectors along channels: chanVec vectors x tileX x tileY pixels, tiles dividing the image.
   for (int cv : {1, 2, 4}) {

@@ -5,7 +5,8 @@
 //     accumulators the register tile holds against the registers the target has (and how far past
 //     them it spills), the share of each tile dimension wasted at the edges of the layer, the tile's
 //     dimensions in log2, and the family crossed with the layer's widths (vectors along x suit wide
-//     rows, along channels narrow ones). Weight gradients and depthwise convs (memory-bound, with
+//     rows, along channels narrow ones), and for vectors along x the loop order against the size of
+//     an image's input. Weight gradients and depthwise convs (memory-bound, with
 //     their own flat forms) have feature blocks of their own.
 //  2. The target is log(ms) minus the mean log(ms) of the same kernel's records, and the features
 //     are centered the same way: a per-kernel intercept absorbs each layer's size, so records of
@@ -61,7 +62,7 @@ double waste(int n, int t) {
   return std::log2((double)((n + t - 1) / t * t) / n);
 }
 
-constexpr int kFeatures = 40;
+constexpr int kFeatures = 43;
 
 }  // namespace
 
@@ -158,6 +159,10 @@ std::vector<double> scheduleFeatures(const KernelShape& k, const Schedule& s) {
   f[10] = lg(tx), f[11] = lg(ty), f[12] = lg(tc), f[13] = lg(cv);
   f[14] = xvec * lg(k.OW), f[15] = cvec * lg(k.OW), f[16] = wino * lg(k.OW);
   f[17] = xvec * lg(k.C), f[18] = cvec * lg(k.C), f[19] = 1.0 / acc;
+  // Slots 40-42: the loop order of x-vector tiles, and how far one image's input (C x H x W floats)
+  // is past what stays in cache when the channel tiles come outermost.
+  f[40] = xvec && s.order == 1, f[41] = xvec && s.order == 2;
+  f[42] = xvec * (s.order ? -1.0 : 1.0) * lg((double)k.C * k.H * k.W / 65536.0);
   return f;
 }
 
@@ -269,7 +274,8 @@ std::vector<Schedule> orderCandidates(const KernelShape& k, const std::vector<Sc
 bool neighbours(const Schedule& a, const Schedule& b) {
   auto family = [](const Schedule& s) { return s.winograd > 0 ? 2 : s.chanVec > 0 ? 1 : 0; };
   if (family(a) != family(b) || a.autoBatch || b.autoBatch) return false;
-  int diff = (a.vec != b.vec) + (a.tileX != b.tileX) + (a.tileY != b.tileY) + (a.tileC != b.tileC) + (a.chanVec != b.chanVec);
+  int diff = (a.vec != b.vec) + (a.tileX != b.tileX) + (a.tileY != b.tileY) + (a.tileC != b.tileC) + (a.chanVec != b.chanVec) +
+             (a.order != b.order) + (a.flat != b.flat) + (a.task != b.task);
   return diff == 1;
 }
 

@@ -34,6 +34,7 @@ json scheduleToJson(const Schedule& s) {
   if (s.flat) j["flat"] = s.flat;
   if (s.task) j["task"] = s.task;
   if (s.phase) j["phase"] = s.phase;
+  if (s.order) j["order"] = s.order;
   return j;
 }
 
@@ -103,6 +104,7 @@ bool parseRecord(const std::string& line, TuningRecord& r, std::string& err) {
   if (sc->contains("flat") && !intField(*sc, "flat", 0, 3, s.flat, err)) return false;
   if (sc->contains("task") && !intField(*sc, "task", 1, 1 << 16, s.task, err)) return false;
   if (sc->contains("phase") && !intField(*sc, "phase", 0, 1, s.phase, err)) return false;
+  if (sc->contains("order") && !intField(*sc, "order", 0, 2, s.order, err)) return false;
   // Records of cnnc 0.1.0 carry "par", a schedule field that nothing read (since removed); it
   // stays in their checksummed body so they still verify.
   json body = recordBody(r);

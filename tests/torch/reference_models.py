@@ -213,6 +213,21 @@ class LrnNet(nn.Module):
         return self.fc(torch.flatten(x, 1))
 
 
+class WideNet(nn.Module):
+    """tests/torch/wide_net.cnn (not a net of nets/): convs of inputs past 1 MiB per image."""
+
+    def __init__(self, num_classes=5):
+        super().__init__()
+        self.c1 = nn.Conv2d(300, 40, kernel_size=3, padding=1)
+        self.c2 = nn.Conv2d(40, 300, kernel_size=1)
+        self.c3 = nn.Conv2d(300, 20, kernel_size=1)
+        self.fc = nn.Linear(20, num_classes)
+
+    def forward(self, x):
+        x = F.relu(self.c3(F.relu(self.c2(F.relu(self.c1(x))))))
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+
+
 class LeakyNet(nn.Module):
     """tests/torch/leaky_net.cnn (not a net of nets/): leaky ReLU fused into a conv, a batch norm and a
     linear, and with a negative slope on its own."""
@@ -526,10 +541,11 @@ _BUILDERS = {
     "resample_net": ResampleNet,
     "unet": UNet,
     "norm_net": NormNet,
+    "wide_net": WideNet,
 }
 NETS = list(_BUILDERS)
 
-_INPUT = {"lenet5": (1, 32, 32), "lrn_net": (3, 14, 13), "leaky_net": (3, 12, 11), "activations_net": (3, 10, 9), "gating_net": (3, 11, 9), "longskip_net": (3, 10, 9), "resample_net": (3, 9, 7), "unet": (1, 256, 256), "norm_net": (3, 9, 7)}
+_INPUT = {"lenet5": (1, 32, 32), "lrn_net": (3, 14, 13), "leaky_net": (3, 12, 11), "activations_net": (3, 10, 9), "gating_net": (3, 11, 9), "longskip_net": (3, 10, 9), "resample_net": (3, 9, 7), "unet": (1, 256, 256), "norm_net": (3, 9, 7), "wide_net": (300, 29, 31)}
 for _n in ("minivgg", "tinyresnet", "resnet34_cifar", "plain34", "resnet50_cifar"):
     _INPUT[_n] = (3, 32, 32)
 

@@ -160,4 +160,9 @@ TEST(TuneModel, NeighboursDifferInOneTileField) {
   w.winograd = 2;
   EXPECT_FALSE(neighbours(a, w));  // another family
   EXPECT_FALSE(neighbours(a, a));
+  Schedule o = a;  // the loop order is a field of its own
+  o.order = 1;
+  EXPECT_TRUE(neighbours(a, o));
+  o.tileC = 12;
+  EXPECT_FALSE(neighbours(a, o));
 }

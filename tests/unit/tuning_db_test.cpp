@@ -85,6 +85,14 @@ TEST(TuningDb, RoundTripAndFastestWins) {
   TuningDb db2;
   ASSERT_TRUE(read(p, db2, err, w)) << err;
   EXPECT_EQ(db2.best.at({"conv dw", "x86-64-linux-avx512"}).schedule.str(), dw.schedule.str());
+  // So does a tile's loop order.
+  TuningRecord ord = rec("conv o", 0.9, 8);
+  ord.schedule.order = 2;
+  ASSERT_TRUE(appendTuningRecord(p, ord, err)) << err;
+  TuningDb db3;
+  ASSERT_TRUE(read(p, db3, err, w)) << err;
+  EXPECT_EQ(db3.best.at({"conv o", "x86-64-linux-avx512"}).schedule.order, 2);
+  EXPECT_NE(ord.schedule.str().find("order=2"), std::string::npos) << ord.schedule.str();
   unlink(p.c_str());
 }
 
@@ -330,8 +338,12 @@ TEST(TuneCandidates, DefaultFirstAllDistinctRegisterTilesFit) {
   EXPECT_EQ(cs[1].autoBatch, 1);
   std::set<std::string> seen;
   bool wino = false, chan = false, adams = false;
+  int orders[3] = {0, 0, 0};
   for (const auto& s : cs) {
     EXPECT_TRUE(seen.insert(s.str()).second) << s.str();
+    // Loop orders are for vectors along x only (the other families have their own loop nests).
+    if (s.chanVec || s.winograd) EXPECT_EQ(s.order, 0) << s.str();
+    else if (!s.autoBatch) ++orders[s.order];
     if (s.autoBatch) {
       adams = true;
     } else if (s.winograd) {
@@ -348,6 +360,25 @@ TEST(TuneCandidates, DefaultFirstAllDistinctRegisterTilesFit) {
   EXPECT_TRUE(wino);
   EXPECT_TRUE(chan);
   EXPECT_TRUE(adams);
+  // Every x-vector tile in each of the three loop orders (the default's among them).
+  EXPECT_GT(orders[0], 10);
+  EXPECT_EQ(orders[1], orders[2]);
+  EXPECT_GE(orders[0], orders[1]);
+  // The default order: channel tiles outermost while an image's input fits in 1 MiB (64 x 56 x 56
+  // floats: 0.8 MiB), inside the row strips past it (256 channels: 3.2 MiB); not for the channel-
+  // vector family (7x7 rows) nor a single channel tile.
+  EXPECT_EQ(k.schedule.order, 0) << k.schedule.str();
+  KernelSpec big = k;
+  big.in = {256, 56, 56};
+  big.attrs.kernel[0] = big.attrs.kernel[1] = 1;
+  big.attrs.pad[0] = big.attrs.pad[1] = 0;
+  EXPECT_EQ(defaultSchedule(big).order, 1) << defaultSchedule(big).str();
+  big.out = {8, 56, 56};
+  EXPECT_EQ(defaultSchedule(big).order, 0) << defaultSchedule(big).str();
+  big.in = {2048, 7, 7};
+  big.out = {512, 7, 7};
+  EXPECT_EQ(defaultSchedule(big).chanVec, 2);
+  EXPECT_EQ(defaultSchedule(big).order, 0);
   // A strided input gradient is split by phase: its candidates schedule every phase (Schedule::phase)
   // as a conv of the phase grid, and fit the smaller phases of an odd size (29x29 at stride 2: grids
   // of 15 and 14) -- channel-vector tiles dividing both, x-vector tiles no wider than the smaller.
