@@ -6,6 +6,7 @@
 
 #include "schedule.h"
 #include "tuning_db.h"
+#include "ops/conv.h"
 
 namespace cnnc::codegen {
 
@@ -15,7 +16,7 @@ struct KernelShape {
   std::string kind;  // kernelKindName of Conv, ConvBackData or ConvBackWeight
   int C = 0, H = 0, W = 0, O = 0, OH = 0, OW = 0, kh = 0, kw = 0, sh = 1, sw = 1, groups = 1;
   bool ok = false;
-  bool depthwise() const { return groups > 1 && groups == C && O == C; }  // one input channel per output channel
+  bool depthwise() const { return isDepthwise(C, O, groups); }
 };
 KernelShape parseKernelKey(const std::string& key);
 

@@ -5,6 +5,10 @@
 
 namespace cnnc::codegen {
 
+// One input channel per output channel: a depthwise conv of C input and O output channels in
+// `groups` groups (the one test behind the kernel rules below and the tuner's).
+inline bool isDepthwise(int64_t C, int64_t O, int64_t groups) { return groups > 1 && groups == C && O == C; }
+
 // Whether `k` is a conv (or a conv's input gradient) the Winograd kernel computes: 3x3, stride 1,
 // dilation 1, padding 1, ungrouped (same output size as input).
 bool winogradApplies(const KernelSpec& k);

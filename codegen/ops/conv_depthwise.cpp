@@ -18,8 +18,8 @@ bool depthwiseFlatApplies(const KernelSpec& k) {
   const Attrs& a = k.attrs;
   // Weight gradients of grouped convs too (RegNet's, ShuffleNet's): in is x, extraIns[0] is dy.
   if (k.kind == KernelKind::ConvBackWeight) return k.in.size() == 3 && !k.extraIns.empty() && a.groups > 1;
-  return (k.kind == KernelKind::Conv || k.kind == KernelKind::ConvBackData) && k.in.size() == 3 && a.groups > 1 && a.groups == k.in[0] &&
-         k.out[0] == k.in[0] && a.stride[0] == 1 && a.stride[1] == 1 && k.out[2] == k.in[2];
+  return (k.kind == KernelKind::Conv || k.kind == KernelKind::ConvBackData) && k.in.size() == 3 && isDepthwise(k.in[0], k.out[0], a.groups) &&
+         a.stride[0] == 1 && a.stride[1] == 1 && k.out[2] == k.in[2];
 }
 
 int depthwiseFlatTask(const Schedule& s, int64_t C, int64_t plane) {
