@@ -99,7 +99,7 @@ int cmdInfo(const Plan& p, const std::string& recipe) {
   printf("memory    arena %s per image (%s without sharing), %zu slots\n", human(p.arenaPerImage * 4.0).c_str(), human(naive * 4.0).c_str(),
          p.storages.size());
   if (!recipe.empty()) printf("%s", recipe.c_str());
-  else printf("training  none: %s\n", p.noTraining.empty() ? "the executable has no training step" : p.noTraining.c_str());
+  else printf("training  none: %s\n", noTrainingReason(p).c_str());
   printf("kernels   %zu distinct, %zu calls\n", p.kernels.size(), p.calls.size());
   for (size_t i = 0; i < p.calls.size(); ++i) {
     const CallSpec& c = p.calls[i];

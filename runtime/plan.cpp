@@ -75,9 +75,11 @@ bool parsePlan(const char* text, size_t size, Plan& p, std::string& err) {
   return true;
 }
 
-std::string noTrainingMessage(const Plan& infer) {
-  return "network " + infer.net + " has no training step: " +
-         (infer.noTraining.empty() ? std::string("its output is neither class scores [K] nor per-pixel scores [K,H,W]") : infer.noTraining);
+std::string noTrainingReason(const Plan& infer) {
+  // Every plan of this compiler says why; one that does not came from elsewhere.
+  return infer.noTraining.empty() ? std::string("its plan does not say why (compile the net again with this cnnc)") : infer.noTraining;
 }
+
+std::string noTrainingMessage(const Plan& infer) { return "network " + infer.net + " has no training step: " + noTrainingReason(infer); }
 
 }  // namespace cnnc::rt

@@ -74,7 +74,9 @@ struct Plan {
   bool isTraining() const { return mode == plan_schema::kModeTrain; }
 };
 
-// "network N has no training step: <why>", the why from the compiler (Plan::noTraining).
+// Why an executable has no training step, from the compiler (Plan::noTraining); and the error
+// "network N has no training step: <why>".
+std::string noTrainingReason(const Plan& infer);
 std::string noTrainingMessage(const Plan& infer);
 
 // Parses the embedded JSON; false with `err` if it is malformed (a build problem, not user input).

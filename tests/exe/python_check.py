@@ -107,6 +107,22 @@ def checks(cnnc, nets, build_nets, cache):
         compare("minivgg", f"{build_nets}/minivgg", mod, d, 10)
         check("two networks in one process: lenet5 still runs after minivgg loaded", lenet(x).shape == (3, 10))
         bad_input(cnnc_net, lenet, x, d)
+        # Built with --inference-only: it infers as the full build does, and train_step says why not.
+        src = open(f"{nets}/lenet5.cnn").read().replace("network lenet5(", "network lenet5_infer(", 1)
+        open(f"{d}/lenet5_infer.cnn", "w").write(src)
+        r = run([cnnc, f"{d}/lenet5_infer.cnn", "--emit=python", "--inference-only", "-o", mod, "--cache-dir", cache])
+        check("cnnc lenet5_infer.cnn --emit=python --inference-only", r.returncode == 0, r.stderr[-500:])
+        if r.returncode == 0:
+            inf = cnnc_net.load("lenet5_infer", weights=f"{d}/lenet5_w.safetensors", threads=2)
+            lenet.load_weights(f"{d}/lenet5_w.safetensors")
+            e = maxdiff(inf(x), lenet(x))
+            check(f"lenet5 --inference-only: net(x) as the full build's (max rel diff {e:.2e}, tol {TOL})", e <= TOL)
+            try:
+                inf.train_step(x, np.array([0, 1, 2]), 0.1)
+                check("lenet5 --inference-only: train_step raises", False, "no exception")
+            except cnnc_net.CnncError as ex:
+                check("lenet5 --inference-only: train_step raises CnncError naming --inference-only",
+                      "no training step" in str(ex) and "--inference-only" in str(ex), str(ex))
         r = run([cnnc, f"{nets}/lenet5.cnn", "--emit=python"])
         check("--emit=python without -o", r.returncode == 2 and "needs -o FOLDER" in r.stderr, r.stderr)
 
