@@ -10,7 +10,9 @@
 //     (evolutionary refinement). In an informed order (a model or seeds) a kernel stops after
 //     `patience` measured candidates without such a gain, counting the candidates earlier tunes
 //     measured since their best one: a kernel searched to its patience before (by this net or by
-//     another with the same kernel) is not searched again, one cut off by a budget goes on.
+//     another with the same kernel) is not searched in the first pass, one cut off by a budget goes on.
+//     While budget is left after a pass, the kernels that patience stopped go on in another pass,
+//     with twice the patience, sharing what is left by weight as before.
 //  3. Candidates (scheduleCandidates) are compiled in parallel batches through the kernel cache
 //     (a rejected schedule is skipped), linked into shared objects against one Halide runtime, and
 //     timed serially in this process: a warm-up call, then up to 7 calls alternating with calls of
@@ -57,7 +59,7 @@ namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
 // One input channel per output channel (k.in is x for a conv, dy for its input gradient).
-bool depthwise(const KernelSpec& k) { return k.in.size() == 3 && k.attrs.groups > 1 && k.attrs.groups == k.in[0] && k.out[0] == k.in[0]; }
+bool depthwise(const KernelSpec& k) { return k.in.size() == 3 && isDepthwise(k.in[0], k.out[0], k.attrs.groups); }
 
 bool tunable(const KernelSpec& k) {
   // Depthwise convs, and the input gradients of those that walk flat (stride 1, "same"); a strided
@@ -396,6 +398,7 @@ struct KernelState {
   std::unique_ptr<CallBuffers> inputs, ref;  // local: the kernel's inputs; the default's call (its output last)
   std::unique_ptr<Loaded> def;               // local: the default, timed again beside each candidate
   double drift = 0;                          // local: the default's latest time over its first (verbose)
+  int sinceBetter = 0;                       // measured candidates since the last 1% gain (patience)
   std::string harness;                       // remote: the measurement program's object
   double refSum = 0, refAsum = 0;            // remote: the default's output sums
 };
@@ -679,7 +682,7 @@ bool Tuner::run(const std::vector<TuneKernel>& kernels, std::string& err) {
   CostModel model;
   if (model.fit(onRecord)) fprintf(stderr, "cnnc tune: cost model fitted to %d records; candidates measured in its order\n", model.samples());
   else if (o_.verbose) fprintf(stderr, "cnnc tune: %d records on file are too few for a cost model; candidates in a fixed shuffled order\n", model.samples());
-  int stoppedEarly = 0, searchedBefore = 0;
+  int searchedBefore = 0;  // kernels an earlier tune searched to their patience
   // Later kernels learn from the earlier ones of this tune too: the model is refitted before each.
   auto recordAndLearn = [&](const KernelSpec& k, double ms, double cost) {
     if (!record(k, ms, cost)) return false;
@@ -687,20 +690,12 @@ bool Tuner::run(const std::vector<TuneKernel>& kernels, std::string& err) {
     return true;
   };
 
-  // 2. Heaviest first; each kernel's share of what is left.
-  std::vector<KernelState*> order;
-  for (auto& s : st) order.push_back(&s);
-  std::stable_sort(order.begin(), order.end(), [](KernelState* a, KernelState* b) { return a->defaultMs * a->k->calls > b->defaultMs * b->k->calls; });
-  double weightLeft = 0;
-  for (auto* s : order) weightLeft += s->defaultMs * s->k->calls;
+  // 2. Heaviest first; each kernel's share of what is left. One kernel's search: up to `mine`
+  // seconds, and, in an informed order, `patience` measured candidates without a 1% gain.
+  enum class Stop { Exhausted, Patience, Budget };
   int done = 0;
-  if (o_.progress) o_.progress(0, (int)order.size(), 1.0, std::max(0.0, budget - elapsed()));
-  for (auto* s : order) {
+  auto search = [&](KernelState* s, double mine, int patience0, bool firstPass, Stop& why) -> bool {
     const KernelSpec& base = s->k->spec;
-    double weight = s->defaultMs * s->k->calls;
-    double left = budget - elapsed();
-    double mine = left > 0 ? left * weight / std::max(weightLeft, 1e-9) : 0;
-    weightLeft -= weight;
     auto kStart = Clock::now();
     auto kElapsed = [&] { return std::chrono::duration<double>(Clock::now() - kStart).count(); };
     // 3. Order: seeds from similar kernels on record, then the model's ranking (tune_model.cpp).
@@ -712,7 +707,7 @@ bool Tuner::run(const std::vector<TuneKernel>& kernels, std::string& err) {
     bool informed = shape.ok && (model.ready() || !seeds.empty());
     // Seeded, half the patience: a similar kernel's best, measured first, is most of what a search
     // finds (ResNet-18 at 192 after 224: 186 candidates with the full patience against 328 from scratch).
-    const int patience = seeds.empty() ? o_.patience : seededPatience(o_.patience);
+    const int patience = seeds.empty() || !firstPass ? patience0 : seededPatience(patience0);
     std::vector<KernelSpec> todo;
     for (Schedule sc : cands) {
       if (sc.autoBatch) sc.autoBatch = o_.batch;
@@ -720,14 +715,16 @@ bool Tuner::run(const std::vector<TuneKernel>& kernels, std::string& err) {
       if (!measured_.count({c.key(), sc.str()})) todo.push_back(c);
     }
     size_t next = 0;
-    int sinceBetter = sinceBestOnRecord(db_, base.key(), o_.target, o_.version, o_.batch);
-    if (informed && patience > 0 && sinceBetter >= patience) ++searchedBefore;
+    int& sinceBetter = s->sinceBetter;
+    if (firstPass) {
+      sinceBetter = sinceBestOnRecord(db_, base.key(), o_.target, o_.version, o_.batch);
+      if (informed && patience > 0 && sinceBetter >= patience) ++searchedBefore;
+    }
     Schedule bestSchedule = base.schedule;
-    while (next < todo.size() && kElapsed() < mine && elapsed() < budget) {
-      if (informed && patience > 0 && sinceBetter >= patience) {
-        if (s->measured > 0) ++stoppedEarly;
-        break;
-      }
+    why = Stop::Exhausted;
+    while (next < todo.size()) {
+      if (kElapsed() >= mine || elapsed() >= budget) { why = Stop::Budget; break; }
+      if (informed && patience > 0 && sinceBetter >= patience) { why = Stop::Patience; break; }
       bool improved = false;
       std::vector<KernelSpec> batch(todo.begin() + next, todo.begin() + std::min(todo.size(), next + (size_t)jobs));
       next += batch.size();
@@ -738,11 +735,11 @@ bool Tuner::run(const std::vector<TuneKernel>& kernels, std::string& err) {
       for (size_t j = 0; j < batch.size(); ++j) {
         if (objs[j].empty()) continue;  // Halide rejected this schedule
         auto t1 = Clock::now();
-        std::string why;
-        double ms = measure(*s, batch[j], objs[j], false, why);
+        std::string whyNot;
+        double ms = measure(*s, batch[j], objs[j], false, whyNot);
         if (ms < 0) {
-          if (why.find("differ") != std::string::npos)
-            fprintf(stderr, "cnnc tune: warning: rejected %s [%s]: %s\n", shortName(batch[j]).c_str(), batch[j].schedule.str().c_str(), why.c_str());
+          if (whyNot.find("differ") != std::string::npos)
+            fprintf(stderr, "cnnc tune: warning: rejected %s [%s]: %s\n", shortName(batch[j]).c_str(), batch[j].schedule.str().c_str(), whyNot.c_str());
           continue;
         }
         s->measured++;
@@ -756,25 +753,63 @@ bool Tuner::run(const std::vector<TuneKernel>& kernels, std::string& err) {
         std::stable_partition(todo.begin() + (long)next, todo.end(), [&](const KernelSpec& c) { return neighbours(c.schedule, bestSchedule); });
     }
     ++done;
-    if (o_.progress) o_.progress(done, (int)order.size(), s->defaultMs / s->bestMs, std::max(0.0, budget - elapsed()));
     if (o_.verbose)
       fprintf(stderr,
               "cnnc tune: %-70s x%d  default %.3f ms  best %.3f ms  (%.2fx, %d new candidates, %zu seeds, %s order; the default's last "
               "timing %.2fx its first)\n",
               shortName(base).c_str(), s->k->calls, s->defaultMs, s->bestMs, s->defaultMs / s->bestMs, s->measured, seeds.size(),
               model.ready() ? "model" : "shuffled", s->drift);
+    return true;
+  };
+  // Passes: the first gives every kernel its share and its patience. A budget is a budget, so while
+  // time is left the kernels that patience stopped go on, heaviest first, each pass with twice the
+  // patience (ResNet-50 at batch 8 from an empty database: the first pass took 137 s of 20 minutes,
+  // its model fitted to two kernels' records, and stopped 22 of 24 kernels after 8 candidates).
+  std::vector<KernelState*> order;
+  for (auto& s : st) order.push_back(&s);
+  std::stable_sort(order.begin(), order.end(), [](KernelState* a, KernelState* b) { return a->defaultMs * a->k->calls > b->defaultMs * b->k->calls; });
+  if (o_.progress) o_.progress(0, (int)order.size(), 1.0, std::max(0.0, budget - elapsed()));
+  int patience = o_.patience, passes = 0, lastStops = 0, lastPatience = 0;
+  for (int pass = 0; !order.empty(); ++pass, patience *= 2) {
+    if (pass > 0) {
+      if (elapsed() >= budget - 1) break;
+      fprintf(stderr, "cnnc tune: %.0f s of the budget left: pass %d over the %zu kernels that --patience stopped, now with patience %d\n",
+              budget - elapsed(), pass + 1, order.size(), patience);
+      done = 0;
+    }
+    double weightLeft = 0;
+    for (auto* s : order) weightLeft += s->defaultMs * s->k->calls;
+    std::vector<KernelState*> stopped;
+    int i = 0;
+    for (auto* s : order) {
+      double weight = s->defaultMs * s->k->calls;
+      double left = budget - elapsed();
+      double mine = left > 0 ? left * weight / std::max(weightLeft, 1e-9) : 0;
+      weightLeft -= weight;
+      Stop why;
+      if (!search(s, mine, patience, pass == 0, why)) return false;
+      if (why == Stop::Patience) stopped.push_back(s);
+      ++i;
+      if (o_.progress) o_.progress(i, (int)order.size(), s->defaultMs / s->bestMs, std::max(0.0, budget - elapsed()));
+    }
+    passes = pass + 1, lastStops = (int)stopped.size(), lastPatience = patience;
+    if (patience <= 0) break;  // --patience 0: each kernel already measured until its share ran out
+    order = stopped;
   }
 
   // Summary: the net's time in these kernels, default against best.
   double def = 0, best = 0;
   int newRecords = 0;
   for (auto& s : st) { def += s.defaultMs * s.k->calls; best += s.bestMs * s.k->calls; newRecords += s.measured; }
-  if (stoppedEarly)
-    fprintf(stderr, "cnnc tune: %d kernels stopped after %d candidates without a better one (--patience; %d for a kernel with seeds)\n", stoppedEarly,
-            o_.patience, seededPatience(o_.patience));
   if (searchedBefore)
-    fprintf(stderr, "cnnc tune: %d kernels were searched to their patience by an earlier tune (this net or another with the same kernels): not searched again\n",
-            searchedBefore);
+    fprintf(stderr, "cnnc tune: %d kernels were searched to their patience by an earlier tune (this net or another with the same kernels)%s\n",
+            searchedBefore, passes > 1 ? "" : ": not searched again");
+  if (lastStops && passes == 1)
+    fprintf(stderr, "cnnc tune: %d kernels stopped after %d candidates without a better one (--patience; %d for a kernel with seeds)\n", lastStops,
+            lastPatience, seededPatience(lastPatience));
+  else if (lastStops)
+    fprintf(stderr, "cnnc tune: after %d passes, %d kernels stopped after %d candidates without a better one (--patience %d, doubled each pass)\n",
+            passes, lastStops, lastPatience, o_.patience);
   // Timed in isolation: a kernel inside the net can run faster or slower (bench/tuned.py measures the net).
   fprintf(stderr,
           "cnnc tune: %s: %d candidates measured in %.0f s; per run of the net, the tunable kernels take %.2f ms with the defaults and "

@@ -105,6 +105,12 @@ def main():
         r = run([cnnc, "tune", src2, "--in-net-rounds", "0", "--db", db, "--cache-dir", cache, "--budget", "6s", "-v"])
         expect("tune a second net", r, 0, "tune_other/infer", "candidates measured")
         check("similar kernels on record seed its search", re.search(r"\b[1-9] seeds", r.stderr), r.stderr.strip()[-600:])
+        # Tuned again with a patience of 1, which both kernels have reached: the first pass measures
+        # nothing, and the budget goes to a second pass with twice the patience.
+        before = len(records(db))
+        r = run([cnnc, "tune", src2, "--in-net-rounds", "0", "--db", db, "--cache-dir", cache, "--budget", "4s", "--patience", "1"])
+        expect("a budget left after a pass", r, 0, "searched to their patience by an earlier tune", "pass 2 over the 2 kernels that --patience stopped, now with patience 2")
+        check("the later pass measures new candidates", len(records(db)) > before, f"{before} -> {len(records(db))} records")
 
         # Training kernels: weight gradients are tuned too (their register tiles), and the strided
         # conv's input gradient (one schedule for its four phases), each checked against the default's

@@ -78,7 +78,8 @@ int runTune(int argc, char** argv) {
   app.add_option("--network", network, "the network to tune when the file declares several");
   app.add_option("--patience", patience,
                  "with a cost model or similar kernels on record to order the candidates, stop a kernel after this many measured candidates "
-                 "without a 1% better one, half as many when similar kernels seed it (0: measure until its budget share or the candidates run out)")
+                 "without a 1% better one, half as many when similar kernels seed it; while budget is left, the kernels it stopped go on in "
+                 "further passes with twice the patience each (0: measure until its budget share or the candidates run out)")
       ->check(CLI::Range(0, 100000))
       ->capture_default_str();
   app.add_option("--in-net-rounds", inNetRounds,
