@@ -63,10 +63,21 @@ void linearCpu(LinearFuncs& f, const KernelSpec& k) {
         .reorder(fi, ni, fo, no)
         .vectorize(fi)
         .unroll(ni)
+        .parallel(fo)
         .parallel(no);
     f.mm.compute_at(f.out, fo).vectorize(v.f).unroll(v.n);
     f.mm.update().reorder(v.f, v.n, f.r).vectorize(v.f).unroll(v.n);
-    f.wT.compute_root().parallel(v.n, 16);
+    // The transposed copy in blocks of 16 x 16: read row by row, each input row's float for the
+    // next output was on another cache line (ResNet-50's fc at batch 8, 2048 x 1000 weights: the
+    // kernel took 6.2 ms, 5% of the memory bound, and ran on one core with one block of images).
+    Var to("to"), ti("ti"), ro("ro"), ri("ri");
+    f.wT.compute_root()
+        .split(v.f, to, ti, 16, TailStrategy::GuardWithIf)
+        .split(v.n, ro, ri, 16, TailStrategy::GuardWithIf)
+        .reorder(ti, ri, to, ro)
+        .vectorize(ti)
+        .unroll(ri)
+        .parallel(ro);
   }
   // Blocks of outputs run in parallel; each output's dot product walks its weight row
   // contiguously. (Fusing f and n here would make bounds inference compute every output per
