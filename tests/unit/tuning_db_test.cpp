@@ -379,6 +379,25 @@ TEST(TuneCandidates, DefaultFirstAllDistinctRegisterTilesFit) {
   big.out = {512, 7, 7};
   EXPECT_EQ(defaultSchedule(big).chanVec, 2);
   EXPECT_EQ(defaultSchedule(big).order, 0);
+  // 1x1 stride-1 convs with rows of 16-31 keep x vectors of 12 channels x 2 rows on AVX-512 (the
+  // order by the input's size); 3x3 convs there, AVX2, and narrow outputs take channel vectors.
+  big.in = {128, 28, 28};
+  big.out = {512, 28, 28};
+  Schedule r = defaultSchedule(big);
+  EXPECT_EQ(r.chanVec, 0) << r.str();
+  EXPECT_EQ(r.tileC, 12) << r.str();
+  EXPECT_EQ(r.tileY, 2) << r.str();
+  EXPECT_EQ(r.order, 0) << r.str();
+  big.in = {512, 28, 28};
+  big.out = {128, 28, 28};
+  EXPECT_EQ(defaultSchedule(big).order, 1) << defaultSchedule(big).str();
+  EXPECT_EQ(defaultSchedule(big, 8).chanVec, 2) << defaultSchedule(big, 8).str();
+  big.out = {32, 28, 28};
+  EXPECT_GT(defaultSchedule(big).chanVec, 0) << defaultSchedule(big).str();
+  big.out = {128, 28, 28};
+  big.attrs.kernel[0] = big.attrs.kernel[1] = 3;
+  big.attrs.pad[0] = big.attrs.pad[1] = 1;
+  EXPECT_EQ(defaultSchedule(big).chanVec, 2) << defaultSchedule(big).str();
   // A strided input gradient is split by phase: its candidates schedule every phase (Schedule::phase)
   // as a conv of the phase grid, and fit the smaller phases of an odd size (29x29 at stride 2: grids
   // of 15 and 14) -- channel-vector tiles dividing both, x-vector tiles no wider than the smaller.
