@@ -399,6 +399,7 @@ struct KernelState {
   std::unique_ptr<Loaded> def;               // local: the default, timed again beside each candidate
   double drift = 0;                          // local: the default's latest time over its first (verbose)
   int sinceBetter = 0;                       // measured candidates since the last 1% gain (patience)
+  double weight() const { return defaultMs * k->calls; }  // its default's share of a run of the net
   std::string harness;                       // remote: the measurement program's object
   double refSum = 0, refAsum = 0;            // remote: the default's output sums
 };
@@ -693,13 +694,12 @@ bool Tuner::run(const std::vector<TuneKernel>& kernels, std::string& err) {
   // 2. Heaviest first; each kernel's share of what is left. One kernel's search: up to `mine`
   // seconds, and, in an informed order, `patience` measured candidates without a 1% gain.
   enum class Stop { Exhausted, Patience, Budget };
-  int done = 0;
   auto search = [&](KernelState* s, double mine, int patience0, bool firstPass, Stop& why) -> bool {
     const KernelSpec& base = s->k->spec;
     auto kStart = Clock::now();
     auto kElapsed = [&] { return std::chrono::duration<double>(Clock::now() - kStart).count(); };
     // 3. Order: seeds from similar kernels on record, then the model's ranking (tune_model.cpp).
-    if (done > 0) model.fit(onRecord);
+    model.fit(onRecord);  // this tune's records so far, the previous kernel's and passes' included
     KernelShape shape = parseKernelKey(base.key());
     std::vector<Schedule> seeds = shape.ok ? similarKernelsBest(shape, base.key(), db_, o_.target, 3) : std::vector<Schedule>{};
     std::vector<Schedule> cands = scheduleCandidates(base, o_.adams2019);
@@ -752,7 +752,6 @@ bool Tuner::run(const std::vector<TuneKernel>& kernels, std::string& err) {
       if (improved)
         std::stable_partition(todo.begin() + (long)next, todo.end(), [&](const KernelSpec& c) { return neighbours(c.schedule, bestSchedule); });
     }
-    ++done;
     if (o_.verbose)
       fprintf(stderr,
               "cnnc tune: %-70s x%d  default %.3f ms  best %.3f ms  (%.2fx, %d new candidates, %zu seeds, %s order; the default's last "
@@ -767,7 +766,7 @@ bool Tuner::run(const std::vector<TuneKernel>& kernels, std::string& err) {
   // its model fitted to two kernels' records, and stopped 22 of 24 kernels after 8 candidates).
   std::vector<KernelState*> order;
   for (auto& s : st) order.push_back(&s);
-  std::stable_sort(order.begin(), order.end(), [](KernelState* a, KernelState* b) { return a->defaultMs * a->k->calls > b->defaultMs * b->k->calls; });
+  std::stable_sort(order.begin(), order.end(), [](KernelState* a, KernelState* b) { return a->weight() > b->weight(); });
   if (o_.progress) o_.progress(0, (int)order.size(), 1.0, std::max(0.0, budget - elapsed()));
   int patience = o_.patience, passes = 0, lastStops = 0, lastPatience = 0;
   for (int pass = 0; !order.empty(); ++pass, patience *= 2) {
@@ -775,14 +774,13 @@ bool Tuner::run(const std::vector<TuneKernel>& kernels, std::string& err) {
       if (elapsed() >= budget - 1) break;
       fprintf(stderr, "cnnc tune: %.0f s of the budget left: pass %d over the %zu kernels that --patience stopped, now with patience %d\n",
               budget - elapsed(), pass + 1, order.size(), patience);
-      done = 0;
     }
     double weightLeft = 0;
-    for (auto* s : order) weightLeft += s->defaultMs * s->k->calls;
+    for (auto* s : order) weightLeft += s->weight();
     std::vector<KernelState*> stopped;
     int i = 0;
     for (auto* s : order) {
-      double weight = s->defaultMs * s->k->calls;
+      double weight = s->weight();
       double left = budget - elapsed();
       double mine = left > 0 ? left * weight / std::max(weightLeft, 1e-9) : 0;
       weightLeft -= weight;
@@ -800,7 +798,7 @@ bool Tuner::run(const std::vector<TuneKernel>& kernels, std::string& err) {
   // Summary: the net's time in these kernels, default against best.
   double def = 0, best = 0;
   int newRecords = 0;
-  for (auto& s : st) { def += s.defaultMs * s.k->calls; best += s.bestMs * s.k->calls; newRecords += s.measured; }
+  for (auto& s : st) { def += s.weight(); best += s.bestMs * s.k->calls; newRecords += s.measured; }
   if (searchedBefore)
     fprintf(stderr, "cnnc tune: %d kernels were searched to their patience by an earlier tune (this net or another with the same kernels)%s\n",
             searchedBefore, passes > 1 ? "" : ": not searched again");
