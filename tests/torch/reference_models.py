@@ -545,7 +545,7 @@ _BUILDERS = {
 }
 NETS = list(_BUILDERS)
 
-_INPUT = {"lenet5": (1, 32, 32), "lrn_net": (3, 14, 13), "leaky_net": (3, 12, 11), "activations_net": (3, 10, 9), "gating_net": (3, 11, 9), "longskip_net": (3, 10, 9), "resample_net": (3, 9, 7), "unet": (1, 256, 256), "norm_net": (3, 9, 7), "wide_net": (300, 29, 31)}
+_INPUT = {"lenet5": (1, 32, 32), "lrn_net": (3, 14, 13), "leaky_net": (3, 12, 11), "activations_net": (3, 10, 9), "gating_net": (3, 11, 9), "longskip_net": (3, 10, 9), "resample_net": (3, 9, 7), "unet": (1, 256, 256), "norm_net": (3, 9, 7), "wide_net": (300, 30, 31)}
 for _n in ("minivgg", "tinyresnet", "resnet34_cifar", "plain34", "resnet50_cifar"):
     _INPUT[_n] = (3, 32, 32)
 
