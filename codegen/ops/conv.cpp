@@ -503,12 +503,21 @@ void scheduleTranspose(WeightGradSources& s, Func at, VarOrRVar where, int vec, 
 // innermost: a transpose of an O x (C kh kw) matrix. Element by element (parallel over co, kx
 // innermost) every read touched another cache line: 14% of ResNet-18's 512-channel weight gradient
 // (9.4 MiB) at batch 8. In blocks of 16 x 16, a block's 16 lines of each side stay in L1.
-void scheduleWeightOut(Func out) {
+// `sum`, where given (the batched form's 2 to 8 partials added up), is computed per block of 16
+// output channels, in parallel, into a buffer of 16 x C x taps floats (295 KiB at 512 channels)
+// that the transpose reads from L2: summed once over the whole gradient by one thread, it wrote and
+// reread 9.4 MiB, and the sum and the transpose were 29% of ResNet-18's 7x7 weight gradient at
+// batch 8 (that kernel alone: 16.8 -> 14.4 ms, medians of 5 alternating runs, Intel 6/207).
+void scheduleWeightOut(Func out, Func sum = Func(), int vec = 1) {
   Var kx = out.args()[0], ky = out.args()[1], ci = out.args()[2], co = out.args()[3];
   Var kxy("kxy"), f("f"), fo("fo"), fi("fi"), coo("coo"), coi("coi");
   out.fuse(kx, ky, kxy).fuse(kxy, ci, f)
       .split(f, fo, fi, 16, TailStrategy::GuardWithIf).split(co, coo, coi, 16, TailStrategy::GuardWithIf)
       .reorder(fi, coi, fo, coo).vectorize(fi).parallel(coo);
+  if (!sum.defined()) return;
+  Var sc = sum.args()[0];
+  sum.compute_at(out, coo).vectorize(sc, vec, TailStrategy::RoundUp);
+  sum.update().vectorize(sc, vec, TailStrategy::RoundUp);
 }
 
 // The Funcs of the two ungrouped forms below.
@@ -545,7 +554,9 @@ WeightFuncs convBackWeightBatched(const KernelSpec& k) {
   Var co = f.co, kx = f.kx, ky = f.ky, ci = f.ci, u = f.u;
   // At least 16 images per chunk, 2 to 8 chunks: each chunk's partial is O x C x taps floats,
   // 9.4 MiB for ResNet-18's 512-channel layers, and 8 chunks of one image each at batch 8 spent
-  // more time writing and summing partials than multiplying.
+  // more time writing and summing partials than multiplying. (One chunk below 32 images, parallel
+  // over blocks of output channels, was 8% slower than two at batch 8: its dyT and xpad are then
+  // made by one thread, and each thread reads every image's.)
   Expr N = f.src.dy.dim(3).extent(), chunks = clamp(N / 16, 2, 8), per = (N + chunks - 1) / chunks;
   f.rq = RDom(0, Wo, 0, Ho, 0, per, "rq");
   RDom& rq = f.rq;
@@ -583,9 +594,7 @@ void convBackWeightBatchedCpu(WeightFuncs& f, const KernelSpec& k) {
       .vectorize(cl).unroll(cv_).unroll(kx).unroll(ky).unroll(ci);
   scheduleTranspose(f.src, f.part, u, t.vec, Wo);
   f.src.xpad.compute_at(f.part, u);
-  f.sum.compute_root().vectorize(co, t.vec, TailStrategy::RoundUp);
-  f.sum.update().vectorize(co, t.vec, TailStrategy::RoundUp);
-  scheduleWeightOut(f.out);
+  scheduleWeightOut(f.out, f.sum, t.vec);
 }
 
 // Weight gradient of an ungrouped conv, dw[co, ci, ky, kx] = sum over n, oy, ox of
@@ -681,7 +690,8 @@ void convBackWeightPerImageCpu(WeightFuncs& f, const KernelSpec& k) {
   scheduleTranspose(f.src, chunk, ni, vec, Wo);
   f.src.xpad.compute_at(chunk, ni);
   // The chunks' partials summed in parallel over input channels (serial, this sum of 8 partials of
-  // 2.4 MiB was a tenth of ResNet-18's 256-channel weight gradient at batch 8).
+  // 2.4 MiB was a tenth of ResNet-18's 256-channel weight gradient at batch 8). Per block of output
+  // channels, as the batched form does, it was 10-15% slower for ResNet-18's 56x56 to 14x14 layers.
   f.sum.compute_root().vectorize(co, vec, TailStrategy::RoundUp).parallel(ci);
   f.sum.update().vectorize(co, vec, TailStrategy::RoundUp).parallel(ci);
   scheduleWeightOut(f.out);
