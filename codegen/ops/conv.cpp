@@ -541,7 +541,17 @@ struct WeightFuncs {
 //  3. Each register tile (the same tiles as the per-image form) sums over the positions of every
 //     image of the chunk, then is stored into the chunk's partial once.
 //  4. The partials are summed in chunk order, so the result does not depend on the thread count.
-bool weightGradBatched(const KernelSpec& k) { return k.extraIns[0][1] * k.extraIns[0][2] <= 64; }
+// Also up to 256 positions where the sums of a chunk (O x C x taps floats) outgrow 1 MiB: per image,
+// the per-image form reloads and stores every tile's sums from L3 after only Ho x Wo positions.
+// U-Net's up1 (1024 -> 512 at 12x12, 18.9 MiB of sums) ran at 24 GFLOP/s that way. Measured in
+// U-Net's step at batch 8 on 1x96x96 (Intel 6/207): its 12x12 weight gradients 2-2.4x faster in
+// this form (up1's first: 133-180 -> 82-89 ms), its 24x24 ones (576 positions, 1.2-4.7 MiB of
+// sums) 1.3-2.6x slower.
+bool weightGradBatched(const KernelSpec& k) {
+  int64_t HWo = k.extraIns[0][1] * k.extraIns[0][2];
+  int64_t sums = k.extraIns[0][0] * (k.in[0] / k.attrs.groups) * k.attrs.kernel[0] * k.attrs.kernel[1] * 4;
+  return HWo <= 64 || (sums > (1 << 20) && HWo <= 256);
+}
 
 WeightFuncs convBackWeightBatched(const KernelSpec& k) {
   const Attrs& a = k.attrs;
