@@ -228,6 +228,21 @@ class WideNet(nn.Module):
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
 
 
+class BigWinogradNet(nn.Module):
+    """tests/torch/big_winograd_net.cnn (not a net of nets/): a 3x3 conv at 33 columns whose Winograd
+    weights would be past 1 MiB (channel vectors instead), then one that keeps Winograd."""
+
+    def __init__(self, num_classes=4):
+        super().__init__()
+        self.c1 = nn.Conv2d(80, 256, kernel_size=3, padding=1)
+        self.c2 = nn.Conv2d(256, 20, kernel_size=3, padding=1)
+        self.fc = nn.Linear(20, num_classes)
+
+    def forward(self, x):
+        x = F.relu(self.c2(F.relu(self.c1(x))))
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+
+
 class LeakyNet(nn.Module):
     """tests/torch/leaky_net.cnn (not a net of nets/): leaky ReLU fused into a conv, a batch norm and a
     linear, and with a negative slope on its own."""
@@ -542,10 +557,11 @@ _BUILDERS = {
     "unet": UNet,
     "norm_net": NormNet,
     "wide_net": WideNet,
+    "big_winograd_net": BigWinogradNet,
 }
 NETS = list(_BUILDERS)
 
-_INPUT = {"lenet5": (1, 32, 32), "lrn_net": (3, 14, 13), "leaky_net": (3, 12, 11), "activations_net": (3, 10, 9), "gating_net": (3, 11, 9), "longskip_net": (3, 10, 9), "resample_net": (3, 9, 7), "unet": (1, 256, 256), "norm_net": (3, 9, 7), "wide_net": (300, 30, 31)}
+_INPUT = {"lenet5": (1, 32, 32), "lrn_net": (3, 14, 13), "leaky_net": (3, 12, 11), "activations_net": (3, 10, 9), "gating_net": (3, 11, 9), "longskip_net": (3, 10, 9), "resample_net": (3, 9, 7), "unet": (1, 256, 256), "norm_net": (3, 9, 7), "wide_net": (300, 30, 31), "big_winograd_net": (80, 9, 33)}
 for _n in ("minivgg", "tinyresnet", "resnet34_cifar", "plain34", "resnet50_cifar"):
     _INPUT[_n] = (3, 32, 32)
 

@@ -398,6 +398,27 @@ TEST(TuneCandidates, DefaultFirstAllDistinctRegisterTilesFit) {
   big.attrs.kernel[0] = big.attrs.kernel[1] = 3;
   big.attrs.pad[0] = big.attrs.pad[1] = 1;
   EXPECT_EQ(defaultSchedule(big).chanVec, 2) << defaultSchedule(big).str();
+  // 3x3 convs at rows of 32-47 take Winograd only while its weights (16 x C x O floats) are within
+  // 1 MiB; past that, channel vectors (U-Net's 32x32 layers); at 56x56 Winograd either way; the
+  // input gradient and AVX2 keep Winograd.
+  big.in = {512, 32, 32};
+  big.out = {256, 32, 32};
+  Schedule w = defaultSchedule(big);
+  EXPECT_EQ(w.winograd, 0) << w.str();
+  EXPECT_EQ(w.chanVec, 2) << w.str();
+  EXPECT_EQ(w.tileX * w.tileY, 8) << w.str();
+  EXPECT_EQ(defaultSchedule(big, 8).winograd, 2) << defaultSchedule(big, 8).str();
+  big.in = {128, 32, 32};
+  big.out = {128, 32, 32};
+  EXPECT_EQ(defaultSchedule(big).winograd, 2) << defaultSchedule(big).str();
+  big.in = {256, 56, 56};
+  big.out = {256, 56, 56};
+  EXPECT_EQ(defaultSchedule(big).winograd, 2) << defaultSchedule(big).str();
+  big.in = {512, 32, 32};
+  big.out = {256, 32, 32};
+  big.kind = KernelKind::ConvBackData;
+  EXPECT_EQ(defaultSchedule(big).winograd, 2) << defaultSchedule(big).str();
+  big.kind = KernelKind::Conv;
   // A strided input gradient is split by phase: its candidates schedule every phase (Schedule::phase)
   // as a conv of the phase grid, and fit the smaller phases of an odd size (29x29 at stride 2: grids
   // of 15 and 14) -- channel-vector tiles dividing both, x-vector tiles no wider than the smaller.
