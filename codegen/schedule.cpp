@@ -99,13 +99,14 @@ Schedule defaultSchedule(const KernelSpec& k, int lanes) {
     // no faster than channel vectors there).
     bool rows1x1 = k.kind == KernelKind::Conv && lanes == 16 && k.attrs.kernel[0] == 1 && k.attrs.kernel[1] == 1 && k.attrs.stride[0] == 1 &&
                    k.attrs.stride[1] == 1 && k.attrs.pad[0] == 0 && k.attrs.pad[1] == 0 && k.attrs.groups == 1 && W >= 16 && W < 32 && k.out[0] >= 64;
-    // Forward 3x3 convs at rows of 32 to 47 whose Winograd weights (16 x C x O floats) are past
-    // 1 MiB also take channel vectors: each Winograd task (two rows of 2x2 tiles) streamed all of
-    // them from L3 for 2 x W tiles. Found by `cnnc tune` on U-Net's 32x32 layers (isolated, batch 1,
-    // Intel 6/207): 1024 -> 512 118.3 -> 41.8 ms, 512 -> 512 35.8 -> 19.5, 512 -> 256 17.3 -> 9.9,
-    // 256 -> 512 15.7 -> 8.8 (this tile: 2 vectors x 8 pixels). At 56x56 (VGG's 256 channels)
-    // Winograd stays ahead (15.0 ms, 13.1 with 4 tile rows per task, against 14.8).
-    bool wideWinograd = k.kind == KernelKind::Conv && lanes == 16 && winogradApplies(k) && W >= 32 && W < 48 && k.in[0] >= 64 &&
+    // 3x3 convs and their input gradients at rows of 32 to 47 whose Winograd weights (16 x C x O
+    // floats) are past 1 MiB also take channel vectors: each Winograd task (two rows of 2x2 tiles)
+    // streamed all of them from L3 for 2 x W tiles. Found by `cnnc tune` on U-Net's 32x32 layers
+    // (isolated, batch 1, Intel 6/207): 1024 -> 512 118.3 -> 41.8 ms, 512 -> 512 35.8 -> 19.5,
+    // 512 -> 256 17.3 -> 9.9, 256 -> 512 15.7 -> 8.8 (this tile: 2 vectors x 8 pixels); input
+    // gradients in U-Net's step at batch 2: up1's first 109-122 -> 71 ms. At 56x56 (VGG's 256
+    // channels) Winograd stays ahead (15.0 ms, 13.1 with 4 tile rows per task, against 14.8).
+    bool wideWinograd = (k.kind == KernelKind::Conv || k.kind == KernelKind::ConvBackData) && lanes == 16 && winogradApplies(k) && W >= 32 && W < 48 && k.in[0] >= 64 &&
                         16 * k.in[0] * k.out[0] * 4 > (1 << 20);
     if (rows1x1) s.tileC = 12;
     else if ((W < (lanes >= 8 ? 32 : 16) || wideWinograd) && k.attrs.groups == 1 && k.out[0] % 16 == 0) {

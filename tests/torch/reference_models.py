@@ -234,12 +234,13 @@ class BigWinogradNet(nn.Module):
 
     def __init__(self, num_classes=4):
         super().__init__()
+        self.c0 = nn.Conv2d(8, 80, kernel_size=3, padding=1)
         self.c1 = nn.Conv2d(80, 256, kernel_size=3, padding=1)
         self.c2 = nn.Conv2d(256, 20, kernel_size=3, padding=1)
         self.fc = nn.Linear(20, num_classes)
 
     def forward(self, x):
-        x = F.relu(self.c2(F.relu(self.c1(x))))
+        x = F.relu(self.c2(F.relu(self.c1(F.relu(self.c0(x))))))
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
 
 
@@ -561,7 +562,7 @@ _BUILDERS = {
 }
 NETS = list(_BUILDERS)
 
-_INPUT = {"lenet5": (1, 32, 32), "lrn_net": (3, 14, 13), "leaky_net": (3, 12, 11), "activations_net": (3, 10, 9), "gating_net": (3, 11, 9), "longskip_net": (3, 10, 9), "resample_net": (3, 9, 7), "unet": (1, 256, 256), "norm_net": (3, 9, 7), "wide_net": (300, 30, 31), "big_winograd_net": (80, 9, 33)}
+_INPUT = {"lenet5": (1, 32, 32), "lrn_net": (3, 14, 13), "leaky_net": (3, 12, 11), "activations_net": (3, 10, 9), "gating_net": (3, 11, 9), "longskip_net": (3, 10, 9), "resample_net": (3, 9, 7), "unet": (1, 256, 256), "norm_net": (3, 9, 7), "wide_net": (300, 30, 31), "big_winograd_net": (8, 9, 33)}
 for _n in ("minivgg", "tinyresnet", "resnet34_cifar", "plain34", "resnet50_cifar"):
     _INPUT[_n] = (3, 32, 32)
 
