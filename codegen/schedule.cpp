@@ -106,8 +106,8 @@ Schedule defaultSchedule(const KernelSpec& k, int lanes) {
     // 512 -> 256 17.3 -> 9.9, 256 -> 512 15.7 -> 8.8 (this tile: 2 vectors x 8 pixels); input
     // gradients in U-Net's step at batch 2: up1's first 109-122 -> 71 ms. At 56x56 (VGG's 256
     // channels) Winograd stays ahead (15.0 ms, 13.1 with 4 tile rows per task, against 14.8).
-    bool wideWinograd = (k.kind == KernelKind::Conv || k.kind == KernelKind::ConvBackData) && lanes == 16 && winogradApplies(k) && W >= 32 && W < 48 && k.in[0] >= 64 &&
-                        16 * k.in[0] * k.out[0] * 4 > (1 << 20);
+    bool winograd = winogradApplies(k) && lanes >= 8 && W >= 32 && k.in[0] >= 64;
+    bool wideWinograd = winograd && lanes == 16 && W < 48 && 16 * k.in[0] * k.out[0] * 4 > kCacheBudget;
     if (rows1x1) s.tileC = 12;
     else if ((W < (lanes >= 8 ? 32 : 16) || wideWinograd) && k.attrs.groups == 1 && k.out[0] % 16 == 0) {
       // AVX-512: 2 vectors of 16 channels x up to 8 pixels (14 pixels' 28 accumulators ran the
@@ -145,7 +145,7 @@ Schedule defaultSchedule(const KernelSpec& k, int lanes) {
     // 32x32 conv at batch 128 was slower (9.3 against 7.1 ms); so were 128 channels at 28x28.
     // Register tile: 2 vectors of 16 tiles x 8 channels; tasks of 2 tile rows (4 output rows).
     // AVX2: vectors of 8 tiles, 2 x 4 channels (8 of its 16 registers).
-    if (winogradApplies(k) && lanes >= 8 && W >= 32 && k.in[0] >= 64) {
+    if (winograd) {
       s.winograd = 2;
       s.vec = lanes;
       s.tileX = (W + 1) / 2 > lanes ? 2 : 1;
@@ -166,7 +166,7 @@ Schedule defaultSchedule(const KernelSpec& k, int lanes) {
     // by `cnnc tune`. ResNet-50's 1x1 convs of 256 channels at 56x56 on the Intel 6/207: 256 -> 128
     // at batch 8 15.2 -> 8.3 ms, 256 -> 64 at batch 1 0.97 -> 0.53 ms; 64 channels (0.8 MiB) gained
     // nothing.
-    if (k.attrs.groups == 1 && k.in[0] * k.in[1] * k.in[2] * 4 > (1 << 20) && k.out[0] > s.tileC) s.order = 1;
+    if (k.attrs.groups == 1 && numel(k.in) * 4 > kCacheBudget && k.out[0] > s.tileC) s.order = 1;
   }
   return s;
 }

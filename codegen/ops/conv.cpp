@@ -549,8 +549,7 @@ struct WeightFuncs {
 // sums) 1.3-2.6x slower.
 bool weightGradBatched(const KernelSpec& k) {
   int64_t HWo = k.extraIns[0][1] * k.extraIns[0][2];
-  int64_t sums = k.extraIns[0][0] * (k.in[0] / k.attrs.groups) * k.attrs.kernel[0] * k.attrs.kernel[1] * 4;
-  return HWo <= 64 || (sums > (1 << 20) && HWo <= 256);
+  return HWo <= 64 || (numel(k.out) * 4 > kCacheBudget && HWo <= 256);  // k.out: dw, the sums' shape
 }
 
 WeightFuncs convBackWeightBatched(const KernelSpec& k) {
@@ -631,8 +630,8 @@ void convBackWeightBatchedCpu(WeightFuncs& f, const KernelSpec& k) {
 // the 56x56 to 14x14 layers (0.8 MiB and less) 8-12% slower with R = 2, 4, 7.
 // A GPU block takes the whole image (R = Ho).
 int weightRowBlock(const KernelSpec& k) {
-  int O = (int)k.extraIns[0][0], Ho = (int)k.extraIns[0][1], Wo = (int)k.extraIns[0][2];
-  if (k.schedule.gpu || (int64_t)O * Ho * Wo * 4 <= (1 << 20)) return Ho;
+  int Ho = (int)k.extraIns[0][1], Wo = (int)k.extraIns[0][2];
+  if (k.schedule.gpu || numel(k.extraIns[0]) * 4 <= kCacheBudget) return Ho;
   BackWeightTile t = backWeightTile(k);
   int64_t row = (int64_t)Wo * t.vec * t.cv * 4;
   int R = 1;

@@ -5,6 +5,11 @@
 
 namespace cnnc::codegen {
 
+// The working set that the conv schedules' cache rules keep within: half of the Intel 6/207's 2 MiB L2
+// per core (all of a Zen 4's 1 MiB), for an image's input, dy or sums, or Winograd's weights. The
+// rules that read it were each measured on that Intel only.
+constexpr int64_t kCacheBudget = 1 << 20;
+
 // One input channel per output channel: a depthwise conv of C input and O output channels in
 // `groups` groups (the one test behind the kernel rules below and the tuner's).
 inline bool isDepthwise(int64_t C, int64_t O, int64_t groups) { return groups > 1 && groups == C && O == C; }
