@@ -127,12 +127,24 @@ class Torch:
         return ms
 
 
-def cnnc_time(exe, mode, batch, warmup, iters, threads):
+def cnnc_time(exe, mode, batch, warmup, iters, threads, profile=False):
     cmd = [exe, "--threads", str(threads), "bench", "--json", "--batch", str(batch), "--warmup", str(warmup), "--iters", str(iters)]
     if mode == "train":
         cmd.append("--train")
+    if profile:
+        cmd.append("--profile")
     out = run_child(cmd)
     return json.loads(out.strip().splitlines()[-1])
+
+
+def step_work(exe, mode, batch, threads):
+    """(GFLOP of one step or inference, FP32 FMA peak in GFLOP/s) from one `X bench --profile` run:
+    the FLOPs of its conv and linear kernels as the plan counts them, and the peak that run measured
+    over the same threads. GFLOP / peak is the time the step would take if every multiply-add ran at
+    the FMA peak and nothing else took time: no implementation, cnnc's or PyTorch's, can be faster,
+    so PyTorch's time over it is the largest ratio the case can reach on this machine."""
+    prof = cnnc_time(exe, mode, batch, 1, 3, threads, profile=True)["profile"]
+    return sum(c["flops"] for c in prof["calls"]) / 1e9, prof["peak_gflops"]
 
 
 def compile_net(cnnc, net, out, cache, tuning_db="none", shape=None, target=None):
@@ -219,9 +231,13 @@ def main():
             c_ms.append(res["median_ms"])
             t_ms.append(statistics.median(torch_side.time(net, mode, batch, 1, iters, shape)))
         c, t = statistics.median(c_ms), statistics.median(t_ms)
+        gflop, peak = step_work(exe, mode, batch, a.threads)
+        floor = gflop / peak * 1000 if peak > 0 else float("nan")  # ms at the FMA peak
         shown = net + (" " + "x".join(str(v) for v in shape) if shape else "")
-        rows.append((shown, mode, batch, iters, c, t, t / c))
-        log(f"{shown:>10} {mode:5} batch {batch:3}: cnnc {c:9.2f} ms  PyTorch {t:9.2f} ms  ratio {t / c:5.2f}")
+        rows.append((shown, mode, batch, iters, c, t, t / c, gflop, peak, floor))
+        log(f"{shown:>10} {mode:5} batch {batch:3}: cnnc {c:9.2f} ms  PyTorch {t:9.2f} ms  ratio {t / c:5.2f}"
+            f"  ({gflop:.1f} GFLOP; at the {peak:.0f} GFLOP/s peak {floor:.2f} ms: cnnc {floor / c:.0%}, PyTorch {floor / t:.0%},"
+            f" ceiling {t / floor:.2f})")
     rss = []
     if not a.quick and any(c[0] == "tinyresnet" for c in cases):
         helper = os.path.join(ROOT, "bench", "torch_rss.py")
@@ -251,9 +267,16 @@ def report(a, rows, compile_rows, rss):
              "each number is the median of the per-round medians. "
              "Ratio = PyTorch / cnnc (above 1: cnnc is faster). Training steps are forward, backward and an "
              "SGD-momentum update, cross-entropy loss.", "",
-             "| net | mode | batch | iters | cnnc ms | PyTorch ms | ratio |", "|---|---|---:|---:|---:|---:|---:|"]
-    for net, mode, batch, iters, c, t, r in rows:
-        lines.append(f"| {net} | {mode} | {batch} | {iters} | {c:.2f} | {t:.2f} | {r:.2f} |")
+             "GFLOP: the multiply-adds (x2) of one step's conv and linear kernels, as the plan counts them. "
+             "Peak: the FP32 FMA rate over the same threads, measured by `X bench --profile` in this run, after "
+             "the case's rounds. At peak: GFLOP / peak, the time if every multiply-add ran at the peak and "
+             "nothing else took time; cnnc % and PyTorch % are that time over each side's median. Ceiling = "
+             "PyTorch ms / at-peak ms: the largest ratio any implementation could reach on this machine.", "",
+             "| net | mode | batch | iters | cnnc ms | PyTorch ms | ratio | GFLOP | peak GFLOP/s | at peak ms | cnnc % | PyTorch % | ceiling |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for net, mode, batch, iters, c, t, r, gflop, peak, floor in rows:
+        lines.append(f"| {net} | {mode} | {batch} | {iters} | {c:.2f} | {t:.2f} | {r:.2f} | {gflop:.2f} | {peak:.0f} | {floor:.2f} | "
+                     f"{floor / c:.0%} | {floor / t:.0%} | {t / floor:.2f} |")
     if compile_rows:
         lines += ["", "Compile time (`cnnc NET.cnn -o X`): cold = empty kernel cache, warm = cache filled.", "",
                   "| net | cold s | warm s |", "|---|---:|---:|"]
