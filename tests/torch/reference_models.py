@@ -244,6 +244,21 @@ class BigWinogradNet(nn.Module):
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
 
 
+class Strided1x1Net(nn.Module):
+    """tests/torch/strided_1x1_net.cnn (not a net of nets/): a strided 1x1 conv whose input is past
+    2 MiB per image (its forward reads a subsampled copy)."""
+
+    def __init__(self, num_classes=4):
+        super().__init__()
+        self.c0 = nn.Conv2d(3, 160, kernel_size=3, padding=1)
+        self.down = nn.Conv2d(160, 64, kernel_size=1, stride=2)
+        self.fc = nn.Linear(64, num_classes)
+
+    def forward(self, x):
+        x = F.relu(self.down(F.relu(self.c0(x))))
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+
+
 class LeakyNet(nn.Module):
     """tests/torch/leaky_net.cnn (not a net of nets/): leaky ReLU fused into a conv, a batch norm and a
     linear, and with a negative slope on its own."""
@@ -559,10 +574,11 @@ _BUILDERS = {
     "norm_net": NormNet,
     "wide_net": WideNet,
     "big_winograd_net": BigWinogradNet,
+    "strided_1x1_net": Strided1x1Net,
 }
 NETS = list(_BUILDERS)
 
-_INPUT = {"lenet5": (1, 32, 32), "lrn_net": (3, 14, 13), "leaky_net": (3, 12, 11), "activations_net": (3, 10, 9), "gating_net": (3, 11, 9), "longskip_net": (3, 10, 9), "resample_net": (3, 9, 7), "unet": (1, 256, 256), "norm_net": (3, 9, 7), "wide_net": (300, 30, 31), "big_winograd_net": (8, 9, 33)}
+_INPUT = {"lenet5": (1, 32, 32), "lrn_net": (3, 14, 13), "leaky_net": (3, 12, 11), "activations_net": (3, 10, 9), "gating_net": (3, 11, 9), "longskip_net": (3, 10, 9), "resample_net": (3, 9, 7), "unet": (1, 256, 256), "norm_net": (3, 9, 7), "wide_net": (300, 30, 31), "big_winograd_net": (8, 9, 33), "strided_1x1_net": (3, 57, 59)}
 for _n in ("minivgg", "tinyresnet", "resnet34_cifar", "plain34", "resnet50_cifar"):
     _INPUT[_n] = (3, 32, 32)
 
