@@ -141,8 +141,10 @@ def step_work(exe, mode, batch, threads):
     """(GFLOP of one step or inference, FP32 FMA peak in GFLOP/s) from one `X bench --profile` run:
     the FLOPs of its conv and linear kernels as the plan counts them, and the peak that run measured
     over the same threads. GFLOP / peak is the time the step would take if every multiply-add ran at
-    the FMA peak and nothing else took time: no implementation, cnnc's or PyTorch's, can be faster,
-    so PyTorch's time over it is the largest ratio the case can reach on this machine."""
+    the FMA peak and nothing else took time: no implementation that does these multiply-adds can be
+    faster, so PyTorch's time over it is the largest ratio the case can reach on this machine. (Only
+    an algorithm that does fewer, such as Winograd's for 3x3 convs, can pass it; the FLOPs counted
+    are the direct form's, also for cnnc's Winograd kernels.)"""
     prof = cnnc_time(exe, mode, batch, 1, 3, threads, profile=True)["profile"]
     return sum(c["flops"] for c in prof["calls"]) / 1e9, prof["peak_gflops"]
 
@@ -271,7 +273,8 @@ def report(a, rows, compile_rows, rss):
              "Peak: the FP32 FMA rate over the same threads, measured by `X bench --profile` in this run, after "
              "the case's rounds. At peak: GFLOP / peak, the time if every multiply-add ran at the peak and "
              "nothing else took time; cnnc % and PyTorch % are that time over each side's median. Ceiling = "
-             "PyTorch ms / at-peak ms: the largest ratio any implementation could reach on this machine.", "",
+             "PyTorch ms / at-peak ms: the largest ratio an implementation of these multiply-adds could reach on "
+             "this machine (only fewer multiplies, as in Winograd's 3x3 convs, pass it).", "",
              "| net | mode | batch | iters | cnnc ms | PyTorch ms | ratio | GFLOP | peak GFLOP/s | at peak ms | cnnc % | PyTorch % | ceiling |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for net, mode, batch, iters, c, t, r, gflop, peak, floor in rows:
