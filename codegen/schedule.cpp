@@ -111,7 +111,13 @@ Schedule defaultSchedule(const KernelSpec& k, int lanes) {
     if (rows1x1) s.tileC = 12;
     else if ((W < (lanes >= 8 ? 32 : 16) || wideWinograd) && k.attrs.groups == 1 && k.out[0] % 16 == 0) {
       // AVX-512: 2 vectors of 16 channels x up to 8 pixels (14 pixels' 28 accumulators ran the
-      // 14x14 layers at two thirds of the speed); NEON: 4 vectors of 4 x up to 7 pixels. AVX2: at
+      // 14x14 layers at two thirds of the speed), but up to 14 for 1x1 convs at rows narrower than
+      // 16: each weight vector feeds 14 pixels' FMAs, and a tap has no neighbours to reuse the
+      // broadcasts of. In ResNet-50 (Intel 6/207, alternating runs, per kernel in the net) its
+      // 14x14 1x1 convs 3-7% faster at batch 1 (1024 -> 256: 1.85 -> 1.73 ms for 5 calls), 2-3% at
+      // batch 8; at 28x28 (rows of 14 x 2 in place of 12-channel row vectors) 512 -> 128 went
+      // 1.18 -> 1.92 ms, though `cnnc tune` had timed it 1.14x faster in isolation, and strided
+      // ones with 28x28 outputs gained nothing. NEON: 4 vectors of 4 x up to 7 pixels. AVX2: at
       // most 12 accumulators of its 16 registers, as 2 vectors of 8 channels x up to 6 pixels or
       // 1 x up to 12, whichever tile is larger (ResNet-18's 7x7 layers: 1 x 7, as 2 x 1 they ran
       // at 30% of the peak; 2 x 7 spilled and ran its 28x28 and 14x14 layers at 45% against 76-81%).
@@ -127,11 +133,12 @@ Schedule defaultSchedule(const KernelSpec& k, int lanes) {
         for (int t = (int)std::min<int64_t>(H, maxPixels / tx); t > 1; --t)
           if (H % t == 0) { ty = t; break; }
       };
+      bool pointwise = k.kind == KernelKind::Conv && k.attrs.kernel[0] == 1 && k.attrs.kernel[1] == 1;
       int bestAcc = 0;
       for (int cv : lanes == 8 ? std::vector<int>{2, 1} : std::vector<int>{lanes == 16 ? 2 : 4}) {
         int chanVec = cv;
         while (k.out[0] % (s.vec * chanVec)) chanVec /= 2;  // blocks of vec * chanVec channels tile the output
-        int maxPixels = lanes == 16 ? 8 : lanes == 8 ? 12 / chanVec : 28 / chanVec;
+        int maxPixels = lanes == 16 ? (pointwise && W < 16 ? 14 : 8) : lanes == 8 ? 12 / chanVec : 28 / chanVec;
         int tx, ty;
         tile(maxPixels, tx, ty);
         if (tx * ty * chanVec > bestAcc) bestAcc = tx * ty * chanVec, s.chanVec = chanVec, s.tileX = tx, s.tileY = ty;

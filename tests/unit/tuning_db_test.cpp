@@ -379,6 +379,27 @@ TEST(TuneCandidates, DefaultFirstAllDistinctRegisterTilesFit) {
   big.out = {512, 7, 7};
   EXPECT_EQ(defaultSchedule(big).chanVec, 2);
   EXPECT_EQ(defaultSchedule(big).order, 0);
+  // 1x1 convs at rows narrower than 16 tile up to 14 pixels (14 x 1 at 14x14, 13 x 1 at 13 columns);
+  // 3x3 convs there, and 1x1 convs at 28x28 outputs, up to 8.
+  big.in = {1024, 14, 14};
+  big.out = {256, 14, 14};
+  Schedule p = defaultSchedule(big);
+  EXPECT_EQ(p.chanVec, 2) << p.str();
+  EXPECT_EQ(p.tileX * p.tileY, 14) << p.str();
+  big.out = {256, 9, 13};
+  EXPECT_EQ(defaultSchedule(big).tileX, 13) << defaultSchedule(big).str();
+  EXPECT_EQ(defaultSchedule(big).tileY, 1) << defaultSchedule(big).str();
+  big.out = {256, 14, 14};
+  big.attrs.kernel[0] = big.attrs.kernel[1] = 3;
+  big.attrs.pad[0] = big.attrs.pad[1] = 1;
+  EXPECT_EQ(defaultSchedule(big).tileX * defaultSchedule(big).tileY, 7) << defaultSchedule(big).str();
+  big.attrs.kernel[0] = big.attrs.kernel[1] = 1;
+  big.attrs.pad[0] = big.attrs.pad[1] = 0;
+  big.attrs.stride[0] = big.attrs.stride[1] = 2;
+  big.in = {256, 56, 56};
+  big.out = {512, 28, 28};
+  EXPECT_EQ(defaultSchedule(big).tileX * defaultSchedule(big).tileY, 7) << defaultSchedule(big).str();
+  big.attrs.stride[0] = big.attrs.stride[1] = 1;
   // 1x1 stride-1 convs with rows of 16-31 keep x vectors of 12 channels x 2 rows on AVX-512 (the
   // order by the input's size); 3x3 convs there, AVX2, and narrow outputs take channel vectors.
   big.in = {128, 28, 28};
