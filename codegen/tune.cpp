@@ -292,7 +292,11 @@ CallBuffers callBuffers(const KernelSpec& k, const CallBuffers& in, int batch) {
     int T = packedBlock(k.schedule);
     Dims packed = packedWeightShape({w.dim(3).extent(), w.dim(2).extent(), w.dim(1).extent(), w.dim(0).extent()}, T);
     Halide::Runtime::Buffer<float> p(std::vector<int>(packed.rbegin(), packed.rend()));  // Halide lists dimensions innermost first
-    p.for_each_element([&](const int* i) { p(i) = w(i[1], i[2], i[3], (int)packedWeightChannel(i[4], i[0], T)); });
+    int O = w.dim(3).extent();  // the last block's lanes past O are zeros, as the runtime packs them
+    p.for_each_element([&](const int* i) {
+      int o = (int)packedWeightChannel(i[4], i[0], T);
+      p(i) = o < O ? w(i[1], i[2], i[3], o) : 0.0f;
+    });
     c.bufs[wi] = p;
   }
   c.bufs.emplace_back(shapesOf(k, batch).out);

@@ -214,12 +214,13 @@ bool saveWeights(const Plan& p, const Weights& w, const std::string& path, std::
   return writeSafeTensors(path, ts, {{"format", "pt"}, {"cnnc.net", p.net}}, err);
 }
 
-// [O, rest] -> [O/T, rest, T]: a conv weight in blocks of T output channels, each block with its
-// channels innermost (the layout the channel-vectorised conv kernels read: common/packed_layout.h).
+// [O, rest] -> [ceil(O/T), rest, T]: a conv weight in blocks of T output channels, each block with
+// its channels innermost (the layout the channel-vectorised conv kernels read:
+// common/packed_layout.h); the last block zero-padded where T does not divide O.
 static void packBlocked(std::vector<float>& v, const Dims& packed) {
-  int64_t T = packed.back(), O = packed.front() * T;
-  std::vector<float> t(v.size());
-  packWeightBlocks(v.data(), t.data(), O, (int64_t)v.size() / O, T);
+  int64_t T = packed.back(), rest = packed[1] * packed[2] * packed[3], O = (int64_t)v.size() / rest;
+  std::vector<float> t(packed[0] * rest * T);
+  packWeightBlocks(v.data(), t.data(), O, rest, T);
   v.swap(t);
 }
 

@@ -96,7 +96,8 @@ Func blockedWeights(Func w5, int T) {
 Func blockedCopy(ImageParam w, int T, bool overInputs, const std::string& name = "weight_blocked") {
   Func copy(name);
   Var l("bl"), x("tx"), y("ty"), z("tz"), b("cb");
-  copy(l, x, y, z, b) = overInputs ? w(x, y, b * T + l, z) : w(x, y, z, b * T + l);
+  // A last block past O (T not dividing it) repeats channel O - 1; its lanes are never stored.
+  copy(l, x, y, z, b) = overInputs ? w(x, y, b * T + l, z) : w(x, y, z, min(b * T + l, w.dim(3).extent() - 1));
   return copy;
 }
 
@@ -110,11 +111,14 @@ Func blockedCopy(ImageParam w, int T, bool overInputs, const std::string& name =
 // a quarter of the 56x56 layers' rate.)
 // `wcopy`, when defined, is the blocked copy of the weights made once per call.
 // `inner` as for scheduleConvTile.
-void scheduleConvChannels(Func out, Func acc, Func wcopy, RDom r, const Schedule& sc, Vars& v, Func padded = Func(), bool inner = false) {
+void scheduleConvChannels(Func out, Func acc, Func wcopy, RDom r, const Schedule& sc, Vars& v, Func padded = Func(), bool inner = false,
+                          int channels = 0) {
   Var co("co"), ci("ci"), cv("cv"), cl("cl"), xo("xo"), xi("xi"), yo("yo"), yi("yi");
   RVar rzo("rzo"), rzi("rzi");
   int T = sc.vec * sc.chanVec;
-  out.split(v.c, co, ci, T).reorder(v.x, v.y, ci, co, v.n);
+  // Where T does not divide the channels (a forward conv's, `channels`), the last block computes
+  // all T lanes (its weights zero-padded) and stores only the channels that exist.
+  out.split(v.c, co, ci, T, channels % T ? TailStrategy::GuardWithIf : TailStrategy::Auto).reorder(v.x, v.y, ci, co, v.n);
   if (sc.tileX >= 4) out.vectorize(v.x, 4, TailStrategy::GuardWithIf);
   if (padded.defined()) padded.compute_at(out, v.n);
   if (!inner) out.specialize(out.output_buffer().dim(3).extent() >= 8).parallel(v.n);
@@ -178,7 +182,7 @@ ConvFuncs convForward(const KernelSpec& k) {
   f.r = RDom(0, (int)a.kernel[1], 0, (int)a.kernel[0], 0, (int)cig, "r");
   RDom& r = f.r;
   Expr g = a.groups == 1 ? Expr(0) : v.c / (int)cog;
-  f.acc(v.x, v.y, v.c, v.n) = f.b(v.c);
+  f.acc(v.x, v.y, v.c, v.n) = f.b(k.schedule.chanVec && O % T ? min(v.c, (int)O - 1) : Expr(v.c));  // the lanes of a last block past O
   // With channel vectors the weights are read in blocks of T output channels: packed at load
   // (inference), or copied once per call (training, where weights change every step).
   Func wt;
@@ -210,7 +214,8 @@ void convForwardCpu(ConvFuncs& f, const KernelSpec& k) {
     if (vec > 1) f.src.vectorize(x, vec, TailStrategy::ShiftInwards);
   }
   if (k.schedule.chanVec)
-    scheduleConvChannels(f.out, f.acc, k.packedWeights ? Func() : f.wcopy, f.r, k.schedule, v, f.padded || f.subsampled ? f.src : Func());
+    scheduleConvChannels(f.out, f.acc, k.packedWeights ? Func() : f.wcopy, f.r, k.schedule, v, f.padded || f.subsampled ? f.src : Func(), false,
+                         (int)k.out[0]);
   else scheduleConvTile(f.out, f.acc, f.r, k.schedule, (int)k.out[0], v, f.padded ? f.src : Func(), false,
                         k.attrs.groups > 1 && k.attrs.groups == k.in[0]);
 }

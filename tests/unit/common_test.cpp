@@ -211,3 +211,15 @@ TEST(PackedLayout, ShapeAndIndexMappingRoundTrip) {
   EXPECT_EQ(p[T], 1.0f);    // o=0, j=1
   EXPECT_EQ(p[rest * T], 400.0f);  // o=4 (block 1), j=0
 }
+
+TEST(PackedLayout, LastBlockPaddedWithZerosWhereTDoesNotDivideO) {
+  const int64_t O = 6, C = 2, T = 4, rest = C;
+  EXPECT_EQ(packedWeightShape({O, C, 1, 1}, T), (std::vector<int64_t>{2, C, 1, 1, T}));
+  std::vector<float> w(O * rest, 7.0f), p(2 * rest * T, -1.0f);
+  packWeightBlocks(w.data(), p.data(), O, rest, T);
+  for (int64_t j = 0; j < rest; ++j)
+    for (int64_t t = 0; t < T; ++t) {
+      EXPECT_EQ(p[j * T + t], 7.0f);                                 // block 0: channels 0-3
+      EXPECT_EQ(p[(rest + j) * T + t], t < O - T ? 7.0f : 0.0f);    // block 1: channels 4, 5, then zeros
+    }
+}
