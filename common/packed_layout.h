@@ -11,9 +11,11 @@
 namespace cnnc {
 
 // [O, C, kh, kw] -> [ceil(O/T), C, kh, kw, T]. Where T does not divide O (RegNet's 440 channels
-// in blocks of 32), the last block's lanes past O hold zeros.
+// in blocks of 32), the last block's lanes past O hold zeros. A per-pixel linear layer runs as a
+// 1x1 conv but keeps Linear's [O, C] weight: missing dimensions count as 1.
 inline std::vector<int64_t> packedWeightShape(const std::vector<int64_t>& oihw, int64_t T) {
-  return {(oihw[0] + T - 1) / T, oihw[1], oihw[2], oihw[3], T};
+  auto dim = [&](size_t i) { return i < oihw.size() ? oihw[i] : int64_t(1); };
+  return {(dim(0) + T - 1) / T, dim(1), dim(2), dim(3), T};
 }
 
 // Output channel o lies in lane o % T of block o / T, and lane t of block b holds channel b * T + t.

@@ -215,6 +215,8 @@ TEST(PackedLayout, ShapeAndIndexMappingRoundTrip) {
 TEST(PackedLayout, LastBlockPaddedWithZerosWhereTDoesNotDivideO) {
   const int64_t O = 6, C = 2, T = 4, rest = C;
   EXPECT_EQ(packedWeightShape({O, C, 1, 1}, T), (std::vector<int64_t>{2, C, 1, 1, T}));
+  // A per-pixel linear layer's [O, C] weight (ConvNeXt's, run as a 1x1 conv).
+  EXPECT_EQ(packedWeightShape({O, C}, T), (std::vector<int64_t>{2, C, 1, 1, T}));
   std::vector<float> w(O * rest, 7.0f), p(2 * rest * T, -1.0f);
   packWeightBlocks(w.data(), p.data(), O, rest, T);
   for (int64_t j = 0; j < rest; ++j)
