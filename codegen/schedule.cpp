@@ -109,11 +109,12 @@ Schedule defaultSchedule(const KernelSpec& k, int lanes) {
     bool winograd = winogradApplies(k) && lanes >= 8 && W >= 32 && k.in[0] >= 64;
     bool wideWinograd = winograd && lanes == 16 && W < 48 && 16 * k.in[0] * k.out[0] * 4 > kCacheBudget;
     // Forward convs whose channels are not a multiple of 16 too, where padding them to one costs at
-    // most an eighth more (RegNet's 440 -> 448, ShuffleNetV2's 58, 116, 232 and 464): their last
-    // block of channels is padded (common/packed_layout.h). RegNet-Y-400MF at batch 1 (Intel
-    // 6/207, medians of 5 alternating runs) 8.68 -> 6.21 ms, its 440-channel 1x1 convs at 7x7 4x
-    // faster (15% of the FMA peak with 4-wide row vectors); ShuffleNetV2 5.35 -> 4.85 ms.
-    // EfficientNet-B0's 40 channels (padded to 48) at 28x28 were 20-30% slower than row vectors.
+    // most an eighth more (RegNet's 440 -> 448, ShuffleNetV2's 58, 116, 232 and 464, MobileNetV3's
+    // 72 and 120): their last block of channels is padded (common/packed_layout.h). RegNet-Y-400MF
+    // at batch 1 (Intel 6/207, medians of 5 alternating runs) 9.36 -> 6.68 ms, its 440-channel 1x1
+    // convs at 7x7 4x faster (15% of the FMA peak with 4-wide row vectors); ShuffleNetV2 5.52 ->
+    // 4.97 ms; MobileNetV3 and EfficientNet unchanged. EfficientNet-B0's 40 channels (padded to 48)
+    // at 28x28 were 20-30% slower than row vectors, so they keep them.
     int64_t O16 = (k.out[0] + 15) / 16 * 16;
     bool padChannels = k.kind == KernelKind::Conv && lanes == 16 && k.out[0] >= 16 && (O16 - k.out[0]) * 8 <= k.out[0];
     if (rows1x1) s.tileC = 12;
