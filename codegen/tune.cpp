@@ -115,6 +115,7 @@ std::vector<Schedule> scheduleCandidates(const KernelSpec& k, bool adams2019) {
     g.schedule = defaultSchedule(g, lanes);
     for (Schedule s : scheduleCandidates(g)) {
       if (s.chanVec ? (Wq % s.tileX || Hq % s.tileY || Wq1 % s.tileX || Hq1 % s.tileY) : (s.vec * s.tileX > Wq1 || s.tileY > Hq1)) continue;
+      if (s.chanVec && k.out[0] % (s.vec * s.chanVec)) continue;  // a forward conv's padded blocks; not for phases
       s.phase = 1;
       add(s);
     }
@@ -167,9 +168,13 @@ std::vector<Schedule> scheduleCandidates(const KernelSpec& k, bool adams2019) {
               add(s);
             }
   }
-  // Vectors along channels: chanVec vectors x tileX x tileY pixels, tiles dividing the image.
+  // Vectors along channels: chanVec vectors x tileX x tileY pixels, tiles dividing the image. A
+  // forward conv's blocks need not divide its channels (the last one is padded, conv.cpp) while
+  // that pads at most a quarter more; an input gradient's must.
   for (int cv : {1, 2, 4}) {
-    if (O % (lanes * cv) || (lanes == 16 && cv > 2)) continue;
+    int T = lanes * cv, padded = (O + T - 1) / T * T;
+    bool pads = k.kind == KernelKind::Conv && lanes == 16 && (padded - O) * 4 <= O;
+    if ((O % T && !pads) || (lanes == 16 && cv > 2)) continue;
     for (int tx = 1; tx <= std::min(W, 14); ++tx)
       for (int ty = 1; ty <= std::min(H, 8); ++ty)
         if (W % tx == 0 && H % ty == 0 && tx * ty <= 16 && tx * ty * cv <= budget + budget / 6) {

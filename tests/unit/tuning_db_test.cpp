@@ -486,6 +486,42 @@ TEST(TuneCandidates, DefaultFirstAllDistinctRegisterTilesFit) {
   EXPECT_FALSE(tunable(d));
 }
 
+// Channel blocks that do not divide the channels (the last one padded): candidates of a forward
+// conv while the padding is at most a quarter (440 in blocks of 16 and 32), never of an input
+// gradient, stride 1 or split by phase (its blocks of input channels are not padded).
+TEST(TuneCandidates, PaddedChannelBlocksOnlyForForwardConvs) {
+  KernelSpec k;
+  k.kind = KernelKind::Conv;
+  k.in = {440, 7, 7};
+  k.out = {440, 7, 7};
+  k.attrs.kernel[0] = k.attrs.kernel[1] = 1;
+  k.schedule = defaultSchedule(k);
+  std::set<int> blocks;
+  for (const Schedule& s : scheduleCandidates(k))
+    if (s.chanVec) blocks.insert(s.vec * s.chanVec);
+  EXPECT_EQ(blocks, (std::set<int>{16, 32}));
+  k.out = {40, 7, 7};  // 48 pads a fifth: allowed; 64 would pad three fifths
+  k.schedule = defaultSchedule(k);
+  blocks.clear();
+  for (const Schedule& s : scheduleCandidates(k))
+    if (s.chanVec) blocks.insert(s.vec * s.chanVec);
+  EXPECT_EQ(blocks, (std::set<int>{16}));
+  KernelSpec d = k;
+  d.kind = KernelKind::ConvBackData;
+  d.in = {440, 7, 7};
+  d.out = {440, 7, 7};
+  d.attrs.kernel[0] = d.attrs.kernel[1] = 3;
+  d.attrs.pad[0] = d.attrs.pad[1] = 1;
+  d.schedule = defaultSchedule(d);
+  ASSERT_TRUE(tunable(d));
+  for (const Schedule& s : scheduleCandidates(d)) EXPECT_EQ(s.chanVec, 0) << s.str();
+  d.attrs.stride[0] = d.attrs.stride[1] = 2;
+  d.in = {440, 4, 4};
+  d.schedule = defaultSchedule(d);
+  ASSERT_TRUE(tunable(d));
+  for (const Schedule& s : scheduleCandidates(d)) EXPECT_EQ(s.chanVec, 0) << s.str();
+}
+
 // Weight gradients are tuned too: their register tile (vectors of output channels x tap rows x
 // input channels) varies within the register budget, input channels dividing C, and vector blocks
 // dividing O; the default (conv.cpp's own tile) comes first.
