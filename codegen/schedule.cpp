@@ -116,7 +116,9 @@ Schedule defaultSchedule(const KernelSpec& k, int lanes) {
     // 4.97 ms; MobileNetV3 and EfficientNet unchanged. EfficientNet-B0's 40 channels (padded to 48)
     // at 28x28 were 20-30% slower than row vectors, so they keep them.
     int64_t O16 = (k.out[0] + 15) / 16 * 16;
-    bool padChannels = k.kind == KernelKind::Conv && lanes == 16 && k.out[0] >= 16 && (O16 - k.out[0]) * 8 <= k.out[0];
+    // Also input gradients of stride 1 (the phases of a strided one do not pad).
+    bool padForm = k.kind == KernelKind::Conv || (k.kind == KernelKind::ConvBackData && !usesPhases(k));
+    bool padChannels = padForm && lanes == 16 && k.out[0] >= 16 && (O16 - k.out[0]) * 8 <= k.out[0];
     if (rows1x1) s.tileC = 12;
     else if ((W < (lanes >= 8 ? 32 : 16) || wideWinograd) && k.attrs.groups == 1 && (k.out[0] % 16 == 0 || padChannels)) {
       // AVX-512: 2 vectors of 16 channels x up to 8 pixels (14 pixels' 28 accumulators ran the
@@ -146,8 +148,8 @@ Schedule defaultSchedule(const KernelSpec& k, int lanes) {
       int bestAcc = 0;
       for (int cv : lanes == 8 ? std::vector<int>{2, 1} : std::vector<int>{lanes == 16 ? 2 : 4}) {
         int chanVec = cv;
-        // Blocks of vec * chanVec channels tile the output; where no block size divides it (a
-        // forward conv), 2 vectors unless 1 pads fewer channels (440: 2, padded to 448; 72: 1, to 80).
+        // Blocks of vec * chanVec channels tile the output; where no block size divides it
+        // (padChannels), 2 vectors unless 1 pads fewer channels (440: 2, padded to 448; 72: 1, to 80).
         auto padded = [&](int c) { return (k.out[0] + s.vec * c - 1) / (s.vec * c) * (s.vec * c); };
         if (k.out[0] % s.vec) {
           while (chanVec > 1 && padded(chanVec) > padded(chanVec / 2)) chanVec /= 2;

@@ -168,12 +168,14 @@ std::vector<Schedule> scheduleCandidates(const KernelSpec& k, bool adams2019) {
               add(s);
             }
   }
-  // Vectors along channels: chanVec vectors x tileX x tileY pixels, tiles dividing the image. A
-  // forward conv's blocks need not divide its channels (the last one is padded, conv.cpp) while
-  // that pads at most a quarter more; an input gradient's must.
+  // Vectors along channels: chanVec vectors x tileX x tileY pixels, tiles dividing the image. The
+  // blocks of a forward conv or a stride-1 input gradient need not divide the channels (the last
+  // one is padded, conv.cpp) while that pads at most a quarter more; a strided input gradient's
+  // phases must (filtered above, where they take these candidates as a conv's).
   for (int cv : {1, 2, 4}) {
     int T = lanes * cv, padded = (O + T - 1) / T * T;
-    bool pads = k.kind == KernelKind::Conv && lanes == 16 && (padded - O) * 4 <= O;
+    bool padForm = k.kind == KernelKind::Conv || (k.kind == KernelKind::ConvBackData && !usesPhases(k));
+    bool pads = padForm && lanes == 16 && (padded - O) * 4 <= O;
     if ((O % T && !pads) || (lanes == 16 && cv > 2)) continue;
     for (int tx = 1; tx <= std::min(W, 14); ++tx)
       for (int ty = 1; ty <= std::min(H, 8); ++ty)

@@ -96,8 +96,9 @@ Func blockedWeights(Func w5, int T) {
 Func blockedCopy(ImageParam w, int T, bool overInputs, const std::string& name = "weight_blocked") {
   Func copy(name);
   Var l("bl"), x("tx"), y("ty"), z("tz"), b("cb");
-  // A last block past O (T not dividing it) repeats channel O - 1; its lanes are never stored.
-  copy(l, x, y, z, b) = overInputs ? w(x, y, b * T + l, z) : w(x, y, z, min(b * T + l, w.dim(3).extent() - 1));
+  // A last block past the channels (T not dividing them) repeats the last channel; its lanes are
+  // never stored.
+  copy(l, x, y, z, b) = overInputs ? w(x, y, min(b * T + l, w.dim(2).extent() - 1), z) : w(x, y, z, min(b * T + l, w.dim(3).extent() - 1));
   return copy;
 }
 
@@ -116,8 +117,8 @@ void scheduleConvChannels(Func out, Func acc, Func wcopy, RDom r, const Schedule
   Var co("co"), ci("ci"), cv("cv"), cl("cl"), xo("xo"), xi("xi"), yo("yo"), yi("yi");
   RVar rzo("rzo"), rzi("rzi");
   int T = sc.vec * sc.chanVec;
-  // Where T does not divide the channels (a forward conv's, `channels`), the last block computes
-  // all T lanes (its weights zero-padded) and stores only the channels that exist.
+  // Where T does not divide the channels (`channels`: a forward conv's or a stride-1 input
+  // gradient's), the last block computes all T lanes and stores only the channels that exist.
   out.split(v.c, co, ci, T, channels % T ? TailStrategy::GuardWithIf : TailStrategy::Auto).reorder(v.x, v.y, ci, co, v.n);
   if (sc.tileX >= 4) out.vectorize(v.x, 4, TailStrategy::GuardWithIf);
   if (padded.defined()) padded.compute_at(out, v.n);
@@ -411,7 +412,7 @@ BackDataFuncs convBackDataUpsampled(const KernelSpec& k) {
 void convBackDataUpsampledCpu(BackDataFuncs& f, const KernelSpec& k) {
   Vars v;
   schedulePadded(f.dyz, (int)k.in[2], k.schedule);
-  if (k.schedule.chanVec) scheduleConvChannels(f.out, f.acc, f.wcopy, f.r, k.schedule, v, f.dyz);
+  if (k.schedule.chanVec) scheduleConvChannels(f.out, f.acc, f.wcopy, f.r, k.schedule, v, f.dyz, false, (int)k.out[0]);
   else scheduleConvTile(f.out, f.acc, f.r, k.schedule, (int)k.out[0], v, f.dyz);
 }
 

@@ -407,8 +407,12 @@ TEST(TuneCandidates, DefaultFirstAllDistinctRegisterTilesFit) {
   big.out = {440, 7, 7};
   EXPECT_EQ(defaultSchedule(big).chanVec, 2) << defaultSchedule(big).str();
   EXPECT_EQ(defaultSchedule(big, 8).chanVec, 0) << defaultSchedule(big, 8).str();
-  big.kind = KernelKind::ConvBackData;
+  big.kind = KernelKind::ConvBackData;  // stride 1: padded too; strided (phases): not
+  EXPECT_EQ(defaultSchedule(big).chanVec, 2) << defaultSchedule(big).str();
+  big.attrs.stride[0] = big.attrs.stride[1] = 2;
+  big.in = {440, 4, 4};
   EXPECT_EQ(defaultSchedule(big).chanVec, 0) << defaultSchedule(big).str();
+  big.attrs.stride[0] = big.attrs.stride[1] = 1;
   big.kind = KernelKind::Conv;
   big.in = {144, 28, 28};
   big.out = {40, 28, 28};
@@ -487,9 +491,9 @@ TEST(TuneCandidates, DefaultFirstAllDistinctRegisterTilesFit) {
 }
 
 // Channel blocks that do not divide the channels (the last one padded): candidates of a forward
-// conv while the padding is at most a quarter (440 in blocks of 16 and 32), never of an input
-// gradient, stride 1 or split by phase (its blocks of input channels are not padded).
-TEST(TuneCandidates, PaddedChannelBlocksOnlyForForwardConvs) {
+// conv or a stride-1 input gradient while the padding is at most a quarter (440 in blocks of 16
+// and 32), never of a strided input gradient (its phases' blocks are not padded).
+TEST(TuneCandidates, PaddedChannelBlocksNotForPhases) {
   KernelSpec k;
   k.kind = KernelKind::Conv;
   k.in = {440, 7, 7};
@@ -514,7 +518,11 @@ TEST(TuneCandidates, PaddedChannelBlocksOnlyForForwardConvs) {
   d.attrs.pad[0] = d.attrs.pad[1] = 1;
   d.schedule = defaultSchedule(d);
   ASSERT_TRUE(tunable(d));
-  for (const Schedule& s : scheduleCandidates(d)) EXPECT_EQ(s.chanVec, 0) << s.str();
+  EXPECT_EQ(d.schedule.chanVec, 2) << d.schedule.str();
+  blocks.clear();
+  for (const Schedule& s : scheduleCandidates(d))
+    if (s.chanVec) blocks.insert(s.vec * s.chanVec);
+  EXPECT_EQ(blocks, (std::set<int>{16, 32}));
   d.attrs.stride[0] = d.attrs.stride[1] = 2;
   d.in = {440, 4, 4};
   d.schedule = defaultSchedule(d);
