@@ -117,8 +117,7 @@ Schedule defaultSchedule(const KernelSpec& k, int lanes) {
     // at 28x28 were 20-30% slower than row vectors, so they keep them.
     int64_t O16 = (k.out[0] + 15) / 16 * 16;
     // Also input gradients of stride 1 (the phases of a strided one do not pad).
-    bool padForm = k.kind == KernelKind::Conv || (k.kind == KernelKind::ConvBackData && !usesPhases(k));
-    bool padChannels = padForm && lanes == 16 && k.out[0] >= 16 && (O16 - k.out[0]) * 8 <= k.out[0];
+    bool padChannels = padsChannelBlocks(k) && lanes == 16 && k.out[0] >= 16 && (O16 - k.out[0]) * 8 <= k.out[0];
     if (rows1x1) s.tileC = 12;
     else if ((W < (lanes >= 8 ? 32 : 16) || wideWinograd) && k.attrs.groups == 1 && (k.out[0] % 16 == 0 || padChannels)) {
       // AVX-512: 2 vectors of 16 channels x up to 8 pixels (14 pixels' 28 accumulators ran the

@@ -174,8 +174,7 @@ std::vector<Schedule> scheduleCandidates(const KernelSpec& k, bool adams2019) {
   // phases must (filtered above, where they take these candidates as a conv's).
   for (int cv : {1, 2, 4}) {
     int T = lanes * cv, padded = (O + T - 1) / T * T;
-    bool padForm = k.kind == KernelKind::Conv || (k.kind == KernelKind::ConvBackData && !usesPhases(k));
-    bool pads = padForm && lanes == 16 && (padded - O) * 4 <= O;
+    bool pads = padsChannelBlocks(k) && lanes == 16 && (padded - O) * 4 <= O;
     if ((O % T && !pads) || (lanes == 16 && cv > 2)) continue;
     for (int tx = 1; tx <= std::min(W, 14); ++tx)
       for (int ty = 1; ty <= std::min(H, 8); ++ty)

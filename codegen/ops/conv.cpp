@@ -31,6 +31,10 @@ bool usesPhases(const KernelSpec& k) {
   return (a.stride[0] > 1 || a.stride[1] > 1) && a.dilation[0] == 1 && a.dilation[1] == 1;
 }
 
+bool padsChannelBlocks(const KernelSpec& k) {
+  return k.kind == KernelKind::Conv || (k.kind == KernelKind::ConvBackData && !usesPhases(k));
+}
+
 namespace {
 
 // ---- Schedules shared by the direct convolutions (forward and input gradient) ----

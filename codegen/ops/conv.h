@@ -30,4 +30,9 @@ bool depthwiseFlatFused(const Schedule& s, int64_t W, int64_t plane, int vec);
 // A strided input gradient without dilation, computed per phase of the stride (convBackDataPhases).
 bool usesPhases(const KernelSpec& k);
 
+// Whether k's channel-vector form can pad its last block of channels (blocks that do not divide
+// them): a forward conv, or an input gradient not split by phase (scheduleConvChannels' guarded
+// tail, blockedCopy's clamped channel). The defaults and the tuner each bound the padding.
+bool padsChannelBlocks(const KernelSpec& k);
+
 }  // namespace cnnc::codegen
