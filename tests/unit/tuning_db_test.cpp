@@ -29,6 +29,28 @@ std::string tempPath() {
   return tmpl;
 }
 
+// A conv kernel of `kind` (ConvBackData: `in` is dy, `out` dx) with a square kernel, "same"
+// padding for odd sizes, stride `stride`, and its default schedule for `lanes`.
+KernelSpec convSpec(KernelKind kind, const cnnc::Dims& in, const cnnc::Dims& out, int kernel, int stride = 1, int lanes = 16) {
+  KernelSpec k;
+  k.kind = kind;
+  k.in = in;
+  k.out = out;
+  k.attrs.kernel[0] = k.attrs.kernel[1] = kernel;
+  k.attrs.pad[0] = k.attrs.pad[1] = kernel / 2;
+  k.attrs.stride[0] = k.attrs.stride[1] = stride;
+  k.schedule = defaultSchedule(k, lanes);
+  return k;
+}
+
+// The channel blocks (vec x chanVec) of k's channel-vector candidates.
+std::set<int> candidateBlocks(const KernelSpec& k) {
+  std::set<int> blocks;
+  for (const Schedule& s : scheduleCandidates(k))
+    if (s.chanVec) blocks.insert(s.vec * s.chanVec);
+  return blocks;
+}
+
 TuningRecord rec(const std::string& kernel, double ms, int tileC = 8) {
   TuningRecord r;
   r.kernel = kernel;
@@ -301,13 +323,7 @@ TEST(TuningDb, TornLastLineIsSkippedThenCutOffByTheNextAppend) {
 }
 
 TEST(TuningDb, ApplyReplacesScheduleOfKnownKernelsOnly) {
-  KernelSpec a;
-  a.kind = KernelKind::Conv;
-  a.in = {16, 8, 8};
-  a.out = {16, 8, 8};
-  a.attrs.kernel[0] = a.attrs.kernel[1] = 3;
-  a.attrs.pad[0] = a.attrs.pad[1] = 1;
-  a.schedule = defaultSchedule(a);
+  KernelSpec a = convSpec(KernelKind::Conv, {16, 8, 8}, {16, 8, 8}, 3);
   KernelSpec b = a;
   b.out = {32, 8, 8};
   b.schedule = defaultSchedule(b);
@@ -322,13 +338,7 @@ TEST(TuningDb, ApplyReplacesScheduleOfKnownKernelsOnly) {
 }
 
 TEST(TuneCandidates, DefaultFirstAllDistinctRegisterTilesFit) {
-  KernelSpec k;
-  k.kind = KernelKind::Conv;
-  k.in = {64, 56, 56};
-  k.out = {64, 56, 56};
-  k.attrs.kernel[0] = k.attrs.kernel[1] = 3;
-  k.attrs.pad[0] = k.attrs.pad[1] = 1;
-  k.schedule = defaultSchedule(k);
+  KernelSpec k = convSpec(KernelKind::Conv, {64, 56, 56}, {64, 56, 56}, 3);
   ASSERT_TRUE(tunable(k));
   auto cs = scheduleCandidates(k, true);
   EXPECT_EQ(scheduleCandidates(k).size() + 1, cs.size());  // Adams2019 only when asked for
@@ -494,38 +504,15 @@ TEST(TuneCandidates, DefaultFirstAllDistinctRegisterTilesFit) {
 // conv or a stride-1 input gradient while the padding is at most a quarter (440 in blocks of 16
 // and 32), never of a strided input gradient (its phases' blocks are not padded).
 TEST(TuneCandidates, PaddedChannelBlocksNotForPhases) {
-  KernelSpec k;
-  k.kind = KernelKind::Conv;
-  k.in = {440, 7, 7};
-  k.out = {440, 7, 7};
-  k.attrs.kernel[0] = k.attrs.kernel[1] = 1;
-  k.schedule = defaultSchedule(k);
-  std::set<int> blocks;
-  for (const Schedule& s : scheduleCandidates(k))
-    if (s.chanVec) blocks.insert(s.vec * s.chanVec);
-  EXPECT_EQ(blocks, (std::set<int>{16, 32}));
-  k.out = {40, 7, 7};  // 48 pads a fifth: allowed; 64 would pad three fifths
-  k.schedule = defaultSchedule(k);
-  blocks.clear();
-  for (const Schedule& s : scheduleCandidates(k))
-    if (s.chanVec) blocks.insert(s.vec * s.chanVec);
-  EXPECT_EQ(blocks, (std::set<int>{16}));
-  KernelSpec d = k;
-  d.kind = KernelKind::ConvBackData;
-  d.in = {440, 7, 7};
-  d.out = {440, 7, 7};
-  d.attrs.kernel[0] = d.attrs.kernel[1] = 3;
-  d.attrs.pad[0] = d.attrs.pad[1] = 1;
-  d.schedule = defaultSchedule(d);
+  KernelSpec k = convSpec(KernelKind::Conv, {440, 7, 7}, {440, 7, 7}, 1);
+  EXPECT_EQ(candidateBlocks(k), (std::set<int>{16, 32}));
+  k = convSpec(KernelKind::Conv, {440, 7, 7}, {40, 7, 7}, 1);  // 48 pads a fifth: allowed; 64 would pad three fifths
+  EXPECT_EQ(candidateBlocks(k), (std::set<int>{16}));
+  KernelSpec d = convSpec(KernelKind::ConvBackData, {440, 7, 7}, {440, 7, 7}, 3);
   ASSERT_TRUE(tunable(d));
   EXPECT_EQ(d.schedule.chanVec, 2) << d.schedule.str();
-  blocks.clear();
-  for (const Schedule& s : scheduleCandidates(d))
-    if (s.chanVec) blocks.insert(s.vec * s.chanVec);
-  EXPECT_EQ(blocks, (std::set<int>{16, 32}));
-  d.attrs.stride[0] = d.attrs.stride[1] = 2;
-  d.in = {440, 4, 4};
-  d.schedule = defaultSchedule(d);
+  EXPECT_EQ(candidateBlocks(d), (std::set<int>{16, 32}));
+  d = convSpec(KernelKind::ConvBackData, {440, 4, 4}, {440, 7, 7}, 3, 2);
   ASSERT_TRUE(tunable(d));
   for (const Schedule& s : scheduleCandidates(d)) EXPECT_EQ(s.chanVec, 0) << s.str();
 }
@@ -629,13 +616,7 @@ TEST(TuneCandidates, Avx2TilesFitSixteenRegisters) {
   EXPECT_EQ(lanesOf("x86-64-linux-sse41"), 4);
   bool wino = false, chan = false;
   for (int64_t side : {56, 28, 14, 7}) {
-    KernelSpec k;
-    k.kind = KernelKind::Conv;
-    k.in = {64, side, side};
-    k.out = {64, side, side};
-    k.attrs.kernel[0] = k.attrs.kernel[1] = 3;
-    k.attrs.pad[0] = k.attrs.pad[1] = 1;
-    k.schedule = defaultSchedule(k, 8);
+    KernelSpec k = convSpec(KernelKind::Conv, {64, side, side}, {64, side, side}, 3, 1, 8);
     for (const auto& s : scheduleCandidates(k)) {
       EXPECT_LE(s.vec, 8) << side << ": " << s.str();
       if (s.winograd) {
