@@ -289,7 +289,7 @@ CallBuffers canonicalInputs(const KernelSpec& k, int batch) {
 }
 
 // The arguments of candidate `k` on `in`: weights packed when it takes them packed
-// ([O/T, C, kh, kw, T], as ConstTensor::pack lays them out at load), and a fresh output.
+// ([ceil(O/T), C, kh, kw, T], by the runtime's own packWeightBlocks), and a fresh output.
 CallBuffers callBuffers(const KernelSpec& k, const CallBuffers& in, int batch) {
   CallBuffers c = in;
   if (k.packedWeights) {
@@ -298,11 +298,9 @@ CallBuffers callBuffers(const KernelSpec& k, const CallBuffers& in, int batch) {
     int T = packedBlock(k.schedule);
     Dims packed = packedWeightShape({w.dim(3).extent(), w.dim(2).extent(), w.dim(1).extent(), w.dim(0).extent()}, T);
     Halide::Runtime::Buffer<float> p(std::vector<int>(packed.rbegin(), packed.rend()));  // Halide lists dimensions innermost first
-    int O = w.dim(3).extent();  // the last block's lanes past O are zeros, as the runtime packs them
-    p.for_each_element([&](const int* i) {
-      int o = (int)packedWeightChannel(i[4], i[0], T);
-      p(i) = o < O ? w(i[1], i[2], i[3], o) : 0.0f;
-    });
+    // Both buffers are dense and freshly made: w's data is [O, C kh kw] row-major, p's the packed order.
+    int64_t O = w.dim(3).extent();
+    packWeightBlocks(w.data(), p.data(), O, (int64_t)w.number_of_elements() / O, T);
     c.bufs[wi] = p;
   }
   c.bufs.emplace_back(shapesOf(k, batch).out);
