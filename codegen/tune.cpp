@@ -65,7 +65,8 @@ bool tunable(const KernelSpec& k) {
   // Depthwise convs, and the input gradients of those that walk flat (stride 1, "same"); a strided
   // one's input gradient is split by phase, each phase with its own derived schedule.
   if (depthwise(k)) return k.kind == KernelKind::Conv || (k.kind == KernelKind::ConvBackData && depthwiseFlatApplies(k));
-  if (k.attrs.groups != 1) return false;
+  // Grouped forward convs: row-vector tiles (channel vectors would gather across groups).
+  if (k.attrs.groups != 1) return k.kind == KernelKind::Conv;
   if (k.kind == KernelKind::Conv) return true;
   // Weight gradients: the register tile (backWeightTile in conv.cpp); the flat depthwise form has one.
   if (k.kind == KernelKind::ConvBackWeight) return !k.schedule.flat && !k.extraIns.empty();
@@ -175,7 +176,7 @@ std::vector<Schedule> scheduleCandidates(const KernelSpec& k, bool adams2019) {
   for (int cv : {1, 2, 4}) {
     int T = lanes * cv, padded = (O + T - 1) / T * T;
     bool pads = padsChannelBlocks(k) && lanes == 16 && (padded - O) * 4 <= O;
-    if ((O % T && !pads) || (lanes == 16 && cv > 2)) continue;
+    if ((O % T && !pads) || (lanes == 16 && cv > 2) || k.attrs.groups != 1) continue;
     for (int tx = 1; tx <= std::min(W, 14); ++tx)
       for (int ty = 1; ty <= std::min(H, 8); ++ty)
         if (W % tx == 0 && H % ty == 0 && tx * ty <= 16 && tx * ty * cv <= budget + budget / 6) {
