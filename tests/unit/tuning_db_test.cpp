@@ -606,6 +606,31 @@ TEST(TuneCandidates, DepthwiseRowsAndFlatWalks) {
   EXPECT_NE(s.str().find("flat=3 task=8"), std::string::npos) << s.str();
 }
 
+// Grouped convs that are not depthwise (RegNet's groups of 8 channels) are tuned forward, with row
+// vectors only: a vector of output channels would span groups and gather its inputs. Their input
+// and weight gradients keep their defaults.
+TEST(TuneCandidates, GroupedForwardRowTilesOnly) {
+  KernelSpec k = convSpec(KernelKind::Conv, {104, 28, 28}, {104, 28, 28}, 3);
+  k.attrs.groups = 13;
+  k.schedule = defaultSchedule(k, 16);
+  ASSERT_TRUE(tunable(k));
+  auto cs = scheduleCandidates(k);
+  EXPECT_EQ(cs[0].str(), k.schedule.str());
+  EXPECT_GT(cs.size(), 20u);
+  std::set<int> tiles, orders;
+  for (const auto& s : cs) {
+    EXPECT_EQ(s.chanVec, 0) << s.str();
+    EXPECT_EQ(s.winograd, 0) << s.str();
+    tiles.insert(s.tileC);
+    orders.insert(s.order);
+  }
+  EXPECT_EQ(tiles, (std::set<int>{4, 8, 12, 16}));
+  EXPECT_EQ(orders, (std::set<int>{0, 1, 2}));
+  KernelSpec dx = convSpec(KernelKind::ConvBackData, {104, 28, 28}, {104, 28, 28}, 3);
+  dx.attrs.groups = 13;
+  EXPECT_FALSE(tunable(dx));
+}
+
 // AVX2 has 16 vector registers of 8 floats: its defaults and candidates keep at most 12
 // accumulators (14 with channel vectors, whose weights can come from memory), in one register per
 // vector, and its Winograd kernels are among them.
