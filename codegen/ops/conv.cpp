@@ -35,6 +35,18 @@ bool padsChannelBlocks(const KernelSpec& k) {
   return k.kind == KernelKind::Conv || (k.kind == KernelKind::ConvBackData && !usesPhases(k));
 }
 
+// Grouped (not depthwise) convs whose groups hold a multiple of 4 output channels (RegNet's 8): their
+// weight gradients take the tiled forms (convBackWeightPerImage, convBackWeightBatched) with vectors
+// of output channels that never span two groups, so a vector's input channels are one group's, read
+// as one broadcast per tap. Measurement: see defaultSchedule (schedule.cpp).
+int groupedWeightVec(const KernelSpec& k, int lanes) {
+  if (k.kind != KernelKind::ConvBackWeight || k.extraIns.empty() || k.attrs.groups == 1) return 0;
+  int64_t cog = k.extraIns[0][0] / k.attrs.groups;
+  for (int v : {16, 8, 4})
+    if (v <= std::max(lanes, 4) && cog % v == 0) return v;
+  return 0;
+}
+
 namespace {
 
 // ---- Schedules shared by the direct convolutions (forward and input gradient) ----
@@ -435,11 +447,12 @@ struct BackWeightTile {
 };
 
 BackWeightTile backWeightTile(const KernelSpec& k) {
-  int C = (int)k.in[0], O = (int)k.extraIns[0][0], kh = (int)k.attrs.kernel[0], kw = (int)k.attrs.kernel[1];
+  int C = (int)(k.in[0] / k.attrs.groups), O = (int)k.extraIns[0][0], kh = (int)k.attrs.kernel[0], kw = (int)k.attrs.kernel[1];
   BackWeightTile t;
   // AVX2 (8 lanes, 16 registers): 8-channel vectors, at most 12 accumulators.
   int lanes = k.schedule.lanes, budget = lanes == 8 ? 12 : 24;
   t.vec = lanes == 8 ? (O >= 8 ? 8 : 4) : lanes < 16 ? 4 : O >= 16 ? 16 : O >= 8 ? 8 : 4;
+  if (k.attrs.groups > 1) t.vec = groupedWeightVec(k, lanes);
   t.cv = O >= 2 * t.vec ? 2 : 1;
   t.kyt = t.cv * kw * kh <= budget ? kh : 1;
   t.cit = 1;
@@ -448,13 +461,14 @@ BackWeightTile backWeightTile(const KernelSpec& k) {
   // A tuned tile (cnnc tune, tune.cpp) overrides: chanVec vectors of vec channels, tileY tap rows
   // (1 or kh), tileC input channels (dividing C).
   const Schedule& sc = k.schedule;
-  if (sc.chanVec > 0 && (sc.tileY == 1 || sc.tileY == kh) && sc.tileC >= 1 && C % sc.tileC == 0)
+  if (sc.chanVec > 0 && k.attrs.groups == 1 && (sc.tileY == 1 || sc.tileY == kh) && sc.tileC >= 1 && C % sc.tileC == 0)
     t.vec = sc.vec, t.cv = sc.chanVec, t.kyt = sc.tileY, t.cit = sc.tileC;
   return t;
 }
 
-// Grouped convs: dw[co, ci, ky, kx] = sum over batch and output positions of dy * the input pixel
-// under the tap, one task per output channel (a lane-varying group would make the tiled form gather).
+// Other grouped convs: dw[co, ci, ky, kx] = sum over batch and output positions of dy * the input
+// pixel under the tap, one task per output channel (a lane-varying group would make the tiled form
+// gather).
 struct GroupedWeightFuncs {
   Func out{"conv_dw"}, acc{"convbw_acc"};
   RDom r;
@@ -558,7 +572,14 @@ void scheduleWeightOut(Func out, Func sum = Func(), int vec = 1) {
   sum.update().vectorize(sc, vec, TailStrategy::RoundUp);
 }
 
-// The Funcs of the two ungrouped forms below.
+// The input channel that weight (co, ci) reads: ci of co's group.
+Expr inputChannel(const KernelSpec& k, Expr co, Expr ci) {
+  if (k.attrs.groups == 1) return ci;
+  int64_t cig = k.in[0] / k.attrs.groups, cog = k.extraIns[0][0] / k.attrs.groups;
+  return co / (int)cog * (int)cig + ci;
+}
+
+// The Funcs of the two tiled forms below (ungrouped convs, and grouped ones with groupedWeightVec).
 struct WeightFuncs {
   WeightGradSources src;
   Func out{"conv_dw"}, sum{"convbw_sum"}, part{"convbw_part"}, acc{"convbw_acc"};
@@ -612,7 +633,7 @@ WeightFuncs convBackWeightBatched(const KernelSpec& k) {
   img = min(img, N - 1);  // the same image; bounds inference cannot see the where clause
   f.acc(co, kx, ky, ci, u) = 0.0f;
   f.acc(co, kx, ky, ci, u) += dyT(co, rq.x, rq.y, img) *
-      xpad(rq.x * (int)a.stride[1] + kx * (int)a.dilation[1], rq.y * (int)a.stride[0] + ky * (int)a.dilation[0], ci, img);
+      xpad(rq.x * (int)a.stride[1] + kx * (int)a.dilation[1], rq.y * (int)a.stride[0] + ky * (int)a.dilation[0], inputChannel(k, co, ci), img);
   f.part(co, kx, ky, ci, u) = f.acc(co, kx, ky, ci, u);
   RDom ru(0, chunks, "ru");
   f.sum(co, kx, ky, ci) = 0.0f;
@@ -694,7 +715,7 @@ WeightFuncs convBackWeightPerImage(const KernelSpec& k) {
   Expr oy = b * R + rp.y;
   f.part(co, kx, ky, ci, b, n) = 0.0f;
   f.part(co, kx, ky, ci, b, n) += dyT(co, rp.x, oy, n) *
-      xpad(rp.x * (int)a.stride[1] + kx * (int)a.dilation[1], oy * (int)a.stride[0] + ky * (int)a.dilation[0], ci, n);
+      xpad(rp.x * (int)a.stride[1] + kx * (int)a.dilation[1], oy * (int)a.stride[0] + ky * (int)a.dilation[0], inputChannel(k, co, ci), n);
   f.N = f.src.dy.dim(3).extent();
   f.rn = RDom(0, Ho / R, 0, f.N, "rn");  // (block of rows, image)
   f.sum(co, kx, ky, ci) = 0.0f;
@@ -804,7 +825,7 @@ Lowered lowerConvBackData(const KernelSpec& k) {
 
 Lowered lowerConvBackWeight(const KernelSpec& k) {
   if (k.schedule.flat) return lowerConvBackWeightDepthwiseFlat(k);
-  if (k.attrs.groups != 1) return lowerWithSchedules(k, convBackWeightGrouped(k), convBackWeightGroupedCpu);
+  if (k.attrs.groups != 1 && (k.schedule.gpu || !groupedWeightVec(k, k.schedule.lanes))) return lowerWithSchedules(k, convBackWeightGrouped(k), convBackWeightGroupedCpu);
   if (weightGradBatched(k)) return lowerWithSchedules(k, convBackWeightBatched(k), convBackWeightBatchedCpu);
   WeightFuncs f = convBackWeightPerImage(k);
   if (k.schedule.gpu) convBackWeightPerImageGpu(f, k);

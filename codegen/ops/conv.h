@@ -27,6 +27,11 @@ bool depthwiseFlatApplies(const KernelSpec& k);
 int depthwiseFlatTask(const Schedule& s, int64_t C, int64_t plane);
 bool depthwiseFlatFused(const Schedule& s, int64_t W, int64_t plane, int vec);
 
+// The lanes of the weight gradient's output-channel vectors for a grouped, not depthwise, conv:
+// the widest of 16, 8, 4 (within the target's vector) that divides the channels of a group; 0 where
+// none does (then the flat form, conv_depthwise.cpp).
+int groupedWeightVec(const KernelSpec& k, int lanes);
+
 // A strided input gradient without dilation, computed per phase of the stride (convBackDataPhases).
 bool usesPhases(const KernelSpec& k);
 

@@ -631,6 +631,37 @@ TEST(TuneCandidates, GroupedForwardRowTilesOnly) {
   EXPECT_FALSE(tunable(dx));
 }
 
+// Grouped weight gradients take the tiled form, with vectors of output channels inside one group,
+// where the group's channel count is a multiple of 4 (RegNet's 8); other grouped and depthwise ones
+// keep the flat walk.
+TEST(DefaultSchedules, GroupedWeightGradientsTiledWithinAGroup) {
+  auto wgrad = [](int C, int O, int groups, int lanes) {
+    KernelSpec k;
+    k.kind = KernelKind::ConvBackWeight;
+    k.in = {C, 14, 14};
+    k.extraIns = {{O, 14, 14}};
+    k.out = {O, C / groups, 3, 3};
+    k.attrs.kernel[0] = k.attrs.kernel[1] = 3;
+    k.attrs.pad[0] = k.attrs.pad[1] = 1;
+    k.attrs.groups = groups;
+    k.schedule = defaultSchedule(k, lanes);
+    return k;
+  };
+  KernelSpec regnet = wgrad(104, 104, 13, 16);  // 8 channels per group
+  EXPECT_EQ(groupedWeightVec(regnet, 16), 8);
+  EXPECT_EQ(regnet.schedule.flat, 0);
+  EXPECT_EQ(groupedWeightVec(wgrad(64, 64, 2, 16), 16), 16);
+  EXPECT_EQ(groupedWeightVec(wgrad(64, 64, 2, 8), 8), 8);   // AVX2: one register
+  EXPECT_EQ(groupedWeightVec(wgrad(20, 20, 5, 16), 16), 4);
+  KernelSpec odd = wgrad(20, 20, 4, 16);  // 5 channels per group: no vector fits
+  EXPECT_EQ(groupedWeightVec(odd, 16), 0);
+  EXPECT_EQ(odd.schedule.flat, 1);
+  KernelSpec dw = wgrad(96, 96, 96, 16);  // depthwise
+  EXPECT_EQ(groupedWeightVec(dw, 16), 0);
+  EXPECT_EQ(dw.schedule.flat, 1);
+  EXPECT_EQ(groupedWeightVec(wgrad(96, 96, 1, 16), 16), 0);  // ungrouped: its own tile
+}
+
 // AVX2 has 16 vector registers of 8 floats: its defaults and candidates keep at most 12
 // accumulators (14 with channel vectors, whose weights can come from memory), in one register per
 // vector, and its Winograd kernels are among them.
