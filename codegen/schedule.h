@@ -32,8 +32,11 @@ struct Schedule {
   // each plane walked as one flat row of H x W pixels (conv_depthwise.cpp). 0: rows. 1: the output
   // stored row by row, or as whole vectors over the fused plane when its rows are narrower than 8;
   // 2: always row by row; 3: always fused (set by the tuner, which measures both).
+  // Memory-bound kinds (scheduleSpatial, ops/op_helpers.h): 1 vectorises the plane as one row
+  // (set by the tuner).
   int flat = 0;
   // Flat depthwise forms: output channels per parallel task; 0: enough channels for 16K output floats.
+  // Memory-bound kinds: channels of one image per parallel task; 0: the default's tasks.
   int task = 0;
   // Strided input gradient (split by phase, conv.cpp): 1: vec, tileX, tileY, tileC and chanVec
   // schedule every phase, as a conv of the phase grid's shape (set by the tuner); 0: each phase

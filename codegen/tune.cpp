@@ -61,7 +61,14 @@ using Clock = std::chrono::steady_clock;
 // One input channel per output channel (k.in is x for a conv, dy for its input gradient).
 bool depthwise(const KernelSpec& k) { return k.in.size() == 3 && isDepthwise(k.in[0], k.out[0], k.attrs.groups); }
 
+bool spatialTunable(const KernelSpec& k) {
+  using K = KernelKind;
+  static const std::set<K> kinds{K::Affine, K::BNApply, K::BNBackData, K::Activation, K::ActGrad, K::Add, K::Mul, K::MaxPool, K::AvgPool, K::AvgPoolBack};
+  return kinds.count(k.kind) && k.out.size() == 3 && !k.schedule.gpu;
+}
+
 bool tunable(const KernelSpec& k) {
+  if (spatialTunable(k)) return true;
   // Depthwise convs, and the input gradients of those that walk flat (stride 1, "same"); a strided
   // one's input gradient is split by phase, each phase with its own derived schedule.
   if (depthwise(k)) return k.kind == KernelKind::Conv || (k.kind == KernelKind::ConvBackData && depthwiseFlatApplies(k));
@@ -84,6 +91,25 @@ std::vector<Schedule> scheduleCandidates(const KernelSpec& k, bool adams2019) {
     s.lanes = lanes;
     if (seen.insert(s.str()).second) out.push_back(s);
   };
+  // Memory-bound kinds (scheduleSpatial): vectors of 4 to 32 floats (two registers at most) along
+  // the row or along the whole plane (flat), no wider than either; tasks of the default's choice
+  // (0), or of 1 to all channels of one image.
+  if (spatialTunable(k)) {
+    for (int flat : {0, 1})
+      for (int vec : {4, 8, 16, 32}) {
+        int row = flat ? W * H : W;
+        if ((flat && H == 1) || vec > row || vec > 2 * std::max(lanes, 8) / (lanes == 4 ? 2 : 1)) continue;
+        for (int task : {0, 1, 4, 16, 64, O}) {
+          if (task > O) continue;
+          Schedule s;
+          s.vec = vec, s.flat = flat, s.task = task;
+          add(s);
+        }
+      }
+    std::mt19937 rng(12345);
+    std::shuffle(out.begin() + 1, out.end(), rng);
+    return out;
+  }
   // Accumulators per register tile: 24 of AVX-512's (or NEON's) 32 registers, 12 of AVX2's 16.
   const int budget = lanes == 8 ? 12 : 24;
   // Weight gradients: cv vectors of vec output channels x kw x kyt taps x cit input channels
@@ -242,16 +268,37 @@ std::vector<int> imageShape(const Dims& d, int batch) {
 struct Shapes {
   std::vector<std::vector<int>> in;
   std::vector<float> scale;
+  std::vector<bool> positive;  // values in [scale / 2, scale] (statistics, whose variance must be positive), else [-scale, scale]
   std::vector<int> out;
 };
 
-Shapes shapesOf(const KernelSpec& k, int batch) {
+// The output of `k` at `batch` in Halide's order.
+std::vector<int> outputShape(const KernelSpec& k, int batch) {
+  return outputIsBatched(k.kind) ? imageShape(k.out, batch) : std::vector<int>(k.out.rbegin(), k.out.rend());
+}
+
+// The memory-bound kinds: the plan's shapes (TuneKernel::args); activations in [-1, 1], constants
+// (statistics, scales, shifts) in [0.5, 1].
+Shapes planShapes(const KernelSpec& k, const std::vector<TuneArg>& args, int batch) {
+  Shapes s;
+  for (const auto& a : args) {
+    s.in.push_back(a.batched ? imageShape(a.shape, batch) : std::vector<int>(a.shape.rbegin(), a.shape.rend()));
+    s.scale.push_back(1.0f);
+    s.positive.push_back(!a.batched);
+  }
+  s.out = outputShape(k, batch);
+  return s;
+}
+
+Shapes shapesOf(const KernelSpec& k, int batch, const std::vector<TuneArg>& args) {
+  if (spatialTunable(k)) return planShapes(k, args, batch);
   const Attrs& a = k.attrs;
   if (k.kind == KernelKind::ConvBackWeight) {  // dy, x -> dw [O, C/g, kh, kw], summed over the batch
     Shapes s;
     for (const auto& name : kernelArgNames(k)) {
       s.in.push_back(imageShape(name == "dy" ? k.extraIns[0] : k.in, batch));
       s.scale.push_back(1.0f);
+      s.positive.push_back(false);
     }
     s.out = std::vector<int>(k.out.rbegin(), k.out.rend());
     return s;
@@ -269,6 +316,7 @@ Shapes shapesOf(const KernelSpec& k, int batch) {
   for (const auto& name : kernelArgNames(k)) {
     s.in.push_back(byName.at(name).first);
     s.scale.push_back(byName.at(name).second);
+    s.positive.push_back(false);
   }
   s.out = imageShape(k.out, batch);
   return s;
@@ -276,13 +324,13 @@ Shapes shapesOf(const KernelSpec& k, int batch) {
 
 // Random inputs for `k` (shapesOf); every candidate of the kernel runs on these, so their outputs
 // can be compared.
-CallBuffers canonicalInputs(const KernelSpec& k, int batch) {
-  Shapes sh = shapesOf(k, batch);
+CallBuffers canonicalInputs(const KernelSpec& k, int batch, const std::vector<TuneArg>& args) {
+  Shapes sh = shapesOf(k, batch, args);
   CallBuffers c;
   std::mt19937 rng(7);
   for (size_t i = 0; i < sh.in.size(); ++i) {
     Halide::Runtime::Buffer<float> b(sh.in[i]);
-    std::uniform_real_distribution<float> u(-sh.scale[i], sh.scale[i]);
+    std::uniform_real_distribution<float> u(sh.positive[i] ? sh.scale[i] / 2 : -sh.scale[i], sh.scale[i]);
     b.for_each_value([&](float& v) { v = u(rng); });
     c.bufs.push_back(b);
   }
@@ -304,7 +352,7 @@ CallBuffers callBuffers(const KernelSpec& k, const CallBuffers& in, int batch) {
     packWeightBlocks(w.data(), p.data(), O, (int64_t)w.number_of_elements() / O, T);
     c.bufs[wi] = p;
   }
-  c.bufs.emplace_back(shapesOf(k, batch).out);
+  c.bufs.emplace_back(outputShape(k, batch));
   return c;
 }
 
@@ -312,8 +360,8 @@ CallBuffers callBuffers(const KernelSpec& k, const CallBuffers& in, int batch) {
 // weight block T when the candidate takes packed weights (0: unpacked). It calls the candidate
 // through the symbol cnnc_candidate_argv (the link aliases it to the candidate's entry point), and
 // prints {"median_ms", "sum", "asum"} of the output on one line.
-std::string harnessSource(const KernelSpec& k, int batch) {
-  Shapes sh = shapesOf(k, batch);
+std::string harnessSource(const KernelSpec& k, int batch, const std::vector<TuneArg>& args) {
+  Shapes sh = shapesOf(k, batch, args);
   auto vec = [](const std::vector<int>& v) {
     std::string t = "std::vector<int>{";
     for (size_t i = 0; i < v.size(); ++i) t += (i ? ", " : "") + std::to_string(v[i]);
@@ -333,7 +381,8 @@ std::string harnessSource(const KernelSpec& k, int batch) {
   for (size_t i = 0; i < sh.in.size(); ++i) {
     char scale[32];
     snprintf(scale, sizeof scale, "%.9ef", sh.scale[i]);  // a float literal whatever the value
-    o << "  b.emplace_back(" << vec(sh.in[i]) << ");\n  b.back().for_each_value([](float& v) { v = rnd(" << scale << "); });\n";
+    o << "  b.emplace_back(" << vec(sh.in[i]) << ");\n  b.back().for_each_value([](float& v) { v = "
+      << (sh.positive[i] ? "0.75f * " + std::string(scale) + " + rnd(0.25f * " + scale + ")" : "rnd(" + std::string(scale) + ")") << "; });\n";
   }
   o << "  if (T) {\n"
     << "    B& w = b[1];\n"
@@ -531,7 +580,7 @@ double Tuner::measure(KernelState& s, const KernelSpec& c, const std::string& ob
   Loaded& l = *owned;
   if (!load(object, c, l, why)) return -1;
   if (isDefault) {
-    s.inputs = std::make_unique<CallBuffers>(canonicalInputs(c, o_.batch));
+    s.inputs = std::make_unique<CallBuffers>(canonicalInputs(c, o_.batch, s.k->args));
     s.ref = std::make_unique<CallBuffers>(callBuffers(c, *s.inputs, o_.batch));
     // Timed twice, the first discarded: the first kernel of a tune also pays for starting the
     // thread pool. (ResNet-18's stem still reads 1.75 ms in isolation against 1.1 ms in the net,
@@ -561,7 +610,7 @@ double Tuner::measure(KernelState& s, const KernelSpec& c, const std::string& ob
 double Tuner::measureRemote(KernelState& s, const KernelSpec& c, const std::string& object, bool isDefault, std::string& why) {
   if (s.harness.empty()) {  // the measurement program's main, once per kernel (its shapes built in)
     std::string src = work_ + "/harness_" + c.functionName() + ".cpp", obj = src + ".o";
-    std::ofstream(src) << harnessSource(c, o_.batch);
+    std::ofstream(src) << harnessSource(c, o_.batch, s.k->args);
     std::string cmd = tc_.cxx + " -O2 -std=c++17 -isystem '" + CNNC_HALIDE_INCLUDE + "' -c '" + src + "' -o '" + obj + "'";
     if (system(cmd.c_str()) != 0) { why = "the measurement program did not compile: " + cmd; return -1; }
     s.harness = obj;
@@ -637,7 +686,7 @@ bool Tuner::run(const std::vector<TuneKernel>& kernels, std::string& err) {
       st.emplace_back();
       st.back().k = &k;
     }
-  if (st.empty()) { fprintf(stderr, "cnnc tune: no tunable kernels (convolutions) in %s\n", o_.net.c_str()); return true; }
+  if (st.empty()) { fprintf(stderr, "cnnc tune: no tunable kernels (convolutions, batch norms, pools, elementwise ops) in %s\n", o_.net.c_str()); return true; }
 
   // Appends one measured candidate; false stops the tune (the database cannot be written).
   TuningRecord last;  // the latest record appended

@@ -37,16 +37,32 @@ struct TuneOptions {
   std::function<void(int, int, double, double)> progress;
 };
 
+// One input of a kernel call as the plan binds it: the per-image shape of an activation, or the
+// whole shape of a constant (a parameter, batch statistics).
+struct TuneArg {
+  Dims shape;
+  bool batched = true;
+};
+
 // A distinct kernel of the net and how often one run of the net calls it.
 struct TuneKernel {
   KernelSpec spec;
   int calls = 1;
   bool inference = false;  // from the inference plan, whose channel-vector convs take weights packed at load
+  // Its inputs in call order, from the plan's first call of it. Conv kinds derive theirs from the
+  // spec (weights unpacked); the memory-bound kinds (spatialTunable) are timed on these.
+  std::vector<TuneArg> args;
 };
 
-// Whether cnnc has schedule choices for this kernel kind (convolutions and their input gradients;
-// the other kinds have one sensible schedule and are not measured).
+// Whether cnnc has schedule choices for this kernel: convolutions (forward, input and weight
+// gradients, depthwise and grouped) and the memory-bound kinds of spatialTunable.
 bool tunable(const KernelSpec& k);
+
+// The elementwise and pooling kinds whose image outputs are scheduled by scheduleSpatial
+// (ops/op_helpers.h): batch norm (applied, affine, input gradient), activations and their
+// gradients, add, mul, max and average pools and the average pool's gradient. The tuner chooses
+// their vector width, whether the plane is vectorised as one row, and the channels per task.
+bool spatialTunable(const KernelSpec& k);
 
 // The schedules tried for `k`, the default (defaultSchedule) first. Every candidate keeps the
 // register tile within the target's 32 vector registers. With `adams2019`, forward convs also try

@@ -149,8 +149,24 @@ inline std::vector<Expr> broadcastIndex(const Dims& d, const Dims& out, const st
 // Spatial outputs: parallel over (channel, batch), vectorised along the row.
 // At batch 8 and above the tasks are whole images: one task per (channel, image) plane was 4096
 // tasks of 4 KiB for MiniVGG's first block, and the per-task cost outweighed the work.
+// Two choices are the tuner's (tune.cpp, spatialTunable): Schedule::flat 1 vectorises the plane as
+// one row of H x W pixels (rows of 7 or 14 fill 4- or 8-wide vectors, each ending in a tail); and
+// Schedule::task > 0 makes each parallel task `task` channels of one image, at any batch. Both are
+// off in the defaults. The vector's last position shifts inwards, so it needs vec <= the row.
 inline void scheduleSpatial(Func out, const KernelSpec& k, Vars& v) {
-  if (k.schedule.vec > 1) out.vectorize(v.x, k.schedule.vec);
+  const Schedule& s = k.schedule;
+  if (s.flat && !s.gpu) {
+    Var xy("xy");
+    out.fuse(v.x, v.y, xy);
+    if (s.vec > 1) out.vectorize(xy, s.vec);
+  } else if (s.vec > 1) {
+    out.vectorize(v.x, s.vec);
+  }
+  if (s.task > 0 && !s.gpu) {
+    Var co("co"), ci("ci");
+    out.split(v.c, co, ci, s.task).fuse(co, v.n, v.cn).parallel(v.cn);
+    return;
+  }
   out.specialize(out.output_buffer().dim(3).extent() >= 8).parallel(v.n);
   out.fuse(v.c, v.n, v.cn).parallel(v.cn);
 }

@@ -118,13 +118,18 @@ def main():
         # gives the untuned step's loss, gradients and updates.
         tsrc = f"{d}/tune_stride.cnn"
         with open(tsrc, "w") as f:
-            f.write(NET.replace("tune_small", "tune_stride").replace("b: conv(32, 3, padding=1)", "b: conv(32, 3, stride=2, padding=1)"))
+            # A batch norm and a max pool: memory-bound kernels (scheduleSpatial) are tuned too.
+            f.write(NET.replace("tune_small", "tune_stride").replace("b: conv(32, 3, padding=1)", "b: conv(32, 3, stride=2, padding=1)")
+                    .replace("a: conv(32, 3, padding=1)\n  relu", "a: conv(32, 3, padding=1)\n  batchnorm\n  relu\n  maxpool(3, stride=1, padding=1)"))
         tdb = f"{d}/train.jsonl"
         r = run([cnnc, "tune", tsrc, "--train", "--in-net-rounds", "0", "--batch", "4", "--db", tdb, "--cache-dir", cache, "--budget", "12s"])
         expect("tune --train", r, 0, "tune_stride/train", "candidates measured")
         trecs = [x for x in records(tdb) if x]
         wg = [x for x in trecs if x["kernel"].startswith("convbackweight")]
         check("weight-gradient candidates are measured", len({x["schedule"]["cvec"] for x in wg}) > 1, f"{len(wg)} records")
+        bn = [x for x in trecs if x["kernel"].split(" ")[0] in ("bnapply", "bnbackdata", "maxpool")]
+        check("batch-norm and pool candidates are measured (vector width, flat planes, channels per task)",
+              len({(x["schedule"]["vec"], x["schedule"].get("flat", 0), x["schedule"].get("task", 0)) for x in bn}) > 2, f"{len(bn)} records")
         ph = [x for x in trecs if x["kernel"].startswith("convbackdata") and " s=2x2 " in x["kernel"]]
         check("the strided input gradient's phase schedules are measured", any(x["schedule"].get("phase") for x in ph), f"{len(ph)} records")
         xin = np.random.default_rng(2).standard_normal((3, 16, 12, 12)).astype(np.float32)

@@ -662,6 +662,48 @@ TEST(DefaultSchedules, GroupedWeightGradientsTiledWithinAGroup) {
   EXPECT_EQ(groupedWeightVec(wgrad(96, 96, 1, 16), 16), 0);  // ungrouped: its own tile
 }
 
+// Batch norms, activations, adds and pools (scheduleSpatial) are tuned: vectors of 4 to 32 floats
+// along the row or the whole plane, never wider than either, and tasks of 1 to all channels of an
+// image; their defaults leave both choices off. Kinds without these choices are not tuned.
+TEST(TuneCandidates, MemoryBoundKindsVectorsPlanesTasks) {
+  KernelSpec k;
+  k.kind = KernelKind::BNApply;
+  k.in = k.out = {96, 7, 7};
+  k.schedule = defaultSchedule(k, 16);
+  EXPECT_EQ(k.schedule.flat, 0);
+  EXPECT_EQ(k.schedule.task, 0);
+  ASSERT_TRUE(spatialTunable(k));
+  ASSERT_TRUE(tunable(k));
+  auto cs = scheduleCandidates(k);
+  EXPECT_EQ(cs[0].str(), k.schedule.str());
+  std::set<int> vecs, tasks;
+  bool flatWide = false;
+  for (const auto& s : cs) {
+    EXPECT_LE(s.vec, s.flat ? 49 : 7) << s.str();
+    flatWide |= s.flat && s.vec == 32;
+    vecs.insert(s.vec);
+    tasks.insert(s.task);
+  }
+  EXPECT_TRUE(flatWide);
+  EXPECT_EQ(vecs, (std::set<int>{4, 8, 16, 32}));
+  EXPECT_EQ(tasks, (std::set<int>{0, 1, 4, 16, 64, 96}));
+  for (int lanes : {8, 4}) {
+    k.schedule = defaultSchedule(k, lanes);
+    for (const auto& s : scheduleCandidates(k)) EXPECT_LE(s.vec, lanes * 2) << lanes << " " << s.str();
+  }
+  KernelSpec flatIn = k;  // a flat tensor (after flatten): not this family
+  flatIn.in = flatIn.out = {96};
+  EXPECT_FALSE(spatialTunable(flatIn));
+  KernelSpec stats = k;
+  stats.kind = KernelKind::BNStats;
+  EXPECT_FALSE(tunable(stats));
+  for (KernelKind kind : {KernelKind::BNBackData, KernelKind::Affine, KernelKind::ActGrad, KernelKind::Add, KernelKind::MaxPool, KernelKind::AvgPool}) {
+    KernelSpec o = k;
+    o.kind = kind;
+    EXPECT_TRUE(spatialTunable(o)) << kernelKindName(kind);
+  }
+}
+
 // AVX2 has 16 vector registers of 8 floats: its defaults and candidates keep at most 12
 // accumulators (14 with channel vectors, whose weights can come from memory), in one register per
 // vector, and its Winograd kernels are among them.

@@ -49,7 +49,11 @@ void collect(const codegen::Plan& plan, bool inference, std::vector<codegen::Tun
     auto it = index.find(key);
     if (it != index.end()) { out[it->second].calls++; continue; }
     index[key] = out.size();
-    out.push_back({s, 1, inference});
+    out.push_back({s, 1, inference, {}});
+    for (size_t i = 0; i + 1 < c.args.size(); ++i) {  // the output is last
+      const codegen::KernelArg& a = c.args[i];
+      out.back().args.push_back(a.isConst ? codegen::TuneArg{plan.consts[a.id].shape, false} : codegen::TuneArg{plan.acts[a.id].shape, true});
+    }
   }
 }
 
