@@ -72,10 +72,10 @@ bool tunable(const KernelSpec& k) {
   // Depthwise convs, and the input gradients of those that walk flat (stride 1, "same"); a strided
   // one's input gradient is split by phase, each phase with its own derived schedule.
   if (depthwise(k)) return k.kind == KernelKind::Conv || (k.kind == KernelKind::ConvBackData && depthwiseFlatApplies(k));
-  // Grouped forward convs: row-vector tiles (channel vectors would gather across groups).
-  if (k.attrs.groups != 1) return k.kind == KernelKind::Conv;
+  // Grouped convs and input gradients: row-vector tiles (channel vectors would gather across groups).
   if (k.kind == KernelKind::Conv) return true;
-  // Weight gradients: the register tile (backWeightTile in conv.cpp); the flat depthwise form has one.
+  // Weight gradients: the register tile (backWeightTile in conv.cpp), also of grouped convs that
+  // take it (groupedWeightVec); the flat form has one.
   if (k.kind == KernelKind::ConvBackWeight) return !k.schedule.flat && !k.extraIns.empty();
   // Input gradients: stride 1, and strided ones split by phase (one schedule for every phase); a
   // strided dilated one runs over upsampled dy and keeps its default.
@@ -116,12 +116,15 @@ std::vector<Schedule> scheduleCandidates(const KernelSpec& k, bool adams2019) {
   // (Schedule fields chanVec, tileY, tileC; conv.cpp's backWeightTile), up to the budget and 4
   // more (the broadcast pixel can come from memory).
   if (k.kind == KernelKind::ConvBackWeight) {
-    int C = (int)k.in[0], Od = (int)k.out[0], kh = (int)k.attrs.kernel[0], kw = (int)k.attrs.kernel[1];
+    // Grouped: input channels of one group, vectors inside one group.
+    int C = (int)(k.in[0] / k.attrs.groups), Od = (int)k.out[0], kh = (int)k.attrs.kernel[0], kw = (int)k.attrs.kernel[1];
+    int cog = (int)(Od / k.attrs.groups);
     for (int vec : {16, 8, 4})
       for (int cv : {1, 2, 3, 4})
         for (int kyt : {1, kh})
           for (int cit : {1, 2, 4, 8}) {
             if (vec > lanes || 2 * vec < lanes || (cv > 1 && Od % (vec * cv)) || C % cit || cv * kw * kyt * cit > budget + 4) continue;
+            if (k.attrs.groups > 1 && cog % vec) continue;
             Schedule s = d;
             s.vec = vec, s.chanVec = cv, s.tileY = kyt, s.tileC = cit, s.tileX = 1;
             add(s);

@@ -461,7 +461,7 @@ BackWeightTile backWeightTile(const KernelSpec& k) {
   // A tuned tile (cnnc tune, tune.cpp) overrides: chanVec vectors of vec channels, tileY tap rows
   // (1 or kh), tileC input channels (dividing C).
   const Schedule& sc = k.schedule;
-  if (sc.chanVec > 0 && k.attrs.groups == 1 && (sc.tileY == 1 || sc.tileY == kh) && sc.tileC >= 1 && C % sc.tileC == 0)
+  if (sc.chanVec > 0 && (k.attrs.groups == 1 || (O / k.attrs.groups) % sc.vec == 0) && (sc.tileY == 1 || sc.tileY == kh) && sc.tileC >= 1 && C % sc.tileC == 0)
     t.vec = sc.vec, t.cv = sc.chanVec, t.kyt = sc.tileY, t.cit = sc.tileC;
   return t;
 }

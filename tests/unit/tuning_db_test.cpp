@@ -606,10 +606,9 @@ TEST(TuneCandidates, DepthwiseRowsAndFlatWalks) {
   EXPECT_NE(s.str().find("flat=3 task=8"), std::string::npos) << s.str();
 }
 
-// Grouped convs that are not depthwise (RegNet's groups of 8 channels) are tuned forward, with row
-// vectors only: a vector of output channels would span groups and gather its inputs. Their input
-// and weight gradients keep their defaults.
-TEST(TuneCandidates, GroupedForwardRowTilesOnly) {
+// Grouped convs that are not depthwise (RegNet's groups of 8 channels) are tuned with row vectors
+// only: a vector of output channels would span groups and gather its inputs.
+TEST(TuneCandidates, GroupedRowTilesAndWeightVectorsInsideAGroup) {
   KernelSpec k = convSpec(KernelKind::Conv, {104, 28, 28}, {104, 28, 28}, 3);
   k.attrs.groups = 13;
   k.schedule = defaultSchedule(k, 16);
@@ -626,9 +625,28 @@ TEST(TuneCandidates, GroupedForwardRowTilesOnly) {
   }
   EXPECT_EQ(tiles, (std::set<int>{4, 8, 12, 16}));
   EXPECT_EQ(orders, (std::set<int>{0, 1, 2}));
+  // The input gradient likewise; the weight gradient's tiles keep each vector inside a group of 8.
   KernelSpec dx = convSpec(KernelKind::ConvBackData, {104, 28, 28}, {104, 28, 28}, 3);
   dx.attrs.groups = 13;
-  EXPECT_FALSE(tunable(dx));
+  dx.schedule = defaultSchedule(dx, 16);
+  ASSERT_TRUE(tunable(dx));
+  for (const auto& s : scheduleCandidates(dx)) EXPECT_EQ(s.chanVec, 0) << s.str();
+  KernelSpec dw;
+  dw.kind = KernelKind::ConvBackWeight;
+  dw.in = {104, 28, 28};
+  dw.extraIns = {{104, 28, 28}};
+  dw.out = {104, 8, 3, 3};
+  dw.attrs.kernel[0] = dw.attrs.kernel[1] = 3;
+  dw.attrs.pad[0] = dw.attrs.pad[1] = 1;
+  dw.attrs.groups = 13;
+  dw.schedule = defaultSchedule(dw, 16);
+  ASSERT_TRUE(tunable(dw));
+  auto ws = scheduleCandidates(dw);
+  EXPECT_GT(ws.size(), 5u);
+  for (size_t i = 1; i < ws.size(); ++i) {
+    EXPECT_EQ(ws[i].vec, 8) << ws[i].str();
+    EXPECT_EQ(8 % ws[i].tileC, 0) << ws[i].str();
+  }
 }
 
 // Grouped weight gradients take the tiled form, with vectors of output channels inside one group,
