@@ -69,6 +69,9 @@ bool spatialTunable(const KernelSpec& k) {
 
 bool tunable(const KernelSpec& k) {
   if (spatialTunable(k)) return true;
+  // Linears: images per register tile of the batched forms, outputs per task of the forward's
+  // row-by-row form (linear.cpp).
+  if ((k.kind == KernelKind::Linear || k.kind == KernelKind::LinearBackData) && !k.schedule.gpu) return true;
   // Depthwise convs, and the input gradients of those that walk flat (stride 1, "same"); a strided
   // one's input gradient is split by phase, each phase with its own derived schedule.
   if (depthwise(k)) return k.kind == KernelKind::Conv || (k.kind == KernelKind::ConvBackData && depthwiseFlatApplies(k));
@@ -91,6 +94,16 @@ std::vector<Schedule> scheduleCandidates(const KernelSpec& k, bool adams2019) {
     s.lanes = lanes;
     if (seen.insert(s.str()).second) out.push_back(s);
   };
+  if (k.kind == KernelKind::Linear || k.kind == KernelKind::LinearBackData) {
+    for (int images : {8, 4})
+      for (int task : {0, 4, 8, 32, 64}) {
+        if (task > O || (task && k.kind != KernelKind::Linear)) continue;
+        Schedule s = d;
+        s.tileY = images == 8 ? 1 : 4, s.task = task;
+        add(s);
+      }
+    return out;
+  }
   // Memory-bound kinds (scheduleSpatial): vectors of 4 to 32 floats (two registers at most) along
   // the row or along the whole plane (flat), no wider than either; tasks of the default's choice
   // (0), or of 1 to all channels of one image.
@@ -280,8 +293,8 @@ std::vector<int> outputShape(const KernelSpec& k, int batch) {
   return outputIsBatched(k.kind) ? imageShape(k.out, batch) : std::vector<int>(k.out.rbegin(), k.out.rend());
 }
 
-// The memory-bound kinds: the plan's shapes (TuneKernel::args); activations in [-1, 1], constants
-// (statistics, scales, shifts) in [0.5, 1].
+// Kinds other than convs (memory-bound ones, linears): the plan's shapes (TuneKernel::args);
+// activations in [-1, 1], constants (statistics, scales, shifts, weights) in [0.5, 1].
 Shapes planShapes(const KernelSpec& k, const std::vector<TuneArg>& args, int batch) {
   Shapes s;
   for (const auto& a : args) {
@@ -294,7 +307,7 @@ Shapes planShapes(const KernelSpec& k, const std::vector<TuneArg>& args, int bat
 }
 
 Shapes shapesOf(const KernelSpec& k, int batch, const std::vector<TuneArg>& args) {
-  if (spatialTunable(k)) return planShapes(k, args, batch);
+  if (k.kind != KernelKind::Conv && k.kind != KernelKind::ConvBackData && k.kind != KernelKind::ConvBackWeight) return planShapes(k, args, batch);
   const Attrs& a = k.attrs;
   if (k.kind == KernelKind::ConvBackWeight) {  // dy, x -> dw [O, C/g, kh, kw], summed over the batch
     Shapes s;

@@ -22,6 +22,13 @@ struct LinearFuncs {
 
 bool hasMatmulForm(const KernelSpec& k) { return k.out[0] >= 16; }
 
+// The tuner's choices (tune.cpp; the defaults leave them 0 or 1): images per register tile of the
+// batched forms, 4 or 8 (Schedule::tileY; default 8), and outputs per parallel block of the
+// forward's row-by-row form (Schedule::task; default 16). Both divide the extents they split only
+// where those are at least that large, so the shifted-inward tiles stay inside the buffers.
+int imagesPerTile(const Schedule& s) { return s.tileY == 4 ? 4 : 8; }
+int outputsPerBlock(const Schedule& s, int64_t O) { return (int)std::min<int64_t>(s.task > 0 ? s.task : 16, O); }
+
 LinearFuncs linearForward(const KernelSpec& k) {
   LinearFuncs f;
   Vars v;
@@ -59,7 +66,7 @@ void linearCpu(LinearFuncs& f, const KernelSpec& k) {
     Var fo("fo"), fi("fi"), no("no"), ni("ni");
     f.out.specialize(f.batched)
         .split(v.f, fo, fi, 16, TailStrategy::ShiftInwards)
-        .split(v.n, no, ni, 8, TailStrategy::ShiftInwards)
+        .split(v.n, no, ni, imagesPerTile(k.schedule), TailStrategy::ShiftInwards)
         .reorder(fi, ni, fo, no)
         .vectorize(fi)
         .unroll(ni)
@@ -85,7 +92,7 @@ void linearCpu(LinearFuncs& f, const KernelSpec& k) {
   // then write the overlap, and LLVM may sum a dot product in another order in each block, so the
   // result depended on which thread wrote last (seen as 1-ulp differences between runs).
   Var fo("fo"), fi("fi");
-  int blk = (int)std::min<int64_t>(16, O);
+  int blk = outputsPerBlock(k.schedule, O);
   f.out.split(v.f, fo, fi, blk, TailStrategy::GuardWithIf).reorder(fi, fo, v.n).parallel(fo);
   f.dot.compute_at(f.out, fo);
   f.dot.update().reorder(f.r, v.f, v.n);
@@ -121,7 +128,7 @@ void linearBackDataCpu(BackDataFuncs& f, const KernelSpec& k) {
   Var fo("fo"), fi("fi"), no("no"), ni("ni");
   int vec = k.out[0] >= 16 ? 16 : 1;
   Expr N = f.out.output_buffer().dim(1).extent();
-  f.out.specialize(N >= 8).split(v.f, fo, fi, vec).split(v.n, no, ni, 8).reorder(fi, ni, fo, no).vectorize(fi).unroll(ni).parallel(no);
+  f.out.specialize(N >= 8).split(v.f, fo, fi, vec).split(v.n, no, ni, imagesPerTile(k.schedule)).reorder(fi, ni, fo, no).vectorize(fi).unroll(ni).parallel(no);
   f.out.split(v.f, fo, fi, vec).vectorize(fi).parallel(fo);
   f.acc.compute_at(f.out, fo).vectorize(v.f, vec).unroll(v.n);
   f.acc.update().reorder(v.f, v.n, f.r).vectorize(v.f, vec).unroll(v.n);

@@ -71,7 +71,7 @@ def main():
         recs = records(db) if os.path.exists(db) else []
         check("every line is a record", recs and all(x is not None for x in recs), f"{len(recs)} lines")
         kernels = {x["kernel"] for x in recs if x}
-        check("records cover both convs", len(kernels) == 2, f"{sorted(kernels)}")
+        check("records cover both convs and the linear", len(kernels) == 3, f"{sorted(kernels)}")
         check("records name the tune and the batch", all(x["net"] == "tune_small/infer" and x["batch"] == 1 for x in recs if x))
 
         # In the net: both compiles profiled, each differing kernel's time in the net recorded with
@@ -90,8 +90,8 @@ def main():
 
         exe = f"{d}/tuned"
         r = run([cnnc, src, "-o", exe, "--cache-dir", cache, "--tuning-db", db])
-        # Both convs, in the inference plan and in the training step's forward pass (same kernels).
-        expect("compile with the database", r, 0, "4 tuned")
+        # Both convs and the linear, in the inference plan and in the training step's forward pass (same kernels).
+        expect("compile with the database", r, 0, "6 tuned")
         r = run([exe, "bench", "--iters", "1", "--warmup", "0"])
         expect("tuned executable runs", r, 0, "median")
         r = run([cnnc, src, "-o", f"{d}/plain", "--cache-dir", cache, "--tuning-db", "none"])
@@ -130,6 +130,9 @@ def main():
         bn = [x for x in trecs if x["kernel"].split(" ")[0] in ("bnapply", "bnbackdata", "maxpool")]
         check("batch-norm and pool candidates are measured (vector width, flat planes, channels per task)",
               len({(x["schedule"]["vec"], x["schedule"].get("flat", 0), x["schedule"].get("task", 0)) for x in bn}) > 2, f"{len(bn)} records")
+        lin = [x for x in trecs if x["kernel"].startswith("linear")]
+        check("linear candidates are measured (images per tile, outputs per task)",
+              len({(x["schedule"].get("tileY", 1), x["schedule"].get("task", 0)) for x in lin}) > 1, f"{len(lin)} records")
         ph = [x for x in trecs if x["kernel"].startswith("convbackdata") and " s=2x2 " in x["kernel"]]
         check("the strided input gradient's phase schedules are measured", any(x["schedule"].get("phase") for x in ph), f"{len(ph)} records")
         xin = np.random.default_rng(2).standard_normal((3, 16, 12, 12)).astype(np.float32)

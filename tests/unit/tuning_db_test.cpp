@@ -722,6 +722,31 @@ TEST(TuneCandidates, MemoryBoundKindsVectorsPlanesTasks) {
   }
 }
 
+// Linears: 4 or 8 images per register tile of the batched forms, and 4 to 64 outputs per task of the
+// forward's row-by-row form (never more than its outputs); the default first.
+TEST(TuneCandidates, LinearImagesPerTileAndOutputsPerTask) {
+  KernelSpec k;
+  k.kind = KernelKind::Linear;
+  k.in = {400};
+  k.out = {40};
+  k.schedule = defaultSchedule(k, 16);
+  ASSERT_TRUE(tunable(k));
+  auto cs = scheduleCandidates(k);
+  EXPECT_EQ(cs[0].str(), k.schedule.str());
+  std::set<std::pair<int, int>> seen;
+  for (const auto& s : cs) {
+    EXPECT_LE(s.task, 40) << s.str();
+    EXPECT_TRUE(s.tileY == 1 || s.tileY == 4) << s.str();
+    seen.insert({s.tileY, s.task});
+  }
+  EXPECT_EQ(seen.size(), 8u);  // {8, 4 images} x {default, 4, 8, 32 outputs}
+  k.kind = KernelKind::LinearBackData;
+  k.schedule = defaultSchedule(k, 16);
+  ASSERT_TRUE(tunable(k));
+  for (const auto& s : scheduleCandidates(k)) EXPECT_EQ(s.task, 0) << s.str();
+  EXPECT_EQ(scheduleCandidates(k).size(), 2u);
+}
+
 // AVX2 has 16 vector registers of 8 floats: its defaults and candidates keep at most 12
 // accumulators (14 with channel vectors, whose weights can come from memory), in one register per
 // vector, and its Winograd kernels are among them.
