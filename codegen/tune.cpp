@@ -87,7 +87,8 @@ bool tunable(const KernelSpec& k) {
 
 std::vector<Schedule> scheduleCandidates(const KernelSpec& k, bool adams2019) {
   const Schedule d = k.schedule;
-  int lanes = d.lanes, W = (int)k.out[2], H = (int)k.out[1], O = (int)k.out[0];
+  // A flat output (a linear's [O]) has no rows: W = H = 1.
+  int lanes = d.lanes, O = (int)k.out[0], H = k.out.size() == 3 ? (int)k.out[1] : 1, W = k.out.size() == 3 ? (int)k.out[2] : 1;
   std::vector<Schedule> out{d};
   std::set<std::string> seen{d.str()};
   auto add = [&](Schedule s) {
