@@ -842,7 +842,6 @@ bool Tuner::run(const std::vector<TuneKernel>& kernels, std::string& err) {
   std::vector<KernelState*> order;
   for (auto& s : st) order.push_back(&s);
   std::stable_sort(order.begin(), order.end(), [](KernelState* a, KernelState* b) { return a->weight() > b->weight(); });
-  if (o_.progress) o_.progress(0, (int)order.size(), 1.0, std::max(0.0, budget - elapsed()));
   int patience = o_.patience, passes = 0, lastStops = 0, lastPatience = 0;
   for (int pass = 0; !order.empty(); ++pass, patience *= 2) {
     if (pass > 0) {
@@ -850,6 +849,7 @@ bool Tuner::run(const std::vector<TuneKernel>& kernels, std::string& err) {
       fprintf(stderr, "cnnc tune: %.0f s of the budget left: pass %d over the %zu kernels that --patience stopped, now with patience %d\n",
               budget - elapsed(), pass + 1, order.size(), patience);
     }
+    if (o_.progress) o_.progress(0, (int)order.size(), 1.0, std::max(0.0, budget - elapsed()));
     double weightLeft = 0;
     for (auto* s : order) weightLeft += s->weight();
     std::vector<KernelState*> stopped;

@@ -21,14 +21,14 @@ Progress::Progress(std::string title, int64_t total, const char* unit, FILE* out
   start_ = lastDraw_ = std::chrono::steady_clock::now();
 }
 
-std::string Progress::line(int64_t done, double secs, const std::string& extra) const {
+std::string Progress::line(int64_t done, double secs, const std::string& extra, double etaAtMost) const {
   double frac = std::min(1.0, (double)done / (double)total_);
   const int width = 24;
   int filled = (int)(frac * width);
   std::string bar(filled, '#');
   bar += std::string(width - filled, '.');
   double rate = secs > 0 ? done / secs : 0;
-  double eta = rate > 0 ? (total_ - done) / rate : NAN;
+  double eta = rate > 0 ? std::min((total_ - done) / rate, etaAtMost) : NAN;
   // Slow work (a kernel tuned per minute) reads better as seconds per item than as 0 items/s.
   char r[64];
   if (rate >= 1 || rate == 0) snprintf(r, sizeof r, "%.0f %s/s", rate, unit_);
@@ -39,7 +39,7 @@ std::string Progress::line(int64_t done, double secs, const std::string& extra) 
   return b;
 }
 
-void Progress::update(int64_t done, const std::string& extra) {
+void Progress::update(int64_t done, const std::string& extra, double etaAtMost) {
   if (!out_) return;
   auto now = std::chrono::steady_clock::now();
   double secs = std::chrono::duration<double>(now - start_).count();
@@ -47,13 +47,13 @@ void Progress::update(int64_t done, const std::string& extra) {
     // At most 10 redraws a second: drawing must not cost training time.
     if (std::chrono::duration<double>(now - lastDraw_).count() < 0.1 && done < total_) return;
     lastDraw_ = now;
-    fprintf(out_, "\r%s\033[K", line(done, secs, extra).c_str());
+    fprintf(out_, "\r%s\033[K", line(done, secs, extra, etaAtMost).c_str());
     fflush(out_);
   } else {
     int decile = (int)(10 * done / total_);
     if (decile == lastDecile_) return;
     lastDecile_ = decile;
-    fprintf(out_, "%s\n", line(done, secs, extra).c_str());
+    fprintf(out_, "%s\n", line(done, secs, extra, etaAtMost).c_str());
   }
 }
 

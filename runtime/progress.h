@@ -3,6 +3,7 @@
 // line at every 10% so logs stay short.
 #pragma once
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <string>
 
@@ -12,11 +13,12 @@ class Progress {
 public:
   Progress(std::string title, int64_t total, const char* unit = "img", FILE* out = stderr);
   // out == nullptr draws nothing (the ranks other than 0 in data-parallel training).
-  // `done` items so far; `extra` is shown after the rate (e.g. "loss 0.4321").
-  void update(int64_t done, const std::string& extra = "");
+  // `done` items so far; `extra` is shown after the rate (e.g. "loss 0.4321"). Work that stops at a
+  // deadline (a tuning budget) passes the seconds left to it: the ETA is never later.
+  void update(int64_t done, const std::string& extra = "", double etaAtMost = INFINITY);
   void finish(const std::string& extra = "");
   // The line update() would draw, for tests.
-  std::string line(int64_t done, double seconds, const std::string& extra) const;
+  std::string line(int64_t done, double seconds, const std::string& extra, double etaAtMost = INFINITY) const;
 
 private:
   std::string title_;

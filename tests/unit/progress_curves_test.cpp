@@ -21,6 +21,9 @@ TEST(Progress, LineShowsRateAndEta) {
   std::string s = slow.line(2, 50.0, "");
   EXPECT_NE(s.find("25.0 s/kernel"), std::string::npos) << s;
   EXPECT_NE(s.find("ETA 3:20"), std::string::npos) << s;  // 8 kernels at 25 s
+  // Work that stops at a deadline: never past it (a tune with 30 s of its budget left).
+  std::string d = slow.line(2, 50.0, "", 30.0);
+  EXPECT_NE(d.find("ETA 0:30"), std::string::npos) << d;
   EXPECT_EQ(formatDuration(3725), "1:02:05");
   EXPECT_EQ(formatDuration(NAN), "--:--");
 }

@@ -169,13 +169,19 @@ int runTune(int argc, char** argv) {
   o.remote = remote;
   o.adams2019 = adams;
   o.patience = patience;
-  std::optional<rt::Progress> bar;  // made when the tuner knows how many kernels it tunes
+  // One bar per pass over the kernels (a pass after the first takes those --patience stopped), made
+  // when the tuner says how many it has; the budget bounds the ETA.
+  std::optional<rt::Progress> bar;
+  int pass = 0;
   o.progress = [&](int done, int total, double speedup, double left) {
-    if (!bar) bar.emplace("tune " + o.net, total, "kernel");
-    if (done == 0) return;  // the bar's clock starts now
+    if (done == 0) {  // a pass starts: its bar's clock starts now
+      ++pass;
+      bar.emplace("tune " + o.net + (pass > 1 ? ", pass " + std::to_string(pass) : ""), total, "kernel");
+      return;
+    }
     char extra[96];
     snprintf(extra, sizeof extra, "last kernel %.2fx, budget left %s", speedup, rt::formatDuration(left).c_str());
-    bar->update(done, extra);
+    bar->update(done, extra, left);
   };
   if (!codegen::tuneKernels(kernels, o, err)) {
     fprintf(stderr, "cnnc: error: %s\n", err.c_str());
