@@ -303,7 +303,10 @@ PhaseFuncs convBackDataPhases(const KernelSpec& k) {
   ImageParam dy = p.tensor(backDataSource(k), k.in), w = p.fixed("weight", {O, cig, kh, kw});
   Func bias = transposeBias(p, k, C);
   f.args = p.args();
-  f.dyz = zeroPadded(dy, Wo, Ho, 0, 0, k.schedule, "convbd_dyz");
+  // A 1x1 conv without padding reads dy at the phase grid's own positions, all inside it: in place,
+  // rather than copied into a zero-filled frame per image.
+  if (kh == 1 && kw == 1 && !a.pad[0] && !a.pad[1]) f.dyz(v.x, v.y, v.c, v.n) = dy(v.x, v.y, v.c, v.n);
+  else f.dyz = zeroPadded(dy, Wo, Ho, 0, 0, k.schedule, "convbd_dyz");
   Expr g = a.groups == 1 ? Expr(0) : v.c / cig;
   Expr cl = a.groups == 1 ? Expr(v.c) : v.c % cig;
   std::map<int, Func> blocked;  // channel-vector phases read the weights blocked by T (one copy per T)
@@ -374,7 +377,7 @@ void convBackDataPhasesCpu(PhaseFuncs& f, const KernelSpec& k) {
       .reorder(qx, ux, uy, qy, v.c, v.n).unroll(ux).unroll(uy);
   if (k.schedule.lanes >= 8 && (W / sx) >= 8) f.out.vectorize(qx, 8, TailStrategy::GuardWithIf);
   else if ((W / sx) >= 4) f.out.vectorize(qx, 4, TailStrategy::GuardWithIf);
-  f.dyz.compute_at(f.out, v.n);
+  if (f.dyz.has_update_definition()) f.dyz.compute_at(f.out, v.n);  // the zero-padded copy; else inlined
   f.out.specialize(f.out.output_buffer().dim(3).extent() >= 8).parallel(v.n);
 }
 
@@ -516,6 +519,11 @@ struct WeightGradSources {
   ImageParam dy, x;
   std::vector<Argument> args;
   Func dyRows{"convbw_dyrows"}, dyT{"convbw_dyT"}, xpad{"convbw_xpad"};
+  // The stride at which the sums read xpad: the conv's, or 1 where xpad is x subsampled (a strided
+  // 1x1 conv without padding reads only every stride-th pixel: copied whole, 3 of every 4 copied
+  // floats of a stride-2 one went unread).
+  int sx = 1, sy = 1;
+  bool subsampled = false;
 };
 
 WeightGradSources weightGradSources(const KernelSpec& k) {
@@ -527,8 +535,27 @@ WeightGradSources weightGradSources(const KernelSpec& k) {
   Var co("co"), ox("ox"), oy("oy"), n("n");
   s.dyRows(co, ox, oy, n) = s.dy(ox, oy, clamp(co, 0, (int)dyd[0] - 1), n);
   s.dyT(co, ox, oy, n) = s.dyRows(co, ox, oy, n);
-  s.xpad = zeroPadded(s.x, (int)xd[2], (int)xd[1], (int)a.pad[1], (int)a.pad[0], k.schedule, "convbw_xpad");
+  s.sx = (int)a.stride[1], s.sy = (int)a.stride[0];
+  s.subsampled = a.kernel[0] == 1 && a.kernel[1] == 1 && !a.pad[0] && !a.pad[1] && (s.sx > 1 || s.sy > 1) && padAsCopy(k.schedule);
+  if (s.subsampled) {
+    Var x("sx"), y("sy"), c("sc");
+    s.xpad(x, y, c, n) = s.x(x * s.sx, y * s.sy, c, n);
+    s.sx = s.sy = 1;
+  } else {
+    s.xpad = zeroPadded(s.x, (int)xd[2], (int)xd[1], (int)a.pad[1], (int)a.pad[0], k.schedule, "convbw_xpad");
+  }
   return s;
+}
+
+// The CPU schedule of xpad, computed where its caller puts it: the zero-padded copy's
+// (schedulePadded), or the subsampled copy's, vectors along its rows of Wo pixels.
+void scheduleWeightSource(WeightGradSources& s, const KernelSpec& k) {
+  if (!s.subsampled) {
+    schedulePadded(s.xpad, (int)k.in[2], k.schedule);
+    return;
+  }
+  int Wo = (int)k.extraIns[0][2], vec = Wo >= 16 && k.schedule.lanes >= 16 ? 16 : Wo >= 8 ? 8 : Wo >= 4 ? 4 : 1;
+  if (vec > 1) s.xpad.vectorize(s.xpad.args()[0], vec, TailStrategy::ShiftInwards);
 }
 
 // dyT computed at `at`, transposed in B x B blocks through registers: dyRows loads B rows of B
@@ -633,7 +660,7 @@ WeightFuncs convBackWeightBatched(const KernelSpec& k) {
   img = min(img, N - 1);  // the same image; bounds inference cannot see the where clause
   f.acc(co, kx, ky, ci, u) = 0.0f;
   f.acc(co, kx, ky, ci, u) += dyT(co, rq.x, rq.y, img) *
-      xpad(rq.x * (int)a.stride[1] + kx * (int)a.dilation[1], rq.y * (int)a.stride[0] + ky * (int)a.dilation[0], inputChannel(k, co, ci), img);
+      xpad(rq.x * f.src.sx + kx * (int)a.dilation[1], rq.y * f.src.sy + ky * (int)a.dilation[0], inputChannel(k, co, ci), img);
   f.part(co, kx, ky, ci, u) = f.acc(co, kx, ky, ci, u);
   RDom ru(0, chunks, "ru");
   f.sum(co, kx, ky, ci) = 0.0f;
@@ -646,7 +673,7 @@ void convBackWeightBatchedCpu(WeightFuncs& f, const KernelSpec& k) {
   int Wo = (int)k.extraIns[0][2];
   Var co = f.co, kx = f.kx, ky = f.ky, ci = f.ci, u = f.u;
   RDom& rq = f.rq;
-  schedulePadded(f.src.xpad, (int)k.in[2], k.schedule);
+  scheduleWeightSource(f.src, k);
   BackWeightTile t = backWeightTile(k);
   Var coo("coo"), coi("coi"), kyo("kyo"), kyi("kyi"), cio("cio"), cii("cii"), cv_("cvv"), cl("cl");
   f.part.compute_root()
@@ -715,7 +742,7 @@ WeightFuncs convBackWeightPerImage(const KernelSpec& k) {
   Expr oy = b * R + rp.y;
   f.part(co, kx, ky, ci, b, n) = 0.0f;
   f.part(co, kx, ky, ci, b, n) += dyT(co, rp.x, oy, n) *
-      xpad(rp.x * (int)a.stride[1] + kx * (int)a.dilation[1], oy * (int)a.stride[0] + ky * (int)a.dilation[0], inputChannel(k, co, ci), n);
+      xpad(rp.x * f.src.sx + kx * (int)a.dilation[1], oy * f.src.sy + ky * (int)a.dilation[0], inputChannel(k, co, ci), n);
   f.N = f.src.dy.dim(3).extent();
   f.rn = RDom(0, Ho / R, 0, f.N, "rn");  // (block of rows, image)
   f.sum(co, kx, ky, ci) = 0.0f;
@@ -736,7 +763,7 @@ void convBackWeightPerImageCpu(WeightFuncs& f, const KernelSpec& k) {
   int Wo = (int)k.extraIns[0][2];
   Var co = f.co, kx = f.kx, ky = f.ky, ci = f.ci, u = f.u;
   RDom& rp = f.rp;
-  schedulePadded(f.src.xpad, (int)k.in[2], k.schedule);
+  scheduleWeightSource(f.src, k);
   BackWeightTile t = backWeightTile(k);
   int vec = t.vec, cv = t.cv, kyt = t.kyt, cit = t.cit;
   int T = vec * cv;
