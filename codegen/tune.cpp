@@ -95,6 +95,12 @@ std::vector<Schedule> scheduleCandidates(const KernelSpec& k, bool adams2019) {
     s.lanes = lanes;
     if (seen.insert(s.str()).second) out.push_back(s);
   };
+  // The default first, the rest in a fixed pseudo-random order, so a short budget samples every family.
+  auto shuffled = [&] {
+    std::mt19937 rng(12345);
+    std::shuffle(out.begin() + 1, out.end(), rng);
+    return out;
+  };
   if (k.kind == KernelKind::Linear || k.kind == KernelKind::LinearBackData) {
     for (int images : {8, 4})
       for (int task : {0, 4, 8, 32, 64}) {
@@ -120,9 +126,7 @@ std::vector<Schedule> scheduleCandidates(const KernelSpec& k, bool adams2019) {
           add(s);
         }
       }
-    std::mt19937 rng(12345);
-    std::shuffle(out.begin() + 1, out.end(), rng);
-    return out;
+    return shuffled();
   }
   // Accumulators per register tile: 24 of AVX-512's (or NEON's) 32 registers, 12 of AVX2's 16.
   const int budget = lanes == 8 ? 12 : 24;
@@ -143,9 +147,7 @@ std::vector<Schedule> scheduleCandidates(const KernelSpec& k, bool adams2019) {
             s.vec = vec, s.chanVec = cv, s.tileY = kyt, s.tileC = cit, s.tileX = 1;
             add(s);
           }
-    std::mt19937 rng(12345);
-    std::shuffle(out.begin() + 1, out.end(), rng);
-    return out;
+    return shuffled();
   }
   if (k.kind == KernelKind::ConvBackData && usesPhases(k)) {
     // The phases' schedule (Schedule::phase): a forward conv's candidates for the largest phase
@@ -163,9 +165,7 @@ std::vector<Schedule> scheduleCandidates(const KernelSpec& k, bool adams2019) {
       s.phase = 1;
       add(s);
     }
-    std::mt19937 rng(12345);
-    std::shuffle(out.begin() + 1, out.end(), rng);
-    return out;
+    return shuffled();
   }
   if (depthwise(k)) {
     // Rows: vectors along x, tx vectors x ty rows x tc channels (each its own input plane).
@@ -194,9 +194,7 @@ std::vector<Schedule> scheduleCandidates(const KernelSpec& k, bool adams2019) {
             add(s);
           }
         }
-    std::mt19937 rng(12345);
-    std::shuffle(out.begin() + 1, out.end(), rng);
-    return out;
+    return shuffled();
   }
   // Vectors along x: tileX vectors x tileY rows x tileC channels of accumulators.
   for (int vec : {16, 8, 4}) {
@@ -242,9 +240,7 @@ std::vector<Schedule> scheduleCandidates(const KernelSpec& k, bool adams2019) {
             add(s);
           }
   }
-  // Default first, the rest in a fixed pseudo-random order, so a short budget samples every family.
-  std::mt19937 rng(12345);
-  std::shuffle(out.begin() + 1, out.end(), rng);
+  shuffled();
   // Halide's Adams2019 autoscheduler (REFERENCE.md: 226 GFLOP/s on a channels-innermost 56x56 conv,
   // 55 at 7x7), planned for the batch being tuned (the caller sets autoBatch). The user asked for it
   // by name, so it goes right after the default: a short budget, or a loaded machine that measures
