@@ -828,7 +828,7 @@ bool Tuner::run(const std::vector<TuneKernel>& kernels, std::string& err) {
               "cnnc tune: %-70s x%d  default %.3f ms  best %.3f ms  (%.2fx, %d new candidates, %zu seeds, %s order; the default's last "
               "timing %.2fx its first)\n",
               shortName(base).c_str(), s->k->calls, s->defaultMs, s->bestMs, s->defaultMs / s->bestMs, s->measured, seeds.size(),
-              model.ready() ? "model" : "shuffled", s->drift);
+              shape.ok && model.ready() ? "model" : "shuffled", s->drift);
     return true;
   };
   // Passes: the first gives every kernel its share and its patience. A budget is a budget, so while
