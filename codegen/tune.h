@@ -55,7 +55,8 @@ struct TuneKernel {
 };
 
 // Whether cnnc has schedule choices for this kernel: convolutions (forward, input and weight
-// gradients, depthwise and grouped) and the memory-bound kinds of spatialTunable.
+// gradients, depthwise and grouped), linears (forward and input gradient) and the memory-bound
+// kinds of spatialTunable.
 bool tunable(const KernelSpec& k);
 
 // The elementwise and pooling kinds whose image outputs are scheduled by scheduleSpatial

@@ -43,7 +43,7 @@ int groupedWeightVec(const KernelSpec& k, int lanes) {
   if (k.kind != KernelKind::ConvBackWeight || k.extraIns.empty() || k.attrs.groups == 1) return 0;
   int64_t cog = k.extraIns[0][0] / k.attrs.groups;
   for (int v : {16, 8, 4})
-    if (v <= std::max(lanes, 4) && cog % v == 0) return v;
+    if (v <= lanes && cog % v == 0) return v;
   return 0;
 }
 
@@ -554,7 +554,7 @@ void scheduleWeightSource(WeightGradSources& s, const KernelSpec& k) {
     schedulePadded(s.xpad, (int)k.in[2], k.schedule);
     return;
   }
-  int Wo = (int)k.extraIns[0][2], vec = Wo >= 16 && k.schedule.lanes >= 16 ? 16 : Wo >= 8 ? 8 : Wo >= 4 ? 4 : 1;
+  int vec = rowVectorWidth(k.extraIns[0][2], k.schedule.lanes);
   if (vec > 1) s.xpad.vectorize(s.xpad.args()[0], vec, TailStrategy::ShiftInwards);
 }
 

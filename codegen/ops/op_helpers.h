@@ -111,6 +111,10 @@ inline Func zeroPadded(Func in, int W, int H, int sx, int sy, const Schedule& sc
   return pad;
 }
 
+// The vector width of a copy along rows of W floats: the widest of 16 (AVX-512 only), 8, 4 that the
+// row fills, so a vector shifted inwards at its end stays inside it; 1 below 4.
+inline int rowVectorWidth(int64_t W, int lanes) { return W >= 16 && lanes >= 16 ? 16 : W >= 8 ? 8 : W >= 4 ? 4 : 1; }
+
 // The CPU schedule of zeroPadded's copy form: vectors along the row; the copy walks rows across
 // channels, so many pages are in flight at once.
 inline void schedulePadded(Func pad, int W, const Schedule& sc) {
@@ -118,7 +122,7 @@ inline void schedulePadded(Func pad, int W, const Schedule& sc) {
   const auto& rv = pad.update().get_schedule().rvars();  // zeroPadded's RDom over the interior
   RVar rx(rv[0].var), ry(rv[1].var);
   Var x = pad.args()[0], c = pad.args()[2], n = pad.args()[3];
-  int vec = W >= 16 && sc.lanes >= 16 ? 16 : W >= 8 ? 8 : W >= 4 ? 4 : 1;
+  int vec = rowVectorWidth(W, sc.lanes);
   if (vec > 1) {
     pad.vectorize(x, vec);
     pad.update().vectorize(rx, vec);
