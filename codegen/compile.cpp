@@ -11,8 +11,9 @@
 //    (kernel, target). After 2, so a tuned schedule is not overwritten by a default; records are
 //    keyed by KernelSpec::key(), which leaves out schedule and packing, so any default finds them.
 // 4. packConvWeights (inference only) lets convs that vectorise over output channels read weights
-//    packed once at load as [O/T, C, kh, kw, T] (common/packed_layout.h). After 2 and 3: whether a
-//    conv packs, and its block T = vec * chanVec, depend on its final schedule. It changes the
+//    packed once at load as [O/T, C, kh, kw, T] (common/packed_layout.h), and Winograd convs read
+//    them transformed once at load, [16, C, O] (common/winograd_weights.h). After 2 and 3: whether a
+//    conv packs, how, and its block T = vec * chanVec, depend on its final schedule. It changes the
 //    spec (so its name) and the const tensor's shape, both of which the plan JSON records. The
 //    training plan does not pack: the optimizer updates the weights in place every step.
 // 5. The training plan (when the net ends in class scores) takes steps 1-3.

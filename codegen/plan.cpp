@@ -21,6 +21,7 @@
 #include "plan_builder.h"
 
 #include "common/packed_layout.h"
+#include "common/winograd_weights.h"
 #include "gpu_schedule.h"
 #include "ops/registry.h"
 
@@ -176,14 +177,30 @@ void applyTargetSchedules(Plan& p, const std::string& target) {
   for (auto& s : p.specs) s.schedule = gpu ? gpuDefaultSchedule() : defaultSchedule(s, lanes);
 }
 
+Dims packedWeightDims(const KernelSpec& s, const Dims& oihw) {
+  if (weightPacking(s) == plan_schema::ConstPack::Winograd) return winogradWeightShape(oihw.at(0), oihw.at(1));
+  return packedWeightShape(oihw, packedBlock(s.schedule));
+}
+
 void packConvWeights(Plan& p) {
   for (auto& s : p.specs) s.packedWeights = takesPackedWeights(s);
-  for (const auto& c : p.calls)
+  std::vector<ConstTensor> unpacked = p.consts;
+  for (auto& c : p.calls)
     if (p.specs[c.spec].packedWeights) {
-      ConstTensor& w = p.consts[c.args.at(argIndex(p.specs[c.spec], "weight")).id];
-      if (w.pack) continue;  // a weight shared by two calls is packed once
-      w.pack = true;
-      w.shape = packedWeightShape(w.shape, packedBlock(p.specs[c.spec].schedule));
+      const KernelSpec& s = p.specs[c.spec];
+      int& id = c.args.at(argIndex(s, "weight")).id;
+      Dims shape = packedWeightDims(s, unpacked[id].shape);
+      plan_schema::ConstPack how = weightPacking(s);
+      if (p.consts[id].pack != plan_schema::ConstPack::None) {
+        // A weight shared by two calls is packed once where their kernels read it alike; a kernel
+        // that reads it otherwise gets its own copy.
+        if (p.consts[id].pack == how && p.consts[id].shape == shape) continue;
+        p.consts.push_back(unpacked[id]);
+        unpacked.push_back(unpacked[id]);
+        id = (int)p.consts.size() - 1;
+      }
+      p.consts[id].pack = how;
+      p.consts[id].shape = shape;
     }
 }
 
@@ -340,7 +357,7 @@ nlohmann::json planJsonObject(const Plan& p, const Graph& g, const SourceManager
   for (const auto& c : p.consts)
     consts.push_back({{key::kind, constKindName(c.kind, c.foldBias)}, {key::shape, c.shape}, {key::param, c.param}, {key::conv_w, c.convW},
                       {key::conv_b, c.convB}, {key::bn_w, c.bnW}, {key::bn_b, c.bnB}, {key::bn_mean, c.bnMean}, {key::bn_var, c.bnVar},
-                      {key::eps, c.eps}, {key::pack, c.pack}});
+                      {key::eps, c.eps}, {key::pack, constPackName(c.pack)}});
   j[key::consts] = consts;
   json kernels = json::array();
   for (const auto& s : p.specs) kernels.push_back({{key::fn, s.functionName()}, {key::signature, s.signature()}, {key::flops, kernelFlops(s)}});

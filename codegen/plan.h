@@ -42,7 +42,7 @@ struct ConstTensor {
   int bnW = -1, bnB = -1, bnMean = -1, bnVar = -1;  // FoldConvBN, BNScale, BNShift (bnW, bnB -1: affine=false)
   double eps = 1e-5;
   bool foldBias = false;           // FoldConvBN: this constant is the folded bias (else the weight)
-  bool pack = false;               // conv weight stored in blocks of T output channels: `shape` is [O/T,C,kh,kw,T]
+  plan_schema::ConstPack pack = plan_schema::ConstPack::None;  // a conv weight rearranged at load: `shape` is the rearranged one
 };
 
 struct KernelArg {
@@ -112,9 +112,16 @@ void packConvWeights(Plan& p);
 
 // packConvWeights' rule: an inference kernel takes its weights packed when it is a conv that
 // vectorises over output channels, in blocks of packedBlock(schedule) channels (the T of
-// common/packed_layout.h). The tuner applies the same rule to its candidates.
-inline bool takesPackedWeights(const KernelSpec& s) { return s.kind == KernelKind::Conv && s.schedule.chanVec > 0; }
+// common/packed_layout.h), or a Winograd conv, transformed (common/winograd_weights.h). The tuner
+// applies the same rule to its candidates.
+inline bool takesPackedWeights(const KernelSpec& s) { return s.kind == KernelKind::Conv && (s.schedule.chanVec > 0 || s.schedule.winograd); }
 inline int packedBlock(const Schedule& s) { return s.vec * s.chanVec; }
+inline plan_schema::ConstPack weightPacking(const KernelSpec& s) {
+  using plan_schema::ConstPack;
+  return !takesPackedWeights(s) ? ConstPack::None : s.schedule.winograd ? ConstPack::Winograd : ConstPack::Blocked;
+}
+// The shape of s's packed weight, given the unpacked one [O, C/g, kh, kw].
+Dims packedWeightDims(const KernelSpec& s, const Dims& oihw);
 
 // The plan as the JSON object the runtime reads (common/plan_schema.h); trainPlanToJson adds the
 // training fields to it.

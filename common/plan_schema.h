@@ -10,6 +10,8 @@
 //   acts[]            {shape, storage, name}            activation tensors, views of storages
 //   storages[]        {offset, size}                    arena slots, floats per image
 //   consts[]          {kind, shape, param, conv_w, conv_b, bn_w, bn_b, bn_mean, bn_var, eps, pack}
+//                     pack: the layout a conv weight is rearranged into at load ("none", "blocked",
+//                     "winograd": ConstPack)
 //   kernels[]         {fn, signature, flops}        flops: per image, 2 x multiply-adds (0: memory-bound)
 //   calls[]           {kernel, args[] {const, id}, label}
 //   recipe[]          {key, value, where}   the network's training recipe (keys: common/recipe.h), in
@@ -20,6 +22,8 @@
 //   labels, loss, eps, param_grad[], forward_calls, seeds[],
 //   bns[]             {stats, dparams, gamma, beta, mean, var, tracked, momentum, elems_per_image}
 #pragma once
+#include <cstddef>
+#include <iterator>
 #include <string_view>
 
 namespace cnnc::plan_schema {
@@ -77,6 +81,26 @@ constexpr const char* constKindName(ConstKind k, bool foldBias = false) {
   for (const auto& e : kConstKindNames)
     if (e.kind == k && e.foldBias == (k == ConstKind::FoldConvBN && foldBias)) return e.name;
   return "?";
+}
+
+// How a conv weight [O, C, kh, kw] is rearranged at load for the kernel that reads it ("pack"):
+// Blocked, in blocks of T output channels ([O/T, C, kh, kw, T], common/packed_layout.h);
+// Winograd, transformed for F(2x2, 3x3) ([16, C, O], common/winograd_weights.h).
+enum class ConstPack { None, Blocked, Winograd };
+inline constexpr ConstPack kLastConstPack = ConstPack::Winograd;  // keep last
+inline constexpr const char* kConstPackNames[] = {"none", "blocked", "winograd"};  // in the enum's order
+static_assert(std::size(kConstPackNames) == static_cast<size_t>(kLastConstPack) + 1);
+
+constexpr const char* constPackName(ConstPack p) { return kConstPackNames[static_cast<int>(p)]; }
+
+// false for a spelling the table does not know.
+constexpr bool constPackFromName(std::string_view name, ConstPack& pack) {
+  for (int i = 0; i <= static_cast<int>(kLastConstPack); ++i)
+    if (name == kConstPackNames[i]) {
+      pack = static_cast<ConstPack>(i);
+      return true;
+    }
+  return false;
 }
 
 // false for a spelling the table does not know.

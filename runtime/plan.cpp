@@ -48,7 +48,8 @@ bool parsePlan(const char* text, size_t size, Plan& p, std::string& err) {
       c.param = x[key::param]; c.convW = x[key::conv_w]; c.convB = x[key::conv_b];
       c.bnW = x[key::bn_w]; c.bnB = x[key::bn_b]; c.bnMean = x[key::bn_mean]; c.bnVar = x[key::bn_var];
       c.eps = x[key::eps];
-      c.pack = x.value(key::pack, false);
+      std::string pack = x.value(key::pack, std::string(constPackName(ConstPack::None)));
+      if (!constPackFromName(pack, c.pack)) { err = "embedded plan has a constant packed in an unknown layout '" + pack + "'"; return false; }
       p.consts.push_back(std::move(c));
     }
     for (auto& x : j[key::kernels]) p.kernels.push_back({x[key::fn], x[key::signature], x.value(key::flops, 0.0)});

@@ -35,7 +35,7 @@ struct ConstSpec {
   Dims shape;
   int param = -1, convW = -1, convB = -1, bnW = -1, bnB = -1, bnMean = -1, bnVar = -1;
   double eps = 1e-5;
-  bool pack = false;  // conv weight [O,C,kh,kw] stored in blocks of T output channels: `shape` = [O/T,C,kh,kw,T]
+  plan_schema::ConstPack pack = plan_schema::ConstPack::None;  // a conv weight rearranged at load: `shape` is the rearranged one
 };
 
 struct CallArg { bool isConst; int id; };

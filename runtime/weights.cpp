@@ -8,6 +8,7 @@
 #include <set>
 
 #include "common/packed_layout.h"
+#include "common/winograd_weights.h"
 #include "safetensors.h"
 
 namespace cnnc::rt {
@@ -226,10 +227,21 @@ static void packBlocked(std::vector<float>& v, const Dims& packed) {
 
 static std::vector<std::vector<float>> deriveUnpacked(const Plan& p, const Weights& w, Weights* movable);
 
+// [O, C, 3, 3] -> [16, C, O]: a 3x3 conv weight transformed for the Winograd kernels
+// (common/winograd_weights.h).
+static void packWinograd(std::vector<float>& v, const Dims& packed) {
+  int64_t C = packed[1], O = packed[2];
+  std::vector<float> t(numel(packed));
+  transformWinogradWeights(v.data(), t.data(), O, C);
+  v.swap(t);
+}
+
 static std::vector<std::vector<float>> derivePacked(const Plan& p, const Weights& w, Weights* movable) {
   std::vector<std::vector<float>> out = deriveUnpacked(p, w, movable);
-  for (size_t i = 0; i < p.consts.size(); ++i)
-    if (p.consts[i].pack) packBlocked(out[i], p.consts[i].shape);
+  for (size_t i = 0; i < p.consts.size(); ++i) {
+    if (p.consts[i].pack == plan_schema::ConstPack::Blocked) packBlocked(out[i], p.consts[i].shape);
+    if (p.consts[i].pack == plan_schema::ConstPack::Winograd) packWinograd(out[i], p.consts[i].shape);
+  }
   return out;
 }
 

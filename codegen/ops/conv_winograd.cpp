@@ -4,7 +4,8 @@
 // is A^T [(G g G^T) . (B^T d B)] A over the (m+2) x (m+2) input patch d that covers it: (m+2)^2
 // multiplies per tile and channel pair where the direct form needs 9 m^2 (16 against 36 for m = 2).
 // The algorithm:
-//  1. U(o, c, e) = G g G^T: the (m+2)^2 transformed taps of each filter, once per call.
+//  1. U(o, c, e) = G g G^T: the (m+2)^2 transformed taps of each filter, once per call in training;
+//     in inference the runtime transforms the weights once at load (common/winograd_weights.h).
 //  2. Per block of tile rows of one image: V(tx, ty, c, e) = B^T d B for every tile and input
 //     channel, e = ex + (m+2) ey indexing the transformed patch.
 //  3. M(tx, ty, o, e) = sum over c of U(o, c, e) V(tx, ty, c, e): (m+2)^2 independent matrix
@@ -13,6 +14,7 @@
 // m = 2: its transforms are adds only and it stays within 1e-6 of the direct sum in float32.
 // (m = 4 saves more multiplies, but its constants, up to 8 and 1/24, lose about 10x more; no
 // default schedule or tuning candidate ever chose it, so it was removed.)
+#include "common/winograd_weights.h"
 #include "conv.h"
 #include "ops.h"
 
@@ -23,15 +25,15 @@ namespace {
 using namespace Halide;
 
 // The transform matrices, row-major: B^T is a x a, G is a x 3, A^T is m x a, with a = m + 2.
+// G is shared with the weights transformed at load (kWinogradG, common/winograd_weights.h).
 const float kBT2[] = {1, 0, -1, 0, 0, 1, 1, 0, 0, -1, 1, 0, 0, 1, 0, -1};
-const float kG2[] = {1, 0, 0, .5f, .5f, .5f, .5f, -.5f, .5f, 0, 0, 1};
 const float kAT2[] = {1, 1, 1, 0, 0, 1, -1, -1};
 struct Transform {
   int m, a;
   const float *BT, *G, *AT;
 };
 
-const Transform kF2x2{2, 4, kBT2, kG2, kAT2};
+const Transform kF2x2{2, 4, kBT2, kWinogradG, kAT2};
 
 // coef * v, without the multiply for +-1.
 Expr scaled(float coef, Expr v) { return coef == 1 ? v : coef == -1 ? -v : v * coef; }
@@ -93,14 +95,19 @@ WinogradFuncs winogradAlgorithm(const KernelSpec& k) {
   // The arguments of the direct kernels of the same kinds (convArgs, convBackDataArgs in conv.cpp).
   KernelParams kp(k);
   ImageParam in = kp.tensor(backData ? "dy" : "input", k.in);
-  ImageParam w = kp.fixed("weight", backData ? Dims{C, O, 3, 3} : Dims{O, C, 3, 3});
+  // Inference kernels read U itself, [16, C, O], transformed at load: computed in every call, U
+  // was written by both cores and each block read the other core's half from its cache again
+  // (ResNet-18's 64-channel 56x56 convs at batch 1, 1.24 -> 0.90 ms per pair; Intel 6/207).
+  bool pre = k.packedWeights && !backData;
+  ImageParam w = kp.fixed("weight", pre ? winogradWeightShape(O, C) : backData ? Dims{C, O, 3, 3} : Dims{O, C, 3, 3});
   ImageParam b = kp.fixed("bias", {O});  // not an argument of the input gradient
   auto tap = [&](int i, int j, Expr ci, Expr co) { return backData ? w(2 - i, 2 - j, co, ci) : w(i, j, ci, co); };
   Var tx = f.tx, ty = f.ty, e = f.e, o = f.o, c = f.c, dx = f.dx, dy = f.dy;
   Func src = f.src;  // the input shifted by the padding of 1, zero outside
   src(v.x, v.y, v.c, v.n) = BoundaryConditions::constant_exterior(in, 0.0f, {{0, W}, {0, H}})(v.x - 1, v.y - 1, v.c, v.n);
   Func U = f.U, V = f.V, Macc = f.Macc, M = f.M, Y = f.Y;
-  U(o, c, e) = selectOver(e, transform2d(t.G, a, 3, [&](int i, int j) { return tap(i, j, c, o); }));
+  if (pre) U(o, c, e) = w(o, c, e);
+  else U(o, c, e) = selectOver(e, transform2d(t.G, a, 3, [&](int i, int j) { return tap(i, j, c, o); }));
   V(tx, ty, c, e, v.n) = selectOver(e, transform2d(t.BT, a, a, [&](int i, int j) { return src(tx * m + i, ty * m + j, c, v.n); }));
   f.r = RDom(0, C, "r");
   RDom r = f.r;
@@ -140,7 +147,7 @@ void winogradCpu(WinogradFuncs& f, const KernelSpec& k) {
   out.split(v.y, yo, yi, rows, TailStrategy::GuardWithIf).reorder(v.x, yi, v.c, yo, v.n).fuse(yo, v.n, blk).parallel(blk);
   out.vectorize(v.x, std::min(16, sc.vec * 2), TailStrategy::GuardWithIf);
   src.compute_at(out, blk).vectorize(v.x, sc.vec, TailStrategy::GuardWithIf);
-  U.compute_root().vectorize(o, std::min(16, O), TailStrategy::GuardWithIf).unroll(e).parallel(c);
+  if (!k.packedWeights) U.compute_root().vectorize(o, std::min(16, O), TailStrategy::GuardWithIf).unroll(e).parallel(c);
   V.compute_at(out, blk).bound(tx, 0, TWp).reorder(tx, e, c, ty, v.n).vectorize(tx, sc.vec).unroll(e);
   int tc = std::min(sc.tileC, O);
   M.compute_at(out, blk).bound(tx, 0, TWp).bound(o, 0, O)

@@ -3,10 +3,14 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <random>
 #include <set>
 #include <sstream>
 #include <string>
@@ -18,6 +22,7 @@
 #include "common/plan_schema.h"
 #include "common/shape.h"
 #include "common/utf8.h"
+#include "common/winograd_weights.h"
 
 namespace fs = std::filesystem;
 using namespace cnnc;
@@ -181,6 +186,48 @@ TEST(PlanSchema, EveryConstKindHasOneSpellingThatReadsBack) {
   ConstKind k;
   bool fb;
   EXPECT_FALSE(constKindFromName("fold", k, fb));
+}
+
+TEST(PlanSchema, EveryConstPackHasOneSpellingThatReadsBack) {
+  using namespace plan_schema;
+  std::set<std::string> names;
+  for (int i = 0; i <= (int)kLastConstPack; ++i) {
+    ConstPack p = (ConstPack)i, back = ConstPack::None;
+    std::string name = constPackName(p);
+    ASSERT_TRUE(constPackFromName(name, back)) << name;
+    EXPECT_EQ(back, p) << name;
+    names.insert(name);
+  }
+  EXPECT_EQ(names.size(), std::size(kConstPackNames));
+  EXPECT_STREQ(constPackName(ConstPack::Winograd), "winograd");
+  ConstPack p;
+  EXPECT_FALSE(constPackFromName("true", p));  // the old boolean spelling is not a layout
+}
+
+// U = G g G^T, [16, C, O], against the matrix products in double: every coefficient is a power of
+// two, so the float sums may differ from it only by their own rounding.
+TEST(WinogradWeights, TransformIsGgGtInTheKernelsLayout) {
+  const int64_t O = 3, C = 2;
+  EXPECT_EQ(winogradWeightShape(O, C), (std::vector<int64_t>{16, C, O}));
+  std::mt19937 rng(3);
+  std::uniform_real_distribution<float> u(-1, 1);
+  std::vector<float> w(O * C * 9), U(16 * C * O, NAN);
+  for (float& x : w) x = u(rng);
+  transformWinogradWeights(w.data(), U.data(), O, C);
+  double worst = 0;
+  for (int64_t o = 0; o < O; ++o)
+    for (int64_t c = 0; c < C; ++c)
+      for (int q = 0; q < 4; ++q)
+        for (int p = 0; p < 4; ++p) {
+          double ref = 0;  // (G g G^T)[q][p], g[row][col] = w[o][c][row][col]
+          for (int j = 0; j < 3; ++j)
+            for (int i = 0; i < 3; ++i) ref += (double)kWinogradG[q * 3 + j] * w[(o * C + c) * 9 + j * 3 + i] * kWinogradG[p * 3 + i];
+          float got = U[((p + 4 * q) * C + c) * O + o];
+          worst = std::max(worst, std::fabs(got - ref));
+        }
+  printf("max |U - G g G^T| = %.3g (tolerance 1e-6)\n", worst);
+  EXPECT_LE(worst, 1e-6);
+  for (float x : U) EXPECT_FALSE(std::isnan(x));  // every element written
 }
 
 TEST(PackedLayout, ShapeAndIndexMappingRoundTrip) {

@@ -4,6 +4,7 @@
 #include <set>
 #include <stdexcept>
 
+#include "common/packed_layout.h"
 #include "lower.h"
 #include "ops/activation.h"
 #include "ops/registry.h"
@@ -190,4 +191,36 @@ TEST(Registry, EveryOpWithKernelsHasItsPlanSteps) {
     EXPECT_EQ(e.op, op);
     EXPECT_TRUE(e.infer && e.forward && e.backward) << opName(op);
   }
+}
+
+// Inference weights are rearranged at load for the kernels that read them: a Winograd conv's
+// transformed ([16, C, O]), a channel-vectorised conv's in blocks of T output channels, others as
+// they are; the plan records each layout with its shape.
+TEST(Plan, PacksEachConvWeightForItsKernel) {
+  auto c = test::compile(R"(network n { input(64, 32, 32)
+    wino: conv(64, 3, padding=1); relu
+    pool: maxpool(2)
+    small: conv(64, 3, padding=1); relu
+    globalavgpool; flatten; fc: linear(10) })");
+  ASSERT_TRUE(c->ok) << c->messages();
+  codegen::Plan p = codegen::buildInferencePlan(c->graph);
+  codegen::applyTargetSchedules(p, "x86-64-linux-avx-avx2-avx512-f16c-fma-sse41");
+  codegen::packConvWeights(p);
+  using plan_schema::ConstPack;
+  std::set<ConstPack> seen;
+  for (const auto& call : p.calls) {
+    const codegen::KernelSpec& s = p.specs[call.spec];
+    if (s.kind != codegen::KernelKind::Conv) continue;
+    const codegen::ConstTensor& w = p.consts[call.args.at(codegen::argIndex(s, "weight")).id];
+    seen.insert(w.pack);
+    if (s.schedule.winograd) {
+      EXPECT_EQ(w.pack, ConstPack::Winograd) << s.signature();
+      EXPECT_EQ(w.shape, (Dims{16, 64, 64}));
+    } else if (s.schedule.chanVec) {
+      EXPECT_EQ(w.pack, ConstPack::Blocked) << s.signature();
+      EXPECT_EQ(w.shape, packedWeightShape({64, 64, 3, 3}, codegen::packedBlock(s.schedule)));
+    }
+  }
+  // The 32-wide layer takes Winograd and the 16-wide one channel vectors (schedule.cpp's rules).
+  EXPECT_EQ(seen, (std::set<ConstPack>{ConstPack::Winograd, ConstPack::Blocked}));
 }
