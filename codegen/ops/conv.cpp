@@ -123,16 +123,17 @@ Func blockedCopy(ImageParam w, int T, bool overInputs, const std::string& name =
 
 // Direct convolutions with small rows (sc.chanVec > 0): vectors run along output channels. For
 // each image and block of T = vec x chanVec channels, the accumulators of the whole image live in a
-// small buffer (W x H x T floats, W below 16). The reduction over input channels runs in chunks
+// small buffer (W x H x T floats, W below 32). The reduction over input channels runs in chunks
 // whose weights fit in L1 (about 16 KiB); within a chunk each register tile of tileX x tileY pixels
 // x chanVec vectors sums over the chunk's taps: each tap loads chanVec weight vectors and broadcasts
 // one source float per pixel into tileX * tileY * chanVec FMAs. (Without chunks every tile streamed
 // all of the block's weights: ResNet-18's 7x7 layers read 9.4 MiB seven times per image and ran at
 // a quarter of the 56x56 layers' rate.)
 // `wcopy`, when defined, is the blocked copy of the weights made once per call.
-// `inner` as for scheduleConvTile.
+// `inner` as for scheduleConvTile. `width`: the output's rows; `imageBytes`: what the sums read per
+// image (convSourceBytes; 0: unknown).
 void scheduleConvChannels(Func out, Func acc, Func wcopy, RDom r, const Schedule& sc, Vars& v, Func padded = Func(), bool inner = false,
-                          int channels = 0, int width = 0) {
+                          int channels = 0, int width = 0, int64_t imageBytes = 0) {
   Var co("co"), ci("ci"), cv("cv"), cl("cl"), xo("xo"), xi("xi"), yo("yo"), yi("yi");
   RVar rzo("rzo"), rzi("rzi");
   int T = sc.vec * sc.chanVec;
@@ -155,22 +156,38 @@ void scheduleConvChannels(Func out, Func acc, Func wcopy, RDom r, const Schedule
     Func rows = acc.in(out);
     rows.compute_at(out, xb).store_in(MemoryType::Register).reorder(v.c, v.x, v.y, v.n).vectorize(v.c).unroll(v.x);
   } else if (sc.tileX >= 4) out.vectorize(v.x, 4, TailStrategy::GuardWithIf);
-  if (padded.defined()) padded.compute_at(out, v.n);
-  if (!inner) out.specialize(out.output_buffer().dim(3).extent() >= 8).parallel(v.n);
-  out.parallel(co);
-  if (wcopy.defined()) wcopy.compute_root().parallel(wcopy.args()[4]).vectorize(wcopy.args()[0], sc.vec);
   auto extent = [](RVar rv) { const int64_t* e = Internal::as_const_int(rv.extent()); return e ? (int)*e : 1; };
   int taps = extent(r.x) * extent(r.y), K = extent(r.z);
+  // Weights past twice L2 with small images (ResNet's 512-channel 7x7 layers: 9.4 MiB of weights,
+  // 166 KiB per image): the blocks of output channels are the parallel loop at every batch, each
+  // over all images, and the reduction's chunks run outside the images, so a chunk's weights serve
+  // every image from L1 and a block's are read from L3 once per call instead of once per image.
+  // (The padded inputs are then made for all images first.) ResNet-18's step at batch 8 (Intel
+  // 6/207, alternating runs, in the net): layer4's 3x3 convs 17.0 -> 15.3 ms, their input
+  // gradients 18.4 -> 16.6 ms; inference at batch 8 10.1 -> 9.5 ms. Its strided 256 -> 512 conv
+  // (4.7 MiB of weights, 8 images' inputs 2 MiB) was 15% slower this way and keeps the image loop.
+  bool blocksOuter = !inner && (double)taps * K * channels * 4 > 4.0 * kCacheBudget && imageBytes > 0 && 8 * imageBytes < 2 * kCacheBudget;
+  if (blocksOuter) {
+    out.reorder(v.n, co);
+    if (padded.defined()) padded.compute_root().parallel(padded.args()[3]);
+  } else {
+    if (padded.defined()) padded.compute_at(out, v.n);
+    if (!inner) out.specialize(out.output_buffer().dim(3).extent() >= 8).parallel(v.n);
+  }
+  out.parallel(co);
+  if (wcopy.defined()) wcopy.compute_root().parallel(wcopy.args()[4]).vectorize(wcopy.args()[0], sc.vec);
   int chunk = std::max(1, 4096 / (taps * T));
   while (chunk > 1 && K % chunk) --chunk;
   acc.compute_at(out, co).reorder_storage(v.c, v.x, v.y, v.n);
   acc.vectorize(v.c, sc.vec);
-  acc.update().split(v.x, xo, xi, sc.tileX).split(v.y, yo, yi, sc.tileY).split(v.c, cv, cl, sc.vec).split(r.z, rzo, rzi, chunk)
-      .reorder(cl, cv, xi, yi, r.x, r.y, rzi, xo, yo, rzo, v.n)
-      .vectorize(cl).unroll(cv).unroll(xi).unroll(yi);
+  acc.update().split(v.x, xo, xi, sc.tileX).split(v.y, yo, yi, sc.tileY).split(v.c, cv, cl, sc.vec).split(r.z, rzo, rzi, chunk);
+  if (blocksOuter) acc.update().reorder(cl, cv, xi, yi, r.x, r.y, rzi, xo, yo, v.n, rzo);
+  else acc.update().reorder(cl, cv, xi, yi, r.x, r.y, rzi, xo, yo, rzo, v.n);
+  acc.update().vectorize(cl).unroll(cv).unroll(xi).unroll(yi);
 }
 
 // ---- Conv: forward ----
+
 
 struct ConvFuncs {
   Func out{"conv_out"}, acc{"conv_acc"}, src{"src"};
@@ -194,6 +211,20 @@ bool subsampleInput(const KernelSpec& k) {
   const Attrs& a = k.attrs;
   return k.schedule.chanVec && padAsCopy(k.schedule) && a.kernel[0] == 1 && a.kernel[1] == 1 && (a.stride[0] > 1 || a.stride[1] > 1) &&
          !a.pad[0] && !a.pad[1] && a.groups == 1 && numel(k.in) * 4 > 2 * kCacheBudget;
+}
+
+// The bytes per image of what a direct conv's sums read: its input (a forward conv's, or an input
+// gradient's dy) with the zero frame the taps reach, or every stride-th pixel where it reads a
+// subsampled copy.
+int64_t convSourceBytes(const KernelSpec& k) {
+  const Attrs& a = k.attrs;
+  int64_t C = k.in[0], H = k.in[1], W = k.in[2];
+  if (k.kind == KernelKind::ConvBackData) {
+    int64_t fy = a.dilation[0] * (a.kernel[0] - 1) - a.pad[0], fx = a.dilation[1] * (a.kernel[1] - 1) - a.pad[1];
+    return C * (H + 2 * std::max<int64_t>(fy, 0)) * (W + 2 * std::max<int64_t>(fx, 0)) * 4;
+  }
+  if (subsampleInput(k)) return C * k.out[1] * k.out[2] * 4;
+  return C * (H + 2 * a.pad[0]) * (W + 2 * a.pad[1]) * 4;
 }
 
 ConvFuncs convForward(const KernelSpec& k) {
@@ -250,7 +281,7 @@ void convForwardCpu(ConvFuncs& f, const KernelSpec& k) {
   }
   if (k.schedule.chanVec)
     scheduleConvChannels(f.out, f.acc, k.packedWeights ? Func() : f.wcopy, f.r, k.schedule, v, f.padded || f.subsampled ? f.src : Func(), false,
-                         (int)k.out[0], (int)k.out[2]);
+                         (int)k.out[0], (int)k.out[2], convSourceBytes(k));
   else scheduleConvTile(f.out, f.acc, f.r, k.schedule, (int)k.out[0], v, f.padded ? f.src : Func(), false,
                         k.attrs.groups > 1);
 }
@@ -449,7 +480,7 @@ BackDataFuncs convBackDataUpsampled(const KernelSpec& k) {
 void convBackDataUpsampledCpu(BackDataFuncs& f, const KernelSpec& k) {
   Vars v;
   schedulePadded(f.dyz, (int)k.in[2], k.schedule);
-  if (k.schedule.chanVec) scheduleConvChannels(f.out, f.acc, f.wcopy, f.r, k.schedule, v, f.dyz, false, (int)k.out[0], (int)k.out[2]);
+  if (k.schedule.chanVec) scheduleConvChannels(f.out, f.acc, f.wcopy, f.r, k.schedule, v, f.dyz, false, (int)k.out[0], (int)k.out[2], convSourceBytes(k));
   else scheduleConvTile(f.out, f.acc, f.r, k.schedule, (int)k.out[0], v, f.dyz, false, k.attrs.groups > 1);
 }
 
