@@ -680,6 +680,27 @@ TEST(DefaultSchedules, GroupedWeightGradientsTiledWithinAGroup) {
   EXPECT_EQ(groupedWeightVec(wgrad(96, 96, 1, 16), 16), 0);  // ungrouped: its own tile
 }
 
+// Strided max pools whose windows reach past the input (padding or ceil mode) take 4-wide vectors
+// (their reads are clamped, one float at a time); pools whose windows tile the input, and stride-1
+// ones, keep full vectors.
+TEST(DefaultSchedules, StridedMaxPoolsPastTheEdgeTakeFourWideVectors) {
+  auto pool = [](int k, int s, int pad, bool ceil, int W, int Wo) {
+    KernelSpec p;
+    p.kind = KernelKind::MaxPool;
+    p.in = {64, W, W};
+    p.out = {64, Wo, Wo};
+    p.attrs.kernel[0] = p.attrs.kernel[1] = k;
+    p.attrs.stride[0] = p.attrs.stride[1] = s;
+    p.attrs.pad[0] = p.attrs.pad[1] = pad;
+    p.attrs.ceil = ceil;
+    return defaultSchedule(p, 16);
+  };
+  EXPECT_EQ(pool(3, 2, 1, false, 112, 56).vec, 4);   // ResNet's stem pool
+  EXPECT_EQ(pool(3, 2, 0, true, 112, 56).vec, 4);    // GoogLeNet's, ceil mode
+  EXPECT_EQ(pool(2, 2, 0, false, 112, 56).vec, 16);  // windows tile the input
+  EXPECT_EQ(pool(3, 1, 1, false, 56, 56).vec, 16);   // stride 1
+}
+
 // Batch norms, activations, adds and pools (scheduleSpatial) are tuned: vectors of 4 to 32 floats
 // along the row or the whole plane, never wider than either, and tasks of 1 to all channels of an
 // image; their defaults leave both choices off. Kinds without these choices are not tuned.
