@@ -169,7 +169,10 @@ void scheduleConvChannels(Func out, Func acc, Func wcopy, RDom r, const Schedule
   bool blocksOuter = !inner && (double)taps * K * channels * 4 > 4.0 * kCacheBudget && imageBytes > 0 && 8 * imageBytes < 2 * kCacheBudget;
   if (blocksOuter) {
     out.reorder(v.n, co);
-    if (padded.defined()) padded.compute_root().parallel(padded.args()[3]);
+    if (padded.defined()) {
+      padded.compute_root().parallel(padded.args()[3]);
+      if (padded.has_update_definition()) padded.update().parallel(padded.args()[3]);
+    }
   } else {
     if (padded.defined()) padded.compute_at(out, v.n);
     if (!inner) out.specialize(out.output_buffer().dim(3).extent() >= 8).parallel(v.n);
@@ -187,7 +190,6 @@ void scheduleConvChannels(Func out, Func acc, Func wcopy, RDom r, const Schedule
 }
 
 // ---- Conv: forward ----
-
 
 struct ConvFuncs {
   Func out{"conv_out"}, acc{"conv_acc"}, src{"src"};
