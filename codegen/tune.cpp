@@ -47,8 +47,7 @@
 
 #include "aot.h"
 #include "common/install_paths.h"
-#include "common/packed_layout.h"
-#include "common/winograd_weights.h"
+#include "common/weight_packing.h"
 #include "schedule.h"
 #include "tune_model.h"
 #include "tuning_db.h"
@@ -357,7 +356,7 @@ CallBuffers canonicalInputs(const KernelSpec& k, int batch, const std::vector<Tu
 }
 
 // The arguments of candidate `k` on `in`: weights packed when it takes them packed (by the
-// runtime's own packWeightBlocks or transformWinogradWeights), and a fresh output.
+// runtime's own packConvWeight), and a fresh output.
 CallBuffers callBuffers(const KernelSpec& k, const CallBuffers& in, int batch) {
   CallBuffers c = in;
   if (k.packedWeights) {
@@ -367,9 +366,7 @@ CallBuffers callBuffers(const KernelSpec& k, const CallBuffers& in, int batch) {
     Dims packed = packedWeightDims(k, oihw);
     Halide::Runtime::Buffer<float> p(std::vector<int>(packed.rbegin(), packed.rend()));  // Halide lists dimensions innermost first
     // Both buffers are dense and freshly made: w's data is [O, C kh kw] row-major, p's the packed order.
-    int64_t O = oihw[0];
-    if (weightPacking(k) == plan_schema::ConstPack::Winograd) transformWinogradWeights(w.data(), p.data(), O, oihw[1]);
-    else packWeightBlocks(w.data(), p.data(), O, (int64_t)w.number_of_elements() / O, packedBlock(k.schedule));
+    packConvWeight(weightPacking(k), w.data(), (int64_t)w.number_of_elements(), p.data(), packed);
     c.bufs[wi] = p;
   }
   c.bufs.emplace_back(outputShape(k, batch));

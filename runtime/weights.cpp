@@ -7,8 +7,7 @@
 #include <random>
 #include <set>
 
-#include "common/packed_layout.h"
-#include "common/winograd_weights.h"
+#include "common/weight_packing.h"
 #include "safetensors.h"
 
 namespace cnnc::rt {
@@ -215,32 +214,17 @@ bool saveWeights(const Plan& p, const Weights& w, const std::string& path, std::
   return writeSafeTensors(path, ts, {{"format", "pt"}, {"cnnc.net", p.net}}, err);
 }
 
-// [O, rest] -> [ceil(O/T), rest, T]: a conv weight in blocks of T output channels, each block with
-// its channels innermost (the layout the channel-vectorised conv kernels read:
-// common/packed_layout.h); the last block zero-padded where T does not divide O.
-static void packBlocked(std::vector<float>& v, const Dims& packed) {
-  int64_t T = packed.back(), rest = packed[1] * packed[2] * packed[3], O = (int64_t)v.size() / rest;
-  std::vector<float> t(packed[0] * rest * T);
-  packWeightBlocks(v.data(), t.data(), O, rest, T);
-  v.swap(t);
-}
-
 static std::vector<std::vector<float>> deriveUnpacked(const Plan& p, const Weights& w, Weights* movable);
-
-// [O, C, 3, 3] -> [16, C, O]: a 3x3 conv weight transformed for the Winograd kernels
-// (common/winograd_weights.h).
-static void packWinograd(std::vector<float>& v, const Dims& packed) {
-  int64_t C = packed[1], O = packed[2];
-  std::vector<float> t(numel(packed));
-  transformWinogradWeights(v.data(), t.data(), O, C);
-  v.swap(t);
-}
 
 static std::vector<std::vector<float>> derivePacked(const Plan& p, const Weights& w, Weights* movable) {
   std::vector<std::vector<float>> out = deriveUnpacked(p, w, movable);
   for (size_t i = 0; i < p.consts.size(); ++i) {
-    if (p.consts[i].pack == plan_schema::ConstPack::Blocked) packBlocked(out[i], p.consts[i].shape);
-    if (p.consts[i].pack == plan_schema::ConstPack::Winograd) packWinograd(out[i], p.consts[i].shape);
+    if (p.consts[i].pack == plan_schema::ConstPack::None) continue;
+    // Rearranged for its kernel (common/weight_packing.h): in blocks of output channels, or
+    // transformed for Winograd.
+    std::vector<float> t(numel(p.consts[i].shape));
+    packConvWeight(p.consts[i].pack, out[i].data(), (int64_t)out[i].size(), t.data(), p.consts[i].shape);
+    out[i].swap(t);
   }
   return out;
 }

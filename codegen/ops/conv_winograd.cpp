@@ -81,6 +81,7 @@ struct WinogradFuncs {
   Var tx{"tx"}, ty{"ty"}, e{"e"}, o{"o"}, c{"c"}, dx{"dx"}, dy{"dy"};
   RDom r;
   std::vector<Argument> args;
+  bool preTransformed = false;  // U is the weight argument itself, transformed at load (inference)
 };
 
 WinogradFuncs winogradAlgorithm(const KernelSpec& k) {
@@ -98,15 +99,15 @@ WinogradFuncs winogradAlgorithm(const KernelSpec& k) {
   // Inference kernels read U itself, [16, C, O], transformed at load: computed in every call, U
   // was written by both cores and each block read the other core's half from its cache again
   // (ResNet-18's 64-channel 56x56 convs at batch 1, 1.24 -> 0.90 ms per pair; Intel 6/207).
-  bool pre = k.packedWeights && !backData;
-  ImageParam w = kp.fixed("weight", pre ? winogradWeightShape(O, C) : backData ? Dims{C, O, 3, 3} : Dims{O, C, 3, 3});
+  f.preTransformed = k.packedWeights && !backData;
+  ImageParam w = kp.fixed("weight", f.preTransformed ? winogradWeightShape(O, C) : backData ? Dims{C, O, 3, 3} : Dims{O, C, 3, 3});
   ImageParam b = kp.fixed("bias", {O});  // not an argument of the input gradient
   auto tap = [&](int i, int j, Expr ci, Expr co) { return backData ? w(2 - i, 2 - j, co, ci) : w(i, j, ci, co); };
   Var tx = f.tx, ty = f.ty, e = f.e, o = f.o, c = f.c, dx = f.dx, dy = f.dy;
   Func src = f.src;  // the input shifted by the padding of 1, zero outside
   src(v.x, v.y, v.c, v.n) = BoundaryConditions::constant_exterior(in, 0.0f, {{0, W}, {0, H}})(v.x - 1, v.y - 1, v.c, v.n);
   Func U = f.U, V = f.V, Macc = f.Macc, M = f.M, Y = f.Y;
-  if (pre) U(o, c, e) = w(o, c, e);
+  if (f.preTransformed) U(o, c, e) = w(o, c, e);
   else U(o, c, e) = selectOver(e, transform2d(t.G, a, 3, [&](int i, int j) { return tap(i, j, c, o); }));
   V(tx, ty, c, e, v.n) = selectOver(e, transform2d(t.BT, a, a, [&](int i, int j) { return src(tx * m + i, ty * m + j, c, v.n); }));
   f.r = RDom(0, C, "r");
@@ -147,7 +148,7 @@ void winogradCpu(WinogradFuncs& f, const KernelSpec& k) {
   out.split(v.y, yo, yi, rows, TailStrategy::GuardWithIf).reorder(v.x, yi, v.c, yo, v.n).fuse(yo, v.n, blk).parallel(blk);
   out.vectorize(v.x, std::min(16, sc.vec * 2), TailStrategy::GuardWithIf);
   src.compute_at(out, blk).vectorize(v.x, sc.vec, TailStrategy::GuardWithIf);
-  if (!k.packedWeights) U.compute_root().vectorize(o, std::min(16, O), TailStrategy::GuardWithIf).unroll(e).parallel(c);
+  if (!f.preTransformed) U.compute_root().vectorize(o, std::min(16, O), TailStrategy::GuardWithIf).unroll(e).parallel(c);
   V.compute_at(out, blk).bound(tx, 0, TWp).reorder(tx, e, c, ty, v.n).vectorize(tx, sc.vec).unroll(e);
   int tc = std::min(sc.tileC, O);
   M.compute_at(out, blk).bound(tx, 0, TWp).bound(o, 0, O)
