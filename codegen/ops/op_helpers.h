@@ -97,11 +97,12 @@ inline bool padAsCopy(const Schedule& sc) { return !sc.gpu && !sc.autoBatch; }
 // interior, which vectorise as plain loads and stores (schedulePadded); constant_exterior's clamped
 // index turned every vector of the copy into 16 scalar loads, 10-23% of a conv's time (perf,
 // MiniVGG's 32x32 layers, 2-core Xeon, Sapphire Rapids class). GPU and autoscheduled kernels keep
-// the pure form, which they inline into the conv.
-inline Func zeroPadded(Func in, int W, int H, int sx, int sy, const Schedule& sc, const std::string& name) {
+// the pure form, which they inline into the conv. `asCopy` false asks for the pure form on the CPU
+// too (depthwise convs: see depthwisePurePad in conv.cpp).
+inline Func zeroPadded(Func in, int W, int H, int sx, int sy, const Schedule& sc, const std::string& name, bool asCopy = true) {
   Func pad(name);
   Var x("px"), y("py"), c("pc"), n("pn");
-  if (!padAsCopy(sc)) {
+  if (!padAsCopy(sc) || !asCopy) {
     pad(x, y, c, n) = BoundaryConditions::constant_exterior(in, 0.0f, {{0, W}, {0, H}})(x - sx, y - sy, c, n);
     return pad;
   }
