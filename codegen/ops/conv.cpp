@@ -256,10 +256,9 @@ int64_t convSourceBytes(const KernelSpec& k) {
 // same select computed per row strip (with or without Halide's sliding window) or inlined into the
 // taps was slower (6.9-11.1 ms for the stride-2 one). Rows narrower than 8 keep the copy: 576 x 6 x
 // 6 stride 2 (MobileNetV2's features.14 at 3x96x96) went 0.36 -> 0.72 ms as selects.
+// The padded tensor is k.in in both callers (a forward conv's input, an input gradient's dy).
 bool depthwisePurePad(const KernelSpec& k) {
-  const Dims& src = k.kind == KernelKind::ConvBackData ? k.out : k.in;  // a depthwise input gradient's dx is the forward's input
-  const Dims& dst = k.kind == KernelKind::ConvBackData ? k.in : k.out;
-  return src.size() == 3 && isDepthwise(src[0], dst[0], k.attrs.groups) && !k.schedule.chanVec && src[2] >= 8;
+  return k.in.size() == 3 && isDepthwise(k.in[0], k.out[0], k.attrs.groups) && !k.schedule.chanVec && k.in[2] >= 8;
 }
 
 ConvFuncs convForward(const KernelSpec& k) {
