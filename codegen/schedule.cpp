@@ -98,6 +98,15 @@ Schedule defaultSchedule(const KernelSpec& k, int lanes) {
     // Alone, at batch 1 and 32 (medians of 40 runs, Zen 4): 960 channels at 7x7 0.050 -> 0.040 ms
     // and 2.47 -> 1.89 ms, 384 at 14x14 0.045 -> 0.042 and 2.36 -> 2.15 ms; at 28x28 the rows
     // were as fast or faster (b32 3.0-3.6 against 3.7-3.9 ms).
+    // Depthwise, AVX-512, strided or rows of 64 or more: read in place (the direct form,
+    // conv_depthwise.cpp, where the measurements are); the tuner also tries it on the others.
+    bool strided = k.attrs.stride[0] > 1 || k.attrs.stride[1] > 1;
+    if (k.kind == KernelKind::Conv && lanes == 16 && depthwiseDirectApplies(k) && (strided || k.in[2] >= 64)) {
+      s.flat = 4;
+      s.vec = W >= 16 ? 16 : 8;
+      s.tileC = 1;
+      return s;
+    }
     if (depthwiseFlatApplies(k) && W < 16) {
       s.flat = 1;
       s.vec = lanes == 16 ? 16 : 8;

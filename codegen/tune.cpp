@@ -186,6 +186,14 @@ std::vector<Schedule> scheduleCandidates(const KernelSpec& k, bool adams2019) {
               add(s);
             }
     }
+    // The direct form (conv_depthwise.cpp), vectors of 16 or 8, on AVX-512 (masked loads).
+    if (depthwiseDirectApplies(k) && lanes >= 16)
+      for (int vec : {16, 8}) {
+        if (vec > W) continue;
+        Schedule s;
+        s.flat = 4, s.vec = vec;
+        add(s);
+      }
     // The flat walk (conv_depthwise.cpp): stores by row or fused over the plane, vectors of 8 or
     // 16, channels per task (0: the 16K-floats rule).
     if (depthwiseFlatApplies(k))

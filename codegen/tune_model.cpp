@@ -62,7 +62,7 @@ double waste(int n, int t) {
   return std::log2((double)((n + t - 1) / t * t) / n);
 }
 
-constexpr int kFeatures = 43;
+constexpr int kFeatures = 44;
 
 }  // namespace
 
@@ -120,6 +120,12 @@ std::vector<double> scheduleFeatures(const KernelShape& k, const Schedule& s) {
   if (k.depthwise()) {
     // Slots 30-39, depthwise: rows (vectors along x, tx x ty x tc accumulators) or the flat walk
     // (stores fused or by row, channels per task, vector width).
+    if (s.flat == 4) {  // the direct form: slot 43, its vector's width and waste along the row
+      f[43] = 1;
+      f[33] = std::log2((double)vec / lanes);
+      f[34] = waste(k.OW, vec);
+      return f;
+    }
     if (s.flat) {
       bool fused = depthwiseFlatFused(s, k.OW, (int64_t)k.OH * k.OW, vec);
       f[30] = 1;

@@ -101,7 +101,7 @@ bool parseRecord(const std::string& line, TuningRecord& r, std::string& err) {
     return false;
   if (s.winograd != 0 && s.winograd != 2) { err = "field 'wino' must be 0 or 2"; return false; }
   if (sc->contains("auto") && !intField(*sc, "auto", 1, 1 << 20, s.autoBatch, err)) return false;
-  if (sc->contains("flat") && !intField(*sc, "flat", 0, 3, s.flat, err)) return false;
+  if (sc->contains("flat") && !intField(*sc, "flat", 0, 4, s.flat, err)) return false;
   if (sc->contains("task") && !intField(*sc, "task", 1, 1 << 16, s.task, err)) return false;
   if (sc->contains("phase") && !intField(*sc, "phase", 0, 1, s.phase, err)) return false;
   if (sc->contains("order") && !intField(*sc, "order", 0, 2, s.order, err)) return false;

@@ -910,6 +910,7 @@ double convFlops(const KernelSpec& k) {
 
 Lowered lowerConv(const KernelSpec& k) {
   if (k.schedule.winograd) return lowerConvWinograd(k);
+  if (k.schedule.flat == 4) return lowerConvDepthwiseDirect(k);
   if (k.schedule.flat) return lowerConvDepthwiseFlat(k);
   ConvFuncs f = convForward(k);
   if (k.schedule.autoBatch) convForwardAuto(f, k);

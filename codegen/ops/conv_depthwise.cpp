@@ -1,7 +1,8 @@
 // conv_depthwise.cpp: depthwise convs (one input channel per output channel) of stride 1 whose
 // output rows are as long as their input's (MobileNet's, EfficientNet's and ConvNeXt's, "same"
 // padding): forward, input gradient and weight gradient, each walking a whole H x W plane as one
-// flat row (Schedule::flat; the general forms are in conv.cpp).
+// flat row (Schedule::flat 1-3; the general forms are in conv.cpp). Also the direct forward form of
+// any depthwise conv (Schedule::flat 4), which reads its input in place.
 //
 //   Conv            x[C,H,W], w[C,1,kh,kw], b[C] (, residual) -> y[C,H',W]
 //   ConvBackData    dy[C,H',W], w -> dx[C,H,W]: the same walk with the taps mirrored
@@ -13,6 +14,11 @@
 #include "ops.h"
 
 namespace cnnc::codegen {
+
+bool depthwiseDirectApplies(const KernelSpec& k) {
+  return k.kind == KernelKind::Conv && k.in.size() == 3 && isDepthwise(k.in[0], k.out[0], k.attrs.groups) && k.out[2] >= 8 && !k.schedule.gpu &&
+         !k.schedule.autoBatch;
+}
 
 bool depthwiseFlatApplies(const KernelSpec& k) {
   const Attrs& a = k.attrs;
@@ -232,8 +238,68 @@ void convBackWeightDepthwiseFlatCpu(FlatWeightFuncs& f, const KernelSpec& k) {
   f.mask.compute_root().vectorize(f.mask.args()[0], vec);
 }
 
+
+// ---- Direct (Schedule::flat 4): forward convs, read in place ----
+
+// The conv's taps read the input where it lies, without a padded copy:
+//   out(x, y) = act(b + sum over taps of w(kx, ky) * (in(xi, yi) if (xi, yi) is inside, else 0)),
+//   xi = x sx + kx dx - pl, yi = y sy + ky dy - pt,
+// one expression per output vector of `vec` pixels along the row, stored once; yi is clamped (a
+// scalar per row, so the loads stay dense) and the select on xi makes the loads of a row's first
+// and last vectors predicated (AVX-512 masked loads, which never touch the lanes they leave out:
+// the lanes before x = 0 or past the row's end), so a vector at the buffer's first or last row reads
+// nothing outside it. Why: the tiled form (conv.cpp) copies a tile of channels' padded planes and
+// then walks them, so each thread reads memory only in the copy and writes it only in the walk.
+// Here every load feeds its FMAs directly. MobileNetV2 at batch 32 (AMD EPYC family 26 model 2,
+// bench/depthwise.py, two rounds): its stride-2 convs 96x112x112 8.5 / 7.5 -> 6.2 / 5.2 ms,
+// 144x56x56 3.2 / 2.9 -> 2.3 / 2.1, 192x28x28 1.21 / 1.13 -> 0.52 / 0.49; the stride-1 32x112x112
+// 4.1 / 3.7 -> 3.1 / 3.2. Stride-1 convs of narrower rows gained nothing (56x56, 28x28) or lost
+// (14x14, 7x7: the flat walk), so the default takes this form for strided convs and rows of 64 or
+// more (schedule.cpp). Why not clamp x too: a clamped vector index is a gather, and the row's
+// first and last vectors (2 of 4 at 56 wide) then cost more than the rest.
+struct DirectConvFuncs {
+  Func out{"conv_out"};
+  std::vector<Argument> args;
+};
+
+DirectConvFuncs convDepthwiseDirect(const KernelSpec& k) {
+  DirectConvFuncs f;
+  Vars v;
+  const Attrs& a = k.attrs;
+  int C = (int)k.in[0], H = (int)k.in[1], W = (int)k.in[2];
+  int kh = (int)a.kernel[0], kw = (int)a.kernel[1], dy = (int)a.dilation[0], dx = (int)a.dilation[1], pt = (int)a.pad[0], pl = (int)a.pad[1];
+  int sy = (int)a.stride[0], sx = (int)a.stride[1];
+  KernelParams p(k);
+  ImageParam in = p.tensor("input", k.in);
+  ImageParam w = p.fixed("weight", {C, 1, kh, kw});
+  Expr sum = p.fixed("bias", {C})(v.c);
+  for (int ky = 0; ky < kh; ++ky)
+    for (int kx = 0; kx < kw; ++kx) {
+      Expr xi = v.x * sx + kx * dx - pl, yi = v.y * sy + ky * dy - pt;
+      Expr tap = select(likely(xi >= 0 && xi < W && yi >= 0 && yi < H), in(xi, clamp(yi, 0, H - 1), v.c, v.n), 0.0f);
+      sum = sum + tap * w(kx, ky, 0, v.c);
+    }
+  if (k.residual) sum = sum + p.tensor("residual", k.out)(v.x, v.y, v.c, v.n);
+  f.args = p.args();
+  f.out(v.x, v.y, v.c, v.n) = applyAct(sum, k.act);
+  return f;
+}
+
+// Vectors along the row, the last one shifted inwards (no guarded tail: see convDepthwiseFlat);
+// images in parallel at batch 8 and above, channels below.
+void convDepthwiseDirectCpu(DirectConvFuncs& f, const KernelSpec& k) {
+  Vars v;
+  int Wo = (int)k.out[2];
+  int vec = std::min(k.schedule.vec == 8 || k.schedule.vec == 16 ? k.schedule.vec : 16, Wo >= 16 ? 16 : 8);
+  Var xo("xo"), xi("xi");
+  f.out.split(v.x, xo, xi, vec, TailStrategy::ShiftInwards).vectorize(xi);
+  f.out.specialize(f.out.output_buffer().dim(3).extent() >= 8).parallel(v.n);
+  f.out.parallel(v.c);
+}
+
 }  // namespace
 
+Lowered lowerConvDepthwiseDirect(const KernelSpec& k) { return lowerWithSchedules(k, convDepthwiseDirect(k), convDepthwiseDirectCpu); }
 Lowered lowerConvDepthwiseFlat(const KernelSpec& k) { return lowerWithSchedules(k, convDepthwiseFlat(k), convDepthwiseFlatCpu); }
 Lowered lowerConvBackWeightDepthwiseFlat(const KernelSpec& k) {
   return lowerWithSchedules(k, convBackWeightDepthwiseFlat(k), convBackWeightDepthwiseFlatCpu);

@@ -14,6 +14,7 @@ Lowered lowerConvBackWeight(const KernelSpec& k);
 Lowered lowerConvWinograd(const KernelSpec& k);
 // conv_depthwise.cpp (kernels whose schedule is flat)
 Lowered lowerConvDepthwiseFlat(const KernelSpec& k);
+Lowered lowerConvDepthwiseDirect(const KernelSpec& k);
 Lowered lowerConvBackWeightDepthwiseFlat(const KernelSpec& k);
 ArgNames convArgs(const KernelSpec& k);
 ArgNames convBackDataArgs(const KernelSpec& k);

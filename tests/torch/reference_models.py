@@ -261,11 +261,14 @@ class Strided1x1Net(nn.Module):
 
 class GroupedNet(nn.Module):
     """tests/torch/grouped_net.cnn (not a net of nets/): grouped convs that are not depthwise, with
-    groups of 3, 5 and 4 channels (register tiles span group boundaries), strided, with batch norm."""
+    groups of 3, 5 and 4 channels (register tiles span group boundaries), strided, with batch norm;
+    and two depthwise convs of the direct form (d0 with a residual add, d1 strided)."""
 
     def __init__(self, num_classes=5):
         super().__init__()
+        self.d0 = nn.Conv2d(6, 6, kernel_size=3, padding=1, groups=6)
         self.c1 = nn.Conv2d(6, 12, kernel_size=3, padding=1, groups=3)
+        self.d1 = nn.Conv2d(12, 12, kernel_size=3, stride=2, padding=1, groups=12)
         self.c2 = nn.Conv2d(12, 20, kernel_size=3, stride=2, padding=1, groups=4, bias=False)
         self.b2 = nn.BatchNorm2d(20)
         self.c3 = nn.Conv2d(20, 20, kernel_size=3, padding=1, groups=5)
@@ -273,7 +276,8 @@ class GroupedNet(nn.Module):
         self.fc = nn.Linear(32, num_classes)
 
     def forward(self, x):
-        x = F.relu(self.c1(x))
+        x = x + self.d0(x)
+        x = F.relu6(self.d1(F.relu(self.c1(x))))
         x = F.relu(self.b2(self.c2(x)))
         x = F.relu(self.c4(F.relu(self.c3(x))))
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
@@ -599,7 +603,7 @@ _BUILDERS = {
 }
 NETS = list(_BUILDERS)
 
-_INPUT = {"lenet5": (1, 32, 32), "lrn_net": (3, 14, 13), "leaky_net": (3, 12, 11), "activations_net": (3, 10, 9), "gating_net": (3, 11, 9), "longskip_net": (3, 10, 9), "resample_net": (3, 9, 7), "unet": (1, 256, 256), "norm_net": (3, 9, 7), "wide_net": (300, 30, 31), "big_winograd_net": (8, 9, 33), "strided_1x1_net": (3, 57, 59), "grouped_net": (6, 37, 29)}
+_INPUT = {"lenet5": (1, 32, 32), "lrn_net": (3, 14, 13), "leaky_net": (3, 12, 11), "activations_net": (3, 10, 9), "gating_net": (3, 11, 9), "longskip_net": (3, 10, 9), "resample_net": (3, 9, 7), "unet": (1, 256, 256), "norm_net": (3, 9, 7), "wide_net": (300, 30, 31), "big_winograd_net": (8, 9, 33), "strided_1x1_net": (3, 57, 59), "grouped_net": (6, 37, 67)}
 for _n in ("minivgg", "tinyresnet", "resnet34_cifar", "plain34", "resnet50_cifar"):
     _INPUT[_n] = (3, 32, 32)
 
