@@ -186,9 +186,9 @@ std::vector<Schedule> scheduleCandidates(const KernelSpec& k, bool adams2019) {
               add(s);
             }
     }
-    // The direct form (conv_depthwise.cpp), vectors of 16 or 8, on AVX-512 (masked loads).
+    // The direct form (conv_depthwise.cpp), vectors of 16, 8 or 4, on AVX-512 (masked loads).
     if (depthwiseDirectApplies(k) && lanes >= 16)
-      for (int vec : {16, 8}) {
+      for (int vec : {16, 8, 4}) {
         if (vec > W) continue;
         Schedule s;
         s.flat = 4, s.vec = vec;

@@ -16,7 +16,7 @@
 namespace cnnc::codegen {
 
 bool depthwiseDirectApplies(const KernelSpec& k) {
-  return k.kind == KernelKind::Conv && k.in.size() == 3 && isDepthwise(k.in[0], k.out[0], k.attrs.groups) && k.out[2] >= 8 && !k.schedule.gpu &&
+  return k.kind == KernelKind::Conv && k.in.size() == 3 && isDepthwise(k.in[0], k.out[0], k.attrs.groups) && k.out[2] >= 4 && !k.schedule.gpu &&
          !k.schedule.autoBatch;
 }
 
@@ -244,19 +244,23 @@ void convBackWeightDepthwiseFlatCpu(FlatWeightFuncs& f, const KernelSpec& k) {
 // The conv's taps read the input where it lies, without a padded copy:
 //   out(x, y) = act(b + sum over taps of w(kx, ky) * (in(xi, yi) if (xi, yi) is inside, else 0)),
 //   xi = x sx + kx dx - pl, yi = y sy + ky dy - pt,
-// one expression per output vector of `vec` pixels along the row, stored once; yi is clamped (a
-// scalar per row, so the loads stay dense) and the select on xi makes the loads of a row's first
-// and last vectors predicated (AVX-512 masked loads, which never touch the lanes they leave out:
-// the lanes before x = 0 or past the row's end), so a vector at the buffer's first or last row reads
-// nothing outside it. Why: the tiled form (conv.cpp) copies a tile of channels' padded planes and
-// then walks them, so each thread reads memory only in the copy and writes it only in the walk.
-// Here every load feeds its FMAs directly. MobileNetV2 at batch 32 (AMD EPYC family 26 model 2,
-// bench/depthwise.py, two rounds): its stride-2 convs 96x112x112 8.5 / 7.5 -> 6.2 / 5.2 ms,
-// 144x56x56 3.2 / 2.9 -> 2.3 / 2.1, 192x28x28 1.21 / 1.13 -> 0.52 / 0.49; the stride-1 32x112x112
-// 4.1 / 3.7 -> 3.1 / 3.2. Stride-1 convs of narrower rows gained nothing (56x56, 28x28) or lost
-// (14x14, 7x7: the flat walk), so the default takes this form for strided convs and rows of 64 or
-// more (schedule.cpp). Why not clamp x too: a clamped vector index is a gather, and the row's
-// first and last vectors (2 of 4 at 56 wide) then cost more than the rest.
+// one expression per output vector of `vec` pixels along the row, stored once. yi is clamped (a
+// scalar per row, so the loads stay dense); the select on xi makes the loads of a row's first and
+// last vectors predicated (AVX-512 masked loads, which never touch the lanes they leave out: the
+// lanes before x = 0 or past the row's end), so no vector reads outside the input buffer. Halide's
+// loop partitioning (the `likely`) keeps the first and last rows and the last vector of each row
+// apart, so most taps are plain loads.
+// Why: the tiled form (conv.cpp) copies a tile of channels' padded planes and then walks them, so
+// each thread reads memory only in the copy and writes it only in the walk; here every load feeds
+// its FMAs directly. Why not clamp x too: a clamped vector index is a gather. Why 8-lane vectors
+// (Schedule::vec, default 8; 4 on rows of 4 to 7): with 16 lanes, rows of 56 and 28 (not a whole
+// number of 64-byte lines) ran 30-50% slower, and rows of 112 too.
+// MobileNetV2 at batch 32, its 17 depthwise convs (AMD EPYC family 26 model 2, bench/depthwise.py):
+// tiled and flat forms 31.4-33.7 ms; direct with 16 lanes 25.4-26.0 ms; with 8 lanes (4 on 7-wide
+// rows) 21.6-22.4 ms. Per conv, tiled or flat -> direct with 8 lanes: 32x112x112 3.1-4.1 -> 2.9-3.0,
+// 96x112x112 stride 2 5.1-8.5 -> 5.1-5.4, 144x56x56 3.9-4.8 -> 3.3-3.4, 192x28x28 1.5-1.8 -> 1.08-1.14,
+// 192x28x28 stride 2 1.13-1.21 -> 0.42-0.50, 384x14x14 0.7-1.1 -> 0.56-0.64, 576x14x14 stride 2
+// 1.0-1.3 -> 0.41-0.48, 960x7x7 0.6-0.86 -> 0.48-0.52 ms.
 struct DirectConvFuncs {
   Func out{"conv_out"};
   std::vector<Argument> args;
@@ -285,12 +289,14 @@ DirectConvFuncs convDepthwiseDirect(const KernelSpec& k) {
   return f;
 }
 
-// Vectors along the row, the last one shifted inwards (no guarded tail: see convDepthwiseFlat);
-// images in parallel at batch 8 and above, channels below.
+// Vectors of 8 along the row (Schedule::vec: 16, 8 or 4, no wider than the row), the last one
+// shifted inwards (no guarded tail: see convDepthwiseFlat); images in parallel at batch 8 and
+// above, channels below.
 void convDepthwiseDirectCpu(DirectConvFuncs& f, const KernelSpec& k) {
   Vars v;
   int Wo = (int)k.out[2];
-  int vec = std::min(k.schedule.vec == 8 || k.schedule.vec == 16 ? k.schedule.vec : 16, Wo >= 16 ? 16 : 8);
+  int vec = k.schedule.vec == 4 || k.schedule.vec == 8 || k.schedule.vec == 16 ? k.schedule.vec : 8;
+  while (vec > Wo) vec /= 2;
   Var xo("xo"), xi("xi");
   f.out.split(v.x, xo, xi, vec, TailStrategy::ShiftInwards).vectorize(xi);
   f.out.specialize(f.out.output_buffer().dim(3).extent() >= 8).parallel(v.n);
