@@ -186,14 +186,16 @@ std::vector<Schedule> scheduleCandidates(const KernelSpec& k, bool adams2019) {
               add(s);
             }
     }
-    // The direct form (conv_depthwise.cpp), vectors of 16, 8 or 4, on AVX-512 (masked loads).
+    // The direct form (conv_depthwise.cpp), vectors of 16, 8 or 4, on AVX-512 (masked loads), and
+    // channels per task at small batches (0: the 16K-floats rule).
     if (depthwiseDirectApplies(k) && lanes >= 16)
-      for (int vec : {16, 8, 4}) {
-        if (vec > W) continue;
-        Schedule s;
-        s.flat = 4, s.vec = vec;
-        add(s);
-      }
+      for (int vec : {16, 8, 4})
+        for (int task : {0, 1, 8, 64}) {
+          if (vec > W || task > O) continue;
+          Schedule s;
+          s.flat = 4, s.vec = vec, s.task = task;
+          add(s);
+        }
     // The flat walk (conv_depthwise.cpp): stores by row or fused over the plane, vectors of 8 or
     // 16, channels per task (0: the 16K-floats rule).
     if (depthwiseFlatApplies(k))

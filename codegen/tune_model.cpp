@@ -120,8 +120,9 @@ std::vector<double> scheduleFeatures(const KernelShape& k, const Schedule& s) {
   if (k.depthwise()) {
     // Slots 30-39, depthwise: rows (vectors along x, tx x ty x tc accumulators) or the flat walk
     // (stores fused or by row, channels per task, vector width).
-    if (s.flat == 4) {  // the direct form: slot 43, its vector's width and waste along the row
+    if (s.flat == 4) {  // the direct form: slot 43, its vector's width and waste along the row, its tasks
       f[43] = 1;
+      f[32] = lg(depthwiseFlatTask(s, k.O, (int64_t)k.OH * k.OW));
       f[33] = std::log2((double)vec / lanes);
       f[34] = waste(k.OW, vec);
       return f;
