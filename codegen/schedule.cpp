@@ -94,13 +94,13 @@ Schedule defaultSchedule(const KernelSpec& k, int lanes) {
     // vectors (rows of 16 to 31, where two 16-lane vectors overlap or one runs alone): ResNet-18's
     // 28x28 convs went 1.02 -> 0.75 ms at batch 1, MiniVGG's forward convs 36 -> 29 ms at batch
     // 128 (its 16x16 layers). At 32x32 the row vectors stay ahead (29 -> 33 ms with channels there).
-    // Depthwise forward convs on AVX-512, output rows of 4 or more: read in place (the direct
-    // form, conv_depthwise.cpp, where the measurements are), 8-lane vectors (4 on rows of 4 to 7).
-    // Elsewhere (AVX2, NEON, input gradients), stride 1 and rows shorter than a 16-lane vector:
+    // Depthwise convs and stride-1 input gradients on AVX-512, output rows of 4 or more: read in
+    // place (the direct form, conv_depthwise.cpp, where the measurements are), 8-lane vectors (4 on
+    // rows of 4 to 7). Elsewhere (AVX2, NEON), stride 1 and rows shorter than a 16-lane vector:
     // planes as flat rows. Alone, at batch 1 and 32 (medians of 40 runs, Zen 4): 960 channels at
     // 7x7 0.050 -> 0.040 ms and 2.47 -> 1.89 ms, 384 at 14x14 0.045 -> 0.042 and 2.36 -> 2.15 ms; at
     // 28x28 the rows were as fast or faster (b32 3.0-3.6 against 3.7-3.9 ms).
-    if (k.kind == KernelKind::Conv && lanes == 16 && depthwiseDirectApplies(k)) {
+    if (lanes == 16 && depthwiseDirectApplies(k)) {
       s.flat = 4;
       s.vec = W >= 8 ? 8 : 4;
       s.tileC = 1;

@@ -923,6 +923,7 @@ Lowered lowerConvTranspose(const KernelSpec& k) { return lowerConvBackData(k); }
 
 Lowered lowerConvBackData(const KernelSpec& k) {
   if (k.schedule.winograd) return lowerConvWinograd(k);
+  if (k.schedule.flat == 4) return lowerConvDepthwiseDirect(k);
   if (k.schedule.flat) return lowerConvDepthwiseFlat(k);
   if (usesPhases(k)) return lowerWithSchedules(k, convBackDataPhases(k), convBackDataPhasesCpu);
   BackDataFuncs f = convBackDataUpsampled(k);

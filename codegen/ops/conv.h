@@ -22,7 +22,7 @@ bool winogradApplies(const KernelSpec& k);
 // rows as long as the input's; weight gradients of any grouped conv.
 bool depthwiseFlatApplies(const KernelSpec& k);
 // Whether a conv can take the direct depthwise form (Schedule::flat 4, conv_depthwise.cpp): a
-// forward depthwise conv on the CPU, output rows of at least 4.
+// depthwise conv or stride-1 input gradient on the CPU, output rows of at least 4.
 bool depthwiseDirectApplies(const KernelSpec& k);
 // The flat forward walk's choices (conv_depthwise.cpp), shared with the tuner's cost model: output
 // channels per parallel task (of C), and whether the output is stored as vectors of `vec` over the

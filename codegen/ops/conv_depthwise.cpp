@@ -1,8 +1,8 @@
 // conv_depthwise.cpp: depthwise convs (one input channel per output channel) of stride 1 whose
 // output rows are as long as their input's (MobileNet's, EfficientNet's and ConvNeXt's, "same"
 // padding): forward, input gradient and weight gradient, each walking a whole H x W plane as one
-// flat row (Schedule::flat 1-3; the general forms are in conv.cpp). Also the direct forward form of
-// any depthwise conv (Schedule::flat 4), which reads its input in place.
+// flat row (Schedule::flat 1-3; the general forms are in conv.cpp). Also the direct form of any
+// depthwise conv and stride-1 input gradient (Schedule::flat 4), which reads its input in place.
 //
 //   Conv            x[C,H,W], w[C,1,kh,kw], b[C] (, residual) -> y[C,H',W]
 //   ConvBackData    dy[C,H',W], w -> dx[C,H,W]: the same walk with the taps mirrored
@@ -16,8 +16,9 @@
 namespace cnnc::codegen {
 
 bool depthwiseDirectApplies(const KernelSpec& k) {
-  return k.kind == KernelKind::Conv && k.in.size() == 3 && isDepthwise(k.in[0], k.out[0], k.attrs.groups) && k.out[2] >= 4 && !k.schedule.gpu &&
-         !k.schedule.autoBatch;
+  const Attrs& a = k.attrs;
+  bool kind = k.kind == KernelKind::Conv || (k.kind == KernelKind::ConvBackData && a.stride[0] == 1 && a.stride[1] == 1);
+  return kind && k.in.size() == 3 && isDepthwise(k.in[0], k.out[0], a.groups) && k.out[2] >= 4 && !k.schedule.gpu && !k.schedule.autoBatch;
 }
 
 bool depthwiseFlatApplies(const KernelSpec& k) {
@@ -260,7 +261,9 @@ void convBackWeightDepthwiseFlatCpu(FlatWeightFuncs& f, const KernelSpec& k) {
 // rows) 21.6-22.4 ms. Per conv, tiled or flat -> direct with 8 lanes: 32x112x112 3.1-4.1 -> 2.9-3.0,
 // 96x112x112 stride 2 5.1-8.5 -> 5.1-5.4, 144x56x56 3.9-4.8 -> 3.3-3.4, 192x28x28 1.5-1.8 -> 1.08-1.14,
 // 192x28x28 stride 2 1.13-1.21 -> 0.42-0.50, 384x14x14 0.7-1.1 -> 0.56-0.64, 576x14x14 stride 2
-// 1.0-1.3 -> 0.41-0.48, 960x7x7 0.6-0.86 -> 0.48-0.52 ms.
+// 1.0-1.3 -> 0.41-0.48, 960x7x7 0.6-0.86 -> 0.48-0.52 ms. Stride-1 input gradients take it too:
+// MobileNetV2's training step at batch 32 on 3x96x96, its input-gradient kernels 30.8-31.6 ->
+// 28.6-28.9 ms (profiled, alternating builds), the step 148-152 -> 146-150 ms.
 struct DirectConvFuncs {
   Func out{"conv_out"};
   std::vector<Argument> args;
@@ -273,13 +276,17 @@ DirectConvFuncs convDepthwiseDirect(const KernelSpec& k) {
   int C = (int)k.in[0], H = (int)k.in[1], W = (int)k.in[2];
   int kh = (int)a.kernel[0], kw = (int)a.kernel[1], dy = (int)a.dilation[0], dx = (int)a.dilation[1], pt = (int)a.pad[0], pl = (int)a.pad[1];
   int sy = (int)a.stride[0], sx = (int)a.stride[1];
+  // A stride-1 input gradient (ConvBackData) is the same walk over dy with the taps mirrored:
+  // dx(x, y) = sum of w(kx, ky) * dy(x + pl - kx dx, y + pt - ky dy), no bias.
+  bool back = k.kind == KernelKind::ConvBackData;
+  int sign = back ? -1 : 1;
   KernelParams p(k);
-  ImageParam in = p.tensor("input", k.in);
+  ImageParam in = p.tensor(back ? "dy" : "input", k.in);
   ImageParam w = p.fixed("weight", {C, 1, kh, kw});
-  Expr sum = p.fixed("bias", {C})(v.c);
+  Expr sum = back ? Expr(0.0f) : Expr(p.fixed("bias", {C})(v.c));
   for (int ky = 0; ky < kh; ++ky)
     for (int kx = 0; kx < kw; ++kx) {
-      Expr xi = v.x * sx + kx * dx - pl, yi = v.y * sy + ky * dy - pt;
+      Expr xi = v.x * sx + sign * (kx * dx - pl), yi = v.y * sy + sign * (ky * dy - pt);
       Expr tap = select(likely(xi >= 0 && xi < W && yi >= 0 && yi < H), in(xi, clamp(yi, 0, H - 1), v.c, v.n), 0.0f);
       sum = sum + tap * w(kx, ky, 0, v.c);
     }

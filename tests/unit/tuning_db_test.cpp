@@ -558,8 +558,9 @@ TEST(TuneCandidates, WeightGradientTilesVaryWithinTheRegisters) {
 // where the plane can be walked flat (stride 1, "same"), the flat walk with its stores by row or
 // fused, its vector width and its channels per task; the flat input gradient likewise. A strided
 // depthwise conv has no flat form, and its input gradient (split by phase) is not tuned.
-// Depthwise forward convs default to the direct form on AVX-512 (conv_depthwise.cpp), 8-lane
-// vectors, 4 on rows of 4 to 7; AVX2, input gradients and rows narrower than 4 keep theirs.
+// Depthwise forward convs and stride-1 input gradients default to the direct form on AVX-512
+// (conv_depthwise.cpp), 8-lane vectors, 4 on rows of 4 to 7; AVX2, strided input gradients and rows
+// narrower than 4 keep theirs.
 TEST(DefaultSchedule, DepthwiseDirectForm) {
   auto spec = [](KernelKind kind, int64_t W, int stride) {
     KernelSpec k;
@@ -579,7 +580,8 @@ TEST(DefaultSchedule, DepthwiseDirectForm) {
   }
   EXPECT_NE(defaultSchedule(spec(KernelKind::Conv, 3, 1), 16).flat, 4);  // rows of 3
   EXPECT_NE(defaultSchedule(spec(KernelKind::Conv, 112, 2), 8).flat, 4);
-  EXPECT_NE(defaultSchedule(spec(KernelKind::ConvBackData, 112, 1), 16).flat, 4);
+  EXPECT_EQ(defaultSchedule(spec(KernelKind::ConvBackData, 112, 1), 16).flat, 4);  // stride-1 input gradients too
+  EXPECT_NE(defaultSchedule(spec(KernelKind::ConvBackData, 112, 2), 16).flat, 4);  // strided ones run by phase
 }
 
 TEST(TuneCandidates, DepthwiseRowsAndFlatWalks) {
