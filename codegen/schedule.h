@@ -31,8 +31,9 @@ struct Schedule {
   // Depthwise stride-1 conv (or its input gradient) whose output rows are as long as the input's:
   // each plane walked as one flat row of H x W pixels (conv_depthwise.cpp). 0: rows. 1: the output
   // stored row by row, or as whole vectors over the fused plane when its rows are narrower than 8;
-  // 2: always row by row; 3: always fused (set by the tuner, which measures both). 4: a forward
-  // depthwise conv of any stride read in place, vectors of vec along the row (the direct form).
+  // 2: always row by row; 3: always fused (set by the tuner, which measures both). 4: a depthwise
+  // conv of any stride, or its stride-1 input gradient, read in place, vectors of vec along the row
+  // (the direct form).
   // Memory-bound kinds (scheduleSpatial, ops/op_helpers.h): 1 vectorises the plane as one row
   // (set by the tuner).
   int flat = 0;

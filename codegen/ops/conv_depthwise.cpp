@@ -239,8 +239,7 @@ void convBackWeightDepthwiseFlatCpu(FlatWeightFuncs& f, const KernelSpec& k) {
   f.mask.compute_root().vectorize(f.mask.args()[0], vec);
 }
 
-
-// ---- Direct (Schedule::flat 4): forward convs, read in place ----
+// ---- Direct (Schedule::flat 4): convs and stride-1 input gradients, read in place ----
 
 // The conv's taps read the input where it lies, without a padded copy:
 //   out(x, y) = act(b + sum over taps of w(kx, ky) * (in(xi, yi) if (xi, yi) is inside, else 0)),

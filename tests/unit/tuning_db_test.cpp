@@ -554,10 +554,6 @@ TEST(TuneCandidates, WeightGradientTilesVaryWithinTheRegisters) {
   EXPECT_FALSE(tunable(flat));
 }
 
-// Depthwise convs are tuned: rows of x vectors (tx x ty x tc accumulators within the registers) and,
-// where the plane can be walked flat (stride 1, "same"), the flat walk with its stores by row or
-// fused, its vector width and its channels per task; the flat input gradient likewise. A strided
-// depthwise conv has no flat form, and its input gradient (split by phase) is not tuned.
 // Depthwise forward convs and stride-1 input gradients default to the direct form on AVX-512
 // (conv_depthwise.cpp), 8-lane vectors, 4 on rows of 4 to 7; AVX2, strided input gradients and rows
 // narrower than 4 keep theirs.
@@ -584,6 +580,11 @@ TEST(DefaultSchedule, DepthwiseDirectForm) {
   EXPECT_NE(defaultSchedule(spec(KernelKind::ConvBackData, 112, 2), 16).flat, 4);  // strided ones run by phase
 }
 
+// Depthwise convs are tuned: rows of x vectors (tx x ty x tc accumulators within the registers) and,
+// where the plane can be walked flat (stride 1, "same"), the flat walk with its stores by row or
+// fused, its vector width and its channels per task; the flat input gradient likewise; on AVX-512
+// also the direct form. A strided depthwise conv has no flat walk, and its input gradient (split by
+// phase) is not tuned.
 TEST(TuneCandidates, DepthwiseRowsAndFlatWalks) {
   for (int lanes : {16, 8}) {
     KernelSpec k;
