@@ -59,6 +59,27 @@ void affineCpu(AffineFuncs& f, const KernelSpec& k) {
   else scheduleFlat(f.out, k, v);
 }
 
+// ---- Per-channel reductions' tasks ----
+
+// Tasks of T channels (T = 8, or the largest of 4 and 2 dividing C, so no task has a tail): with one
+// channel per task, ResNet-18's 7x7 and 14x14 statistics and dgamma/dbeta (256-512 channels of
+// 392-1568 values at batch 8) paid the thread pool's per-task cost about as often as they summed a
+// plane: those two kinds took 12.8-14.0 ms of its step, 10.3-10.7 ms in tasks of 8 (AMD EPYC 26/2,
+// profiled, two alternating runs). Each channel's sums are unchanged. Returns the channel loop.
+Var channelTasks(Func out, Var which, const KernelSpec& k) {
+  Vars v;
+  Var co("co"), ci("ci");
+  out.reorder(which, v.c).bound(which, 0, 2).unroll(which);
+  int C = (int)k.in[0];
+  for (int T : {8, 4, 2})
+    if (C % T == 0 && C >= 2 * T) {
+      out.split(v.c, co, ci, T).parallel(co);
+      return ci;
+    }
+  out.parallel(v.c);
+  return v.c;
+}
+
 // ---- BNStats ----
 
 struct StatsFuncs {
@@ -75,7 +96,10 @@ struct StatsFuncs {
 // layers, 8192 values, 0.60 -> 0.30 ms each; 2-core Xeon, Sapphire Rapids class, bench/run.py).
 // Small ones keep the scalar order: there the statistics of ResNet-50's 4x4 layers are
 // ill-conditioned enough that any other rounding moved its step-parity gradients past their bounds
-// (issue 5's notes). On a GPU the two-pass sums are reduced across thread blocks (gpu.cpp): lane
+// (issue 5's notes). Tried in stop 43 and dropped for the same reason: lanes from 256 values, and
+// the 8 channels of a task summed side by side (unrolled; LLVM then contracts or reorders the adds
+// differently), each failed the step tests of ResNet-50/101 or GoogLeNet at batch 2, and so did
+// strict_float sums. On a GPU the two-pass sums are reduced across thread blocks (gpu.cpp): lane
 // sums would only add work.
 bool statsInLanes(const KernelSpec& k) { return k.in.size() == 3 && !k.schedule.gpu; }
 
@@ -118,16 +142,15 @@ StatsFuncs bnStatsForward(const KernelSpec& k) {
 }
 
 void bnStatsCpu(StatsFuncs& f, const KernelSpec& k) {
-  Vars v;
-  f.mean.compute_at(f.out, v.c);
-  f.var.compute_at(f.out, v.c);
+  Var c = channelTasks(f.out, f.which, k);
+  f.mean.compute_at(f.out, c);
+  f.var.compute_at(f.out, c);
   if (statsInLanes(k)) {
-    f.lsum.compute_at(f.out, v.c);
-    f.lsq.compute_at(f.out, v.c);
+    f.lsum.compute_at(f.out, c);
+    f.lsq.compute_at(f.out, c);
     laneSum(f.lsum, f.r, (int)k.in[2], (int)k.in[1]);
     laneSum(f.lsq, f.r, (int)k.in[2], (int)k.in[1]);
   }
-  f.out.reorder(f.which, v.c).bound(f.which, 0, 2).unroll(f.which).parallel(v.c);
   if (statsInLanes(k)) f.out.specialize(f.large);
 }
 
@@ -358,16 +381,15 @@ BackParamsFuncs bnBackParamsAlgorithm(const KernelSpec& k) {
 }
 
 void bnBackParamsCpu(BackParamsFuncs& f, const KernelSpec& k) {
-  Vars v;
   for (Func p : f.perChannel) p.compute_root();
+  Var c = channelTasks(f.out, f.which, k);
   if (f.laneWidth) {
     laneSum(f.acc, f.r, f.laneWidth, f.laneHeight);
-    f.acc.compute_at(f.out, v.c);
+    f.acc.compute_at(f.out, c);
   } else {
-    f.dg.compute_at(f.out, v.c);
-    f.db.compute_at(f.out, v.c);
+    f.dg.compute_at(f.out, c);
+    f.db.compute_at(f.out, c);
   }
-  f.out.reorder(f.which, v.c).bound(f.which, 0, 2).unroll(f.which).parallel(v.c);
 }
 
 // dx = gamma * invstd / M * (M dy - dbeta - xhat dgamma), the batch-statistics BN gradient.
