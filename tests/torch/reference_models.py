@@ -420,8 +420,8 @@ class LongSkipNet(nn.Module):
 class ResampleNet(nn.Module):
     """tests/torch/resample_net.cnn (not a net of nets/): upsample (nearest and bilinear, by a scale
     and to a size, align_corners), convtranspose (output_padding, dilation, groups), F.pad, and
-    convs with per-side and "same" padding (even kernel), and an adaptive max pool whose windows
-    overlap."""
+    convs with per-side and "same" padding (even kernel), and max pools whose windows overlap (5x5
+    stride 3 over nearest-upsampled ties, and an adaptive one)."""
 
     def __init__(self, num_classes=5):
         super().__init__()
@@ -434,7 +434,7 @@ class ResampleNet(nn.Module):
 
     def forward(self, x):
         x = F.relu(self.c1(x))
-        x = F.interpolate(x, scale_factor=2, mode="nearest")
+        x = F.max_pool2d(F.interpolate(x, scale_factor=6, mode="nearest"), 5, stride=3, padding=2)
         x = F.relu(self.c2(x))
         x = F.interpolate(x, size=(11, 9), mode="bilinear", align_corners=False)
         x = F.relu(self.c3(F.pad(x, (2, 1, 1, 0))))  # F.pad's order: left, right, top, bottom
