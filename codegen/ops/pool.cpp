@@ -296,6 +296,8 @@ GatherFuncs maxPoolBackGather(const KernelSpec& k) {
   Var ox("ox"), oy("oy");
   // The first tap (rows, then columns) equal to the window's maximum: the maximum, then one
   // compare per tap, where a tuple argmax carried (index, value) pairs through 9 selects and spilled.
+  // A window holding a NaN sends its gradient to its last tap (PyTorch's goes to the NaN); the loss
+  // is NaN by then either way.
   std::vector<Expr> taps;
   Expr m;
   for (int ty = 0; ty < kh; ++ty)
@@ -303,9 +305,8 @@ GatherFuncs maxPoolBackGather(const KernelSpec& k) {
       taps.push_back(f.xF(ox * sx - px + tx, oy * sy - py + ty, v.c, v.n));
       m = m.defined() ? max(m, taps.back()) : taps.back();
     }
-  Expr first = 0;
-  for (int i = (int)taps.size() - 1; i > 0; --i) first = i == (int)taps.size() - 1 ? Expr(i) : select(taps[i] == m, i, first);
-  first = taps.size() > 1 ? select(taps[0] == m, 0, first) : first;
+  Expr first = (int)taps.size() - 1;
+  for (int i = (int)taps.size() - 2; i >= 0; --i) first = select(taps[i] == m, i, first);
   Expr inside = ox >= 0 && ox < Wo && oy >= 0 && oy < Ho;
   f.am(ox, oy, v.c, v.n) = select(likely(inside), first, -1);
   f.dyF(ox, oy, v.c, v.n) = BoundaryConditions::constant_exterior(dy, 0.0f, {{0, Wo}, {0, Ho}})(ox, oy, v.c, v.n);
