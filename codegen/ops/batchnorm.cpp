@@ -64,8 +64,8 @@ void affineCpu(AffineFuncs& f, const KernelSpec& k) {
 // Tasks of T channels (T = 8, or the largest of 4 and 2 dividing C, so no task has a tail): with one
 // channel per task, ResNet-18's 7x7 and 14x14 statistics and dgamma/dbeta (256-512 channels of
 // 392-1568 values at batch 8) paid the thread pool's per-task cost about as often as they summed a
-// plane: those two kinds took 12.8-14.0 ms of its step, 10.3-10.7 ms in tasks of 8 (AMD EPYC 26/2,
-// profiled, two alternating runs). Each channel's sums are unchanged. Returns the channel loop.
+// plane: those two kinds took 15.6-16.4 ms of its step, 10.8-14.0 ms in tasks of 8 (AMD EPYC 26/2,
+// profiled, three alternating runs). Each channel's sums are unchanged. Returns the channel loop.
 Var channelTasks(Func out, Var which, const KernelSpec& k) {
   Vars v;
   Var co("co"), ci("ci");

@@ -325,18 +325,18 @@ void maxPoolBackGatherCpu(GatherFuncs& f, const KernelSpec& k) {
   Vars v;
   const Attrs& a = k.attrs;
   int sx = (int)a.stride[1], sy = (int)a.stride[0];
-  int W = (int)k.out[2], Wo = (int)k.in[2];
-  int vec = W / sx >= 16 && k.schedule.lanes >= 16 ? 16 : W / sx >= 8 ? 8 : W / sx >= 4 ? 4 : 1;
+  int vec = rowVectorWidth(k.out[2] / sx, k.schedule.lanes), wvec = rowVectorWidth(k.in[2], k.schedule.lanes);
   Var qx("qx"), qy("qy"), tx("tx"), ty("ty");
   f.out.split(v.x, qx, tx, sx).split(v.y, qy, ty, sy).reorder(tx, qx, ty, qy, v.c, v.n).unroll(tx).unroll(ty);
   if (vec > 1) f.out.vectorize(qx, vec, TailStrategy::GuardWithIf);
   f.out.fuse(v.c, v.n, v.cn).parallel(v.cn);
-  int wvec = Wo >= 16 && k.schedule.lanes >= 16 ? 16 : Wo >= 8 ? 8 : Wo >= 4 ? 4 : 1;
-  for (Func g : {f.xF, f.am, f.dyF}) {
+  auto perPlane = [&](Func g, int gv) {
     g.compute_at(f.out, v.cn);
-    int gv = g.name() == f.xF.name() ? vec : wvec;
     if (gv > 1) g.vectorize(g.args()[0], gv, TailStrategy::GuardWithIf);
-  }
+  };
+  perPlane(f.xF, vec);
+  perPlane(f.am, wvec);
+  perPlane(f.dyF, wvec);
 }
 
 // ---- AvgPoolBack ----
