@@ -2,6 +2,7 @@
 """Check a .cnn network's weight names, shapes, dtypes, parameter total and MACs against PyTorch.
 
     /usr/bin/python3 tests/torch/check_params.py --cnnc build/cnnc --net resnet18 --file nets/resnet18.cnn
+    /usr/bin/python3 tests/torch/check_params.py --cnnc build/cnnc --net lenet5 lrn_net=tests/torch/lrn_net.cnn
     /usr/bin/python3 tests/torch/check_params.py --dump --net resnet18      # reference lines only
 
 Runs `cnnc FILE --emit=params` (one `NAME DTYPE [d0,d1,...]` line per state_dict entry) and
@@ -12,8 +13,10 @@ compares with reference_models.build(NET):
   - Total params == sum(p.numel() for p in model.parameters()) == REFERENCE.md's figure where listed;
   - MACs per image == the Conv2d/Linear hook count exactly (and the "(X M)" figure rounds it);
   - BN buffers (when cnnc prints that line) == running mean + var elements.
-Exit 0 only if every check passes, 1 otherwise (including cnnc failing or printing no lines),
-2 on bad usage.
+Several nets in one run (--net A B=FILE ...) are checked one after another in one process, which
+imports PyTorch once (38 processes spent about 75 s of the suite on that import alone).
+Exit 0 only if every check of every net passes, 1 otherwise (including cnnc failing or printing no
+lines), 2 on bad usage.
 """
 
 import argparse
@@ -203,53 +206,20 @@ def check_summary(text, net, ref_params, ref_bn, ref_macs, got_entries, rep):
     return got_params, got_macs, got_bn
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--cnnc", help="path to the cnnc binary")
-    ap.add_argument("--net", required=True, help="reference model: " + ", ".join(R.NETS))
-    ap.add_argument("--file", help=".cnn file (default: nets/NET.cnn next to tests/)")
-    ap.add_argument("--dump", action="store_true",
-                    help="print the reference's state_dict lines (cnnc --emit=params format) and totals, then exit")
-    ap.add_argument("--network", help="passed to cnnc as --network NAME")
-    ap.add_argument("-D", dest="defines", action="append", default=[], metavar="NAME=VALUE",
-                    help="passed to cnnc as -D NAME=VALUE (repeatable)")
-    ap.add_argument("--timeout", type=float, default=60, help="seconds per cnnc run (default 60)")
-    args = ap.parse_args()
-
-    if args.net not in R.NETS:
-        print("check_params: unknown net %r; known: %s" % (args.net, ", ".join(R.NETS)), file=sys.stderr)
-        return 2
-
+def check_net(cnnc, net, cnnc_file, extra, timeout):
+    """One net's checks; prints its lines and a PASS/FAIL summary line; True if every check passed."""
     t0 = time.time()
-    model = R.build(args.net)
+    model = R.build(net)
     ref = R.state_entries(model)
     ref_params = R.param_count(model)
     ref_bn = R.bn_buffer_count(model)
-    ref_macs = R.count_macs(model, R.input_shape(args.net))
+    ref_macs = R.count_macs(model, R.input_shape(net))
 
-    if args.dump:
-        for e in ref:
-            print(R.format_entry(*e))
-        print("# %s: input %s, %d entries, Total params: %s, BN buffers: %s, MACs per image: %s (%s M)" % (
-            args.net, "x".join(map(str, R.input_shape(args.net))), len(ref), fmt(ref_params), fmt(ref_bn),
-            fmt(ref_macs), "{:,.2f}".format(ref_macs / 1e6)), file=sys.stderr)
-        return 0
-
-    if not args.cnnc:
-        ap.error("--cnnc is required unless --dump is given")
-    cnnc_file = args.file or os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "nets",
-                                          args.net + ".cnn")
-    extra = []
-    if args.network:
-        extra += ["--network", args.network]
-    for d in args.defines:
-        extra += ["-D", d]
-
-    print("check_params %s: %s vs PyTorch reference (%d state_dict entries)" % (args.net, cnnc_file, len(ref)))
+    print("check_params %s: %s vs PyTorch reference (%d state_dict entries)" % (net, cnnc_file, len(ref)))
     rep = Report()
     matched = 0
     got = []
-    out = run_cnnc(args.cnnc, [cnnc_file, "--emit=params"] + extra, args.timeout, rep, "--emit=params")
+    out = run_cnnc(cnnc, [cnnc_file, "--emit=params"] + extra, timeout, rep, "--emit=params")
     if out is not None:
         got = parse_params(out, rep)
         if not got:
@@ -258,9 +228,9 @@ def main():
             matched = compare_entries(ref, got, rep)
 
     got_params = got_macs = got_bn = None
-    out = run_cnnc(args.cnnc, [cnnc_file, "--summary"] + extra, args.timeout, rep, "--summary")
+    out = run_cnnc(cnnc, [cnnc_file, "--summary"] + extra, timeout, rep, "--summary")
     if out is not None:
-        got_params, got_macs, got_bn = check_summary(out, args.net, ref_params, ref_bn, ref_macs, got, rep)
+        got_params, got_macs, got_bn = check_summary(out, net, ref_params, ref_bn, ref_macs, got, rep)
 
     dt = time.time() - t0
     kinds = ("cnnc", "empty", "format", "missing", "extra", "duplicate", "shape", "dtype", "order",
@@ -268,11 +238,66 @@ def main():
     detail = ", ".join("%d %s" % (rep.counts[k], k) for k in kinds if rep.counts.get(k))
     status = "PASS" if rep.errors == 0 else "FAIL"
     print("%s %s: entries %d/%d exact (cnnc printed %d)%s; params %s (cnnc %s); MACs %s (cnnc %s)%s; %.2fs" % (
-        status, args.net, matched, len(ref), len(got), "" if not detail else " [" + detail + "]",
+        status, net, matched, len(ref), len(got), "" if not detail else " [" + detail + "]",
         fmt(ref_params), "?" if got_params is None else fmt(got_params),
         fmt(ref_macs), "?" if got_macs is None else fmt(got_macs),
-        "" if got_bn is None else "; BN buffers %s" % fmt(got_bn), dt))
-    return 0 if rep.errors == 0 else 1
+        "" if got_bn is None else "; BN buffers %s" % fmt(got_bn), dt), flush=True)
+    return rep.errors == 0
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--cnnc", help="path to the cnnc binary")
+    ap.add_argument("--net", required=True, nargs="+", metavar="NET[=FILE]",
+                    help="reference models (" + ", ".join(R.NETS) + "), each optionally with its .cnn file "
+                         "(default: nets/NET.cnn next to tests/); several run in one process, which pays "
+                         "PyTorch's import once")
+    ap.add_argument("--file", help=".cnn file of a single --net (the same as NET=FILE)")
+    ap.add_argument("--dump", action="store_true",
+                    help="print the reference's state_dict lines (cnnc --emit=params format) and totals, then exit")
+    ap.add_argument("--network", help="passed to cnnc as --network NAME")
+    ap.add_argument("-D", dest="defines", action="append", default=[], metavar="NAME=VALUE",
+                    help="passed to cnnc as -D NAME=VALUE (repeatable)")
+    ap.add_argument("--timeout", type=float, default=60, help="seconds per cnnc run (default 60)")
+    args = ap.parse_args()
+
+    nets = []
+    for entry in args.net:
+        net, _, path = entry.partition("=")
+        if net not in R.NETS:
+            print("check_params: unknown net %r; known: %s" % (net, ", ".join(R.NETS)), file=sys.stderr)
+            return 2
+        nets.append((net, path or None))
+    if args.file:
+        if len(nets) != 1:
+            ap.error("--file goes with a single --net (use NET=FILE for several)")
+        nets = [(nets[0][0], args.file)]
+
+    if args.dump:
+        for net, _ in nets:
+            model = R.build(net)
+            ref = R.state_entries(model)
+            for e in ref:
+                print(R.format_entry(*e))
+            ref_macs = R.count_macs(model, R.input_shape(net))
+            print("# %s: input %s, %d entries, Total params: %s, BN buffers: %s, MACs per image: %s (%s M)" % (
+                net, "x".join(map(str, R.input_shape(net))), len(ref), fmt(R.param_count(model)),
+                fmt(R.bn_buffer_count(model)), fmt(ref_macs), "{:,.2f}".format(ref_macs / 1e6)), file=sys.stderr)
+        return 0
+
+    if not args.cnnc:
+        ap.error("--cnnc is required unless --dump is given")
+    extra = []
+    if args.network:
+        extra += ["--network", args.network]
+    for d in args.defines:
+        extra += ["-D", d]
+    nets_dir = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "nets")
+    failed = [net for net, path in nets
+              if not check_net(args.cnnc, net, path or os.path.join(nets_dir, net + ".cnn"), extra, args.timeout)]
+    if len(nets) > 1:
+        print("%d passed, %d failed%s" % (len(nets) - len(failed), len(failed), (": " + " ".join(failed)) if failed else ""))
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
