@@ -40,6 +40,7 @@ endforeach()
 set(runtime_objs)
 cnnc_aarch64_object(main.cpp runtime_objs)
 cnnc_aarch64_object(comm_mpi.cpp runtime_objs)  # without MPI: single process
+cnnc_aarch64_object(big_pages.cpp runtime_objs)
 set(capi_objs)
 cnnc_aarch64_object(capi.cpp capi_objs)
 

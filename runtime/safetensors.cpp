@@ -14,6 +14,7 @@
 
 #include "common/atomic_file.h"
 #include "common/utf8.h"
+#include "huge_alloc.h"
 
 namespace cnnc::rt {
 
@@ -327,6 +328,7 @@ std::vector<TensorView> views(const uint8_t* arena, std::vector<Entry>& es) {
 }
 
 uint8_t* allocArena(size_t size) {
+  if (size >= kBigBlock) return static_cast<uint8_t*>(allocHuge(size));
   size_t s = std::max<size_t>(kAlign, (size + kAlign - 1) / kAlign * kAlign);
   return static_cast<uint8_t*>(std::aligned_alloc(kAlign, s));
 }
