@@ -206,14 +206,17 @@ def check_summary(text, net, ref_params, ref_bn, ref_macs, got_entries, rep):
     return got_params, got_macs, got_bn
 
 
+def reference(net):
+    """The PyTorch reference's figures: (state_dict entries, parameters, BN buffer elements, MACs per image)."""
+    model = R.build(net)
+    return (R.state_entries(model), R.param_count(model), R.bn_buffer_count(model),
+            R.count_macs(model, R.input_shape(net)))
+
+
 def check_net(cnnc, net, cnnc_file, extra, timeout):
     """One net's checks; prints its lines and a PASS/FAIL summary line; True if every check passed."""
     t0 = time.time()
-    model = R.build(net)
-    ref = R.state_entries(model)
-    ref_params = R.param_count(model)
-    ref_bn = R.bn_buffer_count(model)
-    ref_macs = R.count_macs(model, R.input_shape(net))
+    ref, ref_params, ref_bn, ref_macs = reference(net)
 
     print("check_params %s: %s vs PyTorch reference (%d state_dict entries)" % (net, cnnc_file, len(ref)))
     rep = Report()
@@ -275,14 +278,12 @@ def main():
 
     if args.dump:
         for net, _ in nets:
-            model = R.build(net)
-            ref = R.state_entries(model)
+            ref, ref_params, ref_bn, ref_macs = reference(net)
             for e in ref:
                 print(R.format_entry(*e))
-            ref_macs = R.count_macs(model, R.input_shape(net))
             print("# %s: input %s, %d entries, Total params: %s, BN buffers: %s, MACs per image: %s (%s M)" % (
-                net, "x".join(map(str, R.input_shape(net))), len(ref), fmt(R.param_count(model)),
-                fmt(R.bn_buffer_count(model)), fmt(ref_macs), "{:,.2f}".format(ref_macs / 1e6)), file=sys.stderr)
+                net, "x".join(map(str, R.input_shape(net))), len(ref), fmt(ref_params), fmt(ref_bn),
+                fmt(ref_macs), "{:,.2f}".format(ref_macs / 1e6)), file=sys.stderr)
         return 0
 
     if not args.cnnc:
