@@ -180,6 +180,9 @@ Schedule defaultSchedule(const KernelSpec& k, int lanes) {
         tile(maxPixels, tx, ty);
         if (tx * ty * chanVec > bestAcc) bestAcc = tx * ty * chanVec, s.chanVec = chanVec, s.tileX = tx, s.tileY = ty;
       }
+      KernelSpec withTile = k;
+      withTile.schedule = s;
+      if (channelBlocksInStrips(withTile)) s.order = 1;
       return s;
     }
     // Winograd F(2x2, 3x3) where rows hold at least a full vector of 2x2 tiles and 64 or more

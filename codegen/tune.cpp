@@ -228,8 +228,11 @@ std::vector<Schedule> scheduleCandidates(const KernelSpec& k, bool adams2019) {
   // Vectors along channels: chanVec vectors x tileX x tileY pixels, tiles dividing the image. The
   // blocks of a forward conv or a stride-1 input gradient need not divide the channels (the last
   // one is padded, conv.cpp) while that pads at most a quarter more; a strided input gradient's
-  // phases must (filtered above, where they take these candidates as a conv's).
+  // phases must (filtered above, where they take these candidates as a conv's). A forward conv's
+  // blocks also walk inside strips of rows (order 1).
+  for (int order : {0, 1})
   for (int cv : {1, 2, 4}) {
+    if (order && k.kind != KernelKind::Conv) break;
     int T = lanes * cv, padded = (O + T - 1) / T * T;
     bool pads = padsChannelBlocks(k) && lanes == 16 && (padded - O) * 4 <= O;
     if ((O % T && !pads) || (lanes == 16 && cv > 2) || k.attrs.groups != 1) continue;
@@ -237,7 +240,7 @@ std::vector<Schedule> scheduleCandidates(const KernelSpec& k, bool adams2019) {
       for (int ty = 1; ty <= std::min(H, 8); ++ty)
         if (W % tx == 0 && H % ty == 0 && tx * ty <= 16 && tx * ty * cv <= budget + budget / 6) {
           Schedule s;
-          s.vec = lanes, s.chanVec = cv, s.tileX = tx, s.tileY = ty, s.tileC = 1;
+          s.vec = lanes, s.chanVec = cv, s.tileX = tx, s.tileY = ty, s.tileC = 1, s.order = order;
           add(s);
         }
   }

@@ -62,7 +62,7 @@ double waste(int n, int t) {
   return std::log2((double)((n + t - 1) / t * t) / n);
 }
 
-constexpr int kFeatures = 44;
+constexpr int kFeatures = 46;
 
 }  // namespace
 
@@ -170,6 +170,10 @@ std::vector<double> scheduleFeatures(const KernelShape& k, const Schedule& s) {
   // is past what stays in cache when the channel tiles come outermost.
   f[40] = xvec && s.order == 1, f[41] = xvec && s.order == 2;
   f[42] = xvec * (s.order ? -1.0 : 1.0) * lg((double)k.C * k.H * k.W / 65536.0);
+  // Slots 44-45: channel vectors' blocks inside row strips, and how the image compares with the
+  // weights that the strips read once each (conv.cpp's channelBlocksInStrips).
+  f[44] = cvec && s.order == 1;
+  f[45] = f[44] * lg((double)k.H * k.W / ((double)k.O * k.kh * k.kw));
   return f;
 }
 

@@ -134,15 +134,37 @@ Func blockedCopy(ImageParam w, int T, bool overInputs, const std::string& name =
 // a quarter of the 56x56 layers' rate.)
 // `wcopy`, when defined, is the blocked copy of the weights made once per call.
 // `inner` as for scheduleConvTile. `width`: the output's rows; `imageBytes`: what the sums read per
-// image (convSourceBytes; 0: unknown).
+// image (convSourceBytes; 0: unknown). `height`: the number of output rows, given where Schedule::order 1
+// may split them into strips (forward convs).
 void scheduleConvChannels(Func out, Func acc, Func wcopy, RDom r, const Schedule& sc, Vars& v, Func padded = Func(), bool inner = false,
-                          int channels = 0, int width = 0, int64_t imageBytes = 0) {
+                          int channels = 0, int width = 0, int64_t imageBytes = 0, int height = 0) {
   Var co("co"), ci("ci"), cv("cv"), cl("cl"), xo("xo"), xi("xi"), yo("yo"), yi("yi");
   RVar rzo("rzo"), rzi("rzi");
   int T = sc.vec * sc.chanVec;
+  auto extent = [](RVar rv) { const int64_t* e = Internal::as_const_int(rv.extent()); return e ? (int)*e : 1; };
+  int taps = extent(r.x) * extent(r.y), K = extent(r.z);
+  // Weights past twice L2 with small images (ResNet's 512-channel 7x7 layers: 9.4 MiB of weights,
+  // 166 KiB per image): the blocks of output channels are the parallel loop at every batch, each
+  // over all images, and the reduction's chunks run outside the images, so a chunk's weights serve
+  // every image from L1 and a block's are read from L3 once per call instead of once per image.
+  // (The padded inputs are then made for all images first.) ResNet-18's step at batch 8 (Intel
+  // 6/207, alternating runs, in the net): layer4's 3x3 convs 17.0 -> 15.3 ms, their input
+  // gradients 18.4 -> 16.6 ms; inference at batch 8 10.1 -> 9.5 ms. Its strided 256 -> 512 conv
+  // (4.7 MiB of weights, 8 images' inputs 2 MiB) was 15% slower this way and keeps the image loop.
+  bool blocksOuter = !inner && (double)taps * K * channels * 4 > 4.0 * kCacheBudget && imageBytes > 0 && 8 * imageBytes < 2 * kCacheBudget;
   // Where T does not divide the channels (`channels`: a forward conv's or a stride-1 input
   // gradient's), the last block computes all T lanes and stores only the channels that exist.
   out.split(v.c, co, ci, T, channels % T ? TailStrategy::GuardWithIf : TailStrategy::Auto).reorder(v.x, v.y, ci, co, v.n);
+  // Schedule::order 1 (below batch 8): four strips of rows are the parallel loop and each walks
+  // every block of channels, so each thread reads its rows of the image once and the weights once
+  // per strip, instead of the whole image once per block (channelBlocksInStrips says where).
+  bool strips = sc.order == 1 && height > 0 && !inner && !blocksOuter;
+  Var ys = v.y;
+  if (strips) {
+    int rows = sc.tileY * std::max(1, ((height + 3) / 4 + sc.tileY - 1) / sc.tileY);
+    out.split(v.y, yo, yi, std::min(rows, height), TailStrategy::ShiftInwards).reorder(v.x, yi, ci, co, yo, v.n);
+    ys = yi;
+  }
   // The sums hold channels innermost and the output is x-innermost: each output vector gathers a
   // float from each of its pixels' channel vectors (insertps, one per float: a quarter of the
   // uops of a 1x1 conv of 64 inputs). Where rows hold 16 pixels and vectors are 16 wide, the
@@ -155,21 +177,10 @@ void scheduleConvChannels(Func out, Func acc, Func wcopy, RDom r, const Schedule
   int B = width >= 16 && sc.vec >= 16 && channels % T == 0 && !inner ? 16 : 0;
   if (B) {
     Var xb("xb"), xl("xl"), cb("cb"), cn("cn");
-    out.split(v.x, xb, xl, B, TailStrategy::ShiftInwards).split(ci, cb, cn, sc.vec).reorder(xl, cn, xb, v.y, cb, co, v.n).vectorize(xl).unroll(cn);
+    out.split(v.x, xb, xl, B, TailStrategy::ShiftInwards).split(ci, cb, cn, sc.vec).reorder(xl, cn, xb, ys, cb, co).vectorize(xl).unroll(cn);
     Func rows = acc.in(out);
     rows.compute_at(out, xb).store_in(MemoryType::Register).reorder(v.c, v.x, v.y, v.n).vectorize(v.c).unroll(v.x);
   } else if (sc.tileX >= 4) out.vectorize(v.x, 4, TailStrategy::GuardWithIf);
-  auto extent = [](RVar rv) { const int64_t* e = Internal::as_const_int(rv.extent()); return e ? (int)*e : 1; };
-  int taps = extent(r.x) * extent(r.y), K = extent(r.z);
-  // Weights past twice L2 with small images (ResNet's 512-channel 7x7 layers: 9.4 MiB of weights,
-  // 166 KiB per image): the blocks of output channels are the parallel loop at every batch, each
-  // over all images, and the reduction's chunks run outside the images, so a chunk's weights serve
-  // every image from L1 and a block's are read from L3 once per call instead of once per image.
-  // (The padded inputs are then made for all images first.) ResNet-18's step at batch 8 (Intel
-  // 6/207, alternating runs, in the net): layer4's 3x3 convs 17.0 -> 15.3 ms, their input
-  // gradients 18.4 -> 16.6 ms; inference at batch 8 10.1 -> 9.5 ms. Its strided 256 -> 512 conv
-  // (4.7 MiB of weights, 8 images' inputs 2 MiB) was 15% slower this way and keeps the image loop.
-  bool blocksOuter = !inner && (double)taps * K * channels * 4 > 4.0 * kCacheBudget && imageBytes > 0 && 8 * imageBytes < 2 * kCacheBudget;
   if (blocksOuter) {
     out.reorder(v.n, co);
     if (padded.defined()) {
@@ -194,7 +205,7 @@ void scheduleConvChannels(Func out, Func acc, Func wcopy, RDom r, const Schedule
     }
     if (!inner) out.specialize(out.output_buffer().dim(3).extent() >= 8).parallel(v.n);
   }
-  out.parallel(co);
+  out.parallel(strips ? yo : co);
   if (wcopy.defined()) wcopy.compute_root().parallel(wcopy.args()[4]).vectorize(wcopy.args()[0], sc.vec);
   int chunk = std::max(1, 4096 / (taps * T));
   while (chunk > 1 && K % chunk) --chunk;
@@ -315,7 +326,7 @@ void convForwardCpu(ConvFuncs& f, const KernelSpec& k) {
   }
   if (k.schedule.chanVec)
     scheduleConvChannels(f.out, f.acc, k.packedWeights ? Func() : f.wcopy, f.r, k.schedule, v, f.padded || f.subsampled ? f.src : Func(), false,
-                         (int)k.out[0], (int)k.out[2], convSourceBytes(k));
+                         (int)k.out[0], (int)k.out[2], convSourceBytes(k), (int)k.out[1]);
   else scheduleConvTile(f.out, f.acc, f.r, k.schedule, (int)k.out[0], v, f.padded ? f.src : Func(), false,
                         k.attrs.groups > 1);
 }
@@ -887,6 +898,19 @@ void convBackWeightPerImageGpu(WeightFuncs& f, const KernelSpec& k) {
 }
 
 }  // namespace
+
+// Channel blocks inside row strips where one image's source is large (768 KiB, as for the parallel
+// padded copy) and at least twice the weights: strips read the image once and the weights four
+// times, blocks the image once per block (4 to 8 blocks) and the weights once. ResNet-18 at batch 1
+// (AMD EPYC family 26 model 2, medians of 5 alternating runs, in the net): the strided 64 -> 128
+// 3x3 conv 0.431 -> 0.394 ms, its 1x1 downsample 0.108 -> 0.092 ms, the net 10.88 -> 10.74 ms;
+// every chanVec conv in strips made the 14x14 and 7x7 layers (weights larger than their images)
+// 5-40% slower, the 28x28 ones 1-4%; two strips matched four, seven were slower.
+bool channelBlocksInStrips(const KernelSpec& k) {
+  if (k.kind != KernelKind::Conv || !k.schedule.chanVec || k.attrs.groups != 1) return false;
+  int64_t weights = k.in[0] * k.out[0] * k.attrs.kernel[0] * k.attrs.kernel[1] * 4, image = convSourceBytes(k);
+  return image >= 768 * 1024 && image >= 2 * weights;
+}
 
 ArgNames convArgs(const KernelSpec& k) {
   ArgNames a{"input", "weight", "bias"};

@@ -35,6 +35,10 @@ bool depthwiseFlatFused(const Schedule& s, int64_t W, int64_t plane, int vec);
 // none does (then the flat form, conv_depthwise.cpp).
 int groupedWeightVec(const KernelSpec& k, int lanes);
 
+// Whether a forward conv with channel vectors (k.schedule chosen) walks its blocks of output channels
+// inside strips of rows by default (Schedule::order 1, conv.cpp's scheduleConvChannels).
+bool channelBlocksInStrips(const KernelSpec& k);
+
 // A strided input gradient without dilation, computed per phase of the stride (convBackDataPhases).
 bool usesPhases(const KernelSpec& k);
 

@@ -349,11 +349,13 @@ TEST(TuneCandidates, DefaultFirstAllDistinctRegisterTilesFit) {
   EXPECT_EQ(cs[1].autoBatch, 1);
   std::set<std::string> seen;
   bool wino = false, chan = false, adams = false;
-  int orders[3] = {0, 0, 0};
+  int orders[3] = {0, 0, 0}, chanOrders[3] = {0, 0, 0};
   for (const auto& s : cs) {
     EXPECT_TRUE(seen.insert(s.str()).second) << s.str();
-    // Loop orders are for vectors along x only (the other families have their own loop nests).
-    if (s.chanVec || s.winograd) EXPECT_EQ(s.order, 0) << s.str();
+    // Loop orders: three for vectors along x, two for channel vectors (blocks outermost or inside
+    // row strips), none for Winograd.
+    if (s.winograd) EXPECT_EQ(s.order, 0) << s.str();
+    else if (s.chanVec) ++chanOrders[s.order];
     else if (!s.autoBatch) ++orders[s.order];
     if (s.autoBatch) {
       adams = true;
@@ -375,6 +377,9 @@ TEST(TuneCandidates, DefaultFirstAllDistinctRegisterTilesFit) {
   EXPECT_GT(orders[0], 10);
   EXPECT_EQ(orders[1], orders[2]);
   EXPECT_GE(orders[0], orders[1]);
+  EXPECT_GT(chanOrders[0], 5);
+  EXPECT_EQ(chanOrders[0], chanOrders[1]);
+  EXPECT_EQ(chanOrders[2], 0);
   // The default order: channel tiles outermost while an image's input fits in 1 MiB (64 x 56 x 56
   // floats: 0.8 MiB), inside the row strips past it (256 channels: 3.2 MiB); not for the channel-
   // vector family (7x7 rows) nor a single channel tile.
@@ -516,6 +521,30 @@ TEST(TuneCandidates, PaddedChannelBlocksNotForPhases) {
   d = convSpec(KernelKind::ConvBackData, {440, 4, 4}, {440, 7, 7}, 3, 2);
   ASSERT_TRUE(tunable(d));
   for (const Schedule& s : scheduleCandidates(d)) EXPECT_EQ(s.chanVec, 0) << s.str();
+}
+
+// Channel-vector forward convs walk their blocks inside row strips (Schedule::order 1) where an
+// image's source is at least 768 KiB and twice the weights: ResNet-18's strided 64 -> 128 3x3 conv
+// and its 1x1 downsample, not its 28x28 3x3 convs (weights 590 KiB, image 450 KiB). Input gradients
+// keep their blocks outermost, default and candidates.
+TEST(TuneCandidates, ChannelBlocksInStripsWhereTheImageOutweighsTheWeights) {
+  KernelSpec k = convSpec(KernelKind::Conv, {64, 56, 56}, {128, 28, 28}, 3, 2);
+  ASSERT_EQ(k.schedule.chanVec, 2) << k.schedule.str();
+  EXPECT_EQ(k.schedule.order, 1) << k.schedule.str();
+  k = convSpec(KernelKind::Conv, {64, 56, 56}, {128, 28, 28}, 1, 2);
+  EXPECT_EQ(k.schedule.order, 1) << k.schedule.str();
+  k = convSpec(KernelKind::Conv, {128, 28, 28}, {128, 28, 28}, 3);
+  ASSERT_EQ(k.schedule.chanVec, 2) << k.schedule.str();
+  EXPECT_EQ(k.schedule.order, 0) << k.schedule.str();
+  k = convSpec(KernelKind::Conv, {256, 28, 28}, {256, 14, 14}, 1, 2);  // 784 KiB against 256 KiB of weights
+  EXPECT_EQ(k.schedule.order, 1) << k.schedule.str();
+  k = convSpec(KernelKind::Conv, {128, 28, 28}, {256, 14, 14}, 1, 2);  // 392 KiB
+  EXPECT_EQ(k.schedule.order, 0) << k.schedule.str();
+  KernelSpec d = convSpec(KernelKind::ConvBackData, {128, 28, 28}, {128, 28, 28}, 3);
+  ASSERT_EQ(d.schedule.chanVec, 2) << d.schedule.str();
+  EXPECT_EQ(d.schedule.order, 0);
+  for (const Schedule& s : scheduleCandidates(d))
+    if (s.chanVec) EXPECT_EQ(s.order, 0) << s.str();
 }
 
 // Weight gradients are tuned too: their register tile (vectors of output channels x tap rows x
