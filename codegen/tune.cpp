@@ -225,7 +225,7 @@ std::vector<Schedule> scheduleCandidates(const KernelSpec& k, bool adams2019) {
               add(s);
             }
   }
-  // Vectors along channels: chanVec vectors x tileX x tileY pixels, tiles dividing the image. The
+  // Vectors along channels: chanVec vectors x tileX x tileY pixels, tiles that chanVecTileFits. The
   // blocks of a forward conv or a stride-1 input gradient need not divide the channels (the last
   // one is padded, conv.cpp) while that pads at most a quarter more; a strided input gradient's
   // phases must (filtered above, where they take these candidates as a conv's). A forward conv's
@@ -238,7 +238,7 @@ std::vector<Schedule> scheduleCandidates(const KernelSpec& k, bool adams2019) {
     if ((O % T && !pads) || (lanes == 16 && cv > 2) || k.attrs.groups != 1) continue;
     for (int tx = 1; tx <= std::min(W, 14); ++tx)
       for (int ty = 1; ty <= std::min(H, 8); ++ty)
-        if (W % tx == 0 && H % ty == 0 && tx * ty <= 16 && tx * ty * cv <= budget + budget / 6) {
+        if (chanVecTileFits(k, W, tx) && chanVecTileFits(k, H, ty) && tx * ty <= 16 && tx * ty * cv <= budget + budget / 6) {
           Schedule s;
           s.vec = lanes, s.chanVec = cv, s.tileX = tx, s.tileY = ty, s.tileC = 1, s.order = order;
           add(s);

@@ -211,7 +211,9 @@ void scheduleConvChannels(Func out, Func acc, Func wcopy, RDom r, const Schedule
   while (chunk > 1 && K % chunk) --chunk;
   acc.compute_at(out, co).reorder_storage(v.c, v.x, v.y, v.n);
   acc.vectorize(v.c, sc.vec);
-  acc.update().split(v.x, xo, xi, sc.tileX).split(v.y, yo, yi, sc.tileY).split(v.c, cv, cl, sc.vec).split(r.z, rzo, rzi, chunk);
+  // Tiles that do not divide the image (chanVecTileFits) round the sums up to whole tiles; the
+  // padded copy they read is computed over the rounded region.
+  acc.update().split(v.x, xo, xi, sc.tileX, TailStrategy::RoundUp).split(v.y, yo, yi, sc.tileY, TailStrategy::RoundUp).split(v.c, cv, cl, sc.vec).split(r.z, rzo, rzi, chunk);
   if (blocksOuter) acc.update().reorder(cl, cv, xi, yi, r.x, r.y, rzi, xo, yo, v.n, rzo);
   else acc.update().reorder(cl, cv, xi, yi, r.x, r.y, rzi, xo, yo, rzo, v.n);
   acc.update().vectorize(cl).unroll(cv).unroll(xi).unroll(yi);
@@ -898,6 +900,12 @@ void convBackWeightPerImageGpu(WeightFuncs& f, const KernelSpec& k) {
 }
 
 }  // namespace
+
+bool chanVecTileFits(const KernelSpec& k, int64_t n, int t) {
+  if (t < 1) return false;
+  bool padded = k.kind == KernelKind::Conv ? (k.attrs.pad[0] || k.attrs.pad[1]) : k.kind == KernelKind::ConvBackData && !usesPhases(k);
+  return padded ? (n + t - 1) / t * t * 10 <= n * 11 : n % t == 0;
+}
 
 // Channel blocks inside row strips where one image's source is large (768 KiB, as for the parallel
 // padded copy) and at least twice the weights: strips read the image once and the weights four

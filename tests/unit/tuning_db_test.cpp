@@ -365,7 +365,9 @@ TEST(TuneCandidates, DefaultFirstAllDistinctRegisterTilesFit) {
     } else if (s.chanVec) {
       chan = true;
       EXPECT_LE(s.tileX * s.tileY * s.chanVec, 28) << s.str();
-      EXPECT_EQ(56 % s.tileX, 0) << s.str();
+      // A padded conv: whole tiles cover the 56 columns and rows with at most a tenth more.
+      EXPECT_LE((56 + s.tileX - 1) / s.tileX * s.tileX, 61) << s.str();
+      EXPECT_LE((56 + s.tileY - 1) / s.tileY * s.tileY, 61) << s.str();
     } else {
       EXPECT_LE(s.tileX * s.tileY * s.tileC, 24) << s.str();
     }
@@ -545,6 +547,28 @@ TEST(TuneCandidates, ChannelBlocksInStripsWhereTheImageOutweighsTheWeights) {
   EXPECT_EQ(d.schedule.order, 0);
   for (const Schedule& s : scheduleCandidates(d))
     if (s.chanVec) EXPECT_EQ(s.order, 0) << s.str();
+}
+
+// Channel-vector tiles need not divide the image where the sums read a padded copy: ResNet-18's
+// 13x13 layers (3x200x200 input) take 7x1 tiles over 14 columns, not 1x1; convs read in place
+// (unpadded 1x1) and strided input gradients' phases keep divisors, defaults and candidates.
+TEST(TuneCandidates, ChannelVectorTilesRoundUpOnlyOverAPaddedCopy) {
+  KernelSpec k = convSpec(KernelKind::Conv, {256, 13, 13}, {256, 13, 13}, 3);
+  ASSERT_EQ(k.schedule.chanVec, 2) << k.schedule.str();
+  EXPECT_EQ(k.schedule.tileX, 7) << k.schedule.str();
+  EXPECT_EQ(k.schedule.tileY, 1) << k.schedule.str();
+  EXPECT_TRUE(chanVecTileFits(k, 13, 7));
+  EXPECT_FALSE(chanVecTileFits(k, 13, 8));  // 16 columns: a fifth more
+  KernelSpec d = convSpec(KernelKind::ConvBackData, {256, 13, 13}, {256, 13, 13}, 3);
+  EXPECT_EQ(d.schedule.tileX, 7) << d.schedule.str();
+  KernelSpec p = convSpec(KernelKind::Conv, {256, 27, 27}, {256, 27, 27}, 1);  // read in place
+  EXPECT_FALSE(chanVecTileFits(p, 27, 7));
+  EXPECT_TRUE(chanVecTileFits(p, 27, 9));
+  for (const Schedule& s : scheduleCandidates(p))
+    if (s.chanVec) EXPECT_TRUE(27 % s.tileX == 0 && 27 % s.tileY == 0) << s.str();
+  KernelSpec ph = convSpec(KernelKind::ConvBackData, {256, 13, 13}, {256, 26, 26}, 3, 2);
+  ASSERT_TRUE(usesPhases(ph));
+  EXPECT_FALSE(chanVecTileFits(ph, 13, 7));
 }
 
 // Weight gradients are tuned too: their register tile (vectors of output channels x tap rows x
