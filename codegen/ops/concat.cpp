@@ -1,6 +1,6 @@
 // concat.cpp: channel concatenation (the .cnn `concat` of parallel branches) and its gradient.
 //
-//   Concat  x0[C0,...], x1[C1,...], ... -> y[C0+C1+...,...]
+//   Concat  x0[C0,...], x1[C1,...], ... -> y[C0+C1+...,...] = act(the inputs' channels in turn)
 //   Slice   dy[Ctot,...] -> dx: channels [attrs.size, attrs.size + out[0]) of dy, one input's share
 #include "gpu.h"
 #include "ops.h"
@@ -36,6 +36,9 @@ ConcatFuncs concatForward(const KernelSpec& k) {
     Expr pick = spatial ? ins[i](v.x, v.y, local, v.n) : ins[i](local, v.n);
     val = i == (int)shapes.size() - 1 ? pick : select(ch < (int)(starts[i] + shapes[i][0]), pick, val);
   }
+  // An activation after the concat (SqueezeNet's Fire ends with one ReLU over both branches) is
+  // applied as the channels are copied, not in a pass of its own over the result.
+  val = applyAct(val, k.act);
   f.out = Func("concat_out");
   if (spatial) f.out(v.x, v.y, v.c, v.n) = val;
   else f.out(v.f, v.n) = val;
@@ -82,7 +85,8 @@ Lowered lowerSlice(const KernelSpec& k) { return lowerWithSchedules(k, sliceBack
 
 // ---- Plan steps (plan_builder.h) ----
 
-// One kernel over all branches; backward, one Slice of the gradient per branch that needs one.
+// One kernel over all branches, with the activation that follows it; backward, one Slice of the
+// gradient per branch that needs one (after the activation's gradient).
 void concatPlan(InferenceBuilder& b, const Node& n) {
   KernelSpec s = b.specOf(n);
   s.kind = KernelKind::Concat;
@@ -91,18 +95,18 @@ void concatPlan(InferenceBuilder& b, const Node& n) {
     args.push_back({"in" + std::to_string(i), b.act(n.inputs[i])});
     if (i) s.extraIns.push_back(b.g.nodes[n.inputs[i]].shape);
   }
-  b.emit(s, args, n, n.name);
+  std::string label = n.name;
+  int tail = b.absorbAct(n.id, s, label);
+  b.emit(s, args, b.g.nodes[tail], label);
 }
 
 void concatForward(TrainingBuilder& b, const Node& n) {
   std::string label = n.name;
-  KernelSpec s = b.spec(KernelKind::Concat, b.g.nodes[n.inputs[0]].shape, n.shape, n.attrs);
   NamedArgs args;
-  for (size_t i = 0; i < n.inputs.size(); ++i) {
-    args.push_back({"in" + std::to_string(i), b.act(b.tensorOf[n.inputs[i]])});
-    if (i) s.extraIns.push_back(b.g.nodes[n.inputs[i]].shape);
-  }
-  int y = b.finishGroup(Group::of(n), label, false);
+  for (size_t i = 0; i < n.inputs.size(); ++i) args.push_back({"in" + std::to_string(i), b.act(b.tensorOf[n.inputs[i]])});
+  int y = b.finishGroup(Group::of(n), label, true);
+  KernelSpec s = b.spec(KernelKind::Concat, b.g.nodes[n.inputs[0]].shape, n.shape, n.attrs, b.groups.back().act);
+  for (size_t i = 1; i < n.inputs.size(); ++i) s.extraIns.push_back(b.g.nodes[n.inputs[i]].shape);
   b.call(s, args, b.act(y), label, n.id);
 }
 
