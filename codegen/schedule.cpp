@@ -154,8 +154,8 @@ Schedule defaultSchedule(const KernelSpec& k, int lanes) {
       s.vec = lanes;
       s.tileC = 1;
       // Columns and rows per tile: the most columns, then rows, at most maxPixels pixels in all,
-      // that chanVecTileFits (divisors, or whole tiles covering the image with at most a tenth
-      // more where the sums read a padded copy). Divisors only, as before, left ResNet-18's 13x13
+      // that chanVecTileFits (whole tiles covering the image with at most a tenth more; divisors
+      // for a strided input gradient's phases). Divisors only, as before, left ResNet-18's 13x13
       // layers (3x200x200 input) a 1x1 tile at 29-38% of the FMA peak: 7x1 tiles over 14 columns
       // ran them 2.0-2.2x faster, the net 13.4 -> 10.75 ms (AMD EPYC 26/2, batch 1, medians of 3
       // alternating runs).

@@ -289,9 +289,17 @@ ConvFuncs convForward(const KernelSpec& k) {
   f.padded = a.pad[0] || a.pad[1];
   f.subsampled = subsampleInput(k);
   int sx = (int)a.stride[1], sy = (int)a.stride[0];
+  // Channel-vector tiles that do not divide the output (chanVecTileFits) compute whole tiles past
+  // its edge, whose reads of an input taken in place are clamped inside it (values never stored;
+  // the clamp is per pixel, outside the reduction's loops). A padded copy is made over the region
+  // they read instead.
+  bool rounds = k.schedule.chanVec && (k.out[2] % k.schedule.tileX || k.out[1] % k.schedule.tileY);
+  auto inside = [&](Expr x, Expr y) {
+    return rounds ? f.in(min(x, (int)W - 1), min(y, (int)H - 1), v.c, v.n) : f.in(x, y, v.c, v.n);
+  };
   if (f.padded) f.src = zeroPadded(f.in, (int)W, (int)H, 0, 0, k.schedule, "src", !depthwisePurePad(k));
-  else if (f.subsampled) f.src(v.x, v.y, v.c, v.n) = f.in(v.x * sx, v.y * sy, v.c, v.n), sx = sy = 1;
-  else f.src(v.x, v.y, v.c, v.n) = f.in(v.x, v.y, v.c, v.n);
+  else if (f.subsampled) f.src(v.x, v.y, v.c, v.n) = inside(v.x * sx, v.y * sy), sx = sy = 1;
+  else f.src(v.x, v.y, v.c, v.n) = inside(v.x, v.y);
   f.r = RDom(0, (int)a.kernel[1], 0, (int)a.kernel[0], 0, (int)cig, "r");
   RDom& r = f.r;
   Expr g = a.groups == 1 ? Expr(0) : v.c / (int)cog;
@@ -903,8 +911,8 @@ void convBackWeightPerImageGpu(WeightFuncs& f, const KernelSpec& k) {
 
 bool chanVecTileFits(const KernelSpec& k, int64_t n, int t) {
   if (t < 1) return false;
-  bool padded = k.kind == KernelKind::Conv ? (k.attrs.pad[0] || k.attrs.pad[1]) : k.kind == KernelKind::ConvBackData && !usesPhases(k);
-  return padded ? (n + t - 1) / t * t * 10 <= n * 11 : n % t == 0;
+  bool rounds = k.kind == KernelKind::Conv || (k.kind == KernelKind::ConvBackData && !usesPhases(k));
+  return rounds ? (n + t - 1) / t * t * 10 <= n * 11 : n % t == 0;
 }
 
 // Channel blocks inside row strips where one image's source is large (768 KiB, as for the parallel

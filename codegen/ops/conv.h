@@ -35,11 +35,11 @@ bool depthwiseFlatFused(const Schedule& s, int64_t W, int64_t plane, int vec);
 // none does (then the flat form, conv_depthwise.cpp).
 int groupedWeightVec(const KernelSpec& k, int lanes);
 
-// Whether channel-vector tiles of `t` pixels suit `n` columns or rows of k's output: tiles that
-// divide n, or, where k's sums read a zero-padded copy computed over whatever region they ask for
-// (a padded forward conv, a stride-1 input gradient), whole tiles covering n with at most a tenth
-// more (scheduleConvChannels rounds the sums up to whole tiles; read in place, the rounded tiles
-// would read past the input). The defaults and the tuner take only such tiles.
+// Whether channel-vector tiles of `t` pixels suit `n` columns or rows of k's output: for a forward
+// conv or a stride-1 input gradient, whole tiles covering n with at most a tenth more
+// (scheduleConvChannels rounds the sums up to whole tiles; their reads stay inside a padded copy
+// made over the rounded region, or are clamped into an input read in place); for a strided input
+// gradient's phases, divisors of n. The defaults and the tuner take only such tiles.
 bool chanVecTileFits(const KernelSpec& k, int64_t n, int t);
 
 // Whether a forward conv with channel vectors (k.schedule chosen) walks its blocks of output channels

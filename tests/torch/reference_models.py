@@ -230,17 +230,19 @@ class WideNet(nn.Module):
 
 class OddTileNet(nn.Module):
     """tests/torch/odd_tile_net.cnn (not a net of nets/): channel-vector tiles that do not divide
-    13 x 11 images."""
+    11 x 17 images."""
 
     def __init__(self, num_classes=5):
         super().__init__()
         self.c0 = nn.Conv2d(16, 32, kernel_size=3, padding=1)
         self.c1 = nn.Conv2d(32, 48, kernel_size=3, padding=1)
+        self.c3 = nn.Conv2d(48, 48, kernel_size=1)
         self.c2 = nn.Conv2d(48, 32, kernel_size=3, stride=2, padding=1)
         self.fc = nn.Linear(32, num_classes)
 
     def forward(self, x):
-        x = F.relu(self.c2(F.relu(self.c1(F.relu(self.c0(x))))))
+        x = F.relu(self.c3(F.relu(self.c1(F.relu(self.c0(x))))))
+        x = F.relu(self.c2(x))
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
 
 
@@ -620,7 +622,7 @@ _BUILDERS = {
 }
 NETS = list(_BUILDERS)
 
-_INPUT = {"lenet5": (1, 32, 32), "lrn_net": (3, 14, 13), "leaky_net": (3, 12, 11), "activations_net": (3, 10, 9), "gating_net": (3, 11, 9), "longskip_net": (3, 10, 9), "resample_net": (3, 9, 7), "unet": (1, 256, 256), "norm_net": (3, 9, 7), "wide_net": (300, 30, 31), "big_winograd_net": (8, 9, 33), "odd_tile_net": (16, 13, 11), "strided_1x1_net": (3, 57, 59), "grouped_net": (6, 37, 67)}
+_INPUT = {"lenet5": (1, 32, 32), "lrn_net": (3, 14, 13), "leaky_net": (3, 12, 11), "activations_net": (3, 10, 9), "gating_net": (3, 11, 9), "longskip_net": (3, 10, 9), "resample_net": (3, 9, 7), "unet": (1, 256, 256), "norm_net": (3, 9, 7), "wide_net": (300, 30, 31), "big_winograd_net": (8, 9, 33), "odd_tile_net": (16, 11, 17), "strided_1x1_net": (3, 57, 59), "grouped_net": (6, 37, 67)}
 for _n in ("minivgg", "tinyresnet", "resnet34_cifar", "plain34", "resnet50_cifar"):
     _INPUT[_n] = (3, 32, 32)
 

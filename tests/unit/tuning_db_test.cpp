@@ -549,10 +549,10 @@ TEST(TuneCandidates, ChannelBlocksInStripsWhereTheImageOutweighsTheWeights) {
     if (s.chanVec) EXPECT_EQ(s.order, 0) << s.str();
 }
 
-// Channel-vector tiles need not divide the image where the sums read a padded copy: ResNet-18's
-// 13x13 layers (3x200x200 input) take 7x1 tiles over 14 columns, not 1x1; convs read in place
-// (unpadded 1x1) and strided input gradients' phases keep divisors, defaults and candidates.
-TEST(TuneCandidates, ChannelVectorTilesRoundUpOnlyOverAPaddedCopy) {
+// Channel-vector tiles need not divide the image: ResNet-18's 13x13 layers (3x200x200 input) take
+// 7x1 tiles over 14 columns, not 1x1, and SqueezeNet's unpadded 1x1 convs at 27x27 7x1 tiles over
+// 28, not 3x1; strided input gradients' phases keep divisors, defaults and candidates.
+TEST(TuneCandidates, ChannelVectorTilesRoundUpExceptInPhases) {
   KernelSpec k = convSpec(KernelKind::Conv, {256, 13, 13}, {256, 13, 13}, 3);
   ASSERT_EQ(k.schedule.chanVec, 2) << k.schedule.str();
   EXPECT_EQ(k.schedule.tileX, 7) << k.schedule.str();
@@ -561,14 +561,15 @@ TEST(TuneCandidates, ChannelVectorTilesRoundUpOnlyOverAPaddedCopy) {
   EXPECT_FALSE(chanVecTileFits(k, 13, 8));  // 16 columns: a fifth more
   KernelSpec d = convSpec(KernelKind::ConvBackData, {256, 13, 13}, {256, 13, 13}, 3);
   EXPECT_EQ(d.schedule.tileX, 7) << d.schedule.str();
-  KernelSpec p = convSpec(KernelKind::Conv, {256, 27, 27}, {256, 27, 27}, 1);  // read in place
-  EXPECT_FALSE(chanVecTileFits(p, 27, 7));
-  EXPECT_TRUE(chanVecTileFits(p, 27, 9));
-  for (const Schedule& s : scheduleCandidates(p))
-    if (s.chanVec) EXPECT_TRUE(27 % s.tileX == 0 && 27 % s.tileY == 0) << s.str();
+  KernelSpec p = convSpec(KernelKind::Conv, {256, 27, 27}, {32, 27, 27}, 1);  // read in place, clamped
+  ASSERT_EQ(p.schedule.chanVec, 2) << p.schedule.str();
+  EXPECT_EQ(p.schedule.tileX, 7) << p.schedule.str();
+  EXPECT_TRUE(chanVecTileFits(p, 27, 7));
   KernelSpec ph = convSpec(KernelKind::ConvBackData, {256, 13, 13}, {256, 26, 26}, 3, 2);
   ASSERT_TRUE(usesPhases(ph));
   EXPECT_FALSE(chanVecTileFits(ph, 13, 7));
+  for (const Schedule& s : scheduleCandidates(ph))  // the phases' schedules, for 13 x 13 grids
+    if (s.chanVec && s.phase) EXPECT_TRUE(13 % s.tileX == 0 && 13 % s.tileY == 0) << s.str();
 }
 
 // Weight gradients are tuned too: their register tile (vectors of output channels x tap rows x
