@@ -87,7 +87,7 @@ struct BackStep {
   int x;             // its ActTensor
   Dims inShape;      // its shape
   std::string dl;    // "d" + head's name, for labels
-  bool actInBN;      // the group's activation is differentiated inside its BN kernels
+  bool actInOp;      // the group's activation is differentiated inside the op's backward kernels (BN, concat)
 };
 
 // Walks the graph into a training-step plan (train_plan.cpp).

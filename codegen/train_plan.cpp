@@ -220,9 +220,11 @@ void TrainingBuilder::backward() {
     const Node& head = g.nodes[gr.head];
     std::string dl = "d" + head.name;
     int dPre = dOut;
-    // A batch norm's fused activation is differentiated inside its backward kernels.
-    bool actInBN = !gr.act.none() && head.op == OpKind::BatchNorm;
-    if (!gr.act.none() && !actInBN) {
+    // A batch norm's or a concat's fused activation is differentiated inside its backward kernels
+    // (a concat's in each branch's Slice, which then reads dy and y once instead of a whole pass
+    // over the concatenation first).
+    bool actInOp = !gr.act.none() && (head.op == OpKind::BatchNorm || head.op == OpKind::Concat);
+    if (!gr.act.none() && !actInOp) {
       dPre = newTensor(head.shape, head.name + ".dpre");
       // The saved output y, or for a standalone activation its input x (actGradArgs picks).
       NamedArgs in{{"dy", act(dOut)}, {"y", act(gr.out)}};
@@ -230,7 +232,7 @@ void TrainingBuilder::backward() {
       call(spec(KernelKind::ActGrad, head.shape, head.shape, head.attrs, gr.act), in, act(dPre), dl + " (activation)", m);
     }
     int xin = head.inputs.empty() ? -1 : head.inputs[0];
-    BackStep st{gr, head, m, dPre, xin, xin >= 0 ? tensorOf[xin] : -1, xin >= 0 ? g.nodes[xin].shape : head.shape, dl, actInBN};
+    BackStep st{gr, head, m, dPre, xin, xin >= 0 ? tensorOf[xin] : -1, xin >= 0 ? g.nodes[xin].shape : head.shape, dl, actInOp};
     opPlanEntry(head.op).backward(*this, st);  // the op's file (ops/registry.cpp)
   }
 }

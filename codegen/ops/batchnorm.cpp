@@ -569,11 +569,11 @@ void batchnormBackward(TrainingBuilder& b, const BackStep& st) {
   }
   NamedArgs in{{"dy", b.act(st.dPre)}, {"y", b.act(st.gr.out)}, {"x", b.act(st.x)}, {"stats", b.cst(st.gr.stats)},
                {"gamma", gammaOf(b, *bi)}, {"beta", betaOf(b, *bi)}};
-  KernelSpec sp = b.spec(KernelKind::BNBackParams, st.inShape, {2, st.inShape[0]}, ba, st.actInBN ? st.gr.act : Act());
+  KernelSpec sp = b.spec(KernelKind::BNBackParams, st.inShape, {2, st.inShape[0]}, ba, st.actInOp ? st.gr.act : Act());
   sp.extraIns = pooled;
   b.call(sp, in, b.cst(bi->dparams), st.dl + " (gamma, beta)", st.m);
   in.push_back({"dparams", b.cst(bi->dparams)});
-  b.giveInput(st, KernelKind::BNBackData, in, ba, st.actInBN ? st.gr.act : Act(), pooled);
+  b.giveInput(st, KernelKind::BNBackData, in, ba, st.actInOp ? st.gr.act : Act(), pooled);
 }
 
 }  // namespace cnnc::codegen

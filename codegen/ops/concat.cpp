@@ -1,7 +1,8 @@
 // concat.cpp: channel concatenation (the .cnn `concat` of parallel branches) and its gradient.
 //
 //   Concat  x0[C0,...], x1[C1,...], ... -> y[C0+C1+...,...] = act(the inputs' channels in turn)
-//   Slice   dy[Ctot,...] -> dx: channels [attrs.size, attrs.size + out[0]) of dy, one input's share
+//   Slice   dy[Ctot,...] (, y[Ctot,...]) -> dx: channels [attrs.size, attrs.size + out[0]) of dy, one
+//           input's share; times act'(y) there when the concat's activation is fused (act set)
 #include "gpu.h"
 #include "ops.h"
 #include "plan_builder.h"
@@ -55,12 +56,16 @@ ConcatFuncs sliceBack(const KernelSpec& k) {
   ConcatFuncs f;
   Vars v;
   KernelParams p(k);
-  ImageParam dy = p.tensor("dy", k.in);
+  ImageParam dy = p.tensor("dy", k.in), y;
+  if (!k.act.none()) y = p.tensor("y", k.in);
   f.args = p.args();
   int start = (int)k.attrs.size;
   f.out = Func("slice");
-  if (k.out.size() == 3) f.out(v.x, v.y, v.c, v.n) = dy(v.x, v.y, v.c + start, v.n);
-  else f.out(v.f, v.n) = dy(v.f + start, v.n);
+  bool spatial = k.out.size() == 3;
+  auto at = [&](ImageParam t) { return spatial ? t(v.x, v.y, v.c + start, v.n) : t(v.f + start, v.n); };
+  Expr val = k.act.none() ? at(dy) : at(dy) * actDeriv(at(y), k.act);
+  if (spatial) f.out(v.x, v.y, v.c, v.n) = val;
+  else f.out(v.f, v.n) = val;
   return f;
 }
 
@@ -78,7 +83,7 @@ ArgNames concatArgs(const KernelSpec& k) {
   for (size_t i = 0; i <= k.extraIns.size(); ++i) a.push_back("in" + std::to_string(i));
   return a;
 }
-ArgNames sliceArgs(const KernelSpec&) { return {"dy"}; }
+ArgNames sliceArgs(const KernelSpec& k) { return k.act.none() ? ArgNames{"dy"} : ArgNames{"dy", "y"}; }
 
 Lowered lowerConcat(const KernelSpec& k) { return lowerWithSchedules(k, concatForward(k), concatCpu); }
 Lowered lowerSlice(const KernelSpec& k) { return lowerWithSchedules(k, sliceBack(k), sliceCpu); }
@@ -118,7 +123,9 @@ void concatBackward(TrainingBuilder& b, const BackStep& st) {
       Attrs a;
       a.size = start;
       int dx = b.newTensor(s, "d" + b.g.nodes[i].name);
-      b.call(b.spec(KernelKind::Slice, st.head.shape, s, a), {{"dy", b.act(st.dPre)}}, b.act(dx), st.dl + " (slice)", st.m);
+      NamedArgs args{{"dy", b.act(st.dPre)}};
+      if (st.actInOp) args.push_back({"y", b.act(st.gr.out)});
+      b.call(b.spec(KernelKind::Slice, st.head.shape, s, a, st.actInOp ? st.gr.act : Act()), args, b.act(dx), st.dl + " (slice)", st.m);
       b.contrib[i].push_back(dx);
     }
     start += s[0];
