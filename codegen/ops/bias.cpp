@@ -35,7 +35,7 @@ BiasGradFuncs biasGradAlgorithm(const KernelSpec& k) {
 void biasGradCpu(BiasGradFuncs& f, const KernelSpec& k) {
   Vars v;
   if (k.in.size() == 3) {
-    laneSum(f.out, f.r, (int)k.in[2]);
+    laneSum(f.out, f.r, (int)k.in[2], (int)k.in[1]);
     f.out.update().parallel(v.c);
   }
   f.out.parallel(v.c);

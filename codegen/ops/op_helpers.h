@@ -194,12 +194,20 @@ inline void laneSum(Func f, RDom r, int W, int H = 1) {
   int L = lanesOf(W);
   bool fused = lanesOf(W * H) > L;
   if (fused) L = lanesOf(W * H);
+  // Where no lane count divides the plane (SqueezeNet's 55x55, 27x27 and 13x13, ResNet's 7x7) or
+  // only 4 does (14x14), lanes over the fused plane all the same, 16 of them from 64 pixels up, the
+  // last vector of each plane guarded. SqueezeNet's 26 bias gradients in its step at batch 16 (AMD
+  // EPYC 26/2, profiled): 14.8 -> 4.3 ms, 27% -> 92% of the memory rate; ResNet-18's BN parameter
+  // gradients at batch 8 (4 lanes at 14x14 before) 4.7-5.0 -> 4.3-4.4 ms.
+  bool guarded = (L == 1 && W * H >= 8) || (L < 8 && W * H >= 64);
+  if (guarded) L = W * H >= 64 ? 16 : 8, fused = H > 1;
   if (L == 1) return;
   RVar rxo("rxo"), rxi("rxi"), rxy("rxy");
   Var u("u");
   Stage s = f.update();
-  if (fused) s.fuse(r.x, r.y, rxy).split(rxy, rxo, rxi, L);
-  else s.split(r.x, rxo, rxi, L);
+  TailStrategy tail = guarded ? TailStrategy::GuardWithIf : TailStrategy::Auto;
+  if (fused) s.fuse(r.x, r.y, rxy).split(rxy, rxo, rxi, L, tail);
+  else s.split(r.x, rxo, rxi, L, tail);
   Func lanes = s.rfactor(rxi, u);
   lanes.compute_at(f, f.args()[0]).vectorize(u);
   lanes.update().vectorize(u);
