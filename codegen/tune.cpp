@@ -230,20 +230,20 @@ std::vector<Schedule> scheduleCandidates(const KernelSpec& k, bool adams2019) {
   // one is padded, conv.cpp) while that pads at most a quarter more; a strided input gradient's
   // phases must (filtered above, where they take these candidates as a conv's). A forward conv's
   // blocks also walk inside strips of rows (order 1).
-  for (int order : {0, 1})
-  for (int cv : {1, 2, 4}) {
-    if (order && k.kind != KernelKind::Conv) break;
-    int T = lanes * cv, padded = (O + T - 1) / T * T;
-    bool pads = padsChannelBlocks(k) && lanes == 16 && (padded - O) * 4 <= O;
-    if ((O % T && !pads) || (lanes == 16 && cv > 2) || k.attrs.groups != 1) continue;
-    for (int tx = 1; tx <= std::min(W, 14); ++tx)
-      for (int ty = 1; ty <= std::min(H, 8); ++ty)
-        if (chanVecTileFits(k, W, tx) && chanVecTileFits(k, H, ty) && tx * ty <= 16 && tx * ty * cv <= budget + budget / 6) {
-          Schedule s;
-          s.vec = lanes, s.chanVec = cv, s.tileX = tx, s.tileY = ty, s.tileC = 1, s.order = order;
-          add(s);
-        }
-  }
+  int orders = k.kind == KernelKind::Conv ? 2 : 1;
+  for (int order = 0; order < orders; ++order)
+    for (int cv : {1, 2, 4}) {
+      int T = lanes * cv, padded = (O + T - 1) / T * T;
+      bool pads = padsChannelBlocks(k) && lanes == 16 && (padded - O) * 4 <= O;
+      if ((O % T && !pads) || (lanes == 16 && cv > 2) || k.attrs.groups != 1) continue;
+      for (int tx = 1; tx <= std::min(W, 14); ++tx)
+        for (int ty = 1; ty <= std::min(H, 8); ++ty)
+          if (chanVecTileFits(k, W, tx) && chanVecTileFits(k, H, ty) && tx * ty <= 16 && tx * ty * cv <= budget + budget / 6) {
+            Schedule s;
+            s.vec = lanes, s.chanVec = cv, s.tileX = tx, s.tileY = ty, s.tileC = 1, s.order = order;
+            add(s);
+          }
+    }
   // Winograd F(2x2, 3x3): vectors along 2x2 tiles.
   int TW = (W + 1) / 2;
   if (winogradApplies(k) && lanes >= 8 && TW >= 8) {

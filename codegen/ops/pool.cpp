@@ -264,16 +264,16 @@ void maxPoolBackScatterCpu(PoolFuncs& f, const KernelSpec& k) {
 
 // Overlapping windows on CPUs (ResNet's 3x3 stride-2 stem pool, 112x112): pixel x = s m + q - p lies
 // in windows m - j, at tap q + j s, for j = 0, 1, ... while that tap is inside the window. With x
-// split by s and its phase q unrolled, each window index is
-// m plus a constant and each tap a constant, so the gradient is a gather from dense vectors:
+// split by s and its phase q unrolled, each window index is m plus a constant and each tap a
+// constant, so the gradient is a gather from dense vectors:
 //  1. x framed in -inf (xF), each plane once, so the windows' loads are dense (stride-s) vectors;
 //  2. each window's first maximum (am) and its dy, both framed (-1 and 0) one window past each edge;
 //  3. dx = the windows that chose the pixel, their dy added in PyTorch's window order (rows, then
 //     columns), so the sums round as the scatter's did.
 // The scatter form added one window at a time with scalar stores: 5.3 ms of ResNet-18's step at
 // batch 8 (28% of the memory rate). Where the stride does not divide the input (SqueezeNet's ceil-
-// mode pools over 111, 55 and 27), the last split of x shifts inwards and its phase is computed, not
-// unrolled: SqueezeNet's three pool gradients in its step at batch 16 24.6-26.3 -> 15.2-20.2 ms
+// mode pools over 111, 55 and 27) the gather holds too, as each pixel's phase and windows come from
+// its own coordinate: SqueezeNet's three pool gradients in its step at batch 16 24.6-26.3 -> 15.2-20.2 ms
 // against the scatter (AMD EPYC 26/2, profiled, alternating runs). The scatter stays for GPUs and
 // dilated windows.
 bool maxPoolBackGathers(const KernelSpec& k) {
