@@ -215,21 +215,36 @@ void TrainingBuilder::backward() {
     }
     if (groupOfTail[m] < 0) continue;
     const Group& gr = groups[groupOfTail[m]];
-    int dOut = gradOf(m);
-    if (dOut < 0) continue;
     const Node& head = g.nodes[gr.head];
-    std::string dl = "d" + head.name;
-    int dPre = dOut;
     // A batch norm's or a concat's fused activation is differentiated inside its backward kernels
     // (a concat's in each branch's Slice, which then reads dy and y once instead of a whole pass
     // over the concatenation first).
     bool actInOp = !gr.act.none() && (head.op == OpKind::BatchNorm || head.op == OpKind::Concat);
-    if (!gr.act.none() && !actInOp) {
+    bool actGrad = !gr.act.none() && !actInOp;
+    // Where the activation's gradient has two or more contributions (a residual block's output
+    // feeds the next block's branch and its skip), the ActGrad kernel adds the last one itself:
+    // (sum + last) * act' in one pass, not a sum kernel and then the ActGrad reading its result
+    // (the same adds in the same order).
+    int last = -1;
+    if (actGrad && contrib[m].size() >= 2) {
+      last = contrib[m].back();
+      contrib[m].pop_back();
+    }
+    int dOut = gradOf(m);
+    if (dOut < 0) continue;
+    std::string dl = "d" + head.name;
+    int dPre = dOut;
+    if (actGrad) {
       dPre = newTensor(head.shape, head.name + ".dpre");
       // The saved output y, or for a standalone activation its input x (actGradArgs picks).
       NamedArgs in{{"dy", act(dOut)}, {"y", act(gr.out)}};
       if (head.op == OpKind::Activation) in.push_back({"x", act(tensorOf[head.inputs[0]])});
-      call(spec(KernelKind::ActGrad, head.shape, head.shape, head.attrs, gr.act), in, act(dPre), dl + " (activation)", m);
+      KernelSpec s = spec(KernelKind::ActGrad, head.shape, head.shape, head.attrs, gr.act);
+      if (last >= 0) {
+        s.extraIns = {head.shape};
+        in.push_back({"dy2", act(last)});
+      }
+      call(s, in, act(dPre), dl + (last >= 0 ? " (sum, activation)" : " (activation)"), m);
     }
     int xin = head.inputs.empty() ? -1 : head.inputs[0];
     BackStep st{gr, head, m, dPre, xin, xin >= 0 ? tensorOf[xin] : -1, xin >= 0 ? g.nodes[xin].shape : head.shape, dl, actInOp};

@@ -1,8 +1,9 @@
 // activation.cpp: the elementwise activations, one row each, and their two kernels.
 //
 //   Activation  x -> act(x)
-//   ActGrad     dy, v -> dx = dy * act'(x), with v = y (the saved output) where the row's
-//               derivative is written from y, else v = x (the activation's input)
+//   ActGrad     dy (, dy2), v -> dx = (dy + dy2) * act'(x), with v = y (the saved output) where
+//               the row's derivative is written from y, else v = x (the activation's input);
+//               dy2 (extraIns) is a second contribution to the gradient, added here
 //
 // The same rows give the epilogues of the kernels an activation fuses into (conv, linear, add,
 // batch norm: applyAct) and the inline derivative of batch norm's backward kernels (actDeriv). A
@@ -136,12 +137,16 @@ ActivationFuncs activationBackward(const KernelSpec& k) {
   ActivationFuncs f;
   Vars v;
   KernelParams p(k);
-  ImageParam dy = p.tensor("dy", k.out), saved = p.tensor(gradReadsOutput(k.act) ? "y" : "x", k.out);
+  ImageParam dy = p.tensor("dy", k.out);
+  ImageParam dy2 = k.extraIns.empty() ? ImageParam() : p.tensor("dy2", k.out);
+  ImageParam saved = p.tensor(gradReadsOutput(k.act) ? "y" : "x", k.out);
   f.args = p.args();
   std::vector<Var> idx = elementVars(k.out, v);
   std::vector<Expr> ix(idx.begin(), idx.end());
   f.out = Func("act_dx");
-  f.out(idx) = dy(ix) * actDeriv(saved(ix), k.act);
+  Expr d = dy(ix);
+  if (dy2.defined()) d = d + dy2(ix);
+  f.out(idx) = d * actDeriv(saved(ix), k.act);
   return f;
 }
 
@@ -154,7 +159,10 @@ void activationCpu(ActivationFuncs& f, const KernelSpec& k) {
 }  // namespace
 
 ArgNames activationArgs(const KernelSpec&) { return {"a"}; }
-ArgNames actGradArgs(const KernelSpec& k) { return {"dy", gradReadsOutput(k.act) ? "y" : "x"}; }
+ArgNames actGradArgs(const KernelSpec& k) {
+  if (!k.extraIns.empty()) return {"dy", "dy2", gradReadsOutput(k.act) ? "y" : "x"};
+  return {"dy", gradReadsOutput(k.act) ? "y" : "x"};
+}
 
 bool gradReadsOutput(const Act& a) { return a.none() || row(a).readsOutput(a); }
 
