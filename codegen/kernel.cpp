@@ -73,6 +73,7 @@ std::string KernelSpec::signature() const {
       snprintf(b, sizeof b, " eps=%.9g", a.eps);
       o << b;
       if (!extraIns.empty()) o << " pool=" << a.kernel[0] << "x" << a.kernel[1];
+      if (residual) o << " res=1";
       break;
     }
     case KernelKind::MaxPool:

@@ -86,7 +86,7 @@ struct KernelSpec {
   Dims out;                    // per-image output shape
   Attrs attrs;                 // op attributes (kernel, stride, ...)
   Act act;
-  bool residual = false;       // Conv: adds a tensor of the output's shape before the activation
+  bool residual = false;       // Conv, BNApply: adds a tensor of the output's shape before the activation
   bool packedWeights = false;  // Conv (inference): weights arrive as [C/g,kh,kw,O], packed at load
   Schedule schedule;
 

@@ -103,6 +103,16 @@ struct TrainingBuilder {
   // backward, route its gradient themselves, so no MaxPool or MaxPoolBack kernel is made.
   std::set<int> foldedPools;
   std::map<int, int> pooledGrad;  // BN group tail -> the folded pool whose gradient its backward routes
+  // Batch norms without an activation whose only reader is an add of two tensors of their shape
+  // (a residual block's last BN): the add makes their BNApply call (ops/add.cpp), with its other
+  // operand as a residual and its activation, so the BN's own output is never stored. By BN node:
+  // the call as batchnormForward built it, less the residual and the output.
+  struct DeferredApply {
+    KernelSpec spec;
+    NamedArgs args;
+    std::string label;
+  };
+  std::map<int, DeferredApply> deferredApply;
   std::vector<bool> isAlias;
   std::vector<Group> groups;
   std::vector<std::vector<int>> contrib;  // per node: the tensors that add up to its output's gradient

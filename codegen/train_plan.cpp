@@ -15,6 +15,8 @@
 //    backward kernel has read them.
 #include "train_plan.h"
 
+#include <stdexcept>
+
 #include "ops/activation.h"
 #include "ops/pool.h"
 #include "plan_builder.h"
@@ -202,6 +204,7 @@ void TrainingBuilder::forward() {
       opPlanEntry(n.op).forward(*this, n);  // the op's file (ops/registry.cpp)
     }
   }
+  if (!deferredApply.empty()) throw std::logic_error("batch norm '" + g.nodes[deferredApply.begin()->first].name + "' waited for an add that never planned it");
 }
 
 void TrainingBuilder::backward() {

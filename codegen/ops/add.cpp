@@ -85,6 +85,22 @@ void addPlan(InferenceBuilder& b, const Node& n) {
 void addForward(TrainingBuilder& b, const Node& n) {
   std::string label = n.name;
   Group gr = Group::of(n);
+  // One operand is a batch norm whose BNApply waited for this add (batchnormForward): one kernel
+  // writes act(BN(x) + other), and neither BN's output nor a separate add pass is made. BN's
+  // backward reads x, not its output, and the sum rounds as the add kernel's did.
+  for (int j : {0, 1}) {
+    auto it = n.inputs.size() == 2 ? b.deferredApply.find(n.inputs[j]) : b.deferredApply.end();
+    if (it == b.deferredApply.end()) continue;
+    TrainingBuilder::DeferredApply d = it->second;
+    b.deferredApply.erase(it);
+    label = d.label + "+" + label;
+    int y = b.finishGroup(gr, label, true);
+    d.spec.residual = true;
+    d.spec.act = b.groups.back().act;
+    d.args.push_back({"residual", b.act(b.tensorOf[n.inputs[1 - j]])});
+    b.call(d.spec, d.args, b.act(y), label, n.id);
+    return;
+  }
   int acc = b.tensorOf[n.inputs[0]];
   Dims accShape = b.g.nodes[n.inputs[0]].shape;
   for (size_t i = 1; i < n.inputs.size(); ++i) {

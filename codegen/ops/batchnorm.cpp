@@ -204,7 +204,6 @@ ApplyFuncs bnApplyForward(const KernelSpec& k) {
   int64_t C = d[0];
   KernelParams p(k);
   ImageParam x = p.tensor("x", d), st = p.fixed("stats", {2, C}), g = p.fixed("gamma", {C}), b = p.fixed("beta", {C});
-  f.args = p.args();
   f.sd = bnStd(st, k);
   Func sd = f.sd;
   if (!k.extraIns.empty()) {
@@ -218,10 +217,13 @@ ApplyFuncs bnApplyForward(const KernelSpec& k) {
     }
     f.out(v.x, v.y, v.c, v.n) = m;
   } else if (d.size() == 3) {
-    f.out(v.x, v.y, v.c, v.n) = applyAct(bnNorm(x(v.x, v.y, v.c, v.n), v.c, st, sd, g, b), k.act);
+    Expr y = bnNorm(x(v.x, v.y, v.c, v.n), v.c, st, sd, g, b);
+    if (k.residual) y = y + p.tensor("residual", k.out)(v.x, v.y, v.c, v.n);  // the add that planned this call
+    f.out(v.x, v.y, v.c, v.n) = applyAct(y, k.act);
   } else {
     f.out(v.f, v.n) = applyAct(bnNorm(x(v.f, v.n), v.f, st, sd, g, b), k.act);
   }
+  f.args = p.args();
   return f;
 }
 
@@ -443,7 +445,10 @@ void bnBackDataCpu(BackDataFuncs& f, const KernelSpec& k) {
 static bool readsY(const KernelSpec& k) { return !k.act.none() && !bnMaskFromX(k.act); }
 ArgNames affineArgs(const KernelSpec&) { return {"input", "scale", "shift"}; }
 ArgNames bnStatsArgs(const KernelSpec&) { return {"x"}; }
-ArgNames bnApplyArgs(const KernelSpec&) { return {"x", "stats", "gamma", "beta"}; }
+ArgNames bnApplyArgs(const KernelSpec& k) {
+  if (k.residual) return {"x", "stats", "gamma", "beta", "residual"};
+  return {"x", "stats", "gamma", "beta"};
+}
 ArgNames bnBackParamsArgs(const KernelSpec& k) {
   ArgNames a{"dy"};
   if (readsY(k)) a.push_back("y");
@@ -505,7 +510,8 @@ static KernelArg betaOf(TrainingBuilder& b, const BNInfo& bi) {
 // Training: batch statistics (BNStats), then BNApply with an absorbed activation. BN + ReLU read
 // only by a max pool that tiles it: the pool folds in (foldedPools). One kernel reads x and writes
 // the pooled output; y = relu(BN(x)) is never stored, as nothing else reads it (MiniVGG: a write
-// and a read of 29 MB per step).
+// and a read of 29 MB per step). A BN read only by an add of its shape leaves its BNApply to the
+// add (deferredApply), which makes it with its other operand as a residual and its activation.
 void batchnormForward(TrainingBuilder& b, const Node& n) {
   const Graph& g = b.g;
   int x = b.tensorOf[n.inputs[0]];
@@ -531,8 +537,24 @@ void batchnormForward(TrainingBuilder& b, const Node& n) {
   b.call(b.spec(KernelKind::BNStats, in, {2, n.shape[0]}, n.attrs), {{"x", b.act(x)}}, b.cst(gr.stats), n.name + ".stats", n.id);
   int relu = b.soleUser(n.id), pool = relu >= 0 && actOf(g.nodes[relu]).is("relu") ? b.soleUser(relu) : -1;
   bool folds = pool >= 0 && g.nodes[pool].op == OpKind::MaxPool && b.tilesItsInput(g.nodes[pool]);
-  int y = b.finishGroup(gr, label, true, folds);
+  // Read only by an add of two tensors of this shape: the add makes the BNApply call (deferredApply).
+  int u = b.soleUser(n.id);
+  bool intoAdd = false;
+  if (u >= 0 && !b.done[u] && n.shape.size() == 3 && g.nodes[u].op == OpKind::Add && g.nodes[u].inputs.size() == 2) {
+    const Node& add = g.nodes[u];
+    int other = add.inputs[0] == n.id ? add.inputs[1] : add.inputs[0];
+    // Where both operands are batch norms (a projection shortcut's and the branch's), the later
+    // one waits: the earlier is applied as usual and is the residual.
+    intoAdd = add.inputs[0] != add.inputs[1] && add.shape == n.shape && g.nodes[other].shape == n.shape &&
+              !(g.nodes[other].op == OpKind::BatchNorm && other > n.id);
+  }
+  int y = b.finishGroup(gr, label, true, folds || intoAdd);
   KernelSpec as = b.spec(KernelKind::BNApply, in, n.shape, n.attrs, b.groups.back().act);
+  NamedArgs args{{"x", b.act(x)}, {"stats", b.cst(gr.stats)}, {"gamma", gammaOf(b, bi)}, {"beta", betaOf(b, bi)}};
+  if (intoAdd) {
+    b.deferredApply[n.id] = {as, args, label};
+    return;
+  }
   if (folds) {
     const Node& pn = g.nodes[pool];
     b.done[pn.id] = true;
@@ -549,7 +571,7 @@ void batchnormForward(TrainingBuilder& b, const Node& n) {
     b.groups.push_back(pg);
     label += "+" + pn.name;
   }
-  b.call(as, {{"x", b.act(x)}, {"stats", b.cst(gr.stats)}, {"gamma", gammaOf(b, bi)}, {"beta", betaOf(b, bi)}}, b.act(y), label, n.id);
+  b.call(as, args, b.act(y), label, n.id);
 }
 
 // Backward: dgamma and dbeta (BNBackParams), then dx (BNBackData); dy is a folded max pool's
