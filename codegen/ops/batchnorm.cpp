@@ -386,7 +386,7 @@ void bnBackParamsCpu(BackParamsFuncs& f, const KernelSpec& k) {
   for (Func p : f.perChannel) p.compute_root();
   Var c = channelTasks(f.out, f.which, k);
   if (f.laneWidth) {
-    laneSum(f.acc, f.r, f.laneWidth, f.laneHeight);
+    laneSum(f.acc, f.r, f.laneWidth, f.laneHeight, poolFolded(k));
     f.acc.compute_at(f.out, c);
   } else {
     f.dg.compute_at(f.out, c);
