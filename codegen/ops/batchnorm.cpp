@@ -430,9 +430,24 @@ BackDataFuncs bnBackDataAlgorithm(const KernelSpec& k) {
   return f;
 }
 
+// Behind a folded pool, x is split by the window and its phase unrolled, so each pixel's window
+// (X / kw, Y / kh) and place in it are its vector's index and constants, and the window's taps are
+// dense stride-kw vectors; vectors along x made every tap a gather. MiniVGG's step at batch 128:
+// its three such input gradients 1.86-1.87 -> 1.35-1.37 ms (AMD EPYC 26/2, profiled, alternating
+// runs). The arithmetic per element is the same: its step at batch 16 writes the same bytes.
 void bnBackDataCpu(BackDataFuncs& f, const KernelSpec& k) {
   Vars v;
   for (Func p : f.perChannel) p.compute_root();
+  if (poolFolded(k) && k.in.size() == 3 && !k.schedule.flat && k.schedule.task == 0) {
+    int kw = (int)k.attrs.kernel[1], kh = (int)k.attrs.kernel[0];
+    Var xo("xo"), tx("tx"), yo("yo"), ty("ty");
+    f.out.split(v.x, xo, tx, kw).split(v.y, yo, ty, kh).reorder(tx, xo, ty, yo, v.c, v.n).unroll(tx).unroll(ty);
+    int vec = rowVectorWidth(k.in[2] / kw, k.schedule.lanes);
+    if (vec > 1) f.out.vectorize(xo, vec, TailStrategy::GuardWithIf);
+    f.out.specialize(f.out.output_buffer().dim(3).extent() >= 8).parallel(v.n);
+    f.out.fuse(v.c, v.n, v.cn).parallel(v.cn);
+    return;
+  }
   if (k.in.size() == 3) scheduleSpatial(f.out, k, v);
   else scheduleFlat(f.out, k, v);
 }
