@@ -440,10 +440,7 @@ void bnBackDataCpu(BackDataFuncs& f, const KernelSpec& k) {
   for (Func p : f.perChannel) p.compute_root();
   if (poolFolded(k) && k.in.size() == 3 && !k.schedule.flat && k.schedule.task == 0) {
     int kw = (int)k.attrs.kernel[1], kh = (int)k.attrs.kernel[0];
-    Var xo("xo"), tx("tx"), yo("yo"), ty("ty");
-    f.out.split(v.x, xo, tx, kw).split(v.y, yo, ty, kh).reorder(tx, xo, ty, yo, v.c, v.n).unroll(tx).unroll(ty);
-    int vec = rowVectorWidth(k.in[2] / kw, k.schedule.lanes);
-    if (vec > 1) f.out.vectorize(xo, vec, TailStrategy::GuardWithIf);
+    splitByWindow(f.out, v, kw, kh, rowVectorWidth(k.in[2] / kw, k.schedule.lanes));
     f.out.specialize(f.out.output_buffer().dim(3).extent() >= 8).parallel(v.n);
     f.out.fuse(v.c, v.n, v.cn).parallel(v.cn);
     return;
@@ -550,10 +547,9 @@ void batchnormForward(TrainingBuilder& b, const Node& n) {
   bi.elemsPerImage = n.shape.size() == 3 ? n.shape[1] * n.shape[2] : 1;
   b.tp.bns.push_back(bi);
   b.call(b.spec(KernelKind::BNStats, in, {2, n.shape[0]}, n.attrs), {{"x", b.act(x)}}, b.cst(gr.stats), n.name + ".stats", n.id);
-  int relu = b.soleUser(n.id), pool = relu >= 0 && actOf(g.nodes[relu]).is("relu") ? b.soleUser(relu) : -1;
+  int u = b.soleUser(n.id), pool = u >= 0 && actOf(g.nodes[u]).is("relu") ? b.soleUser(u) : -1;
   bool folds = pool >= 0 && g.nodes[pool].op == OpKind::MaxPool && b.tilesItsInput(g.nodes[pool]);
   // Read only by an add of two tensors of this shape: the add makes the BNApply call (deferredApply).
-  int u = b.soleUser(n.id);
   bool intoAdd = false;
   if (u >= 0 && !b.done[u] && n.shape.size() == 3 && g.nodes[u].op == OpKind::Add && g.nodes[u].inputs.size() == 2) {
     const Node& add = g.nodes[u];

@@ -176,6 +176,15 @@ inline void scheduleSpatial(Func out, const KernelSpec& k, Vars& v) {
   out.fuse(v.c, v.n, v.cn).parallel(v.cn);
 }
 
+// Outputs whose pixels each read a window of a grid with strides sx, sy (a max pool's gradient, a BN
+// gradient behind a folded pool): x and y split by the strides, the phases unrolled and the window
+// index vectorised, so each pixel's windows are that index plus constants and their loads are dense.
+inline void splitByWindow(Func out, Vars& v, int sx, int sy, int vec) {
+  Var qx("qx"), qy("qy"), tx("tx"), ty("ty");
+  out.split(v.x, qx, tx, sx).split(v.y, qy, ty, sy).reorder(tx, qx, ty, qy, v.c, v.n).unroll(tx).unroll(ty);
+  if (vec > 1) out.vectorize(qx, vec, TailStrategy::GuardWithIf);
+}
+
 inline void scheduleFlat(Func out, const KernelSpec& k, Vars& v) {
   if (k.schedule.vec > 1) out.vectorize(v.f, k.schedule.vec);
   out.parallel(v.n);

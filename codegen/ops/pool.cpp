@@ -329,9 +329,7 @@ void maxPoolBackGatherCpu(GatherFuncs& f, const KernelSpec& k) {
   const Attrs& a = k.attrs;
   int sx = (int)a.stride[1], sy = (int)a.stride[0];
   int vec = rowVectorWidth(k.out[2] / sx, k.schedule.lanes), wvec = rowVectorWidth(k.in[2], k.schedule.lanes);
-  Var qx("qx"), qy("qy"), tx("tx"), ty("ty");
-  f.out.split(v.x, qx, tx, sx).split(v.y, qy, ty, sy).reorder(tx, qx, ty, qy, v.c, v.n).unroll(tx).unroll(ty);
-  if (vec > 1) f.out.vectorize(qx, vec, TailStrategy::GuardWithIf);
+  splitByWindow(f.out, v, sx, sy, vec);
   f.out.fuse(v.c, v.n, v.cn).parallel(v.cn);
   auto perPlane = [&](Func g, int gv) {
     g.compute_at(f.out, v.cn);
