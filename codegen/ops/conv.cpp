@@ -666,7 +666,8 @@ void scheduleWeightSource(WeightGradSources& s, const KernelSpec& k) {
 // B = 16 where rows hold 16 columns and vectors are 16 wide, 8 at 8; otherwise channel vectors
 // gathered from dy.
 void scheduleTranspose(WeightGradSources& s, Func at, VarOrRVar where, int vec, int Wo) {
-  if (where.is_rvar) s.dyT.compute_at(at, where.rvar);
+  if (!at.defined()) s.dyT.compute_root().parallel(s.dyT.args()[3]);  // every image's, in parallel
+  else if (where.is_rvar) s.dyT.compute_at(at, where.rvar);
   else s.dyT.compute_at(at, where.var);
   int B = vec >= 16 && Wo >= 16 ? 16 : vec >= 8 && Wo >= 8 ? 8 : 0;
   if (!B) {
@@ -907,6 +908,93 @@ void convBackWeightPerImageGpu(WeightFuncs& f, const KernelSpec& k) {
   gpuSchedule(f.out, k);
 }
 
+// Weight gradient of an ungrouped conv whose sums (dw, O x C x taps floats) pass 4 MiB, with blocks
+// of output channels as the parallel tasks instead of chunks of the batch. The algorithm:
+//  1. dy is transposed channels-innermost (dyT) and x padded (xpad) once for the whole batch, each
+//     in parallel over images.
+//  2. Each task owns T = vec x cv output channels and sums over every image, so no two tasks write
+//     one gradient and there are no partials to add up: its sums (T x C x taps floats, 590 KiB at
+//     512 channels) stay in L2, and it transposes them into PyTorch's layout itself.
+//  3. Within a task the images are taken in chunks of about kBlockPositions output positions; each
+//     register tile (the tiled forms' tile) sums over one chunk, then adds into the task's sums.
+// The chunked forms (batched, per image) gave each of 2 to 8 chunks of the batch a partial of all
+// O x C x taps sums, which streamed through memory twice (written, then read back for the sum and
+// transpose): a quarter of ResNet-18's 512-channel 7x7 weight gradient at batch 8 (perf). Measured
+// in the nets (AMD EPYC family 26 model 2, medians of 4 alternating profiled runs): ResNet-18's step
+// at batch 8, its 512 x 512 gradients (3 calls) 19.6-19.7 -> 15.2-15.6 ms, 256 -> 512 3.2-3.3 ->
+// 2.8-2.9 ms; U-Net's step at batch 8 on 1x96x96 1006 -> 750 ms: up1's first 103 -> 27 ms (sums of
+// 18.9 MiB), up2's first 145 -> 27 ms (4.7 MiB, 24x24: the per-image form ran it at 17% of the
+// FMA peak). Below 4 MiB the chunks stay ahead or level: ResNet-18's 64-channel 56x56 gradients
+// 21.2 -> 23.4 ms in this form, TinyResNet's 128- and 256-channel 8x8 and 4x4 ones at batch 128
+// 18.2 -> 20.6 and 20.2 -> 20.0 ms (its 2.4 MiB partials stay in the caches).
+// Images whose dyT outgrows L2 (weightRowBlock below Ho) keep the per-image form's row blocks.
+bool weightGradByBlock(const KernelSpec& k) {
+  return !k.schedule.gpu && numel(k.out) * 4 > 4 * kCacheBudget && weightRowBlock(k) == (int)k.extraIns[0][1];
+}
+
+// Step 3's chunks: 128 positions keep a task's dyT rows for one chunk (32 channels x 128 positions,
+// 16 KiB) in L1 beside the broadcast rows of x. All of ResNet-18's 7x7 batch at once (392
+// positions) was as fast there; TinyResNet's 8x8 layers at batch 128 were 4%, 6% and 15% slower
+// with 256, 512 and 1024 (measured with this form applied to them).
+constexpr int kBlockPositions = 128;
+
+WeightFuncs convBackWeightByBlock(const KernelSpec& k) {
+  const Attrs& a = k.attrs;
+  const Dims& dyd = k.extraIns[0];  // [O,Ho,Wo]
+  int Ho = (int)dyd[1], Wo = (int)dyd[2];
+  WeightFuncs f;
+  f.src = weightGradSources(k);
+  f.args = f.src.args;
+  Func dyT = f.src.dyT, xpad = f.src.xpad;
+  Var co = f.co, kx = f.kx, ky = f.ky, ci = f.ci;
+  Expr N = f.src.dy.dim(3).extent();
+  int per = std::max(1, kBlockPositions / (Ho * Wo));
+  Expr chunks = (N + per - 1) / per;
+  f.rq = RDom(0, Wo, 0, Ho, 0, per, "rq");
+  RDom& rq = f.rq;
+  Var u = f.u;
+  Expr img = u * per + rq.z;
+  rq.where(img < N);
+  img = min(img, N - 1);
+  f.acc(co, kx, ky, ci, u) = 0.0f;
+  f.acc(co, kx, ky, ci, u) += dyT(co, rq.x, rq.y, img) *
+      xpad(rq.x * f.src.sx + kx * (int)a.dilation[1], rq.y * f.src.sy + ky * (int)a.dilation[0], inputChannel(k, co, ci), img);
+  f.rn = RDom(0, chunks, "rc");
+  f.part(co, kx, ky, ci) = 0.0f;
+  f.part(co, kx, ky, ci) += f.acc(co, kx, ky, ci, f.rn.x);
+  f.out(kx, ky, ci, co) = f.part(co, kx, ky, ci);
+  return f;
+}
+
+void convBackWeightByBlockCpu(WeightFuncs& f, const KernelSpec& k) {
+  int Wo = (int)k.extraIns[0][2];
+  Var co = f.co, kx = f.kx, ky = f.ky, ci = f.ci;
+  RDom& rq = f.rq;
+  scheduleWeightSource(f.src, k);
+  BackWeightTile t = backWeightTile(k);
+  int T = t.vec * t.cv;
+  Var kxy("kxy"), fl("fl"), fo("fo"), fi("fi"), ob("ob"), oi("oi");
+  f.out.fuse(kx, ky, kxy).fuse(kxy, ci, fl)
+      .split(f.out.args()[3], ob, oi, T, TailStrategy::GuardWithIf)
+      .split(fl, fo, fi, 16, TailStrategy::GuardWithIf)
+      .reorder(fi, oi, fo, ob).vectorize(fi).parallel(ob);
+  Var coo("coo"), coi("coi"), kyo("kyo"), kyi("kyi"), cio("cio"), cii("cii"), cv_("cvv"), cl("cl");
+  f.part.compute_at(f.out, ob).vectorize(co, t.vec, TailStrategy::RoundUp);
+  f.part.update()
+      .split(co, coo, coi, T, TailStrategy::RoundUp)
+      .split(ky, kyo, kyi, t.kyt)
+      .split(ci, cio, cii, t.cit)
+      .vectorize(coi, t.vec)
+      .reorder(coi, kx, kyi, cii, kyo, cio, coo, f.rn.x);
+  f.acc.compute_at(f.part, kyo);
+  f.acc.split(co, cv_, cl, t.vec).vectorize(cl).unroll(cv_).unroll(kx).unroll(ky).unroll(ci);
+  f.acc.update().split(co, cv_, cl, t.vec).reorder(cl, cv_, kx, ky, ci, rq.x, rq.y, rq.z)
+      .vectorize(cl).unroll(cv_).unroll(kx).unroll(ky).unroll(ci);
+  scheduleTranspose(f.src, Func(), Var(), t.vec, Wo);
+  f.src.xpad.compute_root().parallel(f.src.xpad.args()[3]);
+  if (f.src.xpad.has_update_definition()) f.src.xpad.update().parallel(f.src.xpad.args()[3]);
+}
+
 }  // namespace
 
 bool chanVecTileFits(const KernelSpec& k, int64_t n, int t) {
@@ -980,6 +1068,7 @@ Lowered lowerConvBackData(const KernelSpec& k) {
 Lowered lowerConvBackWeight(const KernelSpec& k) {
   if (k.schedule.flat) return lowerConvBackWeightDepthwiseFlat(k);
   if (k.attrs.groups != 1 && (k.schedule.gpu || !groupedWeightVec(k, k.schedule.lanes))) return lowerWithSchedules(k, convBackWeightGrouped(k), convBackWeightGroupedCpu);
+  if (weightGradByBlock(k)) return lowerWithSchedules(k, convBackWeightByBlock(k), convBackWeightByBlockCpu);
   if (weightGradBatched(k)) return lowerWithSchedules(k, convBackWeightBatched(k), convBackWeightBatchedCpu);
   WeightFuncs f = convBackWeightPerImage(k);
   if (k.schedule.gpu) convBackWeightPerImageGpu(f, k);
