@@ -1,5 +1,6 @@
 // executor.cpp: see executor.h.
 #include "executor.h"
+#include "kernel_alloc.h"
 
 #include <unistd.h>
 
@@ -42,6 +43,7 @@ bool Executor::init(const Plan& p, const KernelEntry* table, int count, std::str
   const char* check = getenv("CNNC_CHECK_WRITES");
   checkWrites_ = check && *check && std::string(check) != "0";
   halide_set_error_handler(onHalideError);
+  installKernelAllocator();
   plan_ = &p;
   fns_.clear();
   for (const auto& k : p.kernels) {

@@ -12,4 +12,6 @@ int halide_device_release_crop(void*, halide_buffer_t*) { return -1; }
 int halide_device_sync(void*, halide_buffer_t*) { return -1; }
 int halide_device_malloc(void*, halide_buffer_t*, const halide_device_interface_t*) { return -1; }
 int halide_device_free(void*, halide_buffer_t*) { return -1; }
+halide_malloc_t halide_set_custom_malloc(halide_malloc_t) { return nullptr; }
+halide_free_t halide_set_custom_free(halide_free_t) { return nullptr; }
 }
