@@ -929,7 +929,9 @@ void convBackWeightPerImageGpu(WeightFuncs& f, const KernelSpec& k) {
 // 18.2 -> 20.6 and 20.2 -> 20.0 ms (its 2.4 MiB partials stay in the caches).
 // Images whose dyT outgrows L2 (weightRowBlock below Ho) keep the per-image form's row blocks.
 bool weightGradByBlock(const KernelSpec& k) {
-  return !k.schedule.gpu && numel(k.out) * 4 > 4 * kCacheBudget && weightRowBlock(k) == (int)k.extraIns[0][1];
+  BackWeightTile t = backWeightTile(k);
+  int64_t blockRows = (int64_t)t.vec * t.cv * k.extraIns[0][1] * k.extraIns[0][2] * 4;  // one image's dyT rows of a task
+  return !k.schedule.gpu && numel(k.out) * 4 > 4 * kCacheBudget && blockRows <= kCacheBudget / 4;
 }
 
 // Step 3's chunks: 128 positions keep a task's dyT rows for one chunk (32 channels x 128 positions,
