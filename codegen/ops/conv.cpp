@@ -908,7 +908,7 @@ void convBackWeightPerImageGpu(WeightFuncs& f, const KernelSpec& k) {
   gpuSchedule(f.out, k);
 }
 
-// Weight gradient of an ungrouped conv whose sums (dw, O x C x taps floats) pass 4 MiB, with blocks
+// Weight gradient of an ungrouped conv whose sums (dw, O x C x taps floats) pass 2 MiB, with blocks
 // of output channels as the parallel tasks instead of chunks of the batch. The algorithm:
 //  1. dy is transposed channels-innermost (dyT) and x padded (xpad) once for the whole batch, each
 //     in parallel over images.
@@ -922,16 +922,18 @@ void convBackWeightPerImageGpu(WeightFuncs& f, const KernelSpec& k) {
 // transpose): a quarter of ResNet-18's 512-channel 7x7 weight gradient at batch 8 (perf). Measured
 // in the nets (AMD EPYC family 26 model 2, medians of 4 alternating profiled runs): ResNet-18's step
 // at batch 8, its 512 x 512 gradients (3 calls) 19.6-19.7 -> 15.2-15.6 ms, 256 -> 512 3.2-3.3 ->
-// 2.8-2.9 ms; U-Net's step at batch 8 on 1x96x96 1006 -> 750 ms: up1's first 103 -> 27 ms (sums of
-// 18.9 MiB), up2's first 145 -> 27 ms (4.7 MiB, 24x24: the per-image form ran it at 17% of the
-// FMA peak). Below 4 MiB the chunks stay ahead or level: ResNet-18's 64-channel 56x56 gradients
-// 21.2 -> 23.4 ms in this form, TinyResNet's 128- and 256-channel 8x8 and 4x4 ones at batch 128
-// 18.2 -> 20.6 and 20.2 -> 20.0 ms (its 2.4 MiB partials stay in the caches).
-// Images whose dyT outgrows L2 (weightRowBlock below Ho) keep the per-image form's row blocks.
+// 2.8-2.9 ms, 256 x 256 (2.4 MiB of sums) 14.8 -> 13.9 ms; U-Net's step at batch 8 on 1x96x96 1006
+// -> 750 ms: up1's first 103 -> 27 ms (sums of 18.9 MiB), up2's first 145 -> 27 ms (4.7 MiB, 24x24:
+// the per-image form ran it at 17% of the FMA peak); VGG-11's at batch 8, its 28x28 512-channel
+// gradients 130 -> 77-81 and 65 -> 38-40 ms, the 56x56 256-channel one 133 -> 92 ms. Below 2 MiB the
+// chunks stay ahead or level: TinyResNet's 128 -> 256 gradient at 4x4 (1.2 MiB) at batch 128 3.65
+// -> 4.06 ms, its 8x8 ones 18.2 -> 20.6 ms, ResNet-18's 64-channel 56x56 ones 21.2 -> 23.4 ms.
+// Where one task's rows of an image's dyT pass 512 KiB (the stems' 112x112 planes: 1.6 MiB at 32
+// channels), the per-image form's row blocks stay.
 bool weightGradByBlock(const KernelSpec& k) {
   BackWeightTile t = backWeightTile(k);
   int64_t blockRows = (int64_t)t.vec * t.cv * k.extraIns[0][1] * k.extraIns[0][2] * 4;  // one image's dyT rows of a task
-  return !k.schedule.gpu && numel(k.out) * 4 > 4 * kCacheBudget && blockRows <= kCacheBudget / 4;
+  return !k.schedule.gpu && numel(k.out) * 4 > 2 * kCacheBudget && blockRows <= kCacheBudget / 2;
 }
 
 // Step 3's chunks: 128 positions keep a task's dyT rows for one chunk (32 channels x 128 positions,
