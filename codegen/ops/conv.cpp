@@ -713,12 +713,30 @@ struct WeightFuncs {
   WeightGradSources src;
   Func out{"conv_dw"}, sum{"convbw_sum"}, part{"convbw_part"}, acc{"convbw_acc"};
   RDom rp;   // per-image form: the output positions of one image
-  RDom rn;   // per-image form: the images, split into chunks by the schedule (rfactor)
-  RDom rq;   // batched form: the output positions of every image of a chunk
+  RDom rn;   // per-image form: the images, split into chunks by the schedule (rfactor); block form: the chunks
+  RDom rq;   // batched and block forms: the output positions of every image of a chunk
   Var co{"co"}, kx{"kx"}, ky{"ky"}, ci{"ci"}, u{"u"};
   Expr N;    // the batch
   std::vector<Argument> args;
 };
+
+// The register tile of the three tiled forms below. `tile`, a stage of `tiles` (the Func a tile's
+// sums are stored to), is cut into tiles of T = vec x cv output channels x kyt tap rows x cit input
+// channels, `outer` naming its loops outside them (outermost last); `acc`, one tile's sums over the
+// `positions` it reduces, lives in registers per tile: cv vectors x kw x kyt x cit, all unrolled.
+void scheduleWeightTile(Func tiles, Stage tile, Func acc, const BackWeightTile& t, const WeightFuncs& w, std::vector<VarOrRVar> outer,
+                        std::vector<VarOrRVar> positions) {
+  Var coo("coo"), coi("coi"), kyo("kyo"), kyi("kyi"), cio("cio"), cii("cii"), cv_("cvv"), cl("cl");
+  tile.split(w.co, coo, coi, t.vec * t.cv, TailStrategy::RoundUp).split(w.ky, kyo, kyi, t.kyt).split(w.ci, cio, cii, t.cit).vectorize(coi, t.vec);
+  std::vector<VarOrRVar> order{coi, w.kx, kyi, cii, kyo, cio, coo};
+  order.insert(order.end(), outer.begin(), outer.end());
+  tile.reorder(order);
+  acc.compute_at(tiles, kyo);
+  acc.split(w.co, cv_, cl, t.vec).vectorize(cl).unroll(cv_).unroll(w.kx).unroll(w.ky).unroll(w.ci);
+  std::vector<VarOrRVar> inner{cl, cv_, w.kx, w.ky, w.ci};
+  inner.insert(inner.end(), positions.begin(), positions.end());
+  acc.update().split(w.co, cv_, cl, t.vec).reorder(inner).vectorize(cl).unroll(cv_).unroll(w.kx).unroll(w.ky).unroll(w.ci);
+}
 
 // Weight gradient of an ungrouped conv with small outputs (Ho x Wo <= 64: TinyResNet's 8x8 and 4x4
 // layers). The per-image form below adds each register tile into its chunk's partial after only
@@ -773,27 +791,17 @@ WeightFuncs convBackWeightBatched(const KernelSpec& k) {
 
 void convBackWeightBatchedCpu(WeightFuncs& f, const KernelSpec& k) {
   int Wo = (int)k.extraIns[0][2];
-  Var co = f.co, kx = f.kx, ky = f.ky, ci = f.ci, u = f.u;
+  Var u = f.u;
   RDom& rq = f.rq;
   scheduleWeightSource(f.src, k);
   BackWeightTile t = backWeightTile(k);
-  Var coo("coo"), coi("coi"), kyo("kyo"), kyi("kyi"), cio("cio"), cii("cii"), cv_("cvv"), cl("cl");
-  f.part.compute_root()
-      .split(co, coo, coi, t.vec * t.cv, TailStrategy::RoundUp)
-      .split(ky, kyo, kyi, t.kyt)
-      .split(ci, cio, cii, t.cit)
-      .vectorize(coi, t.vec)
-      .parallel(u);
+  f.part.compute_root().parallel(u);
   // Blocks of output channels outermost: a block's dyT rows (T channels x the chunk's positions,
   // 25 KiB for ResNet-18's 7x7 layers at batch 8) stay in L1 over all input channels, where with
   // the input channels outermost each one streamed the whole chunk's dyT (400 KiB) from L2 again.
   // ResNet-18's 512-channel weight gradients at batch 8: 19.0-19.8 -> 18.5-18.8 ms (AMD EPYC 26/2,
   // profiled, alternating); TinyResNet's at batch 128 unchanged.
-  f.part.reorder(coi, kx, kyi, cii, kyo, cio, coo, u);
-  f.acc.compute_at(f.part, kyo);
-  f.acc.split(co, cv_, cl, t.vec).vectorize(cl).unroll(cv_).unroll(kx).unroll(ky).unroll(ci);
-  f.acc.update().split(co, cv_, cl, t.vec).reorder(cl, cv_, kx, ky, ci, rq.x, rq.y, rq.z)
-      .vectorize(cl).unroll(cv_).unroll(kx).unroll(ky).unroll(ci);
+  scheduleWeightTile(f.part, f.part, f.acc, t, f, {u}, {rq.x, rq.y, rq.z});
   scheduleTranspose(f.src, f.part, u, t.vec, Wo);
   f.src.xpad.compute_at(f.part, u);
   scheduleWeightOut(f.out, f.sum, t.vec);
@@ -868,27 +876,16 @@ Func chunkImages(WeightFuncs& f, RVar& ni) {
 
 void convBackWeightPerImageCpu(WeightFuncs& f, const KernelSpec& k) {
   int Wo = (int)k.extraIns[0][2];
-  Var co = f.co, kx = f.kx, ky = f.ky, ci = f.ci, u = f.u;
+  Var co = f.co, ci = f.ci, u = f.u;
   RDom& rp = f.rp;
   scheduleWeightSource(f.src, k);
   BackWeightTile t = backWeightTile(k);
-  int vec = t.vec, cv = t.cv, kyt = t.kyt, cit = t.cit;
-  int T = vec * cv;
+  int vec = t.vec;
   RVar ni("ni");
   Func chunk = chunkImages(f, ni);
-  Var coo("coo"), coi("coi"), kyo("kyo"), kyi("kyi"), cio("cio"), cii("cii"), cv_("cvv"), cl("cl");
   chunk.compute_root().vectorize(co, vec, TailStrategy::RoundUp);
-  chunk.update()
-      .split(co, coo, coi, T, TailStrategy::RoundUp)
-      .split(ky, kyo, kyi, kyt)
-      .split(ci, cio, cii, cit)
-      .reorder(coi, kx, kyi, cii, kyo, cio, coo, f.rn.x, ni, u)
-      .vectorize(coi, vec)
-      .parallel(u);
-  f.part.compute_at(chunk, kyo);
-  f.part.split(co, cv_, cl, vec).vectorize(cl).unroll(cv_).unroll(kx).unroll(ky).unroll(ci);
-  f.part.update().split(co, cv_, cl, vec).reorder(cl, cv_, kx, ky, ci, rp.x, rp.y)
-      .vectorize(cl).unroll(cv_).unroll(kx).unroll(ky).unroll(ci);
+  chunk.update().parallel(u);
+  scheduleWeightTile(chunk, chunk.update(), f.part, t, f, {f.rn.x, ni, u}, {rp.x, rp.y});
   scheduleTranspose(f.src, chunk, ni, vec, Wo);
   f.src.xpad.compute_at(chunk, ni);
   // The chunks' partials summed in parallel over input channels (serial, this sum of 8 partials of
@@ -982,18 +979,8 @@ void convBackWeightByBlockCpu(WeightFuncs& f, const KernelSpec& k) {
       .split(f.out.args()[3], ob, oi, T, TailStrategy::GuardWithIf)
       .split(fl, fo, fi, 16, TailStrategy::GuardWithIf)
       .reorder(fi, oi, fo, ob).vectorize(fi).parallel(ob);
-  Var coo("coo"), coi("coi"), kyo("kyo"), kyi("kyi"), cio("cio"), cii("cii"), cv_("cvv"), cl("cl");
   f.part.compute_at(f.out, ob).vectorize(co, t.vec, TailStrategy::RoundUp);
-  f.part.update()
-      .split(co, coo, coi, T, TailStrategy::RoundUp)
-      .split(ky, kyo, kyi, t.kyt)
-      .split(ci, cio, cii, t.cit)
-      .vectorize(coi, t.vec)
-      .reorder(coi, kx, kyi, cii, kyo, cio, coo, f.rn.x);
-  f.acc.compute_at(f.part, kyo);
-  f.acc.split(co, cv_, cl, t.vec).vectorize(cl).unroll(cv_).unroll(kx).unroll(ky).unroll(ci);
-  f.acc.update().split(co, cv_, cl, t.vec).reorder(cl, cv_, kx, ky, ci, rq.x, rq.y, rq.z)
-      .vectorize(cl).unroll(cv_).unroll(kx).unroll(ky).unroll(ci);
+  scheduleWeightTile(f.part, f.part.update(), f.acc, t, f, {f.rn.x}, {rq.x, rq.y, rq.z});
   scheduleTranspose(f.src, Func(), Var(), t.vec, Wo);
   f.src.xpad.compute_root().parallel(f.src.xpad.args()[3]);
   if (f.src.xpad.has_update_definition()) f.src.xpad.update().parallel(f.src.xpad.args()[3]);
