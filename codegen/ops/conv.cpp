@@ -720,6 +720,22 @@ struct WeightFuncs {
   std::vector<Argument> args;
 };
 
+// A WeightFuncs with its sources (dyT, xpad) and its arguments.
+WeightFuncs weightFuncs(const KernelSpec& k) {
+  WeightFuncs f;
+  f.src = weightGradSources(k);
+  f.args = f.src.args;
+  return f;
+}
+
+// What a tile sums: dy at output position (ox, oy) of image `img` times the input pixel under the
+// tap (kx, ky) of that position.
+Expr tapProduct(const WeightFuncs& f, const KernelSpec& k, Expr ox, Expr oy, Expr img) {
+  const Attrs& a = k.attrs;
+  return f.src.dyT(f.co, ox, oy, img) *
+         f.src.xpad(ox * f.src.sx + f.kx * (int)a.dilation[1], oy * f.src.sy + f.ky * (int)a.dilation[0], inputChannel(k, f.co, f.ci), img);
+}
+
 // The register tile of the three tiled forms below. `tile`, a stage of `tiles` (the Func a tile's
 // sums are stored to), is cut into tiles of T = vec x cv output channels x kyt tap rows x cit input
 // channels, `outer` naming its loops outside them (outermost last); `acc`, one tile's sums over the
@@ -759,13 +775,8 @@ bool weightGradBatched(const KernelSpec& k) {
 }
 
 WeightFuncs convBackWeightBatched(const KernelSpec& k) {
-  const Attrs& a = k.attrs;
-  const Dims& dyd = k.extraIns[0];  // [O,Ho,Wo]
-  int Ho = (int)dyd[1], Wo = (int)dyd[2];
-  WeightFuncs f;
-  f.src = weightGradSources(k);
-  f.args = f.src.args;
-  Func dyT = f.src.dyT, xpad = f.src.xpad;
+  int Ho = (int)k.extraIns[0][1], Wo = (int)k.extraIns[0][2];  // dy [O,Ho,Wo]
+  WeightFuncs f = weightFuncs(k);
   Var co = f.co, kx = f.kx, ky = f.ky, ci = f.ci, u = f.u;
   // At least 16 images per chunk, 2 to 8 chunks: each chunk's partial is O x C x taps floats,
   // 9.4 MiB for ResNet-18's 512-channel layers, and 8 chunks of one image each at batch 8 spent
@@ -779,8 +790,7 @@ WeightFuncs convBackWeightBatched(const KernelSpec& k) {
   rq.where(img < N);
   img = min(img, N - 1);  // the same image; bounds inference cannot see the where clause
   f.acc(co, kx, ky, ci, u) = 0.0f;
-  f.acc(co, kx, ky, ci, u) += dyT(co, rq.x, rq.y, img) *
-      xpad(rq.x * f.src.sx + kx * (int)a.dilation[1], rq.y * f.src.sy + ky * (int)a.dilation[0], inputChannel(k, co, ci), img);
+  f.acc(co, kx, ky, ci, u) += tapProduct(f, k, rq.x, rq.y, img);
   f.part(co, kx, ky, ci, u) = f.acc(co, kx, ky, ci, u);
   RDom ru(0, chunks, "ru");
   f.sum(co, kx, ky, ci) = 0.0f;
@@ -842,13 +852,8 @@ int weightRowBlock(const KernelSpec& k) {
 }
 
 WeightFuncs convBackWeightPerImage(const KernelSpec& k) {
-  const Attrs& a = k.attrs;
-  const Dims& dyd = k.extraIns[0];  // [O,Ho,Wo]
-  int Ho = (int)dyd[1], Wo = (int)dyd[2];
-  WeightFuncs f;
-  f.src = weightGradSources(k);
-  f.args = f.src.args;
-  Func dyT = f.src.dyT, xpad = f.src.xpad;
+  int Ho = (int)k.extraIns[0][1], Wo = (int)k.extraIns[0][2];  // dy [O,Ho,Wo]
+  WeightFuncs f = weightFuncs(k);
   Var co = f.co, kx = f.kx, ky = f.ky, ci = f.ci;
   Var n("n"), b("b");
   int R = weightRowBlock(k);
@@ -856,8 +861,7 @@ WeightFuncs convBackWeightPerImage(const KernelSpec& k) {
   RDom& rp = f.rp;
   Expr oy = b * R + rp.y;
   f.part(co, kx, ky, ci, b, n) = 0.0f;
-  f.part(co, kx, ky, ci, b, n) += dyT(co, rp.x, oy, n) *
-      xpad(rp.x * f.src.sx + kx * (int)a.dilation[1], oy * f.src.sy + ky * (int)a.dilation[0], inputChannel(k, co, ci), n);
+  f.part(co, kx, ky, ci, b, n) += tapProduct(f, k, rp.x, oy, n);
   f.N = f.src.dy.dim(3).extent();
   f.rn = RDom(0, Ho / R, 0, f.N, "rn");  // (block of rows, image)
   f.sum(co, kx, ky, ci) = 0.0f;
@@ -940,13 +944,8 @@ bool weightGradByBlock(const KernelSpec& k) {
 constexpr int kBlockPositions = 128;
 
 WeightFuncs convBackWeightByBlock(const KernelSpec& k) {
-  const Attrs& a = k.attrs;
-  const Dims& dyd = k.extraIns[0];  // [O,Ho,Wo]
-  int Ho = (int)dyd[1], Wo = (int)dyd[2];
-  WeightFuncs f;
-  f.src = weightGradSources(k);
-  f.args = f.src.args;
-  Func dyT = f.src.dyT, xpad = f.src.xpad;
+  int Ho = (int)k.extraIns[0][1], Wo = (int)k.extraIns[0][2];  // dy [O,Ho,Wo]
+  WeightFuncs f = weightFuncs(k);
   Var co = f.co, kx = f.kx, ky = f.ky, ci = f.ci;
   Expr N = f.src.dy.dim(3).extent();
   int per = std::max(1, kBlockPositions / (Ho * Wo));
@@ -958,8 +957,7 @@ WeightFuncs convBackWeightByBlock(const KernelSpec& k) {
   rq.where(img < N);
   img = min(img, N - 1);
   f.acc(co, kx, ky, ci, u) = 0.0f;
-  f.acc(co, kx, ky, ci, u) += dyT(co, rq.x, rq.y, img) *
-      xpad(rq.x * f.src.sx + kx * (int)a.dilation[1], rq.y * f.src.sy + ky * (int)a.dilation[0], inputChannel(k, co, ci), img);
+  f.acc(co, kx, ky, ci, u) += tapProduct(f, k, rq.x, rq.y, img);
   f.rn = RDom(0, chunks, "rc");
   f.part(co, kx, ky, ci) = 0.0f;
   f.part(co, kx, ky, ci) += f.acc(co, kx, ky, ci, f.rn.x);
