@@ -441,8 +441,7 @@ void bnBackDataCpu(BackDataFuncs& f, const KernelSpec& k) {
   if (poolFolded(k) && k.in.size() == 3 && !k.schedule.flat && k.schedule.task == 0) {
     int kw = (int)k.attrs.kernel[1], kh = (int)k.attrs.kernel[0];
     splitByWindow(f.out, v, kw, kh, rowVectorWidth(k.in[2] / kw, k.schedule.lanes));
-    f.out.specialize(f.out.output_buffer().dim(3).extent() >= 8).parallel(v.n);
-    f.out.fuse(v.c, v.n, v.cn).parallel(v.cn);
+    parallelOverPlanes(f.out, v);
     return;
   }
   if (k.in.size() == 3) scheduleSpatial(f.out, k, v);

@@ -151,9 +151,14 @@ inline std::vector<Expr> broadcastIndex(const Dims& d, const Dims& out, const st
   return broadcastIndex(d, out, std::vector<Expr>(idx.begin(), idx.end()));
 }
 
-// Spatial outputs: parallel over (channel, batch), vectorised along the row.
-// At batch 8 and above the tasks are whole images: one task per (channel, image) plane was 4096
-// tasks of 4 KiB for MiniVGG's first block, and the per-task cost outweighed the work.
+// Parallel over (channel, image) planes, and at batch 8 and above over whole images: one task per
+// plane was 4096 tasks of 4 KiB for MiniVGG's first block, and the per-task cost outweighed the work.
+inline void parallelOverPlanes(Func out, Vars& v) {
+  out.specialize(out.output_buffer().dim(3).extent() >= 8).parallel(v.n);
+  out.fuse(v.c, v.n, v.cn).parallel(v.cn);
+}
+
+// Spatial outputs: parallel over (channel, batch) as parallelOverPlanes, vectorised along the row.
 // Two choices are the tuner's (tune.cpp, spatialTunable): Schedule::flat 1 vectorises the plane as
 // one row of H x W pixels (rows of 7 or 14 fill 4- or 8-wide vectors, each ending in a tail); and
 // Schedule::task > 0 makes each parallel task `task` channels of one image, at any batch. Both are
@@ -172,17 +177,18 @@ inline void scheduleSpatial(Func out, const KernelSpec& k, Vars& v) {
     out.split(v.c, co, ci, s.task).fuse(co, v.n, v.cn).parallel(v.cn);
     return;
   }
-  out.specialize(out.output_buffer().dim(3).extent() >= 8).parallel(v.n);
-  out.fuse(v.c, v.n, v.cn).parallel(v.cn);
+  parallelOverPlanes(out, v);
 }
 
 // Outputs whose pixels each read a window of a grid with strides sx, sy (a max pool's gradient, a BN
 // gradient behind a folded pool): x and y split by the strides, the phases unrolled and the window
 // index vectorised, so each pixel's windows are that index plus constants and their loads are dense.
-inline void splitByWindow(Func out, Vars& v, int sx, int sy, int vec) {
+// Returns the loop over rows of windows.
+inline Var splitByWindow(Func out, Vars& v, int sx, int sy, int vec) {
   Var qx("qx"), qy("qy"), tx("tx"), ty("ty");
   out.split(v.x, qx, tx, sx).split(v.y, qy, ty, sy).reorder(tx, qx, ty, qy, v.c, v.n).unroll(tx).unroll(ty);
   if (vec > 1) out.vectorize(qx, vec, TailStrategy::GuardWithIf);
+  return qy;
 }
 
 inline void scheduleFlat(Func out, const KernelSpec& k, Vars& v) {

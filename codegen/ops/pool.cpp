@@ -206,14 +206,11 @@ void maxPoolBackTiledCpu(PoolFuncs& f, const KernelSpec& k) {
   Vars v;
   int kw = (int)k.attrs.kernel[1], kh = (int)k.attrs.kernel[0];
   int64_t Wo = k.in[2];
-  Var qx("qx"), qy("qy"), tx("tx"), ty("ty");
-  f.out.split(v.x, qx, tx, kw).split(v.y, qy, ty, kh).reorder(tx, qx, ty, qy, v.c, v.n).unroll(tx).unroll(ty);
   int vec = Wo >= 16 ? 16 : Wo >= 8 ? 8 : Wo >= 4 ? 4 : 1;
-  if (vec > 1) f.out.vectorize(qx, vec, TailStrategy::GuardWithIf);
+  Var qy = splitByWindow(f.out, v, kw, kh, vec);
   f.am.compute_at(f.out, qy);
   if (vec > 1) f.am.vectorize(f.am.args()[0], vec, TailStrategy::GuardWithIf);
-  f.out.specialize(f.out.output_buffer().dim(3).extent() >= 8).parallel(v.n);
-  f.out.fuse(v.c, v.n, v.cn).parallel(v.cn);
+  parallelOverPlanes(f.out, v);
 }
 
 // Max pools whose windows overlap or have padding (ResNet's 3x3 stride-2 stem pool, GoogLeNet's,
