@@ -45,6 +45,7 @@ TEST(KernelAlloc, FreedBigBlocksAreReusedForTheSameSize) {
 
 TEST(KernelAlloc, KeepsAtMostItsBound) {
   // Blocks freed past the bound go back to the system instead of the cache.
+  size_t before = kernelCachedBytes();
   size_t n = kKernelCacheBytes / 2 + kBigBlock;
   void* a = kernelMalloc(nullptr, n);
   void* b = kernelMalloc(nullptr, n);
@@ -53,7 +54,11 @@ TEST(KernelAlloc, KeepsAtMostItsBound) {
   kernelFree(nullptr, a);
   kernelFree(nullptr, b);
   EXPECT_LE(kernelCachedBytes(), kKernelCacheBytes);
-  void* c = kernelMalloc(nullptr, n);  // takes the one kept; the other was released
+  EXPECT_GE(kernelCachedBytes() - before, n);  // the first one kept, the second released
+  EXPECT_LT(kernelCachedBytes() - before, 2 * n);
+  void* c = kernelMalloc(nullptr, n);  // takes the one kept
+  EXPECT_EQ(c, a);
+  EXPECT_EQ(kernelCachedBytes(), before);
   void* d = kernelMalloc(nullptr, n);
   kernelFree(nullptr, c);
   kernelFree(nullptr, d);
