@@ -763,15 +763,23 @@ void scheduleWeightTile(Func tiles, Stage tile, Func acc, const BackWeightTile& 
 //  3. Each register tile (the same tiles as the per-image form) sums over the positions of every
 //     image of the chunk, then is stored into the chunk's partial once.
 //  4. The partials are summed in chunk order, so the result does not depend on the thread count.
-// Also up to 256 positions where the sums of a chunk (O x C x taps floats) outgrow 1 MiB: per image,
-// the per-image form reloads and stores every tile's sums from L3 after only Ho x Wo positions.
-// U-Net's up1 (1024 -> 512 at 12x12, 18.9 MiB of sums) ran at 24 GFLOP/s that way. Measured in
-// U-Net's step at batch 8 on 1x96x96 (Intel 6/207): its 12x12 weight gradients 2-2.4x faster in
-// this form (up1's first: 133-180 -> 82-89 ms), its 24x24 ones (576 positions, 1.2-4.7 MiB of
-// sums) 1.3-2.6x slower.
+// Also up to 256 positions (16x16 planes and smaller) on CPUs, whatever the sums' size: per image,
+// the per-image form loads and stores every tile's sums after only Ho x Wo positions, and makes a
+// transposed dy and a padded x per image where this form makes them once per chunk. Measured in the
+// nets' steps (AMD EPYC family 26 model 2, medians of 4-6 alternating profiled runs): TinyResNet at
+// batch 128, its 64-channel 16x16 gradients 26.3 -> 20.8 ms (3 calls) and the strided 32 -> 64 one
+// 5.4 -> 4.5 ms; ResNet-50 at batch 8, layer3's 1x1 gradients (14x14, 256 <-> 1024) 30.3 -> 20.4 and
+// 22.7 -> 14.5 ms; ResNet-18's 14x14 1x1 downsample 0.75 -> 0.50 ms; MiniVGG's 16x16 gradients at
+// batch 128 7.6 -> 6.5 and 4.3 -> 3.4 ms. Past 256 positions it does not pay: TinyResNet's 32x32
+// gradients 27.0 -> 28.8 ms, and at 28x28 ResNet-50's and ResNet-18's 1x1 and strided gradients at
+// batch 8 went 5-15% either way. Past 1 MiB of sums the per-image form also reloads every tile's
+// sums from L3: U-Net's up1 (1024 -> 512 at 12x12, 18.9 MiB of sums) ran at 24 GFLOP/s that way;
+// in its step at batch 8 on 1x96x96 (Intel 6/207) its 12x12 weight gradients were 2-2.4x faster in
+// this form (up1's first: 133-180 -> 82-89 ms). A GPU keeps the per-image form below 1 MiB of sums
+// (not measured on one yet).
 bool weightGradBatched(const KernelSpec& k) {
   int64_t HWo = k.extraIns[0][1] * k.extraIns[0][2];
-  return HWo <= 64 || (numel(k.out) * 4 > kCacheBudget && HWo <= 256);  // k.out: dw, the sums' shape
+  return HWo <= 64 || (HWo <= 256 && (!k.schedule.gpu || numel(k.out) * 4 > kCacheBudget));  // k.out: dw, the sums' shape
 }
 
 WeightFuncs convBackWeightBatched(const KernelSpec& k) {
