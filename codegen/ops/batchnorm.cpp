@@ -65,18 +65,23 @@ void affineCpu(AffineFuncs& f, const KernelSpec& k) {
 // channel per task, ResNet-18's 7x7 and 14x14 statistics and dgamma/dbeta (256-512 channels of
 // 392-1568 values at batch 8) paid the thread pool's per-task cost about as often as they summed a
 // plane: those two kinds took 15.6-16.4 ms of its step, 10.8-14.0 ms in tasks of 8 (AMD EPYC 26/2,
-// profiled, three alternating runs). Each channel's sums are unchanged. Returns the channel loop.
-Var channelTasks(Func out, Var which, const KernelSpec& k) {
+// profiled, three alternating runs). Each channel's sums are unchanged. Returns the channel loop;
+// `task` (if given) is set to the task loop and `T` to its channels.
+Var channelTasks(Func out, Var which, const KernelSpec& k, Var* task = nullptr, int* T = nullptr) {
   Vars v;
   Var co("co"), ci("ci");
   out.reorder(which, v.c).bound(which, 0, 2).unroll(which);
   int C = (int)k.in[0];
-  for (int T : {8, 4, 2})
-    if (C % T == 0 && C >= 2 * T) {
-      out.split(v.c, co, ci, T).parallel(co);
+  for (int t : {8, 4, 2})
+    if (C % t == 0 && C >= 2 * t) {
+      out.split(v.c, co, ci, t).parallel(co);
+      if (task) *task = co;
+      if (T) *T = t;
       return ci;
     }
   out.parallel(v.c);
+  if (task) *task = v.c;
+  if (T) *T = 1;
   return v.c;
 }
 
@@ -84,6 +89,8 @@ Var channelTasks(Func out, Var which, const KernelSpec& k) {
 
 struct StatsFuncs {
   Func out{"bn_stats"}, mean{"bn_mean"}, var{"bn_var"};
+  Func s1{"bn_sum64"}, s2{"bn_sqsum64"};  // CPU, image inputs: mean's and var's sums in float64, over rs
+  RDom rs;
   Func lsum, lsq;  // large batches: the same sums, written to run in vector lanes (CPU only)
   RDom r;
   Expr large;
@@ -94,13 +101,13 @@ struct StatsFuncs {
 // Large batches (8192 or more values per channel) sum in vector lanes (laneSum): the scalar sums
 // wait on each add, and took 6.7 ms of MiniVGG's step at batch 128 for 0.23 GB read (its 8x8
 // layers, 8192 values, 0.60 -> 0.30 ms each; 2-core Xeon, Sapphire Rapids class, bench/run.py).
-// Small ones keep the scalar order: there the statistics of ResNet-50's 4x4 layers are
-// ill-conditioned enough that any other rounding moved its step-parity gradients past their bounds
-// (issue 5's notes). Tried in stop 43 and dropped for the same reason: lanes from 256 values, and
-// the 8 channels of a task summed side by side (unrolled; LLVM then contracts or reorders the adds
-// differently), each failed the step tests of ResNet-50/101 or GoogLeNet at batch 2, and so did
-// strict_float sums. On a GPU the two-pass sums are reduced across thread blocks (gpu.cpp): lane
-// sums would only add work.
+// Small ones sum in float64, a task's channels side by side (bnStatsCpu). Any change to these sums'
+// rounding used to fail step-parity tests (lanes from 256 values and float32 sums side by side in
+// stops 43 and 46: ResNet-50/101, GoogLeNet, MobileNetV2, DenseNet-121 at batch 2), because their
+// draws hold ReLU inputs within float32 rounding of zero that the new rounding put on the other side
+// of float64's; the step tests' reference now takes cnnc's own decision for such elements
+// (tests/torch/step_parity.py, EdgeDecisions). On a GPU the two-pass sums are reduced across thread
+// blocks (gpu.cpp): lane sums would only add work.
 bool statsInLanes(const KernelSpec& k) { return k.in.size() == 3 && !k.schedule.gpu; }
 
 StatsFuncs bnStatsForward(const KernelSpec& k) {
@@ -112,7 +119,18 @@ StatsFuncs bnStatsForward(const KernelSpec& k) {
   f.args = p.args();
   Expr M = elemsPerChannel(x, d);
   Var which = f.which;
-  if (d.size() == 3) {
+  if (d.size() == 3 && !k.schedule.gpu) {
+    f.rs = RDom(0, (int)d[2], 0, (int)d[1], 0, x.dim(3).extent(), "r");
+    RDom& r = f.rs;
+    Expr M64 = cast<double>(M);
+    f.s1(v.c) = cast<double>(0.0f);
+    f.s1(v.c) += cast<double>(x(r.x, r.y, v.c, r.z));
+    Expr dv = cast<double>(x(r.x, r.y, v.c, r.z)) - f.s1(v.c) / M64;
+    f.s2(v.c) = cast<double>(0.0f);
+    f.s2(v.c) += dv * dv;
+    f.mean(v.c) = cast<float>(f.s1(v.c) / M64);
+    f.var(v.c) = cast<float>(f.s2(v.c) / M64);
+  } else if (d.size() == 3) {
     RDom r(0, (int)d[2], 0, (int)d[1], 0, x.dim(3).extent(), "r");
     f.mean(v.c) = sum(x(r.x, r.y, v.c, r.z)) / M;
     Expr dv = x(r.x, r.y, v.c, r.z) - f.mean(v.c);
@@ -141,10 +159,29 @@ StatsFuncs bnStatsForward(const KernelSpec& k) {
   return f;
 }
 
+// Small batches' sums (below `large`) run in float64, the channels of a task side by side in vector
+// lanes: lane c adds channel c's values in order. One channel at a time, each add waited on the one
+// before: ResNet-18's 28x28 to 7x7 statistics at batch 8 ran at 9-12% of the memory rate, 6.8 ms of
+// its step; side by side 3.5 ms (AMD EPYC 26/2, profiled, stop 46). In float64 the means are 4-60x
+// closer to the float64 reference than the float32 sums were, and rounded once to float32.
 void bnStatsCpu(StatsFuncs& f, const KernelSpec& k) {
-  Var c = channelTasks(f.out, f.which, k);
-  f.mean.compute_at(f.out, c);
-  f.var.compute_at(f.out, c);
+  Var task;
+  int T = 1;
+  Var c = channelTasks(f.out, f.which, k, &task, &T);
+  if (k.in.size() == 3) {
+    Vars v;
+    for (Func g : {f.s1, f.s2}) {
+      g.compute_at(f.out, task);
+      g.update().reorder(v.c, f.rs.x, f.rs.y, f.rs.z);
+      if (T > 1) g.vectorize(v.c, T), g.update().vectorize(v.c, T);
+    }
+    f.mean.compute_at(f.out, task);
+    f.var.compute_at(f.out, task);
+    if (T > 1) f.mean.vectorize(v.c, T), f.var.vectorize(v.c, T);
+  } else {
+    f.mean.compute_at(f.out, c);
+    f.var.compute_at(f.out, c);
+  }
   if (statsInLanes(k)) {
     f.lsum.compute_at(f.out, c);
     f.lsq.compute_at(f.out, c);
