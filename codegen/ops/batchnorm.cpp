@@ -89,10 +89,9 @@ Var channelTasks(Func out, Var which, const KernelSpec& k, Var* task = nullptr, 
 
 struct StatsFuncs {
   Func out{"bn_stats"}, mean{"bn_mean"}, var{"bn_var"};
-  Func s1{"bn_sum64"}, s2{"bn_sqsum64"};  // CPU, image inputs: mean's and var's sums in float64, over rs
-  RDom rs;
-  Func lsum, lsq;  // large batches: the same sums, written to run in vector lanes (CPU only)
-  RDom r;
+  Func s1{"bn_sum64"}, s2{"bn_sqsum64"};  // statsInLanes: mean's and var's sums in float64, over r
+  Func lsum, lsq;  // statsInLanes, large batches: the same sums in float32, in vector lanes
+  RDom r;          // statsInLanes: every value of a channel
   Expr large;
   Var which{"which"};
   std::vector<Argument> args;
@@ -119,9 +118,9 @@ StatsFuncs bnStatsForward(const KernelSpec& k) {
   f.args = p.args();
   Expr M = elemsPerChannel(x, d);
   Var which = f.which;
-  if (d.size() == 3 && !k.schedule.gpu) {
-    f.rs = RDom(0, (int)d[2], 0, (int)d[1], 0, x.dim(3).extent(), "r");
-    RDom& r = f.rs;
+  if (statsInLanes(k)) {
+    f.r = RDom(0, (int)d[2], 0, (int)d[1], 0, x.dim(3).extent(), "r");
+    RDom& r = f.r;
     Expr M64 = cast<double>(M);
     f.s1(v.c) = cast<double>(0.0f);
     f.s1(v.c) += cast<double>(x(r.x, r.y, v.c, r.z));
@@ -142,7 +141,6 @@ StatsFuncs bnStatsForward(const KernelSpec& k) {
     f.var(v.c) = sum(dv * dv) / M;
   }
   if (statsInLanes(k)) {
-    f.r = RDom(0, (int)d[2], 0, (int)d[1], 0, x.dim(3).extent(), "r");
     RDom& r = f.r;
     f.lsum = Func("bn_sum_lanes");
     f.lsq = Func("bn_sq_lanes");
@@ -168,27 +166,25 @@ void bnStatsCpu(StatsFuncs& f, const KernelSpec& k) {
   Var task;
   int T = 1;
   Var c = channelTasks(f.out, f.which, k, &task, &T);
-  if (k.in.size() == 3) {
-    Vars v;
-    for (Func g : {f.s1, f.s2}) {
-      g.compute_at(f.out, task);
-      g.update().reorder(v.c, f.rs.x, f.rs.y, f.rs.z);
-      if (T > 1) g.vectorize(v.c, T), g.update().vectorize(v.c, T);
-    }
-    f.mean.compute_at(f.out, task);
-    f.var.compute_at(f.out, task);
-    if (T > 1) f.mean.vectorize(v.c, T), f.var.vectorize(v.c, T);
-  } else {
+  if (!statsInLanes(k)) {
     f.mean.compute_at(f.out, c);
     f.var.compute_at(f.out, c);
+    return;
   }
-  if (statsInLanes(k)) {
-    f.lsum.compute_at(f.out, c);
-    f.lsq.compute_at(f.out, c);
-    laneSum(f.lsum, f.r, (int)k.in[2], (int)k.in[1]);
-    laneSum(f.lsq, f.r, (int)k.in[2], (int)k.in[1]);
+  Vars v;
+  for (Func g : {f.s1, f.s2}) {
+    g.compute_at(f.out, task);
+    g.update().reorder(v.c, f.r.x, f.r.y, f.r.z);
+    if (T > 1) g.vectorize(v.c, T), g.update().vectorize(v.c, T);
   }
-  if (statsInLanes(k)) f.out.specialize(f.large);
+  f.mean.compute_at(f.out, task);
+  f.var.compute_at(f.out, task);
+  if (T > 1) f.mean.vectorize(v.c, T), f.var.vectorize(v.c, T);
+  f.lsum.compute_at(f.out, c);
+  f.lsq.compute_at(f.out, c);
+  laneSum(f.lsum, f.r, (int)k.in[2], (int)k.in[1]);
+  laneSum(f.lsq, f.r, (int)k.in[2], (int)k.in[1]);
+  f.out.specialize(f.large);
 }
 
 // ---- BNApply ----

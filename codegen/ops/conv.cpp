@@ -493,7 +493,7 @@ void convBackDataPhasesCpu(PhaseFuncs& f, const KernelSpec& k) {
   if (k.schedule.lanes >= 8 && (W / sx) >= 8) f.out.vectorize(qx, 8, TailStrategy::GuardWithIf);
   else if ((W / sx) >= 4) f.out.vectorize(qx, 4, TailStrategy::GuardWithIf);
   if (f.dyz.has_update_definition()) f.dyz.compute_at(f.out, v.n);  // the zero-padded copy; else inlined
-  f.out.specialize(f.out.output_buffer().dim(3).extent() >= 8).parallel(v.n);
+  f.out.specialize(!few).parallel(v.n);
 }
 
 // Input gradient of a conv: input pixel (x, y) receives dy at every output position whose tap
