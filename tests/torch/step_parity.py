@@ -19,8 +19,8 @@ rounding: float32 PyTorch, float64 PyTorch and cnnc may each decide one differen
 element moves every gradient upstream of it by far more than rounding. So the float64 reference
 takes cnnc's own decision for the elements and windows within EDGE_BAND x max |input| of an edge
 or a tie where the two differ (cnnc's forward tensors, dumped with CNNC_DUMP_DIR, matched to each
-call by value); everywhere else the decisions must agree, and the count taken is printed. Single-process steps only (with --ranks every rank's dumps would share
-one folder).
+call by value); everywhere else the decisions must agree, and the count taken is printed.
+Single-process steps only (with --ranks every rank's dumps would share one folder).
 
 With --ranks N the step runs under `mpirun -np N` (data parallel, each rank on its slice of the
 batch) and the reference follows PyTorch DDP: N replicas, each on its slice in train mode, their
@@ -30,6 +30,7 @@ is one model on the whole batch.
 Usage: step_parity.py --exe BUILT_NET --net NAME [--batch 4] [--shape C,H,W] [--lr 0.1] [--ranks N [--sync-bn]]
 """
 import argparse
+import contextlib
 import copy
 import os
 import subprocess
@@ -61,11 +62,13 @@ TORCH32_ERR_FACTOR = 4
 NEAR_TIE_REL = 2e-6
 # PyTorch's own max pool: EdgeDecisions replaces F.max_pool2d while the reference runs.
 MAX_POOL2D = F.max_pool2d
-# ReLU inputs within this fraction of the call's max |input| of an edge (0; 0 and 6 for ReLU6) may
-# take cnnc's decision (EdgeDecisions). Float32 errors of a deep net's activations are ~1e-5 of that.
+# ReLU inputs within this fraction of the call's max |input| of an edge (0; 0 and 6 for ReLU6), and
+# max-pool windows whose two largest inputs are that close, may take cnnc's decision
+# (EdgeDecisions). Float32 errors of a deep net's activations are ~1e-5 of that.
 EDGE_BAND = 1e-4
-# A dumped cnnc output is a ReLU call's if it matches the float64 output within this (relative to
-# 1 + max |output|): float32 forward errors are ~1e-5, two different tensors are off by O(1).
+# A dumped cnnc tensor is a call's (a ReLU's output, a max pool's input) if it matches the float64
+# one within this (relative to 1 + its max |value|): float32 forward errors are ~1e-5, two different
+# tensors are off by O(1).
 DUMP_MATCH_TOL = 1e-3
 
 
@@ -282,21 +285,20 @@ class EdgeDecisions:
         if y is None:
             return out
         self.calls += 1
+        inside = lambda t: (t > lo) & (t < hi) if hi is not None else t > lo
         # Passed by cnnc: strictly inside the edges. An element's value is then x (gradient 1),
-        # else the edge it was clamped to (gradient 0).
-        passed = (y > lo) & (y < hi) if hi is not None else y > lo
-        theirs = torch.where(passed, x, torch.full_like(x, lo) if hi is None else torch.where(y <= lo, torch.full_like(x, lo), torch.full_like(x, hi)))
-        flip = near & (passed != ((x.detach() > lo) & (x.detach() < hi) if hi is not None else x.detach() > lo))
+        # else cnnc's own output there, the edge it was clamped to (a constant: gradient 0).
+        passed = inside(y)
+        flip = near & (passed != inside(x.detach()))
         n = int(flip.sum())
         if not n:
             return out
         self.taken += n
-        return torch.where(flip, theirs, out)
+        return torch.where(flip, torch.where(passed, x, y), out)
 
     def max_pool(self, x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
         """F.max_pool2d whose near-tie windows take the element cnnc's own values make the largest."""
-        pool = MAX_POOL2D
-        out, idx = pool(x, kernel_size, stride, padding, dilation, ceil_mode=ceil_mode, return_indices=True)
+        out, idx = MAX_POOL2D(x, kernel_size, stride, padding, dilation, ceil_mode=ceil_mode, return_indices=True)
         k, s, p, d = pool_params(kernel_size, stride, padding, dilation)
         if x.dtype != torch.float64 or x.dim() != 4 or k[0] * k[1] < 2:
             return (out, idx) if return_indices else out
@@ -305,7 +307,7 @@ class EdgeDecisions:
         xc = self.cnnc_tensor(x) if bool(near.any()) else None
         if xc is not None:
             self.calls += 1
-            _, theirs = pool(xc, kernel_size, stride, padding, dilation, ceil_mode=ceil_mode, return_indices=True)
+            _, theirs = MAX_POOL2D(xc, kernel_size, stride, padding, dilation, ceil_mode=ceil_mode, return_indices=True)
             flip = near & (theirs != idx)
             n = int(flip.sum())
             if n:
@@ -414,14 +416,11 @@ def main():
     replicas = 1 if args.sync_bn else args.ranks
     model64 = copy.deepcopy(model).double()
     ref32 = reference(model, x, replicas)
-    if edges:
-        with edges:
-            ref = reference(model64, x.double(), replicas)
-        if edges.taken:
-            print(f"note: the float64 reference took cnnc's decision for {edges.taken} ReLU element(s) or max-pool window(s) within "
-                  f"{EDGE_BAND:g} x max |input| of an edge or a tie (in {edges.calls} call(s) with such elements)")
-    else:
+    with edges or contextlib.nullcontext():
         ref = reference(model64, x.double(), replicas)
+    if edges and edges.taken:
+        print(f"note: the float64 reference took cnnc's decision for {edges.taken} ReLU element(s) or max-pool window(s) within "
+              f"{EDGE_BAND:g} x max |input| of an edge or a tie (in {edges.calls} call(s) with such elements)")
     cmp_ok, closest = compare(got, ref, ref32, lr=args.lr)
     ok &= cmp_ok
     how = f", {args.ranks} ranks" + (" with --sync-bn" if args.sync_bn else " (DDP semantics)") if args.ranks > 1 else ""
