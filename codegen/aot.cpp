@@ -180,6 +180,12 @@ bool compileKernels(const std::vector<KernelSpec>& specs, const AotOptions& opts
         Lowered l = lowerKernel(*j.spec);
         if (j.spec->schedule.autoBatch) autoSchedule(l.pipeline, kernelTarget(target));
         l.pipeline.compile_to_object(tmp, l.args, j.spec->functionName(), kernelTarget(target));
+        // For reading what a schedule made of a kernel (docs/cli.md): only kernels compiled now.
+        if (const char* d = getenv("CNNC_STMT_DIR"); d && *d) {
+          std::error_code ec;
+          std::filesystem::create_directories(d, ec);
+          l.pipeline.compile_to_lowered_stmt(std::string(d) + "/" + j.spec->functionName() + ".stmt", l.args, Halide::StmtOutputFormat::Text, kernelTarget(target));
+        }
         if (opts.verbose)
           fprintf(stderr, "cnnc: compiled %s in %.2f s\n", j.spec->signature().c_str(),
                   std::chrono::duration<double>(std::chrono::steady_clock::now() - k0).count());
