@@ -156,6 +156,15 @@ bool compileKernels(const std::vector<KernelSpec>& specs, const AotOptions& opts
   bool needRuntime = !fs::exists(rtPath);
   objects.push_back(rtPath);
 
+  // CNNC_STMT_DIR: each kernel compiled now also as Halide's lowered statement, to read what a
+  // schedule made of it (docs/cli.md).
+  std::string stmtDir;
+  if (const char* d = getenv("CNNC_STMT_DIR"); d && *d && !todo.empty()) {
+    fs::create_directories(d, ec);
+    if (!ec && access(d, W_OK) == 0) stmtDir = d;
+    else fprintf(stderr, "cnnc: warning: CNNC_STMT_DIR=%s is not a folder cnnc can write to; no statements written\n", d);
+  }
+
   // The runtime (when missing) is job 0; kernel todo[i] is job i + (needRuntime ? 1 : 0).
   size_t first = needRuntime ? 1 : 0;
   auto compileTo = [](const std::string& path, const std::function<void(const std::string&)>& fn) {
@@ -180,12 +189,8 @@ bool compileKernels(const std::vector<KernelSpec>& specs, const AotOptions& opts
         Lowered l = lowerKernel(*j.spec);
         if (j.spec->schedule.autoBatch) autoSchedule(l.pipeline, kernelTarget(target));
         l.pipeline.compile_to_object(tmp, l.args, j.spec->functionName(), kernelTarget(target));
-        // For reading what a schedule made of a kernel (docs/cli.md): only kernels compiled now.
-        if (const char* d = getenv("CNNC_STMT_DIR"); d && *d) {
-          std::error_code ec;
-          std::filesystem::create_directories(d, ec);
-          l.pipeline.compile_to_lowered_stmt(std::string(d) + "/" + j.spec->functionName() + ".stmt", l.args, Halide::StmtOutputFormat::Text, kernelTarget(target));
-        }
+        if (!stmtDir.empty())
+          l.pipeline.compile_to_lowered_stmt(stmtDir + "/" + j.spec->functionName() + ".stmt", l.args, Halide::StmtOutputFormat::Text, kernelTarget(target));
         if (opts.verbose)
           fprintf(stderr, "cnnc: compiled %s in %.2f s\n", j.spec->signature().c_str(),
                   std::chrono::duration<double>(std::chrono::steady_clock::now() - k0).count());
