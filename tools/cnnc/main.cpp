@@ -148,7 +148,8 @@ int main(int argc, char** argv) {
   app.footer("Exit status: 0 success, 1 errors in the input, 2 bad command line.\nExample: cnnc nets/resnet18.cnn --summary\n"
              "Training curves: cnnc plot RUN1/log.jsonl RUN2/log.jsonl... -o OUT.svg draws several runs in one picture (cnnc plot --help)\n"
              "Tuning: cnnc tune NET.cnn --budget 10m measures schedules for this machine (cnnc tune --help)\n"
-             "ONNX: cnnc import MODEL.onnx -o NET.cnn writes a .cnn and its weights (cnnc import --help); --emit=onnx goes the other way");
+             "ONNX: cnnc import MODEL.onnx -o NET.cnn writes a .cnn and its weights (cnnc import --help); --emit=onnx goes the other way\n"
+             "Environment: CNNC_STMT_DIR=DIR also writes each kernel compiled as Halide's lowered statement (docs/cli.md)");
   // Accept the gcc/clang spelling -Werror, which CLI11 would read as -W -e -r -r -o -r.
   std::vector<std::string> args(argv + 1, argv + argc);
   for (auto& a : args)
