@@ -17,6 +17,7 @@
 #include <map>
 
 #include "conv.h"
+#include "conv_weight.h"
 
 #include "common/packed_layout.h"
 #include "plan.h"  // packedBlock
@@ -640,19 +641,7 @@ void convBackWeightGroupedCpu(GroupedWeightFuncs& f, const KernelSpec& k) {
   f.acc.update().reorder(f.kx, f.ky, f.ci, f.r.x, f.r.y, f.r.z);
 }
 
-// The inputs of an ungrouped conv's weight gradient, arranged for its register tiles: dy transposed
-// channels-innermost (dyT(co, ox, oy, n), channels clamped because tiles round O up) and x zero-padded
-// (xpad(x, y, c, n), shifted by the padding).
-struct WeightGradSources {
-  ImageParam dy, x;
-  std::vector<Argument> args;
-  Func dyRows{"convbw_dyrows"}, dyT{"convbw_dyT"}, xpad{"convbw_xpad"};
-  // The stride at which the sums read xpad: the conv's, or 1 where xpad is x subsampled (a strided
-  // 1x1 conv without padding reads only every stride-th pixel: copied whole, 3 of every 4 copied
-  // floats of a stride-2 one went unread).
-  int sx = 1, sy = 1;
-  bool subsampled = false;
-};
+}  // namespace
 
 WeightGradSources weightGradSources(const KernelSpec& k) {
   const Attrs& a = k.attrs;
@@ -716,17 +705,20 @@ void scheduleTranspose(WeightGradSources& s, Func at, VarOrRVar where, int vec, 
 // that the transpose reads from L2: summed once over the whole gradient by one thread, it wrote and
 // reread 9.4 MiB, and the sum and the transpose were 29% of ResNet-18's 7x7 weight gradient at
 // batch 8 (that kernel alone: 16.8 -> 14.4 ms, medians of 5 alternating runs, Intel 6/207).
-void scheduleWeightOut(Func out, Func sum = Func(), int vec = 1) {
+Var scheduleWeightOut(Func out, Func sum, int vec) {
   Var kx = out.args()[0], ky = out.args()[1], ci = out.args()[2], co = out.args()[3];
   Var kxy("kxy"), f("f"), fo("fo"), fi("fi"), coo("coo"), coi("coi");
   out.fuse(kx, ky, kxy).fuse(kxy, ci, f)
       .split(f, fo, fi, 16, TailStrategy::GuardWithIf).split(co, coo, coi, 16, TailStrategy::GuardWithIf)
       .reorder(fi, coi, fo, coo).vectorize(fi).parallel(coo);
-  if (!sum.defined()) return;
+  if (!sum.defined()) return coo;
   Var sc = sum.args()[0];
   sum.compute_at(out, coo).vectorize(sc, vec, TailStrategy::RoundUp);
   sum.update().vectorize(sc, vec, TailStrategy::RoundUp);
+  return coo;
 }
+
+namespace {
 
 // The input channel that weight (co, ci) reads: ci of co's group.
 Expr inputChannel(const KernelSpec& k, Expr co, Expr ci) {
