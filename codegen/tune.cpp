@@ -149,7 +149,7 @@ std::vector<Schedule> scheduleCandidates(const KernelSpec& k, bool adams2019) {
             if (vec > lanes || 2 * vec < lanes || (cv > 1 && Od % (vec * cv)) || C % cit || cv * kw * kyt * cit > budget + 4) continue;
             if (k.attrs.groups > 1 && cog % vec) continue;
             Schedule s = d;
-            s.vec = vec, s.chanVec = cv, s.tileY = kyt, s.tileC = cit, s.tileX = 1;
+            s.vec = vec, s.chanVec = cv, s.tileY = kyt, s.tileC = cit, s.tileX = 1, s.winograd = 0;
             add(s);
           }
     return shuffled();

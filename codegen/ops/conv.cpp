@@ -1,6 +1,7 @@
 // conv.cpp: the conv op: 2-D convolution (nn.Conv2d) forward, its input gradient and its weight
 // gradient, each as an algorithm (the Funcs it defines) and CPU and GPU schedules apart. The
-// Winograd form of 3x3 stride-1 convs is in conv_winograd.cpp; the bias gradient in bias.cpp.
+// Winograd form of 3x3 stride-1 convs (forward, input and weight gradients) is in conv_winograd.cpp;
+// the bias gradient in bias.cpp.
 //
 //   Conv            x[C,H,W], w[O,C/g,kh,kw], b[O] (, residual[O,Ho,Wo]) -> y[O,Ho,Wo]
 //                   y = act(b + sum over (ci, ky, kx) of w * x at (oy*s + ky*d - p, ox*s + kx*d - p)
@@ -1088,6 +1089,7 @@ Lowered lowerConvBackData(const KernelSpec& k) {
 }
 
 Lowered lowerConvBackWeight(const KernelSpec& k) {
+  if (k.schedule.winograd && !k.schedule.gpu) return lowerConvBackWeightWinograd(k);
   if (k.schedule.flat) return lowerConvBackWeightDepthwiseFlat(k);
   if (k.attrs.groups != 1 && (k.schedule.gpu || !groupedWeightVec(k, k.schedule.lanes))) return lowerWithSchedules(k, convBackWeightGrouped(k), convBackWeightGroupedCpu);
   if (weightGradByBlock(k)) return lowerWithSchedules(k, convBackWeightByBlock(k), convBackWeightByBlockCpu);

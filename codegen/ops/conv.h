@@ -17,6 +17,11 @@ inline bool isDepthwise(int64_t C, int64_t O, int64_t groups) { return groups > 
 // Whether `k` is a conv (or a conv's input gradient) the Winograd kernel computes: 3x3, stride 1,
 // dilation 1, padding 1, ungrouped (same output size as input).
 bool winogradApplies(const KernelSpec& k);
+// Whether `k` is a weight gradient the Winograd kernel computes: of such a conv.
+bool winogradWeightApplies(const KernelSpec& k);
+// The Winograd weight gradient's block of tile rows (Schedule::tileY): the most rows dividing the
+// tile rows whose transformed dy or x (16 floats per tile and channel) stay within `bytes`.
+int winogradWeightRows(const KernelSpec& k, int64_t bytes);
 // Whether a conv, its input gradient or its weight gradient can walk its planes as flat rows
 // (Schedule::flat, conv_depthwise.cpp): convs and input gradients when depthwise, stride 1, output
 // rows as long as the input's; weight gradients of any grouped conv.

@@ -1,5 +1,5 @@
-// conv_winograd.cpp: 3x3 stride-1 convolutions (and their input gradients) by Winograd's minimal
-// filtering F(m x m, 3x3), m = 2
+// conv_winograd.cpp: 3x3 stride-1 convolutions (and their input and weight gradients) by Winograd's
+// minimal filtering F(m x m, 3x3), m = 2
 // (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks", 2016). An m x m output tile
 // is A^T [(G g G^T) . (B^T d B)] A over the (m+2) x (m+2) input patch d that covers it: (m+2)^2
 // multiplies per tile and channel pair where the direct form needs 9 m^2 (16 against 36 for m = 2).
@@ -16,6 +16,7 @@
 // default schedule or tuning candidate ever chose it, so it was removed.)
 #include "common/winograd_weights.h"
 #include "conv.h"
+#include "conv_weight.h"
 #include "ops.h"
 
 namespace cnnc::codegen {
@@ -28,6 +29,10 @@ using namespace Halide;
 // G is shared with the weights transformed at load (kWinogradG, common/winograd_weights.h).
 const float kBT2[] = {1, 0, -1, 0, 0, 1, 1, 0, 0, -1, 1, 0, 0, 1, 0, -1};
 const float kAT2[] = {1, 1, 1, 0, 0, 1, -1, -1};
+// The weight gradient's transforms (lowerConvBackWeightWinograd): A (4 x 2), the transpose of A^T,
+// and G^T (3 x 4).
+const float kA2[] = {1, 0, 1, 1, 1, -1, 0, -1};
+const float kGT2[] = {1, .5f, .5f, 0, 0, .5f, -.5f, 0, 0, .5f, .5f, 1};
 struct Transform {
   int m, a;
   const float *BT, *G, *AT;
@@ -71,6 +76,21 @@ bool winogradApplies(const KernelSpec& k) {
   return (k.kind == KernelKind::Conv || k.kind == KernelKind::ConvBackData) && a.kernel[0] == 3 && a.kernel[1] == 3 && a.stride[0] == 1 && a.stride[1] == 1 &&
          a.dilation[0] == 1 && a.dilation[1] == 1 && a.groups == 1 && a.pad[0] == 1 && a.pad[1] == 1 && k.in[1] == k.out[1] &&
          k.in[2] == k.out[2];
+}
+
+bool winogradWeightApplies(const KernelSpec& k) {
+  const Attrs& a = k.attrs;
+  return k.kind == KernelKind::ConvBackWeight && !k.extraIns.empty() && a.kernel[0] == 3 && a.kernel[1] == 3 && a.stride[0] == 1 &&
+         a.stride[1] == 1 && a.dilation[0] == 1 && a.dilation[1] == 1 && a.groups == 1 && a.pad[0] == 1 && a.pad[1] == 1 &&
+         k.extraIns[0][1] == k.in[1] && k.extraIns[0][2] == k.in[2];
+}
+
+int winogradWeightRows(const KernelSpec& k, int64_t bytes) {
+  int64_t C = k.in[0], O = k.extraIns[0][0], TH = (k.in[1] + 1) / 2, TW = (k.in[2] + 1) / 2;
+  int rows = 1;
+  for (int d = 1; d <= TH; ++d)
+    if (TH % d == 0 && d * TW * std::max(C, O) * 16 * 4 <= bytes) rows = d;
+  return rows;
 }
 
 namespace {
@@ -161,7 +181,95 @@ void winogradCpu(WinogradFuncs& f, const KernelSpec& k) {
       .reorder(tx, dx, dy, ty, o, v.n).vectorize(tx, sc.vec).unroll(dx).unroll(dy);
 }
 
+// The weight gradient by the transpose of F(2x2, 3x3). For each 2x2 tile of dy and the 4x4 patch
+// d of the padded input under it, the tile's share of the 3x3 gradient is
+// G^T [(A dy A^T) . (B^T d B)] G: 16 multiplies per tile and channel pair against 36 for the
+// direct sum, and G^T ... G is linear, so it is applied once to the sums over all tiles. The
+// algorithm:
+//  1. Per image and block of tileY tile rows: D(o, tx, ty, e) = A dy A^T from dy transposed
+//     channels-innermost (dyT), and X(tx, ty, c, e) = B^T d B from the zero-padded input (xpad).
+//  2. S(o, c, e) = sum over the block's tiles of D(o, t, e) X(t, c, e): 16 matrix products, each
+//     in register tiles of tileX vectors of output channels x tileC input channels (X broadcast),
+//     added into the partial of the block's chunk of images.
+//  3. The images are cut into up to 8 chunks (rfactor), a parallel task each; the partials are
+//     summed in chunk order, so the result does not depend on the thread count.
+//  4. dw = G^T S G per channel pair, transposed to PyTorch's [O, C, 3, 3].
+// The transforms are adds and halvings, exact in binary but for the sums' rounding.
+struct WinogradWeightFuncs {
+  WeightGradSources src;
+  Func D{"winow_d"}, X{"winow_x"}, acc{"winow_acc"}, S{"winow_sum"}, dwT{"winow_dwT"}, out{"conv_dw"};
+  Var o{"o"}, c{"c"}, e{"e"}, tx{"tx"}, ty{"ty"}, n{"n"}, b{"b"}, u{"u"}, kx{"kx"}, ky{"ky"};
+  RDom rt, rn;
+  Expr N;
+};
+
+WinogradWeightFuncs winogradWeightAlgorithm(const KernelSpec& k) {
+  WinogradWeightFuncs f;
+  f.src = weightGradSources(k);
+  WeightGradSources& s = f.src;
+  int H = (int)k.in[1], W = (int)k.in[2];
+  int TW = (W + 1) / 2, TH = (H + 1) / 2;
+  int TR = k.schedule.tileY >= 1 && TH % k.schedule.tileY == 0 ? k.schedule.tileY : 1;  // a tile-row block
+  Var o = f.o, c = f.c, e = f.e, tx = f.tx, ty = f.ty, n = f.n, b = f.b;
+  // dy is zero past an odd edge (the last tiles' second row or column).
+  auto dyAt = [&](int i, int j) -> Expr {
+    Expr ox = tx * 2 + i, oy = ty * 2 + j;
+    if (W % 2 == 0 && H % 2 == 0) return s.dyT(o, ox, oy, n);
+    return select(ox < W && oy < H, s.dyT(o, min(ox, W - 1), min(oy, H - 1), n), 0.0f);
+  };
+  f.D(o, tx, ty, e, n) = selectOver(e, transform2d(kA2, 4, 2, dyAt));
+  f.X(tx, ty, c, e, n) = selectOver(e, transform2d(kBT2, 4, 4, [&](int i, int j) { return s.xpad(tx * 2 + i, ty * 2 + j, c, n); }));
+  f.rt = RDom(0, TW, 0, TR, "rt");
+  RDom& rt = f.rt;
+  Expr t = b * TR + rt.y;
+  f.acc(o, c, e, b, n) = 0.0f;
+  f.acc(o, c, e, b, n) += f.D(o, rt.x, t, e, n) * f.X(rt.x, t, c, e, n);
+  f.N = s.dy.dim(3).extent();
+  f.rn = RDom(0, TH / TR, 0, f.N, "rn");  // (block of tile rows, image)
+  f.S(o, c, e) = 0.0f;
+  f.S(o, c, e) += f.acc(o, c, e, f.rn.x, f.rn.y);
+  f.dwT(o, f.kx, f.ky, c) = selectOver(f.kx + 3 * f.ky, transform2d(kGT2, 3, 4, [&](int i, int j) { return f.S(o, c, i + 4 * j); }));
+  f.out(f.kx, f.ky, c, o) = f.dwT(o, f.kx, f.ky, c);
+  return f;
+}
+
+// Each image's block of tile rows: dyT, D and X are computed for it (L2), then every register tile
+// runs over the block's tiles, each D vector load feeding tileC FMAs and each X broadcast tileX.
+void winogradWeightCpu(WinogradWeightFuncs& f, const KernelSpec& k) {
+  const Schedule& sc = k.schedule;
+  int W = (int)k.in[2];
+  int vec = sc.vec, cv = sc.tileX, cit = sc.tileC;
+  Var o = f.o, c = f.c, e = f.e, tx = f.tx, ty = f.ty, u = f.u;
+  RVar no("no"), ni("ni");
+  f.S.update().split(f.rn.y, no, ni, (f.N + 7) / 8, TailStrategy::GuardWithIf);
+  Func chunk = f.S.update().rfactor(no, u);
+  chunk.compute_root().vectorize(o, vec, TailStrategy::RoundUp);
+  Var coo("coo"), coi("coi"), cio("cio"), cii("cii"), cvv("cvv"), cl("cl"), cvo("cvo"), cvi("cvi");
+  chunk.update().split(o, coo, coi, vec * cv, TailStrategy::RoundUp).split(coi, cvo, cvi, vec).split(c, cio, cii, cit)
+      .reorder(cvi, cvo, cii, cio, coo, e, f.rn.x, ni, u).vectorize(cvi).parallel(u);
+  f.acc.compute_at(chunk, cio).bound_extent(e, 1).bound_extent(f.b, 1).bound_extent(f.n, 1);
+  f.acc.split(o, cvv, cl, vec).vectorize(cl).unroll(cvv).unroll(c);
+  f.acc.update().split(o, cvv, cl, vec).reorder(cl, cvv, c, f.rt.x, f.rt.y).vectorize(cl).unroll(cvv).unroll(c);
+  f.D.compute_at(chunk, f.rn.x).bound(e, 0, 16).reorder(o, e, tx, ty).vectorize(o, vec, TailStrategy::RoundUp).unroll(e);
+  int xv = rowVectorWidth((W + 1) / 2, sc.lanes);
+  f.X.compute_at(chunk, f.rn.x).bound(e, 0, 16).reorder(tx, e, c, ty).unroll(e);
+  if (xv > 1) f.X.vectorize(tx, xv, TailStrategy::ShiftInwards);
+  scheduleTranspose(f.src, chunk, f.rn.x, vec, W);
+  scheduleWeightSource(f.src, k);
+  f.src.xpad.compute_at(chunk, ni);
+  f.S.compute_root().vectorize(o, vec, TailStrategy::RoundUp).parallel(c);
+  f.S.update().vectorize(o, vec, TailStrategy::RoundUp).parallel(c);
+  Var blocks = scheduleWeightOut(f.out);
+  f.dwT.compute_at(f.out, blocks).reorder(o, f.kx, f.ky, c).vectorize(o, vec, TailStrategy::RoundUp).unroll(f.kx).unroll(f.ky);
+}
+
 }  // namespace
+
+Lowered lowerConvBackWeightWinograd(const KernelSpec& k) {
+  WinogradWeightFuncs f = winogradWeightAlgorithm(k);
+  winogradWeightCpu(f, k);
+  return finish(f.out, k, f.src.args);
+}
 
 Lowered lowerConvWinograd(const KernelSpec& k) {
   WinogradFuncs f = winogradAlgorithm(k);

@@ -12,6 +12,7 @@ Lowered lowerConv(const KernelSpec& k);
 Lowered lowerConvBackData(const KernelSpec& k);
 Lowered lowerConvBackWeight(const KernelSpec& k);
 Lowered lowerConvWinograd(const KernelSpec& k);
+Lowered lowerConvBackWeightWinograd(const KernelSpec& k);
 // conv_depthwise.cpp (kernels whose schedule is flat)
 Lowered lowerConvDepthwiseFlat(const KernelSpec& k);
 Lowered lowerConvDepthwiseDirect(const KernelSpec& k);

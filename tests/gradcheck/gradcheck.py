@@ -73,6 +73,9 @@ CASES = {
     "hardswish_elu_silu": ("input(2, 5, 5)", "c: conv(3, 3, padding=1); hardswish; d: conv(3, 1); elu(0.7); flatten; fc: linear(6); silu; g: linear(4)"),
     # gelu (erf form and tanh approximation) and mish: smooth, gradients from x.
     "gelu_mish": ("input(2, 5, 6)", "c: conv(3, 3, padding=1); gelu; d: conv(3, 1); mish; flatten; fc: linear(6); gelu(approximate=\"tanh\"); g: linear(4)"),
+    # A weight gradient of the Winograd form (64 channels in and out, 3x3 stride 1 on a 17x16 plane
+    # on AVX-512: schedule.cpp), with an odd height, so the last row of tiles is half zeros.
+    "conv_winograd_weight": ("input(64, 17, 16)", "c: conv(64, 3, padding=1); tanh; flatten; fc: linear(4)"),
     # Broadcasting: a squeeze-and-excitation gate [C,1,1] times a [C,H,W] tensor; a product of two
     # full tensors; an add whose second operand [C,1,W] repeats over the height.
     "se_gate": ("input(3, 6, 7)", "c: conv(4, 3, padding=1); tanh; mul { identity; seq { globalavgpool; g: conv(4, 1); sigmoid } }; flatten; fc: linear(4)"),
