@@ -152,6 +152,20 @@ std::vector<Schedule> scheduleCandidates(const KernelSpec& k, bool adams2019) {
             s.vec = vec, s.chanVec = cv, s.tileY = kyt, s.tileC = cit, s.tileX = 1, s.winograd = 0;
             add(s);
           }
+    // The Winograd form (conv_winograd.cpp, AVX-512 only): tileX vectors of 16 output channels x
+    // tileC input channels, blocks of tileY tile rows (dividing them; transformed dy and x up to
+    // 1 MiB).
+    if (winogradWeightApplies(k) && lanes == 16) {
+      int TH = (int)(k.in[1] + 1) / 2;
+      for (int cv : {1, 2, 4})
+        for (int cit : {4, 8, 16})
+          for (int rows : {1, 2, 4, 7, 8}) {
+            if (Od % (16 * cv) || C % cit || cv * cit > budget || TH % rows || rows > winogradWeightRows(k, 1 << 20)) continue;
+            Schedule s = d;
+            s.winograd = 2, s.vec = 16, s.chanVec = 0, s.tileX = cv, s.tileC = cit, s.tileY = rows;
+            add(s);
+          }
+    }
     return shuffled();
   }
   if (k.kind == KernelKind::ConvBackData && usesPhases(k)) {

@@ -62,7 +62,7 @@ double waste(int n, int t) {
   return std::log2((double)((n + t - 1) / t * t) / n);
 }
 
-constexpr int kFeatures = 46;
+constexpr int kFeatures = 49;
 
 }  // namespace
 
@@ -104,6 +104,13 @@ std::vector<double> scheduleFeatures(const KernelShape& k, const Schedule& s) {
   if (k.kind == kernelKindName(KernelKind::ConvBackWeight)) {
     // Slots 20-29: chanVec 0 is conv.cpp's own tile (a family of its own), else cv vectors x kw x
     // tileY tap rows x tileC input channels.
+    // Slots 46-48: the Winograd form, its tileX x tileC accumulators and its block of tile rows.
+    if (s.winograd) {
+      f[46] = 1;
+      f[47] = (double)tx * tc / budget;
+      f[48] = lg(ty);
+      return f;
+    }
     if (s.chanVec == 0) { f[20] = 1; return f; }
     double acc = (double)cv * k.kw * ty * tc;
     f[21] = 1;

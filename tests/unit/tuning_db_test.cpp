@@ -591,15 +591,30 @@ TEST(TuneCandidates, WeightGradientTilesVaryWithinTheRegisters) {
     EXPECT_EQ(cs[0].str(), k.schedule.str());
     EXPECT_EQ(cs[0].chanVec, 0);  // the default keeps conv.cpp's tile
     std::set<std::string> seen;
+    int winograd = 0;
     for (size_t i = 1; i < cs.size(); ++i) {
       const Schedule& s = cs[i];
       EXPECT_TRUE(seen.insert(s.str()).second) << s.str();
       EXPECT_LE(s.vec, lanes) << s.str();
+      if (s.winograd) {  // conv_winograd.cpp's tile: tileX vectors of 16 outputs x tileC inputs, tileY of 7 tile rows
+        ++winograd;
+        EXPECT_EQ(s.winograd, 2);
+        EXPECT_EQ(s.vec, 16) << s.str();
+        EXPECT_EQ(s.chanVec, 0) << s.str();
+        EXPECT_EQ(64 % (16 * s.tileX), 0) << s.str();
+        EXPECT_EQ(96 % s.tileC, 0) << s.str();
+        EXPECT_LE(s.tileX * s.tileC, 24) << s.str();
+        EXPECT_EQ(7 % s.tileY, 0) << s.str();
+        continue;
+      }
       EXPECT_TRUE(s.tileY == 1 || s.tileY == 3) << s.str();
       EXPECT_EQ(96 % s.tileC, 0) << s.str();
       EXPECT_TRUE(s.chanVec == 1 || 64 % (s.vec * s.chanVec) == 0) << s.str();
       EXPECT_LE(s.chanVec * 3 * s.tileY * s.tileC, (lanes == 8 ? 12 : 24) + 4) << s.str();
     }
+    // The Winograd form is searched on AVX-512 only (3x3, stride 1, padding 1, ungrouped).
+    if (lanes == 16) EXPECT_GT(winograd, 4);
+    else EXPECT_EQ(winograd, 0);
   }
   KernelSpec flat;  // a depthwise weight gradient walks flat planes: nothing to tune
   flat.kind = KernelKind::ConvBackWeight;
