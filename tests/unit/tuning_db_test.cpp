@@ -527,22 +527,24 @@ TEST(TuneCandidates, PaddedChannelBlocksNotForPhases) {
 
 // Channel-vector forward convs walk their blocks inside row strips (Schedule::order 1) where an
 // image's source is at least 768 KiB and twice the weights: ResNet-18's strided 64 -> 128 3x3 conv
-// and its 1x1 downsample, not its 28x28 3x3 convs (weights 590 KiB, image 450 KiB). Input gradients
-// keep their blocks outermost, default and candidates.
+// and its 1x1 downsample, not a 128-channel 3x3 conv at 24x24 (weights 590 KiB, image 338 KiB;
+// ResNet-18's own at 28x28 take Winograd on AVX-512). Input gradients keep their blocks outermost,
+// default and candidates.
 TEST(TuneCandidates, ChannelBlocksInStripsWhereTheImageOutweighsTheWeights) {
   KernelSpec k = convSpec(KernelKind::Conv, {64, 56, 56}, {128, 28, 28}, 3, 2);
   ASSERT_EQ(k.schedule.chanVec, 2) << k.schedule.str();
   EXPECT_EQ(k.schedule.order, 1) << k.schedule.str();
   k = convSpec(KernelKind::Conv, {64, 56, 56}, {128, 28, 28}, 1, 2);
   EXPECT_EQ(k.schedule.order, 1) << k.schedule.str();
-  k = convSpec(KernelKind::Conv, {128, 28, 28}, {128, 28, 28}, 3);
+  k = convSpec(KernelKind::Conv, {128, 24, 24}, {128, 24, 24}, 3);
   ASSERT_EQ(k.schedule.chanVec, 2) << k.schedule.str();
   EXPECT_EQ(k.schedule.order, 0) << k.schedule.str();
+  EXPECT_EQ(convSpec(KernelKind::Conv, {128, 28, 28}, {128, 28, 28}, 3).schedule.winograd, 2);
   k = convSpec(KernelKind::Conv, {256, 28, 28}, {256, 14, 14}, 1, 2);  // 784 KiB against 256 KiB of weights
   EXPECT_EQ(k.schedule.order, 1) << k.schedule.str();
   k = convSpec(KernelKind::Conv, {128, 28, 28}, {256, 14, 14}, 1, 2);  // 392 KiB
   EXPECT_EQ(k.schedule.order, 0) << k.schedule.str();
-  KernelSpec d = convSpec(KernelKind::ConvBackData, {128, 28, 28}, {128, 28, 28}, 3);
+  KernelSpec d = convSpec(KernelKind::ConvBackData, {128, 24, 24}, {128, 24, 24}, 3);
   ASSERT_EQ(d.schedule.chanVec, 2) << d.schedule.str();
   EXPECT_EQ(d.schedule.order, 0);
   for (const Schedule& s : scheduleCandidates(d))
