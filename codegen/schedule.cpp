@@ -141,8 +141,8 @@ Schedule defaultSchedule(const KernelSpec& k, int lanes) {
     bool rows1x1 = k.kind == KernelKind::Conv && lanes == 16 && k.attrs.kernel[0] == 1 && k.attrs.kernel[1] == 1 && k.attrs.stride[0] == 1 &&
                    k.attrs.stride[1] == 1 && k.attrs.pad[0] == 0 && k.attrs.pad[1] == 0 && k.attrs.groups == 1 && W >= 16 && W < 32 && k.out[0] >= 64;
     // 3x3 convs and their input gradients at rows of 28 (AVX-512; 32 elsewhere) to 47 whose Winograd
-    // weights (16 x C x O floats) are past 1 MiB also take channel vectors: each Winograd task (two rows of 2x2 tiles)
-    // streamed all of them from L3 for 2 x W tiles. Found by `cnnc tune` on U-Net's 32x32 layers
+    // weights (16 x C x O floats) are past 1 MiB also take channel vectors: each Winograd task (two
+    // rows of 2x2 tiles) streamed all of them from L3 for 2 x W tiles. Found by `cnnc tune` on U-Net's 32x32 layers
     // (isolated, batch 1, Intel 6/207): 1024 -> 512 118.3 -> 41.8 ms, 512 -> 512 35.8 -> 19.5,
     // 512 -> 256 17.3 -> 9.9, 256 -> 512 15.7 -> 8.8 (this tile: 2 vectors x 8 pixels); input
     // gradients in U-Net's step at batch 2: up1's first 109-122 -> 71 ms. At 56x56 (VGG's 256
@@ -219,8 +219,8 @@ Schedule defaultSchedule(const KernelSpec& k, int lanes) {
     // alternating runs, in the nets at batch 1): DenseNet-121's twelve 128 -> 32 convs at 28x28
     // 3.49 -> 1.96 ms (the net 36.9 -> 34.5 ms), ResNet-18's 128-channel ones 1.21 -> 1.08 and 0.62
     // -> 0.53 ms (the net 9.95 -> 9.70), ResNet-50's 1.85 -> 1.78 ms; ResNet-18's step at batch 8
-    // level (forward 12.4 -> 12.7 ms, input gradients 12.5 -> 12.2; an earlier Intel run had found
-    // 128 channels at 28x28 slower, at batch 1).
+    // level (forward 12.4 -> 12.7 ms, input gradients 12.5 -> 12.2). This rule's first version had
+    // noted 128 channels at 28x28 as slower, without the measurement.
     // Register tile: 2 vectors of 16 tiles x 8 channels; tasks of 2 tile rows (4 output rows).
     // AVX2: vectors of 8 tiles, 2 x 4 channels (8 of its 16 registers).
     if (winograd) {
