@@ -140,14 +140,14 @@ Schedule defaultSchedule(const KernelSpec& k, int lanes) {
     // no faster than channel vectors there).
     bool rows1x1 = k.kind == KernelKind::Conv && lanes == 16 && k.attrs.kernel[0] == 1 && k.attrs.kernel[1] == 1 && k.attrs.stride[0] == 1 &&
                    k.attrs.stride[1] == 1 && k.attrs.pad[0] == 0 && k.attrs.pad[1] == 0 && k.attrs.groups == 1 && W >= 16 && W < 32 && k.out[0] >= 64;
-    // 3x3 convs and their input gradients at rows of 28 (AVX-512; 32 elsewhere) to 47 whose Winograd
-    // weights (16 x C x O floats) are past 1 MiB also take channel vectors: each Winograd task (two
-    // rows of 2x2 tiles) streamed all of them from L3 for 2 x W tiles. Found by `cnnc tune` on U-Net's 32x32 layers
+    // 3x3 convs and their input gradients at rows of 28 to 47 whose Winograd weights (16 x C x O
+    // floats) are past 1 MiB also take channel vectors: each Winograd task (two rows of 2x2 tiles)
+    // streamed all of them from L3 for 2 x W tiles. Found by `cnnc tune` on U-Net's 32x32 layers
     // (isolated, batch 1, Intel 6/207): 1024 -> 512 118.3 -> 41.8 ms, 512 -> 512 35.8 -> 19.5,
     // 512 -> 256 17.3 -> 9.9, 256 -> 512 15.7 -> 8.8 (this tile: 2 vectors x 8 pixels); input
     // gradients in U-Net's step at batch 2: up1's first 109-122 -> 71 ms. At 56x56 (VGG's 256
     // channels) Winograd stays ahead (15.0 ms, 13.1 with 4 tile rows per task, against 14.8).
-    bool winograd = winogradApplies(k) && lanes >= 8 && W >= (lanes == 16 ? 28 : 32) && k.in[0] >= 64;
+    bool winograd = winogradApplies(k) && lanes >= 8 && W >= 28 && k.in[0] >= 64;
     bool wideWinograd = winograd && lanes == 16 && W < 48 && 16 * k.in[0] * k.out[0] * 4 > kCacheBudget;
     // Forward convs whose channels are not a multiple of 16 too, where padding them to one costs at
     // most an eighth more (RegNet's 440 -> 448, ShuffleNetV2's 58, 116, 232 and 464, MobileNetV3's
@@ -215,12 +215,14 @@ Schedule defaultSchedule(const KernelSpec& k, int lanes) {
     // products). Measured per ResNet-18 layer1 conv (64 channels, 56x56): batch 1 1.00 -> 0.78 ms,
     // batch 8 6.6 -> 4.1 ms, its input gradient at batch 8 6.2 -> 4.1 ms. MiniVGG's 32-channel
     // 32x32 conv at batch 128 was slower (9.3 against 7.1 ms). Rows of 28 to 31 (14-16 tiles, a
-    // vector of 16 partly idle) take it on AVX-512 since stop 50 (AMD EPYC 26/2, medians of 6
+    // vector of 16 partly idle) take it since stop 50 (AMD EPYC 26/2, medians of 6
     // alternating runs, in the nets at batch 1): DenseNet-121's twelve 128 -> 32 convs at 28x28
     // 3.49 -> 1.96 ms (the net 36.9 -> 34.5 ms), ResNet-18's 128-channel ones 1.21 -> 1.08 and 0.62
     // -> 0.53 ms (the net 9.95 -> 9.70), ResNet-50's 1.85 -> 1.78 ms; ResNet-18's step at batch 8
-    // level (forward 12.4 -> 12.7 ms, input gradients 12.5 -> 12.2). This rule's first version had
-    // noted 128 channels at 28x28 as slower, without the measurement.
+    // level (forward 12.4 -> 12.7 ms, input gradients 12.5 -> 12.2). On AVX2, where those rows took
+    // 8-lane channel vectors: ResNet-18's 28x28 convs at batch 1 4.96 -> 1.80 and 2.46 -> 0.89 ms,
+    // its AVX2 build 24.8 -> 20.2 ms. This rule's first version had noted 128 channels at 28x28 as
+    // slower, without the measurement.
     // Register tile: 2 vectors of 16 tiles x 8 channels; tasks of 2 tile rows (4 output rows).
     // AVX2: vectors of 8 tiles, 2 x 4 channels (8 of its 16 registers).
     if (winograd) {
