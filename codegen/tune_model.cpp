@@ -102,8 +102,6 @@ std::vector<double> scheduleFeatures(const KernelShape& k, const Schedule& s) {
   int vec = std::max(1, s.vec), tx = std::max(1, s.tileX), ty = std::max(1, s.tileY), tc = std::max(1, s.tileC);
   int cv = std::max(1, s.chanVec);
   if (k.kind == kernelKindName(KernelKind::ConvBackWeight)) {
-    // Slots 20-29: chanVec 0 is conv.cpp's own tile (a family of its own), else cv vectors x kw x
-    // tileY tap rows x tileC input channels.
     // Slots 46-48: the Winograd form, its tileX x tileC accumulators and its block of tile rows.
     if (s.winograd) {
       f[46] = 1;
@@ -111,6 +109,8 @@ std::vector<double> scheduleFeatures(const KernelShape& k, const Schedule& s) {
       f[48] = lg(ty);
       return f;
     }
+    // Slots 20-29: chanVec 0 is conv.cpp's own tile (a family of its own), else cv vectors x kw x
+    // tileY tap rows x tileC input channels.
     if (s.chanVec == 0) { f[20] = 1; return f; }
     double acc = (double)cv * k.kw * ty * tc;
     f[21] = 1;

@@ -71,25 +71,31 @@ std::vector<Expr> transform2d(const float* L, int rows, int cols, const std::fun
 
 }  // namespace
 
+namespace {
+
+// The conv the Winograd kernels compute: 3x3, stride 1, dilation 1, padding 1, ungrouped.
+bool winogradConv(const Attrs& a) {
+  return a.kernel[0] == 3 && a.kernel[1] == 3 && a.stride[0] == 1 && a.stride[1] == 1 && a.dilation[0] == 1 && a.dilation[1] == 1 &&
+         a.groups == 1 && a.pad[0] == 1 && a.pad[1] == 1;
+}
+
+}  // namespace
+
 bool winogradApplies(const KernelSpec& k) {
-  const Attrs& a = k.attrs;
-  return (k.kind == KernelKind::Conv || k.kind == KernelKind::ConvBackData) && a.kernel[0] == 3 && a.kernel[1] == 3 && a.stride[0] == 1 && a.stride[1] == 1 &&
-         a.dilation[0] == 1 && a.dilation[1] == 1 && a.groups == 1 && a.pad[0] == 1 && a.pad[1] == 1 && k.in[1] == k.out[1] &&
+  return (k.kind == KernelKind::Conv || k.kind == KernelKind::ConvBackData) && winogradConv(k.attrs) && k.in[1] == k.out[1] &&
          k.in[2] == k.out[2];
 }
 
 bool winogradWeightApplies(const KernelSpec& k) {
-  const Attrs& a = k.attrs;
-  return k.kind == KernelKind::ConvBackWeight && !k.extraIns.empty() && a.kernel[0] == 3 && a.kernel[1] == 3 && a.stride[0] == 1 &&
-         a.stride[1] == 1 && a.dilation[0] == 1 && a.dilation[1] == 1 && a.groups == 1 && a.pad[0] == 1 && a.pad[1] == 1 &&
-         k.extraIns[0][1] == k.in[1] && k.extraIns[0][2] == k.in[2];
+  return k.kind == KernelKind::ConvBackWeight && !k.extraIns.empty() && winogradConv(k.attrs) && k.extraIns[0][1] == k.in[1] &&
+         k.extraIns[0][2] == k.in[2];
 }
 
 int winogradWeightRows(const KernelSpec& k, int64_t bytes) {
   int64_t C = k.in[0], O = k.extraIns[0][0], TH = (k.in[1] + 1) / 2, TW = (k.in[2] + 1) / 2;
   int rows = 1;
   for (int d = 1; d <= TH; ++d)
-    if (TH % d == 0 && d * TW * std::max(C, O) * 16 * 4 <= bytes) rows = d;
+    if (TH % d == 0 && d * TW * std::max(C, O) * kWinogradTaps * 4 <= bytes) rows = d;
   return rows;
 }
 
@@ -250,9 +256,9 @@ void winogradWeightCpu(WinogradWeightFuncs& f, const KernelSpec& k) {
   f.acc.compute_at(chunk, cio).bound_extent(e, 1).bound_extent(f.b, 1).bound_extent(f.n, 1);
   f.acc.split(o, cvv, cl, vec).vectorize(cl).unroll(cvv).unroll(c);
   f.acc.update().split(o, cvv, cl, vec).reorder(cl, cvv, c, f.rt.x, f.rt.y).vectorize(cl).unroll(cvv).unroll(c);
-  f.D.compute_at(chunk, f.rn.x).bound(e, 0, 16).reorder(o, e, tx, ty).vectorize(o, vec, TailStrategy::RoundUp).unroll(e);
+  f.D.compute_at(chunk, f.rn.x).bound(e, 0, kWinogradTaps).reorder(o, e, tx, ty).vectorize(o, vec, TailStrategy::RoundUp).unroll(e);
   int xv = rowVectorWidth((W + 1) / 2, sc.lanes);
-  f.X.compute_at(chunk, f.rn.x).bound(e, 0, 16).reorder(tx, e, c, ty).unroll(e);
+  f.X.compute_at(chunk, f.rn.x).bound(e, 0, kWinogradTaps).reorder(tx, e, c, ty).unroll(e);
   if (xv > 1) f.X.vectorize(tx, xv, TailStrategy::ShiftInwards);
   scheduleTranspose(f.src, chunk, f.rn.x, vec, W);
   scheduleWeightSource(f.src, k);
