@@ -148,6 +148,34 @@ Schedule defaultSchedule(const KernelSpec& k, int lanes) {
     // gradients in U-Net's step at batch 2: up1's first 109-122 -> 71 ms. At 56x56 (VGG's 256
     // channels) Winograd stays ahead (15.0 ms, 13.1 with 4 tile rows per task, against 14.8).
     bool winograd = winogradApplies(k) && lanes >= 8 && W >= 28 && k.in[0] >= 64;
+    // 3x3 convs and their input gradients at rows of 14 to 27 with 128 or more channels in and out
+    // (ResNet's 14x14 layers, VGG's, GoogLeNet's wider ones), AVX-512: Winograd F(2x2, 3x3) with
+    // vectors along output channels (conv_winograd.cpp's winogradChannelsCpu), 2 vectors x a row of
+    // up to 8 tiles, images walked inside each block of channels (order 1), groups of 8 images.
+    // AMD EPYC 26/2, medians of 5-6 alternating profiled runs: ResNet-18's step at batch 8, layer3's
+    // three 256-channel convs 15.2 -> 10.6 ms and their input gradients 15.4 -> 10.6 ms; at batch 1
+    // ResNet-18 12.2 -> 11.3 ms, ResNet-50 26.8 -> 25.7, VGG-16 84.7 -> 79.7; GoogLeNet's 144 -> 288
+    // and 160 -> 320 at 14x14 0.46 -> 0.42 and 0.56 -> 0.50 ms. Left direct: 64 channels (MiniVGG's
+    // 16x16 conv at batch 128 6.1 -> 10.3 ms), DenseNet-121's 128 -> 32 (the net 20.3 -> 20.8 ms),
+    // 7x7 planes (ResNet-18's 512-channel convs at batch 8 11.4 -> 12.0-14.7 ms for two: 4x4 tiles
+    // cover 64 pixels for 49, and U is 16 MiB). Tiles of 1 vector, of 2 tile rows, of 4 vectors x 7
+    // tiles were 5-15% slower on ResNet-18's 14x14 layer.
+    if (lanes == 16 && winogradApplies(k) && W >= 14 && W < 28 && k.in[0] >= 128 && k.out[0] >= 128 && k.out[0] % 32 == 0) {
+      s.winograd = 2;
+      s.vec = 16;
+      s.chanVec = 2;
+      s.tileC = 1;
+      s.tileY = 1;
+      s.order = 1;
+      // A row of tiles per register tile where it has 8 or fewer; else the tile of 4 to 8 that
+      // leaves the fewest tiles idle.
+      int TW = (int)(W + 1) / 2;
+      s.tileX = 8;
+      for (int t = 8; t >= 4; --t)
+        if ((TW + t - 1) / t * t < (TW + s.tileX - 1) / s.tileX * s.tileX) s.tileX = t;
+      if (TW <= 8) s.tileX = TW;
+      return s;
+    }
     bool wideWinograd = winograd && lanes == 16 && W < 48 && 16 * k.in[0] * k.out[0] * 4 > kCacheBudget;
     // Forward convs whose channels are not a multiple of 16 too, where padding them to one costs at
     // most an eighth more (RegNet's 440 -> 448, ShuffleNetV2's 58, 116, 232 and 464, MobileNetV3's

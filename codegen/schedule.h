@@ -21,9 +21,12 @@ struct Schedule {
   // registers), 4 on ARM NEON (32 registers) and on x86 without AVX2. Register tiles are sized so
   // that their accumulators leave room in the register file of that width.
   int lanes = 16;
-  // 3x3 stride-1 conv as Winograd F(m x m, 3x3) with m = winograd (2 or 4; winograd.cpp); 0 keeps
+  // 3x3 stride-1 conv as Winograd F(m x m, 3x3) with m = winograd (2; conv_winograd.cpp); 0 keeps
   // the direct form. Then vec runs along tiles, tileX is vectors of tiles per register tile, tileC
-  // the output channels, and tileY the tile rows of one parallel task.
+  // the output channels, and tileY the tile rows of one parallel task. With chanVec > 0 (small
+  // planes) vectors run along output channels instead: chanVec vectors x tileX x tileY tiles, order
+  // 1 walks the images inside each block of channels (0: blocks inside each image), and task is the
+  // images per group (0: 8).
   int winograd = 0;
   // Conv: no hand schedule; Halide's Adams2019 autoscheduler schedules the kernel at compile time,
   // for batches of autoBatch images (its estimate). 0: the hand schedule above.

@@ -272,6 +272,23 @@ std::vector<Schedule> scheduleCandidates(const KernelSpec& k, bool adams2019) {
             add(s);
           }
   }
+  // Winograd with vectors along output channels (conv_winograd.cpp's winogradChannelsCpu; AVX-512)
+  // at rows of 8 to 27: chanVec vectors x tileX x tileY tiles, both loop orders, groups (task) of 8
+  // images; groups of 4 and 16 with 2 vectors x one row of tiles.
+  if (winogradApplies(k) && lanes == 16 && W >= 8 && W < 28 && k.in[0] >= 32) {
+    int TH = (H + 1) / 2;
+    for (int order : {0, 1})
+      for (int cv : {1, 2})
+        for (int tx = 4; tx <= std::min(TW, 8); ++tx)
+          for (int ty : {1, 2})
+            for (int g : {4, 8, 16}) {
+              if (O % (16 * cv) || ty > TH || tx * ty * cv > budget + budget / 6) continue;
+              if (g != 8 && (cv != 2 || ty != 1 || order != 1)) continue;
+              Schedule s;
+              s.winograd = 2, s.vec = 16, s.chanVec = cv, s.tileX = tx, s.tileY = ty, s.tileC = 1, s.order = order, s.task = g;
+              add(s);
+            }
+  }
   shuffled();
   // Halide's Adams2019 autoscheduler (REFERENCE.md: 226 GFLOP/s on a channels-innermost 56x56 conv,
   // 55 at 7x7), planned for the batch being tuned (the caller sets autoBatch). The user asked for it

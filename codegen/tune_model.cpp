@@ -62,7 +62,7 @@ double waste(int n, int t) {
   return std::log2((double)((n + t - 1) / t * t) / n);
 }
 
-constexpr int kFeatures = 49;
+constexpr int kFeatures = 53;
 
 }  // namespace
 
@@ -153,7 +153,11 @@ std::vector<double> scheduleFeatures(const KernelShape& k, const Schedule& s) {
   }
   bool wino = s.winograd > 0, cvec = !wino && s.chanVec > 0, xvec = !wino && !cvec;
   double acc, wx, wy, wc;
-  if (wino) {
+  if (wino && s.chanVec > 0) {
+    int TW = (k.OW + 1) / 2, TH = (k.OH + 1) / 2;
+    acc = (double)cv * tx * ty;
+    wx = waste(TW, tx), wy = waste(TH, ty), wc = waste(k.O, lanes * cv);
+  } else if (wino) {
     int TW = (k.OW + 1) / 2, TH = (k.OH + 1) / 2;
     acc = (double)tx * tc;
     wx = waste(TW, vec * tx), wy = waste(TH, ty), wc = waste(k.O, tc);
@@ -181,6 +185,11 @@ std::vector<double> scheduleFeatures(const KernelShape& k, const Schedule& s) {
   // weights that the strips read once each (conv.cpp's channelBlocksInStrips).
   f[44] = cvec && s.order == 1;
   f[45] = f[44] * lg((double)k.H * k.W / ((double)k.O * k.kh * k.kw));
+  // Slots 49-52: Winograd with channel vectors (a family of its own), its loop order, its group of
+  // images, and how a group's transformed inputs (16 x tiles x C floats per image) compare with L2.
+  bool wcv = wino && s.chanVec > 0;
+  f[49] = wcv, f[50] = wcv && s.order == 1, f[51] = wcv * lg(s.task > 0 ? s.task : 8);
+  f[52] = wcv * lg(16.0 * ((k.OW + 1) / 2) * ((k.OH + 1) / 2) * k.C * (s.task > 0 ? s.task : 8) * 4 / (1 << 20));
   return f;
 }
 

@@ -11,6 +11,8 @@
 //  3. M(tx, ty, o, e) = sum over c of U(o, c, e) V(tx, ty, c, e): (m+2)^2 independent matrix
 //     products, each in register tiles of up to 2 vectors of tiles x tileC output channels.
 //  4. Y = A^T M A + bias per output channel, then the residual and the activation, written out.
+// Small planes (rows of fewer than 14 tiles) run steps 2-4 as whole stages with vectors along
+// output channels instead (winogradChannelsCpu).
 // m = 2: its transforms are adds only and it stays within 1e-6 of the direct sum in float32.
 // (m = 4 saves more multiplies, but its constants, up to 8 and 1/24, lose about 10x more; no
 // default schedule or tuning candidate ever chose it, so it was removed.)
@@ -103,7 +105,7 @@ namespace {
 
 // The Funcs of the algorithm, steps 1-4 of the header: U, V, Macc and M, Y, out.
 struct WinogradFuncs {
-  Func out, src{"wino_src"}, U{"wino_u"}, V{"wino_v"}, Macc{"wino_macc"}, M{"wino_m"}, Y{"wino_y"};
+  Func out, src{"wino_src"}, taps{"wino_taps"}, U{"wino_u"}, V{"wino_v"}, Macc{"wino_macc"}, M{"wino_m"}, Y{"wino_y"};
   Var tx{"tx"}, ty{"ty"}, e{"e"}, o{"o"}, c{"c"}, dx{"dx"}, dy{"dy"};
   RDom r;
   std::vector<Argument> args;
@@ -128,13 +130,18 @@ WinogradFuncs winogradAlgorithm(const KernelSpec& k) {
   f.preTransformed = k.packedWeights && !backData;
   ImageParam w = kp.fixed("weight", f.preTransformed ? winogradWeightShape(O, C) : backData ? Dims{C, O, 3, 3} : Dims{O, C, 3, 3});
   ImageParam b = kp.fixed("bias", {O});  // not an argument of the input gradient
-  auto tap = [&](int i, int j, Expr ci, Expr co) { return backData ? w(2 - i, 2 - j, co, ci) : w(i, j, ci, co); };
   Var tx = f.tx, ty = f.ty, e = f.e, o = f.o, c = f.c, dx = f.dx, dy = f.dy;
   Func src = f.src;  // the input shifted by the padding of 1, zero outside
   src(v.x, v.y, v.c, v.n) = BoundaryConditions::constant_exterior(in, 0.0f, {{0, W}, {0, H}})(v.x - 1, v.y - 1, v.c, v.n);
   Func U = f.U, V = f.V, Macc = f.Macc, M = f.M, Y = f.Y;
   if (f.preTransformed) U(o, c, e) = w(o, c, e);
-  else U(o, c, e) = selectOver(e, transform2d(t.G, a, 3, [&](int i, int j) { return tap(i, j, c, o); }));
+  else {
+    // Channel-vector blocks that do not divide O compute past it: the last block reads channel O - 1.
+    int T = k.schedule.vec * k.schedule.chanVec;
+    Expr oc = k.schedule.chanVec > 0 && O % T ? min(o, O - 1) : Expr(o);
+    f.taps(o, dx, dy, c) = backData ? w(2 - dx, 2 - dy, oc, c) : w(dx, dy, c, oc);  // tap(dx, dy, c, o)
+    U(o, c, e) = selectOver(e, transform2d(t.G, a, 3, [&](int i, int j) { return f.taps(o, i, j, c); }));
+  }
   V(tx, ty, c, e, v.n) = selectOver(e, transform2d(t.BT, a, a, [&](int i, int j) { return src(tx * m + i, ty * m + j, c, v.n); }));
   f.r = RDom(0, C, "r");
   RDom r = f.r;
@@ -185,6 +192,65 @@ void winogradCpu(WinogradFuncs& f, const KernelSpec& k) {
   Macc.update().split(tx, av, ai, sc.vec).reorder(ai, av, o, r, ty, e, v.n).vectorize(ai).unroll(av).unroll(o);
   Y.compute_at(out, blk).bound(tx, 0, TWp).reorder_storage(dx, tx, dy, ty, o, v.n)
       .reorder(tx, dx, dy, ty, o, v.n).vectorize(tx, sc.vec).unroll(dx).unroll(dy);
+}
+
+// The CPU schedule for small planes (sc.chanVec > 0): rows of fewer than 14 tiles would leave most
+// of a tile vector idle, so the matrix products run along output channels instead, each a GEMM over
+// the tiles of a group of images (sc.task, 8 by default). Per group, stages made whole one after
+// the other:
+//  1. V for the group, parallel tasks of 16 (channel, image) planes, rows of tiles as vectors.
+//  2. M per transformed position e (the parallel loop: 16 tasks at any batch), each task walking
+//     its e's images and blocks of vec x chanVec output channels (order 1: the images inside each
+//     block): register tiles of tileX x tileY tiles x chanVec vectors summing over all C input
+//     channels, each U vector load feeding tileX x tileY FMAs and each V broadcast chanVec. A task
+//     reads its e's slice of U (C x O floats) once per group, where the per-image tasks of the row
+//     form would read all of U per image.
+//  3. Y = A^T M A per image and block of vec output channels, vectors along channels; the output
+//     gathers its rows from them.
+// U in training: the taps of a block of 16 output channels gathered per input channel, then
+// transformed (gathered per output channel and tap, 9 lanes from 16 rows of the weights, it took as
+// long as the products at batch 1). U's rows and V's planes are padded to strides that are not a
+// power of two: at 1 KiB (256 floats) the products' loads of a chunk of U mapped onto a quarter of
+// L1's sets and stalled. Measurements: schedule.cpp.
+void winogradChannelsCpu(WinogradFuncs& f, const KernelSpec& k) {
+  Vars v;
+  const Schedule& sc = k.schedule;
+  int W = (int)k.in[2], H = (int)k.in[1], O = (int)k.out[0];
+  int TW = (W + 1) / 2, TH = (H + 1) / 2, T = sc.vec * sc.chanVec;
+  int tileX = std::min(sc.tileX, TW), tileY = std::min(sc.tileY, TH);
+  int TWr = (TW + tileX - 1) / tileX * tileX, THr = (TH + tileY - 1) / tileY * tileY, Or = (O + T - 1) / T * T;
+  int xv = std::min(sc.lanes, TWr <= 4 ? 4 : TWr <= 8 ? 8 : 16);  // V along rows of tiles, whole vectors
+  int TWv = (TWr + xv - 1) / xv * xv;
+  Func out = f.out, src = f.src, U = f.U, V = f.V, Macc = f.Macc, M = f.M, Y = f.Y;
+  Var tx = f.tx, ty = f.ty, e = f.e, o = f.o, c = f.c, dx = f.dx, dy = f.dy;
+  RDom r = f.r;
+  Var cn("cn"), cno("cno"), cni("cni"), oo("oo"), oi("oi"), mv("mv"), ml("ml"), txo("txo"), txi("txi"), tyo("tyo"), tyi("tyi"), ov("ov"), ol("ol"), cb("cb"), cl("cl"), blk("blk");
+  if (!f.preTransformed) {
+    U.compute_root().bound(o, 0, Or).bound_storage(o, Or + sc.vec).split(o, oo, oi, sc.vec).reorder(oi, e, c, oo).vectorize(oi).unroll(e).parallel(oo);
+    f.taps.compute_at(U, c).vectorize(o, sc.vec).unroll(dx).unroll(dy);
+  }
+  // Images in groups of G, one after the other: V and M of a group (G x 16 x tiles x channels
+  // floats each) stay in L2/L3 where a whole batch's went through memory.
+  int G = sc.task > 0 ? sc.task : 8;
+  Var ng("ng"), ni("ni");
+  out.split(v.n, ng, ni, G, TailStrategy::GuardWithIf);
+  V.compute_at(out, ng).bound(tx, 0, TWv).bound(ty, 0, THr).bound_storage(ty, THr | 1).reorder(tx, e, ty, c, v.n).fuse(c, v.n, cn).split(cn, cno, cni, 16, TailStrategy::GuardWithIf)
+      .parallel(cno).unroll(e);
+  if (xv > 1) V.vectorize(tx, xv);
+  src.compute_at(V, cni).vectorize(v.x, rowVectorWidth(W + 2, sc.lanes), TailStrategy::GuardWithIf);
+  // Each register tile sums over all C input channels: chunks of the reduction (their sums kept
+  // in memory between chunks) were slower.
+  M.compute_at(out, ng).bound(tx, 0, TWr).bound(ty, 0, THr).bound(o, 0, Or).reorder_storage(o, tx, ty, e, v.n)
+      .split(o, oo, oi, T).split(oi, mv, ml, sc.vec).split(tx, txo, txi, tileX).split(ty, tyo, tyi, tileY);
+  if (sc.order == 1) M.reorder(ml, mv, txi, tyi, txo, tyo, oo, v.n, e);
+  else M.reorder(ml, mv, txi, tyi, txo, tyo, v.n, oo, e);
+  M.parallel(e).vectorize(ml).unroll(mv).unroll(txi).unroll(tyi);
+  Macc.compute_at(M, txo).reorder_storage(o, tx, ty, e, v.n).split(o, ov, ol, sc.vec).reorder(ol, ov, tx, ty).vectorize(ol).unroll(ov).unroll(tx).unroll(ty);
+  Macc.update().split(o, ov, ol, sc.vec).reorder(ol, ov, tx, ty, r, e, v.n).vectorize(ol).unroll(ov).unroll(tx).unroll(ty);
+  out.split(v.c, cb, cl, sc.vec, TailStrategy::GuardWithIf).reorder(v.x, v.y, cl, cb, ni, ng).fuse(cb, ni, blk).parallel(blk);
+  out.vectorize(v.x, rowVectorWidth(W, sc.lanes), TailStrategy::GuardWithIf);
+  Y.compute_at(out, blk).reorder_storage(o, dx, tx, dy, ty, v.n).reorder(o, dx, dy, tx, ty, v.n)
+      .vectorize(o, sc.vec, TailStrategy::GuardWithIf).unroll(dx).unroll(dy);
 }
 
 // The weight gradient by the transpose of F(2x2, 3x3). For each 2x2 tile of dy and the 4x4 patch
@@ -279,7 +345,8 @@ Lowered lowerConvBackWeightWinograd(const KernelSpec& k) {
 
 Lowered lowerConvWinograd(const KernelSpec& k) {
   WinogradFuncs f = winogradAlgorithm(k);
-  winogradCpu(f, k);
+  if (k.schedule.chanVec > 0) winogradChannelsCpu(f, k);
+  else winogradCpu(f, k);
   return finish(f.out, k, f.args);
 }
 

@@ -536,19 +536,53 @@ TEST(TuneCandidates, ChannelBlocksInStripsWhereTheImageOutweighsTheWeights) {
   EXPECT_EQ(k.schedule.order, 1) << k.schedule.str();
   k = convSpec(KernelKind::Conv, {64, 56, 56}, {128, 28, 28}, 1, 2);
   EXPECT_EQ(k.schedule.order, 1) << k.schedule.str();
-  k = convSpec(KernelKind::Conv, {128, 24, 24}, {128, 24, 24}, 3);
+  k = convSpec(KernelKind::Conv, {96, 24, 24}, {96, 24, 24}, 3);
   ASSERT_EQ(k.schedule.chanVec, 2) << k.schedule.str();
+  EXPECT_EQ(k.schedule.winograd, 0) << k.schedule.str();
   EXPECT_EQ(k.schedule.order, 0) << k.schedule.str();
   EXPECT_EQ(convSpec(KernelKind::Conv, {128, 28, 28}, {128, 28, 28}, 3).schedule.winograd, 2);
   k = convSpec(KernelKind::Conv, {256, 28, 28}, {256, 14, 14}, 1, 2);  // 784 KiB against 256 KiB of weights
   EXPECT_EQ(k.schedule.order, 1) << k.schedule.str();
   k = convSpec(KernelKind::Conv, {128, 28, 28}, {256, 14, 14}, 1, 2);  // 392 KiB
   EXPECT_EQ(k.schedule.order, 0) << k.schedule.str();
-  KernelSpec d = convSpec(KernelKind::ConvBackData, {128, 24, 24}, {128, 24, 24}, 3);
+  KernelSpec d = convSpec(KernelKind::ConvBackData, {96, 24, 24}, {96, 24, 24}, 3);
   ASSERT_EQ(d.schedule.chanVec, 2) << d.schedule.str();
   EXPECT_EQ(d.schedule.order, 0);
   for (const Schedule& s : scheduleCandidates(d))
-    if (s.chanVec) EXPECT_EQ(s.order, 0) << s.str();
+    if (s.chanVec && !s.winograd) EXPECT_EQ(s.order, 0) << s.str();
+}
+
+// 3x3 stride-1 convs and input gradients at rows of 14 to 27 with 128 or more channels in and out
+// take Winograd with channel vectors (2 vectors x a row of up to 8 tiles, images inside each block
+// of channels); 64 channels, 32 outputs and 7x7 planes keep the direct form. The tuner's candidates
+// of that form keep within the registers and whole blocks of channels.
+TEST(TuneCandidates, WinogradChannelVectorsOnSmallPlanes) {
+  for (KernelKind kind : {KernelKind::Conv, KernelKind::ConvBackData}) {
+    KernelSpec k = convSpec(kind, {256, 14, 14}, {256, 14, 14}, 3);
+    EXPECT_EQ(k.schedule.winograd, 2) << k.schedule.str();
+    EXPECT_EQ(k.schedule.chanVec, 2) << k.schedule.str();
+    EXPECT_EQ(k.schedule.tileX, 7) << k.schedule.str();
+    EXPECT_EQ(k.schedule.order, 1) << k.schedule.str();
+  }
+  EXPECT_EQ(convSpec(KernelKind::Conv, {128, 25, 27}, {128, 25, 27}, 3).schedule.tileX, 7);  // 14 tiles per row
+  EXPECT_EQ(convSpec(KernelKind::Conv, {128, 16, 16}, {128, 16, 16}, 3).schedule.tileX, 8);
+  EXPECT_EQ(convSpec(KernelKind::Conv, {64, 16, 16}, {64, 16, 16}, 3).schedule.winograd, 0);
+  EXPECT_EQ(convSpec(KernelKind::Conv, {128, 14, 14}, {32, 14, 14}, 3).schedule.winograd, 0);
+  EXPECT_EQ(convSpec(KernelKind::Conv, {512, 7, 7}, {512, 7, 7}, 3).schedule.winograd, 0);
+  KernelSpec k = convSpec(KernelKind::Conv, {256, 14, 14}, {256, 14, 14}, 3);
+  auto cs = scheduleCandidates(k);
+  EXPECT_EQ(cs[0].str(), k.schedule.str());
+  std::set<std::string> seen;
+  int wcv = 0;
+  for (const Schedule& s : cs) {
+    EXPECT_TRUE(seen.insert(s.str()).second) << s.str();
+    if (!s.winograd || !s.chanVec) continue;
+    ++wcv;
+    EXPECT_LE(s.tileX * s.tileY * s.chanVec, 28) << s.str();
+    EXPECT_EQ(256 % (16 * s.chanVec), 0) << s.str();
+    EXPECT_TRUE(s.task == 0 || s.task == 4 || s.task == 8 || s.task == 16) << s.str();
+  }
+  EXPECT_GT(wcv, 10);
 }
 
 // Channel-vector tiles need not divide the image: ResNet-18's 13x13 layers (3x200x200 input) take
