@@ -154,17 +154,19 @@ std::vector<Schedule> scheduleCandidates(const KernelSpec& k, bool adams2019) {
           }
     // The Winograd form (conv_winograd.cpp, AVX-512 only): tileX vectors of 16 output channels x
     // tileC input channels, blocks of tileY tile rows (dividing them; transformed dy and x up to
-    // 1 MiB).
+    // 1 MiB); and its form with the 16 products as the tasks (order 1, whole images' tiles).
     if (winogradWeightApplies(k) && lanes == 16) {
       int TH = (int)(k.in[1] + 1) / 2;
-      for (int cv : {1, 2, 4})
-        for (int cit : {4, 8, 16})
-          for (int rows : {1, 2, 4, 7, 8}) {
-            if (Od % (16 * cv) || C % cit || cv * cit > budget || TH % rows || rows > winogradWeightRows(k, 1 << 20)) continue;
-            Schedule s = d;
-            s.winograd = 2, s.vec = 16, s.chanVec = 0, s.tileX = cv, s.tileC = cit, s.tileY = rows;
-            add(s);
-          }
+      for (int order : {0, 1})
+        for (int cv : {1, 2, 4})
+          for (int cit : {4, 8, 16})
+            for (int rows : {1, 2, 4, 7, 8, TH}) {
+              if (Od % (16 * cv) || C % cit || cv * cit > budget || TH % rows) continue;
+              if (order == 0 ? rows > winogradWeightRows(k, 1 << 20) || (rows == TH && TH > 8) : rows != TH) continue;
+              Schedule s = d;
+              s.winograd = 2, s.vec = 16, s.chanVec = 0, s.tileX = cv, s.tileC = cit, s.tileY = rows, s.order = order;
+              add(s);
+            }
     }
     return shuffled();
   }

@@ -266,6 +266,8 @@ void winogradChannelsCpu(WinogradFuncs& f, const KernelSpec& k) {
 //  3. The images are cut into up to 8 chunks (rfactor), a parallel task each; the partials are
 //     summed in chunk order, so the result does not depend on the thread count.
 //  4. dw = G^T S G per channel pair, transposed to PyTorch's [O, C, 3, 3].
+// Where a chunk's sums outgrow L2, the 16 products are the parallel tasks instead
+// (winogradWeightTasksCpu, Schedule::order 1).
 // The transforms are adds and halvings, exact in binary but for the sums' rounding.
 struct WinogradWeightFuncs {
   WeightGradSources src;
@@ -335,11 +337,45 @@ void winogradWeightCpu(WinogradWeightFuncs& f, const KernelSpec& k) {
   f.dwT.compute_at(f.out, blocks).reorder(o, f.kx, f.ky, c).vectorize(o, vec, TailStrategy::RoundUp).unroll(f.kx).unroll(f.ky);
 }
 
+// Where a chunk's sums (16 x C x O floats) are past L2 (sc.order 1; ResNet's 256-channel 14x14
+// layers): the 16 products are the parallel tasks, one per transformed position e, each summing
+// over every image's tiles, in image order, into its own C x O slice of S, which stays in L2. dy's and x's
+// transforms are made first for all images (D and X, 16 x tiles x channels floats per image each);
+// a register tile of tileX vectors of output channels x tileC input channels sums over one image's
+// tiles, then adds into S.
+void winogradWeightTasksCpu(WinogradWeightFuncs& f, const KernelSpec& k) {
+  const Schedule& sc = k.schedule;
+  int W = (int)k.in[2];
+  int vec = sc.vec, cv = sc.tileX, cit = sc.tileC;
+  Var o = f.o, c = f.c, e = f.e, tx = f.tx, ty = f.ty, n = f.n;
+  Var coo("coo"), coi("coi"), cio("cio"), cii("cii"), cvv("cvv"), cl("cl"), cvo("cvo"), cvi("cvi");
+  f.S.compute_root().bound(e, 0, kWinogradTaps).vectorize(o, vec, TailStrategy::RoundUp).parallel(e);
+  f.S.update().split(o, coo, coi, vec * cv, TailStrategy::RoundUp).split(coi, cvo, cvi, vec).split(c, cio, cii, cit)
+      .reorder(cvi, cvo, cii, f.rn.x, f.rn.y, cio, coo, e).vectorize(cvi).unroll(cvo).unroll(cii).parallel(e);
+  f.acc.compute_at(f.S, f.rn.x).bound_extent(e, 1).bound_extent(f.b, 1).bound_extent(n, 1);
+  f.acc.split(o, cvv, cl, vec).vectorize(cl).unroll(cvv).unroll(c);
+  f.acc.update().split(o, cvv, cl, vec).reorder(cl, cvv, c, f.rt.x, f.rt.y).vectorize(cl).unroll(cvv).unroll(c);
+  // D's rows of O floats padded by a vector: at 1 KiB (256 channels) a block's loads, one row per
+  // tile, fell on a quarter of L1's sets.
+  int O = (int)k.extraIns[0][0];
+  f.D.compute_root().bound(e, 0, kWinogradTaps).bound(o, 0, O).bound_storage(o, O + vec).reorder(o, e, tx, ty, n).vectorize(o, vec, TailStrategy::RoundUp).unroll(e).parallel(n);
+  int xv = rowVectorWidth((W + 1) / 2, sc.lanes);
+  f.X.compute_root().bound(e, 0, kWinogradTaps).reorder(tx, e, ty, c, n).unroll(e).parallel(n);
+  if (xv > 1) f.X.vectorize(tx, xv, TailStrategy::ShiftInwards);
+  scheduleTranspose(f.src, Func(), Var(), vec, W);
+  scheduleWeightSource(f.src, k);
+  f.src.xpad.compute_root().parallel(f.src.xpad.args()[3]);
+  if (f.src.xpad.has_update_definition()) f.src.xpad.update().parallel(f.src.xpad.args()[3]);
+  Var blocks = scheduleWeightOut(f.out);
+  f.dwT.compute_at(f.out, blocks).reorder(o, f.kx, f.ky, c).vectorize(o, vec, TailStrategy::RoundUp).unroll(f.kx).unroll(f.ky);
+}
+
 }  // namespace
 
 Lowered lowerConvBackWeightWinograd(const KernelSpec& k) {
   WinogradWeightFuncs f = winogradWeightAlgorithm(k);
-  winogradWeightCpu(f, k);
+  if (k.schedule.order == 1) winogradWeightTasksCpu(f, k);
+  else winogradWeightCpu(f, k);
   return finish(f.out, k, f.src.args);
 }
 

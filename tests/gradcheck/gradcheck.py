@@ -127,8 +127,9 @@ CASES = {
     "row_tails": ("input(2, 1, 17)", "c: conv(4, [1, 3], padding=[0, 1]); hardswish; d: conv(4, [1, 3], padding=[0, 1], groups=4); hardswish; e: conv(4, [1, 9]); silu; f: conv(4, [1, 3], padding=[0, 1], groups=4); hardswish; flatten; fc: linear(17); hardswish; fc2: linear(4)"),
     "plane_tails": ("input(2, 7, 7)", "c: conv(4, 1); hardswish; d: conv(4, 5, padding=2, groups=4); hardswish; e: conv(4, 3, padding=1, groups=4); silu; flatten; fc: linear(4)"),
     # Winograd with channel vectors (128 or more channels in and out, rows of 14 to 27 on AVX-512:
-    # schedule.cpp) for both convs' forward and d's input gradient; 8 rows of tiles over 15 rows
-    # (the last half zeros), 7 tiles per row of 14.
+    # schedule.cpp) for both convs' forward and d's input gradient, and the weight gradients' form
+    # whose tasks are the 16 products (16 x 160 x 160 sums past 1 MiB); 8 rows of tiles over 15
+    # rows (the last half zeros), 7 tiles per row of 14.
     "conv_winograd_channels": ("input(160, 15, 14)", "c: conv(160, 3, padding=1); tanh; d: conv(160, 3, padding=1); tanh; flatten; fc: linear(4)"),
 }
 

@@ -583,6 +583,23 @@ TEST(TuneCandidates, WinogradChannelVectorsOnSmallPlanes) {
     EXPECT_TRUE(s.task == 0 || s.task == 4 || s.task == 8 || s.task == 16) << s.str();
   }
   EXPECT_GT(wcv, 10);
+  // Their weight gradients: the Winograd form whose tasks are the 16 products (order 1), where a
+  // chunk's sums (16 x 256 x 256 floats) are past L2; at 7x7 the direct form.
+  KernelSpec w;
+  w.kind = KernelKind::ConvBackWeight;
+  w.in = {256, 14, 14};
+  w.extraIns = {{256, 14, 14}};
+  w.out = {256, 256, 3, 3};
+  w.attrs.kernel[0] = w.attrs.kernel[1] = 3;
+  w.attrs.pad[0] = w.attrs.pad[1] = 1;
+  Schedule ws = defaultSchedule(w, 16);
+  EXPECT_EQ(ws.winograd, 2) << ws.str();
+  EXPECT_EQ(ws.order, 1) << ws.str();
+  EXPECT_EQ(ws.tileY, 7) << ws.str();
+  w.in = {512, 7, 7};
+  w.extraIns = {{512, 7, 7}};
+  w.out = {512, 512, 3, 3};
+  EXPECT_EQ(defaultSchedule(w, 16).winograd, 0);
 }
 
 // Channel-vector tiles need not divide the image: ResNet-18's 13x13 layers (3x200x200 input) take
@@ -641,6 +658,7 @@ TEST(TuneCandidates, WeightGradientTilesVaryWithinTheRegisters) {
         EXPECT_EQ(96 % s.tileC, 0) << s.str();
         EXPECT_LE(s.tileX * s.tileC, 24) << s.str();
         EXPECT_EQ(7 % s.tileY, 0) << s.str();
+        EXPECT_TRUE(s.order == 0 || s.tileY == 7) << s.str();  // the tasks form takes whole images
         continue;
       }
       EXPECT_TRUE(s.tileY == 1 || s.tileY == 3) << s.str();
