@@ -44,6 +44,20 @@ KernelSpec convSpec(KernelKind kind, const cnnc::Dims& in, const cnnc::Dims& out
   return k;
 }
 
+// A 3x3 padding-1 conv's weight gradient: x of shape `in`, dy of shape `dy`, `groups` groups.
+KernelSpec weightGradSpec(const cnnc::Dims& in, const cnnc::Dims& dy, int groups = 1) {
+  KernelSpec w;
+  w.kind = KernelKind::ConvBackWeight;
+  w.in = in;
+  w.extraIns = {dy};
+  w.out = {dy[0], in[0] / groups, 3, 3};
+  w.attrs.kernel[0] = w.attrs.kernel[1] = 3;
+  w.attrs.pad[0] = w.attrs.pad[1] = 1;
+  w.attrs.groups = groups;
+  w.schedule = defaultSchedule(w, 16);
+  return w;
+}
+
 // The channel blocks (vec x chanVec) of k's channel-vector candidates.
 std::set<int> candidateBlocks(const KernelSpec& k) {
   std::set<int> blocks;
@@ -585,21 +599,11 @@ TEST(TuneCandidates, WinogradChannelVectorsOnSmallPlanes) {
   EXPECT_GT(wcv, 10);
   // Their weight gradients: the Winograd form whose tasks are the 16 products (order 1), where a
   // chunk's sums (16 x 256 x 256 floats) are past L2; at 7x7 the direct form.
-  KernelSpec w;
-  w.kind = KernelKind::ConvBackWeight;
-  w.in = {256, 14, 14};
-  w.extraIns = {{256, 14, 14}};
-  w.out = {256, 256, 3, 3};
-  w.attrs.kernel[0] = w.attrs.kernel[1] = 3;
-  w.attrs.pad[0] = w.attrs.pad[1] = 1;
-  Schedule ws = defaultSchedule(w, 16);
+  Schedule ws = weightGradSpec({256, 14, 14}, {256, 14, 14}).schedule;
   EXPECT_EQ(ws.winograd, 2) << ws.str();
   EXPECT_EQ(ws.order, 1) << ws.str();
   EXPECT_EQ(ws.tileY, 7) << ws.str();
-  w.in = {512, 7, 7};
-  w.extraIns = {{512, 7, 7}};
-  w.out = {512, 512, 3, 3};
-  EXPECT_EQ(defaultSchedule(w, 16).winograd, 0);
+  EXPECT_EQ(weightGradSpec({512, 7, 7}, {512, 7, 7}).schedule.winograd, 0);
 }
 
 // Channel-vector tiles need not divide the image: ResNet-18's 13x13 layers (3x200x200 input) take
@@ -784,15 +788,7 @@ TEST(TuneCandidates, GroupedRowTilesAndWeightVectorsInsideAGroup) {
   dx.schedule = defaultSchedule(dx, 16);
   ASSERT_TRUE(tunable(dx));
   for (const auto& s : scheduleCandidates(dx)) EXPECT_EQ(s.chanVec, 0) << s.str();
-  KernelSpec dw;
-  dw.kind = KernelKind::ConvBackWeight;
-  dw.in = {104, 28, 28};
-  dw.extraIns = {{104, 28, 28}};
-  dw.out = {104, 8, 3, 3};
-  dw.attrs.kernel[0] = dw.attrs.kernel[1] = 3;
-  dw.attrs.pad[0] = dw.attrs.pad[1] = 1;
-  dw.attrs.groups = 13;
-  dw.schedule = defaultSchedule(dw, 16);
+  KernelSpec dw = weightGradSpec({104, 28, 28}, {104, 28, 28}, 13);
   ASSERT_TRUE(tunable(dw));
   auto ws = scheduleCandidates(dw);
   EXPECT_GT(ws.size(), 5u);
