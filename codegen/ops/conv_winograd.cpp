@@ -307,6 +307,20 @@ WinogradWeightFuncs winogradWeightAlgorithm(const KernelSpec& k) {
   return f;
 }
 
+// Both forms' register tile, computed where the caller puts acc: `vec`-wide vectors of output
+// channels x the tile's input channels, summing over a block's tiles.
+void scheduleWeightRegisterTile(WinogradWeightFuncs& f, int vec) {
+  Var o = f.o, c = f.c, cvv("cvv"), cl("cl");
+  f.acc.split(o, cvv, cl, vec).vectorize(cl).unroll(cvv).unroll(c);
+  f.acc.update().split(o, cvv, cl, vec).reorder(cl, cvv, c, f.rt.x, f.rt.y).vectorize(cl).unroll(cvv).unroll(c);
+}
+
+// Both forms' output: dw = G^T S G per block of 16 output channels, transposed to [O, C, 3, 3].
+void scheduleWinogradWeightOut(WinogradWeightFuncs& f, int vec) {
+  Var blocks = scheduleWeightOut(f.out);
+  f.dwT.compute_at(f.out, blocks).reorder(f.o, f.kx, f.ky, f.c).vectorize(f.o, vec, TailStrategy::RoundUp).unroll(f.kx).unroll(f.ky);
+}
+
 // Each image's block of tile rows: dyT, D and X are computed for it (L2), then every register tile
 // runs over the block's tiles, each D vector load feeding tileC FMAs and each X broadcast tileX.
 void winogradWeightCpu(WinogradWeightFuncs& f, const KernelSpec& k) {
@@ -318,12 +332,11 @@ void winogradWeightCpu(WinogradWeightFuncs& f, const KernelSpec& k) {
   f.S.update().split(f.rn.y, no, ni, (f.N + 7) / 8, TailStrategy::GuardWithIf);
   Func chunk = f.S.update().rfactor(no, u);
   chunk.compute_root().vectorize(o, vec, TailStrategy::RoundUp);
-  Var coo("coo"), coi("coi"), cio("cio"), cii("cii"), cvv("cvv"), cl("cl"), cvo("cvo"), cvi("cvi");
+  Var coo("coo"), coi("coi"), cio("cio"), cii("cii"), cvo("cvo"), cvi("cvi");
   chunk.update().split(o, coo, coi, vec * cv, TailStrategy::RoundUp).split(coi, cvo, cvi, vec).split(c, cio, cii, cit)
       .reorder(cvi, cvo, cii, cio, coo, e, f.rn.x, ni, u).vectorize(cvi).parallel(u);
   f.acc.compute_at(chunk, cio).bound_extent(e, 1).bound_extent(f.b, 1).bound_extent(f.n, 1);
-  f.acc.split(o, cvv, cl, vec).vectorize(cl).unroll(cvv).unroll(c);
-  f.acc.update().split(o, cvv, cl, vec).reorder(cl, cvv, c, f.rt.x, f.rt.y).vectorize(cl).unroll(cvv).unroll(c);
+  scheduleWeightRegisterTile(f, vec);
   f.D.compute_at(chunk, f.rn.x).bound(e, 0, kWinogradTaps).reorder(o, e, tx, ty).vectorize(o, vec, TailStrategy::RoundUp).unroll(e);
   int xv = rowVectorWidth((W + 1) / 2, sc.lanes);
   f.X.compute_at(chunk, f.rn.x).bound(e, 0, kWinogradTaps).reorder(tx, e, c, ty).unroll(e);
@@ -333,8 +346,7 @@ void winogradWeightCpu(WinogradWeightFuncs& f, const KernelSpec& k) {
   f.src.xpad.compute_at(chunk, ni);
   f.S.compute_root().vectorize(o, vec, TailStrategy::RoundUp).parallel(c);
   f.S.update().vectorize(o, vec, TailStrategy::RoundUp).parallel(c);
-  Var blocks = scheduleWeightOut(f.out);
-  f.dwT.compute_at(f.out, blocks).reorder(o, f.kx, f.ky, c).vectorize(o, vec, TailStrategy::RoundUp).unroll(f.kx).unroll(f.ky);
+  scheduleWinogradWeightOut(f, vec);
 }
 
 // Where a chunk's sums (16 x C x O floats) are past L2 (sc.order 1; ResNet's 256-channel 14x14
@@ -348,13 +360,12 @@ void winogradWeightTasksCpu(WinogradWeightFuncs& f, const KernelSpec& k) {
   int W = (int)k.in[2];
   int vec = sc.vec, cv = sc.tileX, cit = sc.tileC;
   Var o = f.o, c = f.c, e = f.e, tx = f.tx, ty = f.ty, n = f.n;
-  Var coo("coo"), coi("coi"), cio("cio"), cii("cii"), cvv("cvv"), cl("cl"), cvo("cvo"), cvi("cvi");
+  Var coo("coo"), coi("coi"), cio("cio"), cii("cii"), cvo("cvo"), cvi("cvi");
   f.S.compute_root().bound(e, 0, kWinogradTaps).vectorize(o, vec, TailStrategy::RoundUp).parallel(e);
   f.S.update().split(o, coo, coi, vec * cv, TailStrategy::RoundUp).split(coi, cvo, cvi, vec).split(c, cio, cii, cit)
       .reorder(cvi, cvo, cii, f.rn.x, f.rn.y, cio, coo, e).vectorize(cvi).unroll(cvo).unroll(cii).parallel(e);
   f.acc.compute_at(f.S, f.rn.x).bound_extent(e, 1).bound_extent(f.b, 1).bound_extent(n, 1);
-  f.acc.split(o, cvv, cl, vec).vectorize(cl).unroll(cvv).unroll(c);
-  f.acc.update().split(o, cvv, cl, vec).reorder(cl, cvv, c, f.rt.x, f.rt.y).vectorize(cl).unroll(cvv).unroll(c);
+  scheduleWeightRegisterTile(f, vec);
   // D's rows of O floats padded by a vector: at 1 KiB (256 channels) a block's loads, one row per
   // tile, fell on a quarter of L1's sets.
   int O = (int)k.extraIns[0][0];
@@ -366,8 +377,7 @@ void winogradWeightTasksCpu(WinogradWeightFuncs& f, const KernelSpec& k) {
   scheduleWeightSource(f.src, k);
   f.src.xpad.compute_root().parallel(f.src.xpad.args()[3]);
   if (f.src.xpad.has_update_definition()) f.src.xpad.update().parallel(f.src.xpad.args()[3]);
-  Var blocks = scheduleWeightOut(f.out);
-  f.dwT.compute_at(f.out, blocks).reorder(o, f.kx, f.ky, c).vectorize(o, vec, TailStrategy::RoundUp).unroll(f.kx).unroll(f.ky);
+  scheduleWinogradWeightOut(f, vec);
 }
 
 }  // namespace
