@@ -5,7 +5,7 @@
 #   lib/cnnc/libcnnc_runtime.a, libcnnc_capi.a     linked into executables and --emit=lib libraries
 #   lib/cnnc/aarch64/...                           the same for --target arm-64-linux (when built)
 #   include/cnnc/capi.h                            the C API
-#   include/cnnc/common/                           weight layouts, for `cnnc tune --remote`'s measurement programs
+#   include/cnnc/common/                           weight layouts and the kernel allocator, for `cnnc tune --remote`'s measurement programs
 #   share/cnnc/python/cnnc_net.py                  the module that --emit=python writes beside lib<net>.so
 #   lib/cmake/cnnc/                                find_package(cnnc): cnnc_add_network()
 #   share/cnnc/nets/                               the network library that `import` searches
@@ -19,7 +19,8 @@ if(CNNC_RUNTIME_AARCH64_LIB)
   install(FILES ${CNNC_CAPI_AARCH64_LIB} DESTINATION lib/cnnc/aarch64 RENAME libcnnc_capi.a)
 endif()
 install(FILES ${PROJECT_SOURCE_DIR}/runtime/capi.h DESTINATION include/cnnc)
-install(FILES ${PROJECT_SOURCE_DIR}/common/packed_layout.h ${PROJECT_SOURCE_DIR}/common/winograd_weights.h DESTINATION include/cnnc/common)
+install(FILES ${PROJECT_SOURCE_DIR}/common/packed_layout.h ${PROJECT_SOURCE_DIR}/common/winograd_weights.h
+              ${PROJECT_SOURCE_DIR}/common/kernel_alloc.h ${PROJECT_SOURCE_DIR}/common/huge_alloc.h DESTINATION include/cnnc/common)
 install(FILES ${PROJECT_SOURCE_DIR}/runtime/python/cnnc_net.py DESTINATION share/cnnc/python)
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/nets/ DESTINATION share/cnnc/nets)
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/docs/ DESTINATION share/doc/cnnc)

@@ -8,11 +8,11 @@
 #include <cstdlib>
 #include <new>
 
-#include "huge_alloc.h"
+#include "common/huge_alloc.h"
 
 void* operator new(std::size_t n) {
   for (;;) {
-    void* p = n >= cnnc::rt::kBigBlock ? cnnc::rt::allocHuge(n) : std::malloc(n == 0 ? 1 : n);
+    void* p = n >= cnnc::kBigBlock ? cnnc::allocHuge(n) : std::malloc(n == 0 ? 1 : n);
     if (p) return p;
     std::new_handler h = std::get_new_handler();
     if (!h) throw std::bad_alloc();

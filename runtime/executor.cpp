@@ -1,6 +1,6 @@
 // executor.cpp: see executor.h.
 #include "executor.h"
-#include "kernel_alloc.h"
+#include "common/kernel_alloc.h"
 
 #include <unistd.h>
 
@@ -43,7 +43,9 @@ bool Executor::init(const Plan& p, const KernelEntry* table, int count, std::str
   const char* check = getenv("CNNC_CHECK_WRITES");
   checkWrites_ = check && *check && std::string(check) != "0";
   halide_set_error_handler(onHalideError);
-  installKernelAllocator();
+  // The kernels' own big buffers on 2 MiB pages, kept when freed (common/kernel_alloc.h).
+  halide_set_custom_malloc(kernelMalloc);
+  halide_set_custom_free(kernelFree);
   plan_ = &p;
   fns_.clear();
   for (const auto& k : p.kernels) {

@@ -8,7 +8,7 @@
 #include "HalideRuntime.h"
 #include "device.h"
 #include "plan.h"
-#include "huge_alloc.h"
+#include "common/huge_alloc.h"
 #include "weights.h"
 
 namespace cnnc::rt {

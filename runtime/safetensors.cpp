@@ -14,7 +14,7 @@
 
 #include "common/atomic_file.h"
 #include "common/utf8.h"
-#include "huge_alloc.h"
+#include "common/huge_alloc.h"
 
 namespace cnnc::rt {
 

@@ -6,6 +6,7 @@
 - a tune killed with SIGKILL keeps every record it had written, and `--resume` continues within
   what is left of the budget without losing or rewriting any of them;
 - bad flags, an untimeable target and a corrupt database are errors that say what to do;
+- candidates are timed with the executables' kernel allocator (common/kernel_alloc.h);
 - the in-net step profiles the net with the defaults and with the search's fastest schedules and
   records each differing kernel's time in the net (situ "net");
 - a second net with similar shapes starts from the first one's best schedules (seeds);
@@ -78,6 +79,8 @@ def main():
         # either schedule (situ "net"), which the compile below then prefers.
         r = run([cnnc, "tune", src, "--db", db, "--cache-dir", cache, "--budget", "1s", "--in-net-rounds", "1", "-v"])
         expect("tune measures in the net", r, 0, "tune_small/infer")
+        check("candidates are timed with the executables' kernel allocator",
+              "allocate as the executables' kernels do" in r.stderr, r.stderr[:400])
         net = [x for x in records(db) if x and x.get("situ") == "net"]
         if "nothing to compare" in r.stderr:  # the defaults were the fastest alone, for both convs
             check("nothing measured in the net when the defaults won alone", not net, f"{len(net)} records")

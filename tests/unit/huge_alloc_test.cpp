@@ -1,8 +1,8 @@
-// Large blocks on 2 MiB pages (runtime/huge_alloc.h): the activation arena's allocator (MiniVGG's
+// Large blocks on 2 MiB pages (common/huge_alloc.h): the activation arena's allocator (MiniVGG's
 // training step: 112 -> 104 ms), a loaded safetensors file's tensors, and the executables' operator
 // new (runtime/big_pages.cpp, linked into this test as into every executable; VGG-16's `infer`:
 // 4.4 -> 1.9 s, nearly all of it page faults on 4 KiB pages).
-#include "huge_alloc.h"
+#include "common/huge_alloc.h"
 
 #include <gtest/gtest.h>
 
@@ -16,7 +16,7 @@
 
 #include "safetensors.h"
 
-using cnnc::rt::HugePageAllocator;
+using cnnc::HugePageAllocator;
 
 namespace {
 

@@ -1,14 +1,14 @@
-// The kernels' allocator (runtime/kernel_alloc.cpp): alignment, reuse of freed big blocks, and the
+// The kernels' allocator (common/kernel_alloc.h): alignment, reuse of freed big blocks, and the
 // bound on what it keeps.
 #include <gtest/gtest.h>
 
 #include <cstdint>
 #include <cstring>
 
-#include "huge_alloc.h"
-#include "kernel_alloc.h"
+#include "common/huge_alloc.h"
+#include "common/kernel_alloc.h"
 
-using namespace cnnc::rt;
+using namespace cnnc;
 
 TEST(KernelAlloc, SmallBlocksAreAlignedAndWritableWithSlack) {
   for (size_t n : {size_t(1), size_t(100), size_t(4096), size_t(1) << 20}) {

@@ -8,7 +8,7 @@
 #include <cstdlib>
 #include <new>
 
-namespace cnnc::rt {
+namespace cnnc {
 
 constexpr size_t kHugePage = size_t(2) << 20;
 // Blocks from this size on take 2 MiB pages; rounding them up to whole pages wastes at most a third.
@@ -46,4 +46,4 @@ struct HugePageAllocator {
   bool operator!=(const HugePageAllocator<U>&) const { return false; }
 };
 
-}  // namespace cnnc::rt
+}  // namespace cnnc

@@ -1,4 +1,8 @@
-// kernel_alloc.cpp: halide_malloc for the executables and the library.
+// kernel_alloc.h: the memory the kernels allocate for themselves (Halide's halide_malloc): their
+// intermediates, such as a weight gradient's partial sums or a linear layer's transposed weights.
+// The executables install it (runtime/executor.cpp), and `cnnc tune` installs it in the Halide
+// runtime it times candidates with (codegen/tune.cpp), so that a candidate is timed on the memory
+// it gets in the net.
 //
 // Why: Halide's default halide_malloc is malloc, and glibc maps each block past 32 MiB afresh and
 // unmaps it on free. A kernel that needs such a block every call, VGG-11's first linear layer
@@ -7,19 +11,21 @@
 // ms at batch 8 for a layer whose weights stream from memory in about 20. Big blocks here sit on
 // 2 MiB pages (allocHuge) and are kept when freed, so the next call (or the next kernel) reuses
 // them without faults.
-#include "kernel_alloc.h"
-
-#include <HalideRuntime.h>
-
+#pragma once
+#include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <mutex>
 #include <vector>
 
-#include "huge_alloc.h"
+#include "common/huge_alloc.h"
 
-namespace cnnc::rt {
-namespace {
+namespace cnnc {
+
+// Bytes of freed big blocks kept for reuse at most.
+constexpr size_t kKernelCacheBytes = size_t(2) << 30;
+
+namespace kernel_alloc_detail {
 
 // Each block starts with this header, kHeader bytes before the pointer handed out.
 struct Header {
@@ -31,16 +37,22 @@ constexpr size_t kHeader = 128;  // keeps the data 128-byte aligned
 constexpr size_t kSlack = 64;    // readable bytes past the end
 constexpr uint32_t kMagic = 0xC0DEB10C;
 
-std::mutex gMu;
-std::vector<Header*> gFree;  // freed big blocks
-size_t gCached = 0;
+// One pool per program (inline variables have a single definition across translation units).
+inline std::mutex gMu;
+inline std::vector<Header*> gFree;  // freed big blocks
+inline size_t gCached = 0;
 
-void* dataOf(Header* h) { return reinterpret_cast<char*>(h) + kHeader; }
-Header* headerOf(void* p) { return reinterpret_cast<Header*>(static_cast<char*>(p) - kHeader); }
+inline void* dataOf(Header* h) { return reinterpret_cast<char*>(h) + kHeader; }
+inline Header* headerOf(void* p) { return reinterpret_cast<Header*>(static_cast<char*>(p) - kHeader); }
 
-}  // namespace
+}  // namespace kernel_alloc_detail
 
-void* kernelMalloc(void*, size_t bytes) {
+// Blocks from kBigBlock on sit on 2 MiB pages and, when freed, are kept for the next allocation
+// of a size they hold (at most twice it), up to kKernelCacheBytes in all; smaller ones are plain
+// malloc. Every block is 128-byte aligned, and 64 bytes past either end are readable, as Halide
+// asks of halide_malloc. The signatures are Halide's halide_malloc_t and halide_free_t.
+inline void* kernelMalloc(void*, size_t bytes) {
+  using namespace kernel_alloc_detail;
   size_t need = bytes + kSlack;
   if (need + kHeader < kBigBlock) {
     size_t total = (kHeader + need + 127) / 128 * 128;
@@ -70,7 +82,8 @@ void* kernelMalloc(void*, size_t bytes) {
   return dataOf(h);
 }
 
-void kernelFree(void*, void* p) {
+inline void kernelFree(void*, void* p) {
+  using namespace kernel_alloc_detail;
   if (!p) return;
   Header* h = headerOf(p);
   if (h->magic != kMagic) std::abort();  // not ours: a heap corruption, not a recoverable error
@@ -85,14 +98,10 @@ void kernelFree(void*, void* p) {
   std::free(h);
 }
 
-size_t kernelCachedBytes() {
-  std::lock_guard<std::mutex> l(gMu);
-  return gCached;
+// Bytes of freed big blocks kept for reuse now (tests).
+inline size_t kernelCachedBytes() {
+  std::lock_guard<std::mutex> l(kernel_alloc_detail::gMu);
+  return kernel_alloc_detail::gCached;
 }
 
-void installKernelAllocator() {
-  halide_set_custom_malloc(kernelMalloc);
-  halide_set_custom_free(kernelFree);
-}
-
-}  // namespace cnnc::rt
+}  // namespace cnnc
