@@ -48,6 +48,7 @@
 #include "aot.h"
 #include "common/install_paths.h"
 #include "common/kernel_alloc.h"
+#include "common/temp_dir.h"
 #include "common/weight_packing.h"
 #include "schedule.h"
 #include "tune_model.h"
@@ -570,9 +571,7 @@ bool Tuner::setup(std::string& err) {
   for (const auto& w : warnings) fprintf(stderr, "cnnc: warning: %s\n", w.c_str());
   for (const auto& r : db_.records)
     if (r.version == o_.version && r.target == o_.target && !r.inNet) measured_.insert({r.kernel, r.schedule.str()});
-  char tmpl[] = "/tmp/cnnc-tune-XXXXXX";
-  if (!mkdtemp(tmpl)) { err = std::string("cannot create a temporary folder: ") + strerror(errno); return false; }
-  work_ = tmpl;
+  if (!makeTempDir("cnnc-tune-", work_, err)) return false;
   AotOptions ao;
   ao.target = o_.target;
   ao.cacheDir = o_.cacheDir;

@@ -192,7 +192,8 @@ def main():
         # Kill a tune once it has written records, then resume it.
         kdb = f"{d}/killed.jsonl"
         p = subprocess.Popen(base[:3] + ["--in-net-rounds", "0", "--db", kdb, "--cache-dir", cache, "--budget", "10s", "--batch", "2"],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             env=dict(os.environ, TMPDIR=d))  # the killed tune's work folder stays in d
         deadline = time.time() + 60
         while time.time() < deadline and (not os.path.exists(kdb) or len(open(kdb).read().splitlines()) < 4):
             time.sleep(0.05)

@@ -31,6 +31,7 @@
 #include <set>
 
 #include "../../runtime/median.h"  // by path: runtime/ also has a plan.h
+#include "common/temp_dir.h"
 #include "compile.h"
 #include "tuning_db.h"
 
@@ -91,9 +92,8 @@ bool profile(const std::string& exe, bool train, int batch, Profiled& out, std::
 
 bool measureInNet(const Graph& g, const SourceManager& sm, const codegen::TuneOptions& o, bool train, int rounds, int candidates,
                   std::string& err) {
-  char tmpl[] = "/tmp/cnnc-tune-net-XXXXXX";
-  if (!mkdtemp(tmpl)) { err = "cannot create a temporary folder"; return false; }
-  std::string dir = tmpl;
+  std::string dir;
+  if (!makeTempDir("cnnc-tune-net-", dir, err)) return false;
   struct Cleanup {
     std::string d;
     ~Cleanup() {
