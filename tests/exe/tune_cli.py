@@ -7,8 +7,9 @@
   what is left of the budget without losing or rewriting any of them;
 - bad flags, an untimeable target and a corrupt database are errors that say what to do;
 - candidates are timed with the executables' kernel allocator (common/kernel_alloc.h);
-- the in-net step profiles the net with the defaults and with the search's fastest schedules and
-  records each differing kernel's time in the net (situ "net");
+- the in-net step profiles the net with the defaults and with the search's fastest schedules,
+  times each kernel's choice again on fresh runs, and records each differing kernel's time in the
+  net (situ "net");
 - a second net with similar shapes starts from the first one's best schedules (seeds);
 - --adams2019 adds the autoscheduler's schedule as a candidate (and only then);
 - remote measurement (--remote 'CMD {exe}'): the measurement program runs natively through the
@@ -86,6 +87,11 @@ def main():
             check("nothing measured in the net when the defaults won alone", not net, f"{len(net)} records")
         else:
             check("in-net summary", "profiled runs of each of" in r.stderr and "keep a tuned schedule" in r.stderr, r.stderr[-400:])
+            # Every kernel that chose another schedule is timed again against its default (fresh runs).
+            m = re.search(r"(\d+) kernels chose another schedule than their default, (\d+) of them confirmed", r.stderr)
+            again = r.stderr.count("in the net, again:")
+            check("each choice in the net is confirmed or dropped on fresh runs",
+                  m and again == int(m.group(1)) and int(m.group(2)) <= again, f"{m and m.groups()}, {again} lines")
             # Per differing kernel the default's time in the net, and the tuned schedule's when it won there.
             kernels_net = {x["kernel"] for x in net}
             check("in-net records: the default's for each differing kernel, the tuned one's where it won",

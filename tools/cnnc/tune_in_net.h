@@ -12,9 +12,10 @@ namespace cnnc {
 // isolated schedule of every tuned kernel in o.dbPath, profiles the executables in a rotating order
 // (`X bench [--train] --profile --json`, `rounds` times each), and appends, for every kernel with
 // another schedule on record, its time per call in the net with the default, and with the fastest
-// other schedule when that is 3% faster there and the chosen schedules together make the whole net
-// 1% faster (records with situ "net", which a compile prefers over isolated ones). So a schedule
-// that wins alone and does not win in the net is not used, and one that ranked second alone can. Prints a summary on stderr. False with `err`
+// other schedule when that is 3% faster there, 2% faster again in as many fresh profiled runs, and
+// the confirmed schedules together make the whole net 1% faster (records with situ "net", which a
+// compile prefers over isolated ones). So a schedule that wins alone and does not win in the net
+// is not used, and one that ranked second alone can. Prints a summary on stderr. False with `err`
 // when a compile, a run or the database fails.
 bool measureInNet(const Graph& g, const SourceManager& sm, const codegen::TuneOptions& o, bool train, int rounds, int candidates,
                   std::string& err);
