@@ -232,9 +232,9 @@ bool measureInNet(const Graph& g, const SourceManager& sm, const codegen::TuneOp
 
   // 4. The chosen schedules together, against the defaults, profiled in alternation on fresh runs:
   //    step 3 picked each kernel's fastest of several noisy readings, which flatters the winner
-  //    (ResNet-50 at batch 8: the maxpool's 2nd variant read 0.91 ms against the default's 1.27, and
-  //    15 choices worth 6 ms of 199 ran 1.01x together). A choice stays only where these new runs
-  //    confirm it, 2% faster than the default.
+  //    (ResNet-50 at batch 8, AMD Zen 5: its 256 -> 128 1x1 conv at 56x56 read 5.65 ms with its 3rd
+  //    variant against the default's 6.11, and 6.25 against 5.90 in fresh runs; 15 choices worth 6 ms
+  //    of 199 ran 1.01x together). A choice stays only where the fresh runs read it 2% faster too.
   // 5. The confirmed schedules, whole runs in alternation with the defaults: a kernel's time in a
   //    profiled run can move to its neighbours (TinyResNet training b32: the 2nd-fastest variant read
   //    22 ms less in its convs, and its whole step 1 ms less, in 190), so they are kept only if the
