@@ -587,11 +587,11 @@ bool Tuner::setup(std::string& err) {
   if (system(cmd.c_str()) != 0) { err = "cannot link the Halide runtime for timing: " + cmd; return false; }
   void* rt = dlopen(so.c_str(), RTLD_NOW | RTLD_GLOBAL);
   if (!rt) { err = std::string("cannot load the Halide runtime: ") + dlerror(); return false; }
-  // Candidates allocate what the executables' kernels do (common/kernel_alloc.h): big blocks on 2
-  // MiB pages, kept between calls. With Halide's default (malloc) each block past glibc's mmap
-  // threshold was mapped afresh and faulted in on every timed call: the Winograd form of a
-  // 256-channel 14x14 conv at batch 8 (17 MiB of transforms and sums) read 90.7 ms alone against
-  // 8.4 ms in the net, and the tuner ranked every candidate by those faults.
+  // Candidates allocate what the executables' kernels do (common/kernel_alloc.h): blocks from
+  // 64 KiB kept between calls, from 4 MiB on 2 MiB pages. With Halide's default (malloc) each block
+  // past glibc's mmap threshold was mapped afresh and faulted in on every timed call: the Winograd
+  // form of a 256-channel 14x14 conv at batch 8 (17 MiB of transforms and sums) read 90.7 ms alone
+  // against 8.4 ms in the net, and the tuner ranked every candidate by those faults.
   using SetMalloc = halide_malloc_t (*)(halide_malloc_t);
   using SetFree = halide_free_t (*)(halide_free_t);
   auto setMalloc = (SetMalloc)dlsym(rt, "halide_set_custom_malloc");
@@ -600,10 +600,8 @@ bool Tuner::setup(std::string& err) {
   setMalloc(kernelMalloc);
   setFree(kernelFree);
   // A big block the runtime hands out must come back to this allocator's pool when freed.
-  using Malloc = void* (*)(void*, size_t);
-  using Free = void (*)(void*, void*);
-  auto hMalloc = (Malloc)dlsym(rt, "halide_malloc");
-  auto hFree = (Free)dlsym(rt, "halide_free");
+  auto hMalloc = (halide_malloc_t)dlsym(rt, "halide_malloc");
+  auto hFree = (halide_free_t)dlsym(rt, "halide_free");
   size_t pooled = kernelCachedBytes();
   void* probe = hMalloc ? hMalloc(nullptr, kBigBlock) : nullptr;
   if (probe && hFree) hFree(nullptr, probe);

@@ -43,7 +43,7 @@ bool Executor::init(const Plan& p, const KernelEntry* table, int count, std::str
   const char* check = getenv("CNNC_CHECK_WRITES");
   checkWrites_ = check && *check && std::string(check) != "0";
   halide_set_error_handler(onHalideError);
-  // The kernels' own big buffers on 2 MiB pages, kept when freed (common/kernel_alloc.h).
+  // The kernels' own buffers from 64 KiB kept when freed, from 4 MiB on 2 MiB pages (common/kernel_alloc.h).
   halide_set_custom_malloc(kernelMalloc);
   halide_set_custom_free(kernelFree);
   plan_ = &p;

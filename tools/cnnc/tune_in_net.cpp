@@ -143,6 +143,17 @@ bool measureInNet(const Graph& g, const SourceManager& sm, const codegen::TuneOp
   }
   const int V = (int)dbs.size();
   std::map<std::string, const codegen::KernelSpec*> specOf;
+  // Compiles the net with the database at `dbPath` (its plans `p`, which stay in `plans`) to
+  // `exePath`, and maps each of its kernels' functions to its spec.
+  auto compileNet = [&](const codegen::Plans& p, const std::string& dbPath, const std::string& exePath) {
+    for (const auto& sp : p.specs) specOf[sp.functionName()] = &sp;
+    codegen::CompileOptions co;
+    co.output = exePath, co.target = o.target, co.cacheDir = o.cacheDir, co.jobs = o.jobs, co.tuningDbPath = dbPath;
+    co.diag = [](const std::string&, const std::string&) {};
+    codegen::CompileResult cr;
+    if (!codegen::compile(g, sm, co, cr, err)) { err = "compiling the net to measure it: " + err; return false; }
+    return true;
+  };
   std::vector<std::string> exe;
   for (int v = 0; v < V; ++v) {
     if (v > 0) {
@@ -150,17 +161,8 @@ bool measureInNet(const Graph& g, const SourceManager& sm, const codegen::TuneOp
       if (!codegen::readTuningDb(dbs[v], o.version, vdb, err, warnings)) return false;
       plans.push_back(codegen::buildPlans(g, o.target, vdb, train));
     }
-    for (const auto& sp : plans.back().specs) specOf[sp.functionName()] = &sp;
     exe.push_back(dir + "/variant" + std::to_string(v));
-    codegen::CompileOptions co;
-    co.output = exe.back();
-    co.target = o.target;
-    co.cacheDir = o.cacheDir;
-    co.jobs = o.jobs;
-    co.tuningDbPath = dbs[v];
-    co.diag = [](const std::string&, const std::string&) {};
-    codegen::CompileResult cr;
-    if (!codegen::compile(g, sm, co, cr, err)) { err = "compiling the net to measure it: " + err; return false; }
+    if (!compileNet(plans.back(), dbs[v], exe.back())) return false;
   }
 
   // 2. Profiled runs, the variants in a rotating order each round.
@@ -249,14 +251,8 @@ bool measureInNet(const Graph& g, const SourceManager& sm, const codegen::TuneOp
     codegen::TuningDb cdb;
     if (!codegen::readTuningDb(path, o.version, cdb, err, warnings)) return false;
     plans.push_back(codegen::buildPlans(g, o.target, cdb, train));
-    for (const auto& sp : plans.back().specs) specOf[sp.functionName()] = &sp;
     exePath = dir + "/" + name;
-    codegen::CompileOptions co;
-    co.output = exePath, co.target = o.target, co.cacheDir = o.cacheDir, co.jobs = o.jobs, co.tuningDbPath = path;
-    co.diag = [](const std::string&, const std::string&) {};
-    codegen::CompileResult cr;
-    if (!codegen::compile(g, sm, co, cr, err)) { err = "compiling the net to measure it: " + err; return false; }
-    return true;
+    return compileNet(plans.back(), path, exePath);
   };
   // Per tuned key, its calls' summed ms in one profiled run.
   auto perKey = [&](const Profiled& p) {
